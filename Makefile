@@ -1,0 +1,33 @@
+# The two set-up commands of the README:
+#   make reproduce   install everything, rebuild the dataset from data/raw (dvc repro)
+#   make test        install everything, run the test suite
+# Both create .venv from the pinned lock file (requirements.lock) with uv.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(CURDIR)/$(VENV)/bin
+UV_VERSION := 0.13.9
+export PATH := $(BIN):$(PATH)
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: reproduce test install lock
+
+reproduce: install
+	dvc repro
+	dvc metrics show
+
+test: install
+	pytest -q
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(VENV)/bin/uv pip install --quiet --python $(VENV)/bin/python --require-hashes -r requirements.lock
+	$(VENV)/bin/uv pip install --quiet --python $(VENV)/bin/python --no-deps -e .
+	touch $@
+
+# Re-resolve the pinned set after changing dependencies in pyproject.toml.
+lock:
+	$(VENV)/bin/uv pip compile pyproject.toml --extra test --python 3.11 --no-emit-index-url --generate-hashes -o requirements.lock

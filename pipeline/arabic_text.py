@@ -1,0 +1,135 @@
+"""Arabic text normalisation, as Polars expressions (no per-row Python).
+
+Two different normalisations live here, on purpose:
+
+* ``clean_text`` keeps the article faithful: it is what gets published. It folds
+  presentation forms (NFKC), drops invisible marks, tatweel, control characters and
+  HTML, and normalises whitespace, but keeps diacritics, letter forms and punctuation.
+* ``match_key`` is only for matching (dedup, boilerplate lines, duplicate checks). It
+  throws away everything that differs between two printings of the same text:
+  diacritics, alef/yaa/taa-marbuta forms, digits scripts, punctuation, case.
+"""
+
+from __future__ import annotations
+
+import html
+
+import polars as pl
+
+# Characters with no visible form that scrapers carry along: BOM / zero-width no-break
+# space, zero-width space, LRM, RLM, Arabic letter mark (ALM), soft hyphen, word joiner
+# and the bidi embedding/isolate controls. ZWJ/ZWNJ (U+200C/D) are kept: in Persian and
+# Urdu quotations they change how letters join.
+INVISIBLE_MARKS = r"[\x{FEFF}\x{200B}\x{200E}\x{200F}\x{061C}\x{00AD}\x{2060}\x{202A}-\x{202E}\x{2066}-\x{2069}]"
+TATWEEL = "\u0640"
+# C0/C1 control characters except tab and newline (tabs become spaces later).
+CONTROL_CHARS = r"[\x00-\x08\x0B-\x1F\x7F-\x9F]"
+# Harakat, tanween, shadda, sukun, superscript alef, Quranic annotation marks.
+ARABIC_DIACRITICS = r"[\x{064B}-\x{065F}\x{0670}\x{06D6}-\x{06ED}]"
+
+HTML_TAG = r"<[A-Za-z!/?][^<>]*>"
+HTML_ENTITY = r"&(?:#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});"
+# Elements whose content is code or metadata, never article text.
+_HTML_NON_TEXT_BLOCKS = r"(?is)<(script|style|head|noscript|template|svg)\b.*?</(?:script|style|head|noscript|template|svg)\s*>|<!--.*?-->"
+_HTML_BLOCK_BREAKS = r"(?i)<br\s*/?>|</?(?:p|div|h[1-6]|li|ul|ol|tr|table|article|section|header|footer|blockquote)\b[^<>]*>"
+
+# Letter-form folding for matching. Hamza carriers: أ إ آ ٱ fold to bare alef (spelling
+# of initial hamza varies between outlets); ؤ ئ are left alone because outlets do not
+# drop them, and folding them merges distinct words (e.g. مسؤول / مسوول is not a variant).
+_LETTER_FOLDS = {
+    "أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا",
+    "ى": "ي", "ی": "ي", "ة": "ه", "ک": "ك",
+}
+_DIGIT_FOLDS = {chr(0x0660 + d): str(d) for d in range(10)} | {chr(0x06F0 + d): str(d) for d in range(10)}
+_FOLD_FROM = list(_LETTER_FOLDS) + list(_DIGIT_FOLDS)
+_FOLD_TO = list(_LETTER_FOLDS.values()) + list(_DIGIT_FOLDS.values())
+
+# A word: a run of letters, digits and combining marks. Python's ``re`` ``\w``/``\W``
+# treats Arabic diacritics (category Mn) as non-word characters and would split
+# "مُحَمَّد" into pieces; this class keeps a word whole.
+WORD = r"[\p{L}\p{N}\p{M}]+"
+ARABIC_LETTER = r"[\p{Arabic}&&\p{L}]"
+LETTER = r"\p{L}"
+
+
+def _unescape_html_entities(texts: pl.Series) -> pl.Series:
+    """Decode HTML entities in the (rare) rows that have any; other rows untouched."""
+    has_entity = texts.str.contains(HTML_ENTITY).fill_null(False)
+    rows = has_entity.arg_true()
+    if rows.len() == 0:
+        return texts
+    decoded = [html.unescape(t) for t in texts.gather(rows).to_list()]
+    return texts.scatter(rows, decoded)
+
+
+def strip_html(text: pl.Expr) -> pl.Expr:
+    """Turn HTML (if any) into plain text: drop script/style/comments, tags become line
+    breaks or nothing, entities are decoded."""
+    return (
+        text.str.replace_all(_HTML_NON_TEXT_BLOCKS, "")
+        .str.replace_all(_HTML_BLOCK_BREAKS, "\n")
+        .str.replace_all(HTML_TAG, "")
+        .map_batches(_unescape_html_entities, return_dtype=pl.String, is_elementwise=True)
+    )
+
+
+def clean_text(text: pl.Expr) -> pl.Expr:
+    """Faithful cleaning of article text; lines are kept, each stripped, runs of blank
+    lines dropped (one paragraph per line)."""
+    return (
+        strip_html(text)
+        .str.normalize("NFKC")  # presentation forms -> letters, NBSP -> space
+        .str.replace_all("\r\n?", "\n")
+        .str.replace_all(INVISIBLE_MARKS, "")
+        .str.replace_all(CONTROL_CHARS, "")
+        .str.replace_all(TATWEEL, "", literal=True)
+        .str.replace_all(r"[^\S\n]+", " ")  # any horizontal whitespace -> one space
+        .str.replace_all(r"(?m)^ +| +$", "")
+        .str.replace_all(r"\n{2,}", "\n")
+        .str.strip_chars("\n")
+    )
+
+
+def clean_line(text: pl.Expr) -> pl.Expr:
+    """``clean_text`` for single-line fields (title, source): newlines become spaces."""
+    return clean_text(text).str.replace_all("\n", " ")
+
+
+def match_key(text: pl.Expr) -> pl.Expr:
+    """Normalised key for matching: same words in the same order <=> same key."""
+    return (
+        text.str.normalize("NFKC")
+        .str.replace_all(INVISIBLE_MARKS, "")
+        .str.replace_all(ARABIC_DIACRITICS, "")
+        .str.replace_all(TATWEEL, "", literal=True)
+        .str.replace_many(_FOLD_FROM, _FOLD_TO)
+        .str.to_lowercase()
+        .str.replace_all(r"[^\p{L}\p{N}\p{M}]+", " ")  # punctuation and symbols -> space
+        .str.replace_all(r"\p{M}", "")  # marks of other scripts (Latin accents etc.)
+        .str.strip_chars(" ")
+    )
+
+
+def words(text: pl.Expr) -> pl.Expr:
+    """List of words (Unicode-aware: diacritics stay inside their word)."""
+    return text.str.extract_all(WORD)
+
+
+def word_count(text: pl.Expr) -> pl.Expr:
+    return text.str.count_matches(WORD).cast(pl.Int64)
+
+
+def arabic_ratio(text: pl.Expr) -> pl.Expr:
+    """Share of letters that are Arabic-script letters (0 when there are no letters)."""
+    letters = text.str.count_matches(LETTER)
+    return (
+        pl.when(letters > 0)
+        .then(text.str.count_matches(ARABIC_LETTER) / letters)
+        .otherwise(0.0)
+        .cast(pl.Float64)
+    )
+
+
+def match_key_of(value: str) -> str:
+    """``match_key`` of one Python string (for curated lists and reports)."""
+    return pl.select(match_key(pl.lit(value, dtype=pl.String))).item()

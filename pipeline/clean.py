@@ -1,0 +1,283 @@
+"""Clean: faithful text normalisation, web boilerplate out, quality filters.
+
+For each article:
+
+1. Text and title are normalised (``arabic_text.clean_text``): HTML removed, NFKC,
+   invisible marks, control characters and tatweel out, whitespace folded, one paragraph
+   per line. Diacritics stay.
+2. Boilerplate lines are removed. A line is compared by its ``match_key`` (so
+   "اترك تعليقاً" and "اترك تعليقا" are the same line) against the curated lists in
+   params.yaml ``boilerplate``: ``lines`` anywhere, ``prefixes`` (short lines only),
+   ``section_labels`` only before the first article line, ``trailing`` only after the
+   last one. Lines that repeat in at least ``repeated_lines.min_articles`` articles of
+   the same drop and outlet are boilerplate too (short lines only, so a wire story
+   reprinted many times keeps its sentences). A word inside a sentence is never touched:
+   only whole lines are compared.
+3. Articles without a title (one-article text files) take their first remaining line as
+   the title; a first line that repeats the title is dropped from the text.
+4. Quality filters (params.yaml ``quality``) send an article to quarantine with a reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from . import arabic_text
+from .ingest import with_lengths
+from .io import scan_table, write_json, write_tables
+from .params import load_params, path_of, section
+from .progress import log
+from .schema import ARTICLE_SCHEMA, QUARANTINE_SCHEMA, conform
+
+STAGE = "clean"
+
+
+@dataclass(frozen=True)
+class BoilerplateRules:
+    """The curated boilerplate lists, as match keys."""
+
+    lines: frozenset[str]
+    prefixes: tuple[str, ...]
+    section_labels: frozenset[str]
+    trailing: frozenset[str]
+    max_prefix_line_chars: int
+    repeated_min_articles: int
+    repeated_max_chars: int
+
+    @classmethod
+    def from_params(cls, boilerplate: dict[str, Any]) -> "BoilerplateRules":
+        def keys(name: str) -> list[str]:
+            return [k for k in (arabic_text.match_key_of(v) for v in boilerplate.get(name) or []) if k]
+
+        repeated = boilerplate["repeated_lines"]
+        return cls(
+            lines=frozenset(keys("lines")),
+            prefixes=tuple(sorted(set(keys("prefixes")))),
+            section_labels=frozenset(keys("section_labels")),
+            trailing=frozenset(keys("trailing")),
+            max_prefix_line_chars=int(boilerplate["max_prefix_line_chars"]),
+            repeated_min_articles=int(repeated["min_articles"]),
+            repeated_max_chars=int(repeated["max_chars"]),
+        )
+
+    def curated_line(self, key: pl.Expr, line: pl.Expr) -> pl.Expr:
+        """True for a line that is boilerplate wherever it stands."""
+        prefixed = pl.lit(False)
+        for prefix in self.prefixes:
+            prefixed = prefixed | (key == prefix) | key.str.starts_with(prefix + " ")
+        return key.is_in(list(self.lines)) | (prefixed & (line.str.len_chars() <= self.max_prefix_line_chars))
+
+
+def normalise_fields(articles: pl.LazyFrame) -> pl.LazyFrame:
+    return articles.with_columns(
+        text=arabic_text.clean_text(pl.col("text")),
+        title=arabic_text.clean_line(pl.col("title")).replace("", None),
+        source=pl.col("source").str.strip_chars().replace("", None),
+        url=pl.col("url").str.strip_chars().replace("", None),
+    )
+
+
+def article_lines(articles: pl.LazyFrame) -> pl.LazyFrame:
+    """One row per non-empty line: id, drop, source, pos, line, key."""
+    return (
+        articles.select("id", "drop", "source", line=pl.col("text").str.split("\n"))
+        .with_columns(pos=pl.int_ranges(0, pl.col("line").list.len()))
+        .explode("line", "pos")
+        .filter(pl.col("line").is_not_null() & (pl.col("line") != ""))
+        .with_columns(key=arabic_text.match_key(pl.col("line")))
+    )
+
+
+def repeated_lines(lines: pl.LazyFrame, rules: BoilerplateRules) -> pl.LazyFrame:
+    """(drop, source, key) of short lines found in many articles of one drop and outlet."""
+    return (
+        lines.filter((pl.col("key") != "") & (pl.col("line").str.len_chars() <= rules.repeated_max_chars))
+        .group_by("drop", "source", "key")
+        .agg(n_articles=pl.col("id").n_unique())
+        .filter(pl.col("n_articles") >= rules.repeated_min_articles)
+        .select("drop", "source", "key", repeated=pl.lit(True))
+    )
+
+
+def classify_lines(lines: pl.LazyFrame, rules: BoilerplateRules) -> pl.LazyFrame:
+    """Adds ``removed_as``: null for article lines, else the kind of boilerplate."""
+    flagged = lines.join(
+        repeated_lines(lines, rules), on=["drop", "source", "key"], how="left", nulls_equal=True, maintain_order="left"
+    ).with_columns(
+        curated=rules.curated_line(pl.col("key"), pl.col("line")) | (pl.col("key") == ""),
+        repeated=pl.col("repeated").fill_null(False),
+        label=pl.col("key").is_in(list(rules.section_labels)),
+        trailing=pl.col("key").is_in(list(rules.trailing)),
+    )
+    boilerplate = pl.col("curated") | pl.col("repeated")
+    first_body = pl.col("pos").filter(~boilerplate & ~pl.col("label")).min().over("id")
+    last_body = pl.col("pos").filter(~boilerplate & ~pl.col("trailing")).max().over("id")
+    return flagged.with_columns(
+        removed_as=pl.when(pl.col("curated"))
+        .then(pl.lit("curated"))
+        .when(pl.col("repeated"))
+        .then(pl.lit("repeated"))
+        .when(pl.col("label") & (first_body.is_null() | (pl.col("pos") < first_body)))
+        .then(pl.lit("section_label"))
+        .when(pl.col("trailing") & (last_body.is_null() | (pl.col("pos") > last_body)))
+        .then(pl.lit("trailing"))
+    ).drop("curated", "repeated", "label", "trailing")
+
+
+def rebuild_articles(articles: pl.LazyFrame, lines: pl.LazyFrame) -> pl.LazyFrame:
+    """Articles with text rebuilt from their kept lines and a title resolved."""
+    kept = (
+        lines.filter(pl.col("removed_as").is_null())
+        .group_by("id")
+        .agg(
+            body=pl.col("line").sort_by("pos"),
+            first_key=pl.col("key").sort_by("pos").first(),
+            repeated_line_share=pl.col("key").is_duplicated().mean(),
+        )
+    )
+    first_line = pl.col("body").list.first()
+    title_from_text = pl.col("title").is_null()
+    drop_first = title_from_text | (pl.col("first_key") == arabic_text.match_key(pl.col("title")))
+    return (
+        articles.join(kept, on="id", how="left", maintain_order="left")
+        .with_columns(title_from_text=title_from_text & first_line.is_not_null())
+        .with_columns(
+            title=pl.coalesce("title", first_line),
+            text=pl.when(drop_first.fill_null(False))
+            .then(pl.col("body").list.slice(1))
+            .otherwise(pl.col("body"))
+            .list.join("\n")
+            .fill_null(""),
+        )
+        .pipe(with_lengths)
+        .with_columns(arabic_ratio=arabic_text.arabic_ratio(pl.col("text")))
+    )
+
+
+def quality_reason(quality: dict[str, Any]) -> pl.Expr:
+    """The first quality rule an article fails (null when it passes)."""
+    min_words, min_chars = int(quality["min_words"]), int(quality["min_chars"])
+    max_chars, min_ratio = int(quality["max_chars"]), float(quality["min_arabic_ratio"])
+    max_repeated = float(quality["max_repeated_line_share"])
+    return (
+        pl.when(pl.col("n_chars") == 0)
+        .then(pl.lit("empty_after_cleaning"))
+        .when((pl.col("n_words") < min_words) | (pl.col("n_chars") < min_chars))
+        .then(pl.lit("too_short"))
+        .when(pl.col("n_chars") > max_chars)
+        .then(pl.lit("too_long"))
+        .when(pl.col("arabic_ratio") < min_ratio)
+        .then(pl.lit("low_arabic_ratio"))
+        .when(pl.col("repeated_line_share") > max_repeated)
+        .then(pl.lit("repetitive"))
+    )
+
+
+def quality_detail(quality: dict[str, Any]) -> pl.Expr:
+    return (
+        pl.when(pl.col("reason") == "too_short")
+        .then(pl.format("{} words, {} chars (min {} words, {} chars)", "n_words", "n_chars",
+                        pl.lit(quality["min_words"]), pl.lit(quality["min_chars"])))
+        .when(pl.col("reason") == "too_long")
+        .then(pl.format("{} chars (max {})", "n_chars", pl.lit(quality["max_chars"])))
+        .when(pl.col("reason") == "low_arabic_ratio")
+        .then(pl.format("Arabic letters {} of letters (min {})", pl.col("arabic_ratio").round(3),
+                        pl.lit(quality["min_arabic_ratio"])))
+        .when(pl.col("reason") == "repetitive")
+        .then(pl.format("{} of lines repeated (max {})", pl.col("repeated_line_share").round(3),
+                        pl.lit(quality["max_repeated_line_share"])))
+        .when(pl.col("reason") == "empty_after_cleaning")
+        .then(pl.lit("no text left after removing markup and boilerplate"))
+    )
+
+
+@dataclass
+class CleanResult:
+    articles: pl.LazyFrame  # kept, ARTICLE_SCHEMA
+    quarantine: pl.LazyFrame  # QUARANTINE_SCHEMA, this stage's rejections
+    lines: pl.LazyFrame  # every line with removed_as
+
+
+def clean_articles(articles: pl.LazyFrame, rules: BoilerplateRules, quality: dict[str, Any]) -> CleanResult:
+    """The clean stage as a pure function of lazy frames."""
+    normalised = normalise_fields(articles)
+    lines = classify_lines(article_lines(normalised), rules)
+    judged = rebuild_articles(normalised, lines).with_columns(reason=quality_reason(quality))
+    kept = conform(judged.filter(pl.col("reason").is_null()), ARTICLE_SCHEMA)
+    quarantine = conform(
+        judged.filter(pl.col("reason").is_not_null()).with_columns(stage=pl.lit(STAGE), detail=quality_detail(quality)),
+        QUARANTINE_SCHEMA,
+    )
+    return CleanResult(kept, quarantine, lines)
+
+
+def removed_line_counts(lines: pl.LazyFrame) -> pl.LazyFrame:
+    """How often each removed line was removed, most frequent first (for review)."""
+    return (
+        lines.filter(pl.col("removed_as").is_not_null())
+        .group_by("removed_as", "key")
+        .agg(n_articles=pl.col("id").n_unique(), example=pl.col("line").min())
+        .sort(["n_articles", "removed_as", "key"], descending=[True, False, False])
+    )
+
+
+def run(input_dir: Path, output_dir: Path, metrics_path: Path | None, params: dict[str, Any]) -> dict[str, Any]:
+    rules = BoilerplateRules.from_params(section(params, "boilerplate"))
+    result = clean_articles(scan_table(input_dir / "articles"), rules, section(params, "quality"))
+    quarantine = pl.concat([scan_table(input_dir / "quarantine.parquet"), result.quarantine])
+    write_tables({
+        output_dir / "articles.parquet": result.articles,
+        output_dir / "quarantine.parquet": quarantine,
+        output_dir / "removed_lines.parquet": removed_line_counts(result.lines),
+    })
+    stage_quarantine = scan_table(output_dir / "quarantine.parquet").filter(pl.col("stage") == STAGE).collect()
+    upstream_quarantine = scan_table(input_dir / "quarantine.parquet").select(pl.len()).collect().item()
+    removed = scan_table(output_dir / "removed_lines.parquet").collect()
+
+    n_in = scan_table(input_dir / "articles").select(pl.len()).collect().item()
+    n_kept = scan_table(output_dir / "articles.parquet").select(pl.len()).collect().item()
+    by_reason = stage_quarantine.group_by("reason").len().sort("reason")
+    by_kind = removed.group_by("removed_as").agg(pl.col("n_articles").sum()).sort("removed_as")
+    metrics = {
+        "input": n_in,
+        "kept": n_kept,
+        "quarantined": stage_quarantine.height,
+        "quarantined_by_reason": dict(zip(by_reason["reason"], by_reason["len"])),
+        "boilerplate_lines_removed": dict(zip(by_kind["removed_as"], by_kind["n_articles"])),
+        "quarantined_total_with_ingest": upstream_quarantine + stage_quarantine.height,
+    }
+    if n_in != n_kept + stage_quarantine.height:
+        raise RuntimeError(f"clean lost articles: {n_in} in, {n_kept} kept + {stage_quarantine.height} quarantined")
+    log(STAGE, f"{n_in:,} in -> {n_kept:,} kept, {stage_quarantine.height:,} quarantined {metrics['quarantined_by_reason']}")
+    if metrics_path:
+        write_json(metrics_path, metrics)
+    return metrics
+
+
+def add_command(commands) -> None:
+    parser = commands.add_parser(
+        "clean",
+        help="normalise text, remove boilerplate, apply quality filters",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--input", type=Path, help="ingest output folder (default: paths.ingest)")
+    parser.add_argument("--output", type=Path, help="output folder (default: paths.clean)")
+    parser.add_argument("--metrics", type=Path, help="metrics JSON (default: metrics/clean.json)")
+    parser.set_defaults(handler=_main)
+
+
+def _main(args) -> int:
+    params = load_params(args.params)
+    run(
+        args.input or path_of(params, "ingest"),
+        args.output or path_of(params, "clean"),
+        args.metrics or path_of(params, "metrics") / "clean.json",
+        params,
+    )
+    return 0

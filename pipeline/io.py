@@ -1,0 +1,93 @@
+"""Reading and writing the pipeline's tables and reports, deterministically.
+
+Tables are Parquet: a single file, or a directory of ``part-NNNNN.parquet`` files when a
+stage writes in batches. Writers fix every option that could change the bytes (codec,
+level, row-group size, statistics, row order), so equal inputs give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Iterable
+
+import polars as pl
+
+PARQUET_OPTIONS: dict[str, Any] = {
+    "compression": "zstd",
+    "compression_level": 3,
+    "statistics": True,
+    "row_group_size": 50_000,
+}
+
+
+def scan_table(path: str | Path) -> pl.LazyFrame:
+    """Lazily scan a Parquet file or a directory of Parquet part files."""
+    path = Path(path)
+    if path.is_dir():
+        parts = sorted(path.glob("*.parquet"))
+        if not parts:
+            raise FileNotFoundError(f"{path} holds no .parquet files")
+        return pl.scan_parquet(parts)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist (has the previous stage run?)")
+    return pl.scan_parquet(path)
+
+
+def write_table(frame: pl.LazyFrame | pl.DataFrame, path: str | Path) -> Path:
+    """Write one Parquet file, streaming when given a LazyFrame (row order is kept)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(frame, pl.LazyFrame):
+        frame.sink_parquet(path, maintain_order=True, engine="streaming", **PARQUET_OPTIONS)
+    else:
+        frame.write_parquet(path, **PARQUET_OPTIONS)
+    return path
+
+
+def write_tables(outputs: dict[Path, pl.LazyFrame]) -> None:
+    """Sink several lazy tables in one streaming pass, so a plan they share (say, the
+    cleaned articles feeding both the kept table and the quarantine) runs once."""
+    sinks = []
+    for path, frame in outputs.items():
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        sinks.append(frame.sink_parquet(path, lazy=True, maintain_order=True, **PARQUET_OPTIONS))
+    pl.collect_all(sinks, engine="streaming")
+
+
+def write_parts(batches: Iterable[pl.DataFrame], directory: str | Path, schema: pl.Schema) -> int:
+    """Write batches as ``part-00000.parquet``, ``part-00001.parquet``...; returns rows.
+
+    An empty input still writes one empty part, so readers always find the schema.
+    """
+    directory = reset_dir(directory)
+    rows = parts = 0
+    for batch in batches:
+        write_table(batch, directory / f"part-{parts:05d}.parquet")
+        rows += batch.height
+        parts += 1
+    if parts == 0:
+        write_table(pl.DataFrame(schema=schema), directory / "part-00000.parquet")
+    return rows
+
+
+def reset_dir(directory: str | Path) -> Path:
+    """An empty directory at `directory` (its previous content removed)."""
+    directory = Path(directory)
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    return directory
+
+
+def write_json(path: str | Path, data: Any) -> Path:
+    """Pretty, key-sorted JSON with a trailing newline (stable diffs in git)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return path
+
+
+def read_json(path: str | Path) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
