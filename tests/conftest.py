@@ -1,0 +1,56 @@
+"""Shared test fixtures: paths to the real corpus samples and a way to run the CLI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# The shared, read-only corpus samples (see ../shared/corpus/README.md).
+SHARED_CORPUS = Path(os.environ.get("CORPUS_SHARED", REPO.parent / "shared" / "corpus")).resolve()
+SEED = SHARED_CORPUS / "seed"
+SAUDI_SAMPLE = SHARED_CORPUS / "saudinewsnet" / "sample"
+SAUDI_ZIPS = SHARED_CORPUS / "saudinewsnet" / "zips"
+CP1256 = SHARED_CORPUS / "arabic-newspapers-cp1256"
+VENV_BIN = Path(sys.executable).parent
+
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+os.environ["PATH"] = f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"
+
+
+def pytest_sessionstart(session) -> None:
+    if not SEED.is_dir():
+        pytest.exit(f"shared corpus not found at {SHARED_CORPUS}; set CORPUS_SHARED", returncode=2)
+
+
+def run_corpus(*args: str, cwd: Path | str = REPO, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the installed `corpus` command, as a user would."""
+    result = subprocess.run(
+        [str(VENV_BIN / "corpus"), *args], cwd=cwd, capture_output=True, text=True, env=os.environ.copy()
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"corpus {' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of this repository's pipeline (code, params, dvc.yaml, seed drop) in a
+    fresh git + DVC repo, for tests that run stages or `dvc repro` end to end."""
+    root = tmp_path / "project"
+    ignore = shutil.ignore_patterns(".venv", ".git", "build", "__pycache__", ".pytest_cache", "*.egg-info", "tmp", "cache")
+    shutil.copytree(REPO, root, ignore=ignore)
+    for command in (
+        ["git", "init", "-q"],
+        ["git", "config", "user.email", "tests@example.invalid"],
+        ["git", "config", "user.name", "tests"],
+        ["git", "add", "-A"],
+        ["git", "commit", "-qm", "fixture"],
+    ):
+        subprocess.run(command, cwd=root, check=True, capture_output=True)
+    return root
