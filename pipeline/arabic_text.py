@@ -13,6 +13,7 @@ Two different normalisations live here, on purpose:
 from __future__ import annotations
 
 import html
+import re
 
 import polars as pl
 
@@ -133,3 +134,9 @@ def arabic_ratio(text: pl.Expr) -> pl.Expr:
 def match_key_of(value: str) -> str:
     """``match_key`` of one Python string (for curated lists and reports)."""
     return pl.select(match_key(pl.lit(value, dtype=pl.String))).item()
+
+
+def portable_regex(pattern: str) -> str:
+    """One of the patterns above for Python's ``re`` (what Great Expectations runs): the
+    Rust-style ``\\x{HHHH}`` escapes Polars understands become the characters themselves."""
+    return re.sub(r"\\x\{([0-9A-Fa-f]+)\}", lambda m: re.escape(chr(int(m.group(1), 16))), pattern)

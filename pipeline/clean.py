@@ -72,6 +72,16 @@ class BoilerplateRules:
             prefixed = prefixed | (key == prefix) | key.str.starts_with(prefix + " ")
         return key.is_in(list(self.lines)) | (prefixed & (line.str.len_chars() <= self.max_prefix_line_chars))
 
+    def line_key_regex(self) -> str:
+        """A multi-line regex over match keys (a text's lines keyed one by one) that finds
+        a line ``curated_line`` removes: a curated line, or a prefix and the rest of a short
+        line. For the validate stage's residual-boilerplate check. The length limit is on
+        the key, which drops diacritics and punctuation: a prefixed line just over
+        ``max_prefix_line_chars`` whose key is under it matches here though clean keeps it."""
+        # Match keys hold only letters, digits and single spaces: nothing to escape.
+        prefixed = [f"{p}(?: [^\\n]{{0,{max(self.max_prefix_line_chars - len(p) - 1, 0)}}})?" for p in self.prefixes]
+        return "(?m)^(?:" + "|".join(sorted(self.lines) + prefixed) + ")$"
+
 
 def normalise_fields(articles: pl.LazyFrame) -> pl.LazyFrame:
     return articles.with_columns(

@@ -1,0 +1,306 @@
+"""New corpus drops: check one before it joins the corpus, then add it.
+
+``corpus validate-drop PATH`` runs the pipeline's own stages on the drop alone, into
+``paths.validate_drop/<name>/``: ingest, clean, then the validate stage's suites
+(``article_rows`` and ``article_table``; a drop may hold a few reprints of one story, up
+to ``validate.drop_min_unique_text_share``). It then asks the dedup stage's saved index
+(``paths.dedup/index``) which of the drop's articles the corpus already has, exactly or
+nearly: those are reported, not refused, since dedup removes them when the drop joins.
+It prints a report (outcomes, quarantine reasons, a table of checks) and writes
+``results.json`` and GX Data Docs next to the drop's ingest and clean outputs.
+
+Exit status: 0 the drop is acceptable, 1 an expectation failed, 2 the input is unusable
+(not a folder, or no file in it reads as an article). CI can gate on it. ``add-drop``
+uses the same codes, and 2 also when it refuses NAME or DVC fails.
+
+``corpus add-drop PATH --name NAME`` copies the drop into a staging folder, validates
+that copy as drop NAME (so what is added is exactly what was checked, with the ids it
+will have), then moves it to ``paths.raw/NAME`` and tracks it with ``dvc add``: commit
+the ``NAME.dvc`` file, ``dvc push`` it to the remote, and the next ``dvc repro`` ingests
+it. It refuses, changing nothing, when validation fails, when NAME already exists, or
+when NAME is not a plain folder name (``../x``, ``/x``, ``a/b``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from . import clean, ingest, validate
+from .io import reset_dir, scan_table, write_json
+from .params import load_params, path_of, section
+from .schema import QUARANTINE_REASONS
+
+EXIT_ACCEPTABLE, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
+STAGE = "validate-drop"
+# A drop is one folder directly under paths.raw; DVC names its tracking file NAME.dvc.
+DROP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+class UnusableDrop(Exception):
+    """The input cannot be read as a drop at all (exit status 2)."""
+
+
+@dataclass
+class DropReport:
+    name: str
+    path: Path
+    output_dir: Path
+    ingest: dict[str, Any]  # ingest metrics of the drop
+    clean: dict[str, Any]  # clean metrics of the drop
+    validation: validate.ValidationReport
+    corpus_matches: pl.DataFrame | None  # id, duplicate_of, similarity, kind; None: no index
+    index_dir: Path
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_ACCEPTABLE if self.validation.success else EXIT_FAILED
+
+    def outcomes(self) -> dict[str, int]:
+        """Every input of the drop, once: new, already in the corpus, or quarantined."""
+        kept = self.clean["kept"]
+        counts: dict[str, int] = {}
+        if self.corpus_matches is None:
+            counts["kept (not compared with the corpus)"] = kept
+        else:
+            by_kind = dict(self.corpus_matches.group_by("kind").len().iter_rows())
+            counts["new to the corpus"] = kept - self.corpus_matches.height
+            counts["already in the corpus: exact"] = by_kind.get("exact", 0)
+            counts["already in the corpus: near"] = by_kind.get("near", 0)
+        counts["quarantined"] = self.ingest["quarantined"] + self.clean["quarantined"]
+        return counts
+
+    def quarantine_reasons(self) -> dict[str, int]:
+        reasons: dict[str, int] = {}
+        for metrics in (self.ingest, self.clean):
+            for reason, count in metrics["quarantined_by_reason"].items():
+                reasons[reason] = reasons.get(reason, 0) + count
+        return dict(sorted(reasons.items(), key=lambda item: (-item[1], item[0])))
+
+    def shared_texts(self) -> int:
+        """Articles of the drop whose normalised text another article of the drop has."""
+        return next(
+            (c.failing_rows or 0 for c in self.validation.checks if c.suite == "article_table" and c.column == "text_key_hash"),
+            0,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        matches = self.corpus_matches
+        return self.validation.to_json() | {
+            "drop": {
+                "name": self.name,
+                "path": str(self.path),
+                "inputs": self.ingest["inputs"],
+                "kept": self.clean["kept"],
+                "outcomes": self.outcomes(),
+                "quarantine_reasons": self.quarantine_reasons(),
+                "shared_texts_within_drop": self.shared_texts(),
+                "corpus_index": str(self.index_dir) if matches is not None else None,
+                "already_in_corpus": None if matches is None else matches.sort("id").to_dicts(),
+            }
+        }
+
+    def render(self) -> str:
+        lines = [f"Drop '{self.name}' ({self.path}): {self.ingest['inputs']:,} inputs"]
+        for outcome, count in self.outcomes().items():
+            lines.append(f"  {outcome:<36}{count:>8,}")
+        for reason, count in self.quarantine_reasons().items():
+            lines.append(f"    {reason:<34}{count:>8,}  {QUARANTINE_REASONS.get(reason, '')}")
+        if self.corpus_matches is None:
+            lines.append(f"  no corpus index at {self.index_dir}: run `dvc pull` or `dvc repro` to compare with the corpus")
+        shared = self.shared_texts()
+        if shared:
+            lines.append(f"  {shared:,} kept articles share their text with another article of the drop (dedup keeps one)")
+        checks = self.validation.checks
+        lines += ["", f"Checks: {len(checks) - len(self.validation.failed)} of {len(checks)} passed"]
+        for check in checks:
+            status = "ok  " if check.success else "FAIL"
+            detail = f"  {check.outcome()}" if not check.success else ""
+            lines.append(f"  {status}  {check.suite:<14}{check.description}{detail}")
+        verdict = "acceptable" if self.validation.success else f"FAILED ({len(self.validation.failed)} expectations)"
+        lines += [
+            "",
+            f"Result: {verdict}, exit {self.exit_code}",
+            f"Report: {self.output_dir / validate.RESULTS_FILE}   Data Docs: {self.output_dir / validate.DATA_DOCS_DIR / 'index.html'}",
+        ]
+        return "\n".join(lines)
+
+
+def validate_drop(drop_dir: Path, output_dir: Path, params: dict[str, Any], gx_dir: Path, index_dir: Path) -> DropReport:
+    """Ingest, clean and validate one drop folder on its own; compare it with the corpus."""
+    drop_dir = drop_dir.resolve()
+    if not drop_dir.is_dir():
+        raise UnusableDrop(f"{drop_dir} is not a folder")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    ingest_dir, clean_dir = output_dir / "ingest", output_dir / "clean"
+    ingested = ingest.run(drop_dir.parent, ingest_dir, None, section(params, "ingest"), [drop_dir.name])
+    if ingested.articles == 0:
+        reasons = ingested.metrics["quarantined_by_reason"]
+        found = f"{ingested.metrics['inputs']} inputs, all quarantined: {reasons}" if reasons else "it holds no files"
+        raise UnusableDrop(f"no readable article in {drop_dir} ({found})")
+    cleaned = clean.run(ingest_dir, clean_dir, None, params)
+    articles = scan_table(clean_dir / "articles.parquet")
+    validation = validate.run_suites(articles, validate.DROP, params, gx_dir, output_dir, stage=STAGE)
+    report = DropReport(
+        drop_dir.name, drop_dir, output_dir, ingested.metrics, cleaned, validation, corpus_matches(articles, index_dir, params), index_dir
+    )
+    write_json(output_dir / validate.RESULTS_FILE, report.to_json())
+    return report
+
+
+def corpus_matches(articles: pl.LazyFrame, index_dir: Path, params: dict[str, Any]) -> pl.DataFrame | None:
+    """The drop's articles the corpus already has (None when there is no saved index)."""
+    if not index_dir.is_dir():
+        return None
+    from .dedup import match_against_index
+
+    return match_against_index(articles, index_dir, params)
+
+
+# ---------------------------------------------------------------------------- add-drop
+
+
+def name_problem(name: str, raw_dir: Path) -> str | None:
+    """Why NAME cannot be a new drop under raw_dir (None when it can)."""
+    if not DROP_NAME.fullmatch(name) or name.endswith(".dvc"):
+        return (f"'{name}' is not a drop name: use one plain folder name of letters, digits, '.', '_' and '-' "
+                "(no '/', no '..', not absolute, not ending in .dvc)")
+    if (raw_dir / name).exists() or (raw_dir / f"{name}.dvc").exists():
+        return f"{raw_dir / name} already exists: a drop is never replaced, pick another name"
+    return None
+
+
+def copy_drop(source: Path, destination: Path) -> None:
+    """Copy the files of a drop (contents only: a read-only source gives a writable copy)."""
+    destination.mkdir(parents=True)
+    for path in sorted(source.rglob("*")):
+        target = destination / path.relative_to(source)
+        if path.is_dir():
+            target.mkdir(exist_ok=True)
+        elif path.is_file():
+            shutil.copyfile(path, target)
+
+
+def track_with_dvc(staged: Path, target: Path, push: bool) -> None:
+    """Move the staged drop into the raw area and `dvc add` it; undo the move if DVC fails."""
+    gitignore = target.parent / ".gitignore"
+    gitignore_before = gitignore.read_bytes() if gitignore.exists() else None
+    dvc_file = target.with_name(f"{target.name}.dvc")
+    shutil.move(staged, target)
+    commands = [["add", str(target)]] + ([["push", str(dvc_file)]] if push else [])
+    for command in commands:
+        result = subprocess.run([sys.executable, "-m", "dvc", *command], capture_output=True, text=True)
+        if result.returncode == 0:
+            continue
+        if command[0] == "add":
+            shutil.rmtree(target, ignore_errors=True)
+            dvc_file.unlink(missing_ok=True)
+            if gitignore_before is None:
+                gitignore.unlink(missing_ok=True)
+            else:
+                gitignore.write_bytes(gitignore_before)
+        raise RuntimeError(f"dvc {' '.join(command)} failed:\n{result.stdout}{result.stderr}")
+
+
+def add_drop(source: Path, name: str, params: dict[str, Any], gx_dir: Path, index_dir: Path, push: bool = False) -> int:
+    raw_dir = path_of(params, "raw")
+    problem = name_problem(name, raw_dir)
+    if problem is None and not Path(".dvc").is_dir():
+        problem = "not at the root of a DVC repository (no .dvc folder here)"
+    if problem is None and not source.is_dir():
+        problem = f"{source} is not a folder"
+    if problem:
+        print(f"add-drop: refused: {problem}. Nothing was changed.", file=sys.stderr)
+        return EXIT_UNUSABLE
+
+    output_dir = path_of(params, "validate_drop") / name
+    staging = reset_dir(output_dir / "staging")
+    try:
+        copy_drop(source, staging / name)
+        report = validate_drop(staging / name, output_dir, params, gx_dir, index_dir)
+        print(report.render())
+        if not report.validation.success:
+            print(f"add-drop: refused: the drop fails validation. Nothing was changed under {raw_dir}.", file=sys.stderr)
+            return EXIT_FAILED
+        track_with_dvc(staging / name, raw_dir / name, push)
+    except UnusableDrop as error:
+        print(f"add-drop: refused: {error}. Nothing was changed.", file=sys.stderr)
+        return EXIT_UNUSABLE
+    except RuntimeError as error:  # DVC failed: `dvc add` is undone, a failed push is not
+        print(f"add-drop: {error}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+    dvc_file = raw_dir / f"{name}.dvc"
+    pushed = "pushed to the DVC remote" if push else "next: `dvc push`"
+    print(
+        f"\nAdded {raw_dir / name}, tracked by {dvc_file} ({pushed}).\n"
+        f"Commit it: git add {dvc_file} {raw_dir / '.gitignore'} && git commit -m 'Add drop {name}'\n"
+        "Then `dvc repro` builds the corpus with it."
+    )
+    return EXIT_ACCEPTABLE
+
+
+# ---------------------------------------------------------------------------- CLI
+
+
+def add_command(commands) -> None:
+    check = commands.add_parser(
+        "validate-drop",
+        help="check a new drop (ingest, clean, suites, overlap with the corpus) before adding it",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.add_argument("path", type=Path, help="folder of the drop")
+    check.add_argument("--output", type=Path, help="report folder (default: paths.validate_drop/<folder name>)")
+    _common_options(check)
+    check.set_defaults(handler=_validate_main)
+
+    add = commands.add_parser(
+        "add-drop",
+        help="validate a drop, then copy it to the raw area and track it with DVC",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add.add_argument("path", type=Path, help="folder of the drop")
+    add.add_argument("--name", required=True, help="name of the new drop: the folder under paths.raw")
+    add.add_argument("--push", action="store_true", help="also `dvc push` the drop to the default remote")
+    _common_options(add)
+    add.set_defaults(handler=_add_main)
+
+
+def _common_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--gx", type=Path, help="Great Expectations project folder (default: paths.gx)")
+    parser.add_argument("--index", type=Path, help="the corpus's dedup index (default: paths.dedup/index)")
+
+
+def _locations(args, params: dict[str, Any]) -> tuple[Path, Path]:
+    return args.gx or path_of(params, "gx"), args.index or path_of(params, "dedup") / "index"
+
+
+def _validate_main(args) -> int:
+    params = load_params(args.params)
+    gx_dir, index_dir = _locations(args, params)
+    output_dir = args.output or path_of(params, "validate_drop") / args.path.resolve().name
+    try:
+        report = validate_drop(args.path, output_dir, params, gx_dir, index_dir)
+    except UnusableDrop as error:
+        print(f"validate-drop: unusable input: {error}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    print(report.render())
+    return report.exit_code
+
+
+def _add_main(args) -> int:
+    params = load_params(args.params)
+    gx_dir, index_dir = _locations(args, params)
+    return add_drop(args.path, args.name, params, gx_dir, index_dir, args.push)

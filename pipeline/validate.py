@@ -1,0 +1,365 @@
+"""Validate: the Great Expectations suites that gate the pipeline.
+
+The suites are GX expectation suites kept as JSON in ``expectations/``; the GX project
+(``gx/``: datasource, validation definitions, checkpoints) is committed next to them.
+Thresholds are not in the JSON: each names a suite parameter (``{"$PARAMETER": ...}``)
+that this module fills from params.yaml (``quality``, ``validate``, ``boilerplate``) and
+from ``schema.py``, so a bound lives in one place.
+
+* ``article_rows``: every article, batch by batch (``validate.batch_rows``): columns
+  and types, id format, title/text present, length bounds, Arabic-script ratio, no
+  residual boilerplate line (regex built from the clean stage's curated lists), no HTML
+  tag or entity, no control character, published_date in a plausible range.
+* ``deduplicated_rows`` (the corpus only): cluster_id present and an article id.
+* ``article_table``: the whole table at once: at least one row, id unique, no two rows
+  with the same normalised text (hash of ``arabic_text.match_key``), mean length within
+  bounds.
+
+Checks that need a derived value (Arabic ratio, line match keys, text hash) get it as an
+extra column computed with the shared functions before the frame goes to GX.
+
+Outputs (``paths.validate``): ``results.json`` (every check: passed or not, failing rows,
+example ids), ``data_docs/index.html`` (GX Data Docs) and ``gx_results/`` (GX's own
+result JSON), plus ``metrics/validate.json``. When an expectation fails the command
+prints which, how many rows and example ids, and exits 1, so ``dvc repro`` stops before
+split and publish.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import math
+import os
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from . import arabic_text
+from .clean import BoilerplateRules
+from .io import reset_dir, scan_table, write_json
+from .params import load_params, path_of, section
+from .progress import Progress, log
+from .schema import ARTICLE_SCHEMA, CLUSTER_ID
+
+STAGE = "validate"
+# great_expectations.yml sends GX's result store and Data Docs under this folder.
+OUTPUT_ENV = "CORPUS_VALIDATE_OUTPUT"
+RESULTS_FILE = "results.json"
+DATA_DOCS_DIR = "data_docs"
+GX_RESULTS_DIR = "gx_results"
+
+# Derived columns the row suite checks, and the columns the table suite sees.
+ROW_CHECK_COLUMNS = ("arabic_ratio", "title_key", "text_line_keys")
+TABLE_COLUMNS = ("id", "text_key_hash", "n_chars")
+TABLE_CHECKPOINT = "article_table"
+
+
+@dataclass(frozen=True)
+class Target:
+    """What is validated: the deduplicated corpus, or a new drop on its own."""
+
+    name: str
+    rows_checkpoint: str
+    extra_columns: tuple[str, ...]  # columns besides ARTICLE_SCHEMA's
+
+
+CORPUS = Target("corpus", "corpus_rows", (CLUSTER_ID,))
+DROP = Target("drop", "drop_rows", ())
+
+
+@dataclass
+class Check:
+    """One expectation's outcome, summed over the batches it ran on."""
+
+    suite: str
+    expectation: str
+    column: str | None
+    description: str
+    success: bool = True
+    rows_checked: int | None = None
+    failing_rows: int | None = None
+    examples: list[str] = field(default_factory=list)  # ids of failing articles
+    observed: Any = None  # what an aggregate expectation measured
+    error: str | None = None  # GX could not evaluate the expectation
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """Suite and description: unique, unlike the expectation type and column."""
+        return f"{self.suite}: {self.description}"
+
+    def outcome(self) -> str:
+        """What failed, in one line: rows and examples, or the observed value."""
+        if self.error:
+            return f"error: {self.error}"
+        if self.failing_rows:
+            share = f" ({self.failing_rows / self.rows_checked:.1%})" if self.rows_checked else ""
+            examples = f", e.g. {', '.join(self.examples)}" if self.examples else ""
+            return f"{self.failing_rows:,} of {self.rows_checked:,} rows{share}{examples}"
+        if self.observed is not None:
+            return f"observed {self.observed}"
+        return ""
+
+
+@dataclass
+class ValidationReport:
+    target: str
+    articles: int
+    batches: int
+    checks: list[Check]
+    parameters: dict[str, Any]
+
+    @property
+    def success(self) -> bool:
+        return all(check.success for check in self.checks)
+
+    @property
+    def failed(self) -> list[Check]:
+        return [check for check in self.checks if not check.success]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "success": self.success,
+            "articles": self.articles,
+            "batches": self.batches,
+            "expectations": len(self.checks),
+            "passed": len(self.checks) - len(self.failed),
+            "failed": len(self.failed),
+            "parameters": _jsonable(self.parameters),
+            "checks": [_jsonable(asdict(check)) | {"name": check.name} for check in self.checks],
+        }
+
+    def metrics(self) -> dict[str, Any]:
+        return {
+            "articles": self.articles,
+            "expectations": len(self.checks),
+            "passed": len(self.checks) - len(self.failed),
+            "failed": len(self.failed),
+            "success": self.success,
+            "failed_expectations": [check.name for check in self.failed],
+        }
+
+    def log_failures(self, stage: str) -> None:
+        for check in self.failed:
+            log(stage, f"FAILED {check.name}: {check.outcome()}")
+
+
+# ---------------------------------------------------------------------------- inputs
+
+
+def with_check_columns(articles: pl.LazyFrame) -> pl.LazyFrame:
+    """Articles plus the derived columns the suites check."""
+    return articles.with_columns(
+        arabic_ratio=arabic_text.arabic_ratio(pl.col("text")),
+        title_key=arabic_text.match_key(pl.col("title")),
+        text_line_keys=pl.col("text").str.split("\n").list.eval(arabic_text.match_key(pl.element())).list.join("\n"),
+        text_key_hash=arabic_text.match_key(pl.col("text")).hash(seed=0),
+    )
+
+
+def published_date_bounds(validate: dict[str, Any], today: dt.date | None = None) -> tuple[dt.date, dt.date]:
+    """``validate.published_date`` as dates; ``max: today`` is the run day (UTC) plus one
+    day, so an article dated in a time zone ahead of UTC still passes."""
+    bounds = validate["published_date"]
+    today = today or dt.datetime.now(dt.timezone.utc).date()
+    low, high = bounds["min"], bounds["max"]
+    high = today + dt.timedelta(days=1) if high == "today" else high
+    return (_as_date(low), _as_date(high))
+
+
+def _as_date(value: Any) -> dt.date:
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+
+
+def suite_parameters(params: dict[str, Any], target: Target) -> dict[str, Any]:
+    """Values of the suites' ``$PARAMETER``s, from params.yaml and schema.py."""
+    import pandas as pd
+
+    quality, validate = section(params, "quality"), section(params, "validate")
+    rules = BoilerplateRules.from_params(section(params, "boilerplate"))
+    columns = [*ARTICLE_SCHEMA.names(), *target.extra_columns]
+    # The pandas dtype each column has once the frame is handed to GX.
+    schema = pl.Schema(dict(ARTICLE_SCHEMA) | {name: pl.String() for name in target.extra_columns})
+    dtypes = pl.DataFrame(schema=schema).to_pandas().dtypes
+    low, high = published_date_bounds(validate)
+    return {
+        "columns": [*columns, *ROW_CHECK_COLUMNS],
+        **{f"type_{name}": str(dtypes[name]) for name in columns},
+        "min_chars": int(quality["min_chars"]),
+        "max_chars": int(quality["max_chars"]),
+        "min_words": int(quality["min_words"]),
+        "min_arabic_ratio": float(quality["min_arabic_ratio"]),
+        "boilerplate_line_regex": rules.line_key_regex(),
+        "html_tag_regex": arabic_text.HTML_TAG,
+        "html_entity_regex": arabic_text.HTML_ENTITY,
+        "control_char_regex": f"{arabic_text.CONTROL_CHARS}|{arabic_text.portable_regex(arabic_text.INVISIBLE_MARKS)}",
+        "published_date_min": pd.Timestamp(low),
+        "published_date_max": pd.Timestamp(high),
+        "mean_chars_min": float(validate["mean_chars"]["min"]),
+        "mean_chars_max": float(validate["mean_chars"]["max"]),
+        # The deduplicated corpus has no two equal texts; a drop may, up to a share.
+        "min_unique_text_share": 1.0 if target is CORPUS else float(validate["drop_min_unique_text_share"]),
+    }
+
+
+# ---------------------------------------------------------------------------- GX
+
+
+def open_gx_project(gx_dir: Path, output_dir: Path):
+    """The repository's GX project, writing its results and Data Docs under output_dir."""
+    if not (gx_dir / "great_expectations.yml").is_file():
+        raise FileNotFoundError(f"no Great Expectations project at {gx_dir} (great_expectations.yml missing)")
+    os.environ[OUTPUT_ENV] = str(output_dir.resolve())
+    os.environ["GX_ANALYTICS_ENABLED"] = "false"
+    with warnings.catch_warnings():
+        # GX 1.24 imports the deprecated sre_constants/sre_parse: not ours to fix, and
+        # `python -W error` (or `pytest -W error`) would otherwise stop here.
+        warnings.filterwarnings("ignore", r"module 'sre_(constants|parse)' is deprecated", DeprecationWarning)
+        import great_expectations as gx  # about 5 s: only commands that validate pay for it
+
+    return gx.get_context(mode="file", context_root_dir=str(gx_dir.resolve()))
+
+
+class GxRunner:
+    """Runs checkpoints of the project and sums their results into ``Check``s."""
+
+    def __init__(self, context, parameters: dict[str, Any], examples: int) -> None:
+        from great_expectations.core.run_identifier import RunIdentifier
+
+        self.context, self.parameters, self.examples = context, parameters, examples
+        self.run_identifier = RunIdentifier
+        self.checks: dict[tuple[str, str], Check] = {}
+
+    def run(self, checkpoint_name: str, frame: pl.DataFrame, run_name: str) -> None:
+        checkpoint = self.context.checkpoints.get(checkpoint_name)
+        checkpoint.result_format = {
+            "result_format": "SUMMARY",
+            "unexpected_index_column_names": ["id"],
+            "partial_unexpected_count": self.examples,
+        }
+        result = checkpoint.run(
+            batch_parameters={"dataframe": frame.to_pandas()},
+            expectation_parameters=self.parameters,
+            run_id=self.run_identifier(run_name=run_name),
+        )
+        for suite_result in result.run_results.values():
+            for outcome in suite_result.results:
+                self._add(suite_result.suite_name, outcome)
+
+    def _add(self, suite: str, outcome) -> None:
+        config = outcome.expectation_config
+        kwargs = {k: v for k, v in config.kwargs.items() if k != "batch_id"}
+        key = (suite, config.id or f"{config.type}:{sorted(kwargs.items())!r}")
+        check = self.checks.get(key)
+        if check is None:
+            check = self.checks[key] = Check(suite, config.type, kwargs.get("column"), config.description or "", kwargs=kwargs)
+        result = outcome.result or {}
+        check.success &= bool(outcome.success)
+        if "element_count" in result:
+            check.rows_checked = (check.rows_checked or 0) + int(result["element_count"])
+            check.failing_rows = (check.failing_rows or 0) + int(result.get("unexpected_count") or 0)
+        for example in result.get("partial_unexpected_index_list") or []:
+            if len(check.examples) < self.examples:
+                check.examples.append(str(example["id"]))
+        if "observed_value" in result:
+            check.observed = result["observed_value"]
+        info = outcome.exception_info or {}
+        if info.get("raised_exception"):
+            check.error = str(info.get("exception_message"))
+
+
+def run_suites(
+    articles: pl.LazyFrame, target: Target, params: dict[str, Any], gx_dir: Path, output_dir: Path, stage: str = STAGE
+) -> ValidationReport:
+    """Validate `articles` with the suites of `target`; GX results and Data Docs go to
+    `output_dir`. Rows are validated in batches, the table suite once on compact columns."""
+    validate = section(params, "validate")
+    batch_rows = int(validate["batch_rows"])
+    for name in (DATA_DOCS_DIR, GX_RESULTS_DIR):
+        reset_dir(output_dir / name)
+    parameters = suite_parameters(params, target)
+    runner = GxRunner(open_gx_project(gx_dir, output_dir), parameters, int(validate["examples"]))
+    progress = Progress(stage, "articles")
+
+    checked = with_check_columns(articles)
+    tables, batches, start = [], 0, 0
+    for batch in checked.collect_batches(chunk_size=batch_rows):
+        if batch.height == 0 and batches:
+            continue
+        runner.run(target.rows_checkpoint, batch.drop("text_key_hash"), f"{target.name} rows {start + 1}-{start + batch.height}")
+        tables.append(batch.select(TABLE_COLUMNS))
+        batches, start = batches + 1, start + batch.height
+        progress.advance(batch.height)
+    if not batches:  # an empty table still gets its columns and types checked
+        empty = checked.head(0).collect()
+        runner.run(target.rows_checkpoint, empty.drop("text_key_hash"), f"{target.name} rows (none)")
+        tables.append(empty.select(TABLE_COLUMNS))
+        batches = 1
+    runner.run(TABLE_CHECKPOINT, pl.concat(tables), f"{target.name} table")
+    report = ValidationReport(target.name, start, batches, list(runner.checks.values()), parameters)
+    progress.done(f"{len(report.checks) - len(report.failed)} of {len(report.checks)} expectations passed")
+    return report
+
+
+def _jsonable(value: Any) -> Any:
+    """GX results hold numpy and pandas scalars; JSON wants plain values."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (dt.date, dt.datetime)) or hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "item"):  # numpy scalar
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    return value if isinstance(value, int) else str(value)
+
+
+# ---------------------------------------------------------------------------- stage
+
+
+def run(input_path: Path, output_dir: Path, metrics_path: Path | None, params: dict[str, Any], gx_dir: Path) -> ValidationReport:
+    output_dir.mkdir(parents=True, exist_ok=True)
+    log(STAGE, f"validating {input_path} with the suites in {gx_dir} (Great Expectations)")
+    report = run_suites(scan_table(input_path), CORPUS, params, gx_dir, output_dir)
+    write_json(output_dir / RESULTS_FILE, report.to_json())
+    if metrics_path:
+        write_json(metrics_path, report.metrics())
+    report.log_failures(STAGE)
+    verdict = "passed" if report.success else f"FAILED ({len(report.failed)} of {len(report.checks)} expectations)"
+    log(STAGE, f"{report.articles:,} articles: {verdict}; Data Docs: {output_dir / DATA_DOCS_DIR / 'index.html'}")
+    return report
+
+
+def add_command(commands) -> None:
+    parser = commands.add_parser(
+        "validate",
+        help="run the Great Expectations suites on the deduplicated corpus (the gate before split)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--input", type=Path, help="article table (default: paths.dedup/articles.parquet)")
+    parser.add_argument("--output", type=Path, help="output folder (default: paths.validate)")
+    parser.add_argument("--metrics", type=Path, help="metrics JSON (default: metrics/validate.json)")
+    parser.add_argument("--gx", type=Path, help="Great Expectations project folder (default: paths.gx)")
+    parser.set_defaults(handler=_main)
+
+
+def _main(args) -> int:
+    params = load_params(args.params)
+    report = run(
+        args.input or path_of(params, "dedup") / "articles.parquet",
+        args.output or path_of(params, "validate"),
+        args.metrics or path_of(params, "metrics") / "validate.json",
+        params,
+        args.gx or path_of(params, "gx"),
+    )
+    return 0 if report.success else 1
