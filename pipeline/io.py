@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import polars as pl
 
@@ -54,6 +56,30 @@ def write_tables(outputs: dict[Path, pl.LazyFrame]) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         sinks.append(frame.sink_parquet(path, lazy=True, maintain_order=True, **PARQUET_OPTIONS))
     pl.collect_all(sinks, engine="streaming")
+
+
+Checkpoint = Callable[[str, pl.LazyFrame], pl.LazyFrame]
+
+
+def no_checkpoint(name: str, frame: pl.LazyFrame) -> pl.LazyFrame:
+    return frame
+
+
+@contextmanager
+def scratch_checkpoints(near: str | Path) -> Iterator[Checkpoint]:
+    """A ``checkpoint(name, frame)`` that streams `frame` to a scratch Parquet file and
+    returns a scan of it. A stage whose plan feeds several outputs checkpoints the shared
+    part, so it is computed once and never held in memory whole. The scratch folder sits
+    next to `near` (same disk) and is removed afterwards."""
+    Path(near).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".scratch-", dir=near) as scratch:
+
+        def checkpoint(name: str, frame: pl.LazyFrame) -> pl.LazyFrame:
+            path = Path(scratch) / f"{name}.parquet"
+            frame.sink_parquet(path, maintain_order=True, engine="streaming", compression="lz4")
+            return pl.scan_parquet(path)
+
+        yield checkpoint
 
 
 def write_parts(batches: Iterable[pl.DataFrame], directory: str | Path, schema: pl.Schema) -> int:
