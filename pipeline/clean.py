@@ -263,7 +263,7 @@ def removed_line_counts(lines: pl.LazyFrame) -> pl.LazyFrame:
 
 def run(input_dir: Path, output_dir: Path, metrics_path: Path | None, params: dict[str, Any]) -> dict[str, Any]:
     rules = BoilerplateRules.from_params(section(params, "boilerplate"))
-    with scratch_checkpoints(output_dir.parent) as checkpoint:
+    with scratch_checkpoints(output_dir.parent, STAGE) as checkpoint:
         result = clean_articles(scan_table(input_dir / "articles"), rules, section(params, "quality"), checkpoint)
         quarantine = pl.concat([scan_table(input_dir / "quarantine.parquet"), result.quarantine])
         write_tables({
