@@ -71,13 +71,21 @@ class BoilerplateRules:
             repeated_max_chars=int(repeated["max_chars"]),
         )
 
+    def marker_patterns(self) -> tuple[str, ...]:
+        """Regexes (for multi-line mode) of the markers cut from line starts, then from
+        line ends. Polars and Python's ``re`` (the validate stage) read them alike."""
+        templates = ((self.line_start_markers, r"^(?:{})\s*"), (self.line_end_markers, r"\s*(?:{})$"))
+        return tuple(
+            template.format("|".join(r"\s*".join(map(re.escape, marker.split())) for marker in markers))
+            for markers, template in templates
+            if markers
+        )
+
     def strip_markers(self, text: pl.Expr) -> pl.Expr:
         """Cut widget and wire markers glued to a line of text ("Next Previous ...",
         "... // انتهى //"); the rest of the line is article text and stays."""
-        for markers, template in ((self.line_start_markers, r"(?m)^(?:{})\s*"), (self.line_end_markers, r"(?m)\s*(?:{})$")):
-            if markers:
-                alternatives = "|".join(r"\s*".join(map(re.escape, marker.split())) for marker in markers)
-                text = text.str.replace_all(template.format(alternatives), "")
+        for pattern in self.marker_patterns():
+            text = text.str.replace_all(f"(?m){pattern}", "")
         return text
 
     def curated_line(self, key: pl.Expr, line: pl.Expr) -> pl.Expr:

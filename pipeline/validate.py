@@ -19,10 +19,11 @@ Checks that need a derived value (Arabic ratio, line match keys, text hash) get 
 extra column computed with the shared functions before the frame goes to GX.
 
 Outputs (``paths.validate``): ``results.json`` (every check: passed or not, failing rows,
-example ids), ``data_docs/index.html`` (GX Data Docs) and ``gx_results/`` (GX's own
-result JSON), plus ``metrics/validate.json``. When an expectation fails the command
-prints which, how many rows and example ids, and exits 1, so ``dvc repro`` stops before
-split and publish.
+example ids; the DVC output, which depends only on the data and params) and
+``metrics/validate.json``; next to them ``data_docs/index.html`` (GX Data Docs) and
+``gx_results/`` (GX's own result JSON), which GX stamps with the run time, so DVC does
+not track them. When an expectation fails the command prints which, how many rows and
+example ids, and exits 1, so ``dvc repro`` stops before split and publish.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ GX_RESULTS_DIR = "gx_results"
 ROW_CHECK_COLUMNS = ("arabic_ratio", "title_key", "text_line_keys")
 TABLE_COLUMNS = ("id", "text_key_hash", "n_chars")
 TABLE_CHECKPOINT = "article_table"
+MATCHES_NOTHING = r"[^\s\S]"  # a regex for an empty curated list
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,7 @@ class Check:
     examples: list[str] = field(default_factory=list)  # ids of failing articles
     observed: Any = None  # what an aggregate expectation measured
     error: str | None = None  # GX could not evaluate the expectation
-    kwargs: dict[str, Any] = field(default_factory=dict)
+    kwargs: dict[str, Any] = field(default_factory=dict)  # as in the suite: bounds are $PARAMETERs
 
     @property
     def name(self) -> str:
@@ -111,7 +113,7 @@ class ValidationReport:
     articles: int
     batches: int
     checks: list[Check]
-    parameters: dict[str, Any]
+    parameters: dict[str, Any]  # the $PARAMETER values, as configured (max: today stays so)
 
     @property
     def success(self) -> bool:
@@ -177,7 +179,8 @@ def _as_date(value: Any) -> dt.date:
 
 
 def suite_parameters(params: dict[str, Any], target: Target) -> dict[str, Any]:
-    """Values of the suites' ``$PARAMETER``s, from params.yaml and schema.py."""
+    """Values of the suites' ``$PARAMETER``s, from params.yaml, clean's boilerplate rules
+    and schema.py."""
     import pandas as pd
 
     quality, validate = section(params, "quality"), section(params, "validate")
@@ -187,14 +190,17 @@ def suite_parameters(params: dict[str, Any], target: Target) -> dict[str, Any]:
     schema = pl.Schema(dict(ARTICLE_SCHEMA) | {name: pl.String() for name in target.extra_columns})
     dtypes = pl.DataFrame(schema=schema).to_pandas().dtypes
     low, high = published_date_bounds(validate)
+    markers = rules.marker_patterns()
     return {
         "columns": [*columns, *ROW_CHECK_COLUMNS],
         **{f"type_{name}": str(dtypes[name]) for name in columns},
         "min_chars": int(quality["min_chars"]),
         "max_chars": int(quality["max_chars"]),
         "min_words": int(quality["min_words"]),
+        "max_title_chars": int(quality["max_title_chars"]),
         "min_arabic_ratio": float(quality["min_arabic_ratio"]),
         "boilerplate_line_regex": rules.line_key_regex(),
+        "boilerplate_marker_regex": "(?m)" + "|".join(f"(?:{p})" for p in markers) if markers else MATCHES_NOTHING,
         "html_tag_regex": arabic_text.HTML_TAG,
         "html_entity_regex": arabic_text.HTML_ENTITY,
         "control_char_regex": f"{arabic_text.CONTROL_CHARS}|{arabic_text.portable_regex(arabic_text.INVISIBLE_MARKS)}",
@@ -233,7 +239,9 @@ class GxRunner:
 
         self.context, self.parameters, self.examples = context, parameters, examples
         self.run_identifier = RunIdentifier
-        self.checks: dict[tuple[str, str], Check] = {}
+        self.checks: dict[str, Check] = {}
+        # Results carry kwargs with the parameters filled in; reports keep the suite's.
+        self.suite_kwargs = {e.id: e.configuration.kwargs for s in context.suites.all() for e in s.expectations}
 
     def run(self, checkpoint_name: str, frame: pl.DataFrame, run_name: str) -> None:
         checkpoint = self.context.checkpoints.get(checkpoint_name)
@@ -253,11 +261,10 @@ class GxRunner:
 
     def _add(self, suite: str, outcome) -> None:
         config = outcome.expectation_config
-        kwargs = {k: v for k, v in config.kwargs.items() if k != "batch_id"}
-        key = (suite, config.id or f"{config.type}:{sorted(kwargs.items())!r}")
-        check = self.checks.get(key)
+        check = self.checks.get(config.id)
         if check is None:
-            check = self.checks[key] = Check(suite, config.type, kwargs.get("column"), config.description or "", kwargs=kwargs)
+            kwargs = self.suite_kwargs[config.id]
+            check = self.checks[config.id] = Check(suite, config.type, kwargs.get("column"), config.description or "", kwargs=kwargs)
         result = outcome.result or {}
         check.success &= bool(outcome.success)
         if "element_count" in result:
@@ -301,7 +308,8 @@ def run_suites(
         tables.append(empty.select(TABLE_COLUMNS))
         batches = 1
     runner.run(TABLE_CHECKPOINT, pl.concat(tables), f"{target.name} table")
-    report = ValidationReport(target.name, start, batches, list(runner.checks.values()), parameters)
+    configured = parameters | {"published_date_max": str(validate["published_date"]["max"])}
+    report = ValidationReport(target.name, start, batches, list(runner.checks.values()), configured)
     progress.done(f"{len(report.checks) - len(report.failed)} of {len(report.checks)} expectations passed")
     return report
 
