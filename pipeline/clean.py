@@ -96,13 +96,13 @@ class BoilerplateRules:
         return key.is_in(list(self.lines)) | (prefixed & (line.str.len_chars() <= self.max_prefix_line_chars))
 
     def line_key_regex(self) -> str:
-        """A multi-line regex over match keys (a text's lines keyed one by one) that finds
-        a line ``curated_line`` removes: a curated line, or a prefix and the rest of a short
-        line. For the validate stage's residual-boilerplate check. The length limit is on
-        the key, which drops diacritics and punctuation: a prefixed line just over
-        ``max_prefix_line_chars`` whose key is under it matches here though clean keeps it."""
+        """A multi-line regex over the match keys of a text's lines, one key a line, that
+        finds a line ``curated_line`` removes (a curated line, or a prefix and the rest of
+        the line). Exact for lines of at most ``max_prefix_line_chars``: the validate
+        stage keys only those, as a longer line is boilerplate only when nearly all of it
+        is punctuation or diacritics around a curated line."""
         # Match keys hold only letters, digits and single spaces: nothing to escape.
-        prefixed = [f"{p}(?: [^\\n]{{0,{max(self.max_prefix_line_chars - len(p) - 1, 0)}}})?" for p in self.prefixes]
+        prefixed = [f"{prefix}(?: .*)?" for prefix in self.prefixes]
         return "(?m)^(?:" + "|".join(sorted(self.lines) + prefixed) + ")$"
 
 

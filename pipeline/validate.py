@@ -154,12 +154,15 @@ class ValidationReport:
 # ---------------------------------------------------------------------------- inputs
 
 
-def with_check_columns(articles: pl.LazyFrame) -> pl.LazyFrame:
+def with_check_columns(articles: pl.LazyFrame, rules: BoilerplateRules) -> pl.LazyFrame:
     """Articles plus the derived columns the suites check."""
+    line = pl.element()
+    # Only lines short enough to be boilerplate are keyed (keying is the costly part).
+    short_line = pl.when(line.str.len_chars() <= rules.max_prefix_line_chars).then(line).otherwise(pl.lit(""))
     return articles.with_columns(
         arabic_ratio=arabic_text.arabic_ratio(pl.col("text")),
         title_key=arabic_text.match_key(pl.col("title")),
-        text_line_keys=pl.col("text").str.split("\n").list.eval(arabic_text.match_key(pl.element())).list.join("\n"),
+        text_line_keys=pl.col("text").str.split("\n").list.eval(arabic_text.match_key(short_line)).list.join("\n"),
         text_key_hash=arabic_text.match_key(pl.col("text")).hash(seed=0),
     )
 
@@ -293,7 +296,7 @@ def run_suites(
     runner = GxRunner(open_gx_project(gx_dir, output_dir), parameters, int(validate["examples"]))
     progress = Progress(stage, "articles")
 
-    checked = with_check_columns(articles)
+    checked = with_check_columns(articles, BoilerplateRules.from_params(section(params, "boilerplate")))
     tables, batches, start = [], 0, 0
     for batch in checked.collect_batches(chunk_size=batch_rows):
         if batch.height == 0 and batches:
