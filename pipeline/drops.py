@@ -118,7 +118,7 @@ class DropReport:
             lines.append(f"  no corpus index at {self.index_dir}: run `dvc pull` or `dvc repro` to compare with the corpus")
         shared = self.shared_texts()
         if shared:
-            lines.append(f"  {shared:,} kept articles share their text with another article of the drop (dedup keeps one)")
+            lines.append(f"  {shared:,} kept articles share their text with another article of the drop (dedup keeps one of each)")
         checks = self.validation.checks
         lines += ["", f"Checks: {len(checks) - len(self.validation.failed)} of {len(checks)} passed"]
         for check in checks:
