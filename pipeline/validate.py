@@ -277,10 +277,9 @@ class GxRunner:
             if len(check.examples) < self.examples:
                 check.examples.append(str(example["id"]))
         if "observed_value" in result:
-            check.observed = result["observed_value"]
-        info = outcome.exception_info or {}
-        if info.get("raised_exception"):
-            check.error = str(info.get("exception_message"))
+            # For a column set, what differs says more than the whole set.
+            check.observed = (result.get("details") or {}).get("mismatched") or result["observed_value"]
+        check.error = check.error or _exception_message(outcome.exception_info or {})
 
 
 def run_suites(
@@ -315,6 +314,14 @@ def run_suites(
     report = ValidationReport(target.name, start, batches, list(runner.checks.values()), configured)
     progress.done(f"{len(report.checks) - len(report.failed)} of {len(report.checks)} expectations passed")
     return report
+
+
+def _exception_message(info: dict[str, Any]) -> str | None:
+    """GX reports an exception either directly or per metric it could not compute."""
+    if info.get("raised_exception"):
+        return str(info.get("exception_message"))
+    messages = {str(v["exception_message"]) for v in info.values() if isinstance(v, dict) and v.get("exception_message")}
+    return "; ".join(sorted(messages)) or None
 
 
 def _jsonable(value: Any) -> Any:

@@ -211,3 +211,12 @@ def test_marker_regex_finds_markers_clean_cuts(params):
     assert regex.search("سطر أول\nقال الوزير إن الاجتماع انتهى // انتهى //")
     assert regex.search("Next Previous الرياض - أعلن")
     assert not regex.search("انتهى الاجتماع مساء أمس\nقال Next إن Previous")
+
+
+def test_a_table_without_cluster_id_fails_the_corpus_gate(corpus, params, tmp_path):
+    """The clean output handed to validate (dedup skipped): the missing column is named."""
+    report = validate.run_suites(pl.scan_parquet(corpus).drop("cluster_id"), validate.CORPUS, params, GX_DIR, tmp_path)
+    checks = {c.name: c for c in report.failed}
+    assert checks["article_rows: Columns: the article schema, cluster_id after dedup, the check columns"].observed == {"missing": ["cluster_id"]}
+    assert 'The column "cluster_id" in BatchData does not exist' in checks["deduplicated_rows: cluster_id present"].error
+    assert {c.suite for c in report.failed} == {"article_rows", "deduplicated_rows"}
