@@ -200,14 +200,15 @@ def track_with_dvc(staged: Path, target: Path, push: bool) -> None:
         result = subprocess.run([sys.executable, "-m", "dvc", *command], capture_output=True, text=True)
         if result.returncode == 0:
             continue
-        if command[0] == "add":
-            shutil.rmtree(target, ignore_errors=True)
-            dvc_file.unlink(missing_ok=True)
-            if gitignore_before is None:
-                gitignore.unlink(missing_ok=True)
-            else:
-                gitignore.write_bytes(gitignore_before)
-        raise RuntimeError(f"dvc {' '.join(command)} failed:\n{result.stdout}{result.stderr}")
+        if command[0] == "push":
+            raise RuntimeError(f"{target} is added and tracked, but `dvc push` failed (run it again):\n{result.stderr}")
+        shutil.rmtree(target, ignore_errors=True)
+        dvc_file.unlink(missing_ok=True)
+        if gitignore_before is None:
+            gitignore.unlink(missing_ok=True)
+        else:
+            gitignore.write_bytes(gitignore_before)
+        raise RuntimeError(f"`dvc add` failed, nothing was changed:\n{result.stdout}{result.stderr}")
 
 
 def add_drop(source: Path, name: str, params: dict[str, Any], gx_dir: Path, index_dir: Path, push: bool = False) -> int:
@@ -234,7 +235,7 @@ def add_drop(source: Path, name: str, params: dict[str, Any], gx_dir: Path, inde
     except UnusableDrop as error:
         print(f"add-drop: refused: {error}. Nothing was changed.", file=sys.stderr)
         return EXIT_UNUSABLE
-    except RuntimeError as error:  # DVC failed: `dvc add` is undone, a failed push is not
+    except RuntimeError as error:  # DVC failed
         print(f"add-drop: {error}", file=sys.stderr)
         return EXIT_UNUSABLE
     finally:
