@@ -1,0 +1,249 @@
+"""MinHash + LSH over word n-gram shingles, vectorised with numpy (no per-shingle Python).
+
+The pieces, in the order the dedup stage uses them:
+
+* ``shingle_hashes``: a batch of word lists -> one uint64 hash per word n-gram, flat, with
+  the offset of each document's first shingle. Words are hashed once per distinct word of
+  the batch (xxh3, stable across versions and machines); n-grams are combined from word
+  hashes with numpy arithmetic.
+* ``signatures``: MinHash signatures, ``permutations`` uint32 values a document. Each
+  permutation is ``h -> a*h + b (mod 2**64)`` with odd ``a`` on an already well-mixed 64-bit
+  shingle hash; the minimum over a document's shingles is kept (its top 32 bits).
+* ``band_keys``: one uint64 key per (document, band) of ``rows`` signature values.
+* ``candidate_pairs``: pairs of documents that share a band key (LSH).
+* ``jaccard``: the real Jaccard similarity of the shingle sets of given pairs.
+* ``components``: connected components of a pair graph.
+
+Memory: a batch holds its own shingles only; what stays for the whole corpus is the
+signature matrix (``permutations * 4`` bytes a document) and the band keys.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+import xxhash
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+# Version of the shingle/signature scheme; an index built with another scheme is refused.
+SCHEME = "xxh3-words/poly-ngrams/affine-minhash/v1"
+_NGRAM_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constant (golden ratio)
+_SHIFT_30, _SHIFT_27, _SHIFT_31, _SHIFT_32 = (np.uint64(s) for s in (30, 27, 31, 32))
+_MIX_1, _MIX_2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+# Shingles hashed per step of the signature loop: big enough to amortise numpy's per-call
+# cost, small enough that the working buffers stay in cache-friendly sizes.
+_SHINGLE_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class MinHashParams:
+    ngram: int
+    permutations: int
+    bands: int
+    rows: int
+    seed: int
+
+    def __post_init__(self) -> None:
+        if self.ngram < 1:
+            raise ValueError("dedup.ngram must be >= 1")
+        if self.bands * self.rows != self.permutations:
+            raise ValueError(
+                f"dedup: bands x rows ({self.bands} x {self.rows}) must equal permutations ({self.permutations})"
+            )
+
+    @classmethod
+    def from_params(cls, dedup: dict[str, Any]) -> "MinHashParams":
+        return cls(
+            ngram=int(dedup["ngram"]),
+            permutations=int(dedup["permutations"]),
+            bands=int(dedup["bands"]),
+            rows=int(dedup["rows"]),
+            seed=int(dedup["seed"]),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"scheme": SCHEME, "ngram": self.ngram, "permutations": self.permutations,
+                "bands": self.bands, "rows": self.rows, "seed": self.seed}
+
+    def collision_probability(self, similarity: float) -> float:
+        """Probability that two documents of this Jaccard similarity share a band."""
+        return 1.0 - (1.0 - similarity**self.rows) ** self.bands
+
+    def permutation_coefficients(self) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.Generator(np.random.PCG64(self.seed))
+        a = rng.integers(0, np.iinfo(np.uint64).max, size=self.permutations, dtype=np.uint64, endpoint=True) | np.uint64(1)
+        b = rng.integers(0, np.iinfo(np.uint64).max, size=self.permutations, dtype=np.uint64, endpoint=True)
+        return a, b
+
+
+def _mix64(values: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser, in place: spreads every input bit over the whole word."""
+    values ^= values >> _SHIFT_30
+    values *= _MIX_1
+    values ^= values >> _SHIFT_27
+    values *= _MIX_2
+    values ^= values >> _SHIFT_31
+    return values
+
+
+def word_hashes(words: pl.Series) -> np.ndarray:
+    """uint64 hash of every word of a flat String series (each distinct word hashed once)."""
+    distinct = words.unique()
+    hashes = pl.Series(
+        [xxhash.xxh3_64_intdigest(word.encode("utf-8")) for word in distinct.to_list()], dtype=pl.UInt64
+    )
+    return words.replace_strict(distinct, hashes, return_dtype=pl.UInt64).to_numpy()
+
+
+@dataclass
+class Shingles:
+    """Flat shingle hashes of a batch: document ``i`` owns ``hashes[offsets[i]:offsets[i+1]]``."""
+
+    hashes: np.ndarray  # uint64
+    offsets: np.ndarray  # int64, len = documents + 1
+
+    @property
+    def counts(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+
+def shingle_hashes(word_lists: pl.Series, ngram: int) -> Shingles:
+    """Word n-gram shingles of every document (a List[String] series).
+
+    A document with fewer than ``ngram`` words (but at least one) has one shingle: all its
+    words. An empty document has none.
+    """
+    lengths = word_lists.list.len().fill_null(0).to_numpy().astype(np.int64)
+    flat = word_hashes(word_lists.explode(empty_as_null=False).drop_nulls())
+    word_starts = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=word_starts[1:])
+    counts = np.where(lengths >= ngram, lengths - ngram + 1, np.minimum(lengths, 1))
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    total = int(offsets[-1])
+    if total == 0:
+        return Shingles(np.zeros(0, dtype=np.uint64), offsets)
+    doc_of_shingle = np.repeat(np.arange(len(lengths)), counts)
+    starts = word_starts[:-1][doc_of_shingle] + (np.arange(total) - offsets[:-1][doc_of_shingle])
+    ends = word_starts[1:][doc_of_shingle]
+    combined = np.zeros(total, dtype=np.uint64)
+    last = len(flat) - 1
+    for k in range(ngram):
+        position = starts + k
+        inside = position < ends
+        step = combined * _NGRAM_MULTIPLIER + flat[np.minimum(position, last)]
+        combined = np.where(inside, step, combined)
+    return Shingles(_mix64(combined), offsets)
+
+
+def signatures(shingles: Shingles, params: MinHashParams, threads: int = 2) -> np.ndarray:
+    """MinHash signatures, shape (documents, permutations), uint32.
+
+    A document without shingles gets the all-ones signature (it matches nothing but
+    another empty document, and the stage never sends empty documents here)."""
+    a, b = params.permutation_coefficients()
+    n_docs = len(shingles.offsets) - 1
+    result = np.full((n_docs, params.permutations), np.iinfo(np.uint32).max, dtype=np.uint32)
+    has_shingles = shingles.counts > 0
+    if not has_shingles.any():
+        return result
+    rows = np.flatnonzero(has_shingles)
+    starts = shingles.offsets[:-1][rows]
+
+    def fill(permutations: range) -> None:
+        buffer = np.empty(len(shingles.hashes), dtype=np.uint64)
+        for p in permutations:
+            np.multiply(shingles.hashes, a[p], out=buffer)
+            buffer += b[p]
+            result[rows, p] = (np.minimum.reduceat(buffer, starts) >> _SHIFT_32).astype(np.uint32)
+
+    halves = np.array_split(np.arange(params.permutations), max(1, threads))
+    with ThreadPoolExecutor(max_workers=len(halves)) as pool:
+        list(pool.map(lambda part: fill(range(part[0], part[-1] + 1)) if len(part) else None, halves))
+    return result
+
+
+def band_keys(signature: np.ndarray, params: MinHashParams) -> np.ndarray:
+    """uint64 key per (document, band): shape (documents, bands)."""
+    grouped = signature.reshape(len(signature), params.bands, params.rows).astype(np.uint64)
+    keys = np.zeros(grouped.shape[:2], dtype=np.uint64)
+    for r in range(params.rows):
+        keys = keys * _NGRAM_MULTIPLIER + grouped[:, :, r]
+    return _mix64(keys)
+
+
+def candidate_pairs(keys: np.ndarray, max_bucket_size: int) -> pl.DataFrame:
+    """Distinct pairs (a < b, row numbers) of documents that share a band key.
+
+    Rows of ``keys`` are documents in rank order (the preferred kept article first). A bucket
+    of more than ``max_bucket_size`` documents pairs each member with the bucket's first
+    member only, so a very common band (templated articles) stays linear, not quadratic.
+    """
+    n_docs, n_bands = keys.shape
+    buckets = pl.DataFrame({
+        "band": np.tile(np.arange(n_bands, dtype=np.int32), n_docs),
+        "key": keys.reshape(-1),
+        "doc": np.repeat(np.arange(n_docs, dtype=np.int64), n_bands),
+    }).filter(pl.len().over("band", "key") > 1)
+    if buckets.is_empty():
+        return pl.DataFrame(schema={"a": pl.Int64, "b": pl.Int64})
+    buckets = buckets.with_columns(size=pl.len().over("band", "key"), first=pl.col("doc").min().over("band", "key"))
+    small = buckets.filter(pl.col("size") <= max_bucket_size).select("band", "key", "doc")
+    all_pairs = small.join(small, on=["band", "key"], suffix="_b").filter(pl.col("doc") < pl.col("doc_b"))
+    star_pairs = buckets.filter((pl.col("size") > max_bucket_size) & (pl.col("doc") != pl.col("first")))
+    return (
+        pl.concat([
+            all_pairs.select(a=pl.col("doc"), b=pl.col("doc_b")),
+            star_pairs.select(a=pl.col("first"), b=pl.col("doc")),
+        ])
+        .unique()
+        .sort("a", "b")
+    )
+
+
+def jaccard(pairs: pl.DataFrame, shingles: Shingles, docs: np.ndarray) -> np.ndarray:
+    """Jaccard similarity of the shingle sets of ``pairs`` (columns a, b: document numbers).
+
+    ``shingles`` holds the shingles of the documents ``docs`` (in that order); every
+    document of ``pairs`` must be among them.
+    """
+    if pairs.is_empty():
+        return np.zeros(0, dtype=np.float64)
+    sets = pl.DataFrame({
+        "doc": np.repeat(docs, shingles.counts),
+        "shingle": shingles.hashes,
+    }).unique()
+    sizes = sets.group_by("doc").agg(size=pl.len())
+    numbered = pairs.select("a", "b").with_row_index("pair")
+    shared = (
+        numbered.join(sets, left_on="a", right_on="doc")
+        .join(sets, left_on=["b", "shingle"], right_on=["doc", "shingle"], how="semi")
+        .group_by("pair")
+        .agg(shared=pl.len())
+    )
+    result = (
+        numbered.join(shared, on="pair", how="left")
+        .join(sizes.rename({"doc": "a", "size": "size_a"}), on="a", how="left")
+        .join(sizes.rename({"doc": "b", "size": "size_b"}), on="b", how="left")
+        .sort("pair")
+        .select(
+            (pl.col("shared").fill_null(0) / (pl.col("size_a") + pl.col("size_b") - pl.col("shared").fill_null(0)))
+            .fill_nan(0.0)
+            .fill_null(0.0)
+        )
+    )
+    return result.to_series().to_numpy()
+
+
+def components(n_docs: int, pairs: pl.DataFrame) -> np.ndarray:
+    """Connected component of every document (labels 0..k-1) given edges a-b."""
+    if pairs.is_empty():
+        return np.arange(n_docs)
+    a, b = pairs["a"].to_numpy(), pairs["b"].to_numpy()
+    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n_docs, n_docs))
+    return connected_components(graph, directed=False)[1]
