@@ -10,9 +10,10 @@ outlets retitle the same story).
    is a duplicate only if the real Jaccard similarity of their shingle sets reaches
    ``dedup.threshold``. Pairs from ``dedup.review_min`` up to the threshold are kept and
    listed in review.parquet: edited reprints often score there.
-3. Clusters are the connected components of exact and near matches. The article kept for a
-   cluster is the one with the longest text, then the earliest date, then the smallest id;
-   every other member is a duplicate of it, with its own Jaccard similarity to it.
+3. Clusters: in the order of the kept-article rule (longest text, then earliest date, then
+   smallest id), an article not yet in a cluster is kept and gathers every article not
+   yet in a cluster that duplicates it (``star_centres``). Every removed article thus
+   duplicates its kept article directly, with the Jaccard similarity reported.
 
 Articles are read in batches of ``dedup.batch_size``: only one batch's shingles are ever
 in memory; what grows with the corpus is the signature index (``permutations * 4`` bytes
@@ -187,6 +188,35 @@ def rank_order(articles: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
+def star_centres(n_docs: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The kept article of every article, given duplicate edges a-b between rank numbers.
+
+    Greedy in rank order: the best-ranked article not yet taken is kept, and takes every
+    not-yet-taken article it is itself a duplicate of. So each removed article is within
+    the threshold of the very article it is removed for. (Connected components would chain
+    templated news -- execution notices, congratulation cables, "aid plane no. N lands" --
+    into clusters of dozens of different events: on SaudiNewsNet 571 articles ended up
+    removed for an article they share under 50 % of their shingles with, down to 10 %.)"""
+    centre = np.arange(n_docs)
+    if len(a) == 0:
+        return centre
+    ends = np.concatenate([a, b])
+    others = np.concatenate([b, a])
+    order = np.lexsort((others, ends))
+    ends, others = ends[order], others[order]
+    starts = np.searchsorted(ends, np.arange(n_docs + 1))
+    taken = np.zeros(n_docs, dtype=bool)
+    for doc in np.unique(ends).tolist():
+        if taken[doc]:
+            continue
+        taken[doc] = True
+        neighbours = others[starts[doc]:starts[doc + 1]]
+        free = neighbours[~taken[neighbours]]
+        centre[free] = doc
+        taken[free] = True
+    return centre
+
+
 def deduplicate(articles: pl.LazyFrame, params: DedupParams) -> DedupResult:
     """The dedup decision for a table of articles (ARTICLE_SCHEMA), as a function of its rows."""
     ranked = rank_order(articles.select("id", "n_chars", "published_date")).collect(engine="streaming")
@@ -211,30 +241,22 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams) -> DedupResult:
     verified = pair_similarity(candidate_ids, articles.select("id", "text"), params)
     edges = verified.filter(pl.col("similarity") >= params.threshold)
 
-    # Connected components over distinct texts; exact copies follow their representative.
+    # Clusters over distinct texts; exact copies follow their representative.
     rank_of = table.select("id", "rank")
     edge_ranks = edges.join(rank_of.rename({"id": "id_a", "rank": "a"}), on="id_a").join(
         rank_of.rename({"id": "id_b", "rank": "b"}), on="id_b"
     )
-    component = minhash.components(table.height, edge_ranks.select("a", "b"))
-    table = table.with_columns(component=pl.Series(component[table["rep"].to_numpy()], dtype=pl.Int64))
-    table = table.with_columns(kept_rank=pl.col("rank").min().over("component"))
+    centre = star_centres(table.height, edge_ranks["a"].to_numpy(), edge_ranks["b"].to_numpy())
+    table = table.with_columns(kept_rank=pl.Series(centre[table["rep"].to_numpy()], dtype=pl.UInt32))
     table = table.with_columns(
         kept_id=table["id"].gather(table["kept_rank"]),
         kept_key=table["key_hash"].gather(table["kept_rank"]),
         rep_id=table["id"].gather(table["rep"]),
     )
-
-    # Similarity of every removed article to the kept one: exact copies 1.0, others the
-    # Jaccard of their distinct text with the kept text (verified now if LSH did not pair them).
-    needs = table.filter((pl.col("rank") != pl.col("kept_rank")) & (pl.col("key_hash") != pl.col("kept_key")))
-    wanted = needs.select(id_a=pl.col("kept_id"), id_b=pl.col("rep_id")).unique().sort("id_a", "id_b")
-    known = verified.join(wanted, on=["id_a", "id_b"], how="semi")
-    unknown = wanted.join(known, on=["id_a", "id_b"], how="anti")
-    to_kept = pl.concat([known, pair_similarity(unknown, articles.select("id", "text"), params)])
-
+    # A removed text's similarity to its kept text is an edge the star was built from.
+    to_kept = edges.select(kept_id="id_a", rep_id="id_b", similarity="similarity")
     removed = table.filter(pl.col("rank") != pl.col("kept_rank")).join(
-        to_kept.rename({"id_a": "kept_id", "id_b": "rep_id"}), on=["kept_id", "rep_id"], how="left", maintain_order="left"
+        to_kept, on=["kept_id", "rep_id"], how="left", maintain_order="left"
     )
     assignment = pl.concat([
         table.filter(pl.col("rank") == pl.col("kept_rank")).select(

@@ -12,7 +12,6 @@ The pieces, in the order the dedup stage uses them:
 * ``band_keys``: one uint64 key per (document, band) of ``rows`` signature values.
 * ``candidate_pairs``: pairs of documents that share a band key (LSH).
 * ``jaccard``: the real Jaccard similarity of the shingle sets of given pairs.
-* ``components``: connected components of a pair graph.
 
 Memory: a batch holds its own shingles only; what stays for the whole corpus is the
 signature matrix (``permutations * 4`` bytes a document) and the band keys.
@@ -27,8 +26,6 @@ from typing import Any
 import numpy as np
 import polars as pl
 import xxhash
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 # Version of the shingle/signature scheme; an index built with another scheme is refused.
 SCHEME = "xxh3-words/poly-ngrams/affine-minhash/v1"
@@ -238,12 +235,3 @@ def jaccard(pairs: pl.DataFrame, shingles: Shingles, docs: np.ndarray) -> np.nda
         )
     )
     return result.to_series().to_numpy()
-
-
-def components(n_docs: int, pairs: pl.DataFrame) -> np.ndarray:
-    """Connected component of every document (labels 0..k-1) given edges a-b."""
-    if pairs.is_empty():
-        return np.arange(n_docs)
-    a, b = pairs["a"].to_numpy(), pairs["b"].to_numpy()
-    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n_docs, n_docs))
-    return connected_components(graph, directed=False)[1]
