@@ -360,6 +360,10 @@ def histogram(values: pl.Series, edges: list[float]) -> list[dict[str, Any]]:
     return [{"similarity": f"{lo:.2f}-{hi:.2f}", "pairs": int(n)} for lo, hi, n in zip(edges, edges[1:], counts)]
 
 
+def _rounded(value: Any) -> float | None:
+    return None if value is None else round(float(value), 4)
+
+
 def dedup_metrics(n_in: int, result: DedupResult, params: DedupParams) -> dict[str, Any]:
     assignment = result.assignment
     removed = assignment.filter(pl.col("kind").is_not_null())
@@ -376,7 +380,7 @@ def dedup_metrics(n_in: int, result: DedupResult, params: DedupParams) -> dict[s
         "candidate_pairs": result.n_candidates,
         "pairs_at_or_above_threshold": int((verified >= params.threshold).sum()),
         "review_pairs": result.review.height,
-        "near_similarity_min": round(float(removed.filter(pl.col("kind") == "near")["similarity"].min() or 0.0), 4),
+        "near_similarity_min": _rounded(removed.filter(pl.col("kind") == "near")["similarity"].min()),
         "params": {"threshold": params.threshold, "review_min": params.review_min, **params.minhash.as_dict()},
     }
 
