@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -42,6 +43,7 @@ from .schema import ARTICLE_SCHEMA, CLUSTER_ID, DUPLICATE_COLUMNS, conform
 STAGE = "dedup"
 INDEX_META = "meta.json"
 INDEX_SIGNATURES = "signatures.parquet"
+NEW_PREFIX = "new:"
 MATCH_SCHEMA = pl.Schema({"id": pl.String(), **DUPLICATE_COLUMNS})
 REVIEW_SCHEMA = pl.Schema({
     "id_a": pl.String(), "id_b": pl.String(), "similarity": pl.Float64(), "same_cluster": pl.Boolean(),
@@ -57,7 +59,7 @@ class DedupParams:
     review_min: float
     batch_size: int
     max_bucket_size: int
-    verify_batch_articles: int
+    verify_batch_pairs: int
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "DedupParams":
@@ -68,7 +70,7 @@ class DedupParams:
             review_min=float(dedup["review_min"]),
             batch_size=int(dedup["batch_size"]),
             max_bucket_size=int(dedup["max_bucket_size"]),
-            verify_batch_articles=int(dedup["verify_batch_articles"]),
+            verify_batch_pairs=int(dedup["verify_batch_pairs"]),
         )
         if not 0 < result.review_min <= result.threshold <= 1:
             raise ValueError("dedup: need 0 < review_min <= threshold <= 1")
@@ -118,55 +120,40 @@ def signature_table(articles: pl.LazyFrame, params: DedupParams, what: str) -> p
 # ------------------------------------------------------------------ verification
 
 
-def _words_of(texts: pl.LazyFrame, ids: pl.Series) -> pl.DataFrame:
-    return (
-        with_match_words(texts.filter(pl.col("id").is_in(ids.implode())).select("id", "text"))
-        .select("id", "words")
-        .unique("id", keep="first", maintain_order=True)
-        .collect(engine="streaming")
-    )
-
-
 def pair_similarity(pairs: pl.DataFrame, texts: pl.LazyFrame, params: DedupParams) -> pl.DataFrame:
     """Real Jaccard similarity of the shingle sets of each pair (columns id_a, id_b).
 
-    ``texts`` (id, text) must hold both sides. Pairs are verified in chunks touching at most
-    ``verify_batch_articles`` articles, so memory stays bounded whatever the pair count.
-    Returns id_a, id_b, similarity in the order of ``pairs``."""
-    results = []
-    for chunk in _pair_chunks(pairs.select("id_a", "id_b"), params.verify_batch_articles):
-        ids = pl.concat([chunk["id_a"], chunk["id_b"]]).unique().sort()
-        words = _words_of(texts, ids)
-        missing = ids.filter(~ids.is_in(words["id"].implode()))
+    ``texts`` (id, text, ids unique) must hold both sides. The articles of the pairs are read once, in
+    batches; their shingle sets go to a temporary file of sorted keys that the pairs are
+    checked against (``minhash.jaccard``), so memory does not grow with the pair count or
+    the corpus. Returns id_a, id_b, similarity in the order of ``pairs``."""
+    pairs = pairs.select("id_a", "id_b")
+    if pairs.is_empty():
+        return pairs.with_columns(similarity=pl.lit(None, dtype=pl.Float64))
+    wanted = pl.concat([pairs["id_a"], pairs["id_b"]]).unique()
+    numbered: list[pl.Series] = []
+    n_docs = 0
+    with tempfile.TemporaryDirectory(prefix="dedup-") as tmp:
+        path = Path(tmp) / "shingle-keys.u64"
+        with path.open("wb") as out:
+            batches = with_match_words(texts.filter(pl.col("id").is_in(wanted.implode())).select("id", "text"))
+            for batch in batches.select("id", "words").collect_batches(chunk_size=params.batch_size, engine="streaming"):
+                shingles = minhash.shingle_hashes(batch["words"], params.minhash.ngram)
+                out.write(minhash.fingerprint_keys(shingles, n_docs).tobytes())
+                numbered.append(batch["id"])
+                n_docs += batch.height
+        number = pl.DataFrame({"id": pl.concat(numbered) if numbered else pl.Series([], dtype=pl.String)})
+        number = number.with_row_index("doc")
+        missing = wanted.filter(~wanted.is_in(number["id"].implode()))
         if missing.len():
             raise ValueError(f"no text for {missing.len()} article(s) of candidate pairs, e.g. {missing[0]}")
-        number = pl.DataFrame({"id": words["id"], "doc": np.arange(words.height)})
-        numbered = chunk.join(number.rename({"id": "id_a", "doc": "a"}), on="id_a", maintain_order="left").join(
-            number.rename({"id": "id_b", "doc": "b"}), on="id_b", maintain_order="left"
+        docs = pairs.join(number.rename({"id": "id_a", "doc": "a"}), on="id_a", how="left", maintain_order="left").join(
+            number.rename({"id": "id_b", "doc": "b"}), on="id_b", how="left", maintain_order="left"
         )
-        shingles = minhash.shingle_hashes(words["words"], params.minhash.ngram)
-        similarity = minhash.jaccard(numbered.select("a", "b"), shingles, np.arange(words.height))
-        results.append(chunk.with_columns(similarity=pl.Series(similarity, dtype=pl.Float64)))
-    if not results:
-        return pairs.select("id_a", "id_b").with_columns(similarity=pl.lit(None, dtype=pl.Float64)).clear()
-    return pl.concat(results)
-
-
-def _pair_chunks(pairs: pl.DataFrame, max_articles: int) -> Iterator[pl.DataFrame]:
-    """Consecutive slices of ``pairs`` each touching at most ``max_articles`` articles
-    (a slice of one pair at least)."""
-    start = 0
-    while start < pairs.height:
-        seen: set[str] = set()
-        end = start
-        for id_a, id_b in pairs.slice(start).iter_rows():
-            new = {id_a, id_b} - seen
-            if end > start and len(seen) + len(new) > max_articles:
-                break
-            seen |= new
-            end += 1
-        yield pairs.slice(start, end - start)
-        start = end
+        keys = np.memmap(path, dtype=np.uint64, mode="r") if path.stat().st_size else np.zeros(0, dtype=np.uint64)
+        similarity = minhash.jaccard(keys, docs["a"].to_numpy(), docs["b"].to_numpy(), n_docs, params.verify_batch_pairs)
+        del keys
+    return pairs.with_columns(similarity=pl.Series(similarity, dtype=pl.Float64))
 
 
 # ------------------------------------------------------------------ clustering
@@ -332,17 +319,19 @@ def match_against_index(articles: pl.LazyFrame, index_dir: Path, params: dict[st
             name: np.repeat(ids.to_numpy(), bands), "band": np.tile(np.arange(bands), len(ids)), "key": keys.reshape(-1),
         })
 
+    # New articles are verified under a prefixed id: a drop may reuse an id of the corpus.
     candidates = (
-        banded(rest["id"], new_keys, "id_b").join(banded(index["id"], index_keys, "id_a"), on=["band", "key"])
+        banded(NEW_PREFIX + rest["id"], new_keys, "id_b").join(banded(index["id"], index_keys, "id_a"), on=["band", "key"])
         .select("id_a", "id_b").unique().sort("id_a", "id_b")
     )
-    texts = pl.concat([corpus_texts, articles.select("id", "text")])
+    texts = pl.concat([corpus_texts, articles.select(id=NEW_PREFIX + pl.col("id"), text="text")])
     near = (
         pair_similarity(candidates, texts, dedup)
         .filter(pl.col("similarity") >= dedup.threshold)
         .sort(["id_b", "similarity", "id_a"], descending=[False, True, False])
         .unique("id_b", keep="first", maintain_order=True)
-        .select(id="id_b", duplicate_of="id_a", similarity="similarity", kind=pl.lit("near"))
+        .select(id=pl.col("id_b").str.strip_prefix(NEW_PREFIX), duplicate_of="id_a", similarity="similarity",
+                kind=pl.lit("near"))
     )
     order = new.select("id").with_row_index("row")
     return (
