@@ -32,6 +32,7 @@ clusters are printed too.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 import sys
@@ -207,6 +208,17 @@ class Evaluation:
     family: pl.DataFrame  # id, family (the base article's id), edits (list, empty for bases)
     related: pl.DataFrame  # family_a < family_b: base articles that are natural reprints / rewrites
     info: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        for name in ("articles", "family", "related"):
+            getattr(self, name).write_parquet(directory / f"{name}.parquet")
+        (directory / "info.json").write_text(json.dumps(self.info))
+
+    @classmethod
+    def load(cls, directory: Path) -> "Evaluation":
+        frames = {name: pl.read_parquet(directory / f"{name}.parquet") for name in ("articles", "family", "related")}
+        return cls(**frames, info=json.loads((directory / "info.json").read_text()))
 
 
 def build_evaluation(bases: pl.DataFrame, variants_per_article: tuple[int, int] = (1, 2), seed: int = SEED,

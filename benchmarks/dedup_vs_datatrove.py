@@ -83,13 +83,22 @@ class PeakMemory:
         return self.peak
 
 
-def measure(command: list[str], log: Path, env: dict[str, str] | None = None) -> tuple[float, int]:
-    """Run a command; (wall seconds, peak RSS bytes). Its output goes to `log`."""
+def measure(command: list[str], log: Path, timeout: float, env: dict[str, str] | None = None) -> tuple[float, int] | None:
+    """Run a command; (wall seconds, peak RSS bytes), or None if it ran out of time (it is
+    then stopped, with its process tree). Its output goes to `log`."""
     started = time.perf_counter()
     with log.open("w") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
         memory = PeakMemory(process.pid)
-        code = process.wait()
+        try:
+            code = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+            for member in reversed(tree):
+                member.kill()
+            process.wait()
+            memory.stop()
+            return None
     peak = memory.stop()
     if code != 0:
         raise RuntimeError(f"{' '.join(command)} failed ({code}); see {log}")
@@ -112,13 +121,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datatrove-python", default="/work/bench-venv/bin/python")
     parser.add_argument("--textdedup-python", default="/work/bench-venv-textdedup/bin/python")
     parser.add_argument("--workdir", type=Path, help="keep the corpus and outputs here (default: a temp dir)")
+    parser.add_argument("--tools", nargs="+", choices=["ours", "datatrove", "text-dedup"],
+                        default=["ours", "datatrove", "text-dedup"])
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds a run may take (default: %(default)s)")
     args = parser.parse_args(argv)
     params = load_params(REPO / "params.yaml")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="dedup-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
 
     started = time.perf_counter()
-    evaluation = build_corpus(workdir, params, tuple(args.variants))
+    labelled = workdir / f"evaluation-{args.variants[0]}-{args.variants[1]}"
+    if (labelled / "info.json").exists():  # built by an earlier run in this workdir
+        evaluation = dedup_eval.Evaluation.load(labelled)
+    else:
+        evaluation = build_corpus(workdir, params, tuple(args.variants))
+        evaluation.save(labelled)
     corpus = workdir / "corpus.parquet"
     evaluation.articles.write_parquet(corpus)
     shards = workdir / "shards"
@@ -132,39 +149,45 @@ def main(argv: list[str] | None = None) -> int:
           f"built in {time.perf_counter() - started:.0f} s in {workdir}", flush=True)
 
     d = params["dedup"]
-    runs: list[tuple[str, list[str], Path | None]] = [(
-        f"ours ({d['ngram']}-grams, {d['bands']}x{d['rows']}, Jaccard >= {d['threshold']})",
-        [str(Path(sys.executable).parent / "corpus"), "--params", str(REPO / "params.yaml"), "dedup",
-         "--input", str(corpus), "--output", str(workdir / "ours"), "--metrics", str(workdir / "ours.json")],
-        None,
-    )]
-    if Path(args.datatrove_python).exists():
+    ours = f"{d['ngram']}-grams, {d['bands']}x{d['rows']}"
+    runs: list[tuple[str, list[str], Path | None]] = []
+    if "ours" in args.tools:
+        runs.append((f"ours ({ours}, Jaccard >= {d['threshold']})",
+                     [str(Path(sys.executable).parent / "corpus"), "--params", str(REPO / "params.yaml"), "dedup",
+                      "--input", str(corpus), "--output", str(workdir / "ours"), "--metrics", str(workdir / "ours.json")],
+                     None))
+    if "datatrove" in args.tools and not Path(args.datatrove_python).exists():
+        print(f"datatrove skipped: no {args.datatrove_python}")
+    elif "datatrove" in args.tools:
         for label, ngram, buckets, rows in (("defaults: 5-grams, 14x8", 5, 14, 8),
-                                            (f"our shingles/bands: {d['ngram']}-grams, {d['bands']}x{d['rows']}",
-                                             d["ngram"], d["bands"], d["rows"])):
+                                            (f"our shingles/bands: {ours}", d["ngram"], d["bands"], d["rows"])):
             out = workdir / f"datatrove-{ngram}-{buckets}x{rows}"
             runs.append((f"datatrove ({label})", [args.datatrove_python, str(HERE / "datatrove_minhash.py"), str(shards),
                                                   str(out), "--ngram", str(ngram), "--buckets", str(buckets),
                                                   "--rows", str(rows), "--workers", "2"], out))
-    else:
-        print(f"datatrove skipped: no {args.datatrove_python}")
-    if Path(args.textdedup_python).exists():
+    if "text-dedup" in args.tools and not Path(args.textdedup_python).exists():
+        print(f"text-dedup skipped: no {args.textdedup_python}")
+    elif "text-dedup" in args.tools:
         for label, extra in (("README config: 5-grams, 240 perms, 0.7", ["--ngram", "5", "--num-perm", "240", "--threshold", "0.7"]),
-                             (f"our shingles/bands: {d['ngram']}-grams, {d['bands']}x{d['rows']}, {d['threshold']}",
+                             (f"our shingles/bands: {ours}, {d['threshold']}",
                               ["--ngram", str(d["ngram"]), "--num-perm", str(d["permutations"]), "--threshold",
                                str(d["threshold"]), "--bands", str(d["bands"]), "--rows", str(d["rows"])])):
             out = workdir / f"textdedup-{len(runs)}"
             runs.append((f"text-dedup ({label})", [args.textdedup_python, str(HERE / "textdedup_minhash.py"),
                                                    str(shards), str(out), *extra], out))
-    else:
-        print(f"text-dedup skipped: no {args.textdedup_python}")
 
+    print(f"load average before the runs: {os.getloadavg()[0]:.1f} (2 cores)")
     print(f"\n{'tool':<62} {'wall s':>7} {'docs/s':>8} {'peak RSS':>9} {'P':>6} {'R':>6} {'F1':>6} "
           f"{'pairs P':>8} {'pairs R':>8}")
     results = []
     for label, command, out in runs:
         env = {**os.environ, "PYTHONHASHSEED": "0"}
-        seconds, peak = measure(command, workdir / f"{len(results)}.log", env)
+        measured = measure(command, workdir / f"{len(results)}.log", args.timeout, env)
+        if measured is None:
+            results.append({"tool": label, "seconds": None})
+            print(f"{label:<62} did not finish in {args.timeout:.0f} s", flush=True)
+            continue
+        seconds, peak = measured
         if out is None:
             removed = pl.read_parquet(workdir / "ours" / "duplicates.parquet").select("id", "duplicate_of")
             decisions = pl.DataFrame({"id": evaluation.articles["id"]}).join(removed, on="id", how="left")
