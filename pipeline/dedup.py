@@ -92,10 +92,18 @@ def key_hashes(keys: pl.Series) -> pl.Series:
     return pl.Series("key_hash", [xxhash.xxh3_128_hexdigest(k.encode("utf-8")) for k in keys.to_list()], dtype=pl.String)
 
 
+def batches(frame: pl.LazyFrame, size: int) -> Iterator[pl.DataFrame]:
+    """Consecutive slices of ``frame``, each computed only when asked for. (The streaming
+    engine's own ``collect_batches`` runs ahead of a slower consumer and its batches pile
+    up: memory then grows with the corpus.)"""
+    rows = frame.select(pl.len()).collect().item()
+    for offset in range(0, rows, size):
+        yield frame.slice(offset, size).collect(engine="streaming")
+
+
 def signature_batches(articles: pl.LazyFrame, params: DedupParams, progress: Progress | None = None) -> Iterator[pl.DataFrame]:
     """Per batch of articles: id, key_hash, signature (Array[UInt32, permutations])."""
-    batches = with_match_words(articles.select("id", "text")).select("id", "key", "words")
-    for batch in batches.collect_batches(chunk_size=params.batch_size, engine="streaming"):
+    for batch in batches(with_match_words(articles.select("id", "text")).select("id", "key", "words"), params.batch_size):
         shingles = minhash.shingle_hashes(batch["words"], params.minhash.ngram)
         signature = minhash.signatures(shingles, params.minhash)
         yield pl.DataFrame({
@@ -136,8 +144,8 @@ def pair_similarity(pairs: pl.DataFrame, texts: pl.LazyFrame, params: DedupParam
     with tempfile.TemporaryDirectory(prefix="dedup-") as tmp:
         path = Path(tmp) / "shingle-keys.u64"
         with path.open("wb") as out:
-            batches = with_match_words(texts.filter(pl.col("id").is_in(wanted.implode())).select("id", "text"))
-            for batch in batches.select("id", "words").collect_batches(chunk_size=params.batch_size, engine="streaming"):
+            for batch in batches(texts.select("id", "text"), params.batch_size):
+                batch = with_match_words(batch.lazy().filter(pl.col("id").is_in(wanted.implode()))).collect(engine="streaming")
                 shingles = minhash.shingle_hashes(batch["words"], params.minhash.ngram)
                 out.write(minhash.fingerprint_keys(shingles, n_docs).tobytes())
                 numbered.append(batch["id"])

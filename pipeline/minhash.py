@@ -212,7 +212,10 @@ def fingerprint_keys(shingles: Shingles, first_doc: int) -> np.ndarray:
     (Two different shingles of one document pair share 32 bits with probability about
     |A| |B| / 2**32, 2e-5 for 300-shingle articles: no visible effect on the similarity.)"""
     doc = np.repeat(np.arange(first_doc, first_doc + len(shingles.offsets) - 1, dtype=np.uint64), shingles.counts)
-    return np.unique((doc << _SHIFT_32) | (shingles.hashes >> _SHIFT_32))
+    keys = np.sort((doc << _SHIFT_32) | (shingles.hashes >> _SHIFT_32))
+    distinct = np.ones(len(keys), dtype=bool)
+    np.not_equal(keys[1:], keys[:-1], out=distinct[1:])
+    return keys[distinct]  # (np.unique would hash first: 5x slower here)
 
 
 def jaccard(keys: np.ndarray, a: np.ndarray, b: np.ndarray, n_docs: int, chunk: int = 50_000) -> np.ndarray:
