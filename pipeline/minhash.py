@@ -176,32 +176,28 @@ def band_keys(signature: np.ndarray, params: MinHashParams) -> np.ndarray:
 
 
 def candidate_pairs(keys: np.ndarray, max_bucket_size: int) -> pl.DataFrame:
-    """Distinct pairs (a < b, row numbers) of documents that share a band key.
+    """Distinct pairs (a < b, row numbers) of documents that share a band key (LSH).
 
     Rows of ``keys`` are documents in rank order (the preferred kept article first). A bucket
     of more than ``max_bucket_size`` documents pairs each member with the bucket's first
     member only, so a very common band (templated articles) stays linear, not quadratic.
-    """
-    n_docs, n_bands = keys.shape
-    buckets = pl.DataFrame({
-        "band": np.tile(np.arange(n_bands, dtype=np.int32), n_docs),
-        "key": keys.reshape(-1),
-        "doc": np.repeat(np.arange(n_docs, dtype=np.int64), n_bands),
-    }).filter(pl.len().over("band", "key") > 1)
-    if buckets.is_empty():
-        return pl.DataFrame(schema={"a": pl.Int64, "b": pl.Int64})
-    buckets = buckets.with_columns(size=pl.len().over("band", "key"), first=pl.col("doc").min().over("band", "key"))
-    small = buckets.filter(pl.col("size") <= max_bucket_size).select("band", "key", "doc")
-    all_pairs = small.join(small, on=["band", "key"], suffix="_b").filter(pl.col("doc") < pl.col("doc_b"))
-    star_pairs = buckets.filter((pl.col("size") > max_bucket_size) & (pl.col("doc") != pl.col("first")))
-    return (
-        pl.concat([
-            all_pairs.select(a=pl.col("doc"), b=pl.col("doc_b")),
-            star_pairs.select(a=pl.col("first"), b=pl.col("doc")),
-        ])
-        .unique()
-        .sort("a", "b")
-    )
+    Bands are taken one at a time: a pair found in many bands is held once."""
+    found = pl.DataFrame(schema={"a": pl.Int64, "b": pl.Int64})
+    docs = np.arange(len(keys), dtype=np.int64)
+    for band in range(keys.shape[1]):
+        buckets = pl.DataFrame({"key": keys[:, band], "doc": docs}).filter(pl.len().over("key") > 1)
+        if buckets.is_empty():
+            continue
+        buckets = buckets.with_columns(size=pl.len().over("key"), first=pl.col("doc").min().over("key"))
+        small = buckets.filter(pl.col("size") <= max_bucket_size).select("key", "doc")
+        pairs = small.join(small, on="key", suffix="_b").filter(pl.col("doc") < pl.col("doc_b"))
+        star = buckets.filter((pl.col("size") > max_bucket_size) & (pl.col("doc") != pl.col("first")))
+        found = pl.concat([
+            found,
+            pairs.select(a=pl.col("doc"), b=pl.col("doc_b")),
+            star.select(a=pl.col("first"), b=pl.col("doc")),
+        ]).unique()
+    return found.sort("a", "b")
 
 
 def fingerprint_keys(shingles: Shingles, first_doc: int) -> np.ndarray:
