@@ -152,25 +152,30 @@ def signature_table(articles: pl.LazyFrame, params: DedupParams, what: str) -> p
 def pair_similarity(pairs: pl.DataFrame, texts: pl.LazyFrame, params: DedupParams) -> pl.DataFrame:
     """Real Jaccard similarity of the shingle sets of each pair (columns id_a, id_b).
 
-    ``texts`` (id, text, ids unique) must hold both sides. The articles of the pairs are read once, in
-    batches; their shingle sets go to a temporary file of sorted keys that the pairs are
-    checked against (``minhash.jaccard``), so memory does not grow with the pair count or
-    the corpus. Returns id_a, id_b, similarity in the order of ``pairs``."""
+    ``texts`` (id, text; ids unique) must hold both sides. The articles of the pairs are
+    read once, in batches; their shingle sets go to a temporary file of sorted keys that
+    the pairs are looked up in, ``verify_batch_pairs`` at a time (``minhash.jaccard``), so
+    no shingle set is held in memory per pair. Returns id_a, id_b, similarity in the order
+    of ``pairs``."""
     pairs = pairs.select("id_a", "id_b")
     if pairs.is_empty():
         return pairs.with_columns(similarity=pl.lit(None, dtype=pl.Float64))
     wanted = pl.concat([pairs["id_a"], pairs["id_b"]]).unique()
     numbered: list[pl.Series] = []
     n_docs = 0
+    progress = Progress(STAGE, "articles read to verify pairs")
     with tempfile.TemporaryDirectory(prefix="dedup-") as tmp:
         path = Path(tmp) / "shingle-keys.u64"
         with path.open("wb") as out:
             for batch in batches(texts.select("id", "text"), params.batch_size):
-                batch = with_match_words(batch.lazy().filter(pl.col("id").is_in(wanted.implode()))).collect(engine="streaming")
+                batch = with_match_words(batch.lazy().filter(pl.col("id").is_in(wanted.implode())))
+                batch = batch.collect(engine="streaming")
                 shingles = minhash.shingle_hashes(batch["words"], params.minhash.ngram)
                 out.write(minhash.fingerprint_keys(shingles, n_docs).tobytes())
                 numbered.append(batch["id"])
                 n_docs += batch.height
+                progress.advance(batch.height)
+        progress.done(f"{pairs.height:,} pairs")
         number = pl.DataFrame({"id": pl.concat(numbered) if numbered else pl.Series([], dtype=pl.String)})
         number = number.with_row_index("doc")
         missing = wanted.filter(~wanted.is_in(number["id"].implode()))

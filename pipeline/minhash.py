@@ -33,9 +33,6 @@ SCHEME = "xxh3-words/poly-ngrams/affine-minhash/v1"
 _NGRAM_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constant (golden ratio)
 _SHIFT_30, _SHIFT_27, _SHIFT_31, _SHIFT_32 = (np.uint64(s) for s in (30, 27, 31, 32))
 _MIX_1, _MIX_2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
-# Shingles hashed per step of the signature loop: big enough to amortise numpy's per-call
-# cost, small enough that the working buffers stay in cache-friendly sizes.
-_SHINGLE_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
