@@ -1,0 +1,208 @@
+"""Our dedup stage side by side with datatrove's (and text-dedup's) MinHash dedup.
+
+    python benchmarks/dedup_vs_datatrove.py                    # >= 100k articles, all tools found
+    python benchmarks/dedup_vs_datatrove.py --variants 1 1     # smaller corpus
+
+The corpus: the 31,030 SaudiNewsNet articles (the 18 daily zips of the shared corpus) run
+through the real ingest and clean stages, plus 2-3 edited variants of each
+(``dedup_eval.make_variant``: new headline, boilerplate, a sentence in or out, diacritics /
+letter forms / punctuation, 10-20 % of words changed). Labels as in dedup_eval: a base
+article and its variants are one family; base articles that are natural reprints of one
+another (exact 5-shingle Jaccard >= 0.3) are neither positives nor negatives.
+
+Every tool runs as a separate process on the same Parquet data (2 workers where the tool
+has them); the script samples the resident memory of its whole process tree. Printed per
+run: wall seconds, documents per second, peak RSS, and precision / recall / F1 of the
+removals (and of the pairs in the final clusters).
+
+datatrove and text-dedup are not project dependencies: they run from their own virtual
+environments (``--datatrove-python``, ``--textdedup-python``; see benchmarks/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a script from anywhere
+from benchmarks import dedup_eval  # noqa: E402
+from pipeline.params import load_params  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+ZIPS = dedup_eval.SHARED / "saudinewsnet" / "zips"
+SHARDS = 8  # Parquet files the external tools read (one datatrove task each)
+
+
+def build_corpus(workdir: Path, params: dict[str, Any], variants: tuple[int, int]) -> dedup_eval.Evaluation:
+    files = []
+    raw = workdir / "zips"
+    raw.mkdir(parents=True, exist_ok=True)
+    for archive in sorted(ZIPS.glob("*.zip")):
+        with zipfile.ZipFile(archive) as zipped:
+            for name in zipped.namelist():
+                (raw / name).write_bytes(zipped.read(name))
+                files.append(raw / name)
+    bases = dedup_eval.cleaned_articles({"saudinewsnet": files}, workdir / "pipeline", params).drop("file")
+    return dedup_eval.build_evaluation(bases, variants_per_article=variants)
+
+
+class PeakMemory:
+    """Peak total RSS of a process and all its descendants, sampled every 50 ms."""
+
+    def __init__(self, pid: int) -> None:
+        self.process, self.peak = psutil.Process(pid), 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            try:
+                tree = [self.process, *self.process.children(recursive=True)]
+                self.peak = max(self.peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+            except psutil.Error:
+                pass
+            self._stop.wait(0.05)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+def measure(command: list[str], log: Path, timeout: float, env: dict[str, str] | None = None) -> tuple[float, int] | None:
+    """Run a command; (wall seconds, peak RSS bytes), or None if it ran out of time (it is
+    then stopped, with its process tree). Its output goes to `log`."""
+    started = time.perf_counter()
+    with log.open("w") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+        memory = PeakMemory(process.pid)
+        try:
+            code = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+            for member in reversed(tree):
+                member.kill()
+            process.wait()
+            memory.stop()
+            return None
+    peak = memory.stop()
+    if code != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({code}); see {log}")
+    return time.perf_counter() - started, peak
+
+
+def decisions_from_csv(path: Path, all_ids: pl.Series) -> pl.DataFrame:
+    """(id, duplicate_of) from a tool's decisions.csv (id, cluster, removed)."""
+    rows = pl.read_csv(path, schema={"id": pl.String, "cluster": pl.String, "removed": pl.Int8})
+    kept_of = rows.filter(pl.col("removed") == 0).select("cluster", kept="id").unique("cluster", keep="first")
+    removed = rows.filter(pl.col("removed") == 1).join(kept_of, on="cluster", how="left")
+    return pl.DataFrame({"id": all_ids}).join(
+        removed.select("id", duplicate_of="kept"), on="id", how="left"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--variants", type=int, nargs=2, default=(2, 3), metavar=("MIN", "MAX"))
+    parser.add_argument("--datatrove-python", default="/work/bench-venv/bin/python")
+    parser.add_argument("--textdedup-python", default="/work/bench-venv-textdedup/bin/python")
+    parser.add_argument("--workdir", type=Path, help="keep the corpus and outputs here (default: a temp dir)")
+    parser.add_argument("--tools", nargs="+", choices=["ours", "datatrove", "text-dedup"],
+                        default=["ours", "datatrove", "text-dedup"])
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds a run may take (default: %(default)s)")
+    args = parser.parse_args(argv)
+    params = load_params(REPO / "params.yaml")
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="dedup-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    started = time.perf_counter()
+    labelled = workdir / f"evaluation-{args.variants[0]}-{args.variants[1]}"
+    if (labelled / "info.json").exists():  # built by an earlier run in this workdir
+        evaluation = dedup_eval.Evaluation.load(labelled)
+    else:
+        evaluation = build_corpus(workdir, params, tuple(args.variants))
+        evaluation.save(labelled)
+    corpus = workdir / "corpus.parquet"
+    evaluation.articles.write_parquet(corpus)
+    shards = workdir / "shards"
+    shards.mkdir(exist_ok=True)
+    size = -(-evaluation.articles.height // SHARDS)
+    for k in range(SHARDS):
+        evaluation.articles.slice(k * size, size).select("id", "text").write_parquet(shards / f"part-{k:02d}.parquet")
+    n = evaluation.articles.height
+    print(f"corpus: {n:,} articles = {evaluation.info['bases']:,} SaudiNewsNet (ingested + cleaned) + "
+          f"{evaluation.info['variants']:,} variants; {evaluation.info['variants']:,} removals needed; "
+          f"built in {time.perf_counter() - started:.0f} s in {workdir}", flush=True)
+
+    d = params["dedup"]
+    ours = f"{d['ngram']}-grams, {d['bands']}x{d['rows']}"
+    runs: list[tuple[str, list[str], Path | None]] = []
+    if "ours" in args.tools:
+        runs.append((f"ours ({ours}, Jaccard >= {d['threshold']})",
+                     [str(Path(sys.executable).parent / "corpus"), "--params", str(REPO / "params.yaml"), "dedup",
+                      "--input", str(corpus), "--output", str(workdir / "ours"), "--metrics", str(workdir / "ours.json")],
+                     None))
+    if "datatrove" in args.tools and not Path(args.datatrove_python).exists():
+        print(f"datatrove skipped: no {args.datatrove_python}")
+    elif "datatrove" in args.tools:
+        for label, ngram, buckets, rows in (("defaults: 5-grams, 14x8", 5, 14, 8),
+                                            (f"our shingles/bands: {ours}", d["ngram"], d["bands"], d["rows"])):
+            out = workdir / f"datatrove-{ngram}-{buckets}x{rows}"
+            runs.append((f"datatrove ({label})", [args.datatrove_python, str(HERE / "datatrove_minhash.py"), str(shards),
+                                                  str(out), "--ngram", str(ngram), "--buckets", str(buckets),
+                                                  "--rows", str(rows), "--workers", "2"], out))
+    if "text-dedup" in args.tools and not Path(args.textdedup_python).exists():
+        print(f"text-dedup skipped: no {args.textdedup_python}")
+    elif "text-dedup" in args.tools:
+        for label, extra in (("README config: 5-grams, 240 perms, 0.7", ["--ngram", "5", "--num-perm", "240", "--threshold", "0.7"]),
+                             (f"our shingles/bands: {ours}, {d['threshold']}",
+                              ["--ngram", str(d["ngram"]), "--num-perm", str(d["permutations"]), "--threshold",
+                               str(d["threshold"]), "--bands", str(d["bands"]), "--rows", str(d["rows"])])):
+            out = workdir / f"textdedup-{len(runs)}"
+            runs.append((f"text-dedup ({label})", [args.textdedup_python, str(HERE / "textdedup_minhash.py"),
+                                                   str(shards), str(out), *extra], out))
+
+    print(f"load average before the runs: {os.getloadavg()[0]:.1f} (2 cores)")
+    print(f"\n{'tool':<62} {'wall s':>7} {'docs/s':>8} {'peak RSS':>9} {'P':>6} {'R':>6} {'F1':>6} "
+          f"{'pairs P':>8} {'pairs R':>8}")
+    results = []
+    for label, command, out in runs:
+        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        measured = measure(command, workdir / f"{len(results)}.log", args.timeout, env)
+        if measured is None:
+            results.append({"tool": label, "seconds": None})
+            print(f"{label:<62} did not finish in {args.timeout:.0f} s", flush=True)
+            continue
+        seconds, peak = measured
+        if out is None:
+            removed = pl.read_parquet(workdir / "ours" / "duplicates.parquet").select("id", "duplicate_of")
+            decisions = pl.DataFrame({"id": evaluation.articles["id"]}).join(removed, on="id", how="left")
+        else:
+            decisions = decisions_from_csv(out / "decisions.csv", evaluation.articles["id"])
+        s = dedup_eval.score(evaluation, decisions)
+        results.append({"tool": label, "seconds": round(seconds, 1), "docs_per_s": round(n / seconds),
+                        "peak_rss_mib": round(peak / 2**20), **{k: s[k] for k in ("precision", "recall", "f1",
+                                                                                  "pairs_precision", "pairs_recall")}})
+        r = results[-1]
+        print(f"{label:<62} {r['seconds']:>7.1f} {r['docs_per_s']:>8,} {r['peak_rss_mib']:>6,} MiB {r['precision']:>6.3f} "
+              f"{r['recall']:>6.3f} {r['f1']:>6.3f} {r['pairs_precision']:>8.3f} {r['pairs_recall']:>8.3f}", flush=True)
+    (workdir / "results.json").write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
