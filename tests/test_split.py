@@ -18,15 +18,16 @@ import pytest
 from pipeline import arabic_text, clean, ingest, split
 from pipeline.io import scan_table, write_table
 from pipeline.params import ParamsError, load_params, section
-from pipeline.schema import ARTICLE_SCHEMA, CLUSTER_ID, DUPLICATE_COLUMNS, SPLITS
+from pipeline.schema import ARTICLE_SCHEMA, CLUSTER_ID, CLUSTERED_ARTICLE_SCHEMA, DUPLICATE_COLUMNS, SPLITS
 from conftest import REPO, SAUDI_SAMPLE, SAUDI_ZIPS, run_corpus
 
 PARAMS = load_params(REPO / "params.yaml")
 SPLIT_PARAMS = section(PARAMS, "split")
 RULES = split.SplitRules.from_params(SPLIT_PARAMS)
 CONTAMINATION = split.ContaminationRules.from_params(SPLIT_PARAMS)
-# Near-duplicate threshold of the dedup stage (Jaccard of word 5-gram shingles).
-NEAR_DUPLICATE = 0.8
+# The dedup stage's near-duplicate threshold and review band (Jaccard of word 5-grams).
+NEAR_DUPLICATE = 0.7
+REVIEW_MIN = 0.5
 SHINGLE = 5
 
 
@@ -53,24 +54,24 @@ def shingles(text: str) -> set[tuple[str, ...]]:
     return {tuple(words[i : i + SHINGLE]) for i in range(len(words) - SHINGLE + 1)}
 
 
-def near_duplicate_pairs(articles: pl.DataFrame, threshold: float) -> set[tuple[str, str]]:
-    """Every pair with exact Jaccard similarity of word 5-grams >= threshold (a test oracle
-    independent of the pipeline's n-gram code: Python sets and an inverted index)."""
+def similar_pairs(articles: pl.DataFrame, threshold: float) -> dict[tuple[str, str], float]:
+    """Every pair with Jaccard similarity of word 5-grams >= threshold, and that similarity
+    (a test oracle independent of the pipeline's n-gram code: Python sets, inverted index)."""
     sets = {row["id"]: shingles(row["text"]) for row in articles.select("id", "text").iter_rows(named=True)}
     postings: dict[tuple[str, ...], list[str]] = {}
     for doc, doc_shingles in sets.items():
         for shingle in doc_shingles:
             postings.setdefault(shingle, []).append(doc)
     candidates = {tuple(sorted(pair)) for docs in postings.values() if len(docs) < 200 for pair in combinations(docs, 2)}
-    return {
-        (a, b) for a, b in candidates
-        if len(sets[a] & sets[b]) / len(sets[a] | sets[b]) >= threshold
-    }
+    similarity = {(a, b): len(sets[a] & sets[b]) / len(sets[a] | sets[b]) for a, b in candidates}
+    return {pair: value for pair, value in similarity.items() if value >= threshold}
 
 
-def dedup_tables(articles: pl.DataFrame, pairs: set[tuple[str, str]]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The dedup stage's contract built from known near-duplicate pairs: clusters are
-    connected components, the kept article is the longest text, then the smallest id."""
+def dedup_tables(articles: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The dedup stage's contract, by exact Jaccard: clusters are connected components of
+    pairs at or above the threshold, the kept article is the longest text, then the
+    smallest id; pairs in the review band are listed (kept, duplicates, review)."""
+    pairs = similar_pairs(articles, REVIEW_MIN)
     parent = {doc: doc for doc in articles["id"]}
 
     def root(doc: str) -> str:
@@ -79,7 +80,7 @@ def dedup_tables(articles: pl.DataFrame, pairs: set[tuple[str, str]]) -> tuple[p
             doc = parent[doc]
         return doc
 
-    for a, b in sorted(pairs):
+    for a, b in sorted(pair for pair, value in pairs.items() if value >= NEAR_DUPLICATE):
         parent[root(a)] = root(b)
     members = articles.with_columns(component=pl.col("id").map_elements(root, return_dtype=pl.String))
     representative = (
@@ -94,12 +95,17 @@ def dedup_tables(articles: pl.DataFrame, pairs: set[tuple[str, str]]) -> tuple[p
         .with_columns(duplicate_of=pl.col(CLUSTER_ID), similarity=pl.lit(1.0), kind=pl.lit("near"))
         .sort("id")
     )
-    return kept, duplicates.select(*ARTICLE_SCHEMA, CLUSTER_ID, *DUPLICATE_COLUMNS)
+    review = pl.DataFrame(
+        [(a, b, value) for (a, b), value in sorted(pairs.items()) if value < NEAR_DUPLICATE],
+        schema={"id_a": pl.String, "id_b": pl.String, "similarity": pl.Float64},
+        orient="row",
+    )
+    return kept, duplicates.select(*ARTICLE_SCHEMA, CLUSTER_ID, *DUPLICATE_COLUMNS), review
 
 
-def write_dedup_output(folder: Path, kept: pl.DataFrame, duplicates: pl.DataFrame) -> Path:
-    write_table(kept, folder / "articles.parquet")
-    write_table(duplicates, folder / "duplicates.parquet")
+def write_dedup_output(folder: Path, tables: tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]) -> Path:
+    for name, table in zip(("articles", "duplicates", "review"), tables):
+        write_table(table, folder / f"{name}.parquet")
     return folder
 
 
@@ -173,7 +179,8 @@ def versions(tmp_path_factory) -> dict[str, Path]:
     raw_v1 = root / "raw-v1"
     copy_sample_drop(raw_v1 / "a-2015", old)
     v1 = ingest_and_clean(raw_v1, root / "work-v1")
-    kept_v1, duplicates_v1 = dedup_tables(v1, near_duplicate_pairs(v1, NEAR_DUPLICATE))
+    dedup_v1 = dedup_tables(v1)
+    kept_v1, duplicates_v1 = dedup_v1[:2]
     assert duplicates_v1.height >= 20, "the sample has real reprint clusters"
 
     raw_v2 = root / "raw-v2"
@@ -188,11 +195,11 @@ def versions(tmp_path_factory) -> dict[str, Path]:
     write_reprints(drop_b, [SAUDI_SAMPLE / n for n in chosen[30:]], rng, prefix="reprint")
     write_reprints(drop_b, [SAUDI_SAMPLE / n for n in removed[:15]], rng, prefix="of-removed")
     v2 = ingest_and_clean(raw_v2, root / "work-v2")
-    kept_v2, duplicates_v2 = dedup_tables(v2, near_duplicate_pairs(v2, NEAR_DUPLICATE))
+    dedup_v2 = dedup_tables(v2)
 
     outputs = {}
-    for name, kept, duplicates in (("v1", kept_v1, duplicates_v1), ("v2", kept_v2, duplicates_v2)):
-        dedup_dir = write_dedup_output(root / name / "dedup", kept, duplicates)
+    for name, tables in (("v1", dedup_v1), ("v2", dedup_v2)):
+        dedup_dir = write_dedup_output(root / name / "dedup", tables)
         split.run(dedup_dir, root / name / "split", root / name / "metrics" / "split.json", PARAMS)
         outputs[name] = root / name
     outputs["articles-v2"] = root / "articles-v2.parquet"
@@ -222,20 +229,43 @@ def test_assignment_is_pinned_to_the_anchor_id_and_salt() -> None:
 def test_anchor_is_the_member_of_the_earliest_drop() -> None:
     members = pl.LazyFrame({
         "id": ["z-old", "a-new", "b-newer", "c-single", "m1", "m0"],
-        CLUSTER_ID: ["a-new", "a-new", "a-new", "c-single", "m1", "m1"],
+        "group": ["a-new", "a-new", "a-new", "c-single", "m1", "m1"],
         "drop": ["seed", "2026-01", "0-named-to-sort-first", "2026-01", "x", "x"],
-        "published_date": [date(2020, 1, 1), date(2026, 1, 1), None, None, None, date(2021, 5, 5)],
+        "published_date": [date(2020, 1, 1), date(2026, 1, 1), None, None, date(2021, 5, 5), None],
     })
-    anchors = split.cluster_anchors(members, ("seed",)).collect().sort(CLUSTER_ID)
+    anchors = split.group_anchors(members, ("seed",)).collect().sort("group")
     assert anchors.rows() == [
         # listed drop first even though its id sorts last and the kept member is another
         ("a-new", "z-old", date(2020, 1, 1)),
         ("c-single", "c-single", None),
-        # same drop: smallest id, and the date comes with the anchor
-        ("m1", "m0", date(2021, 5, 5)),
+        # same drop: the earliest published before the smallest id (undated last)
+        ("m1", "m1", date(2021, 5, 5)),
     ]
-    unlisted = split.cluster_anchors(members, ()).collect().filter(pl.col(CLUSTER_ID) == "a-new")
+    unlisted = split.group_anchors(members, ()).collect().filter(pl.col("group") == "a-new")
     assert unlisted["anchor_id"].item() == "b-newer"  # unlisted drops by name
+
+
+def test_review_pairs_join_clusters_into_one_group() -> None:
+    """c1-c2 (through c2's removed duplicate d2), c2-c3: one group; a pair inside c4 and a
+    pair with an unknown id change nothing; c5 stays alone."""
+    kept = pl.LazyFrame({
+        "id": ["c1", "c2", "c3", "c4", "c5"],
+        CLUSTER_ID: ["c1", "c2", "c3", "c4", "c5"],
+        "drop": ["seed"] * 5,
+        "published_date": [None] * 5,
+    }, schema_overrides={"published_date": pl.Date})
+    duplicates = pl.LazyFrame({
+        "id": ["d2", "d4"], CLUSTER_ID: ["c2", "c4"], "drop": ["later"] * 2, "published_date": [None, None],
+    }, schema_overrides={"published_date": pl.Date})
+    review = pl.LazyFrame({"id_a": ["c1", "c3", "c4", "c5"], "id_b": ["d2", "c2", "d4", "unknown"]})
+    groups = split.review_groups(split.cluster_members(kept, duplicates), review).sort(CLUSTER_ID)
+    assert groups.rows() == [("c1", "c1"), ("c2", "c1"), ("c3", "c1")]
+    for _ in range(3):  # whichever salt, the group stays together
+        rules = split.SplitRules.from_params(params_with(salt=f"salt-{_}")["split"])
+        assigned = split.assign_splits(kept, duplicates, rules, review).members.collect()
+        joined = assigned.filter(pl.col(CLUSTER_ID).is_in(["c1", "c2", "c3"]))
+        assert joined["split"].n_unique() == 1 and set(joined["anchor_id"]) == {"c1"}
+        assert set(assigned.filter(pl.col(CLUSTER_ID) == "c4")["anchor_id"]) == {"c4"}
 
 
 @pytest.mark.parametrize(
@@ -245,6 +275,8 @@ def test_anchor_is_the_member_of_the_earliest_drop() -> None:
         ({"ratios": {"train": 0.8, "validation": 0.1, "test": 0.2}}, "add up to 1"),
         ({"ratios": {"train": 0.9, "test": 0.1}}, "each of"),
         ({"salt": ""}, "salt"),
+        ({"group_review_pairs": "yes"}, "true or false"),
+        ({"drop_order": "seed"}, "list of drop names"),
         ({"time": {"validation_from": "2015-08-01", "test_from": None}}, "both"),
         ({"time": {"validation_from": "2015-08-05", "test_from": "2015-08-01"}}, "after"),
         ({"time": {"validation_from": "August", "test_from": "2015-08-01"}}, "YYYY-MM-DD"),
@@ -321,12 +353,14 @@ def test_derived_cutoffs_handle_empty_periods() -> None:
 
 def test_no_near_duplicate_pair_crosses_splits(versions: dict[str, Path]) -> None:
     """On the sample with its real reprints plus injected ones, every pair of articles with
-    Jaccard >= the dedup threshold (kept or removed) is in one split."""
+    Jaccard >= the dedup threshold (kept or removed), and every review-band pair, is in
+    one split."""
     articles = pl.read_parquet(versions["articles-v2"])
-    pairs = near_duplicate_pairs(articles, NEAR_DUPLICATE)
-    assert len(pairs) >= 100
+    pairs = similar_pairs(articles, REVIEW_MIN)
+    assert sum(value >= NEAR_DUPLICATE for value in pairs.values()) >= 100
+    assert sum(value < NEAR_DUPLICATE for value in pairs.values()) >= 50
     splits = split_of(versions["v2"] / "split")
-    crossing = [(a, b) for a, b in pairs if splits[a] != splits[b]]
+    crossing = [(a, b, value) for (a, b), value in pairs.items() if splits[a] != splits[b]]
     assert crossing == []
     # and the published split tables hold each kept article exactly once
     published = pl.concat([pl.read_parquet(versions["v2"] / "split" / f"{name}.parquet") for name in SPLITS])
@@ -460,7 +494,7 @@ def test_metrics_add_up_and_describe_the_splits(versions: dict[str, Path]) -> No
     assert sum(metrics["splits"][name]["rows"] for name in SPLITS) == kept.height == metrics["input"]["kept"]
     for name in SPLITS:
         table = pl.read_parquet(versions["v2"] / "split" / f"{name}.parquet")
-        assert table.schema == split.SPLIT_ARTICLE_SCHEMA
+        assert table.schema == CLUSTERED_ARTICLE_SCHEMA
         stats = metrics["splits"][name]
         assert (stats["rows"], stats["characters"], stats["words"]) == (table.height, table["n_chars"].sum(), table["n_words"].sum())
         assert stats["sources"] == table["source"].drop_nulls().n_unique()
