@@ -10,15 +10,13 @@ dedup stage found similar crosses splits.
 Each group is decided by its **anchor**: the member that entered the corpus first, i.e.
 the member from the earliest drop (``split.drop_order`` lists drops in the order they
 arrived; drops not listed come after them, by name); within that drop, the earliest
-published, then the smallest id. Only
-the anchor matters, never the representative the dedup stage keeps: when a new drop brings
-a near-duplicate of an existing article, the anchor is still the existing article, even if
-the newcomer is longer and becomes the kept representative, which so inherits the split
-of the article it displaced. Adding a drop therefore moves no article already in the
-dataset, with one unavoidable exception: a new article similar to two existing groups in
-different splits joins them, the merged group follows the older anchor, and the members
-of the other group move (1 of 17,133 articles when 8 days of SaudiNewsNet were added to
-its first 10).
+published, then the smallest id. The representative the dedup stage keeps plays no part:
+when a new drop brings a longer reprint of an existing article, dedup keeps the reprint,
+but the anchor is still the existing article, so the reprint inherits its split. Adding a
+drop therefore moves no article already in the dataset, with one unavoidable exception:
+a new article similar to two existing groups in different splits joins them, the merged
+group follows the older anchor, and the other group's members move (2 of 14,336 articles
+when 8 days of SaudiNewsNet were added to its first 10: benchmarks/split_snn.py).
 
 Strategies (``split.strategy``):
 
@@ -39,7 +37,13 @@ train. Per split: articles sharing any n-gram with train, articles mostly made o
 n-grams (share at or above ``article_overlap``), and the share of the split's distinct
 n-grams seen in train. Words are ``arabic_text.words`` of ``arabic_text.match_key``;
 n-grams are hashed to 64-bit ints and joined partition by partition on disk, so memory is
-bounded by ``memory_ngrams``, not by the corpus.
+bounded by ``memory_ngrams``, not by the corpus. The metrics say whether the contaminated
+share of validation and test is within ``max_contaminated_share`` (``contamination.gate``).
+
+Outputs: {train,validation,test}.parquet (article columns + cluster_id),
+assignments.parquet (every kept and removed article: cluster, anchor, split),
+contamination.parquet (held-out articles sharing n-grams with train); metrics/split.json
+and, beside it, split_by_date.csv and split_by_source.csv for ``dvc plots``.
 """
 
 from __future__ import annotations
@@ -641,7 +645,8 @@ def add_command(commands) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--input", type=Path, help="dedup output folder: articles.parquet, duplicates.parquet (default: paths.dedup)")
+    parser.add_argument("--input", type=Path, help="dedup output folder: articles.parquet, and duplicates.parquet and "
+                        "review.parquet when there (default: paths.dedup)")
     parser.add_argument("--output", type=Path, help="output folder (default: paths.split)")
     parser.add_argument("--metrics", type=Path, help="metrics JSON; the plot tables go beside it (default: metrics/split.json)")
     parser.set_defaults(handler=_main)
