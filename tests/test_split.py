@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 
 from pipeline import arabic_text, clean, ingest, split
-from pipeline.io import scan_table, write_table
+from pipeline.io import write_table
 from pipeline.params import ParamsError, load_params, section
 from pipeline.schema import ARTICLE_SCHEMA, CLUSTER_ID, CLUSTERED_ARTICLE_SCHEMA, DUPLICATE_COLUMNS, SPLITS
 from conftest import REPO, SAUDI_SAMPLE, SAUDI_ZIPS, run_corpus
@@ -43,10 +43,8 @@ def params_with(**split_changes) -> dict:
 def ingest_and_clean(raw_dir: Path, work_dir: Path) -> pl.DataFrame:
     """The real ingest and clean stages on every drop under ``raw_dir``."""
     ingest.run(raw_dir, work_dir / "ingest", None, section(PARAMS, "ingest"))
-    rules = clean.BoilerplateRules.from_params(section(PARAMS, "boilerplate"))
-
-    result = clean.clean_articles(scan_table(work_dir / "ingest" / "articles"), rules, section(PARAMS, "quality"))
-    return result.articles.collect()
+    clean.run(work_dir / "ingest", work_dir / "clean", None, PARAMS)
+    return pl.read_parquet(work_dir / "clean" / "articles.parquet")
 
 
 def shingles(text: str) -> set[tuple[str, ...]]:
