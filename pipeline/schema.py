@@ -34,7 +34,7 @@ QUARANTINE_SCHEMA = pl.Schema(
 # Why an input is quarantined. Keys are the `reason` values; values explain them (the
 # dataset card and `validate-drop` print these).
 QUARANTINE_REASONS: dict[str, str] = {
-    "empty_file": "the file or record has no bytes / no text at all",
+    "empty": "the file or record has no text at all",
     "too_large": "the file or record is larger than ingest.max_article_bytes",
     "binary": "the bytes contain NUL or other control bytes: not a text file",
     "undecodable": "the bytes are not valid in the declared or any supported encoding",
