@@ -49,6 +49,8 @@ QUARANTINE_REASONS: dict[str, str] = {
 
 # Outputs of the dedup stage.
 CLUSTER_ID = "cluster_id"  # on kept rows: id of the kept article that represents the cluster
+# The kept articles from dedup on: the dedup output and the split tables.
+CLUSTERED_ARTICLE_SCHEMA = pl.Schema(dict(ARTICLE_SCHEMA) | {CLUSTER_ID: pl.String()})
 DUPLICATE_COLUMNS = {
     "duplicate_of": pl.String(),  # id of the kept article this row duplicates
     "similarity": pl.Float64(),  # Jaccard similarity of shingles (1.0 for exact duplicates)

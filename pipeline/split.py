@@ -1,0 +1,663 @@
+"""Split: every kept article to train, validation or test; leakage-free and stable.
+
+Groups, not articles, are assigned. A dedup cluster is a kept article and every article
+the dedup stage removed as its duplicate (``cluster_id`` on both tables); with
+``split.group_review_pairs``, clusters joined by a pair from the dedup review band
+(``review.parquet``: similar, but under the duplicate threshold, typically an edited
+reprint) form one group. All kept members of a group land in one split, so no pair the
+dedup stage found similar crosses splits.
+
+Each group is decided by its **anchor**: the member that entered the corpus first, i.e.
+the member from the earliest drop (``split.drop_order`` lists drops in the order they
+arrived; drops not listed come after them, by name); within that drop, the earliest
+published, then the smallest id. The representative the dedup stage keeps plays no part:
+when a new drop brings a longer reprint of an existing article, dedup keeps the reprint,
+but the anchor is still the existing article, so the reprint inherits its split. Adding a
+drop therefore moves no article already in the dataset, with one unavoidable exception:
+a new article similar to two existing groups in different splits joins them, the merged
+group follows the older anchor, and the other group's members move (2 of 14,336 articles
+when 8 days of SaudiNewsNet were added to its first 10: benchmarks/split_snn.py).
+
+Strategies (``split.strategy``):
+
+* ``hash``: a group's place in [0, 1) is SHA-256 of ``split.salt`` and the anchor's id;
+  [0, train) is train, then validation, then test. A pure function of the anchor: not of
+  row order, corpus size or the other groups. Changing the salt reshuffles everything.
+* ``time``: test is the newest period, validation the period before it, train the rest,
+  by the anchor's ``published_date`` (the date of the story's first printing in the
+  corpus). Cut-off dates come from ``split.time``; left empty, they are derived from the
+  ratios on the current corpus (printed, and written to the metrics: pin them in
+  params.yaml to keep the split stable as drops arrive). Undated anchors go to train:
+  nothing shows they come after the cut-off, and an evaluation set must be newer than
+  what a model was trained on.
+
+Contamination report: after assignment, long word n-grams (``split.contamination.ngram``,
+13 as in decontamination tools) of the validation and test articles are looked up in
+train. Per split: articles sharing any n-gram with train, articles mostly made of train
+n-grams (share at or above ``article_overlap``), and the share of the split's distinct
+n-grams seen in train. Words are ``arabic_text.words`` of ``arabic_text.match_key``;
+n-grams are hashed to 64-bit ints and joined partition by partition on disk, so memory is
+bounded by ``memory_ngrams``, not by the corpus. The metrics say whether the contaminated
+share of validation and test is within ``max_contaminated_share`` (``contamination.gate``).
+
+Outputs: {train,validation,test}.parquet (article columns + cluster_id),
+assignments.parquet (every kept and removed article: cluster, anchor, split),
+contamination.parquet (held-out articles sharing n-grams with train); metrics/split.json
+and, beside it, split_by_date.csv and split_by_source.csv for ``dvc plots``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import math
+import tempfile
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from . import arabic_text
+from .io import scan_table, write_json, write_table, write_tables
+from .params import ParamsError, load_params, path_of, section
+from .progress import Progress, log
+from .schema import CLUSTER_ID, CLUSTERED_ARTICLE_SCHEMA, SPLITS, conform
+
+STAGE = "split"
+STRATEGIES = ("hash", "time")
+UNDATED_SPLIT = "train"
+SPLIT_TYPE = pl.Enum(SPLITS)
+ASSIGNMENT_SCHEMA = pl.Schema({
+    "id": pl.String(),
+    CLUSTER_ID: pl.String(),
+    "anchor_id": pl.String(),  # names the group; its drop and id decide the group's split
+    "split": SPLIT_TYPE,
+    "kept": pl.Boolean(),  # False: removed by dedup, its content is in the split through its cluster
+})
+CONTAMINATION_SCHEMA = pl.Schema({
+    "split": SPLIT_TYPE,
+    "id": pl.String(),
+    "ngrams": pl.Int64(),  # distinct n-grams of the article
+    "ngrams_in_train": pl.Int64(),
+    "share_in_train": pl.Float64(),
+    "closest_train_id": pl.String(),  # the train article that shares most of them
+    "ngrams_shared_with_closest": pl.Int64(),
+})
+# Seed of Polars' hash for words and n-grams. That hash may change between Polars
+# versions, which is fine: n-gram hashes only meet other hashes of the same run.
+NGRAM_HASH_SEED = 13
+
+
+@dataclass(frozen=True)
+class SplitRules:
+    """params.yaml ``split``, checked."""
+
+    strategy: str
+    ratios: dict[str, float]
+    salt: str
+    drop_order: tuple[str, ...]
+    group_review_pairs: bool
+    validation_from: date | None
+    test_from: date | None
+
+    @classmethod
+    def from_params(cls, split: dict[str, Any]) -> "SplitRules":
+        strategy = split.get("strategy")
+        if strategy not in STRATEGIES:
+            raise ParamsError(f"split.strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
+        ratios = split.get("ratios") or {}
+        if set(ratios) != set(SPLITS) or any(not isinstance(ratios[s], (int, float)) or ratios[s] < 0 for s in SPLITS):
+            raise ParamsError(f"split.ratios needs a non-negative number for each of {', '.join(SPLITS)}")
+        if not math.isclose(sum(ratios.values()), 1.0, abs_tol=1e-9):
+            raise ParamsError(f"split.ratios must add up to 1, not {sum(ratios.values())}")
+        if not isinstance(split.get("group_review_pairs"), bool):
+            raise ParamsError("split.group_review_pairs must be true or false")
+        drop_order = split.get("drop_order") or []
+        if not isinstance(drop_order, list) or not all(isinstance(d, str) for d in drop_order):
+            raise ParamsError("split.drop_order must be a list of drop names")
+        salt = split.get("salt")
+        if not isinstance(salt, str) or not salt:
+            raise ParamsError("split.salt must be a non-empty string")
+        time = split.get("time") or {}
+        validation_from, test_from = (_as_date(time.get(k), f"split.time.{k}") for k in ("validation_from", "test_from"))
+        if (validation_from is None) != (test_from is None):
+            raise ParamsError("split.time: set both validation_from and test_from, or neither (then they are derived)")
+        if validation_from and validation_from > test_from:
+            raise ParamsError("split.time.validation_from must not be after test_from")
+        return cls(
+            strategy=strategy,
+            ratios={s: float(ratios[s]) for s in SPLITS},
+            salt=salt,
+            drop_order=tuple(drop_order),
+            group_review_pairs=split.get("group_review_pairs"),
+            validation_from=validation_from,
+            test_from=test_from,
+        )
+
+
+@dataclass(frozen=True)
+class ContaminationRules:
+    """params.yaml ``split.contamination``, checked."""
+
+    ngram: int
+    article_overlap: float
+    max_contaminated_share: float
+    memory_ngrams: int
+
+    @classmethod
+    def from_params(cls, split: dict[str, Any]) -> "ContaminationRules":
+        params = split.get("contamination")
+        if not isinstance(params, dict):
+            raise ParamsError("params.yaml has no 'split.contamination' section")
+        rules = cls(
+            ngram=int(params["ngram"]),
+            article_overlap=float(params["article_overlap"]),
+            max_contaminated_share=float(params["max_contaminated_share"]),
+            memory_ngrams=int(params["memory_ngrams"]),
+        )
+        if rules.ngram < 1 or rules.memory_ngrams < 1 or not 0 < rules.article_overlap <= 1:
+            raise ParamsError("split.contamination: ngram and memory_ngrams >= 1, 0 < article_overlap <= 1")
+        return rules
+
+
+def _as_date(value: Any, name: str) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise ParamsError(f"{name} must be a date (YYYY-MM-DD), not {value!r}") from None
+
+
+# ---------------------------------------------------------------------------- assignment
+
+
+def cluster_members(kept: pl.LazyFrame, duplicates: pl.LazyFrame | None) -> pl.LazyFrame:
+    """Every article of every cluster, kept or removed: id, cluster_id, drop, published_date, kept."""
+    columns = ["id", CLUSTER_ID, "drop", "published_date"]
+    members = [kept.select(*columns, kept=pl.lit(True))]
+    if duplicates is not None:
+        members.append(duplicates.select(*columns, kept=pl.lit(False)))
+    return pl.concat(members)
+
+
+def review_groups(members: pl.LazyFrame, review: pl.LazyFrame) -> pl.DataFrame:
+    """cluster_id -> group for clusters joined by review-band pairs (id_a, id_b).
+
+    The groups are the connected components of those links; a group is named after its
+    smallest cluster id. Clusters without a link are not listed (each is its own group).
+    """
+    cluster_of = members.select("id", CLUSTER_ID)
+    links = (
+        review.select("id_a", "id_b")
+        .join(cluster_of.select(id_a="id", a=CLUSTER_ID), on="id_a")
+        .join(cluster_of.select(id_b="id", b=CLUSTER_ID), on="id_b")
+        .filter(pl.col("a") != pl.col("b"))
+        .select("a", "b")
+        .collect()
+    )
+    nodes = pl.concat([links["a"], links["b"]]).unique().sort()
+    index = pl.DataFrame({"node": nodes, "index": pl.int_range(nodes.len(), eager=True, dtype=pl.UInt32)})
+    edges = links.join(index.rename({"node": "a", "index": "ia"}), on="a").join(
+        index.rename({"node": "b", "index": "ib"}), on="b"
+    )
+    graph = coo_matrix(
+        (np.ones(edges.height, dtype=np.int8), (edges["ia"].to_numpy(), edges["ib"].to_numpy())),
+        shape=(nodes.len(), nodes.len()),
+    )
+    component = connected_components(graph, directed=False)[1]
+    return (
+        pl.DataFrame({CLUSTER_ID: nodes, "component": component})
+        .with_columns(group=pl.col(CLUSTER_ID).min().over("component"))
+        .select(CLUSTER_ID, "group")
+    )
+
+
+def group_anchors(members: pl.LazyFrame, drop_order: tuple[str, ...]) -> pl.LazyFrame:
+    """One row per group (column ``group``): group, anchor_id, anchor_date.
+
+    The anchor is the member of the earliest drop (listed drops first, in list order,
+    then the others by name); among members of that drop, the earliest published (undated
+    last), then the smallest id. Only the drop decides between old and new members, so
+    a new drop never changes an anchor; the date makes a group's date its first printing.
+    """
+    rank = pl.col("drop").replace_strict(
+        list(drop_order), list(range(len(drop_order))), default=len(drop_order), return_dtype=pl.UInt32
+    )
+    order = [rank, pl.col("drop"), pl.col("published_date"), pl.col("id")]
+    return members.group_by("group").agg(
+        anchor_id=pl.col("id").sort_by(order, nulls_last=True).first(),
+        anchor_date=pl.col("published_date").sort_by(order, nulls_last=True).first(),
+    )
+
+
+def salted_unit(key: pl.Expr, salt: str) -> pl.Expr:
+    """A number in [0, 1) from SHA-256 of the salt and the key.
+
+    SHA-256 rather than Polars' hash: the assignment must be the same on every machine
+    and with every library version, for as long as the dataset lives.
+    """
+
+    def unit(keys: pl.Series) -> pl.Series:
+        prefix = salt.encode("utf-8") + b"\x1f"
+        top53 = [int.from_bytes(hashlib.sha256(prefix + k.encode("utf-8")).digest()[:8], "big") >> 11 for k in keys]
+        return pl.Series(top53, dtype=pl.UInt64) / float(2**53)
+
+    return key.map_batches(unit, return_dtype=pl.Float64, is_elementwise=True)
+
+
+def hash_split(unit: pl.Expr, ratios: dict[str, float]) -> pl.Expr:
+    """train below ratios.train, then validation, then test."""
+    train_end = ratios["train"]
+    validation_end = train_end + ratios["validation"]
+    return (
+        pl.when(unit < train_end)
+        .then(pl.lit("train"))
+        .when(unit < validation_end)
+        .then(pl.lit("validation"))
+        .otherwise(pl.lit("test"))
+        .cast(SPLIT_TYPE)
+    )
+
+
+def time_split(anchor_date: pl.Expr, validation_from: date, test_from: date) -> pl.Expr:
+    """test from test_from on, validation from validation_from on, else (and undated) train."""
+    return (
+        pl.when(anchor_date >= test_from)
+        .then(pl.lit("test"))
+        .when(anchor_date >= validation_from)
+        .then(pl.lit("validation"))
+        .otherwise(pl.lit(UNDATED_SPLIT))
+        .cast(SPLIT_TYPE)
+    )
+
+
+def derive_cutoffs(rows_by_date: pl.DataFrame, ratios: dict[str, float]) -> tuple[date, date] | None:
+    """(validation_from, test_from) whose periods hold shares of all rows closest to the ratios.
+
+    ``rows_by_date``: anchor_date (null for undated) and rows. Whole days only: articles of
+    one day are never split between periods, so a ratio is met within one day's share.
+    None when nothing is dated.
+    """
+    total = int(rows_by_date["rows"].sum())
+    dated = rows_by_date.filter(pl.col("anchor_date").is_not_null()).sort("anchor_date", descending=True)
+    if dated.is_empty():
+        return None
+    # Candidate periods "from this date on", newest first; the first is empty (after the newest day).
+    starts = [dated["anchor_date"][0] + timedelta(days=1), *dated["anchor_date"]]
+    shares = [0.0, *(dated["rows"].cum_sum() / total)]
+
+    def closest(target: float) -> date:
+        best = min(range(len(starts)), key=lambda i: (abs(shares[i] - target), i))
+        return starts[best]
+
+    test_from = closest(ratios["test"])
+    validation_from = min(closest(ratios["test"] + ratios["validation"]), test_from)
+    return validation_from, test_from
+
+
+@dataclass
+class Assignment:
+    members: pl.LazyFrame  # ASSIGNMENT_SCHEMA: every article of every cluster and its split
+    validation_from: date | None = None  # the time cut-offs used (time strategy)
+    test_from: date | None = None
+    cutoffs_derived: bool = False
+
+
+def assign_splits(
+    kept: pl.LazyFrame, duplicates: pl.LazyFrame | None, rules: SplitRules, review: pl.LazyFrame | None = None
+) -> Assignment:
+    """The split of every cluster member, decided by its group's anchor.
+
+    A group is a dedup cluster, or (given the dedup review pairs) the clusters that
+    review-band pairs join.
+    """
+    members = cluster_members(kept, duplicates)
+    if review is None:
+        members = members.with_columns(group=pl.col(CLUSTER_ID))
+    else:
+        groups = review_groups(members, review).lazy()
+        members = members.join(groups, on=CLUSTER_ID, how="left", maintain_order="left").with_columns(
+            group=pl.coalesce("group", CLUSTER_ID)
+        )
+    anchors = group_anchors(members, rules.drop_order)
+    assignment = Assignment(members)
+    if rules.strategy == "hash":
+        split = hash_split(salted_unit(pl.col("anchor_id"), rules.salt), rules.ratios)
+    else:
+        assignment.validation_from, assignment.test_from = rules.validation_from, rules.test_from
+        if rules.test_from is None:
+            rows_by_date = (
+                members.filter("kept").select("group").join(anchors, on="group").group_by("anchor_date").agg(rows=pl.len()).collect()
+            )
+            derived = derive_cutoffs(rows_by_date, rules.ratios)
+            assignment.cutoffs_derived = True
+            if derived is not None:
+                assignment.validation_from, assignment.test_from = derived
+        if assignment.test_from is None:
+            log(STAGE, "time split: no article is dated, every article goes to train")
+            split = pl.lit(UNDATED_SPLIT, dtype=SPLIT_TYPE)
+        else:
+            split = time_split(pl.col("anchor_date"), assignment.validation_from, assignment.test_from)
+    assignment.members = conform(
+        members.join(anchors.with_columns(split=split), on="group", how="left", maintain_order="left"),
+        ASSIGNMENT_SCHEMA,
+    )
+    return assignment
+
+
+# ---------------------------------------------------------------------------- contamination
+
+
+def article_ngrams(articles: pl.DataFrame, n: int) -> pl.DataFrame:
+    """Distinct word n-gram hashes of each article: doc, split, ngram (UInt64).
+
+    Words are hashed first, then each run of n word hashes; an article with fewer than n
+    words has none. Works on a batch in memory (the shifts run across the whole batch and
+    n-grams that would straddle two articles are dropped).
+    """
+    words = arabic_text.words(arabic_text.match_key(pl.col("text")))
+    return (
+        articles.lazy()
+        .select("doc", "split", word=words)
+        .with_columns(n_words=pl.col("word").list.len(), pos=pl.int_ranges(0, pl.col("word").list.len()))
+        .explode("word", "pos")
+        .with_columns(word=pl.col("word").hash(NGRAM_HASH_SEED))
+        .select(
+            "doc",
+            "split",
+            ngram=pl.struct([pl.col("word").shift(-k).alias(f"w{k}") for k in range(n)]).hash(NGRAM_HASH_SEED),
+            complete=pl.col("pos") + n <= pl.col("n_words"),
+        )
+        .filter("complete")
+        .drop("complete")
+        .unique(["doc", "ngram"], maintain_order=True)
+        .collect()
+    )
+
+
+def batch_bounds(n_words: pl.Series, words_per_batch: int) -> list[tuple[int, int]]:
+    """(offset, length) row ranges holding about ``words_per_batch`` words each."""
+    bounds, start, words = [], 0, 0
+    for row, count in enumerate(n_words.to_list()):
+        words += count
+        if words >= words_per_batch:
+            bounds.append((start, row + 1 - start))
+            start, words = row + 1, 0
+    if start < len(n_words):
+        bounds.append((start, len(n_words) - start))
+    return bounds
+
+
+def write_ngram_partitions(docs: pl.LazyFrame, rules: ContaminationRules, work_dir: Path) -> int:
+    """Hash every article's n-grams and write them partitioned by hash; returns partitions.
+
+    ``docs``: doc, split, text, n_words. Each partition holds about ``memory_ngrams``
+    n-grams, so it can be joined in memory; articles are read in batches of that many words.
+    """
+    n_words = docs.select("n_words").collect()["n_words"]
+    partitions = max(1, math.ceil(int(n_words.sum()) / rules.memory_ngrams))
+    progress = Progress(STAGE, "articles hashed to n-grams")
+    for batch, (offset, length) in enumerate(batch_bounds(n_words, rules.memory_ngrams)):
+        ngrams = article_ngrams(docs.slice(offset, length).select("doc", "split", "text").collect(), rules.ngram)
+        ngrams = ngrams.with_columns(partition=(pl.col("ngram") % partitions).cast(pl.UInt32))
+        for (partition,), part in ngrams.partition_by("partition", as_dict=True, include_key=False).items():
+            write_table(part, work_dir / f"ngrams-{partition:05d}" / f"batch-{batch:05d}.parquet")
+        write_table(ngrams.group_by("doc").agg(ngrams=pl.len().cast(pl.Int64)), work_dir / "counts" / f"batch-{batch:05d}.parquet")
+        progress.advance(length)
+    progress.done(f"{partitions} partition(s)")
+    return partitions
+
+
+def shared_ngrams(partition: pl.LazyFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Join one partition's validation/test n-grams with its train n-grams.
+
+    Returns (doc, train_doc, shared): per evaluation article, how many of its n-grams each
+    train article (the smallest train doc holding that n-gram) accounts for; and per split
+    the distinct n-grams and how many of them train has.
+    """
+    train = partition.filter(pl.col("split") == "train").group_by("ngram").agg(train_doc=pl.col("doc").min())
+    held_out = partition.filter(pl.col("split") != "train").join(train, on="ngram", how="left")
+    shared = (
+        held_out.filter(pl.col("train_doc").is_not_null()).group_by("doc", "train_doc").agg(shared=pl.len().cast(pl.Int64))
+    )
+    distinct = (
+        held_out.group_by("split", "ngram")
+        .agg(in_train=pl.col("train_doc").is_not_null().any())
+        .group_by("split")
+        .agg(ngrams=pl.len().cast(pl.Int64), ngrams_in_train=pl.col("in_train").sum().cast(pl.Int64))
+    )
+    shared, distinct = pl.collect_all([shared, distinct])
+    return shared, distinct
+
+
+@dataclass
+class ContaminationResult:
+    report: pl.DataFrame  # CONTAMINATION_SCHEMA, evaluation articles sharing any n-gram with train
+    metrics: dict[str, Any]
+
+
+def contamination(splits: dict[str, pl.LazyFrame], rules: ContaminationRules, work_dir: Path) -> ContaminationResult:
+    """Long shared n-grams between train and each of validation and test."""
+    docs = pl.concat(
+        [frame.select("id", "text", "n_words", split=pl.lit(name, dtype=SPLIT_TYPE)) for name, frame in splits.items()]
+    ).with_row_index("doc")
+    partitions = write_ngram_partitions(docs, rules, work_dir)
+    distinct_parts = []
+    for partition in range(partitions):
+        folder = work_dir / f"ngrams-{partition:05d}"
+        if not folder.is_dir():
+            continue
+        shared, distinct = shared_ngrams(scan_table(folder))
+        write_table(shared, work_dir / "shared" / f"partition-{partition:05d}.parquet")
+        distinct_parts.append(distinct)
+
+    index = docs.select("doc", "id", "split")
+    counts = scan_table(work_dir / "counts").group_by("doc").agg(pl.col("ngrams").sum())
+    articles = index.filter(pl.col("split") != "train").join(counts, on="doc", how="left").with_columns(
+        pl.col("ngrams").fill_null(0)
+    )
+    report = pl.DataFrame(schema=CONTAMINATION_SCHEMA)
+    if (work_dir / "shared").is_dir():
+        per_pair = scan_table(work_dir / "shared").group_by("doc", "train_doc").agg(pl.col("shared").sum())
+        per_doc = per_pair.group_by("doc").agg(
+            ngrams_in_train=pl.col("shared").sum(),
+            closest_train_doc=pl.col("train_doc").sort_by([pl.col("shared"), pl.col("train_doc")], descending=[True, False]).first(),
+            ngrams_shared_with_closest=pl.col("shared").max(),
+        )
+        report = (
+            articles.join(per_doc, on="doc")
+            .join(index.select(closest_train_doc="doc", closest_train_id="id"), on="closest_train_doc", how="left")
+            .with_columns(share_in_train=pl.col("ngrams_in_train") / pl.col("ngrams"))
+            .pipe(conform, CONTAMINATION_SCHEMA)
+            .sort(["split", "share_in_train", "id"], descending=[False, True, False])
+            .collect()
+        )
+    per_split = articles.group_by("split").agg(articles=pl.len(), with_ngrams=(pl.col("ngrams") > 0).sum()).collect()
+    distinct = (
+        pl.concat(distinct_parts).group_by("split").agg(pl.col("ngrams", "ngrams_in_train").sum())
+        if distinct_parts
+        else pl.DataFrame(schema={"split": SPLIT_TYPE, "ngrams": pl.Int64, "ngrams_in_train": pl.Int64})
+    )
+    metrics = {"ngram": rules.ngram, "article_overlap": rules.article_overlap}
+    for name in SPLITS[1:]:
+        metrics[name] = contamination_metrics(
+            report.filter(pl.col("split") == name),
+            per_split.filter(pl.col("split") == name),
+            distinct.filter(pl.col("split") == name),
+            rules,
+        )
+    worst = max(metrics[name]["contaminated_share"] for name in SPLITS[1:])
+    metrics["gate"] = {
+        "max_contaminated_share": rules.max_contaminated_share,
+        "contaminated_share": worst,
+        "passed": worst <= rules.max_contaminated_share,
+    }
+    return ContaminationResult(report, metrics)
+
+
+def contamination_metrics(report: pl.DataFrame, per_split: pl.DataFrame, distinct: pl.DataFrame, rules: ContaminationRules) -> dict[str, Any]:
+    articles = int(per_split["articles"].sum())
+    ngrams = int(distinct["ngrams"].sum())
+    ngrams_in_train = int(distinct["ngrams_in_train"].sum())
+    with_shared = report.height
+    contaminated = report.filter(pl.col("share_in_train") >= rules.article_overlap).height
+    return {
+        "articles": articles,
+        "articles_with_ngrams": int(per_split["with_ngrams"].sum()),
+        "articles_sharing_any_ngram": with_shared,
+        "sharing_any_ngram_share": _share(with_shared, articles),
+        "contaminated_articles": contaminated,
+        "contaminated_share": _share(contaminated, articles),
+        "distinct_ngrams": ngrams,
+        "distinct_ngrams_in_train": ngrams_in_train,
+        "ngram_share_in_train": _share(ngrams_in_train, ngrams),
+    }
+
+
+def _share(part: int, whole: int) -> float:
+    return round(part / whole, 6) if whole else 0.0
+
+
+# ---------------------------------------------------------------------------- stage
+
+
+def split_statistics(splits: dict[str, pl.LazyFrame], ratios: dict[str, float]) -> dict[str, Any]:
+    """Rows, characters, words, sources, clusters and dates of each split."""
+    stats = pl.concat([
+        frame.select(
+            split=pl.lit(name),
+            rows=pl.len().cast(pl.Int64),
+            characters=pl.col("n_chars").sum(),
+            words=pl.col("n_words").sum(),
+            sources=pl.col("source").drop_nulls().n_unique().cast(pl.Int64),
+            clusters=pl.col(CLUSTER_ID).n_unique().cast(pl.Int64),
+            undated=pl.col("published_date").null_count().cast(pl.Int64),
+            first_date=pl.col("published_date").min().cast(pl.String),
+            last_date=pl.col("published_date").max().cast(pl.String),
+        )
+        for name, frame in splits.items()
+    ]).collect()
+    total = int(stats["rows"].sum())
+    result = {}
+    for row in stats.iter_rows(named=True):
+        name = row.pop("split")
+        result[name] = row | {"share": _share(row["rows"], total), "target": ratios[name]}
+    return result
+
+
+def rows_by(splits: dict[str, pl.LazyFrame], column: str) -> pl.DataFrame:
+    """Rows per value of ``column`` (one column per split), for ``dvc plots``."""
+    counts = pl.concat([frame.select(column, split=pl.lit(name)) for name, frame in splits.items()]).collect()
+    return (
+        counts.drop_nulls(column)
+        .pivot("split", index=column, values="split", aggregate_function="len", on_columns=list(splits))
+        .fill_null(0)
+        .sort(column)
+        .with_columns(pl.col(column).cast(pl.String))
+    )
+
+
+def run(input_dir: Path, output_dir: Path, metrics_path: Path | None, params: dict[str, Any]) -> dict[str, Any]:
+    split_params = section(params, STAGE)
+    rules = SplitRules.from_params(split_params)
+    contamination_rules = ContaminationRules.from_params(split_params)
+    kept = scan_table(input_dir / "articles.parquet")
+    duplicates = _optional_table(input_dir / "duplicates.parquet", "clusters are the kept articles alone")
+    review = _optional_table(input_dir / "review.parquet", "review pairs join no clusters") if rules.group_review_pairs else None
+    missing_clusters = kept.select(pl.col(CLUSTER_ID).null_count()).collect().item()
+    if missing_clusters:
+        raise ValueError(f"{missing_clusters:,} kept articles have no {CLUSTER_ID} (is {input_dir} the dedup output?)")
+
+    assignment = assign_splits(kept, duplicates, rules, review)
+    split_of = assignment.members.filter("kept").select("id", "split")
+    tagged = kept.join(split_of, on="id", how="left", maintain_order="left")
+    split_paths = {name: output_dir / f"{name}.parquet" for name in SPLITS}
+    write_tables(
+        {path: conform(tagged.filter(pl.col("split") == name), CLUSTERED_ARTICLE_SCHEMA) for name, path in split_paths.items()}
+        | {output_dir / "assignments.parquet": assignment.members}
+    )
+    splits = {name: scan_table(path) for name, path in split_paths.items()}
+
+    n_in = kept.select(pl.len()).collect().item()
+    stats = split_statistics(splits, rules.ratios)
+    n_out = sum(s["rows"] for s in stats.values())
+    if n_in != n_out:
+        raise RuntimeError(f"split lost articles: {n_in} in, {n_out} in the splits")
+    log(STAGE, f"{n_in:,} articles -> " + ", ".join(f"{name} {s['rows']:,} ({s['share']:.1%})" for name, s in stats.items()))
+
+    with tempfile.TemporaryDirectory(prefix=".ngrams-", dir=output_dir) as work_dir:
+        found = contamination(splits, contamination_rules, Path(work_dir))
+    write_table(found.report, output_dir / "contamination.parquet")
+    gate = found.metrics["gate"]
+    log(STAGE, f"contamination: test {found.metrics['test']['contaminated_share']:.2%} and validation "
+               f"{found.metrics['validation']['contaminated_share']:.2%} of articles have >= "
+               f"{contamination_rules.article_overlap:.0%} of their {contamination_rules.ngram}-grams in train "
+               f"(gate {gate['max_contaminated_share']:.2%}: {'passed' if gate['passed'] else 'FAILED'})")
+
+    group_sizes = scan_table(output_dir / "assignments.parquet").filter("kept").group_by("anchor_id").agg(rows=pl.len())
+    groups = group_sizes.select(groups=pl.len(), largest=pl.col("rows").max(), joined=(pl.col("rows") > 1).sum()).collect()
+    metrics: dict[str, Any] = {
+        "strategy": rules.strategy,
+        "input": {
+            "kept": n_in,
+            "duplicates": duplicates.select(pl.len()).collect().item() if duplicates is not None else 0,
+            "clusters": kept.select(pl.col(CLUSTER_ID).n_unique()).collect().item(),
+            "groups": groups["groups"].item(),
+            "groups_of_several_kept_articles": groups["joined"].item(),
+            "largest_group": groups["largest"].item(),
+        },
+        "splits": stats,
+        "contamination": found.metrics,
+    }
+    if rules.strategy == "time":
+        metrics["time"] = {
+            "validation_from": str(assignment.validation_from) if assignment.validation_from else None,
+            "test_from": str(assignment.test_from) if assignment.test_from else None,
+            "derived": assignment.cutoffs_derived,
+        }
+        if assignment.cutoffs_derived and assignment.test_from:
+            log(STAGE, f"time split: derived validation_from {assignment.validation_from}, test_from "
+                       f"{assignment.test_from}; pin them under split.time in params.yaml to keep the split stable")
+    if metrics_path:
+        write_json(metrics_path, metrics)
+        rows_by(splits, "published_date").write_csv(metrics_path.parent / "split_by_date.csv")
+        rows_by(splits, "source").write_csv(metrics_path.parent / "split_by_source.csv")
+    return metrics
+
+
+def _optional_table(path: Path, without: str) -> pl.LazyFrame | None:
+    if path.exists():
+        return scan_table(path)
+    log(STAGE, f"{path} not found: {without}")
+    return None
+
+
+def add_command(commands) -> None:
+    parser = commands.add_parser(
+        "split",
+        help="assign kept articles to train/validation/test; contamination report",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--input", type=Path, help="dedup output folder: articles.parquet, and duplicates.parquet and "
+                        "review.parquet when there (default: paths.dedup)")
+    parser.add_argument("--output", type=Path, help="output folder (default: paths.split)")
+    parser.add_argument("--metrics", type=Path, help="metrics JSON; the plot tables go beside it (default: metrics/split.json)")
+    parser.set_defaults(handler=_main)
+
+
+def _main(args) -> int:
+    params = load_params(args.params)
+    run(
+        args.input or path_of(params, "dedup"),
+        args.output or path_of(params, "split"),
+        args.metrics or path_of(params, "metrics") / "split.json",
+        params,
+    )
+    return 0

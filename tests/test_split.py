@@ -1,0 +1,513 @@
+"""The split stage: leakage-free, stable across drops, ratios met, contamination measured."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import random
+import shutil
+import zipfile
+from datetime import date
+from itertools import combinations
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from pipeline import arabic_text, clean, ingest, split
+from pipeline.io import write_table
+from pipeline.params import ParamsError, load_params, section
+from pipeline.schema import ARTICLE_SCHEMA, CLUSTER_ID, CLUSTERED_ARTICLE_SCHEMA, DUPLICATE_COLUMNS, SPLITS
+from conftest import REPO, SAUDI_SAMPLE, SAUDI_ZIPS, run_corpus
+
+PARAMS = load_params(REPO / "params.yaml")
+SPLIT_PARAMS = section(PARAMS, "split")
+RULES = split.SplitRules.from_params(SPLIT_PARAMS)
+CONTAMINATION = split.ContaminationRules.from_params(SPLIT_PARAMS)
+# The dedup stage's near-duplicate threshold and review band (Jaccard of word 5-grams).
+NEAR_DUPLICATE = 0.7
+REVIEW_MIN = 0.5
+SHINGLE = 5
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def params_with(**split_changes) -> dict:
+    params = copy.deepcopy(PARAMS)
+    params["split"].update(split_changes)
+    return params
+
+
+def ingest_and_clean(raw_dir: Path, work_dir: Path) -> pl.DataFrame:
+    """The real ingest and clean stages on every drop under ``raw_dir``."""
+    ingest.run(raw_dir, work_dir / "ingest", None, section(PARAMS, "ingest"))
+    clean.run(work_dir / "ingest", work_dir / "clean", None, PARAMS)
+    return pl.read_parquet(work_dir / "clean" / "articles.parquet")
+
+
+def shingles(text: str) -> set[tuple[str, ...]]:
+    words = arabic_text.match_key_of(text).split()
+    return {tuple(words[i : i + SHINGLE]) for i in range(len(words) - SHINGLE + 1)}
+
+
+def similar_pairs(articles: pl.DataFrame, threshold: float) -> dict[tuple[str, str], float]:
+    """Every pair with Jaccard similarity of word 5-grams >= threshold, and that similarity
+    (a test oracle independent of the pipeline's n-gram code: Python sets, inverted index)."""
+    sets = {row["id"]: shingles(row["text"]) for row in articles.select("id", "text").iter_rows(named=True)}
+    postings: dict[tuple[str, ...], list[str]] = {}
+    for doc, doc_shingles in sets.items():
+        for shingle in doc_shingles:
+            postings.setdefault(shingle, []).append(doc)
+    candidates = {tuple(sorted(pair)) for docs in postings.values() if len(docs) < 200 for pair in combinations(docs, 2)}
+    similarity = {(a, b): len(sets[a] & sets[b]) / len(sets[a] | sets[b]) for a, b in candidates}
+    return {pair: value for pair, value in similarity.items() if value >= threshold}
+
+
+def dedup_tables(articles: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The dedup stage's contract, by exact Jaccard: clusters are connected components of
+    pairs at or above the threshold, the kept article is the longest text, then the
+    smallest id; pairs in the review band are listed (kept, duplicates, review)."""
+    pairs = similar_pairs(articles, REVIEW_MIN)
+    parent = {doc: doc for doc in articles["id"]}
+
+    def root(doc: str) -> str:
+        while parent[doc] != doc:
+            parent[doc] = parent[parent[doc]]
+            doc = parent[doc]
+        return doc
+
+    for a, b in sorted(pair for pair, value in pairs.items() if value >= NEAR_DUPLICATE):
+        parent[root(a)] = root(b)
+    members = articles.with_columns(component=pl.col("id").map_elements(root, return_dtype=pl.String))
+    representative = (
+        members.sort(["n_chars", "id"], descending=[True, False])
+        .group_by("component", maintain_order=True)
+        .agg(**{CLUSTER_ID: pl.col("id").first()})
+    )
+    members = members.join(representative, on="component").drop("component")
+    kept = members.filter(pl.col("id") == pl.col(CLUSTER_ID)).sort("id")
+    duplicates = (
+        members.filter(pl.col("id") != pl.col(CLUSTER_ID))
+        .with_columns(duplicate_of=pl.col(CLUSTER_ID), similarity=pl.lit(1.0), kind=pl.lit("near"))
+        .sort("id")
+    )
+    review = pl.DataFrame(
+        [(a, b, value) for (a, b), value in sorted(pairs.items()) if value < NEAR_DUPLICATE],
+        schema={"id_a": pl.String, "id_b": pl.String, "similarity": pl.Float64},
+        orient="row",
+    )
+    return kept, duplicates.select(*ARTICLE_SCHEMA, CLUSTER_ID, *DUPLICATE_COLUMNS), review
+
+
+def write_dedup_output(folder: Path, tables: tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]) -> Path:
+    for name, table in zip(("articles", "duplicates", "review"), tables):
+        write_table(table, folder / f"{name}.parquet")
+    return folder
+
+
+def reprint(text: str, rng: random.Random, extra: str = "") -> str:
+    """A realistic reprint by another outlet: an outlet line, a few words changed,
+    diacritics and hamza forms varied, optionally a paragraph added."""
+    lines = text.split("\n")
+    words = lines[0].split(" ")
+    for i in rng.sample(range(len(words)), k=max(1, len(words) // 60)):
+        words[i] = rng.choice(["وقال", "كما", "أيضاً", "الذي", "اليوم"])
+    lines[0] = " ".join(words)
+    varied = "\n".join(lines).replace("أن ", "ان ").replace("إلى", "الى").replace("ة ", "ةً ", 2)
+    return "\n".join(part for part in ("الرياض - واس", varied, extra) if part)
+
+
+def copy_sample_drop(target: Path, names: list[str]) -> Path:
+    target.mkdir(parents=True)
+    for name in names:
+        shutil.copy(SAUDI_SAMPLE / name, target / name)
+    return target
+
+
+def write_reprints(target: Path, sources: list[Path], rng: random.Random, extra: str = "", prefix: str = "reprint") -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    for number, path in enumerate(sources):
+        record = json.loads(path.read_text(encoding="utf-8"))
+        record["content"] = reprint(record["content"], rng, extra)
+        record["source"] = "reprints"
+        (target / f"{prefix}-{number:03d}.json").write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
+
+
+def split_of(output: Path) -> dict[str, str]:
+    assignments = pl.read_parquet(output / "assignments.parquet")
+    return dict(zip(assignments["id"], assignments["split"].cast(pl.String)))
+
+
+LONG_PARAGRAPH = " ".join(["وأضاف المتحدث أن الاجتماع تناول عدداً من الملفات المشتركة بين البلدين"] * 6)
+
+
+# ---------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def snn_articles(tmp_path_factory) -> pl.DataFrame:
+    """All 30k SaudiNewsNet articles, ingested (enough to measure ratios; 18 days of dates)."""
+    raw = tmp_path_factory.mktemp("snn") / "raw"
+    drop = raw / "snn"
+    drop.mkdir(parents=True)
+    for archive in sorted(SAUDI_ZIPS.glob("*.zip")):
+        with zipfile.ZipFile(archive) as opened:
+            opened.extractall(drop)
+    ingest.run(raw, raw.parent / "ingest", None, section(PARAMS, "ingest"))
+    return pl.read_parquet(raw.parent / "ingest" / "articles").with_columns(**{CLUSTER_ID: pl.col("id")})
+
+
+@pytest.fixture(scope="module")
+def versions(tmp_path_factory) -> dict[str, Path]:
+    """Two versions of a corpus, each ingested, cleaned, deduplicated (by exact Jaccard)
+    and split.
+
+    v1: the SaudiNewsNet sample (with its real cross-outlet reprints) as drop ``a-2015``.
+    v2: v1 plus drop ``b-2016``: fresh reprints of v1 articles, half of them longer than the
+    original (so they become the kept representative), plus near-duplicates of articles
+    that v1 had already removed as duplicates, plus 40 articles only in v2.
+    """
+    root = tmp_path_factory.mktemp("versions")
+    names = sorted(p.name for p in SAUDI_SAMPLE.glob("*.json"))
+    rng = random.Random(5)
+    fresh = rng.sample(names, 40)
+    old = [n for n in names if n not in fresh]
+    raw_v1 = root / "raw-v1"
+    copy_sample_drop(raw_v1 / "a-2015", old)
+    v1 = ingest_and_clean(raw_v1, root / "work-v1")
+    dedup_v1 = dedup_tables(v1)
+    kept_v1, duplicates_v1 = dedup_v1[:2]
+    assert duplicates_v1.height >= 20, "the sample has real reprint clusters"
+
+    raw_v2 = root / "raw-v2"
+    shutil.copytree(raw_v1, raw_v2)
+    drop_b = copy_sample_drop(raw_v2 / "b-2016", fresh)
+    by_file = dict(zip(v1["source_file"].str.replace("#1$", ""), v1["id"]))
+    kept_ids = set(kept_v1["id"])
+    originals = sorted(n for n in old if by_file.get(n) in kept_ids)
+    removed = sorted(n for n in old if by_file.get(n) in set(duplicates_v1["id"]))
+    chosen = rng.sample(originals, 60)
+    write_reprints(drop_b, [SAUDI_SAMPLE / n for n in chosen[:30]], rng, extra=LONG_PARAGRAPH, prefix="longer")
+    write_reprints(drop_b, [SAUDI_SAMPLE / n for n in chosen[30:]], rng, prefix="reprint")
+    write_reprints(drop_b, [SAUDI_SAMPLE / n for n in removed[:15]], rng, prefix="of-removed")
+    v2 = ingest_and_clean(raw_v2, root / "work-v2")
+    dedup_v2 = dedup_tables(v2)
+
+    outputs = {}
+    for name, tables in (("v1", dedup_v1), ("v2", dedup_v2)):
+        dedup_dir = write_dedup_output(root / name / "dedup", tables)
+        split.run(dedup_dir, root / name / "split", root / name / "metrics" / "split.json", PARAMS)
+        outputs[name] = root / name
+    outputs["articles-v2"] = root / "articles-v2.parquet"
+    write_table(v2, outputs["articles-v2"])
+    return outputs
+
+
+# ---------------------------------------------------------------------------- the assignment rule
+
+
+def test_assignment_is_pinned_to_the_anchor_id_and_salt() -> None:
+    """The hash rule must never change silently: these splits are part of the dataset."""
+    ids = [f"{n:016x}" for n in range(0, 2**64, 2**60)]
+    units = pl.select(split.salted_unit(pl.lit(pl.Series(ids)), "arabic-news-split-v1")).to_series()
+    splits = pl.select(split.hash_split(pl.lit(units), RULES.ratios)).to_series().cast(pl.String).to_list()
+    assert splits == [
+        "train", "train", "test", "train", "train", "train", "train", "train",
+        "train", "train", "train", "train", "test", "validation", "train", "train",
+    ]
+    digest = hashlib.sha256(b"arabic-news-split-v1\x1f" + ids[2].encode()).digest()
+    assert units[2] == (int.from_bytes(digest[:8], "big") >> 11) / 2**53 >= 0.9  # documented formula
+    other_salt = pl.select(split.salted_unit(pl.lit(pl.Series(ids)), "another-salt")).to_series()
+    assert other_salt.to_list() != units.to_list()
+    assert units.min() >= 0 and units.max() < 1
+
+
+def test_anchor_is_the_member_of_the_earliest_drop() -> None:
+    members = pl.LazyFrame({
+        "id": ["z-old", "a-new", "b-newer", "c-single", "m1", "m0"],
+        "group": ["a-new", "a-new", "a-new", "c-single", "m1", "m1"],
+        "drop": ["seed", "2026-01", "0-named-to-sort-first", "2026-01", "x", "x"],
+        "published_date": [date(2020, 1, 1), date(2026, 1, 1), None, None, date(2021, 5, 5), None],
+    })
+    anchors = split.group_anchors(members, ("seed",)).collect().sort("group")
+    assert anchors.rows() == [
+        # listed drop first even though its id sorts last and the kept member is another
+        ("a-new", "z-old", date(2020, 1, 1)),
+        ("c-single", "c-single", None),
+        # same drop: the earliest published before the smallest id (undated last)
+        ("m1", "m1", date(2021, 5, 5)),
+    ]
+    unlisted = split.group_anchors(members, ()).collect().filter(pl.col("group") == "a-new")
+    assert unlisted["anchor_id"].item() == "b-newer"  # unlisted drops by name
+
+
+def test_review_pairs_join_clusters_into_one_group() -> None:
+    """c1-c2 (through c2's removed duplicate d2), c2-c3: one group; a pair inside c4 and a
+    pair with an unknown id change nothing; c5 stays alone."""
+    kept = pl.LazyFrame({
+        "id": ["c1", "c2", "c3", "c4", "c5"],
+        CLUSTER_ID: ["c1", "c2", "c3", "c4", "c5"],
+        "drop": ["seed"] * 5,
+        "published_date": [None] * 5,
+    }, schema_overrides={"published_date": pl.Date})
+    duplicates = pl.LazyFrame({
+        "id": ["d2", "d4"], CLUSTER_ID: ["c2", "c4"], "drop": ["later"] * 2, "published_date": [None, None],
+    }, schema_overrides={"published_date": pl.Date})
+    review = pl.LazyFrame({"id_a": ["c1", "c3", "c4", "c5"], "id_b": ["d2", "c2", "d4", "unknown"]})
+    groups = split.review_groups(split.cluster_members(kept, duplicates), review).sort(CLUSTER_ID)
+    assert groups.rows() == [("c1", "c1"), ("c2", "c1"), ("c3", "c1")]
+    for _ in range(3):  # whichever salt, the group stays together
+        rules = split.SplitRules.from_params(params_with(salt=f"salt-{_}")["split"])
+        assigned = split.assign_splits(kept, duplicates, rules, review).members.collect()
+        joined = assigned.filter(pl.col(CLUSTER_ID).is_in(["c1", "c2", "c3"]))
+        assert joined["split"].n_unique() == 1 and set(joined["anchor_id"]) == {"c1"}
+        assert set(assigned.filter(pl.col(CLUSTER_ID) == "c4")["anchor_id"]) == {"c4"}
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"strategy": "random"}, "strategy"),
+        ({"ratios": {"train": 0.8, "validation": 0.1, "test": 0.2}}, "add up to 1"),
+        ({"ratios": {"train": 0.9, "test": 0.1}}, "each of"),
+        ({"salt": ""}, "salt"),
+        ({"group_review_pairs": "yes"}, "true or false"),
+        ({"drop_order": "seed"}, "list of drop names"),
+        ({"time": {"validation_from": "2015-08-01", "test_from": None}}, "both"),
+        ({"time": {"validation_from": "2015-08-05", "test_from": "2015-08-01"}}, "after"),
+        ({"time": {"validation_from": "August", "test_from": "2015-08-01"}}, "YYYY-MM-DD"),
+    ],
+)
+def test_bad_params_are_refused(change: dict, message: str) -> None:
+    with pytest.raises(ParamsError, match=message):
+        split.SplitRules.from_params(params_with(**change)["split"])
+
+
+def test_hash_ratios_are_met_on_the_full_saudinewsnet(snn_articles: pl.DataFrame) -> None:
+    """30,676 clusters: a share's standard error is under 0.2 points; tolerance 1 point."""
+    assigned = split.assign_splits(snn_articles.lazy(), None, RULES).members.collect()
+    shares = assigned.group_by("split").len().with_columns(share=pl.col("len") / assigned.height)
+    for name, share in zip(shares["split"].cast(pl.String), shares["share"]):
+        assert share == pytest.approx(RULES.ratios[name], abs=0.01), name
+    per_source = assigned.join(snn_articles.select("id", "source"), on="id").group_by("source").agg(
+        test=(pl.col("split") == "test").mean()
+    )
+    assert per_source["test"].min() > 0.05  # every outlet is represented in test
+
+
+def test_time_split_puts_the_newest_days_in_test(snn_articles: pl.DataFrame) -> None:
+    """Derived cut-offs: test is the newest days, validation the days before, train the
+    rest and every undated article; shares within one day's share of the ratios."""
+    rng = random.Random(1)
+    undated_ids = set(rng.sample(snn_articles["id"].to_list(), 1500))
+    articles = snn_articles.with_columns(
+        published_date=pl.when(pl.col("id").is_in(undated_ids)).then(None).otherwise(pl.col("published_date"))
+    )
+    rules = split.SplitRules.from_params(params_with(strategy="time")["split"])
+    assignment = split.assign_splits(articles.lazy(), None, rules)
+    assigned = assignment.members.collect().join(articles.select("id", "published_date"), on="id")
+    assert assignment.cutoffs_derived
+    dates = {
+        name: assigned.filter((pl.col("split") == name) & pl.col("published_date").is_not_null())["published_date"]
+        for name in SPLITS
+    }
+    assert dates["train"].max() < assignment.validation_from == dates["validation"].min()
+    assert dates["validation"].max() < assignment.test_from == dates["test"].min()
+    assert dates["test"].max() == articles["published_date"].max()
+    assert set(assigned.filter(pl.col("published_date").is_null())["split"].unique().cast(pl.String)) == {"train"}
+    largest_day = articles.group_by("published_date").len()["len"].max() / articles.height
+    for name in SPLITS:
+        share = assigned.filter(pl.col("split") == name).height / assigned.height
+        assert share == pytest.approx(RULES.ratios[name], abs=largest_day), name
+
+    pinned = split.SplitRules.from_params(
+        params_with(strategy="time", time={"validation_from": "2015-08-01", "test_from": "2015-08-08"})["split"]
+    )
+    pinned_assigned = split.assign_splits(articles.lazy(), None, pinned).members.collect().join(
+        articles.select("id", "published_date"), on="id"
+    )
+    expected = (
+        pl.when(pl.col("published_date") >= date(2015, 8, 8)).then(pl.lit("test"))
+        .when(pl.col("published_date") >= date(2015, 8, 1)).then(pl.lit("validation"))
+        .otherwise(pl.lit("train"))
+    )
+    assert (pinned_assigned["split"].cast(pl.String) == pinned_assigned.select(expected).to_series()).all()
+
+
+def test_derived_cutoffs_handle_empty_periods() -> None:
+    rows = pl.DataFrame(
+        {"anchor_date": [date(2020, 1, 1), date(2020, 1, 2), None], "rows": [50, 50, 10]},
+        schema={"anchor_date": pl.Date, "rows": pl.Int64},
+    )
+    assert split.derive_cutoffs(rows, {"train": 1.0, "validation": 0.0, "test": 0.0}) == (date(2020, 1, 3), date(2020, 1, 3))
+    assert split.derive_cutoffs(rows, {"train": 0.5, "validation": 0.0, "test": 0.5}) == (date(2020, 1, 2), date(2020, 1, 2))
+    assert split.derive_cutoffs(rows.filter(pl.col("anchor_date").is_null()), RULES.ratios) is None
+
+
+# ---------------------------------------------------------------------------- leakage and stability
+
+
+def test_no_near_duplicate_pair_crosses_splits(versions: dict[str, Path]) -> None:
+    """On the sample with its real reprints plus injected ones: every pair of published
+    articles with Jaccard >= the dedup threshold, or in the review band, is in one split,
+    and every removed duplicate is recorded in its kept article's split."""
+    articles = pl.read_parquet(versions["articles-v2"])
+    kept = pl.read_parquet(versions["v2"] / "dedup" / "articles.parquet")
+    published = set(kept["id"])
+    pairs = similar_pairs(articles, REVIEW_MIN)
+    assert sum(value >= NEAR_DUPLICATE for value in pairs.values()) >= 100  # mostly kept-removed pairs
+    published_pairs = {pair: value for pair, value in pairs.items() if set(pair) <= published}
+    assert len(published_pairs) >= 30  # review-band pairs the dedup stage keeps both sides of
+    splits = split_of(versions["v2"] / "split")
+    crossing = [(a, b, value) for (a, b), value in published_pairs.items() if splits[a] != splits[b]]
+    assert crossing == []
+    assignments = pl.read_parquet(versions["v2"] / "split" / "assignments.parquet")
+    assert assignments.group_by(CLUSTER_ID).agg(pl.col("split").n_unique())["split"].max() == 1
+    # and the published split tables hold each kept article exactly once
+    tables = pl.concat([pl.read_parquet(versions["v2"] / "split" / f"{name}.parquet") for name in SPLITS])
+    assert tables["id"].is_unique().all() and set(tables["id"]) == published
+
+
+def test_adding_a_drop_moves_no_existing_article(versions: dict[str, Path]) -> None:
+    before, after = split_of(versions["v1"] / "split"), split_of(versions["v2"] / "split")
+    assert set(before) <= set(after)
+    moved = {doc: (before[doc], after[doc]) for doc in before if before[doc] != after[doc]}
+    assert moved == {}
+
+    kept_v1 = pl.read_parquet(versions["v1"] / "dedup" / "articles.parquet")
+    kept_v2 = pl.read_parquet(versions["v2"] / "dedup" / "articles.parquet")
+    assignments = pl.read_parquet(versions["v2"] / "split" / "assignments.parquet")
+    # The drop really did change representatives: v1 articles now removed as duplicates of
+    # a longer reprint from the new drop, which took over their split.
+    replaced = set(kept_v1["id"]) - set(kept_v2["id"])
+    assert len(replaced) >= 20
+    new_representatives = kept_v2.filter(pl.col("drop") == "b-2016").join(
+        assignments.filter(pl.col("id").is_in(replaced)).select(CLUSTER_ID, old_id="id"), on=CLUSTER_ID
+    )
+    assert new_representatives.height == len(replaced)
+    for new_id, old_id in zip(new_representatives["id"], new_representatives["old_id"]):
+        assert after[new_id] == before[old_id]
+    # Clusters that grew, and new clusters, are still whole.
+    assert assignments.group_by(CLUSTER_ID).agg(pl.col("split").n_unique())["split"].max() == 1
+
+
+def test_a_bridging_article_merges_clusters_under_the_older_anchor(tmp_path: Path) -> None:
+    """The documented exception: a new article similar to two existing clusters in
+    different splits; the merged cluster follows the anchor from the earliest drop."""
+    ids = [f"{n:016x}" for n in range(200)]
+    splits = pl.select(split.hash_split(split.salted_unit(pl.lit(pl.Series(ids)), RULES.salt), RULES.ratios)).to_series()
+    first = ids[splits.cast(pl.String).to_list().index("train")]
+    second = ids[splits.cast(pl.String).to_list().index("test")]
+    members = pl.LazyFrame({
+        "id": [first, second, "bridge"],
+        CLUSTER_ID: ["bridge"] * 3,
+        "drop": ["seed", "2026-01", "2026-02"],
+        "published_date": [None, None, None],
+    }, schema_overrides={"published_date": pl.Date})
+    kept = members.filter(pl.col("id") == "bridge")
+    assigned = split.assign_splits(kept, members.filter(pl.col("id") != "bridge"), RULES).members.collect()
+    assert set(assigned["split"].cast(pl.String)) == {"train"}
+    assert set(assigned["anchor_id"]) == {first}
+
+
+# ---------------------------------------------------------------------------- contamination
+
+
+def reference_contamination(train: list[str], held_out: list[str], n: int) -> list[tuple[int, int]]:
+    """(n-grams, n-grams seen in train) per held-out text: Python sets of word tuples."""
+
+    def grams(text: str) -> set[tuple[str, ...]]:
+        words = arabic_text.match_key_of(text).split()
+        return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+    seen = set().union(*(grams(t) for t in train))
+    return [(len(grams(t)), len(grams(t) & seen)) for t in held_out]
+
+
+@pytest.fixture(scope="module")
+def sample_texts() -> list[str]:
+    files = sorted(SAUDI_SAMPLE.glob("*.json"))[:40]
+    texts = [json.loads(p.read_text(encoding="utf-8"))["content"] for p in files]
+    return [t for t in texts if len(t.split()) > 60][:12]
+
+
+def split_frames(train: list[str], validation: list[str], test: list[str]) -> dict[str, pl.LazyFrame]:
+    frames = {}
+    for name, texts in (("train", train), ("validation", validation), ("test", test)):
+        frames[name] = pl.LazyFrame({
+            "id": [f"{name}-{i}" for i in range(len(texts))],
+            "text": texts,
+            "n_words": [len(t.split()) for t in texts],
+        })
+    return frames
+
+
+def test_contamination_counts_shared_ngrams_exactly(sample_texts: list[str], tmp_path: Path) -> None:
+    train = sample_texts[:6]
+    diacritised = train[0].replace("ال", "الْ")  # same words for matching
+    half = " ".join(train[1].split()[:40]) + " " + " ".join(sample_texts[9].split()[:60])
+    test = [diacritised, half, sample_texts[10], "قصير جدا"]
+    validation = [train[2], sample_texts[11]]
+    frames = split_frames(train, validation, test)
+    n = CONTAMINATION.ngram
+
+    for memory in (CONTAMINATION.memory_ngrams, 50):  # one partition, then many batches and partitions
+        rules = split.ContaminationRules(n, 0.5, 0.01, memory)
+        result = split.contamination(frames, rules, tmp_path / f"work-{memory}")
+        report = {row["id"]: row for row in result.report.iter_rows(named=True)}
+        for name, texts in (("test", test), ("validation", validation)):
+            expected = reference_contamination(train, texts, n)
+            for i, (grams, in_train) in enumerate(expected):
+                row = report.get(f"{name}-{i}")
+                assert (row["ngrams_in_train"] if row else 0) == in_train, (name, i)
+                if row:
+                    assert row["ngrams"] == grams
+        assert report["test-0"]["share_in_train"] == 1.0 and report["test-0"]["closest_train_id"] == "train-0"
+        assert report["test-1"]["closest_train_id"] == "train-1" and 0 < report["test-1"]["share_in_train"] < 1
+        assert report["validation-0"]["closest_train_id"] == "train-2"
+        test_metrics = result.metrics["test"]
+        assert test_metrics["articles"] == 4 and test_metrics["articles_with_ngrams"] == 3
+        assert test_metrics["contaminated_articles"] == sum(
+            1 for grams, seen in reference_contamination(train, test, n) if grams and seen / grams >= 0.5
+        )
+        assert result.metrics["gate"]["passed"] is False
+
+
+# ---------------------------------------------------------------------------- the stage
+
+
+def test_outputs_are_byte_identical_on_rerun(versions: dict[str, Path], tmp_path: Path) -> None:
+    first = versions["v2"]
+    again = tmp_path / "again"
+    run_corpus("--params", str(REPO / "params.yaml"), "split", "--input", str(first / "dedup"),
+               "--output", str(again / "split"), "--metrics", str(again / "metrics" / "split.json"))
+    for relative in ("split", "metrics"):
+        names = sorted(p.name for p in (first / relative).iterdir())
+        assert names == sorted(p.name for p in (again / relative).iterdir())
+        for name in names:
+            assert (first / relative / name).read_bytes() == (again / relative / name).read_bytes(), name
+
+
+def test_metrics_add_up_and_describe_the_splits(versions: dict[str, Path]) -> None:
+    metrics = json.loads((versions["v2"] / "metrics" / "split.json").read_text())
+    kept = pl.read_parquet(versions["v2"] / "dedup" / "articles.parquet")
+    assert sum(metrics["splits"][name]["rows"] for name in SPLITS) == kept.height == metrics["input"]["kept"]
+    for name in SPLITS:
+        table = pl.read_parquet(versions["v2"] / "split" / f"{name}.parquet")
+        assert table.schema == CLUSTERED_ARTICLE_SCHEMA
+        stats = metrics["splits"][name]
+        assert (stats["rows"], stats["characters"], stats["words"]) == (table.height, table["n_chars"].sum(), table["n_words"].sum())
+        assert stats["sources"] == table["source"].drop_nulls().n_unique()
+    report = pl.read_parquet(versions["v2"] / "split" / "contamination.parquet")
+    assert report.schema == split.CONTAMINATION_SCHEMA
+    assert metrics["contamination"]["test"]["articles_sharing_any_ngram"] == report.filter(pl.col("split") == "test").height
+    by_date = pl.read_csv(versions["v2"] / "metrics" / "split_by_date.csv")
+    assert by_date.columns == ["published_date", *SPLITS]
+    assert by_date.select(pl.sum_horizontal(SPLITS)).to_series().sum() == kept["published_date"].is_not_null().sum()
+
+
+def test_help_explains_the_stage() -> None:
+    result = run_corpus("split", "--help")
+    assert "anchor" in result.stdout and "contamination" in result.stdout.lower()
