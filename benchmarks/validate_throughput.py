@@ -17,6 +17,7 @@ needed):
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sys
 import tempfile
@@ -68,7 +69,7 @@ def main() -> None:
         base.with_columns(id=pl.col("id").str.slice(0, 12) + pl.lit(f"{copy:04x}")) for copy in range(args.repeat)
     ])
     chars = articles["n_chars"].sum()
-    print(f"{articles.height:,} articles, {chars / 1e6:,.1f} M characters")
+    print(f"{articles.height:,} articles, {chars / 1e6:,.1f} M characters; load average {os.getloadavg()[0]:.1f}")
 
     started = time.perf_counter()
     validate.with_check_columns(articles.lazy(), rules).collect(engine="streaming")

@@ -349,8 +349,10 @@ def match_against_index(articles: pl.LazyFrame, index_dir: Path, params: dict[st
     bands = dedup.minhash.bands
 
     def banded(ids: pl.Series, keys: np.ndarray, name: str) -> pl.DataFrame:
+        # gather keeps the String dtype when `ids` is empty (every new article an exact copy)
         return pl.DataFrame({
-            name: np.repeat(ids.to_numpy(), bands), "band": np.tile(np.arange(bands), len(ids)), "key": keys.reshape(-1),
+            name: ids.gather(np.repeat(np.arange(len(ids)), bands)), "band": np.tile(np.arange(bands), len(ids)),
+            "key": keys.reshape(-1),
         })
 
     # New articles are verified under a prefixed id: a drop may reuse an id of the corpus.

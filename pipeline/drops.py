@@ -3,10 +3,11 @@
 ``corpus validate-drop PATH`` runs the pipeline's own stages on the drop alone, into
 ``paths.validate_drop/<name>/``: ingest, clean, then the validate stage's suites
 (``article_rows`` and ``article_table``; a drop may hold a few reprints of one story, up
-to ``validate.drop_min_unique_text_share``). It then asks the dedup stage's saved index
-(``paths.dedup/index``) which of the drop's articles the corpus already has, exactly or
-nearly: those are reported, not refused, since dedup removes them when the drop joins.
-It prints a report (outcomes, quarantine reasons, a table of checks) and writes
+to ``validate.drop_min_unique_text_share``). Then the dedup stage's functions say what
+the drop would add: which articles the corpus already has, exactly or nearly (from the
+saved index, ``paths.dedup/index``), and which duplicate another article of the drop.
+Duplicates are reported, not refused: dedup removes them when the drop joins. It prints
+a report (every input's outcome, quarantine reasons, a table of checks) and writes
 ``results.json`` and GX Data Docs next to the drop's ingest and clean outputs.
 
 Exit status: 0 the drop is acceptable, 1 an expectation failed, 2 the input is unusable
@@ -34,7 +35,7 @@ from typing import Any
 
 import polars as pl
 
-from . import clean, ingest, validate
+from . import clean, dedup, ingest, validate
 from .io import reset_dir, scan_table, write_json
 from .params import load_params, path_of, section
 from .schema import QUARANTINE_REASONS
@@ -57,7 +58,9 @@ class DropReport:
     ingest: dict[str, Any]  # ingest metrics of the drop
     clean: dict[str, Any]  # clean metrics of the drop
     validation: validate.ValidationReport
-    corpus_matches: pl.DataFrame | None  # id, duplicate_of, similarity, kind; None: no index
+    # Both: id, duplicate_of, similarity, kind. corpus_matches is None without an index.
+    corpus_matches: pl.DataFrame | None
+    drop_duplicates: pl.DataFrame  # articles that repeat another article of the drop
     index_dir: Path
 
     @property
@@ -65,16 +68,13 @@ class DropReport:
         return EXIT_ACCEPTABLE if self.validation.success else EXIT_FAILED
 
     def outcomes(self) -> dict[str, int]:
-        """Every input of the drop, once: new, already in the corpus, or quarantined."""
-        kept = self.clean["kept"]
-        counts: dict[str, int] = {}
-        if self.corpus_matches is None:
-            counts["kept (not compared with the corpus)"] = kept
-        else:
-            by_kind = dict(self.corpus_matches.group_by("kind").len().iter_rows())
-            counts["new to the corpus"] = kept - self.corpus_matches.height
-            counts["already in the corpus: exact"] = by_kind.get("exact", 0)
-            counts["already in the corpus: near"] = by_kind.get("near", 0)
+        """Every input of the drop, once: what the corpus gains, duplicates, quarantine."""
+        matched = 0 if self.corpus_matches is None else self.corpus_matches.height
+        new = "new articles" + (" (not compared with the corpus)" if self.corpus_matches is None else "")
+        counts = {new: self.clean["kept"] - matched - self.drop_duplicates.height}
+        if self.corpus_matches is not None:
+            counts |= _by_kind("already in the corpus", self.corpus_matches)
+        counts |= _by_kind("repeat another article of the drop", self.drop_duplicates)
         counts["quarantined"] = self.ingest["quarantined"] + self.clean["quarantined"]
         return counts
 
@@ -84,13 +84,6 @@ class DropReport:
             for reason, count in metrics["quarantined_by_reason"].items():
                 reasons[reason] = reasons.get(reason, 0) + count
         return dict(sorted(reasons.items(), key=lambda item: (-item[1], item[0])))
-
-    def shared_texts(self) -> int:
-        """Articles of the drop whose normalised text another article of the drop has."""
-        return next(
-            (c.failing_rows or 0 for c in self.validation.checks if c.suite == "article_table" and c.column == "text_key_hash"),
-            0,
-        )
 
     def to_json(self) -> dict[str, Any]:
         matches = self.corpus_matches
@@ -102,23 +95,20 @@ class DropReport:
                 "kept": self.clean["kept"],
                 "outcomes": self.outcomes(),
                 "quarantine_reasons": self.quarantine_reasons(),
-                "shared_texts_within_drop": self.shared_texts(),
                 "corpus_index": str(self.index_dir) if matches is not None else None,
                 "already_in_corpus": None if matches is None else matches.sort("id").to_dicts(),
+                "repeat_within_drop": self.drop_duplicates.sort("id").to_dicts(),
             }
         }
 
     def render(self) -> str:
         lines = [f"Drop '{self.name}' ({self.path}): {self.ingest['inputs']:,} inputs"]
         for outcome, count in self.outcomes().items():
-            lines.append(f"  {outcome:<36}{count:>8,}")
+            lines.append(f"  {outcome:<44}{count:>7,}")
         for reason, count in self.quarantine_reasons().items():
-            lines.append(f"    {reason:<34}{count:>8,}  {QUARANTINE_REASONS.get(reason, '')}")
+            lines.append(f"    {reason:<42}{count:>7,}  {QUARANTINE_REASONS.get(reason, '')}")
         if self.corpus_matches is None:
             lines.append(f"  no corpus index at {self.index_dir}: run `dvc pull` or `dvc repro` to compare with the corpus")
-        shared = self.shared_texts()
-        if shared:
-            lines.append(f"  {shared:,} kept articles share their text with another article of the drop (dedup keeps one of each)")
         checks = self.validation.checks
         lines += ["", f"Checks: {len(checks) - len(self.validation.failed)} of {len(checks)} passed"]
         for check in checks:
@@ -134,8 +124,11 @@ class DropReport:
         return "\n".join(lines)
 
 
-def validate_drop(drop_dir: Path, output_dir: Path, params: dict[str, Any], gx_dir: Path, index_dir: Path) -> DropReport:
-    """Ingest, clean and validate one drop folder on its own; compare it with the corpus."""
+def validate_drop(
+    drop_dir: Path, output_dir: Path, params: dict[str, Any], gx_dir: Path, index_dir: Path, source: Path | None = None
+) -> DropReport:
+    """Ingest, clean and validate one drop folder on its own; compare it with the corpus.
+    `source` is the folder the user named when `drop_dir` is a staged copy of it."""
     drop_dir = drop_dir.resolve()
     if not drop_dir.is_dir():
         raise UnusableDrop(f"{drop_dir} is not a folder")
@@ -149,20 +142,29 @@ def validate_drop(drop_dir: Path, output_dir: Path, params: dict[str, Any], gx_d
     cleaned = clean.run(ingest_dir, clean_dir, None, params)
     articles = scan_table(clean_dir / "articles.parquet")
     validation = validate.run_suites(articles, validate.DROP, params, gx_dir, output_dir, stage=STAGE)
+    matches = dedup.match_against_index(articles, index_dir, params) if index_dir.is_dir() else None
     report = DropReport(
-        drop_dir.name, drop_dir, output_dir, ingested.metrics, cleaned, validation, corpus_matches(articles, index_dir, params), index_dir
+        drop_dir.name, (source or drop_dir).resolve(), output_dir, ingested.metrics, cleaned, validation,
+        matches, drop_duplicates(articles, matches, params), index_dir,
     )
     write_json(output_dir / validate.RESULTS_FILE, report.to_json())
     return report
 
 
-def corpus_matches(articles: pl.LazyFrame, index_dir: Path, params: dict[str, Any]) -> pl.DataFrame | None:
-    """The drop's articles the corpus already has (None when there is no saved index)."""
-    if not index_dir.is_dir():
-        return None
-    from .dedup import match_against_index
+def drop_duplicates(articles: pl.LazyFrame, corpus_matches: pl.DataFrame | None, params: dict[str, Any]) -> pl.DataFrame:
+    """Articles the corpus does not have that repeat another article of the drop, by the
+    dedup stage's own rule: the rest of the drop is what it adds to the corpus."""
+    if corpus_matches is not None:
+        articles = articles.filter(~pl.col("id").is_in(corpus_matches["id"].implode()))
+    if articles.select(pl.len()).collect().item() == 0:
+        return pl.DataFrame(schema=dedup.MATCH_SCHEMA)
+    assignment = dedup.deduplicate(articles, dedup.DedupParams.from_params(params)).assignment
+    return assignment.filter(pl.col("kind").is_not_null()).select(dedup.MATCH_SCHEMA.names()).sort("id")
 
-    return match_against_index(articles, index_dir, params)
+
+def _by_kind(outcome: str, duplicates: pl.DataFrame) -> dict[str, int]:
+    counts = dict(duplicates.group_by("kind").len().iter_rows())
+    return {f"{outcome}: {kind}": counts.get(kind, 0) for kind in ("exact", "near")}
 
 
 # ---------------------------------------------------------------------------- add-drop
@@ -226,7 +228,7 @@ def add_drop(source: Path, name: str, params: dict[str, Any], gx_dir: Path, inde
     staging = reset_dir(output_dir / "staging")
     try:
         copy_drop(source, staging / name)
-        report = validate_drop(staging / name, output_dir, params, gx_dir, index_dir)
+        report = validate_drop(staging / name, output_dir, params, gx_dir, index_dir, source)
         print(report.render())
         if not report.validation.success:
             print(f"add-drop: refused: the drop fails validation. Nothing was changed under {raw_dir}.", file=sys.stderr)

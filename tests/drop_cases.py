@@ -46,6 +46,15 @@ def sample_records(n: int, min_chars: int = 1500) -> list[dict]:
     raise AssertionError(f"only {len(records)} sample articles of {min_chars}+ chars")
 
 
+def unrelated_sample_files(n: int, min_chars: int = 1500) -> list[Path]:
+    """`n` SaudiNewsNet sample files of the manifest's "random" group: unrelated articles."""
+    manifest = SAUDI_SAMPLE.parent / "sample_manifest.tsv"
+    rows = [line.split("\t") for line in manifest.read_text(encoding="utf-8").splitlines()[1:]]
+    names = [row[0] for row in rows if row[1] == "random" and int(row[4]) >= min_chars]
+    assert len(names) >= n, f"only {len(names)} unrelated sample articles"
+    return [SAUDI_SAMPLE / f"{name}.json" for name in names[:n]]
+
+
 def write_jsonl(path: Path, records: list[dict]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")

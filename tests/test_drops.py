@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import REPO
-from drop_cases import BROKEN_EXPORT_FAILURES, broken_export, seed_copy, teaser_only
+from drop_cases import BROKEN_EXPORT_FAILURES, broken_export, seed_copy, teaser_only, unrelated_sample_files
 
-from pipeline import cli
+import polars as pl
+from pipeline import arabic_text, cli
 from pipeline.io import read_json
 
 PARAMS = str(REPO / "params.yaml")
@@ -64,10 +67,12 @@ def test_broken_export_fails_with_the_expectations_it_breaks(tmp_path, capsys):
         assert f"FAIL  article_rows  {name.split(': ', 1)[1]}" in printed
     unique = checks["article_table: Normalised texts unique (drops: share at least validate.drop_min_unique_text_share)"]
     assert unique["failing_rows"] == len(ids["paywalled"]) and set(unique["examples"]) <= set(ids["paywalled"])
-    # Counts by outcome add up, with the quarantine reasons.
+    # Every input has one outcome; the paywall page is one article, eleven repeats.
     drop_report = results["drop"]
-    assert drop_report["inputs"] == 31 and drop_report["kept"] == 29
-    assert drop_report["outcomes"] == {"kept (not compared with the corpus)": 29, "quarantined": 2}
+    outcomes = drop_report["outcomes"]
+    assert drop_report["inputs"] == 31 == sum(outcomes.values()) and drop_report["kept"] == 29
+    assert outcomes["repeat another article of the drop: exact"] == 11 and outcomes["quarantined"] == 2
+    assert {r["id"] for r in drop_report["repeat_within_drop"] if r["kind"] == "exact"} < set(ids["paywalled"])
     assert drop_report["quarantine_reasons"] == {"too_short": 1, "unsupported_format": 1}
     assert "unsupported_format" in printed and "Result: FAILED (4 expectations), exit 1" in printed
     assert (tmp_path / "out" / "data_docs" / "index.html").is_file()
@@ -86,7 +91,12 @@ def test_seed_drop_is_acceptable(tmp_path, capsys):
     assert validate_drop(drop, tmp_path / "out") == 0
     printed = capsys.readouterr().out
     assert "Result: acceptable, exit 0" in printed and "no corpus index at" in printed
-    assert read_json(tmp_path / "out" / "results.json")["drop"]["outcomes"] == {"kept (not compared with the corpus)": 5, "quarantined": 0}
+    assert read_json(tmp_path / "out" / "results.json")["drop"]["outcomes"] == {
+        "new articles (not compared with the corpus)": 5,
+        "repeat another article of the drop: exact": 0,
+        "repeat another article of the drop: near": 0,
+        "quarantined": 0,
+    }
 
 
 # ---------------------------------------------------------------------------- add-drop
@@ -121,3 +131,77 @@ def test_failed_add_drop_leaves_the_repo_unchanged(project, monkeypatch, capsys,
     assert "refused: the drop fails validation" in capsys.readouterr().err
     assert repo_state(project) == before
     assert not (project / "build" / "validate-drop" / "broken" / "staging").exists()
+
+
+def run(*command: str, cwd: Path) -> str:
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    assert result.returncode == 0, f"{' '.join(command)}\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def corpus_texts(project: Path) -> dict[str, str]:
+    """Match key -> id of every article in the deduplicated corpus."""
+    kept = pl.read_parquet(project / "build" / "dedup" / "articles.parquet")
+    return dict(zip(kept.select(arabic_text.match_key(pl.col("text")))["text"], kept["id"]))
+
+
+def tracked_outputs(root: Path) -> dict[str, bytes]:
+    """The files of every stage output dvc.lock records (GX's Data Docs are not one)."""
+    lock = yaml.safe_load((root / "dvc.lock").read_text(encoding="utf-8"))
+    outs = [root / out["path"] for stage in lock["stages"].values() for out in stage.get("outs", [])]
+    files = [f for out in outs for f in ([out] if out.is_file() else sorted(out.rglob("*"))) if f.is_file()]
+    return {str(f.relative_to(root)): f.read_bytes() for f in files}
+
+
+def test_drops_compared_with_the_corpus_added_and_reproduced_from_a_fresh_clone(project, monkeypatch, capsys, tmp_path):
+    run("dvc", "repro", cwd=project)
+    before = corpus_texts(project)
+    monkeypatch.chdir(project)
+
+    # A drop the corpus already has is reported as such (and is not an error).
+    assert cli.main(["validate-drop", str(seed_copy(tmp_path / "seed-again"))]) == 0
+    outcomes = read_json(project / "build" / "validate-drop" / "seed-again" / "results.json")["drop"]["outcomes"]
+    assert outcomes["already in the corpus: exact"] == 5 and outcomes["new articles"] == 0
+    assert re.search(r"already in the corpus: exact +5\n", capsys.readouterr().out)
+
+    # Ten unrelated new articles, one of them saved twice, and a copy of a seed article.
+    drop = tmp_path / "incoming"
+    drop.mkdir()
+    new_files = unrelated_sample_files(10)
+    for path in new_files:
+        (drop / path.name).write_bytes(path.read_bytes())
+    (drop / "saved-twice.json").write_bytes(new_files[0].read_bytes())
+    (drop / "seed-again.txt").write_bytes(sorted((project / "data" / "raw" / "seed").iterdir())[0].read_bytes())
+
+    remote = tmp_path / "remote"
+    run("dvc", "remote", "add", "-d", "local", str(remote), cwd=project)
+    assert cli.main(["add-drop", str(drop), "--name", "snn-extra", "--push"]) == 0
+
+    outcomes = read_json(project / "build" / "validate-drop" / "snn-extra" / "results.json")["drop"]["outcomes"]
+    assert outcomes["already in the corpus: exact"] == 1 and outcomes["repeat another article of the drop: exact"] == 1
+    assert 8 <= outcomes["new articles"] <= 10  # unrelated articles may still include a reprint pair
+    assert "Added data/raw/snn-extra, tracked by data/raw/snn-extra.dvc (pushed to the DVC remote)" in capsys.readouterr().out
+    assert "in sync" in run("dvc", "status", "--cloud", "data/raw/snn-extra.dvc", cwd=project)
+    assert (project / "data" / "raw" / "snn-extra.dvc").is_file()
+    assert "/snn-extra" in (project / "data" / "raw" / ".gitignore").read_text().split()
+    run("git", "add", "data/raw/snn-extra.dvc", "data/raw/.gitignore", cwd=project)
+    run("git", "commit", "-qm", "Add drop snn-extra", cwd=project)
+    run("dvc", "repro", cwd=project)
+
+    # The corpus grows by exactly what validate-drop said the drop adds.
+    after = corpus_texts(project)
+    assert len(after) == len(before) + outcomes["new articles"]
+    assert set(before) < set(after)
+
+    # Push the stage outputs too; a fresh clone pulls, and rebuilds the same outputs.
+    run("git", "add", "-A", cwd=project)
+    run("git", "commit", "-qm", "dvc.lock, metrics and the remote", cwd=project)
+    run("dvc", "push", cwd=project)
+    clone = tmp_path / "clone"
+    run("git", "clone", "-q", str(project), str(clone), cwd=tmp_path)
+    run("dvc", "pull", cwd=clone)
+    assert "up to date" in run("dvc", "status", cwd=clone)
+    assert tracked_outputs(clone) == tracked_outputs(project)
+    run("dvc", "repro", "--force", cwd=clone)
+    assert run("git", "status", "--porcelain", cwd=clone) == ""
+    assert tracked_outputs(clone) == tracked_outputs(project)
