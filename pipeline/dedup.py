@@ -24,7 +24,6 @@ drop can be checked against the corpus without recomputing it (``match_against_i
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
 import tempfile
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ import polars as pl
 import xxhash
 
 from . import arabic_text, minhash
-from .io import read_json, reset_dir, scan_table, write_json, write_table
+from .io import batches, read_json, reset_dir, scan_table, write_json, write_table
 from .params import load_params, path_of, section
 from .progress import Progress, log
 from .schema import ARTICLE_SCHEMA, CLUSTER_ID, DUPLICATE_COLUMNS, conform
@@ -91,35 +90,6 @@ def with_match_words(articles: pl.LazyFrame) -> pl.LazyFrame:
 def key_hashes(keys: pl.Series) -> pl.Series:
     """xxh3-128 (hex) of each match key: equal keys <=> exact duplicates."""
     return pl.Series("key_hash", [xxhash.xxh3_128_hexdigest(k.encode("utf-8")) for k in keys.to_list()], dtype=pl.String)
-
-
-def batches(frame: pl.LazyFrame, size: int) -> Iterator[pl.DataFrame]:
-    """Consecutive slices of ``frame``, each computed only when asked for. (The streaming
-    engine's own ``collect_batches`` runs ahead of a slower consumer and its batches pile
-    up: memory then grows with the corpus.)"""
-    rows = frame.select(pl.len()).collect().item()
-    for offset in range(0, rows, size):
-        yield frame.slice(offset, size).collect(engine="streaming")
-        _return_freed_memory()
-
-
-def _return_freed_memory() -> None:
-    """Give the memory of a finished batch back to the system. glibc keeps freed blocks of
-    the size a batch allocates (its mmap threshold grows after each large free), so without
-    this the resident size crept up by about 2 KB an article, batch after batch."""
-    if _LIBC is not None:
-        _LIBC.malloc_trim(0)
-
-
-def _glibc() -> ctypes.CDLL | None:
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        return libc if hasattr(libc, "malloc_trim") else None
-    except OSError:  # not glibc (macOS, musl): nothing to trim
-        return None
-
-
-_LIBC = _glibc()
 
 
 def signature_batches(articles: pl.LazyFrame, params: DedupParams, progress: Progress | None = None) -> Iterator[pl.DataFrame]:

@@ -41,7 +41,7 @@ import polars as pl
 
 from . import arabic_text
 from .clean import BoilerplateRules
-from .io import reset_dir, scan_table, write_json
+from .io import batches, reset_dir, scan_table, write_json
 from .params import load_params, path_of, section
 from .progress import Progress, log
 from .schema import ARTICLE_SCHEMA, CLUSTER_ID
@@ -296,22 +296,19 @@ def run_suites(
     progress = Progress(stage, "articles")
 
     checked = with_check_columns(articles, BoilerplateRules.from_params(section(params, "boilerplate")))
-    tables, batches, start = [], 0, 0
-    for batch in checked.collect_batches(chunk_size=batch_rows):
-        if batch.height == 0 and batches:
-            continue
+    tables, start = [], 0
+    for batch in batches(checked, batch_rows):
         runner.run(target.rows_checkpoint, batch.drop("text_key_hash"), f"{target.name} rows {start + 1}-{start + batch.height}")
         tables.append(batch.select(TABLE_COLUMNS))
-        batches, start = batches + 1, start + batch.height
+        start += batch.height
         progress.advance(batch.height)
-    if not batches:  # an empty table still gets its columns and types checked
+    if not tables:  # an empty table still gets its columns and types checked
         empty = checked.head(0).collect()
         runner.run(target.rows_checkpoint, empty.drop("text_key_hash"), f"{target.name} rows (none)")
         tables.append(empty.select(TABLE_COLUMNS))
-        batches = 1
     runner.run(TABLE_CHECKPOINT, pl.concat(tables), f"{target.name} table")
     configured = parameters | {"published_date_max": str(validate["published_date"]["max"])}
-    report = ValidationReport(target.name, start, batches, list(runner.checks.values()), configured)
+    report = ValidationReport(target.name, start, len(tables), list(runner.checks.values()), configured)
     progress.done(f"{len(report.checks) - len(report.failed)} of {len(report.checks)} expectations passed")
     return report
 
