@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import clean, ingest
+from . import clean, ingest, publish, release
 
 # Order is the order of the data flow; `corpus --help` lists them so.
-COMMAND_MODULES = (ingest, clean)
+COMMAND_MODULES = (ingest, clean, publish, release)
 
 DESCRIPTION = """\
 Build the Arabic news corpus from raw drops:
