@@ -480,8 +480,8 @@ def run(split_dir: Path, metrics_dir: Path, hub_dir: Path, release_dir: Path, me
         return 0
     print(plan.describe(settings.repo_id, release_dir))
     if not upload:
-        reason = "--dry-run" if mode == "dry-run" else "no Hugging Face token (set HF_TOKEN or run `hf auth login`)"
-        print(f"dry run ({reason}): nothing uploaded; the release is in {release_dir}")
+        reason = "--dry-run" if mode == "dry-run" else "no Hugging Face token: set HF_TOKEN or run `hf auth login`"
+        print(f"dry run, {reason}. Nothing was uploaded; the release is in {release_dir}")
         return 0
     commit = upload_release(plan, release_dir, hub, settings)
     print(f"published {settings.version.tag}: {hub.url} (commit {commit})")
@@ -527,7 +527,7 @@ def _main(args) -> int:
             args.card_template,
             args.mode,
         )
-    except unreachable_errors() as error:
+    except (*unreachable_errors(), RuntimeError) as error:  # huggingface_hub wraps failed uploads in RuntimeError
         print(f"corpus: error: the Hub did not complete the release ({type(error).__name__}: {error}); "
               "no tag was made: run `corpus publish` again to finish it", file=sys.stderr)
         return 1

@@ -33,8 +33,8 @@ Behaviour that the clients rely on and the tests exercise:
 * Errors carry ``X-Error-Code`` (RepoNotFound, RevisionNotFound, EntryNotFound), which
   ``huggingface_hub`` turns into its typed exceptions.
 * Writes need ``Authorization: Bearer <token>`` with the server's token.
-* ``fail_next(kind)`` makes the next request of a kind ("commit", "tag", "lfs-upload",
-  "preupload") fail with HTTP 500, to test interrupted releases.
+* ``fail_next(kind, status)`` makes the next request of a kind ("commit", "tag",
+  "lfs-upload", "preupload") fail, to test interrupted releases.
 
 Start it with ``with LocalHub(token) as hub:`` and point ``HF_ENDPOINT`` at ``hub.url``.
 """
@@ -120,7 +120,7 @@ class LocalHub:
         self.token = token
         self.repos: dict[str, Repo] = {}
         self.lfs_objects: dict[str, bytes] = {}
-        self.failures: dict[str, int] = {}
+        self.failures: dict[str, int] = {}  # request kind -> HTTP status of its next failure
         self.requests: list[tuple[str, str]] = []  # (method, path) of every request
         self.lock = threading.RLock()
         self._counter = 0
@@ -137,9 +137,11 @@ class LocalHub:
 
     # ------------------------------------------------------------------ test helpers
 
-    def fail_next(self, kind: str, times: int = 1) -> None:
+    def fail_next(self, kind: str, status: int = 500) -> None:
+        """Fail the next request of `kind` with `status` (huggingface_hub retries a 500
+        on LFS uploads and preupload, so use a 4xx there)."""
         with self.lock:
-            self.failures[kind] = self.failures.get(kind, 0) + times
+            self.failures[kind] = status
 
     def commit_count(self, repo_id: str) -> int:
         return len(self.repos[repo_id].commits) if repo_id in self.repos else 0
@@ -160,9 +162,8 @@ class LocalHub:
 
     def _check_failure(self, kind: str) -> None:
         with self.lock:
-            if self.failures.get(kind, 0) > 0:
-                self.failures[kind] -= 1
-                raise HubError(500, f"injected failure of {kind}")
+            if kind in self.failures:
+                raise HubError(self.failures.pop(kind), f"injected failure of {kind}")
 
     @staticmethod
     def _is_lfs(path: str, content: bytes) -> bool:
