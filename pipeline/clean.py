@@ -8,6 +8,7 @@ For each article:
 2. Boilerplate lines are removed. A line is compared by its ``match_key`` (so
    "اترك تعليقاً" and "اترك تعليقا" are the same line) against the curated lists in
    params.yaml ``boilerplate``: ``lines`` anywhere, ``prefixes`` (short lines only),
+   ``line_start_markers``/``line_end_markers`` (widget and wire markers cut from a line),
    ``section_labels`` only before the first article line, ``trailing`` only after the
    last one. Lines that repeat in at least ``repeated_lines.min_articles`` articles of
    the same drop and outlet are boilerplate too (short lines only, so a wire story
@@ -21,6 +22,7 @@ For each article:
 from __future__ import annotations
 
 import argparse
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,7 @@ import polars as pl
 
 from . import arabic_text
 from .ingest import with_lengths
-from .io import scan_table, write_json, write_tables
+from .io import Checkpoint, no_checkpoint, scan_table, scratch_checkpoints, write_json, write_tables
 from .params import load_params, path_of, section
 from .progress import log
 from .schema import ARTICLE_SCHEMA, QUARANTINE_SCHEMA, conform
@@ -42,6 +44,8 @@ class BoilerplateRules:
     """The curated boilerplate lists, as match keys."""
 
     lines: frozenset[str]
+    line_start_markers: tuple[str, ...]
+    line_end_markers: tuple[str, ...]
     prefixes: tuple[str, ...]
     section_labels: frozenset[str]
     trailing: frozenset[str]
@@ -57,6 +61,8 @@ class BoilerplateRules:
         repeated = boilerplate["repeated_lines"]
         return cls(
             lines=frozenset(keys("lines")),
+            line_start_markers=tuple(boilerplate.get("line_start_markers") or []),
+            line_end_markers=tuple(boilerplate.get("line_end_markers") or []),
             prefixes=tuple(sorted(set(keys("prefixes")))),
             section_labels=frozenset(keys("section_labels")),
             trailing=frozenset(keys("trailing")),
@@ -64,6 +70,15 @@ class BoilerplateRules:
             repeated_min_articles=int(repeated["min_articles"]),
             repeated_max_chars=int(repeated["max_chars"]),
         )
+
+    def strip_markers(self, text: pl.Expr) -> pl.Expr:
+        """Cut widget and wire markers glued to a line of text ("Next Previous ...",
+        "... // انتهى //"); the rest of the line is article text and stays."""
+        for markers, template in ((self.line_start_markers, r"(?m)^(?:{})\s*"), (self.line_end_markers, r"(?m)\s*(?:{})$")):
+            if markers:
+                alternatives = "|".join(r"\s*".join(map(re.escape, marker.split())) for marker in markers)
+                text = text.str.replace_all(template.format(alternatives), "")
+        return text
 
     def curated_line(self, key: pl.Expr, line: pl.Expr) -> pl.Expr:
         """True for a line that is boilerplate wherever it stands."""
@@ -73,9 +88,9 @@ class BoilerplateRules:
         return key.is_in(list(self.lines)) | (prefixed & (line.str.len_chars() <= self.max_prefix_line_chars))
 
 
-def normalise_fields(articles: pl.LazyFrame) -> pl.LazyFrame:
+def normalise_fields(articles: pl.LazyFrame, rules: BoilerplateRules) -> pl.LazyFrame:
     return articles.with_columns(
-        text=arabic_text.clean_text(pl.col("text")),
+        text=rules.strip_markers(arabic_text.clean_text(pl.col("text"))),
         title=arabic_text.clean_line(pl.col("title")).replace("", None),
         source=pl.col("source").str.strip_chars().replace("", None),
         url=pl.col("url").str.strip_chars().replace("", None),
@@ -96,7 +111,8 @@ def article_lines(articles: pl.LazyFrame) -> pl.LazyFrame:
 def repeated_lines(lines: pl.LazyFrame, rules: BoilerplateRules) -> pl.LazyFrame:
     """(drop, source, key) of short lines found in many articles of one drop and outlet."""
     return (
-        lines.filter((pl.col("key") != "") & (pl.col("line").str.len_chars() <= rules.repeated_max_chars))
+        # Lines without a letter ("(2)", "2012") are list numbers and dates inside articles.
+        lines.filter(pl.col("key").str.contains(r"\p{L}") & (pl.col("line").str.len_chars() <= rules.repeated_max_chars))
         .group_by("drop", "source", "key")
         .agg(n_articles=pl.col("id").n_unique())
         .filter(pl.col("n_articles") >= rules.repeated_min_articles)
@@ -109,16 +125,19 @@ def classify_lines(lines: pl.LazyFrame, rules: BoilerplateRules) -> pl.LazyFrame
     flagged = lines.join(
         repeated_lines(lines, rules), on=["drop", "source", "key"], how="left", nulls_equal=True, maintain_order="left"
     ).with_columns(
-        curated=rules.curated_line(pl.col("key"), pl.col("line")) | (pl.col("key") == ""),
+        curated=rules.curated_line(pl.col("key"), pl.col("line")),
+        punctuation_only=pl.col("key") == "",
         repeated=pl.col("repeated").fill_null(False),
         label=pl.col("key").is_in(list(rules.section_labels)),
         trailing=pl.col("key").is_in(list(rules.trailing)),
     )
-    boilerplate = pl.col("curated") | pl.col("repeated")
+    boilerplate = pl.col("curated") | pl.col("repeated") | pl.col("punctuation_only")
     first_body = pl.col("pos").filter(~boilerplate & ~pl.col("label")).min().over("id")
     last_body = pl.col("pos").filter(~boilerplate & ~pl.col("trailing")).max().over("id")
     return flagged.with_columns(
-        removed_as=pl.when(pl.col("curated"))
+        removed_as=pl.when(pl.col("punctuation_only"))
+        .then(pl.lit("punctuation_only"))
+        .when(pl.col("curated"))
         .then(pl.lit("curated"))
         .when(pl.col("repeated"))
         .then(pl.lit("repeated"))
@@ -126,28 +145,40 @@ def classify_lines(lines: pl.LazyFrame, rules: BoilerplateRules) -> pl.LazyFrame
         .then(pl.lit("section_label"))
         .when(pl.col("trailing") & (last_body.is_null() | (pl.col("pos") > last_body)))
         .then(pl.lit("trailing"))
-    ).drop("curated", "repeated", "label", "trailing")
+    ).drop("curated", "punctuation_only", "repeated", "label", "trailing")
 
 
-def rebuild_articles(articles: pl.LazyFrame, lines: pl.LazyFrame) -> pl.LazyFrame:
-    """Articles with text rebuilt from their kept lines and a title resolved."""
+def rebuild_articles(articles: pl.LazyFrame, lines: pl.LazyFrame, max_title_chars: int) -> pl.LazyFrame:
+    """Articles with text rebuilt from their kept lines and a title resolved.
+
+    An article without a title takes its first kept line as title. When that line is too
+    long to be a headline (a file with no title line), the title is its first sentence
+    and the line stays in the text. A first line repeating the given title is dropped.
+    """
+    ordered = pl.col("line").sort_by("pos")
+    repeats_earlier_line = ~pl.col("key").sort_by("pos").is_first_distinct()
     kept = (
         lines.filter(pl.col("removed_as").is_null())
         .group_by("id")
         .agg(
-            body=pl.col("line").sort_by("pos"),
+            body=ordered,
             first_key=pl.col("key").sort_by("pos").first(),
-            repeated_line_share=pl.col("key").is_duplicated().mean(),
+            # Share of the text (in characters) that repeats an earlier line: short
+            # repeated labels such as "سؤال:" in an interview weigh little.
+            repeated_line_share=(ordered.str.len_chars() * repeats_earlier_line).sum() / ordered.str.len_chars().sum(),
         )
     )
     first_line = pl.col("body").list.first()
-    title_from_text = pl.col("title").is_null()
-    drop_first = title_from_text | (pl.col("first_key") == arabic_text.match_key(pl.col("title")))
+    is_headline = first_line.str.len_chars() <= max_title_chars
+    first_sentence = pl.coalesce(
+        first_line.str.extract(rf"^(.{{1,{max_title_chars}}}?[.!?؟])(?:\s|$)"),
+        first_line.str.slice(0, max_title_chars).str.replace(r"\s+\S*$", ""),
+    )
+    drop_first = (pl.col("title").is_null() & is_headline) | (pl.col("first_key") == arabic_text.match_key(pl.col("title")))
     return (
         articles.join(kept, on="id", how="left", maintain_order="left")
-        .with_columns(title_from_text=title_from_text & first_line.is_not_null())
         .with_columns(
-            title=pl.coalesce("title", first_line),
+            title=pl.coalesce("title", pl.when(is_headline).then(first_line).otherwise(first_sentence)),
             text=pl.when(drop_first.fill_null(False))
             .then(pl.col("body").list.slice(1))
             .otherwise(pl.col("body"))
@@ -189,7 +220,7 @@ def quality_detail(quality: dict[str, Any]) -> pl.Expr:
         .then(pl.format("Arabic letters {} of letters (min {})", pl.col("arabic_ratio").round(3),
                         pl.lit(quality["min_arabic_ratio"])))
         .when(pl.col("reason") == "repetitive")
-        .then(pl.format("{} of lines repeated (max {})", pl.col("repeated_line_share").round(3),
+        .then(pl.format("{} of the text repeats earlier lines (max {})", pl.col("repeated_line_share").round(3),
                         pl.lit(quality["max_repeated_line_share"])))
         .when(pl.col("reason") == "empty_after_cleaning")
         .then(pl.lit("no text left after removing markup and boilerplate"))
@@ -203,11 +234,15 @@ class CleanResult:
     lines: pl.LazyFrame  # every line with removed_as
 
 
-def clean_articles(articles: pl.LazyFrame, rules: BoilerplateRules, quality: dict[str, Any]) -> CleanResult:
-    """The clean stage as a pure function of lazy frames."""
-    normalised = normalise_fields(articles)
-    lines = classify_lines(article_lines(normalised), rules)
-    judged = rebuild_articles(normalised, lines).with_columns(reason=quality_reason(quality))
+def clean_articles(
+    articles: pl.LazyFrame, rules: BoilerplateRules, quality: dict[str, Any], checkpoint: Checkpoint = no_checkpoint
+) -> CleanResult:
+    """The clean stage as a pure function of lazy frames (`checkpoint` materialises the
+    intermediate tables that several outputs share)."""
+    normalised = checkpoint("normalised", normalise_fields(articles, rules))
+    lines = checkpoint("lines", classify_lines(article_lines(normalised), rules))
+    rebuilt = rebuild_articles(normalised, lines, int(quality["max_title_chars"]))
+    judged = checkpoint("judged", rebuilt.with_columns(reason=quality_reason(quality)))
     kept = conform(judged.filter(pl.col("reason").is_null()), ARTICLE_SCHEMA)
     quarantine = conform(
         judged.filter(pl.col("reason").is_not_null()).with_columns(stage=pl.lit(STAGE), detail=quality_detail(quality)),
@@ -228,13 +263,14 @@ def removed_line_counts(lines: pl.LazyFrame) -> pl.LazyFrame:
 
 def run(input_dir: Path, output_dir: Path, metrics_path: Path | None, params: dict[str, Any]) -> dict[str, Any]:
     rules = BoilerplateRules.from_params(section(params, "boilerplate"))
-    result = clean_articles(scan_table(input_dir / "articles"), rules, section(params, "quality"))
-    quarantine = pl.concat([scan_table(input_dir / "quarantine.parquet"), result.quarantine])
-    write_tables({
-        output_dir / "articles.parquet": result.articles,
-        output_dir / "quarantine.parquet": quarantine,
-        output_dir / "removed_lines.parquet": removed_line_counts(result.lines),
-    })
+    with scratch_checkpoints(output_dir.parent, STAGE) as checkpoint:
+        result = clean_articles(scan_table(input_dir / "articles"), rules, section(params, "quality"), checkpoint)
+        quarantine = pl.concat([scan_table(input_dir / "quarantine.parquet"), result.quarantine])
+        write_tables({
+            output_dir / "articles.parquet": result.articles,
+            output_dir / "quarantine.parquet": quarantine,
+            output_dir / "removed_lines.parquet": removed_line_counts(result.lines),
+        })
     stage_quarantine = scan_table(output_dir / "quarantine.parquet").filter(pl.col("stage") == STAGE).collect()
     upstream_quarantine = scan_table(input_dir / "quarantine.parquet").select(pl.len()).collect().item()
     removed = scan_table(output_dir / "removed_lines.parquet").collect()

@@ -51,8 +51,10 @@ _BOMS = (
     (codecs.BOM_UTF16_LE, "utf-16"),
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
-_UTF8_MULTIBYTE = re.compile(rb"[\xC2-\xDF][\x80-\xBF]|[\xE0-\xEF][\x80-\xBF]{2}|[\xF0-\xF4][\x80-\xBF]{3}")
-_CONTROL_BYTES = re.compile(rb"[\x01-\x08\x0E-\x1A\x1C-\x1F]")
+_SAMPLE_CHARS = 4096  # enough text to tell Arabic from mojibake
+_LETTERS = re.compile(r"[^\W\d_]+")
+_ARABIC_LETTERS = re.compile(r"[\u0621-\u064A\u0671-\u06D3\u06FA-\u06FC]+")
+_CONTROL_BYTES = bytes([*range(0x01, 0x09), *range(0x0E, 0x1B), *range(0x1C, 0x20)])
 _DATE_FORMATS = ("%Y/%m/%d", "%d/%m/%Y", "%d-%m-%Y", "%Y%m%d")
 
 
@@ -82,7 +84,7 @@ def decode_bytes(data: bytes, encoding: str = "auto") -> tuple[str, str]:
     data = data.rstrip(b"\x00")  # windows-1256 exports often end with one NUL byte
     if b"\x00" in data:
         raise Rejected("binary", f"NUL byte at offset {data.find(0)}")
-    control = len(_CONTROL_BYTES.findall(data))
+    control = len(data) - len(data.translate(None, _CONTROL_BYTES))
     if control > max(8, len(data) // 100):
         raise Rejected("binary", f"{control} control bytes in {len(data)}")
     if encoding != "auto":
@@ -91,13 +93,15 @@ def decode_bytes(data: bytes, encoding: str = "auto") -> tuple[str, str]:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError as error:
         utf8_error = error
-    high_bytes = sum(1 for byte in data if byte >= 0x80)
-    utf8_bytes = sum(len(match) for match in _UTF8_MULTIBYTE.findall(data))
-    if high_bytes and utf8_bytes / high_bytes >= 0.5:
+    as_utf8 = data.decode("utf-8", errors="replace")
+    broken = as_utf8.count("\ufffd")
+    non_ascii = len(as_utf8) - len(as_utf8.encode("ascii", errors="ignore"))
+    if non_ascii - broken >= broken:  # mostly valid UTF-8 with some broken sequences
         raise Rejected("undecodable", f"invalid UTF-8 at byte {utf8_error.start}: {utf8_error.reason}")
     text = data.decode("cp1256", errors="replace")
-    letters = sum(1 for char in text if char.isalpha())
-    arabic = sum(1 for char in text if "\u0600" <= char <= "\u06ff" and char.isalpha())
+    sample = text[:_SAMPLE_CHARS]
+    letters = sum(map(len, _LETTERS.findall(sample)))
+    arabic = sum(map(len, _ARABIC_LETTERS.findall(sample)))
     if "\ufffd" in text or not letters or arabic / letters < 0.3:
         raise Rejected("undecodable", "not UTF-8, and as windows-1256 it does not read as Arabic text")
     return text, "windows-1256"

@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
+import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import polars as pl
+
+from .progress import log
 
 PARQUET_OPTIONS: dict[str, Any] = {
     "compression": "zstd",
@@ -54,6 +59,35 @@ def write_tables(outputs: dict[Path, pl.LazyFrame]) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         sinks.append(frame.sink_parquet(path, lazy=True, maintain_order=True, **PARQUET_OPTIONS))
     pl.collect_all(sinks, engine="streaming")
+
+
+Checkpoint = Callable[[str, pl.LazyFrame], pl.LazyFrame]
+
+
+def no_checkpoint(name: str, frame: pl.LazyFrame) -> pl.LazyFrame:
+    return frame
+
+
+@contextmanager
+def scratch_checkpoints(near: str | Path, stage: str) -> Iterator[Checkpoint]:
+    """A ``checkpoint(name, frame)`` that streams `frame` to a scratch Parquet file and
+    returns a scan of it. A stage whose plan feeds several outputs checkpoints the shared
+    part, so it is computed once and never held in memory whole; each checkpoint is logged
+    (rows, seconds) as the stage's progress. The scratch folder sits next to `near` (same
+    disk) and is removed afterwards."""
+    Path(near).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".scratch-", dir=near) as scratch:
+
+        def checkpoint(name: str, frame: pl.LazyFrame) -> pl.LazyFrame:
+            path = Path(scratch) / f"{name}.parquet"
+            started = time.monotonic()
+            frame.sink_parquet(path, maintain_order=True, engine="streaming", compression="lz4")
+            scanned = pl.scan_parquet(path)
+            rows = scanned.select(pl.len()).collect().item()
+            log(stage, f"{name}: {rows:,} rows in {time.monotonic() - started:.1f} s")
+            return scanned
+
+        yield checkpoint
 
 
 def write_parts(batches: Iterable[pl.DataFrame], directory: str | Path, schema: pl.Schema) -> int:
