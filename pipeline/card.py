@@ -47,6 +47,29 @@ def percent(value: float) -> str:
     return f"{100 * value:.1f}%"
 
 
+def metric_lines(metrics: dict[str, Any], prefix: str = "") -> list[str]:
+    """A stage's metrics as readable lines ('duplicates by kind: exact 3, near 5'), one
+    per key; a nested mapping of numbers stays on one line, deeper ones get their own."""
+    lines = []
+    for key, value in sorted(metrics.items()):
+        label = f"{prefix}{key.replace('_', ' ')}"
+        if isinstance(value, dict) and all(not isinstance(v, (dict, list)) for v in value.values()):
+            lines.append(f"{label}: " + ", ".join(f"{k} {_figure(v)}" for k, v in sorted(value.items())))
+        elif isinstance(value, dict):
+            lines.extend(metric_lines(value, f"{label} / "))
+        elif isinstance(value, list):
+            lines.append(f"{label}: " + (", ".join(_figure(v) for v in value) if value else "none"))
+        elif value is not None:
+            lines.append(f"{label}: {_figure(value)}")
+    return lines
+
+
+def _figure(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    return thousands(value) if isinstance(value, int) or value >= 100 else f"{value:.4g}"
+
+
 def size_category(n: int) -> str:
     """The Hub's size_categories value for `n` rows."""
     bounds = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),

@@ -214,6 +214,32 @@ def stage_metrics(metrics_dir: Path) -> dict[str, dict[str, Any]]:
     return {stage: read_json(path) for stage in STAGE_METRICS if (path := metrics_dir / f"{stage}.json").exists()}
 
 
+# Stages that take articles out, with the metrics keys of what came in, what went on and
+# what was set aside (a stage whose metrics lack a key is left out of the table).
+FUNNEL = (
+    ("ingest", "read the drops, decode, map fields", "inputs", "articles", "quarantined", "quarantined"),
+    ("clean", "normalise, remove boilerplate, quality filters", "input", "kept", "quarantined", "quarantined"),
+    ("dedup", "remove exact and near duplicates", "input", "kept", "duplicates", "duplicates"),
+)
+
+
+def funnel(metrics: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per stage that ran: articles in, out and set aside."""
+    rows = []
+    for stage, does, n_in, n_out, n_aside, aside in FUNNEL:
+        figures = metrics.get(stage, {})
+        if all(isinstance(figures.get(key), int) for key in (n_in, n_out, n_aside)):
+            rows.append({"stage": stage, "does": does, "input": figures[n_in], "output": figures[n_out],
+                         "set_aside": figures[n_aside], "aside": aside})
+    return rows
+
+
+def _shown_elsewhere(stage: str) -> set[str]:
+    """Metrics keys of a stage that the funnel and quarantine tables already show."""
+    funnel_keys = {key for row in FUNNEL if row[0] == stage for key in row[2:5]}
+    return funnel_keys | {"quarantined_by_reason"}
+
+
 def quarantine_figures(metrics: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for stage in STAGE_METRICS:
@@ -285,7 +311,12 @@ def build(split_dir: Path, metrics_dir: Path, folder: Path, settings: Settings, 
     write_table(manifest, folder / MANIFEST_PATH)
     metrics = stage_metrics(metrics_dir)
     result = Build(folder, settings, shards, manifest)
-    result.context = data_figures(split_dir) | {"stages": metrics, "quarantine": quarantine_figures(metrics)}
+    result.context = data_figures(split_dir) | {
+        "funnel": funnel(metrics),
+        "quarantine": quarantine_figures(metrics),
+        "stage_details": {stage: card.metric_lines(details) for stage, figures in metrics.items()
+                          if (details := {k: v for k, v in figures.items() if k not in _shown_elsewhere(stage)})},
+    }
     write_json(folder / CROISSANT_PATH, croissant.croissant(
         name=settings.card["pretty_name"],
         description=f"{settings.card['pretty_name']}, version {settings.version}: cleaned, deduplicated and "

@@ -164,6 +164,35 @@ def test_croissant_passes_mlcroissant_and_reads_the_shards(built, generations):
     assert counts == {s: t.height for s, t in split_tables(generations["first"]).items()}
 
 
+def test_an_empty_split_is_left_out_of_the_configs(generations, tmp_path):
+    split_dir = tmp_path / "split"
+    shutil.copytree(generations["first"] / "split", split_dir)
+    pl.read_parquet(split_dir / "test.parquet").clear().write_parquet(split_dir / "test.parquet")
+    result = publish.build(split_dir, generations["first"] / "metrics", tmp_path / "hub", settings(), TEMPLATE)
+    metadata, _ = card.split_card((result.folder / "README.md").read_text())
+    assert [f["split"] for f in metadata["configs"][0]["data_files"]] == ["train", "validation"]
+    assert [s["name"] for s in metadata["dataset_info"]["splits"]] == ["train", "validation"]
+    assert not list(result.folder.glob("data/test-*"))
+
+
+def test_the_dvc_stage_builds_offline_and_diff_compares_local_builds(built, generations, tmp_path):
+    """`corpus publish --build-only` (what `dvc repro` runs) never calls the Hub: here
+    the Hub is an address where nothing listens."""
+    run = generations["second"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")} | {
+        "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HOME": str(tmp_path / "hf-home"), "HF_TOKEN": TOKEN}
+    command = [str(VENV_BIN / "corpus"), "publish", "--build-only", "--input", str(run / "split"),
+               "--metrics-dir", str(run / "metrics"), "--output", str(tmp_path / "hub"),
+               "--metrics", str(tmp_path / "publish.json"), "--card-template", str(TEMPLATE)]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "publish.json").read_text())["articles"] == sum(t.height for t in split_tables(run).values())
+    diff = subprocess.run([str(VENV_BIN / "corpus"), "diff", str(built.folder), str(tmp_path / "hub")],
+                          cwd=REPO, capture_output=True, text=True, env=env)
+    assert diff.returncode == 0, diff.stderr
+    assert "5 added, 0 removed, 0 changed, 0 moved; needs a minor release" in diff.stdout
+
+
 # --------------------------------------------------------------------------- the Hub
 
 
