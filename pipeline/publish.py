@@ -77,6 +77,11 @@ PARQUET_WRITE_OPTIONS: dict[str, Any] = {
 }
 
 
+def published_fields() -> list[dict[str, str]]:
+    """Name, Hub dtype and description of every published column, in order."""
+    return [feature | {"description": HUB_COLUMNS[feature["name"]][1]} for feature in FEATURES]
+
+
 def hub_arrow_schema() -> pa.Schema:
     features = {f["name"]: {"dtype": f["dtype"], "_type": "Value"} for f in FEATURES}
     # The same features `datasets` writes into its own Parquet files.
@@ -293,7 +298,7 @@ def render_card(build: Build, template: Path, changelog: list[dict[str, Any]]) -
         "tag": settings.version.tag,
         "splits": build.splits,
         "shards": build.shards,
-        "fields": [{"name": n, "dtype": f["dtype"], "description": HUB_COLUMNS[n][1]} for n, f in zip(HUB_SCHEMA, FEATURES)],
+        "fields": published_fields(),
         "changelog": changelog,
         "citation": citation(settings),
     }
@@ -323,7 +328,7 @@ def build(split_dir: Path, metrics_dir: Path, folder: Path, settings: Settings, 
         f"validated Arabic news articles in {len(result.splits)} splits.",
         repo_id=settings.repo_id, version=str(settings.version), license_id=settings.card["license"],
         keywords=list(settings.card["tags"]), language=list(settings.card["language"]),
-        fields=[{"name": n, "dtype": f["dtype"], "description": HUB_COLUMNS[n][1]} for n, f in zip(HUB_SCHEMA, FEATURES)],
+        fields=published_fields(),
         splits=result.splits, cite_as=citation(settings),
         # mlcroissant applies the transform to the extracted split again: the pattern
         # matches the shard path and the bare split name alike.
@@ -455,8 +460,9 @@ def write_release_folder(built: Build, release_dir: Path, changelog: list[dict[s
     """The build's files (hard links, no copy) with the merged card and the changelog."""
     release_dir = reset_dir(release_dir)
     for path in built.folder.rglob("*"):
-        if path.is_file() and path.name not in (CARD_PATH,) and path.relative_to(built.folder).as_posix() != RELEASE_PATH:
-            target = release_dir / path.relative_to(built.folder)
+        relative = path.relative_to(built.folder).as_posix()
+        if path.is_file() and relative not in (CARD_PATH, RELEASE_PATH):
+            target = release_dir / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
                 os.link(path, target)
