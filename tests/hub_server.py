@@ -122,6 +122,7 @@ class LocalHub:
         self.lfs_objects: dict[str, bytes] = {}
         self.failures: dict[str, int] = {}  # request kind -> HTTP status of its next failure
         self.requests: list[tuple[str, str]] = []  # (method, path) of every request
+        self.bytes_received = 0  # request bodies: what clients uploaded
         self.lock = threading.RLock()
         self._counter = 0
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
@@ -387,6 +388,7 @@ def _handler_for(hub: LocalHub):
             query = parse_qs(query_string)
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0)) if method in ("POST", "PUT") else b""
             hub.requests.append((method, unquote(raw_path)))
+            hub.bytes_received += len(body)
             try:
                 self._route(method, raw_path, query, body)
             except HubError as error:
