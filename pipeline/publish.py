@@ -46,7 +46,7 @@ import pyarrow.parquet as pq
 from . import card, croissant, release
 from .io import read_json, reset_dir, scan_table, write_json, write_table
 from .params import load_params, path_of, section
-from .progress import log
+from .progress import Progress, log
 from .release import MANIFEST_PATH, RELEASE_PATH, RecordDiff, Version
 from .schema import ARTICLE_COLUMNS, CLUSTER_ID, QUARANTINE_REASONS, SPLITS, conform
 
@@ -157,6 +157,7 @@ def write_shards(split_dir: Path, folder: Path, settings: Settings) -> tuple[lis
     schema = hub_arrow_schema()
     shards: list[Shard] = []
     manifest_parts = [pl.DataFrame(schema=release.MANIFEST_SCHEMA)]
+    progress = Progress(STAGE, "articles")
     for split in SPLITS:
         articles = conform(scan_table(split_dir / f"{split}.parquet"), HUB_SCHEMA)
         rows = articles.select(pl.len()).collect().item()
@@ -168,7 +169,9 @@ def write_shards(split_dir: Path, folder: Path, settings: Settings) -> tuple[lis
             pq.write_table(table, folder / path, row_group_size=settings.row_group_rows, **PARQUET_WRITE_OPTIONS)
             shards.append(Shard(path, split, chunk.height, table.nbytes, (folder / path).stat().st_size))
             manifest_parts.append(release.manifest_rows(chunk, split))
+            progress.advance(chunk.height)
         log(STAGE, f"{split}: {rows:,} articles in {count} shard(s)")
+    progress.done(f"{len(shards)} shard(s)")
     return shards, pl.concat(manifest_parts)
 
 
@@ -500,8 +503,7 @@ def run(split_dir: Path, metrics_dir: Path, hub_dir: Path, release_dir: Path, me
     built = build(split_dir, metrics_dir, hub_dir, settings, template)
     if metrics_path:
         write_json(metrics_path, publish_metrics(built))
-    log(STAGE, f"built {settings.version.tag} in {hub_dir}: {sum(built.split_sizes.values()):,} articles, "
-               f"{len(built.shards)} shard(s)")
+    log(STAGE, f"built {settings.version.tag} in {hub_dir}")
     if mode == "build":
         return 0
     if not settings.repo_id:
@@ -549,21 +551,24 @@ def add_command(commands) -> None:
 
 
 def _main(args) -> int:
-    from .hub import unreachable_errors
-
     params = load_params(args.params)
     settings = Settings.from_params(section(params, "publish"), args.version, args.repo_id)
+    arguments = (
+        args.input or path_of(params, "split"),
+        args.metrics_dir or path_of(params, "metrics"),
+        args.output or path_of(params, "hub"),
+        args.release_dir or path_of(params, "release"),
+        args.metrics or path_of(params, "metrics") / "publish.json",
+        settings,
+        args.card_template,
+        args.mode,
+    )
+    if args.mode == "build":
+        return run(*arguments)
+    from .hub import unreachable_errors
+
     try:
-        return run(
-            args.input or path_of(params, "split"),
-            args.metrics_dir or path_of(params, "metrics"),
-            args.output or path_of(params, "hub"),
-            args.release_dir or path_of(params, "release"),
-            args.metrics or path_of(params, "metrics") / "publish.json",
-            settings,
-            args.card_template,
-            args.mode,
-        )
+        return run(*arguments)
     except (*unreachable_errors(), RuntimeError) as error:  # huggingface_hub wraps failed uploads in RuntimeError
         print(f"corpus: error: the Hub did not complete the release ({type(error).__name__}: {error}); "
               "no tag was made: run `corpus publish` again to finish it", file=sys.stderr)
