@@ -23,7 +23,7 @@ from typing import Any
 
 import polars as pl
 
-from .io import read_json, scan_table
+from .io import scan_table
 from .params import load_params, section
 
 MANIFEST_PATH = "manifest/records.parquet"
@@ -110,7 +110,7 @@ def content_sha256(columns: list[str]) -> pl.Expr:
 
 def manifest_rows(articles: pl.DataFrame | pl.LazyFrame, split: str) -> pl.DataFrame | pl.LazyFrame:
     """Manifest rows for the published articles of one split."""
-    columns = [name for name in articles.collect_schema().names()]
+    columns = articles.collect_schema().names()
     return articles.select(
         "id",
         split=pl.lit(split),
