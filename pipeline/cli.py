@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import clean, dedup, ingest, split
+from . import clean, dedup, ingest, publish, release, split
 
 # Order is the order of the data flow; `corpus --help` lists them so.
-COMMAND_MODULES = (ingest, clean, dedup, split)
+COMMAND_MODULES = (ingest, clean, dedup, split, publish, release)
 
 DESCRIPTION = """\
 Build the Arabic news corpus from raw drops:
