@@ -38,7 +38,7 @@ from . import arabic_text, minhash
 from .io import batches, read_json, reset_dir, scan_table, write_json, write_table
 from .params import load_params, path_of, section
 from .progress import Progress, log
-from .schema import ARTICLE_SCHEMA, CLUSTER_ID, DUPLICATE_COLUMNS, conform
+from .schema import CLUSTERED_ARTICLE_SCHEMA, DUPLICATE_COLUMNS, conform
 
 STAGE = "dedup"
 INDEX_META = "meta.json"
@@ -261,11 +261,14 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams) -> DedupResult:
         ),
     ])
     cluster_of = assignment.select("id", "cluster_id")
+    # For review: pairs in the band below the threshold, and duplicate pairs that the star
+    # clustering left in two clusters (a removed article close to another cluster too).
     review = (
-        verified.filter(pl.col("similarity").is_between(params.review_min, params.threshold, closed="left"))
+        verified.filter(pl.col("similarity") >= params.review_min)
         .join(cluster_of.rename({"id": "id_a", "cluster_id": "cluster_a"}), on="id_a")
         .join(cluster_of.rename({"id": "id_b", "cluster_id": "cluster_b"}), on="id_b")
         .select("id_a", "id_b", "similarity", same_cluster=pl.col("cluster_a") == pl.col("cluster_b"))
+        .filter((pl.col("similarity") < params.threshold) | ~pl.col("same_cluster"))
         .sort(["similarity", "id_a", "id_b"], descending=[True, False, False])
     )
     index = table.filter(pl.col("rank") == pl.col("kept_rank")).select("id", "key_hash", "signature").sort("id")
@@ -389,10 +392,9 @@ def run(input_path: Path, output_dir: Path, metrics_path: Path | None, params: d
 
     reset_dir(output_dir)
     labelled = articles.join(result.assignment.lazy(), on="id", how="left", maintain_order="left")
-    kept_schema = pl.Schema(dict(ARTICLE_SCHEMA) | {CLUSTER_ID: pl.String()})
-    write_table(conform(labelled.filter(pl.col("kind").is_null()), kept_schema), output_dir / "articles.parquet")
+    write_table(conform(labelled.filter(pl.col("kind").is_null()), CLUSTERED_ARTICLE_SCHEMA), output_dir / "articles.parquet")
     write_table(
-        conform(labelled.filter(pl.col("kind").is_not_null()), pl.Schema(dict(kept_schema) | DUPLICATE_COLUMNS)),
+        conform(labelled.filter(pl.col("kind").is_not_null()), pl.Schema(dict(CLUSTERED_ARTICLE_SCHEMA) | DUPLICATE_COLUMNS)),
         output_dir / "duplicates.parquet",
     )
     about = articles.select("id", "title", "source").collect()

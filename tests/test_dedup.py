@@ -86,7 +86,9 @@ def test_no_two_kept_articles_are_duplicates(stage_run):
     review = pl.read_parquet(out / "review.parquet")
     kept = set(pl.read_parquet(out / "articles.parquet")["id"])
     threshold, review_min = PARAMS["dedup"]["threshold"], PARAMS["dedup"]["review_min"]
-    assert review["similarity"].is_between(review_min, threshold, closed="left").all()
+    in_band = review["similarity"].is_between(review_min, threshold, closed="left")
+    # above the band only pairs the star clustering split between two clusters
+    assert (in_band | ((review["similarity"] >= threshold) & ~review["same_cluster"])).all()
     assert review.height > 0 and review["title_a"].null_count() == 0
     # a pair of kept articles above the threshold would have been a duplicate
     texts = pl.read_parquet(out / "articles.parquet").select("id", "text").lazy()

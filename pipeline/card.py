@@ -1,0 +1,188 @@
+"""The dataset card: ``dataset_card.md`` (a Jinja2 template at the repository root)
+rendered with the figures of the run, and merged with the card already on the Hub.
+
+The YAML header is what the Hub and ``datasets`` read: ``configs`` (one config,
+``default``, with ``data_files`` per split), ``dataset_info`` (features and split
+sizes), licence, language, task categories, size category, pretty name and tags.
+
+Merging with the card on the Hub keeps what people added there:
+
+* metadata keys the pipeline does not write are kept as they are; ``configs`` and
+  ``dataset_info`` are merged by ``config_name`` (other configs stay, keys added inside
+  the ``default`` entries stay); ``tags`` are the union;
+* a ``##`` section whose heading is not in the template is kept, after the section it
+  followed on the Hub. Sections of the template are regenerated on every release: edit
+  ``dataset_card.md`` in the repository for those.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+DEFAULT_CONFIG = "default"
+_FENCE = re.compile(r"^(```|~~~)")
+
+
+# ------------------------------------------------------------------------- rendering
+
+
+def thousands(value: int | float) -> str:
+    return f"{value:,.0f}" if isinstance(value, float) else f"{value:,}"
+
+
+def human_bytes(size: int) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{size:,.0f} {unit}" if unit == "B" else f"{size:,.1f} {unit}"
+        size /= 1000
+    raise AssertionError("unreachable")
+
+
+def percent(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def metric_lines(metrics: dict[str, Any], prefix: str = "") -> list[str]:
+    """A stage's metrics as readable lines ('duplicates by kind: exact 3, near 5'), one
+    per key; a nested mapping of numbers stays on one line, deeper ones get their own."""
+    lines = []
+    for key, value in sorted(metrics.items()):
+        label = f"{prefix}{key.replace('_', ' ')}"
+        if isinstance(value, dict) and all(not isinstance(v, (dict, list)) for v in value.values()):
+            lines.append(f"{label}: " + ", ".join(f"{k} {_figure(v)}" for k, v in sorted(value.items())))
+        elif isinstance(value, dict):
+            lines.extend(metric_lines(value, f"{label} / "))
+        elif isinstance(value, list):
+            lines.append(f"{label}: " + (", ".join(_figure(v) for v in value) if value else "none"))
+        elif value is not None:
+            lines.append(f"{label}: {_figure(value)}")
+    return lines
+
+
+def _figure(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    return thousands(value) if isinstance(value, int) or value >= 100 else f"{value:.4g}"
+
+
+def size_category(n: int) -> str:
+    """The Hub's size_categories value for `n` rows."""
+    bounds = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
+              (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B")]
+    return next((label for bound, label in bounds if n < bound), "1B<n<10B")
+
+
+def render_card(template_path: str | Path, metadata: dict[str, Any], context: dict[str, Any]) -> str:
+    """The card: YAML header from `metadata`, body from the template with `context`."""
+    environment = jinja2.Environment(
+        undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True
+    )
+    environment.filters.update(thousands=thousands, bytes=human_bytes, percent=percent)
+    template = environment.from_string(Path(template_path).read_text(encoding="utf-8"))
+    return template.render(card_data=dump_metadata(metadata), **context)
+
+
+def dump_metadata(metadata: dict[str, Any]) -> str:
+    return yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True, width=120).rstrip("\n")
+
+
+def split_card(text: str) -> tuple[dict[str, Any], str]:
+    """(metadata, body) of a card; empty metadata when it has no YAML header."""
+    # The Hub's own reading of a card (imported here: huggingface_hub costs ~0.8 s to load).
+    from huggingface_hub.repocard import REGEX_YAML_BLOCK
+
+    match = REGEX_YAML_BLOCK.search(text)
+    if not match:
+        return {}, text
+    metadata = yaml.safe_load(match.group(2)) or {}
+    if not isinstance(metadata, dict):
+        raise ValueError("the card's YAML header is not a mapping")
+    return metadata, text[match.end():]
+
+
+# ------------------------------------------------------------------------- merging
+
+
+def merge_card(ours: str, existing: str | None) -> str:
+    """Our freshly rendered card, keeping what was added to `existing` on the Hub."""
+    if not existing:
+        return ours
+    our_metadata, our_body = split_card(ours)
+    their_metadata, their_body = split_card(existing)
+    metadata = merge_metadata(our_metadata, their_metadata)
+    return f"---\n{dump_metadata(metadata)}\n---\n{merge_body(our_body, their_body)}"
+
+
+def merge_metadata(ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(theirs)  # their keys, in their order; ours replace or join them
+    for key, value in ours.items():
+        if key in ("configs", "dataset_info") and key in theirs:
+            merged[key] = _merge_configs(value, theirs[key])
+        elif key == "tags" and isinstance(theirs.get(key), list):
+            merged[key] = list(dict.fromkeys([*theirs[key], *value]))
+        else:
+            merged[key] = value
+    return merged
+
+
+def _merge_configs(ours: dict | list, theirs: dict | list) -> dict | list:
+    """Merge per-config entries by config_name; a lone default entry stays a mapping."""
+
+    def entries(value: dict | list) -> list[dict]:
+        return [value] if isinstance(value, dict) else list(value or [])
+
+    def name(entry: dict) -> str:
+        return entry.get("config_name", DEFAULT_CONFIG)
+
+    our_entries = {name(e): e for e in entries(ours)}
+    merged = [(e | our_entries.pop(name(e))) if name(e) in our_entries else e for e in entries(theirs)]
+    merged += our_entries.values()
+    if isinstance(ours, dict) and len(merged) == 1:
+        return merged[0]
+    return [e if "config_name" in e else {"config_name": DEFAULT_CONFIG, **e} for e in merged]
+
+
+def sections(body: str) -> tuple[str, list[tuple[str, str]]]:
+    """(text before the first '## ' heading, [(heading, section text)]). Headings inside
+    fenced code blocks are text."""
+    preamble: list[str] = []
+    found: list[tuple[str, list[str]]] = []
+    fenced = False
+    for line in body.splitlines(keepends=True):
+        if _FENCE.match(line.strip()):
+            fenced = not fenced
+        if not fenced and line.startswith("## "):
+            found.append((line[3:].strip(), [line]))
+        elif found:
+            found[-1][1].append(line)
+        else:
+            preamble.append(line)
+    return "".join(preamble), [(heading, "".join(lines)) for heading, lines in found]
+
+
+def merge_body(ours: str, theirs: str) -> str:
+    """Our body, with their sections that the template does not have kept in place."""
+    our_preamble, our_sections = sections(ours)
+    _, their_sections = sections(theirs)
+    our_headings = {heading for heading, _ in our_sections}
+    kept_after: dict[str | None, list[str]] = {}
+    anchor = None
+    for heading, text in their_sections:
+        if heading in our_headings:
+            anchor = heading
+        else:
+            kept_after.setdefault(anchor, []).append(_ending_with_blank_line(text))
+    parts = [our_preamble, *kept_after.get(None, [])]
+    for heading, text in our_sections:
+        parts.append(_ending_with_blank_line(text) if heading in kept_after else text)
+        parts.extend(kept_after.get(heading, []))
+    return "".join(parts).rstrip("\n") + "\n"
+
+
+def _ending_with_blank_line(text: str) -> str:
+    return text.rstrip("\n") + "\n\n"

@@ -1,0 +1,123 @@
+"""The dataset repository on the Hugging Face Hub, through ``huggingface_hub`` only.
+
+The endpoint comes from ``HF_ENDPOINT`` and the token from ``HF_TOKEN`` or the login
+cache (``hf auth login``), both read by ``huggingface_hub`` itself. This module never
+prints, logs or stores the token.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token, hf_hub_download
+from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, OfflineModeIsEnabled, RepositoryNotFoundError
+from huggingface_hub.hf_api import RepoFile
+from huggingface_hub.utils import sha
+
+from .release import MANIFEST_PATH, RELEASE_PATH, Version
+
+REPO_TYPE = "dataset"
+MAIN = "main"
+
+
+def token_available() -> bool:
+    return get_token() is not None
+
+
+def unreachable_errors() -> tuple[type[BaseException], ...]:
+    """Errors meaning the Hub could not be asked (offline, network down, HTTP error)."""
+    import httpx2  # the transport huggingface_hub uses; its errors are not wrapped
+
+    return HfHubHTTPError, OfflineModeIsEnabled, httpx2.TransportError
+
+
+@dataclass(frozen=True)
+class RepoState:
+    exists: bool
+    head: str | None  # commit of main
+    releases: dict[Version, str]  # release tag's version -> commit
+
+    @property
+    def latest(self) -> Version | None:
+        return max(self.releases) if self.releases else None
+
+
+class HubRepo:
+    """One dataset repository on the Hub."""
+
+    def __init__(self, repo_id: str) -> None:
+        self.repo_id = repo_id
+        self.api = HfApi()
+
+    @property
+    def url(self) -> str:
+        return f"{self.api.endpoint}/datasets/{self.repo_id}"
+
+    def state(self) -> RepoState:
+        try:
+            refs = self.api.list_repo_refs(self.repo_id, repo_type=REPO_TYPE)
+        except RepositoryNotFoundError:
+            return RepoState(False, None, {})
+        head = next((b.target_commit for b in refs.branches if b.name == MAIN), None)
+        releases = {v: t.target_commit for t in refs.tags if (v := Version.from_tag(t.name)) is not None}
+        return RepoState(True, head, releases)
+
+    def files(self, revision: str) -> dict[str, RepoFile]:
+        tree = self.api.list_repo_tree(self.repo_id, revision=revision, recursive=True, repo_type=REPO_TYPE)
+        return {entry.path: entry for entry in tree if isinstance(entry, RepoFile)}
+
+    def download(self, path: str, revision: str) -> Path | None:
+        """A file of the repo at `revision` (from the local cache when already fetched)."""
+        try:
+            return Path(hf_hub_download(self.repo_id, path, revision=revision, repo_type=REPO_TYPE))
+        except EntryNotFoundError:
+            return None
+
+    def manifest(self, version: Version) -> pl.DataFrame:
+        path = self.download(MANIFEST_PATH, version.tag)
+        if path is None:
+            raise FileNotFoundError(
+                f"release {version.tag} of {self.repo_id} has no {MANIFEST_PATH}: it was not made by "
+                "`corpus publish`, so what changed since cannot be computed"
+            )
+        return pl.read_parquet(path)
+
+    def release_record(self, version: Version) -> dict[str, Any]:
+        path = self.download(RELEASE_PATH, version.tag)
+        return json.loads(path.read_text(encoding="utf-8")) if path else {}
+
+    def card(self) -> str | None:
+        path = self.download("README.md", MAIN)
+        return path.read_text(encoding="utf-8") if path else None
+
+    def create(self, private: bool) -> None:
+        self.api.create_repo(self.repo_id, repo_type=REPO_TYPE, private=private, exist_ok=True)
+
+    def commit(self, folder: Path, uploads: list[str], deletions: list[str], message: str, description: str,
+               parent: str | None) -> str:
+        """One commit on main: `uploads` (paths under `folder`) added, `deletions` removed.
+        With `parent`, the Hub refuses the commit if main has moved since it was read."""
+        operations = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=folder / p) for p in uploads]
+        operations += [CommitOperationDelete(path_in_repo=p) for p in deletions]
+        info = self.api.create_commit(
+            self.repo_id, operations, commit_message=message, commit_description=description,
+            repo_type=REPO_TYPE, revision=MAIN, parent_commit=parent,
+        )
+        return info.oid
+
+    def tag(self, version: Version, commit: str, message: str) -> None:
+        self.api.create_tag(self.repo_id, tag=version.tag, revision=commit, tag_message=message, repo_type=REPO_TYPE)
+
+
+def same_content(local: Path, remote: RepoFile) -> bool:
+    """Whether a local file has the content of a file on the Hub (by hash, no download)."""
+    if remote.size != local.stat().st_size:
+        return False
+    if remote.lfs is not None:
+        with local.open("rb") as handle:
+            return sha.sha_fileobj(handle).hex() == remote.lfs.sha256
+    return sha.git_hash(local.read_bytes()) == remote.blob_id

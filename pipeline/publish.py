@@ -1,0 +1,575 @@
+"""Publish: the split tables -> a versioned release on the Hugging Face Hub.
+
+Two steps, so that ``dvc repro`` stays offline and free of side effects:
+
+1. **Build** (the DVC stage, ``corpus publish --build-only``): ``paths.hub`` becomes a
+   Hub-ready folder: Parquet shards ``data/{split}-NNNNN-of-NNNNN.parquet``
+   (``publish.shard_rows`` articles each), the record manifest
+   ``manifest/records.parquet`` (id, split and content hash of every article),
+   ``manifest/release.json``, ``croissant.json`` and ``README.md``, the dataset card
+   rendered from ``dataset_card.md`` with this run's figures. Same inputs and params,
+   same bytes. ``datasets.load_dataset("build/hub")`` loads it.
+
+2. **Release** (``corpus publish``, run by hand or CI after ``dvc repro``): builds, then
+   reads the latest release tag from the Hub, diffs its manifest against this one and
+   checks the declared version (``publish.version`` or ``--version``): patch = same
+   records repackaged, minor = records only added, major = records edited, removed or
+   moved between splits. A version that understates the change is refused. The card is
+   merged with the one on the Hub (what people added there is kept) and gets the
+   changelog; the result is ``paths.release``. With a token (``HF_TOKEN`` or ``hf auth
+   login``) it is committed to ``main`` as one commit ("Release vX.Y.Z": changed files
+   added, files of the previous release that are gone deleted), then tagged ``vX.Y.Z``.
+   Without a token, or with ``--dry-run``, it prints what it would upload and stops.
+
+   Re-running a published version with the same data does nothing; a tag that exists
+   with other data is refused. A release interrupted before its tag leaves no tag; the
+   next run finishes it (unchanged files are not sent again).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import card, croissant, release
+from .io import read_json, reset_dir, scan_table, write_json, write_table
+from .params import load_params, path_of, section
+from .progress import Progress, log
+from .release import MANIFEST_PATH, RELEASE_PATH, RecordDiff, Version
+from .schema import ARTICLE_COLUMNS, CLUSTER_ID, QUARANTINE_REASONS, SPLITS, conform
+
+STAGE = "publish"
+CARD_TEMPLATE = Path("dataset_card.md")
+CARD_PATH = "README.md"
+CROISSANT_PATH = "croissant.json"
+STAGE_METRICS = ("ingest", "clean", "dedup", "validate", "split")
+
+# The published table: the article columns plus the dedup cluster, as the split stage writes it.
+HUB_COLUMNS: dict[str, tuple[pl.DataType, str]] = ARTICLE_COLUMNS | {
+    CLUSTER_ID: (pl.String(), "Id of the article that represents this one's near-duplicate cluster "
+                 "(its own id when it has no near duplicate kept); a cluster never spans two splits."),
+}
+HUB_SCHEMA = pl.Schema({name: dtype for name, (dtype, _) in HUB_COLUMNS.items()})
+# Arrow types of the shards (`string`, not Polars' `large_string`, so `datasets` reads
+# Value('string')) and the matching Hub feature dtypes.
+_ARROW_TYPES = {pl.String(): (pa.string(), "string"), pl.Date(): (pa.date32(), "date32"), pl.Int64(): (pa.int64(), "int64")}
+FEATURES = [{"name": name, "dtype": _ARROW_TYPES[dtype][1]} for name, dtype in HUB_SCHEMA.items()]
+PARQUET_WRITE_OPTIONS: dict[str, Any] = {
+    "compression": "zstd",
+    "compression_level": 3,
+    "write_statistics": True,
+    "write_page_index": True,
+    # Page boundaries follow the content, so a new release that shares most rows with
+    # the previous one shares most Parquet pages with it (Xet storage deduplicates them).
+    "use_content_defined_chunking": True,
+}
+
+
+def published_fields() -> list[dict[str, str]]:
+    """Name, Hub dtype and description of every published column, in order."""
+    return [feature | {"description": HUB_COLUMNS[feature["name"]][1]} for feature in FEATURES]
+
+
+def hub_arrow_schema() -> pa.Schema:
+    features = {f["name"]: {"dtype": f["dtype"], "_type": "Value"} for f in FEATURES}
+    # The same features `datasets` writes into its own Parquet files.
+    metadata = {"huggingface": json.dumps({"info": {"features": features}}, sort_keys=True)}
+    return pa.schema([pa.field(name, _ARROW_TYPES[dtype][0]) for name, dtype in HUB_SCHEMA.items()], metadata=metadata)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """params.yaml ``publish``, with the CLI's overrides."""
+
+    repo_id: str
+    version: Version
+    private: bool
+    shard_rows: int
+    row_group_rows: int
+    card: dict[str, Any]
+
+    @classmethod
+    def from_params(cls, publish: dict[str, Any], version: str | None = None, repo_id: str | None = None) -> "Settings":
+        settings = cls(
+            repo_id=repo_id or publish.get("repo_id") or "",
+            version=Version.parse(version or publish["version"]),
+            private=bool(publish.get("private", False)),
+            shard_rows=int(publish["shard_rows"]),
+            row_group_rows=int(publish["row_group_rows"]),
+            card=dict(publish["card"]),
+        )
+        if settings.shard_rows < 1 or settings.row_group_rows < 1:
+            raise ValueError("publish.shard_rows and publish.row_group_rows must be positive")
+        return settings
+
+
+@dataclass
+class Shard:
+    path: str  # relative to the release folder
+    split: str
+    rows: int
+    arrow_bytes: int  # in-memory size, the Hub's num_bytes
+    file_bytes: int
+
+
+@dataclass
+class Build:
+    """A release folder built from the split tables."""
+
+    folder: Path
+    settings: Settings
+    shards: list[Shard]
+    manifest: pl.DataFrame
+    context: dict[str, Any] = field(default_factory=dict)  # figures for the card
+
+    @property
+    def split_sizes(self) -> dict[str, int]:
+        return {split: sum(s.rows for s in self.shards if s.split == split) for split in SPLITS}
+
+    @property
+    def splits(self) -> list[str]:
+        """Splits that have articles (an empty split is left out of the card's configs)."""
+        return [split for split, n in self.split_sizes.items() if n]
+
+
+# ------------------------------------------------------------------------- shards
+
+
+def shard_name(split: str, index: int, count: int) -> str:
+    return f"data/{split}-{index:05d}-of-{count:05d}.parquet"
+
+
+def write_shards(split_dir: Path, folder: Path, settings: Settings) -> tuple[list[Shard], pl.DataFrame]:
+    """Each split's articles, in the split table's order, as Parquet shards of at most
+    ``shard_rows`` rows; returns the shards and the record manifest."""
+    schema = hub_arrow_schema()
+    shards: list[Shard] = []
+    manifest_parts = [pl.DataFrame(schema=release.MANIFEST_SCHEMA)]
+    progress = Progress(STAGE, "articles")
+    for split in SPLITS:
+        articles = conform(scan_table(split_dir / f"{split}.parquet"), HUB_SCHEMA)
+        rows = articles.select(pl.len()).collect().item()
+        count = math.ceil(rows / settings.shard_rows)
+        for index in range(count):
+            chunk = articles.slice(index * settings.shard_rows, settings.shard_rows).collect()
+            table = pa.Table.from_batches(chunk.to_arrow().cast(schema).to_batches(), schema=schema)
+            path = shard_name(split, index, count)
+            pq.write_table(table, folder / path, row_group_size=settings.row_group_rows, **PARQUET_WRITE_OPTIONS)
+            shards.append(Shard(path, split, chunk.height, table.nbytes, (folder / path).stat().st_size))
+            manifest_parts.append(release.manifest_rows(chunk, split))
+            progress.advance(chunk.height)
+        log(STAGE, f"{split}: {rows:,} articles in {count} shard(s)")
+    progress.done(f"{len(shards)} shard(s)")
+    return shards, pl.concat(manifest_parts)
+
+
+# ------------------------------------------------------------------------- figures
+
+
+def _length_stats(column: str) -> list[pl.Expr]:
+    values = pl.col(column)
+    return [
+        values.min().alias(f"{column}_min"),
+        values.quantile(0.05, "nearest").alias(f"{column}_p05"),
+        values.median().alias(f"{column}_median"),
+        values.mean().alias(f"{column}_mean"),
+        values.quantile(0.95, "nearest").alias(f"{column}_p95"),
+        values.max().alias(f"{column}_max"),
+    ]
+
+
+def data_figures(split_dir: Path) -> dict[str, Any]:
+    """Counts, length statistics, sources and dates of the published articles."""
+    articles = pl.concat([
+        scan_table(split_dir / f"{split}.parquet").select("source", "drop", "published_date", "n_chars", "n_words")
+        .with_columns(split=pl.lit(split)) for split in SPLITS
+    ])
+    aggregations = [pl.len().alias("articles"), *_length_stats("n_chars"), *_length_stats("n_words"),
+                    pl.col("published_date").min().alias("first_date"), pl.col("published_date").max().alias("last_date"),
+                    pl.col("source").n_unique().alias("sources")]
+    per_split = articles.group_by("split").agg(aggregations).collect()
+    total = articles.select(aggregations).collect()
+    by_split = {row["split"]: row for row in per_split.iter_rows(named=True)}
+    n_total = total["articles"].item()
+
+    def ranked(column: str) -> list[dict[str, Any]]:
+        counts = articles.group_by(column).agg(pl.len().alias("articles")).sort(["articles", column], descending=[True, False], nulls_last=True).collect()
+        return [{"name": row[column] or "(unknown)", "articles": row["articles"], "share": row["articles"] / n_total}
+                for row in counts.iter_rows(named=True)]
+
+    return {
+        "split_figures": [by_split.get(split, {"split": split, "articles": 0}) | {"name": split} for split in SPLITS],
+        "total_figures": total.row(0, named=True) | {"name": "all"},
+        "sources": ranked("source") if n_total else [],
+        "drops": ranked("drop") if n_total else [],
+    }
+
+
+def stage_metrics(metrics_dir: Path) -> dict[str, dict[str, Any]]:
+    """The metrics JSON of every earlier stage that has one (a stage not yet run is absent)."""
+    return {stage: read_json(path) for stage in STAGE_METRICS if (path := metrics_dir / f"{stage}.json").exists()}
+
+
+# Stages that take articles out, with the metrics keys of what came in, what went on and
+# what was set aside (a stage whose metrics lack a key is left out of the table).
+FUNNEL = (
+    ("ingest", "read the drops, decode, map fields", "inputs", "articles", "quarantined", "quarantined"),
+    ("clean", "normalise, remove boilerplate, quality filters", "input", "kept", "quarantined", "quarantined"),
+    ("dedup", "remove exact and near duplicates", "input", "kept", "duplicates", "duplicates"),
+)
+
+
+def funnel(metrics: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per stage that ran: articles in, out and set aside."""
+    rows = []
+    for stage, does, n_in, n_out, n_aside, aside in FUNNEL:
+        figures = metrics.get(stage, {})
+        if all(isinstance(figures.get(key), int) for key in (n_in, n_out, n_aside)):
+            rows.append({"stage": stage, "does": does, "input": figures[n_in], "output": figures[n_out],
+                         "set_aside": figures[n_aside], "aside": aside})
+    return rows
+
+
+def _shown_elsewhere(stage: str) -> set[str]:
+    """Metrics keys of a stage that the funnel and quarantine tables already show."""
+    funnel_keys = {key for row in FUNNEL if row[0] == stage for key in row[2:5]}
+    return funnel_keys | {"quarantined_by_reason"}
+
+
+def quarantine_figures(metrics: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for stage in STAGE_METRICS:
+        for reason, count in sorted((metrics.get(stage, {}).get("quarantined_by_reason") or {}).items()):
+            rows.append({"stage": stage, "reason": reason, "articles": count, "meaning": QUARANTINE_REASONS.get(reason, "")})
+    return rows
+
+
+# ------------------------------------------------------------------------- card
+
+
+def card_metadata(build: Build) -> dict[str, Any]:
+    settings, shards = build.settings, build.shards
+    splits = build.splits
+    n_articles = sum(build.split_sizes.values())
+    return {
+        "pretty_name": settings.card["pretty_name"],
+        "license": settings.card["license"],
+        "language": list(settings.card["language"]),
+        "task_categories": list(settings.card["task_categories"]),
+        "size_categories": [card.size_category(n_articles)],
+        "tags": list(settings.card["tags"]),
+        "configs": [{
+            "config_name": card.DEFAULT_CONFIG,
+            "default": True,
+            "data_files": [{"split": split, "path": f"data/{split}-*"} for split in splits],
+        }],
+        "dataset_info": {
+            "features": FEATURES,
+            "splits": [{"name": split, "num_bytes": sum(s.arrow_bytes for s in shards if s.split == split),
+                        "num_examples": build.split_sizes[split]} for split in splits],
+            "download_size": sum(s.file_bytes for s in shards),
+            "dataset_size": sum(s.arrow_bytes for s in shards),
+        },
+    }
+
+
+def citation(settings: Settings) -> str:
+    """BibTeX for the card and the Croissant metadata."""
+    return (f"@misc{{arabic_news_corpus,\n  title = {{{settings.card['pretty_name']}}},\n"
+            f"  note = {{Version {settings.version}}},\n  url = {{https://huggingface.co/datasets/{settings.repo_id}}},\n}}")
+
+
+def render_card(build: Build, template: Path, changelog: list[dict[str, Any]]) -> str:
+    settings = build.settings
+    context = build.context | {
+        "pretty_name": settings.card["pretty_name"],
+        "license": settings.card["license"],
+        "repo_id": settings.repo_id,
+        "version": str(settings.version),
+        "tag": settings.version.tag,
+        "splits": build.splits,
+        "shards": build.shards,
+        "fields": published_fields(),
+        "changelog": changelog,
+        "citation": citation(settings),
+    }
+    return card.render_card(template, card_metadata(build), context)
+
+
+# ------------------------------------------------------------------------- build
+
+
+def build(split_dir: Path, metrics_dir: Path, folder: Path, settings: Settings, template: Path) -> Build:
+    """Write the release folder; same inputs and settings give the same bytes."""
+    folder = reset_dir(folder)
+    (folder / "data").mkdir()
+    shards, manifest = write_shards(split_dir, folder, settings)
+    write_table(manifest, folder / MANIFEST_PATH)
+    metrics = stage_metrics(metrics_dir)
+    result = Build(folder, settings, shards, manifest)
+    result.context = data_figures(split_dir) | {
+        "funnel": funnel(metrics),
+        "quarantine": quarantine_figures(metrics),
+        "stage_details": {stage: card.metric_lines(details) for stage, figures in metrics.items()
+                          if (details := {k: v for k, v in figures.items() if k not in _shown_elsewhere(stage)})},
+    }
+    write_json(folder / CROISSANT_PATH, croissant.croissant(
+        name=settings.card["pretty_name"],
+        description=f"{settings.card['pretty_name']}, version {settings.version}: cleaned, deduplicated and "
+        f"validated Arabic news articles in {len(result.splits)} splits.",
+        repo_id=settings.repo_id, version=str(settings.version), license_id=settings.card["license"],
+        keywords=list(settings.card["tags"]), language=list(settings.card["language"]),
+        fields=published_fields(),
+        splits=result.splits, cite_as=citation(settings),
+        # mlcroissant applies the transform to the extracted split again: the pattern
+        # matches the shard path and the bare split name alike.
+        shard_pattern=r"^(?:data/)?(" + "|".join(SPLITS) + r")(?:-\d{5}-of-\d{5}\.parquet)?$",
+    ))
+    write_json(folder / RELEASE_PATH, release_record(result, None))
+    unreleased = release.changelog_entry(settings.version, None, None, None, result.split_sizes)
+    (folder / CARD_PATH).write_text(render_card(result, template, [unreleased]), encoding="utf-8")
+    return result
+
+
+def release_record(build: Build, changelog: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """manifest/release.json: the version, its files (with hashes) and, once compared
+    with the Hub, the changelog of every release up to this one (newest first)."""
+    files = sorted([*(s.path for s in build.shards), MANIFEST_PATH, CROISSANT_PATH])
+    record: dict[str, Any] = {
+        "version": str(build.settings.version),
+        "repo_id": build.settings.repo_id,
+        "splits": build.split_sizes,
+        "articles": sum(build.split_sizes.values()),
+        "files": {path: {"sha256": _sha256(build.folder / path), "bytes": (build.folder / path).stat().st_size} for path in files},
+    }
+    if changelog is not None:
+        record["changelog"] = changelog
+    return record
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def publish_metrics(build: Build) -> dict[str, Any]:
+    return {
+        "version": str(build.settings.version),
+        "articles": sum(build.split_sizes.values()),
+        "splits": {split: {"articles": build.split_sizes[split],
+                           "shards": sum(1 for s in build.shards if s.split == split),
+                           "parquet_bytes": sum(s.file_bytes for s in build.shards if s.split == split)}
+                   for split in SPLITS},
+        "parquet_bytes": sum(s.file_bytes for s in build.shards),
+    }
+
+
+# ------------------------------------------------------------------------- release
+
+
+@dataclass
+class Plan:
+    """What a release does on the Hub."""
+
+    version: Version
+    kind: str  # initial | patch | minor | major
+    previous: Version | None
+    diff: RecordDiff | None
+    create_repo: bool
+    uploads: list[str]
+    deletions: list[str]
+    unchanged: int
+    parent: str | None  # main's head when planned
+
+    def describe(self, repo_id: str, folder: Path) -> str:
+        after = f" after {self.previous.tag}: {self.diff.summary()}" if self.previous and self.diff else ""
+        lines = [f"release {self.version.tag} of {repo_id} ({self.kind}{after})"]
+        if self.create_repo:
+            lines.append(f"  create dataset repo {repo_id}")
+        lines += [f"  upload  {path} ({card.human_bytes((folder / path).stat().st_size)})" for path in self.uploads]
+        lines += [f"  delete  {path}" for path in self.deletions]
+        lines.append(f"  {self.unchanged} file(s) already on the Hub unchanged")
+        if self.uploads or self.deletions:
+            lines.append(f"  one commit \"{commit_message(self.version)}\", then tag {self.version.tag}")
+        else:
+            lines.append(f"  no commit needed; tag {self.version.tag} on main")
+        return "\n".join(lines)
+
+
+def commit_message(version: Version) -> str:
+    return f"Release {version.tag}"
+
+
+def prepare_release(built: Build, release_dir: Path, template: Path, hub, offline_ok: bool) -> Plan | None:
+    """Compare with the Hub, check the version, write the release folder and plan the
+    commit. None when this version is already published with the same data."""
+    from .hub import MAIN, RepoState, same_content, unreachable_errors
+
+    settings = built.settings
+    version = settings.version
+    try:
+        state = hub.state()
+    except unreachable_errors() as error:
+        if not offline_ok:
+            raise
+        log(STAGE, f"warning: cannot read {settings.repo_id} on the Hub ({type(error).__name__}); planning as a first release")
+        state = RepoState(False, None, {})
+
+    if version in state.releases:
+        remote = hub.files(version.tag)
+        ours = [s.path for s in built.shards] + [MANIFEST_PATH]
+        theirs = [p for p in remote if p.startswith("data/")] + [p for p in remote if p == MANIFEST_PATH]
+        if sorted(ours) == sorted(theirs) and all(same_content(built.folder / p, remote[p]) for p in ours):
+            return None
+        raise release.VersionError(
+            f"{version.tag} already exists on {settings.repo_id} with different data; a release is never "
+            f"rewritten: declare a new version (publish.version or --version)"
+        )
+    previous = state.latest
+    if previous is not None and version < previous:
+        raise release.VersionError(f"version {version} is lower than the latest release {previous.tag} on {settings.repo_id}")
+    diff = release.diff_manifests(hub.manifest(previous), built.manifest) if previous else None
+    kind = release.check_version(version, previous, diff)
+    previous_record = hub.release_record(previous) if previous else {}
+    entry = release.changelog_entry(version, kind, previous, diff, built.split_sizes)
+    changelog = [entry, *previous_record.get("changelog", [])]
+
+    write_release_folder(built, release_dir, changelog, hub.card() if state.exists else None, template)
+    remote = hub.files(MAIN) if state.exists else {}
+    local = sorted(p.relative_to(release_dir).as_posix() for p in release_dir.rglob("*") if p.is_file())
+    uploads = [p for p in local if p not in remote or not same_content(release_dir / p, remote[p])]
+    # The previous release's files that this one no longer has, and any stale shard
+    # (a shard left under data/ would be read by the configs' data/{split}-* globs).
+    released_before = set(previous_record.get("files", {})) | {CARD_PATH}
+    deletions = sorted(p for p in remote if p not in local and (p.startswith("data/") or p in released_before))
+    return Plan(version, kind, previous, diff, not state.exists, uploads, deletions,
+                len(local) - len(uploads), state.head)
+
+
+def write_release_folder(built: Build, release_dir: Path, changelog: list[dict[str, Any]], existing_card: str | None,
+                         template: Path) -> None:
+    """The build's files (hard links, no copy) with the merged card and the changelog."""
+    release_dir = reset_dir(release_dir)
+    for path in built.folder.rglob("*"):
+        relative = path.relative_to(built.folder).as_posix()
+        if path.is_file() and relative not in (CARD_PATH, RELEASE_PATH):
+            target = release_dir / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(path, target)
+            except OSError:
+                shutil.copy2(path, target)
+    write_json(release_dir / RELEASE_PATH, release_record(built, changelog))
+    rendered = render_card(built, template, changelog)
+    (release_dir / CARD_PATH).write_text(card.merge_card(rendered, existing_card), encoding="utf-8")
+
+
+def upload_release(plan: Plan, release_dir: Path, hub, settings: Settings) -> str:
+    """One commit, then the tag. Returns the tagged commit."""
+    if plan.create_repo:
+        hub.create(settings.private)
+    commit = plan.parent
+    if plan.uploads or plan.deletions:
+        changes = f": {plan.diff.summary()} since {plan.previous.tag}" if plan.diff else ""
+        description = f"{plan.kind.capitalize()} release{changes}. Built by `corpus publish`."
+        commit = hub.commit(release_dir, plan.uploads, plan.deletions, commit_message(plan.version), description,
+                            None if plan.create_repo else plan.parent)
+        log(STAGE, f"committed {commit_message(plan.version)} as {commit}")
+    if commit is None:
+        raise RuntimeError(f"{settings.repo_id} has no main branch to tag")
+    hub.tag(plan.version, commit, f"{commit_message(plan.version)} ({plan.kind})")
+    log(STAGE, f"tagged {plan.version.tag} -> {commit}")
+    return commit
+
+
+# ------------------------------------------------------------------------- stage
+
+
+def run(split_dir: Path, metrics_dir: Path, hub_dir: Path, release_dir: Path, metrics_path: Path | None,
+        settings: Settings, template: Path, mode: str) -> int:
+    """mode: 'build' (the DVC stage), 'dry-run', or 'release' (uploads if a token is found)."""
+    built = build(split_dir, metrics_dir, hub_dir, settings, template)
+    if metrics_path:
+        write_json(metrics_path, publish_metrics(built))
+    log(STAGE, f"built {settings.version.tag} in {hub_dir}")
+    if mode == "build":
+        return 0
+    if not settings.repo_id:
+        raise ValueError("no Hub repo: set publish.repo_id in params.yaml or pass --repo-id")
+
+    from .hub import HubRepo, token_available
+
+    upload = mode == "release" and token_available()
+    hub = HubRepo(settings.repo_id)
+    plan = prepare_release(built, release_dir, template, hub, offline_ok=not upload)
+    if plan is None:
+        print(f"{settings.version.tag} is already published on {settings.repo_id} with the same data: nothing to do")
+        return 0
+    print(plan.describe(settings.repo_id, release_dir))
+    if not upload:
+        reason = "--dry-run" if mode == "dry-run" else "no Hugging Face token: set HF_TOKEN or run `hf auth login`"
+        print(f"dry run, {reason}. Nothing was uploaded; the release is in {release_dir}")
+        return 0
+    commit = upload_release(plan, release_dir, hub, settings)
+    print(f"published {settings.version.tag}: {hub.url} (commit {commit})")
+    return 0
+
+
+def add_command(commands) -> None:
+    parser = commands.add_parser(
+        "publish",
+        help="build the Hub release folder; release it on the Hugging Face Hub",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--input", type=Path, help="split tables folder (default: paths.split)")
+    parser.add_argument("--metrics-dir", type=Path, help="other stages' metrics, for the card (default: paths.metrics)")
+    parser.add_argument("--output", type=Path, help="release folder to build (default: paths.hub)")
+    parser.add_argument("--release-dir", type=Path, help="folder of what is committed to the Hub (default: paths.release)")
+    parser.add_argument("--metrics", type=Path, help="metrics JSON (default: metrics/publish.json)")
+    parser.add_argument("--card-template", type=Path, default=CARD_TEMPLATE, help="dataset card template (default: %(default)s)")
+    parser.add_argument("--version", help="version of this release, MAJOR.MINOR.PATCH (default: publish.version)")
+    parser.add_argument("--repo-id", help="Hub dataset repo, <user or org>/<name> (default: publish.repo_id)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--build-only", dest="mode", action="store_const", const="build",
+                      help="only build the release folder, without the Hub (what `dvc repro` runs)")
+    mode.add_argument("--dry-run", dest="mode", action="store_const", const="dry-run",
+                      help="compare with the Hub and print what would be uploaded, even with a token")
+    parser.set_defaults(handler=_main, mode="release")
+
+
+def _main(args) -> int:
+    params = load_params(args.params)
+    settings = Settings.from_params(section(params, "publish"), args.version, args.repo_id)
+    arguments = (
+        args.input or path_of(params, "split"),
+        args.metrics_dir or path_of(params, "metrics"),
+        args.output or path_of(params, "hub"),
+        args.release_dir or path_of(params, "release"),
+        args.metrics or path_of(params, "metrics") / "publish.json",
+        settings,
+        args.card_template,
+        args.mode,
+    )
+    if args.mode == "build":
+        return run(*arguments)
+    from .hub import unreachable_errors
+
+    try:
+        return run(*arguments)
+    except (*unreachable_errors(), RuntimeError) as error:  # huggingface_hub wraps failed uploads in RuntimeError
+        print(f"corpus: error: the Hub did not complete the release ({type(error).__name__}: {error}); "
+              "no tag was made: run `corpus publish` again to finish it", file=sys.stderr)
+        return 1
