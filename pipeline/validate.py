@@ -44,7 +44,7 @@ from .clean import BoilerplateRules
 from .io import batches, reset_dir, scan_table, write_json
 from .params import load_params, path_of, section
 from .progress import Progress, log
-from .schema import ARTICLE_SCHEMA, CLUSTER_ID
+from .schema import ARTICLE_SCHEMA, CLUSTERED_ARTICLE_SCHEMA
 
 STAGE = "validate"
 # great_expectations.yml sends GX's result store and Data Docs under this folder.
@@ -66,11 +66,11 @@ class Target:
 
     name: str
     rows_checkpoint: str
-    extra_columns: tuple[str, ...]  # columns besides ARTICLE_SCHEMA's
+    schema: pl.Schema  # of the table validated
 
 
-CORPUS = Target("corpus", "corpus_rows", (CLUSTER_ID,))
-DROP = Target("drop", "drop_rows", ())
+CORPUS = Target("corpus", "corpus_rows", CLUSTERED_ARTICLE_SCHEMA)
+DROP = Target("drop", "drop_rows", ARTICLE_SCHEMA)
 
 
 @dataclass
@@ -188,10 +188,9 @@ def suite_parameters(params: dict[str, Any], target: Target) -> dict[str, Any]:
 
     quality, validate = section(params, "quality"), section(params, "validate")
     rules = BoilerplateRules.from_params(section(params, "boilerplate"))
-    columns = [*ARTICLE_SCHEMA.names(), *target.extra_columns]
+    columns = target.schema.names()
     # The pandas dtype each column has once the frame is handed to GX.
-    schema = pl.Schema(dict(ARTICLE_SCHEMA) | {name: pl.String() for name in target.extra_columns})
-    dtypes = pl.DataFrame(schema=schema).to_pandas().dtypes
+    dtypes = pl.DataFrame(schema=target.schema).to_pandas().dtypes
     low, high = published_date_bounds(validate)
     markers = rules.marker_patterns()
     return {
