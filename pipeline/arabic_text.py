@@ -72,12 +72,14 @@ def _unescape_html_entities(texts: pl.Series) -> pl.Series:
 
 def strip_html(text: pl.Expr) -> pl.Expr:
     """Turn HTML (if any) into plain text: drop script/style/comments, tags become line
-    breaks or nothing, entities are decoded."""
+    breaks or nothing, entities are decoded; entity-like codes no decoder knows (a CMS's
+    own "&S239;") are markup residue and go too."""
     return (
         text.str.replace_all(_HTML_NON_TEXT_BLOCKS, "")
         .str.replace_all(_HTML_BLOCK_BREAKS, "\n")
         .str.replace_all(HTML_TAG, "")
         .map_batches(_unescape_html_entities, return_dtype=pl.String, is_elementwise=True)
+        .str.replace_all(HTML_ENTITY, "")
     )
 
 

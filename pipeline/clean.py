@@ -189,7 +189,7 @@ def rebuild_articles(articles: pl.LazyFrame, lines: pl.LazyFrame, max_title_char
     first_line = pl.col("body").list.first()
     is_headline = first_line.str.len_chars() <= max_title_chars
     first_sentence = pl.coalesce(
-        first_line.str.extract(rf"^(.{{1,{max_title_chars}}}?[.!?؟])(?:\s|$)"),
+        first_line.str.extract(rf"^(.{{1,{max_title_chars - 1}}}?[.!?؟])(?:\s|$)"),
         first_line.str.slice(0, max_title_chars).str.replace(r"\s+\S*$", ""),
     )
     drop_first = (pl.col("title").is_null() & is_headline) | (pl.col("first_key") == arabic_text.match_key(pl.col("title")))

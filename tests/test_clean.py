@@ -153,6 +153,7 @@ def test_lines_repeated_across_an_outlets_articles_are_removed_but_not_shared_se
         ("\ufeffخبر\u200f عاجل\u200b\u00ad", "خبر عاجل"),  # BOM, RLM, ZWSP, soft hyphen
         ("خبر\u00a0\u00a0عاجل \t اليوم", "خبر عاجل اليوم"),  # NBSP, tabs
         ("<p>خبر &amp; تحليل</p><script>var x=1;</script><div>سطر&#1575;</div>", "خبر & تحليل\nسطرا"),
+        ("قال تعالى: &S239;{قل يأيها الناس}", "قال تعالى: {قل يأيها الناس}"),  # unknown entity code
         ("سطر أول\r\n\r\n\r\n  سطر ثان  ", "سطر أول\nسطر ثان"),
         ("نص\x07 مع\x1b تحكم", "نص مع تحكم"),
     ],
@@ -225,3 +226,23 @@ def test_clean_output_is_byte_identical_on_rerun(tmp_path):
     assert (tmp_path / "a" / "ingest" / "articles" / "part-00000.parquet").read_bytes() == (
         tmp_path / "b" / "ingest" / "articles" / "part-00000.parquet"
     ).read_bytes()
+
+
+def test_a_file_without_a_title_line_gets_its_first_sentence_as_title(tmp_path):
+    max_title = section(PARAMS, "quality")["max_title_chars"]
+    words = "أعلنت الحكومة اليوم خطة جديدة لدعم المزارعين " * 10
+
+    def sentence(length: int) -> str:
+        return words[: length - 1].rstrip() + "." if words[length - 2] != " " else words[: length - 2] + "ن."
+
+    fits, too_long = sentence(max_title), sentence(max_title + 1)
+    assert (len(fits), len(too_long)) == (max_title, max_title + 1)
+    rest = " وتشمل الخطة قروضا ميسرة وبرامج تدريب في المناطق الريفية." * 5
+    drop = _write_drop(tmp_path / "raw" / "d", {"a.txt": fits + rest, "b.txt": too_long + rest})
+    articles, _ = _ingest_and_clean(drop.parent, tmp_path)
+    by_file = {row["source_file"]: row for row in articles.iter_rows(named=True)}
+    assert by_file["a.txt"]["title"] == fits
+    assert by_file["a.txt"]["text"] == fits + rest  # the paragraph stays whole
+    # A first sentence longer than a headline may be: cut at a word boundary instead.
+    title_b = by_file["b.txt"]["title"]
+    assert len(title_b) <= max_title and too_long.startswith(title_b) and not title_b.endswith(".")
