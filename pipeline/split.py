@@ -16,8 +16,9 @@ when a new drop brings a longer reprint of an existing article, dedup keeps the 
 but the anchor is still the existing article, so the reprint inherits its split. Adding a
 drop therefore moves no article already in the dataset, with one unavoidable exception:
 a new article similar to two existing groups in different splits joins them, the merged
-group follows the older anchor, and the other group's members move (2 of 14,336 articles
-when 8 days of SaudiNewsNet were added to its first 10: benchmarks/split_snn.py).
+group follows the older anchor, and the other group's members move (2 of 14,336 published
+articles, 7 of 17,268 counting removed duplicates, when 8 days of SaudiNewsNet were added
+to its first 10: benchmarks/split_snn.py).
 
 Strategies (``split.strategy``):
 
