@@ -10,8 +10,10 @@ the last 8 days (drop ``b-2015-08``). Each version is split by
   otherwise reach for: 80 %, then the rest halved into validation and test, seed 42),
 
 and prints for v2: the split shares, the contaminated share of test and validation (the
-split stage's own 13-gram measure, applied to every method's tables), review-band pairs
-of dedup that cross splits, and how many v1 articles changed split when v2 was built;
+split stage's own 13-gram measure, applied to every method's tables), pairs of dedup's
+review.parquet between published articles that cross splits, and how many v1 articles
+changed split when v2 was built (published ones, and all of them: a removed duplicate
+counts in the split its content was published in);
 plus wall time and peak memory of the `corpus split` runs.
 
     .venv/bin/python benchmarks/split_snn.py [--work DIR]
@@ -103,11 +105,17 @@ def datasets_split(dedup_dir: Path, out: Path, params: dict) -> tuple[dict, floa
     }, seconds
 
 
-def assignments(folder: Path) -> dict[str, str]:
+def assignments(folder: Path, published_only: bool = True) -> dict[str, str]:
+    """id -> split of the published (kept) articles, or of every article `corpus split`
+    assigned (removed duplicates too: the split their content was published in)."""
     table = pl.read_parquet(folder / "assignments.parquet")
-    if "kept" in table.columns:
+    if published_only and "kept" in table.columns:
         table = table.filter("kept")
     return dict(zip(table["id"], table["split"].cast(pl.String)))
+
+
+def moved(before: dict[str, str], after: dict[str, str]) -> int:
+    return sum(1 for doc, was in before.items() if doc in after and after[doc] != was)
 
 
 def crossing_review_pairs(dedup_dir: Path, split_of: dict[str, str]) -> tuple[int, int]:
@@ -162,7 +170,8 @@ def main() -> int:
                 outputs[version] = out / "split"
         metrics, seconds, peak = figures["v2"]
         before, after = assignments(outputs["v1"]), assignments(outputs["v2"])
-        moved = sum(1 for doc, was in before.items() if doc in after and after[doc] != was)
+        every_before = assignments(outputs["v1"], published_only=False)
+        every_after = assignments(outputs["v2"], published_only=False)
         crossing, pairs = crossing_review_pairs(dedup_dirs["v2"], after)
         contamination = metrics["contamination"]
         rows.append({
@@ -171,7 +180,8 @@ def main() -> int:
             "contaminated test %": f"{100 * contamination['test']['contaminated_share']:.2f}",
             "contaminated val %": f"{100 * contamination['validation']['contaminated_share']:.2f}",
             "review pairs crossing": f"{crossing:,} / {pairs:,}",
-            "v1 articles moved by v2": f"{moved:,} / {len(before):,}",
+            "v1 articles moved by v2": f"{moved(before, after):,} / {len(before):,}",
+            "incl. removed ones": "-" if variant is None else f"{moved(every_before, every_after):,} / {len(every_before):,}",
             "v2 run": f"{seconds:.1f} s" + (" (split only)" if variant is None else f", {peak:.2f} GB peak" if peak else ""),
         })
     table = pl.DataFrame(rows)

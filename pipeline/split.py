@@ -2,10 +2,11 @@
 
 Groups, not articles, are assigned. A dedup cluster is a kept article and every article
 the dedup stage removed as its duplicate (``cluster_id`` on both tables); with
-``split.group_review_pairs``, clusters joined by a pair from the dedup review band
-(``review.parquet``: similar, but under the duplicate threshold, typically an edited
-reprint) form one group. All kept members of a group land in one split, so no pair the
-dedup stage found similar crosses splits.
+``split.group_review_pairs``, clusters joined by a pair listed in the dedup stage's
+``review.parquet`` form one group: a pair of the review band (similar, but under the
+duplicate threshold, typically an edited reprint), or a duplicate pair that dedup's star
+clustering left in two clusters. All kept members of a group land in one split, so no
+pair the dedup stage found similar crosses splits.
 
 Each group is decided by its **anchor**: the member that entered the corpus first, i.e.
 the member from the earliest drop (``split.drop_order`` lists drops in the order they
@@ -15,8 +16,9 @@ when a new drop brings a longer reprint of an existing article, dedup keeps the 
 but the anchor is still the existing article, so the reprint inherits its split. Adding a
 drop therefore moves no article already in the dataset, with one unavoidable exception:
 a new article similar to two existing groups in different splits joins them, the merged
-group follows the older anchor, and the other group's members move (2 of 14,336 articles
-when 8 days of SaudiNewsNet were added to its first 10: benchmarks/split_snn.py).
+group follows the older anchor, and the other group's members move (2 of 14,336 published
+articles, 7 of 17,268 counting removed duplicates, when 8 days of SaudiNewsNet were added
+to its first 10: benchmarks/split_snn.py).
 
 Strategies (``split.strategy``):
 
@@ -187,7 +189,7 @@ def cluster_members(kept: pl.LazyFrame, duplicates: pl.LazyFrame | None) -> pl.L
 
 
 def review_groups(members: pl.LazyFrame, review: pl.LazyFrame) -> pl.DataFrame:
-    """cluster_id -> group for clusters joined by review-band pairs (id_a, id_b).
+    """cluster_id -> group for clusters joined by pairs of dedup's review.parquet (id_a, id_b).
 
     The groups are the connected components of those links; a group is named after its
     smallest cluster id. Clusters without a link are not listed (each is its own group).
@@ -315,7 +317,7 @@ def assign_splits(
     """The split of every cluster member, decided by its group's anchor.
 
     A group is a dedup cluster, or (given the dedup review pairs) the clusters that
-    review-band pairs join.
+    pairs of its review.parquet join.
     """
     members = cluster_members(kept, duplicates)
     if review is None:
