@@ -13,6 +13,8 @@ Two different normalisations live here, on purpose:
 from __future__ import annotations
 
 import html
+import html.entities
+import re
 import re
 
 import polars as pl
@@ -31,6 +33,7 @@ ARABIC_DIACRITICS = r"[\x{064B}-\x{065F}\x{0670}\x{06D6}-\x{06ED}]"
 HTML_TAG = r"<[A-Za-z!/?][^<>]*>"
 HTML_ENTITY = r"&(?:#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});"
 # Elements whose content is code or metadata, never article text.
+_ENTITY_NAME = re.compile(r"&([A-Za-z][A-Za-z0-9]{1,31});")
 _HTML_NON_TEXT_BLOCKS = r"(?is)<(script|style|head|noscript|template|svg)\b.*?</(?:script|style|head|noscript|template|svg)\s*>|<!--.*?-->"
 _HTML_BLOCK_BREAKS = r"(?i)<br\s*/?>|</?(?:p|div|h[1-6]|li|ul|ol|tr|table|article|section|header|footer|blockquote)\b[^<>]*>"
 
@@ -60,26 +63,33 @@ ARABIC_LETTER = r"[\p{Arabic}&&\p{L}]"
 LETTER = r"\p{L}"
 
 
+def _decode_entities(text: str) -> str:
+    """Decode HTML entities once; entity-shaped codes no HTML decoder knows (a CMS's own
+    "&S239;") are markup residue and go. A double-escaped "&amp;quot;" decodes to "&quot;"
+    and stays, for validation to report the broken export."""
+    return _ENTITY_NAME.sub(
+        lambda code: code.group(0) if code.group(1) + ";" in html.entities.html5 else "", html.unescape(text)
+    )
+
+
 def _unescape_html_entities(texts: pl.Series) -> pl.Series:
     """Decode HTML entities in the (rare) rows that have any; other rows untouched."""
     has_entity = texts.str.contains(HTML_ENTITY).fill_null(False)
     rows = has_entity.arg_true()
     if rows.len() == 0:
         return texts
-    decoded = [html.unescape(t) for t in texts.gather(rows).to_list()]
+    decoded = [_decode_entities(t) for t in texts.gather(rows).to_list()]
     return texts.scatter(rows, decoded)
 
 
 def strip_html(text: pl.Expr) -> pl.Expr:
     """Turn HTML (if any) into plain text: drop script/style/comments, tags become line
-    breaks or nothing, entities are decoded; entity-like codes no decoder knows (a CMS's
-    own "&S239;") are markup residue and go too."""
+    breaks or nothing, entities are decoded (``_decode_entities``)."""
     return (
         text.str.replace_all(_HTML_NON_TEXT_BLOCKS, "")
         .str.replace_all(_HTML_BLOCK_BREAKS, "\n")
         .str.replace_all(HTML_TAG, "")
         .map_batches(_unescape_html_entities, return_dtype=pl.String, is_elementwise=True)
-        .str.replace_all(HTML_ENTITY, "")
     )
 
 
