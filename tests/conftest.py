@@ -11,8 +11,20 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-# The shared, read-only corpus samples (see ../shared/corpus/README.md).
-SHARED_CORPUS = Path(os.environ.get("CORPUS_SHARED", REPO.parent / "shared" / "corpus")).resolve()
+
+
+def _shared_corpus() -> Path:
+    """The shared, read-only corpus samples (see ../shared/corpus/README.md): $CORPUS_SHARED,
+    else the nearest ``shared/corpus`` beside the checkout or an ancestor of it."""
+    if "CORPUS_SHARED" in os.environ:
+        return Path(os.environ["CORPUS_SHARED"]).resolve()
+    for folder in REPO.parents:
+        if (folder / "shared" / "corpus").is_dir():
+            return (folder / "shared" / "corpus").resolve()
+    return Path("/work/shared/corpus")
+
+
+SHARED_CORPUS = _shared_corpus()
 SEED = SHARED_CORPUS / "seed"
 SAUDI_SAMPLE = SHARED_CORPUS / "saudinewsnet" / "sample"
 SAUDI_ZIPS = SHARED_CORPUS / "saudinewsnet" / "zips"
