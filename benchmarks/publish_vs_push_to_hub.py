@@ -28,15 +28,17 @@ from pathlib import Path
 import polars as pl
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from hub_server import LocalHub  # noqa: E402
+
+from benchmarks.shared_corpus import SAUDI_ZIPS  # noqa: E402
 
 from pipeline import clean, ingest  # noqa: E402
 from pipeline.params import load_params, section  # noqa: E402
 from pipeline.schema import CLUSTER_ID, SPLITS  # noqa: E402
 
-ZIPS = REPO.parent / "shared" / "corpus" / "saudinewsnet" / "zips"
+ZIPS = SAUDI_ZIPS
 TOKEN = "hf_benchmark_token"
 
 PUSH_TO_HUB = """

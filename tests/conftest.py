@@ -10,25 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.shared_corpus import CP1256, SAUDI_MANIFEST, SAUDI_SAMPLE, SAUDI_ZIPS, SEED, SHARED_CORPUS  # noqa: F401
+
 REPO = Path(__file__).resolve().parents[1]
 
-
-def _shared_corpus() -> Path:
-    """The shared, read-only corpus samples (see ../shared/corpus/README.md): $CORPUS_SHARED,
-    else the nearest ``shared/corpus`` beside the checkout or an ancestor of it."""
-    if "CORPUS_SHARED" in os.environ:
-        return Path(os.environ["CORPUS_SHARED"]).resolve()
-    for folder in REPO.parents:
-        if (folder / "shared" / "corpus").is_dir():
-            return (folder / "shared" / "corpus").resolve()
-    return Path("/work/shared/corpus")
-
-
-SHARED_CORPUS = _shared_corpus()
-SEED = SHARED_CORPUS / "seed"
-SAUDI_SAMPLE = SHARED_CORPUS / "saudinewsnet" / "sample"
-SAUDI_ZIPS = SHARED_CORPUS / "saudinewsnet" / "zips"
-CP1256 = SHARED_CORPUS / "arabic-newspapers-cp1256"
 VENV_BIN = Path(sys.executable).parent
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
