@@ -29,16 +29,17 @@ import polars as pl
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from hub_server import LocalHub  # noqa: E402
 from pipeline_runs import run_pipeline  # noqa: E402
+
+from benchmarks.shared_corpus import SAUDI_ZIPS  # noqa: E402
 
 from pipeline import publish, release  # noqa: E402
 from pipeline.params import load_params, section  # noqa: E402
 from pipeline.schema import SPLITS  # noqa: E402
 
-ZIPS = REPO.parent / "shared" / "corpus" / "saudinewsnet" / "zips"
 TOKEN = "hf_benchmark_token"
 
 PUSH_TO_HUB = """
@@ -53,7 +54,7 @@ print(time.perf_counter() - started)
 
 
 def make_drops(root: Path, days: int) -> list[str]:
-    archives = sorted(ZIPS.glob("*.zip"))[:days]
+    archives = sorted(SAUDI_ZIPS.glob("*.zip"))[:days]
     names = []
     for number, archive in enumerate(archives):
         name = "saudinewsnet-a" if number < len(archives) - 2 else "saudinewsnet-b"

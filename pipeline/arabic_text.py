@@ -15,7 +15,6 @@ from __future__ import annotations
 import html
 import html.entities
 import re
-import re
 
 import polars as pl
 

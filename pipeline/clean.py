@@ -21,7 +21,6 @@ For each article:
 
 from __future__ import annotations
 
-import argparse
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,9 +31,10 @@ import polars as pl
 from . import arabic_text
 from .ingest import with_lengths
 from .io import Checkpoint, no_checkpoint, scan_table, scratch_checkpoints, write_json, write_tables
-from .params import load_params, path_of, section
+from .params import section
 from .progress import log
 from .schema import ARTICLE_SCHEMA, QUARANTINE_SCHEMA, conform
+from .stage_command import StagePaths, add_stage_command
 
 STAGE = "clean"
 
@@ -314,24 +314,12 @@ def run(input_dir: Path, output_dir: Path, metrics_path: Path | None, params: di
 
 
 def add_command(commands) -> None:
-    parser = commands.add_parser(
-        "clean",
-        help="normalise text, remove boilerplate, apply quality filters",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    add_stage_command(
+        commands, STAGE, help="normalise text, remove boilerplate, apply quality filters", description=__doc__,
+        input_from=("ingest",), input_help="ingest output folder", main=_main,
     )
-    parser.add_argument("--input", type=Path, help="ingest output folder (default: paths.ingest)")
-    parser.add_argument("--output", type=Path, help="output folder (default: paths.clean)")
-    parser.add_argument("--metrics", type=Path, help="metrics JSON (default: metrics/clean.json)")
-    parser.set_defaults(handler=_main)
 
 
-def _main(args) -> int:
-    params = load_params(args.params)
-    run(
-        args.input or path_of(params, "ingest"),
-        args.output or path_of(params, "clean"),
-        args.metrics or path_of(params, "metrics") / "clean.json",
-        params,
-    )
+def _main(paths: StagePaths, params: dict[str, Any], args) -> int:
+    run(paths.input, paths.output, paths.metrics, params)
     return 0

@@ -23,7 +23,6 @@ drop can be checked against the corpus without recomputing it (``match_against_i
 
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 from dataclasses import dataclass
@@ -36,9 +35,10 @@ import xxhash
 
 from . import arabic_text, minhash
 from .io import batches, read_json, reset_dir, scan_table, write_json, write_table
-from .params import load_params, path_of, section
+from .params import section
 from .progress import Progress, log
 from .schema import CLUSTERED_ARTICLE_SCHEMA, DUPLICATE_COLUMNS, conform
+from .stage_command import StagePaths, add_stage_command
 
 STAGE = "dedup"
 INDEX_META = "meta.json"
@@ -423,24 +423,12 @@ def run(input_path: Path, output_dir: Path, metrics_path: Path | None, params: d
 
 
 def add_command(commands) -> None:
-    parser = commands.add_parser(
-        "dedup",
-        help="remove exact and near-duplicate articles (MinHash LSH), keep one per cluster",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    add_stage_command(
+        commands, STAGE, help="remove exact and near-duplicate articles (MinHash LSH), keep one per cluster",
+        description=__doc__, input_from=("clean", "articles.parquet"), input_help="cleaned articles", main=_main,
     )
-    parser.add_argument("--input", type=Path, help="cleaned articles (default: <paths.clean>/articles.parquet)")
-    parser.add_argument("--output", type=Path, help="output folder (default: paths.dedup)")
-    parser.add_argument("--metrics", type=Path, help="metrics JSON (default: metrics/dedup.json)")
-    parser.set_defaults(handler=_main)
 
 
-def _main(args) -> int:
-    params = load_params(args.params)
-    run(
-        args.input or path_of(params, "clean") / "articles.parquet",
-        args.output or path_of(params, STAGE),
-        args.metrics or path_of(params, "metrics") / "dedup.json",
-        params,
-    )
+def _main(paths: StagePaths, params: dict[str, Any], args) -> int:
+    run(paths.input, paths.output, paths.metrics, params)
     return 0

@@ -17,7 +17,6 @@ with a reason from ``schema.QUARANTINE_REASONS``.
 
 from __future__ import annotations
 
-import argparse
 import codecs
 import csv
 import hashlib
@@ -36,9 +35,10 @@ import yaml
 
 from . import arabic_text
 from .io import write_json, write_parts, write_table
-from .params import load_params, path_of, section
+from .params import section
 from .progress import Progress, log
 from .schema import ARTICLE_SCHEMA, QUARANTINE_SCHEMA
+from .stage_command import StagePaths, add_stage_command
 
 STAGE = "ingest"
 DROP_CONFIG = "drop.yaml"
@@ -404,22 +404,13 @@ def run(raw_dir: Path, output_dir: Path, metrics_path: Path | None, ingest_param
 
 
 def add_command(commands) -> None:
-    parser = commands.add_parser(
-        "ingest",
-        help="read raw drops into the canonical article table",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = add_stage_command(
+        commands, STAGE, help="read raw drops into the canonical article table", description=__doc__,
+        input_from=("raw",), input_help="folder of drops", main=_main,
     )
-    parser.add_argument("--input", type=Path, help="folder of drops (default: paths.raw)")
     parser.add_argument("--drop", action="append", dest="drops", help="only this drop (repeatable)")
-    parser.add_argument("--output", type=Path, help="output folder (default: paths.ingest)")
-    parser.add_argument("--metrics", type=Path, help="metrics JSON (default: metrics/ingest.json)")
-    parser.set_defaults(handler=_main)
 
 
-def _main(args) -> int:
-    params = load_params(args.params)
-    output = args.output or path_of(params, "ingest")
-    metrics = args.metrics or path_of(params, "metrics") / "ingest.json"
-    run(args.input or path_of(params, "raw"), output, metrics, section(params, "ingest"), args.drops)
+def _main(paths: StagePaths, params: dict[str, Any], args) -> int:
+    run(paths.input, paths.output, paths.metrics, section(params, "ingest"), args.drops)
     return 0

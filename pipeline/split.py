@@ -50,7 +50,6 @@ and, beside it, split_by_date.csv and split_by_source.csv for ``dvc plots``.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import math
 import tempfile
@@ -66,9 +65,10 @@ from scipy.sparse.csgraph import connected_components
 
 from . import arabic_text
 from .io import scan_table, write_json, write_table, write_tables
-from .params import ParamsError, load_params, path_of, section
+from .params import ParamsError, section
 from .progress import Progress, log
 from .schema import CLUSTER_ID, CLUSTERED_ARTICLE_SCHEMA, SPLITS, conform
+from .stage_command import StagePaths, add_stage_command
 
 STAGE = "split"
 STRATEGIES = ("hash", "time")
@@ -641,25 +641,13 @@ def _optional_table(path: Path, without: str) -> pl.LazyFrame | None:
 
 
 def add_command(commands) -> None:
-    parser = commands.add_parser(
-        "split",
-        help="assign kept articles to train/validation/test; contamination report",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    add_stage_command(
+        commands, STAGE, help="assign kept articles to train/validation/test; contamination report", description=__doc__,
+        input_from=("dedup",), main=_main,
+        input_help="dedup output folder: articles.parquet, and duplicates.parquet and review.parquet when there",
     )
-    parser.add_argument("--input", type=Path, help="dedup output folder: articles.parquet, and duplicates.parquet and "
-                        "review.parquet when there (default: paths.dedup)")
-    parser.add_argument("--output", type=Path, help="output folder (default: paths.split)")
-    parser.add_argument("--metrics", type=Path, help="metrics JSON; the plot tables go beside it (default: metrics/split.json)")
-    parser.set_defaults(handler=_main)
 
 
-def _main(args) -> int:
-    params = load_params(args.params)
-    run(
-        args.input or path_of(params, "dedup"),
-        args.output or path_of(params, "split"),
-        args.metrics or path_of(params, "metrics") / "split.json",
-        params,
-    )
+def _main(paths: StagePaths, params: dict[str, Any], args) -> int:
+    run(paths.input, paths.output, paths.metrics, params)
     return 0

@@ -28,7 +28,6 @@ example ids, and exits 1, so ``dvc repro`` stops before split and publish.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import math
 import os
@@ -42,9 +41,10 @@ import polars as pl
 from . import arabic_text
 from .clean import BoilerplateRules
 from .io import batches, reset_dir, scan_table, write_json
-from .params import load_params, path_of, section
+from .params import path_of, section
 from .progress import Progress, log
 from .schema import ARTICLE_SCHEMA, CLUSTERED_ARTICLE_SCHEMA
+from .stage_command import StagePaths, add_stage_command
 
 STAGE = "validate"
 # great_expectations.yml sends GX's result store and Data Docs under this folder.
@@ -354,26 +354,13 @@ def run(input_path: Path, output_dir: Path, metrics_path: Path | None, params: d
 
 
 def add_command(commands) -> None:
-    parser = commands.add_parser(
-        "validate",
-        help="run the Great Expectations suites on the deduplicated corpus (the gate before split)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = add_stage_command(
+        commands, STAGE, help="run the Great Expectations suites on the deduplicated corpus (the gate before split)",
+        description=__doc__, input_from=("dedup", "articles.parquet"), input_help="article table", main=_main,
     )
-    parser.add_argument("--input", type=Path, help="article table (default: paths.dedup/articles.parquet)")
-    parser.add_argument("--output", type=Path, help="output folder (default: paths.validate)")
-    parser.add_argument("--metrics", type=Path, help="metrics JSON (default: metrics/validate.json)")
-    parser.add_argument("--gx", type=Path, help="Great Expectations project folder (default: paths.gx)")
-    parser.set_defaults(handler=_main)
+    parser.add_argument("--gx", type=Path, help="Great Expectations project folder (default: <paths.gx>)")
 
 
-def _main(args) -> int:
-    params = load_params(args.params)
-    report = run(
-        args.input or path_of(params, "dedup") / "articles.parquet",
-        args.output or path_of(params, "validate"),
-        args.metrics or path_of(params, "metrics") / "validate.json",
-        params,
-        args.gx or path_of(params, "gx"),
-    )
+def _main(paths: StagePaths, params: dict[str, Any], args) -> int:
+    report = run(paths.input, paths.output, paths.metrics, params, args.gx or path_of(params, "gx"))
     return 0 if report.success else 1

@@ -1,0 +1,52 @@
+"""The command-line shape every pipeline stage shares.
+
+``corpus <stage> [--input PATH] [--output PATH] [--metrics PATH]``: each path defaults to
+params.yaml ``paths`` (the output folder is ``paths.<stage>``, the metrics file
+``<paths.metrics>/<stage>.json``), so `dvc repro` runs the bare command and a user can point
+any stage at any table.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .params import load_params, path_of
+
+
+@dataclass(frozen=True)
+class StagePaths:
+    input: Path
+    output: Path
+    metrics: Path
+
+
+StageMain = Callable[[StagePaths, dict[str, Any], argparse.Namespace], int]
+
+
+def add_stage_command(
+    commands, name: str, *, help: str, description: str, input_from: tuple[str, ...], input_help: str, main: StageMain
+) -> argparse.ArgumentParser:
+    """Register ``corpus <name>``; `input_from` is a ``paths`` key and optional parts below
+    it, e.g. ``("clean", "articles.parquet")``. Returns the parser for stage-specific options."""
+    parser = commands.add_parser(
+        name, help=help, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    key, *below = input_from
+    parser.add_argument("--input", type=Path, help=f"{input_help} (default: {'/'.join([f'<paths.{key}>', *below])})")
+    parser.add_argument("--output", type=Path, help=f"output folder (default: <paths.{name}>)")
+    parser.add_argument("--metrics", type=Path, help=f"metrics JSON (default: <paths.metrics>/{name}.json)")
+
+    def handler(args: argparse.Namespace) -> int:
+        params = load_params(args.params)
+        paths = StagePaths(
+            input=args.input or path_of(params, key).joinpath(*below),
+            output=args.output or path_of(params, name),
+            metrics=args.metrics or path_of(params, "metrics") / f"{name}.json",
+        )
+        return main(paths, params, args)
+
+    parser.set_defaults(handler=handler)
+    return parser
