@@ -186,6 +186,14 @@ def test_card_accounts_for_every_input(built, generations):
     assert f"| {published:,} | {' / '.join(f'{t.height:,}' for t in split_tables(run).values())} | none |" in body
 
 
+def test_card_cleaning_figures_are_the_clean_stage_outputs(built, generations):
+    body = prose((built.folder / "README.md").read_text())
+    removed = (pl.read_parquet(generations["first"] / "clean" / "removed_lines.parquet")
+               .group_by("removed_as").agg(pl.col("n_articles").sum()).sort("removed_as"))
+    by_rule = ", ".join(f"{rule.replace('_', ' ')}: {n:,}" for rule, n in removed.iter_rows())
+    assert f"{removed['n_articles'].sum():,} boilerplate lines removed from the articles ({by_rule});" in body
+
+
 def test_card_dedup_figures_are_the_dedup_stage_outputs(built, generations):
     run, body = generations["first"], prose((built.folder / "README.md").read_text())
     duplicates = pl.read_parquet(run / "dedup" / "duplicates.parquet")
