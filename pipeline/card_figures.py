@@ -178,11 +178,12 @@ def validation_figures(results: dict[str, Any]) -> dict[str, Any]:
 # ------------------------------------------------------------------------- provenance
 
 
-def provenance(drops: list[dict[str, Any]], entries: dict[str, dict[str, Any]], declared: str | list[str]) -> dict[str, Any]:
+def provenance(drops: list[dict[str, Any]], entries: dict[str, dict[str, Any]], declared: str) -> dict[str, Any]:
     """What is known of each published drop, and whether the declared licence is theirs.
 
-    `drops`: the published drops with their article counts; `entries`: publish.provenance;
-    `declared`: the card's licence metadata (one Hub licence id or a list)."""
+    `drops`: the published drops with their article counts; `entries`: publish.provenance
+    (the first key that matches a drop's name, as a glob, describes it); `declared`: the
+    card's licence metadata, a Hub licence id."""
     rows = []
     for drop in drops:
         entry = next((entries[key] for key in entries if fnmatchcase(drop["name"], key)), None)
@@ -195,7 +196,6 @@ def provenance(drops: list[dict[str, Any]], entries: dict[str, dict[str, Any]], 
             "license": str((entry or {}).get("license") or UNKNOWN_LICENSE),
             "notes": (entry or {}).get("notes"),
         })
-    declared_set = set(declared) if isinstance(declared, list) else {declared}
     drop_licenses = sorted({row["license"] for row in rows})
     return {
         "drops": rows,
@@ -203,6 +203,5 @@ def provenance(drops: list[dict[str, Any]], entries: dict[str, dict[str, Any]], 
         "unknown": [row for row in rows if row["license"] == UNKNOWN_LICENSE],
         "undocumented": [row["name"] for row in rows if not row["documented"]],
         # The declared licence names exactly the drops' licences, or is `unknown` when some are.
-        "declared_matches": declared_set == set(drop_licenses)
-        or (declared_set == {UNKNOWN_LICENSE} and UNKNOWN_LICENSE in drop_licenses),
+        "declared_matches": drop_licenses == [declared] or (declared == UNKNOWN_LICENSE and declared in drop_licenses),
     }

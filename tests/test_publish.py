@@ -8,6 +8,7 @@ HF_ENDPOINT and a fresh HF_HOME when they are imported.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 import shutil
@@ -278,6 +279,18 @@ def test_a_licence_the_drops_do_not_have_is_flagged(generations, tmp_path):
     assert f"**Note:** the `license` metadata (`{SAUDI_LICENSE}`) is not what is known of the drops" in body
 
 
+def test_a_drop_nobody_described_is_shown_as_such(generations, tmp_path, capfd):
+    run = generations["first"]
+    undescribed = dataclasses.replace(settings(), provenance={"seed": {"origin": "x", "license": "mit"}})
+    result = publish.build(run / "split", run / "metrics", run / "validate" / "results.json", tmp_path / "hub",
+                           undescribed, TEMPLATE)
+    body = prose((result.folder / "README.md").read_text())
+    n = sum(t.height for t in split_tables(run).values())
+    assert f"| saudinewsnet | {n:,} | *not documented* | `unknown` |" in body
+    assert f"No licence is known for the {n:,} articles of saudinewsnet" in body
+    assert "warning: nothing is known of drop(s) saudinewsnet" in capfd.readouterr().err
+
+
 def test_figures_from_another_run_stop_the_build(generations, tmp_path):
     """Split tables of one run with the metrics of another (a stage re-run by hand)."""
     first, second = generations["first"], generations["second"]
@@ -296,16 +309,17 @@ def test_build_is_byte_identical(built, generations, tmp_path):
         assert (built.folder / path).read_bytes() == (again.folder / path).read_bytes(), path
 
 
-def test_croissant_passes_mlcroissant_and_reads_the_shards(built, generations):
+@pytest.mark.parametrize("release, generation", [("built", "first"), ("built_seed", "seed")])
+def test_croissant_passes_mlcroissant_and_reads_the_shards(release, generation, generations, request):
     import mlcroissant as mlc
 
-    dataset = mlc.Dataset(jsonld=built.folder / "croissant.json")
+    dataset = mlc.Dataset(jsonld=request.getfixturevalue(release).folder / "croissant.json")
     assert not dataset.metadata.issues.errors
     counts: dict[str, int] = {}
     for record in dataset.records("articles"):
         split = record["articles/split"].decode()
         counts[split] = counts.get(split, 0) + 1
-    assert counts == {s: t.height for s, t in split_tables(generations["first"]).items()}
+    assert counts == {s: t.height for s, t in split_tables(generations[generation]).items() if t.height}
 
 
 def test_the_dvc_stage_builds_offline_and_diff_compares_local_builds(built, generations, tmp_path):
