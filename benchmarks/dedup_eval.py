@@ -46,8 +46,10 @@ import numpy as np
 import polars as pl
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+sys.path.insert(0, str(REPO))  # runnable as a script from anywhere
 
+from benchmarks.shared_corpus import SAUDI_MANIFEST, SAUDI_SAMPLE  # noqa: E402
+from benchmarks.shared_corpus import SEED as SEED_DROP  # noqa: E402
 from pipeline import arabic_text, clean, dedup, ingest, minhash  # noqa: E402
 from pipeline.params import load_params, section  # noqa: E402
 from pipeline.schema import ARTICLE_SCHEMA  # noqa: E402
@@ -93,12 +95,12 @@ def cleaned_articles(drops: dict[str, list[Path]], workdir: Path, params: dict[s
     )
 
 
-def sample_articles(workdir: Path, params: dict[str, Any], shared: Path = SHARED) -> pl.DataFrame:
+def sample_articles(workdir: Path, params: dict[str, Any]) -> pl.DataFrame:
     """The cleaned SaudiNewsNet sample and seeds, with ``group`` (manifest group, 'seed')."""
-    sample = sorted((shared / "saudinewsnet" / "sample").glob("*.json"))
-    seeds = sorted((shared / "seed").glob("*.txt"))
+    sample = sorted(SAUDI_SAMPLE.glob("*.json"))
+    seeds = sorted(SEED_DROP.glob("*.txt"))
     articles = cleaned_articles({"sample": sample, "seed": seeds}, workdir, params)
-    manifest = pl.read_csv(shared / "saudinewsnet" / "sample_manifest.tsv", separator="\t", quote_char=None)
+    manifest = pl.read_csv(SAUDI_MANIFEST, separator="\t", quote_char=None)
     return articles.join(manifest.select(file="id", group="group"), on="file", how="left").with_columns(
         group=pl.when(pl.col("drop") == "seed").then(pl.lit("seed")).otherwise(pl.col("group"))
     )

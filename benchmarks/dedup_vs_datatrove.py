@@ -38,11 +38,12 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a script from anywhere
 from benchmarks import dedup_eval  # noqa: E402
+from benchmarks.shared_corpus import SAUDI_ZIPS  # noqa: E402
 from pipeline.params import load_params  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-ZIPS = dedup_eval.SHARED / "saudinewsnet" / "zips"
+ZIPS = SAUDI_ZIPS
 SHARDS = 8  # Parquet files the external tools read (one datatrove task each)
 
 

@@ -3,14 +3,14 @@
 local Hub (tests/hub_server.py), and print time, commits and bytes sent for each.
 
 Release 1 holds the first 16 days (one drop); release 2 adds the last 2 days (a second
-drop). Both tools get the same split tables; `push_to_hub` writes its own shards and
-card. Run from the repository root with the project's environment:
+drop). Each release is built by the real stages (ingest -> clean -> dedup -> validate ->
+split, tests/pipeline_runs.py); both tools then publish the same split tables, and
+`push_to_hub` writes its own shards and card. Release 2's version is the smallest the
+record diff allows (a new drop can replace a published article by a longer reprint of
+it: then it is a major release). Run from the repository root with the project's
+environment:
 
     .venv/bin/python benchmarks/publish_vs_push_to_hub.py [--days 18]
-
-The split here is a stand-in (by a hash of the article id, every article its own
-cluster) until the split stage is on main: publishing does not depend on how the split
-was made.
 """
 
 from __future__ import annotations
@@ -26,17 +26,20 @@ import zipfile
 from pathlib import Path
 
 import polars as pl
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from hub_server import LocalHub  # noqa: E402
+from pipeline_runs import run_pipeline  # noqa: E402
 
-from pipeline import clean, ingest  # noqa: E402
+from benchmarks.shared_corpus import SAUDI_ZIPS  # noqa: E402
+
+from pipeline import publish, release  # noqa: E402
 from pipeline.params import load_params, section  # noqa: E402
-from pipeline.schema import CLUSTER_ID, SPLITS  # noqa: E402
+from pipeline.schema import SPLITS  # noqa: E402
 
-ZIPS = REPO.parent / "shared" / "corpus" / "saudinewsnet" / "zips"
 TOKEN = "hf_benchmark_token"
 
 PUSH_TO_HUB = """
@@ -50,23 +53,30 @@ print(time.perf_counter() - started)
 """
 
 
-def make_drops(root: Path, days: int) -> None:
-    archives = sorted(ZIPS.glob("*.zip"))[:days]
+def make_drops(root: Path, days: int) -> list[str]:
+    archives = sorted(SAUDI_ZIPS.glob("*.zip"))[:days]
+    names = []
     for number, archive in enumerate(archives):
-        drop = root / "raw" / ("snn-a" if number < len(archives) - 2 else "snn-b")
-        drop.mkdir(parents=True, exist_ok=True)
+        name = "saudinewsnet-a" if number < len(archives) - 2 else "saudinewsnet-b"
+        names += [name] if name not in names else []
         with zipfile.ZipFile(archive) as bundle:
-            bundle.extractall(drop)
+            bundle.extractall(root / "raw" / name)
+    return names
 
 
-def split_tables(run: Path) -> None:
-    articles = pl.read_parquet(run / "clean" / "articles.parquet").with_columns(pl.col("id").alias(CLUSTER_ID))
-    bucket = pl.col("id").str.slice(0, 2).str.to_integer(base=16) % 10
-    articles = articles.with_columns(split=pl.when(bucket < 8).then(pl.lit("train")).when(bucket == 8)
-                                     .then(pl.lit("validation")).otherwise(pl.lit("test")))
-    (run / "split").mkdir()
-    for split in SPLITS:
-        articles.filter(pl.col("split") == split).drop("split").sort("id").write_parquet(run / "split" / f"{split}.parquet")
+def release_versions(root: Path, params: dict) -> dict[str, str]:
+    """1.0.0, then the smallest version the record diff of release 2 allows."""
+    settings = publish.Settings.from_params(section(params, "publish"))
+    manifests = {}
+    for name in ("release-1", "release-2"):
+        run = root / name
+        built = publish.build(run / "split", run / "metrics", run / "validate" / "results.json", root / "bench-build" / name,
+                              settings, REPO / "dataset_card.md")
+        manifests[name] = built.manifest
+    diff = release.diff_manifests(manifests["release-1"], manifests["release-2"])
+    first = release.Version(1, 0, 0)
+    print(f"release 2 after release 1: {diff.summary()}; needs a {diff.required_bump} release")
+    return {"release-1": str(first), "release-2": str(first.bump(diff.required_bump))}
 
 
 def environment(hub: LocalHub, home: Path) -> dict[str, str]:
@@ -90,22 +100,25 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=18, help="daily zips to use (3..18, default: %(default)s)")
     args = parser.parse_args()
     params = load_params(REPO / "params.yaml")
+    params["publish"]["card"]["license"] = "cc-by-nc-sa-4.0"  # SaudiNewsNet alone (publish.provenance)
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
-        make_drops(root, args.days)
-        for name, drops in (("release-1", ["snn-a"]), ("release-2", ["snn-a", "snn-b"])):
-            ingest.run(root / "raw", root / name / "ingest", root / name / "metrics" / "ingest.json", section(params, "ingest"), drops)
-            clean.run(root / name / "ingest", root / name / "clean", root / name / "metrics" / "clean.json", params)
-            split_tables(root / name)
+        (root / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
+        drops = make_drops(root, args.days)
+        for name, included in (("release-1", drops[:1]), ("release-2", drops)):
+            run_pipeline(root / "raw", root / name, params, included)
+        versions = release_versions(root, params)
         rows = []
         with LocalHub(TOKEN) as hub:
             env = environment(hub, root / "hf-home")
-            for version, name in (("1.0.0", "release-1"), ("1.1.0", "release-2")):
+            for name, version in versions.items():
                 run = root / name
                 articles = sum(pl.scan_parquet(run / "split" / f"{s}.parquet").select(pl.len()).collect().item() for s in SPLITS)
                 ours = measure(hub, "bench/corpus-publish", [
-                    str(REPO / ".venv" / "bin" / "corpus"), "publish", "--version", version, "--repo-id", "bench/corpus-publish",
-                    "--input", str(run / "split"), "--metrics-dir", str(run / "metrics"), "--output", str(root / "hub"),
+                    str(REPO / ".venv" / "bin" / "corpus"), "--params", str(root / "params.yaml"), "publish",
+                    "--version", version, "--repo-id", "bench/corpus-publish",
+                    "--input", str(run / "split"), "--metrics-dir", str(run / "metrics"),
+                    "--validation", str(run / "validate" / "results.json"), "--output", str(root / "hub"),
                     "--release-dir", str(root / "release"), "--metrics", str(root / "publish.json")], env)
                 theirs = measure(hub, "bench/push-to-hub", [sys.executable, "-c", PUSH_TO_HUB, "bench/push-to-hub", str(run / "split")], env)
                 rows += [{"release": version, "articles": articles, "tool": "corpus publish", **ours},

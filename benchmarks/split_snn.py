@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -39,13 +38,13 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.shared_corpus import SAUDI_ZIPS  # noqa: E402
 from pipeline import clean, dedup, ingest, split  # noqa: E402
 from pipeline.io import scan_table, write_table  # noqa: E402
 from pipeline.params import load_params, section  # noqa: E402
 from pipeline.schema import SPLITS  # noqa: E402
 
-SHARED = Path(os.environ.get("CORPUS_SHARED", REPO.parent / "shared" / "corpus"))
-ZIPS = sorted((SHARED / "saudinewsnet" / "zips").glob("*.zip"))
+ZIPS = sorted(SAUDI_ZIPS.glob("*.zip"))
 FIRST_DAYS = 10
 
 

@@ -47,27 +47,9 @@ def percent(value: float) -> str:
     return f"{100 * value:.1f}%"
 
 
-def metric_lines(metrics: dict[str, Any], prefix: str = "") -> list[str]:
-    """A stage's metrics as readable lines ('duplicates by kind: exact 3, near 5'), one
-    per key; a nested mapping of numbers stays on one line, deeper ones get their own."""
-    lines = []
-    for key, value in sorted(metrics.items()):
-        label = f"{prefix}{key.replace('_', ' ')}"
-        if isinstance(value, dict) and all(not isinstance(v, (dict, list)) for v in value.values()):
-            lines.append(f"{label}: " + ", ".join(f"{k} {_figure(v)}" for k, v in sorted(value.items())))
-        elif isinstance(value, dict):
-            lines.extend(metric_lines(value, f"{label} / "))
-        elif isinstance(value, list):
-            lines.append(f"{label}: " + (", ".join(_figure(v) for v in value) if value else "none"))
-        elif value is not None:
-            lines.append(f"{label}: {_figure(value)}")
-    return lines
-
-
-def _figure(value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return str(value)
-    return thousands(value) if isinstance(value, int) or value >= 100 else f"{value:.4g}"
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """'1 outlet', '12 outlets', '1,204 articles'."""
+    return f"{thousands(n)} {noun if n == 1 else plural or noun + 's'}"
 
 
 def size_category(n: int) -> str:
@@ -82,7 +64,7 @@ def render_card(template_path: str | Path, metadata: dict[str, Any], context: di
     environment = jinja2.Environment(
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True
     )
-    environment.filters.update(thousands=thousands, bytes=human_bytes, percent=percent)
+    environment.filters.update(thousands=thousands, bytes=human_bytes, percent=percent, counted=counted)
     template = environment.from_string(Path(template_path).read_text(encoding="utf-8"))
     return template.render(card_data=dump_metadata(metadata), **context)
 

@@ -6,11 +6,16 @@ Two steps, so that ``dvc repro`` stays offline and free of side effects:
    Hub-ready folder: Parquet shards ``data/{split}-NNNNN-of-NNNNN.parquet``
    (``publish.shard_rows`` articles each), the record manifest
    ``manifest/records.parquet`` (id, split and content hash of every article),
-   ``manifest/release.json``, ``croissant.json`` and ``README.md``, the dataset card
-   rendered from ``dataset_card.md`` with this run's figures. Same inputs and params,
-   same bytes. ``datasets.load_dataset("build/hub")`` loads it.
+   ``manifest/release.json``, ``croissant.json``, ``validation/results.json`` (every
+   expectation the validate stage checked) and ``README.md``, the dataset card rendered
+   from ``dataset_card.md`` with this run's figures (every stage's metrics, checked to
+   add up: inputs = published + duplicates + quarantined) and what params.yaml
+   ``publish.provenance`` says of each drop. Same inputs and params, same bytes.
+   ``datasets.load_dataset("build/hub")`` loads it.
 
-2. **Release** (``corpus publish``, run by hand or CI after ``dvc repro``): builds, then
+2. **Release** (``corpus publish``, run by hand or CI after ``dvc repro``): refused,
+   with nothing built or sent, unless the validation passed (``metrics/validate.json``)
+   and the split's contamination gate passed (``metrics/split.json``). Then it builds,
    reads the latest release tag from the Hub, diffs its manifest against this one and
    checks the declared version (``publish.version`` or ``--version``): patch = same
    records repackaged, minor = records only added, major = records edited, removed or
@@ -35,7 +40,7 @@ import math
 import os
 import shutil
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,29 +48,25 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import card, croissant, release
+from . import card, card_figures, croissant, release
 from .io import read_json, reset_dir, scan_table, write_json, write_table
 from .params import load_params, path_of, section
 from .progress import Progress, log
 from .release import MANIFEST_PATH, RELEASE_PATH, RecordDiff, Version
-from .schema import ARTICLE_COLUMNS, CLUSTER_ID, QUARANTINE_REASONS, SPLITS, conform
+from .schema import CLUSTERED_ARTICLE_COLUMNS, CLUSTERED_ARTICLE_SCHEMA, SPLITS, conform
+from .validate import RESULTS_FILE
 
 STAGE = "publish"
 CARD_TEMPLATE = Path("dataset_card.md")
 CARD_PATH = "README.md"
 CROISSANT_PATH = "croissant.json"
-STAGE_METRICS = ("ingest", "clean", "dedup", "validate", "split")
+VALIDATION_PATH = f"validation/{RESULTS_FILE}"  # the validate stage's results, shipped with the release
 
-# The published table: the article columns plus the dedup cluster, as the split stage writes it.
-HUB_COLUMNS: dict[str, tuple[pl.DataType, str]] = ARTICLE_COLUMNS | {
-    CLUSTER_ID: (pl.String(), "Id of the article that represents this one's near-duplicate cluster "
-                 "(its own id when it has no near duplicate kept); a cluster never spans two splits."),
-}
-HUB_SCHEMA = pl.Schema({name: dtype for name, (dtype, _) in HUB_COLUMNS.items()})
+# The published table is the split tables' (CLUSTERED_ARTICLE_SCHEMA), column for column.
 # Arrow types of the shards (`string`, not Polars' `large_string`, so `datasets` reads
 # Value('string')) and the matching Hub feature dtypes.
 _ARROW_TYPES = {pl.String(): (pa.string(), "string"), pl.Date(): (pa.date32(), "date32"), pl.Int64(): (pa.int64(), "int64")}
-FEATURES = [{"name": name, "dtype": _ARROW_TYPES[dtype][1]} for name, dtype in HUB_SCHEMA.items()]
+FEATURES = [{"name": name, "dtype": _ARROW_TYPES[dtype][1]} for name, dtype in CLUSTERED_ARTICLE_SCHEMA.items()]
 PARQUET_WRITE_OPTIONS: dict[str, Any] = {
     "compression": "zstd",
     "compression_level": 3,
@@ -79,14 +80,15 @@ PARQUET_WRITE_OPTIONS: dict[str, Any] = {
 
 def published_fields() -> list[dict[str, str]]:
     """Name, Hub dtype and description of every published column, in order."""
-    return [feature | {"description": HUB_COLUMNS[feature["name"]][1]} for feature in FEATURES]
+    return [feature | {"description": CLUSTERED_ARTICLE_COLUMNS[feature["name"]][1]} for feature in FEATURES]
 
 
 def hub_arrow_schema() -> pa.Schema:
     features = {f["name"]: {"dtype": f["dtype"], "_type": "Value"} for f in FEATURES}
     # The same features `datasets` writes into its own Parquet files.
     metadata = {"huggingface": json.dumps({"info": {"features": features}}, sort_keys=True)}
-    return pa.schema([pa.field(name, _ARROW_TYPES[dtype][0]) for name, dtype in HUB_SCHEMA.items()], metadata=metadata)
+    return pa.schema([pa.field(name, _ARROW_TYPES[dtype][0]) for name, dtype in CLUSTERED_ARTICLE_SCHEMA.items()],
+                     metadata=metadata)
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,7 @@ class Settings:
     shard_rows: int
     row_group_rows: int
     card: dict[str, Any]
+    provenance: dict[str, dict[str, Any]]  # what is known of each drop, by drop name or glob
 
     @classmethod
     def from_params(cls, publish: dict[str, Any], version: str | None = None, repo_id: str | None = None) -> "Settings":
@@ -109,6 +112,7 @@ class Settings:
             shard_rows=int(publish["shard_rows"]),
             row_group_rows=int(publish["row_group_rows"]),
             card=dict(publish["card"]),
+            provenance=dict(publish.get("provenance") or {}),
         )
         if settings.shard_rows < 1 or settings.row_group_rows < 1:
             raise ValueError("publish.shard_rows and publish.row_group_rows must be positive")
@@ -132,7 +136,7 @@ class Build:
     settings: Settings
     shards: list[Shard]
     manifest: pl.DataFrame
-    context: dict[str, Any] = field(default_factory=dict)  # figures for the card
+    context: dict[str, Any]  # the run's figures, for the card
 
     @property
     def split_sizes(self) -> dict[str, int]:
@@ -159,7 +163,7 @@ def write_shards(split_dir: Path, folder: Path, settings: Settings) -> tuple[lis
     manifest_parts = [pl.DataFrame(schema=release.MANIFEST_SCHEMA)]
     progress = Progress(STAGE, "articles")
     for split in SPLITS:
-        articles = conform(scan_table(split_dir / f"{split}.parquet"), HUB_SCHEMA)
+        articles = conform(scan_table(split_dir / f"{split}.parquet"), CLUSTERED_ARTICLE_SCHEMA)
         rows = articles.select(pl.len()).collect().item()
         count = math.ceil(rows / settings.shard_rows)
         for index in range(count):
@@ -173,87 +177,6 @@ def write_shards(split_dir: Path, folder: Path, settings: Settings) -> tuple[lis
         log(STAGE, f"{split}: {rows:,} articles in {count} shard(s)")
     progress.done(f"{len(shards)} shard(s)")
     return shards, pl.concat(manifest_parts)
-
-
-# ------------------------------------------------------------------------- figures
-
-
-def _length_stats(column: str) -> list[pl.Expr]:
-    values = pl.col(column)
-    return [
-        values.min().alias(f"{column}_min"),
-        values.quantile(0.05, "nearest").alias(f"{column}_p05"),
-        values.median().alias(f"{column}_median"),
-        values.mean().alias(f"{column}_mean"),
-        values.quantile(0.95, "nearest").alias(f"{column}_p95"),
-        values.max().alias(f"{column}_max"),
-    ]
-
-
-def data_figures(split_dir: Path) -> dict[str, Any]:
-    """Counts, length statistics, sources and dates of the published articles."""
-    articles = pl.concat([
-        scan_table(split_dir / f"{split}.parquet").select("source", "drop", "published_date", "n_chars", "n_words")
-        .with_columns(split=pl.lit(split)) for split in SPLITS
-    ])
-    aggregations = [pl.len().alias("articles"), *_length_stats("n_chars"), *_length_stats("n_words"),
-                    pl.col("published_date").min().alias("first_date"), pl.col("published_date").max().alias("last_date"),
-                    pl.col("source").n_unique().alias("sources")]
-    per_split = articles.group_by("split").agg(aggregations).collect()
-    total = articles.select(aggregations).collect()
-    by_split = {row["split"]: row for row in per_split.iter_rows(named=True)}
-    n_total = total["articles"].item()
-
-    def ranked(column: str) -> list[dict[str, Any]]:
-        counts = articles.group_by(column).agg(pl.len().alias("articles")).sort(["articles", column], descending=[True, False], nulls_last=True).collect()
-        return [{"name": row[column] or "(unknown)", "articles": row["articles"], "share": row["articles"] / n_total}
-                for row in counts.iter_rows(named=True)]
-
-    return {
-        "split_figures": [by_split.get(split, {"split": split, "articles": 0}) | {"name": split} for split in SPLITS],
-        "total_figures": total.row(0, named=True) | {"name": "all"},
-        "sources": ranked("source") if n_total else [],
-        "drops": ranked("drop") if n_total else [],
-    }
-
-
-def stage_metrics(metrics_dir: Path) -> dict[str, dict[str, Any]]:
-    """The metrics JSON of every earlier stage that has one (a stage not yet run is absent)."""
-    return {stage: read_json(path) for stage in STAGE_METRICS if (path := metrics_dir / f"{stage}.json").exists()}
-
-
-# Stages that take articles out, with the metrics keys of what came in, what went on and
-# what was set aside (a stage whose metrics lack a key is left out of the table).
-FUNNEL = (
-    ("ingest", "read the drops, decode, map fields", "inputs", "articles", "quarantined", "quarantined"),
-    ("clean", "normalise, remove boilerplate, quality filters", "input", "kept", "quarantined", "quarantined"),
-    ("dedup", "remove exact and near duplicates", "input", "kept", "duplicates", "duplicates"),
-)
-
-
-def funnel(metrics: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per stage that ran: articles in, out and set aside."""
-    rows = []
-    for stage, does, n_in, n_out, n_aside, aside in FUNNEL:
-        figures = metrics.get(stage, {})
-        if all(isinstance(figures.get(key), int) for key in (n_in, n_out, n_aside)):
-            rows.append({"stage": stage, "does": does, "input": figures[n_in], "output": figures[n_out],
-                         "set_aside": figures[n_aside], "aside": aside})
-    return rows
-
-
-def _shown_elsewhere(stage: str) -> set[str]:
-    """Metrics keys of a stage that the funnel and quarantine tables already show."""
-    funnel_keys = {key for row in FUNNEL if row[0] == stage for key in row[2:5]}
-    return funnel_keys | {"quarantined_by_reason"}
-
-
-def quarantine_figures(metrics: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    rows = []
-    for stage in STAGE_METRICS:
-        for reason, count in sorted((metrics.get(stage, {}).get("quarantined_by_reason") or {}).items()):
-            rows.append({"stage": stage, "reason": reason, "articles": count, "meaning": QUARANTINE_REASONS.get(reason, "")})
-    return rows
 
 
 # ------------------------------------------------------------------------- card
@@ -299,32 +222,56 @@ def render_card(build: Build, template: Path, changelog: list[dict[str, Any]]) -
         "repo_id": settings.repo_id,
         "version": str(settings.version),
         "tag": settings.version.tag,
+        "all_splits": SPLITS,
         "splits": build.splits,
+        "empty_splits": [split for split, n in build.split_sizes.items() if not n],
         "shards": build.shards,
         "fields": published_fields(),
+        "validation_path": VALIDATION_PATH,
         "changelog": changelog,
         "citation": citation(settings),
     }
     return card.render_card(template, card_metadata(build), context)
 
 
+def card_context(split_dir: Path, metrics_dir: Path, validation_results: Path, settings: Settings) -> dict[str, Any]:
+    """The run's figures for the card, checked to add up (card_figures.CountsError if not)."""
+    metrics = card_figures.stage_metrics(metrics_dir)
+    figures = card_figures.data_figures(split_dir)
+    split_sizes = {row["name"]: row["articles"] for row in figures["split_figures"]}
+    provenance = card_figures.provenance(figures["drops"], settings.provenance, settings.card["license"])
+    if provenance["undocumented"]:
+        log(STAGE, f"warning: nothing is known of drop(s) {', '.join(provenance['undocumented'])}: the card says so; "
+                   "describe them under publish.provenance in params.yaml")
+    if not provenance["declared_matches"]:
+        log(STAGE, f"warning: the card's licence ({settings.card['license']}) is not that of the drops "
+                   f"({', '.join(provenance['licenses'])}): the card says so; see publish.card.license")
+    return figures | {
+        "metrics": metrics,
+        "accounting": card_figures.check_counts(metrics, split_sizes),
+        "funnel": card_figures.funnel(metrics, split_sizes),
+        "quarantine": card_figures.quarantine_rows(metrics),
+        "cluster_sizes": card_figures.cluster_sizes(metrics["dedup"]),
+        "validation": card_figures.validation_figures(read_json(validation_results)),
+        "provenance": provenance,
+    }
+
+
 # ------------------------------------------------------------------------- build
 
 
-def build(split_dir: Path, metrics_dir: Path, folder: Path, settings: Settings, template: Path) -> Build:
-    """Write the release folder; same inputs and settings give the same bytes."""
+def build(split_dir: Path, metrics_dir: Path, validation_results: Path, folder: Path, settings: Settings,
+          template: Path) -> Build:
+    """Write the release folder; same inputs and settings give the same bytes. The figures
+    are gathered and checked first, so a run whose figures do not add up writes nothing."""
+    context = card_context(split_dir, metrics_dir, validation_results, settings)
     folder = reset_dir(folder)
     (folder / "data").mkdir()
     shards, manifest = write_shards(split_dir, folder, settings)
     write_table(manifest, folder / MANIFEST_PATH)
-    metrics = stage_metrics(metrics_dir)
-    result = Build(folder, settings, shards, manifest)
-    result.context = data_figures(split_dir) | {
-        "funnel": funnel(metrics),
-        "quarantine": quarantine_figures(metrics),
-        "stage_details": {stage: card.metric_lines(details) for stage, figures in metrics.items()
-                          if (details := {k: v for k, v in figures.items() if k not in _shown_elsewhere(stage)})},
-    }
+    (folder / VALIDATION_PATH).parent.mkdir()
+    shutil.copyfile(validation_results, folder / VALIDATION_PATH)
+    result = Build(folder, settings, shards, manifest, context)
     write_json(folder / CROISSANT_PATH, croissant.croissant(
         name=settings.card["pretty_name"],
         description=f"{settings.card['pretty_name']}, version {settings.version}: cleaned, deduplicated and "
@@ -346,7 +293,7 @@ def build(split_dir: Path, metrics_dir: Path, folder: Path, settings: Settings, 
 def release_record(build: Build, changelog: list[dict[str, Any]] | None) -> dict[str, Any]:
     """manifest/release.json: the version, its files (with hashes) and, once compared
     with the Hub, the changelog of every release up to this one (newest first)."""
-    files = sorted([*(s.path for s in build.shards), MANIFEST_PATH, CROISSANT_PATH])
+    files = sorted([*(s.path for s in build.shards), MANIFEST_PATH, CROISSANT_PATH, VALIDATION_PATH])
     record: dict[str, Any] = {
         "version": str(build.settings.version),
         "repo_id": build.settings.repo_id,
@@ -497,10 +444,41 @@ def upload_release(plan: Plan, release_dir: Path, hub, settings: Settings) -> st
 # ------------------------------------------------------------------------- stage
 
 
-def run(split_dir: Path, metrics_dir: Path, hub_dir: Path, release_dir: Path, metrics_path: Path | None,
-        settings: Settings, template: Path, mode: str) -> int:
-    """mode: 'build' (the DVC stage), 'dry-run', or 'release' (uploads if a token is found)."""
-    built = build(split_dir, metrics_dir, hub_dir, settings, template)
+class ReleaseRefused(ValueError):
+    """What the pipeline reported does not allow a release."""
+
+
+def release_gate_failures(metrics: dict[str, dict[str, Any]], validation_results: Path, split_dir: Path) -> list[str]:
+    """Why the run must not be released: a validation that did not pass, or a split whose
+    held-out sets share too much text with train (the split stage's contamination gate)."""
+    failures = []
+    validate = metrics["validate"]
+    if validate["success"] is not True:
+        failed = validate["failed_expectations"]
+        failures.append(f"the validation did not pass: {validate['failed']:,} of {validate['expectations']:,} expectations "
+                        f"failed ({'; '.join(failed[:3])}{'; ...' if len(failed) > 3 else ''}); every outcome is in "
+                        f"{validation_results}, Data Docs beside it")
+    contamination = metrics["split"]["contamination"]
+    gate = contamination["gate"]
+    if gate["passed"] is not True:
+        failures.append(f"the split's contamination gate failed: {gate['contaminated_share']:.2%} of the articles of a "
+                        f"held-out split have at least {contamination['article_overlap']:.0%} of their "
+                        f"{contamination['ngram']}-grams in train, above split.contamination.max_contaminated_share "
+                        f"({gate['max_contaminated_share']:.2%}); {split_dir / 'contamination.parquet'} lists them")
+    return failures
+
+
+def run(split_dir: Path, metrics_dir: Path, validation_results: Path, hub_dir: Path, release_dir: Path,
+        metrics_path: Path | None, settings: Settings, template: Path, mode: str) -> int:
+    """mode: 'build' (the DVC stage, never gated), 'dry-run', or 'release' (uploads if a
+    token is found). A dry run or a release is refused, before anything is built or sent,
+    when the run did not pass its gates."""
+    if mode != "build":
+        failures = release_gate_failures(card_figures.stage_metrics(metrics_dir), validation_results, split_dir)
+        if failures:
+            raise ReleaseRefused(f"refusing to release {settings.version.tag}, nothing was uploaded:\n"
+                                 + "\n".join(f"  - {failure}" for failure in failures))
+    built = build(split_dir, metrics_dir, validation_results, hub_dir, settings, template)
     if metrics_path:
         write_json(metrics_path, publish_metrics(built))
     log(STAGE, f"built {settings.version.tag} in {hub_dir}")
@@ -535,7 +513,10 @@ def add_command(commands) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--input", type=Path, help="split tables folder (default: paths.split)")
-    parser.add_argument("--metrics-dir", type=Path, help="other stages' metrics, for the card (default: paths.metrics)")
+    parser.add_argument("--metrics-dir", type=Path, help="other stages' metrics, for the card and the release gates "
+                        "(default: paths.metrics)")
+    parser.add_argument("--validation", type=Path, help="the validate stage's results, shipped in the release "
+                        f"(default: paths.validate/{RESULTS_FILE})")
     parser.add_argument("--output", type=Path, help="release folder to build (default: paths.hub)")
     parser.add_argument("--release-dir", type=Path, help="folder of what is committed to the Hub (default: paths.release)")
     parser.add_argument("--metrics", type=Path, help="metrics JSON (default: metrics/publish.json)")
@@ -556,6 +537,7 @@ def _main(args) -> int:
     arguments = (
         args.input or path_of(params, "split"),
         args.metrics_dir or path_of(params, "metrics"),
+        args.validation or path_of(params, "validate") / RESULTS_FILE,
         args.output or path_of(params, "hub"),
         args.release_dir or path_of(params, "release"),
         args.metrics or path_of(params, "metrics") / "publish.json",

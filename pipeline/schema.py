@@ -49,8 +49,13 @@ QUARANTINE_REASONS: dict[str, str] = {
 
 # Outputs of the dedup stage.
 CLUSTER_ID = "cluster_id"  # on kept rows: id of the kept article that represents the cluster
-# The kept articles from dedup on: the dedup output and the split tables.
-CLUSTERED_ARTICLE_SCHEMA = pl.Schema(dict(ARTICLE_SCHEMA) | {CLUSTER_ID: pl.String()})
+# The kept articles from dedup on: the dedup output, the split tables and the published dataset.
+CLUSTERED_ARTICLE_COLUMNS: dict[str, tuple[pl.DataType, str]] = ARTICLE_COLUMNS | {
+    CLUSTER_ID: (pl.String(), "Near-duplicate cluster of the article: the id of the article kept for it, so always "
+                 "this article's own id here. The duplicates removed for it (not published) carry the same cluster_id; "
+                 "a cluster never spans two splits."),
+}
+CLUSTERED_ARTICLE_SCHEMA = pl.Schema({name: dtype for name, (dtype, _) in CLUSTERED_ARTICLE_COLUMNS.items()})
 DUPLICATE_COLUMNS = {
     "duplicate_of": pl.String(),  # id of the kept article this row duplicates
     "similarity": pl.Float64(),  # Jaccard similarity of shingles (1.0 for exact duplicates)

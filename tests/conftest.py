@@ -10,13 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.shared_corpus import CP1256, SAUDI_MANIFEST, SAUDI_SAMPLE, SAUDI_ZIPS, SEED, SHARED_CORPUS  # noqa: F401
+
 REPO = Path(__file__).resolve().parents[1]
-# The shared, read-only corpus samples (see ../shared/corpus/README.md).
-SHARED_CORPUS = Path(os.environ.get("CORPUS_SHARED", REPO.parent / "shared" / "corpus")).resolve()
-SEED = SHARED_CORPUS / "seed"
-SAUDI_SAMPLE = SHARED_CORPUS / "saudinewsnet" / "sample"
-SAUDI_ZIPS = SHARED_CORPUS / "saudinewsnet" / "zips"
-CP1256 = SHARED_CORPUS / "arabic-newspapers-cp1256"
+
 VENV_BIN = Path(sys.executable).parent
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")

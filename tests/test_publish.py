@@ -7,6 +7,8 @@ HF_ENDPOINT and a fresh HF_HOME when they are imported.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import os
 import shutil
@@ -22,46 +24,62 @@ import yaml
 
 from conftest import REPO, SAUDI_SAMPLE, SEED, VENV_BIN
 from hub_server import LocalHub
-from pipeline import card, clean, ingest, publish
+from pipeline import card, card_figures, publish, split, validate
 from pipeline.params import load_params, section
 from pipeline.release import MANIFEST_PATH, RELEASE_PATH
-from pipeline.schema import ARTICLE_SCHEMA, CLUSTER_ID, SPLITS
+from pipeline.schema import ARTICLE_SCHEMA, CLUSTER_ID, CLUSTERED_ARTICLE_SCHEMA, QUARANTINE_REASONS, SPLITS
+from pipeline_runs import GX_DIR, run_pipeline
 
 TEMPLATE = REPO / "dataset_card.md"
 REPO_ID = "tests/arabic-news"
 TOKEN = "hf_test_0123456789_do_not_leak"
 SHARD_ROWS = 200
-
-
-def stand_in_split(articles: Path, output: Path) -> None:
-    """Split tables by the split stage's contract (ARTICLE_SCHEMA + cluster_id, one file
-    per split), until that stage is on main: every article is its own cluster, assigned
-    by its id, so adding a drop never moves an article."""
-    frame = pl.read_parquet(articles).with_columns(pl.col("id").alias(CLUSTER_ID))
-    bucket = pl.col("id").str.slice(0, 2).str.to_integer(base=16) % 10
-    frame = frame.with_columns(split=pl.when(bucket < 8).then(pl.lit("train")).when(bucket == 8)
-                               .then(pl.lit("validation")).otherwise(pl.lit("test")))
-    output.mkdir(parents=True)
-    for split in SPLITS:
-        frame.filter(pl.col("split") == split).drop("split").sort("id").write_parquet(output / f"{split}.parquet")
+SAUDI_LICENSE = "cc-by-nc-sa-4.0"  # publish.provenance of the saudinewsnet* drops
 
 
 @pytest.fixture(scope="module")
 def generations(tmp_path_factory) -> dict[str, Path]:
-    """Two runs of the pipeline: 'first' on the SaudiNewsNet sample, 'second' with the
-    seed drop added. Each holds metrics/ and split/."""
+    """Runs of the real pipeline (ingest -> clean -> dedup -> validate -> split), each with
+    split/, metrics/ and validate/: 'first' on the SaudiNewsNet sample, 'second' with the
+    seed drop added, 'seed' on the seed drop alone (5 articles: train 3, validation 2,
+    test empty)."""
     root = tmp_path_factory.mktemp("pipeline")
     raw = root / "raw"
-    shutil.copytree(SAUDI_SAMPLE, raw / "saudi", ignore=shutil.ignore_patterns("*.tsv"))
+    shutil.copytree(SAUDI_SAMPLE, raw / "saudinewsnet", ignore=shutil.ignore_patterns("*.tsv"))
     shutil.copytree(SEED, raw / "seed")
     params = load_params(REPO / "params.yaml")
+    return {name: run_pipeline(raw, root / name, params, drops)
+            for name, drops in (("first", ["saudinewsnet"]), ("second", ["saudinewsnet", "seed"]), ("seed", ["seed"]))}
+
+
+@pytest.fixture(scope="module")
+def gate_failures(generations, tmp_path_factory) -> dict[str, Path]:
+    """Runs of 'first' whose gates failed, as the real stages leave them: 'validation failed'
+    (validate re-run with a mean length bound the sample misses; the split tables are
+    those of the earlier, passing run, as `dvc repro` leaves them when validate stops it)
+    and 'contaminated' (split re-run with a contamination gate the sample fails)."""
+    first, root = generations["first"], tmp_path_factory.mktemp("gates")
+    params = load_params(REPO / "params.yaml")
     runs = {}
-    for name, drops in (("first", ["saudi"]), ("second", ["saudi", "seed"])):
-        run = root / name
-        ingest.run(raw, run / "ingest", run / "metrics" / "ingest.json", section(params, "ingest"), drops)
-        clean.run(run / "ingest", run / "clean", run / "metrics" / "clean.json", params)
-        stand_in_split(run / "clean" / "articles.parquet", run / "split")
-        runs[name] = run
+    for name in ("validation failed", "contaminated"):
+        run = runs[name] = root / name
+        shutil.copytree(first / "metrics", run / "metrics")
+        for folder in ("split", "validate"):
+            (run / folder).symlink_to(first / folder)
+
+    strict = copy.deepcopy(params)
+    strict["validate"]["mean_chars"]["min"] = 5000
+    failed = runs["validation failed"]
+    (failed / "validate").unlink()
+    assert not validate.run(first / "dedup" / "articles.parquet", failed / "validate", failed / "metrics" / "validate.json",
+                            strict, GX_DIR).success
+
+    strict = copy.deepcopy(params)
+    strict["split"]["contamination"] |= {"article_overlap": 0.01, "max_contaminated_share": 0.0}
+    contaminated = runs["contaminated"]
+    (contaminated / "split").unlink()
+    metrics = split.run(first / "dedup", contaminated / "split", contaminated / "metrics" / "split.json", strict)
+    assert metrics["contamination"]["gate"]["passed"] is False
     return runs
 
 
@@ -69,110 +87,239 @@ def split_tables(run: Path) -> dict[str, pl.DataFrame]:
     return {split: pl.read_parquet(run / "split" / f"{split}.parquet") for split in SPLITS}
 
 
-def settings(**overrides) -> publish.Settings:
-    publish_params = section(load_params(REPO / "params.yaml"), "publish") | {"repo_id": REPO_ID, "shard_rows": SHARD_ROWS}
-    return publish.Settings.from_params(publish_params | overrides)
+def run_metrics(run: Path) -> dict[str, dict]:
+    return card_figures.stage_metrics(run / "metrics")
+
+
+def settings(**card) -> publish.Settings:
+    publish_params = section(load_params(REPO / "params.yaml"), "publish")
+    publish_params = publish_params | {"repo_id": REPO_ID, "shard_rows": SHARD_ROWS, "card": publish_params["card"] | card}
+    return publish.Settings.from_params(publish_params)
+
+
+def build(run: Path, folder: Path, **card) -> publish.Build:
+    return publish.build(run / "split", run / "metrics", run / "validate" / "results.json", folder, settings(**card), TEMPLATE)
+
+
+def shard_count(rows: int, shard_rows: int = SHARD_ROWS) -> int:
+    return -(-rows // shard_rows)
 
 
 @pytest.fixture(scope="module")
 def built(generations, tmp_path_factory) -> publish.Build:
-    run = generations["first"]
-    return publish.build(run / "split", run / "metrics", tmp_path_factory.mktemp("hub") / "hub", settings(), TEMPLATE)
+    """'first' (SaudiNewsNet only) with the licence of its one source declared."""
+    return build(generations["first"], tmp_path_factory.mktemp("hub") / "hub", license=SAUDI_LICENSE)
+
+
+@pytest.fixture(scope="module")
+def built_seed(generations, tmp_path_factory) -> publish.Build:
+    """The bundled seed corpus with params.yaml as it is."""
+    return build(generations["seed"], tmp_path_factory.mktemp("hub-seed") / "hub")
 
 
 # --------------------------------------------------------------------------- the build
+
+
+def prose(markdown: str) -> str:
+    """Text with line breaks and runs of spaces as single spaces (as Markdown renders it)."""
+    return " ".join(markdown.split())
 
 
 def test_shards_hold_every_article_of_each_split_in_order(built, generations):
     tables = split_tables(generations["first"])
     for split, table in tables.items():
         shards = sorted(built.folder.glob(f"data/{split}-*.parquet"))
-        count = -(-table.height // SHARD_ROWS)
+        count = shard_count(table.height)
         assert [p.name for p in shards] == [f"{split}-{i:05d}-of-{count:05d}.parquet" for i in range(count)]
         rows = [pq.ParquetFile(p).metadata.num_rows for p in shards]
         assert all(n <= SHARD_ROWS for n in rows) and sum(rows) == table.height
         published = pl.concat([pl.read_parquet(p) for p in shards])
-        assert published.equals(table.select(publish.HUB_SCHEMA.names()))
+        assert published.equals(table)
     schema = pq.read_schema(next(built.folder.glob("data/train-*.parquet")))
     assert str(schema.field("text").type) == "string"  # not large_string: datasets reads Value('string')
-    assert list(schema.names) == list(ARTICLE_SCHEMA.names()) + [CLUSTER_ID]
+    assert list(schema.names) == CLUSTERED_ARTICLE_SCHEMA.names() == list(ARTICLE_SCHEMA.names()) + [CLUSTER_ID]
 
 
-def test_manifest_names_every_published_article(built, generations):
+def test_manifest_and_validation_results_ship_with_the_release(built, generations):
     manifest = pl.read_parquet(built.folder / MANIFEST_PATH)
     expected = pl.concat([t.select("id", split=pl.lit(s)) for s, t in split_tables(generations["first"]).items()])
     assert manifest.select("id", "split").sort("id").equals(expected.sort("id"))
     assert manifest["content_sha256"].str.len_chars().unique().to_list() == [64]
+    results = generations["first"] / "validate" / "results.json"
+    assert (built.folder / publish.VALIDATION_PATH).read_bytes() == results.read_bytes()
     record = json.loads((built.folder / RELEASE_PATH).read_text())
     assert record["version"] == "1.0.0" and record["articles"] == manifest.height
     assert set(record["files"]) == {p.relative_to(built.folder).as_posix() for p in built.folder.rglob("*")
                                     if p.is_file() and p.name not in ("README.md", "release.json")}
+    assert publish.VALIDATION_PATH in record["files"]
 
 
 def test_card_metadata_is_what_the_hub_and_datasets_read(built, generations):
     metadata, body = card.split_card((built.folder / "README.md").read_text())
     tables = split_tables(generations["first"])
-    assert metadata["language"] == ["ar"] and metadata["license"] == "cc-by-nc-sa-4.0"
+    assert metadata["language"] == ["ar"] and metadata["license"] == SAUDI_LICENSE
     assert metadata["pretty_name"] and metadata["tags"] and metadata["task_categories"]
     assert metadata["size_categories"] == ["n<1K"]
     assert metadata["configs"] == [{"config_name": "default", "default": True, "data_files": [
         {"split": s, "path": f"data/{s}-*"} for s in SPLITS]}]
     info = metadata["dataset_info"]
-    assert [f["name"] for f in info["features"]] == publish.HUB_SCHEMA.names()
+    assert [f["name"] for f in info["features"]] == CLUSTERED_ARTICLE_SCHEMA.names()
     assert {s["name"]: s["num_examples"] for s in info["splits"]} == {s: t.height for s, t in tables.items()}
     assert info["download_size"] == sum(p.stat().st_size for p in built.folder.glob("data/*.parquet"))
 
 
-def test_card_sections_carry_the_figures_of_the_run(built, generations):
-    body = (built.folder / "README.md").read_text()
-    metrics = {stage: json.loads((generations["first"] / "metrics" / f"{stage}.json").read_text()) for stage in ("ingest", "clean")}
-    tables = split_tables(generations["first"])
+def test_card_accounts_for_every_input(built, generations):
+    """inputs = published + duplicates + quarantined, each figure counted here from the
+    stages' tables, not read from their metrics."""
+    run, body = generations["first"], prose((built.folder / "README.md").read_text())
+    inputs = run_metrics(run)["ingest"]["inputs"]
+    assert inputs == len(list(SAUDI_SAMPLE.glob("*.json")))  # one article a file
+    published = sum(t.height for t in split_tables(run).values())
+    duplicates = pl.read_parquet(run / "dedup" / "duplicates.parquet").height
+    quarantine = pl.read_parquet(run / "clean" / "quarantine.parquet")  # ingest's and clean's
+    assert duplicates and quarantine.height and inputs == published + duplicates + quarantine.height
+    at = quarantine["stage"].value_counts()
+    at = dict(zip(at["stage"], at["count"]))
+    assert (f"**{inputs:,} inputs = {published:,} published + {duplicates:,} duplicates removed + "
+            f"{quarantine.height:,} quarantined** ({at.get('ingest', 0):,} at ingest, {at.get('clean', 0):,} at clean)") in body
+    for (stage, reason), rows in quarantine.group_by("stage", "reason"):
+        assert f"| {stage} | `{reason}` | {rows.height:,} | {QUARANTINE_REASONS[reason]} |" in body
+    assert f"| {published:,} | {' / '.join(f'{t.height:,}' for t in split_tables(run).values())} | none |" in body
+
+
+def test_card_cleaning_figures_are_the_clean_stage_outputs(built, generations):
+    body = prose((built.folder / "README.md").read_text())
+    removed = (pl.read_parquet(generations["first"] / "clean" / "removed_lines.parquet")
+               .group_by("removed_as").agg(pl.col("n_articles").sum()).sort("removed_as"))
+    by_rule = ", ".join(f"{rule.replace('_', ' ')}: {n:,}" for rule, n in removed.iter_rows())
+    assert f"{removed['n_articles'].sum():,} boilerplate lines removed from the articles ({by_rule});" in body
+
+
+def test_card_dedup_figures_are_the_dedup_stage_outputs(built, generations):
+    run, body = generations["first"], prose((built.folder / "README.md").read_text())
+    duplicates = pl.read_parquet(run / "dedup" / "duplicates.parquet")
+    exact, near = (duplicates.filter(pl.col("kind") == kind) for kind in ("exact", "near"))
+    assert exact.height and near.height
+    assert (f"Removed: {duplicates.height:,} articles, {exact.height:,} exact copies and {near.height:,} near duplicates "
+            f"(lowest similarity {near['similarity'].min():.3f})") in body
+    sizes = duplicates.group_by("duplicate_of").len().group_by("len").len(name="clusters").sort("len")
+    histogram = ", ".join(f"{size + 1}: {clusters:,}" for size, clusters in sizes.iter_rows())
+    clusters = duplicates["duplicate_of"].n_unique()
+    assert f"{clusters:,} published articles had duplicates removed; clusters (published article + its duplicates) of {histogram}." in body
+    review = pl.read_parquet(run / "dedup" / "review.parquet").height
+    assert f"{review:,} pairs listed for review" in body
+
+
+def test_card_validation_summary_is_the_validate_results(built, generations):
+    body = prose((built.folder / "README.md").read_text())
+    results = json.loads((generations["first"] / "validate" / "results.json").read_text())
+    assert results["success"] and f"**{results['passed']} of {results['expectations']} expectations passed**" in body
+    for suite in {check["suite"] for check in results["checks"]}:
+        n = sum(check["suite"] == suite for check in results["checks"])
+        assert f"| `{suite}` | {n} | {n} | 0 |" in body
+    assert f"[`{publish.VALIDATION_PATH}`]({publish.VALIDATION_PATH})" in body and "Failed:" not in body
+
+
+def test_card_split_and_contamination_figures_are_the_split_stage_outputs(built, generations):
+    run, body = generations["first"], prose((built.folder / "README.md").read_text())
+    tables = split_tables(run)
     total = sum(t.height for t in tables.values())
-    assert f"This card describes **v1.0.0**: {total:,} articles" in body
-    for split, table in tables.items():
-        assert f"| {split} | {table.height:,} |" in body
-    clean_row = f"| {metrics['clean']['input']:,} | {metrics['clean']['kept']:,} | {metrics['clean']['quarantined']:,} quarantined |"
-    assert clean_row in body
-    for reason, count in metrics["clean"]["quarantined_by_reason"].items():
-        assert f"| clean | `{reason}` | {count:,} |" in body
-    top_source = pl.concat(tables.values())["source"].value_counts(sort=True).row(0)
-    assert f"| {top_source[0]} | {top_source[1]:,} |" in body
-    median_words = pl.concat(tables.values())["n_words"].median()
-    assert f"| all | words | {pl.concat(tables.values())['n_words'].min():,} |" in body and f"{median_words:,.0f}" in body
-    assert f'load_dataset("{REPO_ID}", revision="v1.0.0")' in body
-    assert "| 1.0.0 | not yet released |" in body
+    ratios = section(load_params(REPO / "params.yaml"), "split")["ratios"]
+    for name, table in tables.items():
+        share, target = f"{100 * table.height / total:.1f}%", f"{100 * ratios[name]:.1f}%"
+        assert f"| {name} | {table.height:,} | {share} ({target}) |" in body
+        assert f"| {name} | {table.height:,} | {share} | {target} | {table['source'].n_unique()} |" in body
+    contamination = pl.read_parquet(run / "split" / "contamination.parquet")
+    overlap = section(load_params(REPO / "params.yaml"), "split")["contamination"]["article_overlap"]
+    for name in ("validation", "test"):
+        rows = contamination.filter(pl.col("split") == name)
+        n = tables[name].height
+        sharing, contaminated = rows.height, rows.filter(pl.col("share_in_train") >= overlap).height
+        assert sharing  # the sample has held-out articles sharing a 13-gram with train
+        assert f"| {name} | {n:,} | {sharing:,} ({100 * sharing / n:.1f}%) | {contaminated:,} ({100 * contaminated / n:.1f}%) |" in body
+    assert "train: **passed** (worst:" in body
+
+
+def test_card_says_what_is_known_of_each_drop(built, generations):
+    body = prose((built.folder / "README.md").read_text())
+    tables = pl.concat(split_tables(generations["first"]).values())
+    outlets = tables["source"].value_counts(sort=True)
+    assert f"{tables.height:,} articles from 1 drop, {outlets.height} outlets, published" in body
+    assert f"| {outlets.row(0)[0]} | {outlets.row(0)[1]:,} |" in body
+    provenance = section(load_params(REPO / "params.yaml"), "publish")["provenance"]["saudinewsnet*"]
+    assert f"| saudinewsnet | {tables.height:,} | {provenance['origin']} ([source]({provenance['url']})) | `{SAUDI_LICENSE}` |" in body
+    assert f"The {tables.height:,} articles of saudinewsnet are under `{SAUDI_LICENSE}`" in body
+    assert "No licence is known" not in body and "**Note:**" not in body
+
+
+def test_seed_corpus_card_is_honest_about_what_it_lacks_and_loads(built_seed, generations):
+    """The bundled corpus: 5 articles of one drop, no outlet, no date, no licence, and an
+    empty test split. (`datasets` loads this folder in test_datasets_loads_each_release...)"""
+    tables = split_tables(generations["seed"])
+    assert {name: t.height for name, t in tables.items()} == {"train": 3, "validation": 2, "test": 0}
+    metadata, body = card.split_card((built_seed.folder / "README.md").read_text())
+    body = prose(body)
+    assert "**v1.0.0**: 5 articles from 1 drop, outlets not recorded, publication dates not recorded." in body
+    assert "**Test is empty in this release.**" in body and "| test | 0 | 0.0% (10.0%) | – | – | 0 | – |" in body
+    assert [f["split"] for f in metadata["configs"][0]["data_files"]] == ["train", "validation"]
+    assert [s["name"] for s in metadata["dataset_info"]["splits"]] == ["train", "validation"]
+    assert not list(built_seed.folder.glob("data/test-*"))
+    assert "| test | 0 | – | – | – |" in body  # no contamination figures for an empty split
+    assert metadata["license"] == "unknown"
+    assert "| seed | 5 | Five Arabic news articles" in body and "| `unknown` |" in body
+    assert "No licence is known for the 5 articles of seed: they remain the work of their publishers" in body
+    assert "1 outlets" not in body and "(date unknown)" not in body
+    assert "Removed: none; no two texts reach the threshold." in body and "No input was quarantined." in body
+
+
+def test_a_licence_the_drops_do_not_have_is_flagged(generations, tmp_path):
+    result = build(generations["second"], tmp_path / "hub", license=SAUDI_LICENSE)
+    body = prose((result.folder / "README.md").read_text())
+    assert "No licence is known for the 5 articles of seed" in body
+    assert f"**Note:** the `license` metadata (`{SAUDI_LICENSE}`) is not what is known of the drops" in body
+
+
+def test_a_drop_nobody_described_is_shown_as_such(generations, tmp_path, capfd):
+    run = generations["first"]
+    undescribed = dataclasses.replace(settings(), provenance={"seed": {"origin": "x", "license": "mit"}})
+    result = publish.build(run / "split", run / "metrics", run / "validate" / "results.json", tmp_path / "hub",
+                           undescribed, TEMPLATE)
+    body = prose((result.folder / "README.md").read_text())
+    n = sum(t.height for t in split_tables(run).values())
+    assert f"| saudinewsnet | {n:,} | *not documented* | `unknown` |" in body
+    assert f"No licence is known for the {n:,} articles of saudinewsnet" in body
+    assert "warning: nothing is known of drop(s) saudinewsnet" in capfd.readouterr().err
+
+
+def test_figures_from_another_run_stop_the_build(generations, tmp_path):
+    """Split tables of one run with the metrics of another (a stage re-run by hand)."""
+    first, second = generations["first"], generations["second"]
+    with pytest.raises(card_figures.CountsError, match="not from one run") as refused:
+        publish.build(first / "split", second / "metrics", second / "validate" / "results.json", tmp_path / "hub",
+                      settings(), TEMPLATE)
+    assert "published = dedup's kept articles" in str(refused.value)
+    assert not (tmp_path / "hub").exists()  # checked before anything is written
 
 
 def test_build_is_byte_identical(built, generations, tmp_path):
-    run = generations["first"]
-    again = publish.build(run / "split", run / "metrics", tmp_path / "again", settings(), TEMPLATE)
+    again = build(generations["first"], tmp_path / "again", license=SAUDI_LICENSE)
     files = sorted(p.relative_to(built.folder) for p in built.folder.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(again.folder) for p in again.folder.rglob("*") if p.is_file())
     for path in files:
         assert (built.folder / path).read_bytes() == (again.folder / path).read_bytes(), path
 
 
-def test_croissant_passes_mlcroissant_and_reads_the_shards(built, generations):
+@pytest.mark.parametrize("release, generation", [("built", "first"), ("built_seed", "seed")])
+def test_croissant_passes_mlcroissant_and_reads_the_shards(release, generation, generations, request):
     import mlcroissant as mlc
 
-    dataset = mlc.Dataset(jsonld=built.folder / "croissant.json")
+    dataset = mlc.Dataset(jsonld=request.getfixturevalue(release).folder / "croissant.json")
     assert not dataset.metadata.issues.errors
     counts: dict[str, int] = {}
     for record in dataset.records("articles"):
         split = record["articles/split"].decode()
         counts[split] = counts.get(split, 0) + 1
-    assert counts == {s: t.height for s, t in split_tables(generations["first"]).items()}
-
-
-def test_an_empty_split_is_left_out_of_the_configs(generations, tmp_path):
-    split_dir = tmp_path / "split"
-    shutil.copytree(generations["first"] / "split", split_dir)
-    pl.read_parquet(split_dir / "test.parquet").clear().write_parquet(split_dir / "test.parquet")
-    result = publish.build(split_dir, generations["first"] / "metrics", tmp_path / "hub", settings(), TEMPLATE)
-    metadata, _ = card.split_card((result.folder / "README.md").read_text())
-    assert [f["split"] for f in metadata["configs"][0]["data_files"]] == ["train", "validation"]
-    assert [s["name"] for s in metadata["dataset_info"]["splits"]] == ["train", "validation"]
-    assert not list(result.folder.glob("data/test-*"))
+    assert counts == {s: t.height for s, t in split_tables(generations[generation]).items() if t.height}
 
 
 def test_the_dvc_stage_builds_offline_and_diff_compares_local_builds(built, generations, tmp_path):
@@ -182,8 +329,8 @@ def test_the_dvc_stage_builds_offline_and_diff_compares_local_builds(built, gene
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")} | {
         "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HOME": str(tmp_path / "hf-home"), "HF_TOKEN": TOKEN}
     command = [str(VENV_BIN / "corpus"), "publish", "--build-only", "--input", str(run / "split"),
-               "--metrics-dir", str(run / "metrics"), "--output", str(tmp_path / "hub"),
-               "--metrics", str(tmp_path / "publish.json"), "--card-template", str(TEMPLATE)]
+               "--metrics-dir", str(run / "metrics"), "--validation", str(run / "validate" / "results.json"),
+               "--output", str(tmp_path / "hub"), "--metrics", str(tmp_path / "publish.json"), "--card-template", str(TEMPLATE)]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
     assert json.loads((tmp_path / "publish.json").read_text())["articles"] == sum(t.height for t in split_tables(run).values())
@@ -218,25 +365,27 @@ def hub_env(hub: LocalHub, home: Path, token: str | None) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def session(generations, tmp_path_factory) -> Session:
-    """Release the corpus as a maintainer would: a dry run, v1.0.0, an unchanged re-run,
-    an edit of the card on the Hub, a new drop released as v1.0.1 (refused) and then as
-    v1.1.0 through three interrupted attempts, an attempt to rewrite v1.1.0, and a
-    repackaged v1.1.1 with smaller shards."""
+def session(generations, gate_failures, built_seed, tmp_path_factory) -> Session:
+    """Release the corpus as a maintainer would: two runs whose gates failed (refused), a
+    dry run, v1.0.0, an unchanged re-run, an edit of the card on the Hub, a new drop
+    released as v1.0.1 (refused) and then as v1.1.0 through three interrupted attempts, an
+    attempt to rewrite v1.1.0, and a repackaged v1.1.1 with smaller shards."""
     root = tmp_path_factory.mktemp("releases")
     params = load_params(REPO / "params.yaml")
     params["publish"] |= {"repo_id": REPO_ID, "shard_rows": SHARD_ROWS}
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     params["publish"]["shard_rows"] = SHARD_ROWS // 2
     (root / "params-small-shards.yaml").write_text(yaml.safe_dump(params))
+    runs = generations | gate_failures
 
     with LocalHub(TOKEN) as hub:
         result = Session(hub, root / "hf-home")
 
-        def corpus(name: str, generation: str, *args: str, token: str | None = TOKEN, params_file: str = "params.yaml"):
-            run = generations[generation]
+        def corpus(name: str, run_name: str, *args: str, token: str | None = TOKEN, params_file: str = "params.yaml"):
+            run = runs[run_name]
             command = [str(VENV_BIN / "corpus"), "--params", str(root / params_file), "publish",
                        "--input", str(run / "split"), "--metrics-dir", str(run / "metrics"),
+                       "--validation", str(run / "validate" / "results.json"),
                        "--output", str(root / "hub"), "--release-dir", str(root / "release"),
                        "--metrics", str(root / "metrics" / "publish.json"), "--card-template", str(TEMPLATE), *args]
             result.runs[name] = subprocess.run(command, cwd=root, capture_output=True, text=True,
@@ -245,11 +394,14 @@ def session(generations, tmp_path_factory) -> Session:
             result.tags[name] = dict(hub.repos[REPO_ID].tags) if REPO_ID in hub.repos else {}
             result.heads[name] = hub.repos[REPO_ID].branches["main"] if REPO_ID in hub.repos else ""
 
+        corpus("validation failed", "validation failed")
+        corpus("contaminated", "contaminated")
         corpus("dry run", "first", token=None)
         corpus("v1.0.0", "first")
         corpus("v1.0.0 again", "first")
         readme = hub.files(REPO_ID)["README.md"].decode()
-        edited = readme.replace("license: cc-by-nc-sa-4.0", "license: cc-by-nc-sa-4.0\nannotations_creators:\n- no-annotation", 1)
+        license_line = f"license: {params['publish']['card']['license']}"
+        edited = readme.replace(license_line, f"{license_line}\nannotations_creators:\n- no-annotation", 1)
         edited = edited.replace("## Licensing", "## Acknowledgements\n\nWritten on the Hub by a maintainer.\n\n## Licensing", 1)
         hub.put_files(REPO_ID, {"README.md": edited.encode()})
         result.commits["card edited on the Hub"] = hub.commit_count(REPO_ID)
@@ -266,7 +418,7 @@ def session(generations, tmp_path_factory) -> Session:
         diff = [str(VENV_BIN / "corpus"), "--params", str(root / "params.yaml"), "diff", "v1.0.0", "v1.1.0", "--limit", "0"]
         result.runs["diff"] = subprocess.run(diff, cwd=root, capture_output=True, text=True, env=hub_env(hub, result.home, None))
         result.runs["load"] = subprocess.run(
-            [sys.executable, "-c", LOAD_SCRIPT, REPO_ID, "v1.0.0", "v1.1.0", "v1.1.1", str(root / "hub")],
+            [sys.executable, "-c", LOAD_SCRIPT, REPO_ID, "v1.0.0", "v1.1.0", "v1.1.1", str(root / "hub"), str(built_seed.folder)],
             cwd=root, capture_output=True, text=True, env=hub_env(hub, root / "hf-home-reader", None),
         )
         yield result
@@ -277,9 +429,10 @@ LOAD_SCRIPT = """
 import json, sys
 import datasets
 datasets.disable_progress_bars()
-repo_id, *revisions, folder = sys.argv[1:]
+repo_id, *revisions, folder, seed_folder = sys.argv[1:]
 loaded = {revision: datasets.load_dataset(repo_id, revision=revision) for revision in revisions}
 loaded["folder"] = datasets.load_dataset(folder)
+loaded["seed folder"] = datasets.load_dataset(seed_folder)
 print(json.dumps({name: {split: {"rows": ds.num_rows, "features": {k: repr(v) for k, v in ds.features.items()},
                                  "texts": dict(zip(ds["id"], ds["text"]))}
                          for split, ds in dataset.items()} for name, dataset in loaded.items()}))
@@ -291,10 +444,37 @@ def outcome(session: Session, name: str) -> str:
     return f"exit {run.returncode}\n--- stdout\n{run.stdout}\n--- stderr\n{run.stderr}"
 
 
-def test_without_a_token_publish_is_a_dry_run(session):
+def train_shards(generation: Path, shard_rows: int = SHARD_ROWS) -> list[str]:
+    count = shard_count(split_tables(generation)["train"].height, shard_rows)
+    return [f"data/train-{i:05d}-of-{count:05d}.parquet" for i in range(count)]
+
+
+def test_a_run_whose_validation_failed_is_never_released(session, gate_failures):
+    run = session.runs["validation failed"]
+    assert run.returncode == 2, outcome(session, "validation failed")
+    metrics = run_metrics(gate_failures["validation failed"])["validate"]
+    assert metrics["failed"] and not metrics["success"]
+    assert "refusing to release v1.0.0, nothing was uploaded" in run.stderr
+    assert f"the validation did not pass: {metrics['failed']} of {metrics['expectations']} expectations failed" in run.stderr
+    assert metrics["failed_expectations"][0] in run.stderr
+    assert session.heads["validation failed"] == "" and session.commits["validation failed"] == 0  # no repo made
+
+
+def test_a_run_whose_contamination_gate_failed_is_never_released(session, gate_failures):
+    run = session.runs["contaminated"]
+    assert run.returncode == 2, outcome(session, "contaminated")
+    gate = run_metrics(gate_failures["contaminated"])["split"]["contamination"]["gate"]
+    assert "refusing to release v1.0.0, nothing was uploaded" in run.stderr
+    assert f"the split's contamination gate failed: {gate['contaminated_share']:.2%} of the articles" in run.stderr
+    assert "the validation did not pass" not in run.stderr
+    assert session.heads["contaminated"] == "" and session.commits["contaminated"] == 0
+
+
+def test_without_a_token_publish_is_a_dry_run(session, generations):
     run = session.runs["dry run"]
     assert run.returncode == 0, outcome(session, "dry run")
-    assert "create dataset repo tests/arabic-news" in run.stdout and "upload  data/train-00000-of-00003.parquet" in run.stdout
+    assert "create dataset repo tests/arabic-news" in run.stdout
+    assert f"upload  {train_shards(generations['first'])[0]}" in run.stdout
     assert "dry run, no Hugging Face token" in run.stdout
     assert session.commits["dry run"] == 0 and session.tags["dry run"] == {}
 
@@ -348,14 +528,15 @@ def test_an_existing_tag_is_never_rewritten(session):
     assert session.commits["v1.1.0 rewritten"] == session.commits["v1.1.0"]
 
 
-def test_a_repackaged_release_is_a_patch_that_removes_stale_shards(session):
+def test_a_repackaged_release_is_a_patch_that_removes_stale_shards(session, generations):
     run = session.runs["v1.1.1"]
     assert run.returncode == 0, outcome(session, "v1.1.1")
     assert "patch after v1.1.0: 0 added, 0 removed, 0 changed, 0 moved" in run.stdout
-    assert "delete  data/train-00000-of-00003.parquet" in run.stdout
+    before, after = train_shards(generations["second"]), train_shards(generations["second"], SHARD_ROWS // 2)
+    assert len(after) > len(before)
+    assert all(f"delete  {path}" in run.stdout for path in before)
     files = session.hub.files(REPO_ID)
-    shards = sorted(p for p in files if p.startswith("data/train-"))
-    assert shards == [f"data/train-{i:05d}-of-00005.parquet" for i in range(5)]
+    assert sorted(p for p in files if p.startswith("data/train-")) == after
     assert ".gitattributes" in files  # not ours: never deleted
 
 
@@ -383,16 +564,16 @@ def test_datasets_loads_each_release_as_the_pipeline_wrote_it(session, generatio
     run = session.runs["load"]
     assert run.returncode == 0, outcome(session, "load")
     loaded = json.loads(run.stdout.splitlines()[-1])
-    expected = {"v1.0.0": "first", "v1.1.0": "second", "v1.1.1": "second", "folder": "second"}
+    expected = {"v1.0.0": "first", "v1.1.0": "second", "v1.1.1": "second", "folder": "second", "seed folder": "seed"}
     for name, generation in expected.items():
-        tables = split_tables(generations[generation])
-        assert set(loaded[name]) == set(SPLITS), name
+        tables = {split: table for split, table in split_tables(generations[generation]).items() if table.height}
+        assert set(loaded[name]) == set(tables), name  # an empty split is not there to load
         for split, table in tables.items():
             got = loaded[name][split]
             assert got["rows"] == table.height, (name, split)
             assert got["texts"] == dict(zip(table["id"], table["text"])), (name, split)
             assert got["features"]["text"] == "Value('string')" and got["features"]["published_date"] == "Value('date32')"
-            assert got["features"]["n_words"] == "Value('int64')" and list(got["features"]) == publish.HUB_SCHEMA.names()
+            assert got["features"]["n_words"] == "Value('int64')" and list(got["features"]) == CLUSTERED_ARTICLE_SCHEMA.names()
 
 
 def test_the_token_is_never_printed_or_written(session, tmp_path_factory):
