@@ -24,7 +24,6 @@ drop can be checked against the corpus without recomputing it (``match_against_i
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -92,59 +91,69 @@ def key_hashes(keys: pl.Series) -> pl.Series:
     return pl.Series("key_hash", [xxhash.xxh3_128_hexdigest(k.encode("utf-8")) for k in keys.to_list()], dtype=pl.String)
 
 
-def signature_batches(articles: pl.LazyFrame, params: DedupParams, progress: Progress | None = None) -> Iterator[pl.DataFrame]:
-    """Per batch of articles: id, key_hash, signature (Array[UInt32, permutations])."""
+def signature_table(articles: pl.LazyFrame, params: DedupParams, what: str,
+                    shingle_sets: minhash.ShingleSets | None = None) -> pl.DataFrame:
+    """id, key_hash, signature (Array[UInt32, permutations]) of every article, in input order.
+
+    Articles are read ``batch_size`` at a time; the signatures fill one preallocated array
+    (the frame wraps it without a copy). With ``shingle_sets``, each batch's shingle sets
+    are added to it, for verifying candidate pairs without reading the texts again."""
+    n = articles.select(pl.len()).collect().item()
+    signature = np.empty((n, params.minhash.permutations), dtype=np.uint32)
+    ids: list[pl.Series] = []
+    hashes: list[pl.Series] = []
+    progress = Progress(STAGE, f"{what} signed")
     for batch in batches(with_match_words(articles.select("id", "text")).select("id", "key", "words"), params.batch_size):
         shingles = minhash.shingle_hashes(batch["words"], params.minhash.ngram)
-        signature = minhash.signatures(shingles, params.minhash)
-        yield pl.DataFrame({
-            "id": batch["id"],
-            "key_hash": key_hashes(batch["key"]),
-            "signature": pl.Series(signature, dtype=pl.Array(pl.UInt32, params.minhash.permutations)),
-        })
-        if progress:
-            progress.advance(batch.height)
-
-
-def signature_table(articles: pl.LazyFrame, params: DedupParams, what: str) -> pl.DataFrame:
-    progress = Progress(STAGE, f"{what} signed")
-    parts = list(signature_batches(articles, params, progress))
+        signature[progress.count:progress.count + batch.height] = minhash.signatures(shingles, params.minhash)
+        if shingle_sets is not None:
+            shingle_sets.add(shingles)
+        ids.append(batch["id"])
+        hashes.append(key_hashes(batch["key"]))
+        progress.advance(batch.height)
     progress.done()
-    if not parts:
-        return pl.DataFrame(schema={"id": pl.String, "key_hash": pl.String,
-                                    "signature": pl.Array(pl.UInt32, params.minhash.permutations)})
-    return pl.concat(parts)
+    return pl.DataFrame({
+        "id": pl.concat(ids).rechunk() if ids else pl.Series([], dtype=pl.String),
+        "key_hash": pl.concat(hashes).rechunk() if hashes else pl.Series([], dtype=pl.String),
+        "signature": pl.Series(signature, dtype=pl.Array(pl.UInt32, params.minhash.permutations)),
+    })
 
 
 # ------------------------------------------------------------------ verification
+
+
+def verify(shingle_sets: minhash.ShingleSets, a: np.ndarray, b: np.ndarray, params: DedupParams) -> np.ndarray:
+    """Jaccard similarity of documents ``a[i]`` and ``b[i]`` of ``shingle_sets``,
+    ``verify_batch_pairs`` pairs at a time (what bounds the memory of verification)."""
+    progress = Progress(STAGE, "pairs verified")
+    similarity = np.zeros(len(a), dtype=np.float64)
+    for first in range(0, len(a), params.verify_batch_pairs):
+        last = first + params.verify_batch_pairs
+        similarity[first:last] = shingle_sets.jaccard(a[first:last], b[first:last])
+        progress.advance(len(similarity[first:last]))
+    progress.done()
+    return similarity
 
 
 def pair_similarity(pairs: pl.DataFrame, texts: pl.LazyFrame, params: DedupParams) -> pl.DataFrame:
     """Real Jaccard similarity of the shingle sets of each pair (columns id_a, id_b).
 
     ``texts`` (id, text; ids unique) must hold both sides. The articles of the pairs are
-    read once, in batches; their shingle sets go to a temporary file of sorted keys that
-    the pairs are looked up in, ``verify_batch_pairs`` at a time (``minhash.jaccard``), so
-    no shingle set is held in memory per pair. Returns id_a, id_b, similarity in the order
-    of ``pairs``."""
+    read once, in batches, into ``minhash.ShingleSets`` (a temporary file), so no shingle
+    set is held in memory per pair. Returns id_a, id_b, similarity in the order of ``pairs``."""
     pairs = pairs.select("id_a", "id_b")
     if pairs.is_empty():
         return pairs.with_columns(similarity=pl.lit(None, dtype=pl.Float64))
     wanted = pl.concat([pairs["id_a"], pairs["id_b"]]).unique()
     numbered: list[pl.Series] = []
-    n_docs = 0
     progress = Progress(STAGE, "articles read to verify pairs")
-    with tempfile.TemporaryDirectory(prefix="dedup-") as tmp:
-        path = Path(tmp) / "shingle-keys.u64"
-        with path.open("wb") as out:
-            for batch in batches(texts.select("id", "text"), params.batch_size):
-                batch = with_match_words(batch.lazy().filter(pl.col("id").is_in(wanted.implode())))
-                batch = batch.collect(engine="streaming")
-                shingles = minhash.shingle_hashes(batch["words"], params.minhash.ngram)
-                out.write(minhash.fingerprint_keys(shingles, n_docs).tobytes())
-                numbered.append(batch["id"])
-                n_docs += batch.height
-                progress.advance(batch.height)
+    with minhash.ShingleSets() as shingle_sets:
+        for batch in batches(texts.select("id", "text"), params.batch_size):
+            batch = with_match_words(batch.lazy().filter(pl.col("id").is_in(wanted.implode())))
+            batch = batch.collect(engine="streaming")
+            shingle_sets.add(minhash.shingle_hashes(batch["words"], params.minhash.ngram))
+            numbered.append(batch["id"])
+            progress.advance(batch.height)
         progress.done(f"{pairs.height:,} pairs")
         number = pl.DataFrame({"id": pl.concat(numbered) if numbered else pl.Series([], dtype=pl.String)})
         number = number.with_row_index("doc")
@@ -154,9 +163,7 @@ def pair_similarity(pairs: pl.DataFrame, texts: pl.LazyFrame, params: DedupParam
         docs = pairs.join(number.rename({"id": "id_a", "doc": "a"}), on="id_a", how="left", maintain_order="left").join(
             number.rename({"id": "id_b", "doc": "b"}), on="id_b", how="left", maintain_order="left"
         )
-        keys = np.memmap(path, dtype=np.uint64, mode="r") if path.stat().st_size else np.zeros(0, dtype=np.uint64)
-        similarity = minhash.jaccard(keys, docs["a"].to_numpy(), docs["b"].to_numpy(), n_docs, params.verify_batch_pairs)
-        del keys
+        similarity = verify(shingle_sets, docs["a"].to_numpy(), docs["b"].to_numpy(), params)
     return pairs.with_columns(similarity=pl.Series(similarity, dtype=pl.Float64))
 
 
@@ -167,9 +174,17 @@ def pair_similarity(pairs: pl.DataFrame, texts: pl.LazyFrame, params: DedupParam
 class DedupResult:
     assignment: pl.DataFrame  # id, cluster_id, duplicate_of, similarity, kind (nulls on kept rows)
     index: pl.DataFrame  # signatures of the kept articles: id, key_hash, signature
-    pairs: pl.DataFrame  # verified candidate pairs: id_a, id_b, similarity (id_a the better ranked)
+    ranked_ids: pl.Series  # the article ids in the order of the kept-article rule
+    pairs: pl.DataFrame  # verified candidate pairs: a, b (positions in ranked_ids, a < b), similarity
     review: pl.DataFrame  # REVIEW_SCHEMA without titles/sources
     n_candidates: int
+
+    def pair_ids(self) -> pl.DataFrame:
+        """The verified candidate pairs by id: id_a (the better ranked), id_b, similarity."""
+        return pl.DataFrame({
+            "id_a": self.ranked_ids.gather(self.pairs["a"]), "id_b": self.ranked_ids.gather(self.pairs["b"]),
+            "similarity": self.pairs["similarity"],
+        })
 
 
 def rank_order(articles: pl.LazyFrame) -> pl.LazyFrame:
@@ -209,45 +224,45 @@ def star_centres(n_docs: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def deduplicate(articles: pl.LazyFrame, params: DedupParams) -> DedupResult:
-    """The dedup decision for a table of articles (ARTICLE_SCHEMA), as a function of its rows."""
-    ranked = rank_order(articles.select("id", "n_chars", "published_date")).collect(engine="streaming")
-    signed = signature_table(articles, params, "articles")
-    if signed["id"].n_unique() != signed.height:
-        raise ValueError("dedup: article ids are not unique")
-    # Articles in rank order: row r is the r-th preferred article of the corpus.
-    table = ranked.select("id").join(signed, on="id", maintain_order="left").with_row_index("rank")
-    representative = table.group_by("key_hash").agg(rep=pl.col("rank").min())
-    table = table.join(representative, on="key_hash", maintain_order="left")
-    reps = table.filter(pl.col("rank") == pl.col("rep"))
+    """The dedup decision for a table of articles (ARTICLE_SCHEMA), as a function of its rows.
 
-    keys = minhash.band_keys(reps["signature"].to_numpy(), params.minhash)
-    candidates = minhash.candidate_pairs(keys, params.max_bucket_size)
-    rep_rank = reps["rank"]
-    candidate_ids = candidates.select(
-        id_a=table["id"].gather(rep_rank.gather(candidates["a"])),
-        id_b=table["id"].gather(rep_rank.gather(candidates["b"])),
-    )
-    log(STAGE, f"{reps.height:,} distinct texts, {candidates.height:,} candidate pairs from "
-               f"{params.minhash.bands} bands x {params.minhash.rows} rows")
-    verified = pair_similarity(candidate_ids, articles.select("id", "text"), params)
-    edges = verified.filter(pl.col("similarity") >= params.threshold)
+    What is held for the whole corpus: the signed table (id, key hash, signature), the rank
+    of each article, the candidate pairs and the assignment; shingles live one batch at a
+    time, and their sets on disk (``minhash.ShingleSets``) until the pairs are verified."""
+    ranked = rank_order(articles.select("id", "n_chars", "published_date")).select("id").collect(engine="streaming")
+    with minhash.ShingleSets() as shingle_sets:
+        signed = signature_table(articles, params, "articles", shingle_sets)
+        if signed["id"].n_unique() != signed.height:
+            raise ValueError("dedup: article ids are not unique")
+        # Rank r is the r-th preferred article of the corpus; doc[r] its row in `signed`.
+        doc = ranked.join(signed.select("id").with_row_index("doc"), on="id", maintain_order="left")["doc"]
+        doc = doc.to_numpy().astype(np.int64)
+        del ranked
+        ids, key_hash = signed["id"].gather(doc), signed["key_hash"].gather(doc)
+        # rep[r]: the best-ranked article with the same match key (exact copies are not compared)
+        rank = np.arange(len(doc))
+        rep = pl.DataFrame({"key_hash": key_hash, "rank": rank}).select(pl.col("rank").min().over("key_hash"))
+        rep = rep.to_series().to_numpy()
+        reps = np.flatnonzero(rep == rank)
+
+        candidates = minhash.candidate_pairs(signed["signature"].to_numpy(), params.minhash, params.max_bucket_size, doc[reps])
+        a, b = reps[candidates["a"].to_numpy()], reps[candidates["b"].to_numpy()]
+        log(STAGE, f"{len(reps):,} distinct texts, {len(a):,} candidate pairs from "
+                   f"{params.minhash.bands} bands x {params.minhash.rows} rows")
+        similarity = verify(shingle_sets, doc[a], doc[b], params)
+    pairs = pl.DataFrame({"a": a, "b": b, "similarity": similarity})
+    edges = pairs.filter(pl.col("similarity") >= params.threshold)
 
     # Clusters over distinct texts; exact copies follow their representative.
-    rank_of = table.select("id", "rank")
-    edge_ranks = edges.join(rank_of.rename({"id": "id_a", "rank": "a"}), on="id_a").join(
-        rank_of.rename({"id": "id_b", "rank": "b"}), on="id_b"
-    )
-    centre = star_centres(table.height, edge_ranks["a"].to_numpy(), edge_ranks["b"].to_numpy())
-    table = table.with_columns(kept_rank=pl.Series(centre[table["rep"].to_numpy()], dtype=pl.UInt32))
+    kept_rank = star_centres(len(doc), edges["a"].to_numpy(), edges["b"].to_numpy())[rep]
+    table = pl.DataFrame({"rank": rank, "id": ids, "key_hash": key_hash, "rep": rep, "kept_rank": kept_rank})
     table = table.with_columns(
-        kept_id=table["id"].gather(table["kept_rank"]),
-        kept_key=table["key_hash"].gather(table["kept_rank"]),
-        rep_id=table["id"].gather(table["rep"]),
+        kept_id=pl.col("id").gather(pl.col("kept_rank")), kept_key=pl.col("key_hash").gather(pl.col("kept_rank")),
     )
     # A removed text's similarity to its kept text is an edge the star was built from.
-    to_kept = edges.select(kept_id="id_a", rep_id="id_b", similarity="similarity")
+    to_kept = edges.select(kept_rank="a", rep="b", similarity="similarity")
     removed = table.filter(pl.col("rank") != pl.col("kept_rank")).join(
-        to_kept, on=["kept_id", "rep_id"], how="left", maintain_order="left"
+        to_kept, on=["kept_rank", "rep"], how="left", maintain_order="left"
     )
     assignment = pl.concat([
         table.filter(pl.col("rank") == pl.col("kept_rank")).select(
@@ -260,19 +275,17 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams) -> DedupResult:
             kind=pl.when(pl.col("key_hash") == pl.col("kept_key")).then(pl.lit("exact")).otherwise(pl.lit("near")),
         ),
     ])
-    cluster_of = assignment.select("id", "cluster_id")
     # For review: pairs in the band below the threshold, and duplicate pairs that the star
     # clustering left in two clusters (a removed article close to another cluster too).
-    review = (
-        verified.filter(pl.col("similarity") >= params.review_min)
-        .join(cluster_of.rename({"id": "id_a", "cluster_id": "cluster_a"}), on="id_a")
-        .join(cluster_of.rename({"id": "id_b", "cluster_id": "cluster_b"}), on="id_b")
-        .select("id_a", "id_b", "similarity", same_cluster=pl.col("cluster_a") == pl.col("cluster_b"))
-        .filter((pl.col("similarity") < params.threshold) | ~pl.col("same_cluster"))
-        .sort(["similarity", "id_a", "id_b"], descending=[True, False, False])
-    )
-    index = table.filter(pl.col("rank") == pl.col("kept_rank")).select("id", "key_hash", "signature").sort("id")
-    return DedupResult(assignment, index, verified, review, candidates.height)
+    same_cluster = kept_rank[a] == kept_rank[b]
+    listed = (similarity >= params.review_min) & ((similarity < params.threshold) | ~same_cluster)
+    review = pl.DataFrame({
+        "id_a": ids.gather(a[listed]), "id_b": ids.gather(b[listed]), "similarity": similarity[listed],
+        "same_cluster": same_cluster[listed],
+    }).sort(["similarity", "id_a", "id_b"], descending=[True, False, False])
+    kept = np.flatnonzero(kept_rank == rank)
+    index = signed[doc[kept][ids.gather(kept).arg_sort().to_numpy()]]  # sorted by id
+    return DedupResult(assignment, index, ids, pairs, review, len(a))
 
 
 # ------------------------------------------------------------------ index
@@ -297,7 +310,7 @@ def match_against_index(articles: pl.LazyFrame, index_dir: Path, params: dict[st
     One row per input article that is an exact or near duplicate of a kept corpus article:
     id, duplicate_of (the corpus article), similarity (Jaccard, 1.0 for exact), kind. The
     corpus is not recomputed: only the new articles are signed, candidates come from the
-    stored band keys, and only candidate corpus articles are read back for verification.
+    stored signatures, and only candidate corpus articles are read back for verification.
     """
     dedup = DedupParams.from_params(params)
     index_dir = Path(index_dir)
@@ -317,22 +330,15 @@ def match_against_index(articles: pl.LazyFrame, index_dir: Path, params: dict[st
         "id", "duplicate_of", similarity=pl.lit(1.0), kind=pl.lit("exact")
     )
     rest = new.filter(~pl.col("id").is_in(exact["id"].implode()))
-    new_keys = minhash.band_keys(rest["signature"].to_numpy(), dedup.minhash)
-    index_keys = minhash.band_keys(index["signature"].to_numpy(), dedup.minhash)
-    bands = dedup.minhash.bands
-
-    def banded(ids: pl.Series, keys: np.ndarray, name: str) -> pl.DataFrame:
-        # gather keeps the String dtype when `ids` is empty (every new article an exact copy)
-        return pl.DataFrame({
-            name: ids.gather(np.repeat(np.arange(len(ids)), bands)), "band": np.tile(np.arange(bands), len(ids)),
-            "key": keys.reshape(-1),
-        })
-
     # New articles are verified under a prefixed id: a drop may reuse an id of the corpus.
-    candidates = (
-        banded(NEW_PREFIX + rest["id"], new_keys, "id_b").join(banded(index["id"], index_keys, "id_a"), on=["band", "key"])
-        .select("id_a", "id_b").unique().sort("id_a", "id_b")
-    )
+    new_ids, new_signature = NEW_PREFIX + rest["id"], rest["signature"].to_numpy()
+    index_signature = index["signature"].to_numpy()
+    candidates = pl.DataFrame(schema={"id_a": pl.String, "id_b": pl.String})
+    for band in range(dedup.minhash.bands):  # one band at a time, as in candidate_pairs
+        new_keys = pl.DataFrame({"id_b": new_ids, "key": minhash.band_keys(new_signature, dedup.minhash, band)})
+        index_keys = pl.DataFrame({"id_a": index["id"], "key": minhash.band_keys(index_signature, dedup.minhash, band)})
+        candidates = pl.concat([candidates, new_keys.join(index_keys, on="key").select("id_a", "id_b")]).unique()
+    candidates = candidates.sort("id_a", "id_b")
     texts = pl.concat([corpus_texts, articles.select(id=NEW_PREFIX + pl.col("id"), text="text")])
     near = (
         pair_similarity(candidates, texts, dedup)
@@ -397,7 +403,8 @@ def run(input_path: Path, output_dir: Path, metrics_path: Path | None, params: d
         conform(labelled.filter(pl.col("kind").is_not_null()), pl.Schema(dict(CLUSTERED_ARTICLE_SCHEMA) | DUPLICATE_COLUMNS)),
         output_dir / "duplicates.parquet",
     )
-    about = articles.select("id", "title", "source").collect()
+    listed = pl.concat([result.review["id_a"], result.review["id_b"]]).unique()
+    about = articles.select("id", "title", "source").filter(pl.col("id").is_in(listed.implode())).collect()
     review = (
         result.review.join(about.rename({"id": "id_a", "title": "title_a", "source": "source_a"}), on="id_a", how="left", maintain_order="left")
         .join(about.rename({"id": "id_b", "title": "title_b", "source": "source_b"}), on="id_b", how="left", maintain_order="left")

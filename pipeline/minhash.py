@@ -9,17 +9,20 @@ The pieces, in the order the dedup stage uses them:
 * ``signatures``: MinHash signatures, ``permutations`` uint32 values a document. Each
   permutation is ``h -> a*h + b (mod 2**64)`` with odd ``a`` on an already well-mixed 64-bit
   shingle hash; the minimum over a document's shingles is kept (its top 32 bits).
-* ``band_keys``: one uint64 key per (document, band) of ``rows`` signature values.
-* ``candidate_pairs``: pairs of documents that share a band key (LSH).
-* ``fingerprint_keys`` / ``jaccard``: the real Jaccard similarity of the shingle sets of
-  given pairs, from a sorted array of (document, shingle) keys that can live on disk.
+* ``band_keys``: one uint64 key per document for a band of ``rows`` signature values.
+* ``candidate_pairs``: pairs of documents that share a band key (LSH), band by band.
+* ``ShingleSets``: the shingle sets, written to a temporary file batch by batch, and the
+  real Jaccard similarity of given pairs read back from it a step of pairs at a time.
 
 Memory: a batch holds its own shingles only; what stays for the whole corpus is the
-signature matrix (``permutations * 4`` bytes a document) and the band keys.
+signature matrix (``permutations * 4`` bytes a document), an offset into the shingle-set
+file (8 bytes a document) and the candidate pairs.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +35,7 @@ import xxhash
 SCHEME = "xxh3-words/poly-ngrams/affine-minhash/v1"
 _NGRAM_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constant (golden ratio)
 _SHIFT_30, _SHIFT_27, _SHIFT_31, _SHIFT_32 = (np.uint64(s) for s in (30, 27, 31, 32))
+_LOW_32 = np.uint64(0xFFFFFFFF)
 _MIX_1, _MIX_2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 
 
@@ -163,26 +167,31 @@ def signatures(shingles: Shingles, params: MinHashParams, threads: int = 2) -> n
     return result
 
 
-def band_keys(signature: np.ndarray, params: MinHashParams) -> np.ndarray:
-    """uint64 key per (document, band): shape (documents, bands)."""
-    grouped = signature.reshape(len(signature), params.bands, params.rows).astype(np.uint64)
-    keys = np.zeros(grouped.shape[:2], dtype=np.uint64)
+def band_keys(signature: np.ndarray, params: MinHashParams, band: int, docs: np.ndarray | None = None) -> np.ndarray:
+    """uint64 key of one band (its ``rows`` signature values) of each document, or of the
+    rows ``docs`` of ``signature``: one band at a time, so only one key per document is held."""
+    columns = slice(band * params.rows, (band + 1) * params.rows)
+    values = (signature[:, columns] if docs is None else signature[docs, columns]).astype(np.uint64)
+    keys = np.zeros(len(values), dtype=np.uint64)
     for r in range(params.rows):
-        keys = keys * _NGRAM_MULTIPLIER + grouped[:, :, r]
+        keys = keys * _NGRAM_MULTIPLIER + values[:, r]
     return _mix64(keys)
 
 
-def candidate_pairs(keys: np.ndarray, max_bucket_size: int) -> pl.DataFrame:
-    """Distinct pairs (a < b, row numbers) of documents that share a band key (LSH).
+def candidate_pairs(signature: np.ndarray, params: MinHashParams, max_bucket_size: int,
+                    docs: np.ndarray | None = None) -> pl.DataFrame:
+    """Distinct pairs (a < b, positions in ``docs``) of documents that share a band key (LSH).
 
-    Rows of ``keys`` are documents in rank order (the preferred kept article first). A bucket
-    of more than ``max_bucket_size`` documents pairs each member with the bucket's first
-    member only, so a very common band (templated articles) stays linear, not quadratic.
-    Bands are taken one at a time: a pair found in many bands is held once."""
+    ``docs`` are the rows of ``signature`` to pair (default: all), in rank order (the
+    preferred kept article first). A bucket of more than ``max_bucket_size`` documents pairs
+    each member with the bucket's first member only, so a very common band (templated
+    articles) stays linear, not quadratic. Bands are taken one at a time: a pair found in
+    many bands is held once."""
     found = pl.DataFrame(schema={"a": pl.Int64, "b": pl.Int64})
-    docs = np.arange(len(keys), dtype=np.int64)
-    for band in range(keys.shape[1]):
-        buckets = pl.DataFrame({"key": keys[:, band], "doc": docs}).filter(pl.len().over("key") > 1)
+    positions = np.arange(len(signature) if docs is None else len(docs), dtype=np.int64)
+    for band in range(params.bands):
+        keys = band_keys(signature, params, band, docs)
+        buckets = pl.DataFrame({"key": keys, "doc": positions}).filter(pl.len().over("key") > 1)
         if buckets.is_empty():
             continue
         buckets = buckets.with_columns(size=pl.len().over("key"), first=pl.col("doc").min().over("key"))
@@ -197,42 +206,79 @@ def candidate_pairs(keys: np.ndarray, max_bucket_size: int) -> pl.DataFrame:
     return found.sort("a", "b")
 
 
-def fingerprint_keys(shingles: Shingles, first_doc: int) -> np.ndarray:
-    """The shingle sets of a batch of documents numbered ``first_doc``, ``first_doc + 1``...
-    as one sorted array of distinct keys ``doc << 32 | top 32 bits of the shingle hash``.
+class ShingleSets:
+    """The shingle sets of documents 0, 1, 2... in a temporary file, for the real Jaccard
+    similarity of pairs (``jaccard``).
 
-    Keys of consecutive batches concatenate into one sorted array: what ``jaccard`` reads.
-    (Two different shingles of one document pair share 32 bits with probability about
-    |A| |B| / 2**32, 2e-5 for 300-shingle articles: no visible effect on the similarity.)"""
-    doc = np.repeat(np.arange(first_doc, first_doc + len(shingles.offsets) - 1, dtype=np.uint64), shingles.counts)
-    keys = np.sort((doc << _SHIFT_32) | (shingles.hashes >> _SHIFT_32))
-    distinct = np.ones(len(keys), dtype=bool)
-    np.not_equal(keys[1:], keys[:-1], out=distinct[1:])
-    return keys[distinct]  # (np.unique would hash first: 5x slower here)
+    A document's set is stored as its distinct shingle fingerprints (the top 32 bits of the
+    shingle hash), sorted; only the offset of each document stays in memory (8 bytes). Two
+    different shingles of one document pair share 32 bits with probability about
+    |A| |B| / 2**32 (2e-5 for 300-shingle articles: no visible effect on the similarity).
+    Use as a context manager: the file is deleted on exit."""
 
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile(prefix="dedup-shingle-sets-")
+        self._ends = [np.zeros(1, dtype=np.int64)]
 
-def jaccard(keys: np.ndarray, a: np.ndarray, b: np.ndarray, n_docs: int, chunk: int = 50_000) -> np.ndarray:
-    """Jaccard similarity of the shingle sets of documents ``a[i]`` and ``b[i]``.
+    def __enter__(self) -> "ShingleSets":
+        return self
 
-    ``keys`` is the sorted array of ``fingerprint_keys`` of documents 0..n_docs-1 (a
-    memory map is fine: it is only searched). Each step takes ``chunk`` pairs: every
-    shingle of ``a[i]`` is looked up among the keys of ``b[i]`` by binary search."""
-    starts = np.searchsorted(keys, np.arange(n_docs + 1, dtype=np.uint64) << _SHIFT_32)
-    sizes = np.diff(starts)
-    result = np.zeros(len(a), dtype=np.float64)
-    if len(keys) == 0:
-        return result
-    low_bits = np.uint64(0xFFFFFFFF)
-    for first in range(0, len(a), chunk):
-        pa, pb = a[first:first + chunk], b[first:first + chunk]
-        counts = sizes[pa]
+    def __exit__(self, *exc: object) -> None:
+        self._file.close()
+
+    def add(self, shingles: Shingles) -> None:
+        """Appends the sets of a batch of documents (numbered on from those already added)."""
+        n = len(shingles.offsets) - 1
+        doc = np.repeat(np.arange(n, dtype=np.uint64), shingles.counts)
+        keys = np.sort((doc << _SHIFT_32) | (shingles.hashes >> _SHIFT_32))
+        distinct = np.ones(len(keys), dtype=bool)
+        np.not_equal(keys[1:], keys[:-1], out=distinct[1:])
+        keys = keys[distinct]  # (np.unique would hash first: 5x slower here)
+        self._file.write((keys & _LOW_32).astype(np.uint32).tobytes())
+        sizes = np.bincount((keys >> _SHIFT_32).astype(np.int64), minlength=n)
+        self._ends.append(self._ends[-1][-1] + np.cumsum(sizes))
+
+    def jaccard(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Jaccard similarity of the sets of documents ``a[i]`` and ``b[i]``.
+
+        Only the sets of the documents of these pairs are read (the caller bounds memory by
+        asking for a step of pairs at a time); every fingerprint of ``a[i]`` is looked up
+        among those of ``b[i]`` by binary search."""
+        if len(self._ends) > 1:
+            self._file.flush()
+            self._ends = [np.concatenate(self._ends)]
+        offsets = self._ends[0]
+        sizes = np.diff(offsets)
+        docs = np.unique(np.concatenate([a, b]))
+        values = self._read(docs, offsets)
+        # (local document << 32 | fingerprint), local documents numbered in `docs`: sorted
+        keys = (np.repeat(np.arange(len(docs), dtype=np.uint64), sizes[docs]) << _SHIFT_32) | values
+        starts = np.zeros(len(docs), dtype=np.int64)
+        np.cumsum(sizes[docs][:-1], out=starts[1:])
+        local_a, local_b = np.searchsorted(docs, a), np.searchsorted(docs, b)
+        counts = sizes[a]
         ends = np.cumsum(counts)
-        owner = np.repeat(np.arange(len(pa)), counts)
-        positions = starts[pa][owner] + (np.arange(ends[-1] if len(ends) else 0) - (ends - counts)[owner])
-        queries = (pb.astype(np.uint64)[owner] << _SHIFT_32) | (keys[positions] & low_bits)
+        owner = np.repeat(np.arange(len(a)), counts)
+        positions = starts[local_a][owner] + (np.arange(ends[-1] if len(ends) else 0) - (ends - counts)[owner])
+        queries = (local_b.astype(np.uint64)[owner] << _SHIFT_32) | values[positions]
         found = np.searchsorted(keys, queries)
         hit = keys[np.minimum(found, len(keys) - 1)] == queries
-        shared = np.bincount(owner, weights=hit, minlength=len(pa))
-        union = counts + sizes[pb] - shared
-        result[first:first + chunk] = np.divide(shared, union, out=np.zeros(len(pa)), where=union > 0)
-    return result
+        shared = np.bincount(owner, weights=hit, minlength=len(a))
+        union = counts + sizes[b] - shared
+        return np.divide(shared, union, out=np.zeros(len(a)), where=union > 0)
+
+    def _read(self, docs: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """The stored sets of ``docs`` (sorted), concatenated: one read per run of
+        consecutive documents, so memory holds only what this step needs."""
+        breaks = np.flatnonzero(np.diff(docs) != 1) + 1
+        run_first = docs[np.concatenate([[0], breaks])] if len(docs) else docs
+        run_last = docs[np.concatenate([breaks - 1, [len(docs) - 1]])] if len(docs) else docs
+        begin, end = offsets[run_first], offsets[run_last + 1]
+        values = np.empty(int((end - begin).sum()), dtype=np.uint32)
+        view = memoryview(values).cast("B")
+        fd, at = self._file.fileno(), 0
+        for lo, hi in zip((begin * 4).tolist(), (end * 4).tolist()):
+            if hi > lo and os.preadv(fd, [view[at:at + hi - lo]], lo) != hi - lo:
+                raise OSError(f"short read of the shingle sets at byte {lo}")
+            at += hi - lo
+        return values.astype(np.uint64)

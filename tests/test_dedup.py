@@ -159,7 +159,7 @@ def test_minhash_estimates_the_real_jaccard(evaluation):
     result = dedup.deduplicate(evaluation.articles.lazy(), params)
     signed = dedup.signature_table(evaluation.articles.lazy(), params, "articles")
     sig = dict(zip(signed["id"], signed["signature"].to_numpy()))
-    pairs = result.pairs.filter(pl.col("similarity") > 0)
+    pairs = result.pair_ids().filter(pl.col("similarity") > 0)
     estimate = np.array([(sig[a] == sig[b]).mean() for a, b in zip(pairs["id_a"], pairs["id_b"])])
     true = pairs["similarity"].to_numpy()
     spread = np.sqrt((true * (1 - true)).mean() / params.minhash.permutations)
