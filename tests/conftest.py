@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.shared_corpus import CP1256, SAUDI_MANIFEST, SAUDI_SAMPLE, SAUDI_ZIPS, SEED, SHARED_CORPUS  # noqa: F401
+from benchmarks.shared_corpus import CP1256, SAUDI_SAMPLE, SAUDI_ZIPS, SEED, SHARED_CORPUS  # noqa: F401  (tests import them from here)
 
 REPO = Path(__file__).resolve().parents[1]
 
