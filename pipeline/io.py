@@ -128,6 +128,18 @@ def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
+# A stage's full report, inside its output folder (a DVC output, cached).
+REPORT_FILE = "report.json"
+
+
+def write_stage_report(report: dict[str, Any], output_dir: Path, metrics_path: Path | None) -> None:
+    """Write a stage's full `report` to ``<output_dir>/report.json`` and, at `metrics_path`,
+    the DVC metric."""
+    write_json(output_dir / REPORT_FILE, report)
+    if metrics_path:
+        write_json(metrics_path, report)
+
+
 def batches(frame: pl.LazyFrame, size: int) -> Iterator[pl.DataFrame]:
     """Consecutive slices of ``frame``, each computed only when asked for. (The streaming
     engine's own ``collect_batches`` runs ahead of a slower consumer and its batches pile

@@ -1,7 +1,7 @@
 """The real stages before publish, run in-process on a set of drops as `dvc repro` runs them.
 
 For tests and benchmarks that need what the publish stage reads: split tables, every
-stage's metrics and the validation results, all from one run.
+stage's report and the validation results, all from one run.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ GX_DIR = REPO / "gx"
 
 def run_pipeline(raw_dir: Path, work_dir: Path, params: dict[str, Any], drops: list[str] | None = None) -> Path:
     """ingest -> clean -> dedup -> validate -> split on the drops under `raw_dir` (or only
-    `drops`). Outputs go to `work_dir`/{ingest,clean,dedup,validate,split}, metrics to
-    `work_dir`/metrics. Stops, like `dvc repro`, when the validation fails."""
+    `drops`). Outputs (each with its report.json) go to `work_dir`/{ingest,clean,dedup,validate,split},
+    metrics to `work_dir`/metrics. Stops, like `dvc repro`, when the validation fails."""
     metrics = work_dir / "metrics"
     ingest.run(raw_dir, work_dir / "ingest", metrics / "ingest.json", section(params, "ingest"), drops)
     clean.run(work_dir / "ingest", work_dir / "clean", metrics / "clean.json", params)
