@@ -37,6 +37,8 @@ from .schema import ARTICLE_SCHEMA, QUARANTINE_SCHEMA, conform
 from .stage_command import StagePaths, add_stage_command
 
 STAGE = "clean"
+# Headline figures for `dvc metrics show` (name: key in the report): input = articles + quarantined.
+HEADLINE = {"input": "input", "articles": "kept", "quarantined": "quarantined"}
 
 
 @dataclass(frozen=True)
@@ -308,7 +310,7 @@ def run(input_dir: Path, output_dir: Path, metrics_path: Path | None, params: di
     if n_in != n_kept + stage_quarantine.height:
         raise RuntimeError(f"clean lost articles: {n_in} in, {n_kept} kept + {stage_quarantine.height} quarantined")
     log(STAGE, f"{n_in:,} in -> {n_kept:,} kept, {stage_quarantine.height:,} quarantined {report['quarantined_by_reason']}")
-    write_stage_report(report, output_dir, metrics_path)
+    write_stage_report(report, output_dir, metrics_path, HEADLINE)
     return report
 
 

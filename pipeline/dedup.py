@@ -41,6 +41,8 @@ from .schema import CLUSTERED_ARTICLE_SCHEMA, DUPLICATE_COLUMNS, conform
 from .stage_command import StagePaths, add_stage_command
 
 STAGE = "dedup"
+# Headline figures for `dvc metrics show` (name: key in the report): input = articles + duplicates.
+HEADLINE = {"input": "input", "articles": "kept", "duplicates": "duplicates"}
 INDEX_META = "meta.json"
 INDEX_SIGNATURES = "signatures.parquet"
 NEW_PREFIX = "new:"
@@ -417,7 +419,7 @@ def run(input_path: Path, output_dir: Path, metrics_path: Path | None, params: d
         raise RuntimeError(f"dedup lost articles: {n_in} in, {n_kept} kept + {n_dup} duplicates")
     log(STAGE, f"{n_in:,} in -> {n_kept:,} kept, {n_dup:,} duplicates {report['duplicates_by_kind']}, "
                f"{report['review_pairs']:,} pairs to review")
-    write_stage_report(report, output_dir, metrics_path)
+    write_stage_report(report, output_dir, metrics_path, HEADLINE)
     return report
 
 

@@ -41,6 +41,8 @@ from .schema import ARTICLE_SCHEMA, QUARANTINE_SCHEMA
 from .stage_command import StagePaths, add_stage_command
 
 STAGE = "ingest"
+# Headline figures for `dvc metrics show` (name: key in the report): input = articles + quarantined.
+HEADLINE = {"input": "inputs", "articles": "articles", "quarantined": "quarantined"}
 DROP_CONFIG = "drop.yaml"
 TEXT_SUFFIXES = {".txt"}
 RECORD_SUFFIXES = {".jsonl", ".ndjson", ".json", ".csv", ".parquet"}
@@ -398,7 +400,7 @@ def run(raw_dir: Path, output_dir: Path, metrics_path: Path | None, ingest_param
     log(STAGE, f"{len(drop_dirs)} drop(s) under {raw_dir}: {', '.join(d.name for d in drop_dirs)}")
     result = ingest_drops(drop_dirs, ingest_params, output_dir / "articles")
     write_table(result.quarantine, output_dir / "quarantine.parquet")
-    write_stage_report(result.report, output_dir, metrics_path)
+    write_stage_report(result.report, output_dir, metrics_path, HEADLINE)
     return result
 
 

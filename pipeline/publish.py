@@ -312,13 +312,13 @@ def _sha256(path: Path) -> str:
 
 
 def publish_metrics(build: Build) -> dict[str, Any]:
+    """The headline figures of the build, what `dvc metrics show` lists. No report.json
+    beside them: everything in build/hub is released, and manifest/release.json already
+    has the articles per split and the size of every shard."""
     return {
         "version": str(build.settings.version),
         "articles": sum(build.split_sizes.values()),
-        "splits": {split: {"articles": build.split_sizes[split],
-                           "shards": sum(1 for s in build.shards if s.split == split),
-                           "parquet_bytes": sum(s.file_bytes for s in build.shards if s.split == split)}
-                   for split in SPLITS},
+        "shards": len(build.shards),
         "parquet_bytes": sum(s.file_bytes for s in build.shards),
     }
 
@@ -520,7 +520,7 @@ def add_command(commands) -> None:
                         f"(default: paths.validate/{RESULTS_FILE})")
     parser.add_argument("--output", type=Path, help="release folder to build (default: paths.hub)")
     parser.add_argument("--release-dir", type=Path, help="folder of what is committed to the Hub (default: paths.release)")
-    parser.add_argument("--metrics", type=Path, help="metrics JSON (default: metrics/publish.json)")
+    parser.add_argument("--metrics", type=Path, help="headline metrics JSON (default: <paths.metrics>/publish.json)")
     parser.add_argument("--card-template", type=Path, default=CARD_TEMPLATE, help="dataset card template (default: %(default)s)")
     parser.add_argument("--version", help="version of this release, MAJOR.MINOR.PATCH (default: publish.version)")
     parser.add_argument("--repo-id", help="Hub dataset repo, <user or org>/<name> (default: publish.repo_id)")

@@ -45,8 +45,8 @@ share of validation and test is within ``max_contaminated_share`` (``contaminati
 Outputs: {train,validation,test}.parquet (article columns + cluster_id),
 assignments.parquet (every kept and removed article: cluster, anchor, split),
 contamination.parquet (held-out articles sharing n-grams with train), report.json (the
-figures of each split, the contamination figures and gate); metrics/split.json and,
-beside it, split_by_date.csv and split_by_source.csv for ``dvc plots``.
+figures of each split, the contamination figures and gate); metrics/split.json (articles per
+split, the gate) and, beside it, split_by_date.csv and split_by_source.csv for ``dvc plots``.
 """
 
 from __future__ import annotations
@@ -72,6 +72,14 @@ from .schema import CLUSTER_ID, CLUSTERED_ARTICLE_SCHEMA, SPLITS, conform
 from .stage_command import StagePaths, add_stage_command
 
 STAGE = "split"
+# Headline figures for `dvc metrics show` (name: key in the report): articles = train +
+# validation + test; contaminated_share and passed: the contamination gate.
+HEADLINE = {
+    "articles": "input.kept",
+    **{name: f"splits.{name}.rows" for name in SPLITS},
+    "contaminated_share": "contamination.gate.contaminated_share",
+    "passed": "contamination.gate.passed",
+}
 STRATEGIES = ("hash", "time")
 UNDATED_SPLIT = "train"
 SPLIT_TYPE = pl.Enum(SPLITS)
@@ -627,7 +635,7 @@ def run(input_dir: Path, output_dir: Path, metrics_path: Path | None, params: di
         if assignment.cutoffs_derived and assignment.test_from:
             log(STAGE, f"time split: derived validation_from {assignment.validation_from}, test_from "
                        f"{assignment.test_from}; pin them under split.time in params.yaml to keep the split stable")
-    write_stage_report(report, output_dir, metrics_path)
+    write_stage_report(report, output_dir, metrics_path, HEADLINE)
     if metrics_path:
         rows_by(splits, "published_date").write_csv(metrics_path.parent / "split_by_date.csv")
         rows_by(splits, "source").write_csv(metrics_path.parent / "split_by_source.csv")

@@ -77,6 +77,8 @@ def test_kept_plus_duplicates_is_the_input(stage_run, evaluation):
     assert sum(int(size) * n for size, n in report["cluster_size_histogram"].items()) == (
         dups.height + report["clusters_with_duplicates"]
     )
+    headline = read_json(stage_run / "dedup.json")
+    assert headline == {"input": report["input"], "articles": kept.height, "duplicates": dups.height}
 
 
 def test_no_two_kept_articles_are_duplicates(stage_run):

@@ -28,7 +28,7 @@ from pipeline import card, card_figures, publish, split, validate
 from pipeline.params import load_params, section
 from pipeline.release import MANIFEST_PATH, RELEASE_PATH
 from pipeline.schema import ARTICLE_SCHEMA, CLUSTER_ID, CLUSTERED_ARTICLE_SCHEMA, QUARANTINE_REASONS, SPLITS
-from pipeline_runs import GX_DIR, run_pipeline
+from pipeline_runs import GX_DIR, check_headline_funnel, run_pipeline
 
 TEMPLATE = REPO / "dataset_card.md"
 REPO_ID = "tests/arabic-news"
@@ -273,6 +273,13 @@ def test_seed_corpus_card_is_honest_about_what_it_lacks_and_loads(built_seed, ge
     assert "No licence is known for the 5 articles of seed: they remain the work of their publishers" in body
     assert "1 outlets" not in body and "(date unknown)" not in body
     assert "Removed: none; no two texts reach the threshold." in body and "No input was quarantined." in body
+
+
+def test_headline_metrics_are_flat_and_add_up(generations):
+    """What `dvc metrics show` lists of a run with quarantined articles and duplicates."""
+    metrics = {path.stem: json.loads(path.read_text()) for path in (generations["second"] / "metrics").glob("*.json")}
+    check_headline_funnel(metrics)
+    assert metrics["clean"]["quarantined"] and metrics["dedup"]["duplicates"]
 
 
 def test_a_licence_the_drops_do_not_have_is_flagged(generations, tmp_path):

@@ -519,6 +519,10 @@ def test_report_adds_up_and_describes_the_splits(versions: dict[str, Path]) -> N
     report = pl.read_parquet(versions["v2"] / "split" / "contamination.parquet")
     assert report.schema == split.CONTAMINATION_SCHEMA
     assert stage_report["contamination"]["test"]["articles_sharing_any_ngram"] == report.filter(pl.col("split") == "test").height
+    headline = json.loads((versions["v2"] / "metrics" / "split.json").read_text())
+    assert headline == {"articles": kept.height, **{name: stage_report["splits"][name]["rows"] for name in SPLITS},
+                        "contaminated_share": stage_report["contamination"]["gate"]["contaminated_share"],
+                        "passed": stage_report["contamination"]["gate"]["passed"]}
     by_date = pl.read_csv(versions["v2"] / "metrics" / "split_by_date.csv")
     assert by_date.columns == ["published_date", *SPLITS]
     assert by_date.select(pl.sum_horizontal(SPLITS)).to_series().sum() == kept["published_date"].is_not_null().sum()

@@ -70,6 +70,8 @@ def test_shared_corpus_passes_and_writes_results_and_data_docs(corpus, params, t
     assert read_json(out / "report.json") == {"articles": report.articles, "expectations": len(report.checks),
                                               "passed": len(report.checks), "failed": 0, "success": True,
                                               "failed_expectations": []}
+    assert read_json(metrics) == {"articles": report.articles, "expectations": len(report.checks), "failed": 0,
+                                  "passed": True}
     index = (out / "data_docs" / "index.html").read_text(encoding="utf-8")
     for suite in SUITES:
         assert suite in index
@@ -100,6 +102,8 @@ def test_duplicate_texts_fail_the_corpus_gate_with_the_ids(cleaned, params, tmp_
     assert "FAILED article_table: Normalised texts unique" in console
     assert f"{len(duplicated)} of {frame.height} rows" in console and check["examples"][0] in console
     assert read_json(tmp_path / "out" / "report.json")["failed_expectations"] == [check["name"]]
+    assert read_json(tmp_path / "m.json") == {"articles": frame.height, "expectations": len(results["checks"]),
+                                              "failed": 1, "passed": False}
 
 
 def test_thresholds_and_boilerplate_regex_come_from_params(corpus, params, tmp_path):
