@@ -36,7 +36,7 @@ from pipeline_runs import run_pipeline  # noqa: E402
 
 from benchmarks.shared_corpus import SAUDI_ZIPS  # noqa: E402
 
-from pipeline import publish, release  # noqa: E402
+from pipeline import card_figures, publish, release  # noqa: E402
 from pipeline.params import load_params, section  # noqa: E402
 from pipeline.schema import SPLITS  # noqa: E402
 
@@ -70,7 +70,8 @@ def release_versions(root: Path, params: dict) -> dict[str, str]:
     manifests = {}
     for name in ("release-1", "release-2"):
         run = root / name
-        built = publish.build(run / "split", run / "metrics", run / "validate" / "results.json", root / "bench-build" / name,
+        stage_dirs = {stage: run / stage for stage in card_figures.REPORTING_STAGES}
+        built = publish.build(run / "split", stage_dirs, run / "validate" / "results.json", root / "bench-build" / name,
                               settings, REPO / "dataset_card.md")
         manifests[name] = built.manifest
     diff = release.diff_manifests(manifests["release-1"], manifests["release-2"])
@@ -117,7 +118,7 @@ def main() -> None:
                 ours = measure(hub, "bench/corpus-publish", [
                     str(REPO / ".venv" / "bin" / "corpus"), "--params", str(root / "params.yaml"), "publish",
                     "--version", version, "--repo-id", "bench/corpus-publish",
-                    "--input", str(run / "split"), "--metrics-dir", str(run / "metrics"),
+                    "--input", str(run / "split"), "--stage-outputs", str(run),
                     "--validation", str(run / "validate" / "results.json"), "--output", str(root / "hub"),
                     "--release-dir", str(root / "release"), "--metrics", str(root / "publish.json")], env)
                 theirs = measure(hub, "bench/push-to-hub", [sys.executable, "-c", PUSH_TO_HUB, "bench/push-to-hub", str(run / "split")], env)

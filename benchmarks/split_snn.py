@@ -57,7 +57,7 @@ def build_version(raw: Path, work: Path, params: dict) -> Path:
 
 
 def corpus_split(dedup_dir: Path, out: Path, params: dict) -> tuple[dict, float, float]:
-    """`corpus split` as a user runs it; returns metrics, seconds, peak RSS (GB) of the run."""
+    """`corpus split` as a user runs it; returns its report, seconds, peak RSS (GB) of the run."""
     out.mkdir(parents=True, exist_ok=True)
     params_path = out / "params.yaml"
     params_path.write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
@@ -72,7 +72,7 @@ def corpus_split(dedup_dir: Path, out: Path, params: dict) -> tuple[dict, float,
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr}")
     peak = int(result.stderr.strip().splitlines()[-1]) / 1024**2 if timed is not command else None
-    return json.loads((out / "split.json").read_text()), seconds, peak
+    return json.loads((out / "split" / "report.json").read_text()), seconds, peak
 
 
 def datasets_split(dedup_dir: Path, out: Path, params: dict) -> tuple[dict, float]:

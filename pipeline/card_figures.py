@@ -1,10 +1,10 @@
 """The figures of a run that the dataset card shows, and the checks that they add up.
 
 They come from what is published (the split tables) and from what every stage reported:
-``metrics/{ingest,clean,dedup,validate,split}.json`` and the validation results. The
-metrics of one ``dvc repro`` agree with each other and with the split tables; figures that
-do not (a stage re-run by hand, metrics left over from another run) stop the build with
-the mismatch named, rather than reach a card.
+the ``report.json`` in each stage's output folder and the validation results. The reports
+of one ``dvc repro`` agree with each other and with the split tables; figures that do not
+(a stage re-run by hand, reports left over from another run) stop the build with the
+mismatch named, rather than reach a card.
 
 Provenance and licensing come from ``publish.provenance`` in params.yaml: what is known of
 each drop (origin, licence, notes), keyed by drop name or a glob (``saudinewsnet*``). A
@@ -20,12 +20,12 @@ from typing import Any
 
 import polars as pl
 
-from .io import read_json, scan_table
+from .io import REPORT_FILE, read_json, scan_table
 from .schema import QUARANTINE_REASONS, SPLITS
 from .validate import Check
 
-STAGE_METRICS = ("ingest", "clean", "dedup", "validate", "split")
-# Stages that set inputs aside by quarantine (their metrics have quarantined_by_reason).
+REPORTING_STAGES = ("ingest", "clean", "dedup", "validate", "split")
+# Stages that set inputs aside by quarantine (their reports have quarantined_by_reason).
 QUARANTINING_STAGES = ("ingest", "clean")
 UNKNOWN_LICENSE = "unknown"
 
@@ -34,12 +34,14 @@ class CountsError(ValueError):
     """Figures of the run that contradict each other."""
 
 
-def stage_metrics(metrics_dir: Path) -> dict[str, dict[str, Any]]:
-    """The metrics JSON of every stage before publish; all are needed for the card."""
-    missing = [stage for stage in STAGE_METRICS if not (metrics_dir / f"{stage}.json").exists()]
+def stage_reports(stage_dirs: dict[str, Path]) -> dict[str, dict[str, Any]]:
+    """The report.json of every stage before publish, from its output folder (`stage_dirs`:
+    stage name -> folder); all are needed for the card."""
+    paths = {stage: stage_dirs[stage] / REPORT_FILE for stage in REPORTING_STAGES}
+    missing = [str(path) for path in paths.values() if not path.exists()]
     if missing:
-        raise FileNotFoundError(f"no metrics of {', '.join(missing)} in {metrics_dir}: run the pipeline (`dvc repro`) first")
-    return {stage: read_json(metrics_dir / f"{stage}.json") for stage in STAGE_METRICS}
+        raise FileNotFoundError(f"no stage report {', '.join(missing)}: run the pipeline (`dvc repro`) first")
+    return {stage: read_json(path) for stage, path in paths.items()}
 
 
 # ------------------------------------------------------------------------- published articles
@@ -91,13 +93,13 @@ def data_figures(split_dir: Path) -> dict[str, Any]:
 # ------------------------------------------------------------------------- what the stages did
 
 
-def check_counts(metrics: dict[str, dict[str, Any]], split_sizes: dict[str, int]) -> dict[str, Any]:
+def check_counts(reports: dict[str, dict[str, Any]], split_sizes: dict[str, int]) -> dict[str, Any]:
     """Every input accounted for: inputs = published + duplicates + quarantined, each stage's
     output the next one's input, and the split tables what the split stage reported. Returns
     the accounting the card shows; CountsError names every figure that does not agree."""
-    ingest, clean, dedup, validate, split = (metrics[stage] for stage in STAGE_METRICS)
+    ingest, clean, dedup, validate, split = (reports[stage] for stage in REPORTING_STAGES)
     published = sum(split_sizes.values())
-    quarantined = {stage: metrics[stage]["quarantined"] for stage in QUARANTINING_STAGES}
+    quarantined = {stage: reports[stage]["quarantined"] for stage in QUARANTINING_STAGES}
     expected = [
         ("ingest: inputs = articles + quarantined", ingest["inputs"], ingest["articles"] + ingest["quarantined"]),
         ("clean: input = ingest's articles", clean["input"], ingest["articles"]),
@@ -107,7 +109,7 @@ def check_counts(metrics: dict[str, dict[str, Any]], split_sizes: dict[str, int]
         ("validate: articles = dedup's kept articles", validate["articles"], dedup["kept"]),
         ("split: input = dedup's kept articles", split["input"]["kept"], dedup["kept"]),
         ("split: duplicates = dedup's duplicates", split["input"]["duplicates"], dedup["duplicates"]),
-        *((f"split: {name} articles in metrics/split.json = in the split table", split["splits"][name]["rows"], split_sizes[name])
+        *((f"split: {name} articles reported = in the split table", split["splits"][name]["rows"], split_sizes[name])
           for name in SPLITS),
         ("published = dedup's kept articles", published, dedup["kept"]),
     ]
@@ -124,9 +126,9 @@ def check_counts(metrics: dict[str, dict[str, Any]], split_sizes: dict[str, int]
     }
 
 
-def funnel(metrics: dict[str, dict[str, Any]], split_sizes: dict[str, int]) -> list[dict[str, str]]:
+def funnel(reports: dict[str, dict[str, Any]], split_sizes: dict[str, int]) -> list[dict[str, str]]:
     """One row per stage: what it does, articles in and out, and what it set aside."""
-    ingest, clean, dedup, validate, split = (metrics[stage] for stage in STAGE_METRICS)
+    ingest, clean, dedup, validate, split = (reports[stage] for stage in REPORTING_STAGES)
     by_kind = dedup["duplicates_by_kind"]
     rows = [
         ("ingest", "read the drops, decode, map fields", ingest["inputs"], ingest["articles"],
@@ -144,11 +146,11 @@ def funnel(metrics: dict[str, dict[str, Any]], split_sizes: dict[str, int]) -> l
              "aside": aside} for stage, does, n_in, n_out, aside in rows]
 
 
-def quarantine_rows(metrics: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def quarantine_rows(reports: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """Articles quarantined per stage and reason, with what the reason means."""
     rows = []
     for stage in QUARANTINING_STAGES:
-        for reason, count in sorted(metrics[stage]["quarantined_by_reason"].items()):
+        for reason, count in sorted(reports[stage]["quarantined_by_reason"].items()):
             if reason not in QUARANTINE_REASONS:
                 raise CountsError(f"{stage} quarantined {count:,} articles for '{reason}', a reason schema.QUARANTINE_REASONS "
                                   "does not explain: add it there")
@@ -156,9 +158,9 @@ def quarantine_rows(metrics: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def cluster_sizes(dedup_metrics: dict[str, Any]) -> list[dict[str, int]]:
+def cluster_sizes(dedup_report: dict[str, Any]) -> list[dict[str, int]]:
     """Clusters with removed duplicates by size (kept article + its duplicates), smallest first."""
-    histogram = dedup_metrics["cluster_size_histogram"]
+    histogram = dedup_report["cluster_size_histogram"]
     return [{"size": int(size), "clusters": histogram[size]} for size in sorted(histogram, key=int)]
 
 

@@ -30,13 +30,15 @@ import polars as pl
 
 from . import arabic_text
 from .ingest import with_lengths
-from .io import Checkpoint, no_checkpoint, scan_table, scratch_checkpoints, write_json, write_tables
+from .io import Checkpoint, no_checkpoint, scan_table, scratch_checkpoints, write_stage_report, write_tables
 from .params import section
 from .progress import log
 from .schema import ARTICLE_SCHEMA, QUARANTINE_SCHEMA, conform
 from .stage_command import StagePaths, add_stage_command
 
 STAGE = "clean"
+# Headline figures for `dvc metrics show` (name: key in the report): input = articles + quarantined.
+HEADLINE = {"input": "input", "articles": "kept", "quarantined": "quarantined"}
 
 
 @dataclass(frozen=True)
@@ -297,7 +299,7 @@ def run(input_dir: Path, output_dir: Path, metrics_path: Path | None, params: di
     n_kept = scan_table(output_dir / "articles.parquet").select(pl.len()).collect().item()
     by_reason = stage_quarantine.group_by("reason").len().sort("reason")
     by_kind = removed.group_by("removed_as").agg(pl.col("n_articles").sum()).sort("removed_as")
-    metrics = {
+    report = {
         "input": n_in,
         "kept": n_kept,
         "quarantined": stage_quarantine.height,
@@ -307,10 +309,9 @@ def run(input_dir: Path, output_dir: Path, metrics_path: Path | None, params: di
     }
     if n_in != n_kept + stage_quarantine.height:
         raise RuntimeError(f"clean lost articles: {n_in} in, {n_kept} kept + {stage_quarantine.height} quarantined")
-    log(STAGE, f"{n_in:,} in -> {n_kept:,} kept, {stage_quarantine.height:,} quarantined {metrics['quarantined_by_reason']}")
-    if metrics_path:
-        write_json(metrics_path, metrics)
-    return metrics
+    log(STAGE, f"{n_in:,} in -> {n_kept:,} kept, {stage_quarantine.height:,} quarantined {report['quarantined_by_reason']}")
+    write_stage_report(report, output_dir, metrics_path, HEADLINE)
+    return report
 
 
 def add_command(commands) -> None:

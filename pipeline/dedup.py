@@ -33,13 +33,15 @@ import polars as pl
 import xxhash
 
 from . import arabic_text, minhash
-from .io import batches, read_json, reset_dir, scan_table, write_json, write_table
+from .io import batches, read_json, reset_dir, scan_table, write_json, write_stage_report, write_table
 from .params import section
 from .progress import Progress, log
 from .schema import CLUSTERED_ARTICLE_SCHEMA, DUPLICATE_COLUMNS, conform
 from .stage_command import StagePaths, add_stage_command
 
 STAGE = "dedup"
+# Headline figures for `dvc metrics show` (name: key in the report): input = articles + duplicates.
+HEADLINE = {"input": "input", "articles": "kept", "duplicates": "duplicates"}
 INDEX_META = "meta.json"
 INDEX_SIGNATURES = "signatures.parquet"
 NEW_PREFIX = "new:"
@@ -368,7 +370,7 @@ def _rounded(value: Any) -> float | None:
     return None if value is None else round(float(value), 4)
 
 
-def dedup_metrics(n_in: int, result: DedupResult, params: DedupParams) -> dict[str, Any]:
+def dedup_report(n_in: int, result: DedupResult, params: DedupParams) -> dict[str, Any]:
     assignment = result.assignment
     removed = assignment.filter(pl.col("kind").is_not_null())
     sizes = assignment.group_by("cluster_id").len().group_by("len").agg(clusters=pl.len()).sort("len")
@@ -417,16 +419,15 @@ def run(input_path: Path, output_dir: Path, metrics_path: Path | None, params: d
     sizes = result.assignment.group_by("cluster_id").len().group_by(size="len").agg(clusters=pl.len()).sort("size")
     sizes.filter(pl.col("size") > 1).write_csv(plots / "cluster_sizes.csv")
 
-    metrics = dedup_metrics(n_in, result, dedup)
+    report = dedup_report(n_in, result, dedup)
     n_kept = scan_table(output_dir / "articles.parquet").select(pl.len()).collect().item()
     n_dup = scan_table(output_dir / "duplicates.parquet").select(pl.len()).collect().item()
     if n_kept + n_dup != n_in:
         raise RuntimeError(f"dedup lost articles: {n_in} in, {n_kept} kept + {n_dup} duplicates")
-    log(STAGE, f"{n_in:,} in -> {n_kept:,} kept, {n_dup:,} duplicates {metrics['duplicates_by_kind']}, "
-               f"{metrics['review_pairs']:,} pairs to review")
-    if metrics_path:
-        write_json(metrics_path, metrics)
-    return metrics
+    log(STAGE, f"{n_in:,} in -> {n_kept:,} kept, {n_dup:,} duplicates {report['duplicates_by_kind']}, "
+               f"{report['review_pairs']:,} pairs to review")
+    write_stage_report(report, output_dir, metrics_path, HEADLINE)
+    return report
 
 
 def add_command(commands) -> None:

@@ -55,8 +55,8 @@ class DropReport:
     name: str
     path: Path
     output_dir: Path
-    ingest: dict[str, Any]  # ingest metrics of the drop
-    clean: dict[str, Any]  # clean metrics of the drop
+    ingest: dict[str, Any]  # ingest report of the drop
+    clean: dict[str, Any]  # clean report of the drop
     validation: validate.ValidationReport
     # Both: id, duplicate_of, similarity, kind. corpus_matches is None without an index.
     corpus_matches: pl.DataFrame | None
@@ -80,8 +80,8 @@ class DropReport:
 
     def quarantine_reasons(self) -> dict[str, int]:
         reasons: dict[str, int] = {}
-        for metrics in (self.ingest, self.clean):
-            for reason, count in metrics["quarantined_by_reason"].items():
+        for report in (self.ingest, self.clean):
+            for reason, count in report["quarantined_by_reason"].items():
                 reasons[reason] = reasons.get(reason, 0) + count
         return dict(sorted(reasons.items(), key=lambda item: (-item[1], item[0])))
 
@@ -136,15 +136,15 @@ def validate_drop(
     ingest_dir, clean_dir = output_dir / "ingest", output_dir / "clean"
     ingested = ingest.run(drop_dir.parent, ingest_dir, None, section(params, "ingest"), [drop_dir.name])
     if ingested.articles == 0:
-        reasons = ingested.metrics["quarantined_by_reason"]
-        found = f"{ingested.metrics['inputs']} inputs, all quarantined: {reasons}" if reasons else "it holds no files"
+        reasons = ingested.report["quarantined_by_reason"]
+        found = f"{ingested.report['inputs']} inputs, all quarantined: {reasons}" if reasons else "it holds no files"
         raise UnusableDrop(f"no readable article in {drop_dir} ({found})")
     cleaned = clean.run(ingest_dir, clean_dir, None, params)
     articles = scan_table(clean_dir / "articles.parquet")
     validation = validate.run_suites(articles, validate.DROP, params, gx_dir, output_dir, stage=STAGE)
     matches = dedup.match_against_index(articles, index_dir, params) if index_dir.is_dir() else None
     report = DropReport(
-        drop_dir.name, (source or drop_dir).resolve(), output_dir, ingested.metrics, cleaned, validation,
+        drop_dir.name, (source or drop_dir).resolve(), output_dir, ingested.report, cleaned, validation,
         matches, drop_duplicates(articles, matches, params), index_dir,
     )
     write_json(output_dir / validate.RESULTS_FILE, report.to_json())

@@ -34,13 +34,15 @@ import pyarrow.parquet as pq
 import yaml
 
 from . import arabic_text
-from .io import write_json, write_parts, write_table
+from .io import write_parts, write_stage_report, write_table
 from .params import section
 from .progress import Progress, log
 from .schema import ARTICLE_SCHEMA, QUARANTINE_SCHEMA
 from .stage_command import StagePaths, add_stage_command
 
 STAGE = "ingest"
+# Headline figures for `dvc metrics show` (name: key in the report): input = articles + quarantined.
+HEADLINE = {"input": "inputs", "articles": "articles", "quarantined": "quarantined"}
 DROP_CONFIG = "drop.yaml"
 TEXT_SUFFIXES = {".txt"}
 RECORD_SUFFIXES = {".jsonl", ".ndjson", ".json", ".csv", ".parquet"}
@@ -339,7 +341,7 @@ def list_drops(raw_dir: Path) -> list[Path]:
 class IngestResult:
     articles: int
     quarantine: pl.DataFrame
-    metrics: dict[str, Any]
+    report: dict[str, Any]
 
 
 def ingest_drops(drop_dirs: list[Path], ingest_params: dict[str, Any], articles_dir: Path) -> IngestResult:
@@ -370,14 +372,14 @@ def ingest_drops(drop_dirs: list[Path], ingest_params: dict[str, Any], articles_
     progress.done(f"{articles:,} articles, {len(quarantined):,} quarantined")
     quarantine = pl.DataFrame(quarantined, schema=QUARANTINE_SCHEMA) if quarantined else pl.DataFrame(schema=QUARANTINE_SCHEMA)
     reasons = quarantine.group_by("reason").len().sort("reason")
-    metrics = {
+    report = {
         "inputs": articles + quarantine.height,
         "articles": articles,
         "quarantined": quarantine.height,
         "quarantined_by_reason": dict(zip(reasons["reason"], reasons["len"])),
         "drops": per_drop,
     }
-    return IngestResult(articles, quarantine, metrics)
+    return IngestResult(articles, quarantine, report)
 
 
 def _article_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
@@ -398,8 +400,7 @@ def run(raw_dir: Path, output_dir: Path, metrics_path: Path | None, ingest_param
     log(STAGE, f"{len(drop_dirs)} drop(s) under {raw_dir}: {', '.join(d.name for d in drop_dirs)}")
     result = ingest_drops(drop_dirs, ingest_params, output_dir / "articles")
     write_table(result.quarantine, output_dir / "quarantine.parquet")
-    if metrics_path:
-        write_json(metrics_path, result.metrics)
+    write_stage_report(result.report, output_dir, metrics_path, HEADLINE)
     return result
 
 

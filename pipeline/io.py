@@ -128,6 +128,33 @@ def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
+# A stage's full report, inside its output folder (a DVC output, cached).
+REPORT_FILE = "report.json"
+
+
+def write_stage_report(
+    report: dict[str, Any], output_dir: Path, metrics_path: Path | None, headline: dict[str, str]
+) -> None:
+    """Write a stage's full `report` to ``<output_dir>/report.json`` and, at `metrics_path`,
+    its headline figures (see `headline_figures`): the DVC metric. DVC shows every leaf of
+    every metrics file as a column, so the metric stays a few flat numbers whose names the
+    stages share (input, articles, quarantined...): `dvc metrics show` is one funnel table."""
+    write_json(output_dir / REPORT_FILE, report)
+    if metrics_path:
+        write_json(metrics_path, headline_figures(report, headline))
+
+
+def headline_figures(report: dict[str, Any], headline: dict[str, str]) -> dict[str, Any]:
+    """``{name: value}`` for each `headline` entry ``name: "dotted.key.path"`` of `report`."""
+    figures = {}
+    for name, dotted in headline.items():
+        value: Any = report
+        for key in dotted.split("."):
+            value = value[key]
+        figures[name] = value
+    return figures
+
+
 def batches(frame: pl.LazyFrame, size: int) -> Iterator[pl.DataFrame]:
     """Consecutive slices of ``frame``, each computed only when asked for. (The streaming
     engine's own ``collect_batches`` runs ahead of a slower consumer and its batches pile

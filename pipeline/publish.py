@@ -8,14 +8,14 @@ Two steps, so that ``dvc repro`` stays offline and free of side effects:
    ``manifest/records.parquet`` (id, split and content hash of every article),
    ``manifest/release.json``, ``croissant.json``, ``validation/results.json`` (every
    expectation the validate stage checked) and ``README.md``, the dataset card rendered
-   from ``dataset_card.md`` with this run's figures (every stage's metrics, checked to
-   add up: inputs = published + duplicates + quarantined) and what params.yaml
+   from ``dataset_card.md`` with this run's figures (every stage's ``report.json``, checked
+   to add up: inputs = published + duplicates + quarantined) and what params.yaml
    ``publish.provenance`` says of each drop. Same inputs and params, same bytes.
    ``datasets.load_dataset("build/hub")`` loads it.
 
 2. **Release** (``corpus publish``, run by hand or CI after ``dvc repro``): refused,
-   with nothing built or sent, unless the validation passed (``metrics/validate.json``)
-   and the split's contamination gate passed (``metrics/split.json``). Then it builds,
+   with nothing built or sent, unless the validation passed (the validate stage's report)
+   and the split's contamination gate passed (the split stage's report). Then it builds,
    reads the latest release tag from the Hub, diffs its manifest against this one and
    checks the declared version (``publish.version`` or ``--version``): patch = same
    records repackaged, minor = records only added, major = records edited, removed or
@@ -234,9 +234,9 @@ def render_card(build: Build, template: Path, changelog: list[dict[str, Any]]) -
     return card.render_card(template, card_metadata(build), context)
 
 
-def card_context(split_dir: Path, metrics_dir: Path, validation_results: Path, settings: Settings) -> dict[str, Any]:
+def card_context(split_dir: Path, stage_dirs: dict[str, Path], validation_results: Path, settings: Settings) -> dict[str, Any]:
     """The run's figures for the card, checked to add up (card_figures.CountsError if not)."""
-    metrics = card_figures.stage_metrics(metrics_dir)
+    reports = card_figures.stage_reports(stage_dirs)
     figures = card_figures.data_figures(split_dir)
     split_sizes = {row["name"]: row["articles"] for row in figures["split_figures"]}
     provenance = card_figures.provenance(figures["drops"], settings.provenance, settings.card["license"])
@@ -247,11 +247,11 @@ def card_context(split_dir: Path, metrics_dir: Path, validation_results: Path, s
         log(STAGE, f"warning: the card's licence ({settings.card['license']}) is not that of the drops "
                    f"({', '.join(provenance['licenses'])}): the card says so; see publish.card.license")
     return figures | {
-        "metrics": metrics,
-        "accounting": card_figures.check_counts(metrics, split_sizes),
-        "funnel": card_figures.funnel(metrics, split_sizes),
-        "quarantine": card_figures.quarantine_rows(metrics),
-        "cluster_sizes": card_figures.cluster_sizes(metrics["dedup"]),
+        "reports": reports,
+        "accounting": card_figures.check_counts(reports, split_sizes),
+        "funnel": card_figures.funnel(reports, split_sizes),
+        "quarantine": card_figures.quarantine_rows(reports),
+        "cluster_sizes": card_figures.cluster_sizes(reports["dedup"]),
         "validation": card_figures.validation_figures(read_json(validation_results)),
         "provenance": provenance,
     }
@@ -260,11 +260,11 @@ def card_context(split_dir: Path, metrics_dir: Path, validation_results: Path, s
 # ------------------------------------------------------------------------- build
 
 
-def build(split_dir: Path, metrics_dir: Path, validation_results: Path, folder: Path, settings: Settings,
+def build(split_dir: Path, stage_dirs: dict[str, Path], validation_results: Path, folder: Path, settings: Settings,
           template: Path) -> Build:
     """Write the release folder; same inputs and settings give the same bytes. The figures
     are gathered and checked first, so a run whose figures do not add up writes nothing."""
-    context = card_context(split_dir, metrics_dir, validation_results, settings)
+    context = card_context(split_dir, stage_dirs, validation_results, settings)
     folder = reset_dir(folder)
     (folder / "data").mkdir()
     shards, manifest = write_shards(split_dir, folder, settings)
@@ -312,13 +312,13 @@ def _sha256(path: Path) -> str:
 
 
 def publish_metrics(build: Build) -> dict[str, Any]:
+    """The headline figures of the build, what `dvc metrics show` lists. No report.json
+    beside them: everything in build/hub is released, and manifest/release.json already
+    has the articles per split and the size of every shard."""
     return {
         "version": str(build.settings.version),
         "articles": sum(build.split_sizes.values()),
-        "splits": {split: {"articles": build.split_sizes[split],
-                           "shards": sum(1 for s in build.shards if s.split == split),
-                           "parquet_bytes": sum(s.file_bytes for s in build.shards if s.split == split)}
-                   for split in SPLITS},
+        "shards": len(build.shards),
         "parquet_bytes": sum(s.file_bytes for s in build.shards),
     }
 
@@ -448,17 +448,17 @@ class ReleaseRefused(ValueError):
     """What the pipeline reported does not allow a release."""
 
 
-def release_gate_failures(metrics: dict[str, dict[str, Any]], validation_results: Path, split_dir: Path) -> list[str]:
+def release_gate_failures(reports: dict[str, dict[str, Any]], validation_results: Path, split_dir: Path) -> list[str]:
     """Why the run must not be released: a validation that did not pass, or a split whose
     held-out sets share too much text with train (the split stage's contamination gate)."""
     failures = []
-    validate = metrics["validate"]
+    validate = reports["validate"]
     if validate["success"] is not True:
         failed = validate["failed_expectations"]
         failures.append(f"the validation did not pass: {validate['failed']:,} of {validate['expectations']:,} expectations "
                         f"failed ({'; '.join(failed[:3])}{'; ...' if len(failed) > 3 else ''}); every outcome is in "
                         f"{validation_results}, Data Docs beside it")
-    contamination = metrics["split"]["contamination"]
+    contamination = reports["split"]["contamination"]
     gate = contamination["gate"]
     if gate["passed"] is not True:
         failures.append(f"the split's contamination gate failed: {gate['contaminated_share']:.2%} of the articles of a "
@@ -468,17 +468,17 @@ def release_gate_failures(metrics: dict[str, dict[str, Any]], validation_results
     return failures
 
 
-def run(split_dir: Path, metrics_dir: Path, validation_results: Path, hub_dir: Path, release_dir: Path,
+def run(split_dir: Path, stage_dirs: dict[str, Path], validation_results: Path, hub_dir: Path, release_dir: Path,
         metrics_path: Path | None, settings: Settings, template: Path, mode: str) -> int:
     """mode: 'build' (the DVC stage, never gated), 'dry-run', or 'release' (uploads if a
     token is found). A dry run or a release is refused, before anything is built or sent,
     when the run did not pass its gates."""
     if mode != "build":
-        failures = release_gate_failures(card_figures.stage_metrics(metrics_dir), validation_results, split_dir)
+        failures = release_gate_failures(card_figures.stage_reports(stage_dirs), validation_results, split_dir)
         if failures:
             raise ReleaseRefused(f"refusing to release {settings.version.tag}, nothing was uploaded:\n"
                                  + "\n".join(f"  - {failure}" for failure in failures))
-    built = build(split_dir, metrics_dir, validation_results, hub_dir, settings, template)
+    built = build(split_dir, stage_dirs, validation_results, hub_dir, settings, template)
     if metrics_path:
         write_json(metrics_path, publish_metrics(built))
     log(STAGE, f"built {settings.version.tag} in {hub_dir}")
@@ -513,13 +513,14 @@ def add_command(commands) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--input", type=Path, help="split tables folder (default: paths.split)")
-    parser.add_argument("--metrics-dir", type=Path, help="other stages' metrics, for the card and the release gates "
-                        "(default: paths.metrics)")
+    parser.add_argument("--stage-outputs", type=Path, help="folder of the earlier stages' output folders (ingest/, "
+                        "clean/, dedup/, validate/, split/), whose report.json the card and the release gates read "
+                        "(default: each stage's paths.<stage>)")
     parser.add_argument("--validation", type=Path, help="the validate stage's results, shipped in the release "
                         f"(default: paths.validate/{RESULTS_FILE})")
     parser.add_argument("--output", type=Path, help="release folder to build (default: paths.hub)")
     parser.add_argument("--release-dir", type=Path, help="folder of what is committed to the Hub (default: paths.release)")
-    parser.add_argument("--metrics", type=Path, help="metrics JSON (default: metrics/publish.json)")
+    parser.add_argument("--metrics", type=Path, help="headline metrics JSON (default: <paths.metrics>/publish.json)")
     parser.add_argument("--card-template", type=Path, default=CARD_TEMPLATE, help="dataset card template (default: %(default)s)")
     parser.add_argument("--version", help="version of this release, MAJOR.MINOR.PATCH (default: publish.version)")
     parser.add_argument("--repo-id", help="Hub dataset repo, <user or org>/<name> (default: publish.repo_id)")
@@ -536,7 +537,8 @@ def _main(args) -> int:
     settings = Settings.from_params(section(params, "publish"), args.version, args.repo_id)
     arguments = (
         args.input or path_of(params, "split"),
-        args.metrics_dir or path_of(params, "metrics"),
+        {stage: args.stage_outputs / stage if args.stage_outputs else path_of(params, stage)
+         for stage in card_figures.REPORTING_STAGES},
         args.validation or path_of(params, "validate") / RESULTS_FILE,
         args.output or path_of(params, "hub"),
         args.release_dir or path_of(params, "release"),

@@ -28,7 +28,7 @@ Strategies (``split.strategy``):
 * ``time``: test is the newest period, validation the period before it, train the rest,
   by the anchor's ``published_date`` (the date of the story's first printing in the
   corpus). Cut-off dates come from ``split.time``; left empty, they are derived from the
-  ratios on the current corpus (printed, and written to the metrics: pin them in
+  ratios on the current corpus (printed, and written to the report: pin them in
   params.yaml to keep the split stable as drops arrive). Undated anchors go to train:
   nothing shows they come after the cut-off, and an evaluation set must be newer than
   what a model was trained on.
@@ -39,13 +39,14 @@ train. Per split: articles sharing any n-gram with train, articles mostly made o
 n-grams (share at or above ``article_overlap``), and the share of the split's distinct
 n-grams seen in train. Words are ``arabic_text.words`` of ``arabic_text.match_key``;
 n-grams are hashed to 64-bit ints and joined partition by partition on disk, so memory is
-bounded by ``memory_ngrams``, not by the corpus. The metrics say whether the contaminated
+bounded by ``memory_ngrams``, not by the corpus. The report says whether the contaminated
 share of validation and test is within ``max_contaminated_share`` (``contamination.gate``).
 
 Outputs: {train,validation,test}.parquet (article columns + cluster_id),
 assignments.parquet (every kept and removed article: cluster, anchor, split),
-contamination.parquet (held-out articles sharing n-grams with train); metrics/split.json
-and, beside it, split_by_date.csv and split_by_source.csv for ``dvc plots``.
+contamination.parquet (held-out articles sharing n-grams with train), report.json (the
+figures of each split, the contamination figures and gate); metrics/split.json (articles per
+split, the gate) and, beside it, split_by_date.csv and split_by_source.csv for ``dvc plots``.
 """
 
 from __future__ import annotations
@@ -64,13 +65,21 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from . import arabic_text
-from .io import scan_table, write_json, write_table, write_tables
+from .io import scan_table, write_stage_report, write_table, write_tables
 from .params import ParamsError, section
 from .progress import Progress, log
 from .schema import CLUSTER_ID, CLUSTERED_ARTICLE_SCHEMA, SPLITS, conform
 from .stage_command import StagePaths, add_stage_command
 
 STAGE = "split"
+# Headline figures for `dvc metrics show` (name: key in the report): articles = train +
+# validation + test; contaminated_share and passed: the contamination gate.
+HEADLINE = {
+    "articles": "input.kept",
+    **{name: f"splits.{name}.rows" for name in SPLITS},
+    "contaminated_share": "contamination.gate.contaminated_share",
+    "passed": "contamination.gate.passed",
+}
 STRATEGIES = ("hash", "time")
 UNDATED_SPLIT = "train"
 SPLIT_TYPE = pl.Enum(SPLITS)
@@ -604,7 +613,7 @@ def run(input_dir: Path, output_dir: Path, metrics_path: Path | None, params: di
 
     group_sizes = scan_table(output_dir / "assignments.parquet").filter("kept").group_by("anchor_id").agg(rows=pl.len())
     groups = group_sizes.select(groups=pl.len(), largest=pl.col("rows").max(), joined=(pl.col("rows") > 1).sum()).collect()
-    metrics: dict[str, Any] = {
+    report: dict[str, Any] = {
         "strategy": rules.strategy,
         "input": {
             "kept": n_in,
@@ -618,7 +627,7 @@ def run(input_dir: Path, output_dir: Path, metrics_path: Path | None, params: di
         "contamination": found.metrics,
     }
     if rules.strategy == "time":
-        metrics["time"] = {
+        report["time"] = {
             "validation_from": str(assignment.validation_from) if assignment.validation_from else None,
             "test_from": str(assignment.test_from) if assignment.test_from else None,
             "derived": assignment.cutoffs_derived,
@@ -626,11 +635,11 @@ def run(input_dir: Path, output_dir: Path, metrics_path: Path | None, params: di
         if assignment.cutoffs_derived and assignment.test_from:
             log(STAGE, f"time split: derived validation_from {assignment.validation_from}, test_from "
                        f"{assignment.test_from}; pin them under split.time in params.yaml to keep the split stable")
+    write_stage_report(report, output_dir, metrics_path, HEADLINE)
     if metrics_path:
-        write_json(metrics_path, metrics)
         rows_by(splits, "published_date").write_csv(metrics_path.parent / "split_by_date.csv")
         rows_by(splits, "source").write_csv(metrics_path.parent / "split_by_source.csv")
-    return metrics
+    return report
 
 
 def _optional_table(path: Path, without: str) -> pl.LazyFrame | None:

@@ -3,7 +3,8 @@
 ``corpus <stage> [--input PATH] [--output PATH] [--metrics PATH]``: each path defaults to
 params.yaml ``paths`` (the output folder is ``paths.<stage>``, the metrics file
 ``<paths.metrics>/<stage>.json``), so `dvc repro` runs the bare command and a user can point
-any stage at any table.
+any stage at any table. A stage writes its full report to ``<output>/report.json`` and a few
+headline figures of it to the metrics file (io.write_stage_report).
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ def add_stage_command(
     key, *below = input_from
     parser.add_argument("--input", type=Path, help=f"{input_help} (default: {'/'.join([f'<paths.{key}>', *below])})")
     parser.add_argument("--output", type=Path, help=f"output folder (default: <paths.{name}>)")
-    parser.add_argument("--metrics", type=Path, help=f"metrics JSON (default: <paths.metrics>/{name}.json)")
+    parser.add_argument("--metrics", type=Path, help=f"headline metrics JSON (default: <paths.metrics>/{name}.json); "
+                        "the full report is <output>/report.json")
 
     def handler(args: argparse.Namespace) -> int:
         params = load_params(args.params)

@@ -19,11 +19,12 @@ Checks that need a derived value (Arabic ratio, line match keys, text hash) get 
 extra column computed with the shared functions before the frame goes to GX.
 
 Outputs (``paths.validate``): ``results.json`` (every check: passed or not, failing rows,
-example ids; the DVC output, which depends only on the data and params) and
-``metrics/validate.json``; next to them ``data_docs/index.html`` (GX Data Docs) and
-``gx_results/`` (GX's own result JSON), which GX stamps with the run time, so DVC does
-not track them. When an expectation fails the command prints which, how many rows and
-example ids, and exits 1, so ``dvc repro`` stops before split and publish.
+example ids) and ``report.json`` (counts and the names of the failed expectations), DVC
+outputs that depend only on the data and params; next to them ``data_docs/index.html``
+(GX Data Docs) and ``gx_results/`` (GX's own result JSON), which GX stamps with the run
+time, so DVC does not track them. ``metrics/validate.json`` has the counts and whether all
+passed. When an expectation fails the command prints which, how many rows and example
+ids, and exits 1, so ``dvc repro`` stops before split and publish.
 """
 
 from __future__ import annotations
@@ -40,13 +41,15 @@ import polars as pl
 
 from . import arabic_text
 from .clean import BoilerplateRules
-from .io import batches, reset_dir, scan_table, write_json
+from .io import batches, reset_dir, scan_table, write_json, write_stage_report
 from .params import path_of, section
 from .progress import Progress, log
 from .schema import ARTICLE_SCHEMA, CLUSTERED_ARTICLE_SCHEMA
 from .stage_command import StagePaths, add_stage_command
 
 STAGE = "validate"
+# Headline figures for `dvc metrics show` (name: key in the report); passed: all expectations did.
+HEADLINE = {"articles": "articles", "expectations": "expectations", "failed": "failed", "passed": "success"}
 # great_expectations.yml sends GX's result store and Data Docs under this folder.
 OUTPUT_ENV = "CORPUS_VALIDATE_OUTPUT"
 RESULTS_FILE = "results.json"
@@ -136,7 +139,8 @@ class ValidationReport:
             "checks": [_jsonable(asdict(check)) | {"name": check.name} for check in self.checks],
         }
 
-    def metrics(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, Any]:
+        """The stage's report.json: the counts of results.json and the failed expectations' names."""
         return {
             "articles": self.articles,
             "expectations": len(self.checks),
@@ -345,8 +349,7 @@ def run(input_path: Path, output_dir: Path, metrics_path: Path | None, params: d
     log(STAGE, f"validating {input_path} with the suites in {gx_dir} (Great Expectations)")
     report = run_suites(scan_table(input_path), CORPUS, params, gx_dir, output_dir)
     write_json(output_dir / RESULTS_FILE, report.to_json())
-    if metrics_path:
-        write_json(metrics_path, report.metrics())
+    write_stage_report(report.summary(), output_dir, metrics_path, HEADLINE)
     report.log_failures(STAGE)
     verdict = "passed" if report.success else f"FAILED ({len(report.failed)} of {len(report.checks)} expectations)"
     log(STAGE, f"{report.articles:,} articles: {verdict}; Data Docs: {output_dir / DATA_DOCS_DIR / 'index.html'}")

@@ -39,7 +39,11 @@ def run_corpus(*args: str, cwd: Path | str = REPO, check: bool = True) -> subpro
 def project(tmp_path: Path) -> Path:
     """A copy of this repository's pipeline (code, params, dvc.yaml, seed drop) in a
     fresh git + DVC repo, for tests that run stages or `dvc repro` end to end."""
-    root = tmp_path / "project"
+    return copy_project(tmp_path / "project")
+
+
+def copy_project(root: Path) -> Path:
+    """The `project` fixture's copy of the repository at `root`."""
     ignore = shutil.ignore_patterns(".venv", ".git", "build", "__pycache__", ".pytest_cache", "*.egg-info", "tmp", "cache")
     shutil.copytree(REPO, root, ignore=ignore)
     for command in (

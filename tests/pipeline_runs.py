@@ -1,7 +1,7 @@
 """The real stages before publish, run in-process on a set of drops as `dvc repro` runs them.
 
 For tests and benchmarks that need what the publish stage reads: split tables, every
-stage's metrics and the validation results, all from one run.
+stage's report and the validation results, all from one run.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import clean, dedup, ingest, split, validate
+from pipeline.card_figures import REPORTING_STAGES
 from pipeline.params import section
 
 REPO = Path(__file__).resolve().parents[1]
@@ -18,8 +19,8 @@ GX_DIR = REPO / "gx"
 
 def run_pipeline(raw_dir: Path, work_dir: Path, params: dict[str, Any], drops: list[str] | None = None) -> Path:
     """ingest -> clean -> dedup -> validate -> split on the drops under `raw_dir` (or only
-    `drops`). Outputs go to `work_dir`/{ingest,clean,dedup,validate,split}, metrics to
-    `work_dir`/metrics. Stops, like `dvc repro`, when the validation fails."""
+    `drops`). Outputs (each with its report.json) go to `work_dir`/{ingest,clean,dedup,validate,split},
+    headline metrics to `work_dir`/metrics. Stops, like `dvc repro`, when the validation fails."""
     metrics = work_dir / "metrics"
     ingest.run(raw_dir, work_dir / "ingest", metrics / "ingest.json", section(params, "ingest"), drops)
     clean.run(work_dir / "ingest", work_dir / "clean", metrics / "clean.json", params)
@@ -29,3 +30,18 @@ def run_pipeline(raw_dir: Path, work_dir: Path, params: dict[str, Any], drops: l
         raise AssertionError(f"the validation of {work_dir} failed: {[check.name for check in report.failed]}")
     split.run(work_dir / "dedup", work_dir / "split", metrics / "split.json", params)
     return work_dir
+
+
+def check_headline_funnel(metrics: dict[str, dict[str, Any]]) -> None:
+    """The metrics of one run (stage -> its metrics/<stage>.json; publish's optional) are
+    flat figures, and the articles add up from stage to stage."""
+    for stage, figures in metrics.items():
+        assert all(isinstance(value, (int, float, str)) for value in figures.values()), (stage, figures)
+    ingest, clean, dedup, validate, split = (metrics[stage] for stage in REPORTING_STAGES)
+    assert ingest["input"] == ingest["articles"] + ingest["quarantined"]
+    assert clean["input"] == ingest["articles"] and clean["input"] == clean["articles"] + clean["quarantined"]
+    assert dedup["input"] == clean["articles"] and dedup["input"] == dedup["articles"] + dedup["duplicates"]
+    assert validate["articles"] == dedup["articles"] and (validate["failed"] == 0) is validate["passed"]
+    assert split["train"] + split["validation"] + split["test"] == split["articles"] == dedup["articles"]
+    if "publish" in metrics:
+        assert metrics["publish"]["articles"] == dedup["articles"]

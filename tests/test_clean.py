@@ -207,7 +207,7 @@ def test_saudinewsnet_sample_counts_add_up_and_boilerplate_goes(tmp_path):
     assert articles.height + quarantine.height == n_inputs == 599
     assert set(articles["id"]).isdisjoint(quarantine["id"])
     metrics = json.loads((tmp_path / "clean.json").read_text())
-    assert metrics["input"] == metrics["kept"] + metrics["quarantined"]
+    assert metrics["input"] == metrics["articles"] + metrics["quarantined"]
     # SPA's end-of-story marker and the outlets' SMS/share lines are gone, everywhere.
     for marker in ("// انتهى //", "Next Previous", "inShare"):
         assert not articles["text"].str.contains(marker, literal=True).any(), marker

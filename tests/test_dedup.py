@@ -71,12 +71,14 @@ def test_kept_plus_duplicates_is_the_input(stage_run, evaluation):
     assert set(dups["kind"]) == {"exact", "near"}
     assert (dups.filter(pl.col("kind") == "exact")["similarity"] == 1.0).all()
     assert dups.filter(pl.col("kind") == "near")["similarity"].is_between(threshold, 1.0).all()
-    metrics = read_json(stage_run / "dedup.json")
-    assert metrics["input"] == kept.height + dups.height and metrics["kept"] == kept.height
-    assert sum(metrics["duplicates_by_kind"].values()) == dups.height
-    assert sum(int(size) * n for size, n in metrics["cluster_size_histogram"].items()) == (
-        dups.height + metrics["clusters_with_duplicates"]
+    report = read_json(out / "report.json")
+    assert report["input"] == kept.height + dups.height and report["kept"] == kept.height
+    assert sum(report["duplicates_by_kind"].values()) == dups.height
+    assert sum(int(size) * n for size, n in report["cluster_size_histogram"].items()) == (
+        dups.height + report["clusters_with_duplicates"]
     )
+    headline = read_json(stage_run / "dedup.json")
+    assert headline == {"input": report["input"], "articles": kept.height, "duplicates": dups.height}
 
 
 def test_no_two_kept_articles_are_duplicates(stage_run):

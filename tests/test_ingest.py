@@ -142,14 +142,17 @@ def test_every_bad_input_is_kept_or_quarantined_with_its_reason(bad_drop_run):
     assert quarantine["detail"].null_count() == 0
 
 
-def test_ingest_metrics_add_up(bad_drop_run):
+def test_ingest_reports_add_up(bad_drop_run):
     expected, _, quarantine, work = bad_drop_run
-    ingest_metrics = json.loads((work / "ingest.json").read_text())
-    clean_metrics = json.loads((work / "clean.json").read_text())
-    assert ingest_metrics["inputs"] == len(expected) == ingest_metrics["articles"] + ingest_metrics["quarantined"]
-    assert clean_metrics["input"] == ingest_metrics["articles"]
-    assert clean_metrics["quarantined_total_with_ingest"] == quarantine.height
-    assert ingest_metrics["drops"]["bad"]["unparsed_dates"] == 1
+    ingest_report = json.loads((work / "ingest" / "report.json").read_text())
+    clean_report = json.loads((work / "clean" / "report.json").read_text())
+    assert ingest_report["inputs"] == len(expected) == ingest_report["articles"] + ingest_report["quarantined"]
+    assert clean_report["input"] == ingest_report["articles"]
+    assert clean_report["quarantined_total_with_ingest"] == quarantine.height
+    assert ingest_report["drops"]["bad"]["unparsed_dates"] == 1
+    # The metric is the headline of the report.
+    assert json.loads((work / "ingest.json").read_text()) == {
+        "input": len(expected), "articles": ingest_report["articles"], "quarantined": ingest_report["quarantined"]}
 
 
 def test_decoded_articles_read_the_same_whatever_the_encoding(bad_drop_run):
@@ -205,8 +208,8 @@ def test_real_corpora_counts_and_encodings(tmp_path):
     (raw / "snn").symlink_to(SAUDI_SAMPLE)
     result = ingest.run(raw, tmp_path / "out", None, _ingest_params())
     n_cp1256 = sum(1 for p in CP1256.rglob("*.txt"))
-    assert result.metrics["inputs"] == n_cp1256 + 599 == result.articles + result.quarantine.height
-    cp = result.metrics["drops"]["cp1256"]
+    assert result.report["inputs"] == n_cp1256 + 599 == result.articles + result.quarantine.height
+    cp = result.report["drops"]["cp1256"]
     assert cp["formats"] == {".txt": n_cp1256}
     undecodable = result.quarantine.filter(pl.col("drop") == "cp1256")
     # Files whose Arabic was lost to '?' before they reached us are the only rejects.

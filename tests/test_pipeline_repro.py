@@ -7,6 +7,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
+from conftest import copy_project
+from pipeline.card_figures import REPORTING_STAGES
+from pipeline_runs import check_headline_funnel
+
 
 def _run(*command: str, cwd: Path) -> str:
     result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
@@ -23,8 +29,16 @@ def _output_files(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in files if not str(p.relative_to(root)).startswith(_RUN_STAMPED)}
 
 
-def test_dvc_repro_runs_end_to_end_and_is_deterministic(project: Path):
-    _run("dvc", "repro", cwd=project)
+@pytest.fixture(scope="module")
+def reproduced(tmp_path_factory) -> Path:
+    """A fresh copy of the repo after `dvc repro`."""
+    root = copy_project(tmp_path_factory.mktemp("repro") / "project")
+    _run("dvc", "repro", cwd=root)
+    return root
+
+
+def test_dvc_repro_runs_end_to_end_and_is_deterministic(reproduced: Path):
+    project = reproduced
     first_lock = (project / "dvc.lock").read_text()
     first_outputs = _output_files(project)
     # Same stage list as dvc.yaml, every stage ran.
@@ -40,6 +54,21 @@ def test_dvc_repro_runs_end_to_end_and_is_deterministic(project: Path):
         "the committed dvc.lock/metrics are stale: run `dvc repro` and commit them"
     )
 
-    metrics = json.loads(_run("dvc", "metrics", "show", "--json", cwd=project))
-    clean_metrics = next(v for k, v in metrics[""]["data"].items() if k.endswith("clean.json"))["data"]
-    assert clean_metrics["kept"] == 5 and clean_metrics["quarantined"] == 0
+
+def test_dvc_metrics_show_is_one_short_funnel_table(reproduced: Path):
+    """Headline figures, one row per stage; the details are in build/<stage>/report.json."""
+    project = reproduced
+    shown = json.loads(_run("dvc", "metrics", "show", "--json", cwd=project))[""]["data"]
+    metrics = {Path(path).stem: entry["data"] for path, entry in shown.items()}
+    assert list(metrics) == [*REPORTING_STAGES, "publish"]
+    check_headline_funnel(metrics)
+    assert metrics["clean"]["articles"] == 5 and metrics["clean"]["quarantined"] == 0
+    for stage in REPORTING_STAGES:
+        assert (project / "build" / stage / "report.json").is_file(), stage
+
+    table = _run("dvc", "metrics", "show", cwd=project).splitlines()
+    assert table[0].split() == [
+        "Path", "articles", "contaminated_share", "duplicates", "expectations", "failed", "input", "parquet_bytes",
+        "passed", "quarantined", "shards", "test", "train", "validation", "version",
+    ]
+    assert len(table) == 7 and max(len(line) for line in table) < 200

@@ -28,7 +28,7 @@ from pipeline import card, card_figures, publish, split, validate
 from pipeline.params import load_params, section
 from pipeline.release import MANIFEST_PATH, RELEASE_PATH
 from pipeline.schema import ARTICLE_SCHEMA, CLUSTER_ID, CLUSTERED_ARTICLE_SCHEMA, QUARANTINE_REASONS, SPLITS
-from pipeline_runs import GX_DIR, run_pipeline
+from pipeline_runs import GX_DIR, check_headline_funnel, run_pipeline
 
 TEMPLATE = REPO / "dataset_card.md"
 REPO_ID = "tests/arabic-news"
@@ -40,9 +40,9 @@ SAUDI_LICENSE = "cc-by-nc-sa-4.0"  # publish.provenance of the saudinewsnet* dro
 @pytest.fixture(scope="module")
 def generations(tmp_path_factory) -> dict[str, Path]:
     """Runs of the real pipeline (ingest -> clean -> dedup -> validate -> split), each with
-    split/, metrics/ and validate/: 'first' on the SaudiNewsNet sample, 'second' with the
-    seed drop added, 'seed' on the seed drop alone (5 articles: train 3, validation 2,
-    test empty)."""
+    every stage's output folder (report.json in each) and metrics/: 'first' on the
+    SaudiNewsNet sample, 'second' with the seed drop added, 'seed' on the seed drop alone
+    (5 articles: train 3, validation 2, test empty)."""
     root = tmp_path_factory.mktemp("pipeline")
     raw = root / "raw"
     shutil.copytree(SAUDI_SAMPLE, raw / "saudinewsnet", ignore=shutil.ignore_patterns("*.tsv"))
@@ -63,23 +63,22 @@ def gate_failures(generations, tmp_path_factory) -> dict[str, Path]:
     runs = {}
     for name in ("validation failed", "contaminated"):
         run = runs[name] = root / name
-        shutil.copytree(first / "metrics", run / "metrics")
-        for folder in ("split", "validate"):
+        run.mkdir()
+        for folder in card_figures.REPORTING_STAGES:
             (run / folder).symlink_to(first / folder)
 
     strict = copy.deepcopy(params)
     strict["validate"]["mean_chars"]["min"] = 5000
     failed = runs["validation failed"]
     (failed / "validate").unlink()
-    assert not validate.run(first / "dedup" / "articles.parquet", failed / "validate", failed / "metrics" / "validate.json",
-                            strict, GX_DIR).success
+    assert not validate.run(first / "dedup" / "articles.parquet", failed / "validate", None, strict, GX_DIR).success
 
     strict = copy.deepcopy(params)
     strict["split"]["contamination"] |= {"article_overlap": 0.01, "max_contaminated_share": 0.0}
     contaminated = runs["contaminated"]
     (contaminated / "split").unlink()
-    metrics = split.run(first / "dedup", contaminated / "split", contaminated / "metrics" / "split.json", strict)
-    assert metrics["contamination"]["gate"]["passed"] is False
+    split_report = split.run(first / "dedup", contaminated / "split", None, strict)
+    assert split_report["contamination"]["gate"]["passed"] is False
     return runs
 
 
@@ -87,8 +86,12 @@ def split_tables(run: Path) -> dict[str, pl.DataFrame]:
     return {split: pl.read_parquet(run / "split" / f"{split}.parquet") for split in SPLITS}
 
 
-def run_metrics(run: Path) -> dict[str, dict]:
-    return card_figures.stage_metrics(run / "metrics")
+def stage_dirs(run: Path) -> dict[str, Path]:
+    return {stage: run / stage for stage in card_figures.REPORTING_STAGES}
+
+
+def run_reports(run: Path) -> dict[str, dict]:
+    return card_figures.stage_reports(stage_dirs(run))
 
 
 def settings(**card) -> publish.Settings:
@@ -98,7 +101,7 @@ def settings(**card) -> publish.Settings:
 
 
 def build(run: Path, folder: Path, **card) -> publish.Build:
-    return publish.build(run / "split", run / "metrics", run / "validate" / "results.json", folder, settings(**card), TEMPLATE)
+    return publish.build(run / "split", stage_dirs(run), run / "validate" / "results.json", folder, settings(**card), TEMPLATE)
 
 
 def shard_count(rows: int, shard_rows: int = SHARD_ROWS) -> int:
@@ -170,9 +173,9 @@ def test_card_metadata_is_what_the_hub_and_datasets_read(built, generations):
 
 def test_card_accounts_for_every_input(built, generations):
     """inputs = published + duplicates + quarantined, each figure counted here from the
-    stages' tables, not read from their metrics."""
+    stages' tables, not read from their reports."""
     run, body = generations["first"], prose((built.folder / "README.md").read_text())
-    inputs = run_metrics(run)["ingest"]["inputs"]
+    inputs = run_reports(run)["ingest"]["inputs"]
     assert inputs == len(list(SAUDI_SAMPLE.glob("*.json")))  # one article a file
     published = sum(t.height for t in split_tables(run).values())
     duplicates = pl.read_parquet(run / "dedup" / "duplicates.parquet").height
@@ -272,6 +275,13 @@ def test_seed_corpus_card_is_honest_about_what_it_lacks_and_loads(built_seed, ge
     assert "Removed: none; no two texts reach the threshold." in body and "No input was quarantined." in body
 
 
+def test_headline_metrics_are_flat_and_add_up(generations):
+    """What `dvc metrics show` lists of a run with quarantined articles and duplicates."""
+    metrics = {path.stem: json.loads(path.read_text()) for path in (generations["second"] / "metrics").glob("*.json")}
+    check_headline_funnel(metrics)
+    assert metrics["clean"]["quarantined"] and metrics["dedup"]["duplicates"]
+
+
 def test_a_licence_the_drops_do_not_have_is_flagged(generations, tmp_path):
     result = build(generations["second"], tmp_path / "hub", license=SAUDI_LICENSE)
     body = prose((result.folder / "README.md").read_text())
@@ -282,7 +292,7 @@ def test_a_licence_the_drops_do_not_have_is_flagged(generations, tmp_path):
 def test_a_drop_nobody_described_is_shown_as_such(generations, tmp_path, capfd):
     run = generations["first"]
     undescribed = dataclasses.replace(settings(), provenance={"seed": {"origin": "x", "license": "mit"}})
-    result = publish.build(run / "split", run / "metrics", run / "validate" / "results.json", tmp_path / "hub",
+    result = publish.build(run / "split", stage_dirs(run), run / "validate" / "results.json", tmp_path / "hub",
                            undescribed, TEMPLATE)
     body = prose((result.folder / "README.md").read_text())
     n = sum(t.height for t in split_tables(run).values())
@@ -292,10 +302,10 @@ def test_a_drop_nobody_described_is_shown_as_such(generations, tmp_path, capfd):
 
 
 def test_figures_from_another_run_stop_the_build(generations, tmp_path):
-    """Split tables of one run with the metrics of another (a stage re-run by hand)."""
+    """Split tables of one run with the reports of another (a stage re-run by hand)."""
     first, second = generations["first"], generations["second"]
     with pytest.raises(card_figures.CountsError, match="not from one run") as refused:
-        publish.build(first / "split", second / "metrics", second / "validate" / "results.json", tmp_path / "hub",
+        publish.build(first / "split", stage_dirs(second), second / "validate" / "results.json", tmp_path / "hub",
                       settings(), TEMPLATE)
     assert "published = dedup's kept articles" in str(refused.value)
     assert not (tmp_path / "hub").exists()  # checked before anything is written
@@ -329,7 +339,7 @@ def test_the_dvc_stage_builds_offline_and_diff_compares_local_builds(built, gene
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")} | {
         "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HOME": str(tmp_path / "hf-home"), "HF_TOKEN": TOKEN}
     command = [str(VENV_BIN / "corpus"), "publish", "--build-only", "--input", str(run / "split"),
-               "--metrics-dir", str(run / "metrics"), "--validation", str(run / "validate" / "results.json"),
+               "--stage-outputs", str(run), "--validation", str(run / "validate" / "results.json"),
                "--output", str(tmp_path / "hub"), "--metrics", str(tmp_path / "publish.json"), "--card-template", str(TEMPLATE)]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
@@ -384,7 +394,7 @@ def session(generations, gate_failures, built_seed, tmp_path_factory) -> Session
         def corpus(name: str, run_name: str, *args: str, token: str | None = TOKEN, params_file: str = "params.yaml"):
             run = runs[run_name]
             command = [str(VENV_BIN / "corpus"), "--params", str(root / params_file), "publish",
-                       "--input", str(run / "split"), "--metrics-dir", str(run / "metrics"),
+                       "--input", str(run / "split"), "--stage-outputs", str(run),
                        "--validation", str(run / "validate" / "results.json"),
                        "--output", str(root / "hub"), "--release-dir", str(root / "release"),
                        "--metrics", str(root / "metrics" / "publish.json"), "--card-template", str(TEMPLATE), *args]
@@ -452,18 +462,18 @@ def train_shards(generation: Path, shard_rows: int = SHARD_ROWS) -> list[str]:
 def test_a_run_whose_validation_failed_is_never_released(session, gate_failures):
     run = session.runs["validation failed"]
     assert run.returncode == 2, outcome(session, "validation failed")
-    metrics = run_metrics(gate_failures["validation failed"])["validate"]
-    assert metrics["failed"] and not metrics["success"]
+    report = run_reports(gate_failures["validation failed"])["validate"]
+    assert report["failed"] and not report["success"]
     assert "refusing to release v1.0.0, nothing was uploaded" in run.stderr
-    assert f"the validation did not pass: {metrics['failed']} of {metrics['expectations']} expectations failed" in run.stderr
-    assert metrics["failed_expectations"][0] in run.stderr
+    assert f"the validation did not pass: {report['failed']} of {report['expectations']} expectations failed" in run.stderr
+    assert report["failed_expectations"][0] in run.stderr
     assert session.heads["validation failed"] == "" and session.commits["validation failed"] == 0  # no repo made
 
 
 def test_a_run_whose_contamination_gate_failed_is_never_released(session, gate_failures):
     run = session.runs["contaminated"]
     assert run.returncode == 2, outcome(session, "contaminated")
-    gate = run_metrics(gate_failures["contaminated"])["split"]["contamination"]["gate"]
+    gate = run_reports(gate_failures["contaminated"])["split"]["contamination"]["gate"]
     assert "refusing to release v1.0.0, nothing was uploaded" in run.stderr
     assert f"the split's contamination gate failed: {gate['contaminated_share']:.2%} of the articles" in run.stderr
     assert "the validation did not pass" not in run.stderr

@@ -506,19 +506,23 @@ def test_outputs_are_byte_identical_on_rerun(versions: dict[str, Path], tmp_path
             assert (first / relative / name).read_bytes() == (again / relative / name).read_bytes(), name
 
 
-def test_metrics_add_up_and_describe_the_splits(versions: dict[str, Path]) -> None:
-    metrics = json.loads((versions["v2"] / "metrics" / "split.json").read_text())
+def test_report_adds_up_and_describes_the_splits(versions: dict[str, Path]) -> None:
+    stage_report = json.loads((versions["v2"] / "split" / "report.json").read_text())
     kept = pl.read_parquet(versions["v2"] / "dedup" / "articles.parquet")
-    assert sum(metrics["splits"][name]["rows"] for name in SPLITS) == kept.height == metrics["input"]["kept"]
+    assert sum(stage_report["splits"][name]["rows"] for name in SPLITS) == kept.height == stage_report["input"]["kept"]
     for name in SPLITS:
         table = pl.read_parquet(versions["v2"] / "split" / f"{name}.parquet")
         assert table.schema == CLUSTERED_ARTICLE_SCHEMA
-        stats = metrics["splits"][name]
+        stats = stage_report["splits"][name]
         assert (stats["rows"], stats["characters"], stats["words"]) == (table.height, table["n_chars"].sum(), table["n_words"].sum())
         assert stats["sources"] == table["source"].drop_nulls().n_unique()
     report = pl.read_parquet(versions["v2"] / "split" / "contamination.parquet")
     assert report.schema == split.CONTAMINATION_SCHEMA
-    assert metrics["contamination"]["test"]["articles_sharing_any_ngram"] == report.filter(pl.col("split") == "test").height
+    assert stage_report["contamination"]["test"]["articles_sharing_any_ngram"] == report.filter(pl.col("split") == "test").height
+    headline = json.loads((versions["v2"] / "metrics" / "split.json").read_text())
+    assert headline == {"articles": kept.height, **{name: stage_report["splits"][name]["rows"] for name in SPLITS},
+                        "contaminated_share": stage_report["contamination"]["gate"]["contaminated_share"],
+                        "passed": stage_report["contamination"]["gate"]["passed"]}
     by_date = pl.read_csv(versions["v2"] / "metrics" / "split_by_date.csv")
     assert by_date.columns == ["published_date", *SPLITS]
     assert by_date.select(pl.sum_horizontal(SPLITS)).to_series().sum() == kept["published_date"].is_not_null().sum()

@@ -67,8 +67,11 @@ def test_shared_corpus_passes_and_writes_results_and_data_docs(corpus, params, t
     assert len(report.checks) == sum(len(suite["expectations"]) for suite in SUITES.values())
     results = read_json(out / "results.json")
     assert results["success"] is True and results["failed"] == 0 and results["passed"] == len(report.checks)
-    assert read_json(metrics) == {"articles": report.articles, "expectations": len(report.checks), "passed": len(report.checks),
-                                  "failed": 0, "success": True, "failed_expectations": []}
+    assert read_json(out / "report.json") == {"articles": report.articles, "expectations": len(report.checks),
+                                              "passed": len(report.checks), "failed": 0, "success": True,
+                                              "failed_expectations": []}
+    assert read_json(metrics) == {"articles": report.articles, "expectations": len(report.checks), "failed": 0,
+                                  "passed": True}
     index = (out / "data_docs" / "index.html").read_text(encoding="utf-8")
     for suite in SUITES:
         assert suite in index
@@ -76,7 +79,8 @@ def test_shared_corpus_passes_and_writes_results_and_data_docs(corpus, params, t
     assert project_files() == before
     # The DVC output depends on the data and params only (GX's files carry run times).
     validate.run(corpus, tmp_path / "again", None, params, GX_DIR)
-    assert (tmp_path / "again" / "results.json").read_bytes() == (out / "results.json").read_bytes()
+    for tracked in ("results.json", "report.json"):
+        assert (tmp_path / "again" / tracked).read_bytes() == (out / tracked).read_bytes()
 
 
 def test_duplicate_texts_fail_the_corpus_gate_with_the_ids(cleaned, params, tmp_path, capsys):
@@ -97,7 +101,9 @@ def test_duplicate_texts_fail_the_corpus_gate_with_the_ids(cleaned, params, tmp_
     console = capsys.readouterr().err
     assert "FAILED article_table: Normalised texts unique" in console
     assert f"{len(duplicated)} of {frame.height} rows" in console and check["examples"][0] in console
-    assert read_json(tmp_path / "m.json")["failed_expectations"] == [check["name"]]
+    assert read_json(tmp_path / "out" / "report.json")["failed_expectations"] == [check["name"]]
+    assert read_json(tmp_path / "m.json") == {"articles": frame.height, "expectations": len(results["checks"]),
+                                              "failed": 1, "passed": False}
 
 
 def test_thresholds_and_boilerplate_regex_come_from_params(corpus, params, tmp_path):
