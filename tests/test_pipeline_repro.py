@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
-from conftest import copy_project
+from conftest import REPO, copy_project
 from pipeline.card_figures import REPORTING_STAGES
 from pipeline_runs import check_headline_funnel
 
@@ -72,3 +74,29 @@ def test_dvc_metrics_show_is_one_short_funnel_table(reproduced: Path):
         "passed", "quarantined", "shards", "test", "train", "validation", "version",
     ]
     assert len(table) == 7 and max(len(line) for line in table) < 200
+
+
+# Modules every stage runs through but that do not shape its outputs (params are declared
+# by section, separately).
+_PLUMBING = {"params", "progress", "stage_command", "cli"}
+
+
+def _pipeline_imports(module: str, seen: set[str]) -> set[str]:
+    """`module` and every pipeline module it imports, transitively."""
+    if module not in seen:
+        seen.add(module)
+        tree = ast.parse((REPO / "pipeline" / f"{module}.py").read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                for name in [node.module] if node.module else [alias.name for alias in node.names]:
+                    _pipeline_imports(name.split(".")[0], seen)
+    return seen
+
+
+def test_every_stage_depends_on_the_code_it_runs():
+    """A stage's outputs go stale silently if `dvc repro` does not see a change to code it imports."""
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    for stage, spec in stages.items():
+        declared = {Path(dep).stem for dep in spec["deps"] if str(dep).startswith("pipeline/")}
+        missing = _pipeline_imports(stage, set()) - _PLUMBING - declared
+        assert not missing, f"dvc.yaml stage {stage} imports {sorted(missing)} but does not list them in deps"
