@@ -16,10 +16,12 @@ uses the same codes, and 2 also when it refuses NAME or DVC fails.
 
 ``corpus add-drop PATH --name NAME`` copies the drop into a staging folder, validates
 that copy as drop NAME (so what is added is exactly what was checked, with the ids it
-will have), then moves it to ``paths.raw/NAME`` and tracks it with ``dvc add``: commit
-the ``NAME.dvc`` file, ``dvc push`` it to the remote, and the next ``dvc repro`` ingests
-it. It refuses, changing nothing, when validation fails, when NAME already exists, or
-when NAME is not a plain folder name (``../x``, ``/x``, ``a/b``).
+will have), then moves it to ``paths.raw/NAME``, tracks it with ``dvc add`` and appends
+NAME to ``split.drop_order`` in params.yaml (the order drops arrived in, which the split
+stage keeps stable): commit the ``NAME.dvc`` file and params.yaml, ``dvc push`` the drop
+to the remote, and the next ``dvc repro`` ingests it. It refuses, changing nothing, when
+validation fails, when NAME already exists, or when NAME is not a plain folder name
+(``../x``, ``/x``, ``a/b``).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import polars as pl
 
 from . import clean, dedup, ingest, validate
 from .io import reset_dir, scan_table, write_json
-from .params import load_params, path_of, section
+from .params import ParamsError, load_params, path_of, section, with_list_item
 from .schema import QUARANTINE_REASONS
 
 EXIT_ACCEPTABLE, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
@@ -191,19 +193,18 @@ def copy_drop(source: Path, destination: Path) -> None:
             shutil.copyfile(path, target)
 
 
-def track_with_dvc(staged: Path, target: Path, push: bool) -> None:
+def _dvc(*command: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dvc", *command], capture_output=True, text=True)
+
+
+def track_with_dvc(staged: Path, target: Path) -> None:
     """Move the staged drop into the raw area and `dvc add` it; undo the move if DVC fails."""
     gitignore = target.parent / ".gitignore"
     gitignore_before = gitignore.read_bytes() if gitignore.exists() else None
     dvc_file = target.with_name(f"{target.name}.dvc")
     shutil.move(staged, target)
-    commands = [["add", str(target)]] + ([["push", str(dvc_file)]] if push else [])
-    for command in commands:
-        result = subprocess.run([sys.executable, "-m", "dvc", *command], capture_output=True, text=True)
-        if result.returncode == 0:
-            continue
-        if command[0] == "push":
-            raise RuntimeError(f"{target} is added and tracked, but `dvc push` failed (run it again):\n{result.stderr}")
+    result = _dvc("add", str(target))
+    if result.returncode != 0:
         shutil.rmtree(target, ignore_errors=True)
         dvc_file.unlink(missing_ok=True)
         if gitignore_before is None:
@@ -213,9 +214,17 @@ def track_with_dvc(staged: Path, target: Path, push: bool) -> None:
         raise RuntimeError(f"`dvc add` failed, nothing was changed:\n{result.stdout}{result.stderr}")
 
 
-def add_drop(source: Path, name: str, params: dict[str, Any], gx_dir: Path, index_dir: Path, push: bool = False) -> int:
+def add_drop(source: Path, name: str, params_path: Path, gx_dir: Path, index_dir: Path, push: bool = False) -> int:
+    params = load_params(params_path)
     raw_dir = path_of(params, "raw")
     problem = name_problem(name, raw_dir)
+    if problem is None:
+        # The split stage anchors a group at its member from the earliest drop: the drop
+        # joins split.drop_order, so the order is the order of arrival, whatever its name.
+        try:
+            params_text = with_list_item(params_path.read_text(encoding="utf-8"), "split", "drop_order", name)
+        except ParamsError as error:
+            problem = str(error)
     if problem is None and not Path(".dvc").is_dir():
         problem = "not at the root of a DVC repository (no .dvc folder here)"
     if problem is None and not source.is_dir():
@@ -233,7 +242,8 @@ def add_drop(source: Path, name: str, params: dict[str, Any], gx_dir: Path, inde
         if not report.validation.success:
             print(f"add-drop: refused: the drop fails validation. Nothing was changed under {raw_dir}.", file=sys.stderr)
             return EXIT_FAILED
-        track_with_dvc(staging / name, raw_dir / name, push)
+        track_with_dvc(staging / name, raw_dir / name)
+        params_path.write_text(params_text, encoding="utf-8")
     except UnusableDrop as error:
         print(f"add-drop: refused: {error}. Nothing was changed.", file=sys.stderr)
         return EXIT_UNUSABLE
@@ -244,10 +254,14 @@ def add_drop(source: Path, name: str, params: dict[str, Any], gx_dir: Path, inde
         shutil.rmtree(staging, ignore_errors=True)
 
     dvc_file = raw_dir / f"{name}.dvc"
+    if push and (result := _dvc("push", str(dvc_file))).returncode != 0:
+        print(f"add-drop: {raw_dir / name} is added and tracked, but `dvc push` failed (run it again):\n{result.stderr}",
+              file=sys.stderr)
+        return EXIT_UNUSABLE
     pushed = "pushed to the DVC remote" if push else "next: `dvc push`"
     print(
-        f"\nAdded {raw_dir / name}, tracked by {dvc_file} ({pushed}).\n"
-        f"Commit it: git add {dvc_file} {raw_dir / '.gitignore'} && git commit -m 'Add drop {name}'\n"
+        f"\nAdded {raw_dir / name}, tracked by {dvc_file} ({pushed}), and to split.drop_order in {params_path}.\n"
+        f"Commit it: git add {dvc_file} {raw_dir / '.gitignore'} {params_path} && git commit -m 'Add drop {name}'\n"
         "Then `dvc repro` builds the corpus with it."
     )
     return EXIT_ACCEPTABLE
@@ -304,6 +318,5 @@ def _validate_main(args) -> int:
 
 
 def _add_main(args) -> int:
-    params = load_params(args.params)
-    gx_dir, index_dir = _locations(args, params)
-    return add_drop(args.path, args.name, params, gx_dir, index_dir, args.push)
+    gx_dir, index_dir = _locations(args, load_params(args.params))
+    return add_drop(args.path, args.name, Path(args.params), gx_dir, index_dir, args.push)

@@ -6,6 +6,8 @@ Stage code reads the YAML directly (pyyaml, ~0.04 s) rather than through
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -46,3 +48,31 @@ def path_of(params: dict[str, Any], name: str) -> Path:
     if name not in paths:
         raise ParamsError(f"params.yaml 'paths' has no '{name}' entry")
     return Path(paths[name])
+
+
+def with_list_item(text: str, section_name: str, key: str, item: str) -> str:
+    """params.yaml ``text`` with ``item`` appended to the list ``section_name.key``, every
+    other line (comments included) as it was. The list must be written on one line
+    (``key: [a, b]``), as params.yaml writes it; an item already listed is not repeated."""
+    listed = section(yaml.safe_load(text), section_name).get(key)
+    if not isinstance(listed, list):
+        raise ParamsError(f"params.yaml '{section_name}.{key}' must be a list")
+    if item in listed:
+        return text
+    # Quoted when plain YAML would read it as something else (2026, 1.0, yes, null).
+    written = item if yaml.safe_load(item) == item else json.dumps(item)
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.rstrip() == f"{section_name}:"), None)
+    flow_list = re.compile(rf"^(\s+{re.escape(key)}:\s*\[)([^\]]*)(\].*)$", re.DOTALL)
+    for i in range(start + 1 if start is not None else len(lines), len(lines)):
+        if lines[i][:1] not in (" ", "\t", "\n", "#"):
+            break  # the next top-level key: the section has no one-line list `key`
+        if match := flow_list.match(lines[i]):
+            head, items, tail = match.groups()
+            lines[i] = f"{head}{items.rstrip()}{', ' if items.strip() else ''}{written}{tail}"
+            updated = "".join(lines)
+            if section(yaml.safe_load(updated), section_name).get(key) != [*listed, item]:
+                break
+            return updated
+    raise ParamsError(f"cannot add '{item}' to params.yaml '{section_name}.{key}': write that list on one line, "
+                      f"as `{key}: [{', '.join(map(str, listed))}]`")

@@ -10,7 +10,7 @@ pair the dedup stage found similar crosses splits.
 
 Each group is decided by its **anchor**: the member that entered the corpus first, i.e.
 the member from the earliest drop (``split.drop_order`` lists drops in the order they
-arrived; drops not listed come after them, by name); within that drop, the earliest
+arrived, appended by ``corpus add-drop``; drops not listed come after them, by name); within that drop, the earliest
 published, then the smallest id. The representative the dedup stage keeps plays no part:
 when a new drop brings a longer reprint of an existing article, dedup keeps the reprint,
 but the anchor is still the existing article, so the reprint inherits its split. Adding a

@@ -14,6 +14,7 @@ from drop_cases import BROKEN_EXPORT_FAILURES, broken_export, seed_copy, teaser_
 import polars as pl
 from pipeline import arabic_text, cli
 from pipeline.io import read_json
+from pipeline.params import ParamsError, load_params, with_list_item
 
 PARAMS = str(REPO / "params.yaml")
 GX = str(REPO / "gx")
@@ -120,6 +121,16 @@ def test_add_drop_refuses_bad_or_existing_names(project, monkeypatch, capsys, na
     assert repo_state(project) == before
 
 
+def test_drop_order_grows_by_one_line_item():
+    text = "split:\n  # in order of arrival\n  drop_order: [seed]   # kept comment\n  salt: x\nother:\n  drop_order: [y]\n"
+    grown = with_list_item(text, "split", "drop_order", "2026-11-23")  # plain YAML would read a date
+    assert grown == text.replace("[seed]", '[seed, "2026-11-23"]')
+    assert yaml.safe_load(grown)["split"]["drop_order"] == ["seed", "2026-11-23"]
+    assert with_list_item(grown, "split", "drop_order", "seed") == grown
+    with pytest.raises(ParamsError, match="on one line"):
+        with_list_item("split:\n  drop_order:\n    - seed\n", "split", "drop_order", "new")
+
+
 def test_failed_add_drop_leaves_the_repo_unchanged(project, monkeypatch, capsys, tmp_path):
     monkeypatch.chdir(project)
     drop = tmp_path / "broken"
@@ -184,7 +195,10 @@ def test_drops_compared_with_the_corpus_added_and_reproduced_from_a_fresh_clone(
     assert "in sync" in run("dvc", "status", "--cloud", "data/raw/snn-extra.dvc", cwd=project)
     assert (project / "data" / "raw" / "snn-extra.dvc").is_file()
     assert "/snn-extra" in (project / "data" / "raw" / ".gitignore").read_text().split()
-    run("git", "add", "data/raw/snn-extra.dvc", "data/raw/.gitignore", cwd=project)
+    # The drop joins split.drop_order, after the drops before it; nothing else in params.yaml changes.
+    assert run("git", "diff", "--numstat", "params.yaml", cwd=project).split()[:2] == ["1", "1"]
+    assert load_params(project / "params.yaml")["split"]["drop_order"] == ["seed", "snn-extra"]
+    run("git", "add", "data/raw/snn-extra.dvc", "data/raw/.gitignore", "params.yaml", cwd=project)
     run("git", "commit", "-qm", "Add drop snn-extra", cwd=project)
     run("dvc", "repro", cwd=project)
 
