@@ -39,6 +39,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a script from anywhere
 from benchmarks import dedup_eval  # noqa: E402
 from benchmarks.shared_corpus import SAUDI_ZIPS  # noqa: E402
+from pipeline.io import write_table  # noqa: E402
 from pipeline.params import load_params  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -138,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         evaluation = build_corpus(workdir, params, tuple(args.variants))
         evaluation.save(labelled)
     corpus = workdir / "corpus.parquet"
-    evaluation.articles.write_parquet(corpus)
+    write_table(evaluation.articles, corpus)  # laid out as the clean stage writes its table
     shards = workdir / "shards"
     shards.mkdir(exist_ok=True)
     size = -(-evaluation.articles.height // SHARDS)

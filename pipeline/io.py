@@ -24,7 +24,10 @@ PARQUET_OPTIONS: dict[str, Any] = {
     "compression": "zstd",
     "compression_level": 3,
     "statistics": True,
-    "row_group_size": 50_000,
+    # A streaming read or write holds about a row group of text: 10k articles keeps a stage's
+    # peak down (dedup of 200k articles: 1.1 GiB, against 1.5 GiB with groups of 50k) at no
+    # measurable cost in time.
+    "row_group_size": 10_000,
 }
 
 
