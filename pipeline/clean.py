@@ -37,8 +37,11 @@ from .schema import ARTICLE_SCHEMA, QUARANTINE_SCHEMA, conform
 from .stage_command import StagePaths, add_stage_command
 
 STAGE = "clean"
-# Headline figures for `dvc metrics show` (name: key in the report): input = articles + quarantined.
-HEADLINE = {"input": "input", "articles": "kept", "quarantined": "quarantined"}
+# Headline figures for `dvc metrics show` (name: key in the report; io.write_stage_report).
+HEADLINE = {
+    "input": "input", "articles": "kept", "quarantined": "quarantined",
+    "quarantine": "quarantined_by_reason",
+}
 
 
 @dataclass(frozen=True)

@@ -41,8 +41,11 @@ from .schema import ARTICLE_SCHEMA, QUARANTINE_SCHEMA
 from .stage_command import StagePaths, add_stage_command
 
 STAGE = "ingest"
-# Headline figures for `dvc metrics show` (name: key in the report): input = articles + quarantined.
-HEADLINE = {"input": "inputs", "articles": "articles", "quarantined": "quarantined"}
+# Headline figures for `dvc metrics show` (name: key in the report; io.write_stage_report).
+HEADLINE = {
+    "input": "inputs", "articles": "articles", "quarantined": "quarantined",
+    "quarantine": "quarantined_by_reason",
+}
 DROP_CONFIG = "drop.yaml"
 TEXT_SUFFIXES = {".txt"}
 RECORD_SUFFIXES = {".jsonl", ".ndjson", ".json", ".csv", ".parquet"}

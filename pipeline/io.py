@@ -140,8 +140,10 @@ def write_stage_report(
 ) -> None:
     """Write a stage's full `report` to ``<output_dir>/report.json`` and, at `metrics_path`,
     its headline figures (see `headline_figures`): the DVC metric. DVC shows every leaf of
-    every metrics file as a column, so the metric stays a few flat numbers whose names the
-    stages share (input, articles, quarantined...): `dvc metrics show` is one funnel table."""
+    every metrics file as a column, so the metric stays a few numbers whose names the stages
+    share (input, articles, quarantined...): `dvc metrics show` is one funnel table. The
+    one nested figure is ``quarantine`` of ingest and clean, the count per reason that
+    occurred (a ``quarantine.<reason>`` column each)."""
     write_json(output_dir / REPORT_FILE, report)
     if metrics_path:
         write_json(metrics_path, headline_figures(report, headline))

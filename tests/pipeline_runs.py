@@ -34,9 +34,13 @@ def run_pipeline(raw_dir: Path, work_dir: Path, params: dict[str, Any], drops: l
 
 def check_headline_funnel(metrics: dict[str, dict[str, Any]]) -> None:
     """The metrics of one run (stage -> its metrics/<stage>.json; publish's optional) are
-    flat figures, and the articles add up from stage to stage."""
+    flat figures (and quarantine counts by reason), and the articles add up from stage to stage."""
     for stage, figures in metrics.items():
-        assert all(isinstance(value, (int, float, str)) for value in figures.values()), (stage, figures)
+        by_reason = figures.get("quarantine", {})
+        assert all(isinstance(count, int) and count > 0 for count in by_reason.values()), (stage, by_reason)
+        assert sum(by_reason.values()) == figures.get("quarantined", 0), (stage, figures)
+        flat = {name: value for name, value in figures.items() if name != "quarantine"}
+        assert all(isinstance(value, (int, float, str)) for value in flat.values()), (stage, figures)
     ingest, clean, dedup, validate, split = (metrics[stage] for stage in REPORTING_STAGES)
     assert ingest["input"] == ingest["articles"] + ingest["quarantined"]
     assert clean["input"] == ingest["articles"] and clean["input"] == clean["articles"] + clean["quarantined"]

@@ -208,6 +208,8 @@ def test_saudinewsnet_sample_counts_add_up_and_boilerplate_goes(tmp_path):
     assert set(articles["id"]).isdisjoint(quarantine["id"])
     metrics = json.loads((tmp_path / "clean.json").read_text())
     assert metrics["input"] == metrics["articles"] + metrics["quarantined"]
+    by_reason = quarantine.filter(pl.col("stage") == "clean").group_by("reason").len()
+    assert metrics["quarantine"] == dict(zip(by_reason["reason"], by_reason["len"])) and sum(metrics["quarantine"].values()) == 9
     # SPA's end-of-story marker and the outlets' SMS/share lines are gone, everywhere.
     for marker in ("// انتهى //", "Next Previous", "inShare"):
         assert not articles["text"].str.contains(marker, literal=True).any(), marker

@@ -151,8 +151,10 @@ def test_ingest_reports_add_up(bad_drop_run):
     assert clean_report["quarantined_total_with_ingest"] == quarantine.height
     assert ingest_report["drops"]["bad"]["unparsed_dates"] == 1
     # The metric is the headline of the report.
+    by_reason = quarantine.filter(pl.col("stage") == "ingest").group_by("reason").len()
     assert json.loads((work / "ingest.json").read_text()) == {
-        "input": len(expected), "articles": ingest_report["articles"], "quarantined": ingest_report["quarantined"]}
+        "input": len(expected), "articles": ingest_report["articles"], "quarantined": ingest_report["quarantined"],
+        "quarantine": dict(sorted(zip(by_reason["reason"], by_reason["len"])))}
 
 
 def test_decoded_articles_read_the_same_whatever_the_encoding(bad_drop_run):
