@@ -247,7 +247,7 @@ def build_evaluation(bases: pl.DataFrame, variants_per_article: tuple[int, int] 
                          "source_file": f"{base['source_file']}~v{v}", "raw_sha256": None})
             families.append({"id": vid, "family": base["id"], "edits": edits})
     variants = pl.DataFrame(rows, schema=bases.schema) if rows else bases.clear()
-    articles = ingest.with_lengths(pl.concat([bases, variants]).select(ARTICLE_SCHEMA.names())).sort("id")
+    articles = arabic_text.with_lengths(pl.concat([bases, variants]).select(ARTICLE_SCHEMA.names())).sort("id")
     family = pl.DataFrame(families, schema={"id": pl.String, "family": pl.String, "edits": pl.List(pl.String)})
     related = related_bases(bases, natural_groups)
     return Evaluation(articles, family, related, {"bases": bases.height, "variants": variants.height})

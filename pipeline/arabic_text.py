@@ -150,6 +150,11 @@ def word_count(text: pl.Expr) -> pl.Expr:
     return text.str.count_matches(WORD).cast(pl.Int64)
 
 
+def with_lengths(frame: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame | pl.LazyFrame:
+    """``n_chars`` and ``n_words`` of an article table, (re)computed from ``text``."""
+    return frame.with_columns(n_chars=pl.col("text").str.len_chars().cast(pl.Int64), n_words=word_count(pl.col("text")))
+
+
 def arabic_ratio(text: pl.Expr) -> pl.Expr:
     """Share of letters that are Arabic-script letters (0 when there are no letters)."""
     letters = text.str.count_matches(LETTER)

@@ -29,7 +29,6 @@ from typing import Any
 import polars as pl
 
 from . import arabic_text
-from .ingest import with_lengths
 from .io import Checkpoint, no_checkpoint, scan_table, scratch_checkpoints, write_stage_report, write_tables
 from .params import section
 from .progress import log
@@ -208,7 +207,7 @@ def rebuild_articles(articles: pl.LazyFrame, lines: pl.LazyFrame, max_title_char
             .list.join("\n")
             .fill_null(""),
         )
-        .pipe(with_lengths)
+        .pipe(arabic_text.with_lengths)
         .with_columns(arabic_ratio=arabic_text.arabic_ratio(pl.col("text")))
     )
 

@@ -14,7 +14,7 @@ from typing import Any
 
 CONFORMS_TO = "http://mlcommons.org/croissant/1.1"
 FILE_SET = "parquet-shards"
-SPLITS = "splits"
+SPLITS_RECORD_SET = "splits"
 RECORDS = "articles"
 
 # The Croissant 1.1 JSON-LD context (the spec's, as mlcroissant emits it).
@@ -100,13 +100,13 @@ def croissant(*, name: str, description: str, repo_id: str, version: str, licens
         "recordSet": [
             {
                 "@type": "cr:RecordSet",
-                "@id": SPLITS,
-                "name": SPLITS,
+                "@id": SPLITS_RECORD_SET,
+                "name": SPLITS_RECORD_SET,
                 "description": "The splits of the dataset.",
                 "dataType": "cr:Split",
-                "key": {"@id": f"{SPLITS}/name"},
-                "field": [{"@type": "cr:Field", "@id": f"{SPLITS}/name", "name": "name", "dataType": "sc:Text"}],
-                "data": [{f"{SPLITS}/name": split} for split in splits],
+                "key": {"@id": f"{SPLITS_RECORD_SET}/name"},
+                "field": [{"@type": "cr:Field", "@id": f"{SPLITS_RECORD_SET}/name", "name": "name", "dataType": "sc:Text"}],
+                "data": [{f"{SPLITS_RECORD_SET}/name": split} for split in splits],
             },
             {
                 "@type": "cr:RecordSet",
@@ -127,7 +127,7 @@ def _split_field(shard_pattern: str) -> dict[str, Any]:
         "name": "split",
         "description": "The split the article belongs to (from its shard's file name).",
         "dataType": ["sc:Text", "cr:Split"],
-        "references": {"field": {"@id": f"{SPLITS}/name"}},
+        "references": {"field": {"@id": f"{SPLITS_RECORD_SET}/name"}},
         "source": {
             "fileSet": {"@id": FILE_SET},
             "extract": {"fileProperty": "fullpath"},

@@ -179,7 +179,6 @@ class DedupResult:
     ranked_ids: pl.Series  # the article ids in the order of the kept-article rule
     pairs: pl.DataFrame  # verified candidate pairs: a, b (positions in ranked_ids, a < b), similarity
     review: pl.DataFrame  # REVIEW_SCHEMA without titles/sources
-    n_candidates: int
 
     def pair_ids(self) -> pl.DataFrame:
         """The verified candidate pairs by id: id_a (the better ranked), id_b, similarity."""
@@ -287,7 +286,7 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams) -> DedupResult:
     }).sort(["similarity", "id_a", "id_b"], descending=[True, False, False])
     kept = np.flatnonzero(kept_rank == rank)
     index = signed[doc[kept][ids.gather(kept).arg_sort().to_numpy()]]  # sorted by id
-    return DedupResult(assignment, index, ids, pairs, review, len(a))
+    return DedupResult(assignment, index, ids, pairs, review)
 
 
 # ------------------------------------------------------------------ index
@@ -353,7 +352,7 @@ def match_against_index(articles: pl.LazyFrame, index_dir: Path, params: dict[st
     order = new.select("id").with_row_index("row")
     return (
         pl.concat([exact, near]).join(order, on="id").sort("row").drop("row")
-        .select([pl.col(name).cast(dtype) for name, dtype in MATCH_SCHEMA.items()])
+        .pipe(conform, MATCH_SCHEMA)
     )
 
 
@@ -370,10 +369,15 @@ def _rounded(value: Any) -> float | None:
     return None if value is None else round(float(value), 4)
 
 
-def dedup_report(n_in: int, result: DedupResult, params: DedupParams) -> dict[str, Any]:
+def duplicate_cluster_sizes(assignment: pl.DataFrame) -> pl.DataFrame:
+    """Clusters with removed duplicates by size (kept article + its duplicates): size, clusters."""
+    sizes = assignment.group_by("cluster_id").len().group_by(size="len").agg(clusters=pl.len())
+    return sizes.filter(pl.col("size") > 1).sort("size")
+
+
+def dedup_report(n_in: int, result: DedupResult, sizes: pl.DataFrame, params: DedupParams) -> dict[str, Any]:
     assignment = result.assignment
     removed = assignment.filter(pl.col("kind").is_not_null())
-    sizes = assignment.group_by("cluster_id").len().group_by("len").agg(clusters=pl.len()).sort("len")
     by_kind = {kind: removed.filter(pl.col("kind") == kind).height for kind in ("exact", "near")}
     verified = result.pairs["similarity"]
     return {
@@ -381,9 +385,9 @@ def dedup_report(n_in: int, result: DedupResult, params: DedupParams) -> dict[st
         "kept": assignment.height - removed.height,
         "duplicates": removed.height,
         "duplicates_by_kind": by_kind,
-        "clusters_with_duplicates": int(sizes.filter(pl.col("len") > 1)["clusters"].sum()),
-        "cluster_size_histogram": {str(size): n for size, n in sizes.filter(pl.col("len") > 1).iter_rows()},
-        "candidate_pairs": result.n_candidates,
+        "clusters_with_duplicates": int(sizes["clusters"].sum()),
+        "cluster_size_histogram": {str(size): n for size, n in sizes.iter_rows()},
+        "candidate_pairs": result.pairs.height,
         "pairs_at_or_above_threshold": int((verified >= params.threshold).sum()),
         "review_pairs": result.review.height,
         "near_similarity_min": _rounded(removed.filter(pl.col("kind") == "near")["similarity"].min()),
@@ -400,6 +404,7 @@ def run(input_path: Path, output_dir: Path, metrics_path: Path | None, params: d
 
     reset_dir(output_dir)
     labelled = articles.join(result.assignment.lazy(), on="id", how="left", maintain_order="left")
+    # Two passes, not io.write_tables' one: as fast here, and one row group in memory less.
     write_table(conform(labelled.filter(pl.col("kind").is_null()), CLUSTERED_ARTICLE_SCHEMA), output_dir / "articles.parquet")
     write_table(
         conform(labelled.filter(pl.col("kind").is_not_null()), pl.Schema(dict(CLUSTERED_ARTICLE_SCHEMA) | DUPLICATE_COLUMNS)),
@@ -411,15 +416,15 @@ def run(input_path: Path, output_dir: Path, metrics_path: Path | None, params: d
         result.review.join(about.rename({"id": "id_a", "title": "title_a", "source": "source_a"}), on="id_a", how="left", maintain_order="left")
         .join(about.rename({"id": "id_b", "title": "title_b", "source": "source_b"}), on="id_b", how="left", maintain_order="left")
     )
-    write_table(review.select([pl.col(n).cast(t) for n, t in REVIEW_SCHEMA.items()]), output_dir / "review.parquet")
+    write_table(conform(review, REVIEW_SCHEMA), output_dir / "review.parquet")
     write_index(result.index, output_dir / "index", dedup, output_dir / "articles.parquet")
     plots = output_dir / "plots"
     plots.mkdir(exist_ok=True)
     pl.DataFrame(histogram(result.pairs["similarity"], SIMILARITY_BINS)).write_csv(plots / "candidate_similarity.csv")
-    sizes = result.assignment.group_by("cluster_id").len().group_by(size="len").agg(clusters=pl.len()).sort("size")
-    sizes.filter(pl.col("size") > 1).write_csv(plots / "cluster_sizes.csv")
+    sizes = duplicate_cluster_sizes(result.assignment)
+    sizes.write_csv(plots / "cluster_sizes.csv")
 
-    report = dedup_report(n_in, result, dedup)
+    report = dedup_report(n_in, result, sizes, dedup)
     n_kept = scan_table(output_dir / "articles.parquet").select(pl.len()).collect().item()
     n_dup = scan_table(output_dir / "duplicates.parquet").select(pl.len()).collect().item()
     if n_kept + n_dup != n_in:

@@ -18,7 +18,7 @@ from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, OfflineMo
 from huggingface_hub.hf_api import RepoFile
 from huggingface_hub.utils import sha
 
-from .release import MANIFEST_PATH, RELEASE_PATH, Version
+from .release import CARD_PATH, MANIFEST_PATH, RELEASE_PATH, Version
 
 REPO_TYPE = "dataset"
 MAIN = "main"
@@ -91,7 +91,7 @@ class HubRepo:
         return json.loads(path.read_text(encoding="utf-8")) if path else {}
 
     def card(self) -> str | None:
-        path = self.download("README.md", MAIN)
+        path = self.download(CARD_PATH, MAIN)
         return path.read_text(encoding="utf-8") if path else None
 
     def create(self, private: bool) -> None:

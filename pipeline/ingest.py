@@ -326,14 +326,6 @@ def _canonical_bytes(record: Any) -> bytes:
 # ---------------------------------------------------------------------------- tables
 
 
-def with_lengths(frame: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame | pl.LazyFrame:
-    """Recompute ``n_chars`` and ``n_words`` from ``text``."""
-    return frame.with_columns(
-        n_chars=pl.col("text").str.len_chars().cast(pl.Int64),
-        n_words=arabic_text.word_count(pl.col("text")),
-    )
-
-
 def list_drops(raw_dir: Path) -> list[Path]:
     if not raw_dir.is_dir():
         raise FileNotFoundError(f"raw data folder {raw_dir} not found")
@@ -373,7 +365,7 @@ def ingest_drops(drop_dirs: list[Path], ingest_params: dict[str, Any], articles_
 
     articles = write_parts(batches(), articles_dir, ARTICLE_SCHEMA)
     progress.done(f"{articles:,} articles, {len(quarantined):,} quarantined")
-    quarantine = pl.DataFrame(quarantined, schema=QUARANTINE_SCHEMA) if quarantined else pl.DataFrame(schema=QUARANTINE_SCHEMA)
+    quarantine = pl.DataFrame(quarantined, schema=QUARANTINE_SCHEMA)
     reasons = quarantine.group_by("reason").len().sort("reason")
     report = {
         "inputs": articles + quarantine.height,
@@ -386,7 +378,7 @@ def ingest_drops(drop_dirs: list[Path], ingest_params: dict[str, Any], articles_
 
 
 def _article_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
-    return with_lengths(pl.DataFrame(rows, schema=ARTICLE_SCHEMA))
+    return arabic_text.with_lengths(pl.DataFrame(rows, schema=ARTICLE_SCHEMA))
 
 
 # ---------------------------------------------------------------------------- stage

@@ -69,10 +69,6 @@ class MinHashParams:
         return {"scheme": SCHEME, "ngram": self.ngram, "permutations": self.permutations,
                 "bands": self.bands, "rows": self.rows, "seed": self.seed}
 
-    def collision_probability(self, similarity: float) -> float:
-        """Probability that two documents of this Jaccard similarity share a band."""
-        return 1.0 - (1.0 - similarity**self.rows) ** self.bands
-
     def permutation_coefficients(self) -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.Generator(np.random.PCG64(self.seed))
         a = rng.integers(0, np.iinfo(np.uint64).max, size=self.permutations, dtype=np.uint64, endpoint=True) | np.uint64(1)
@@ -161,9 +157,9 @@ def signatures(shingles: Shingles, params: MinHashParams, threads: int = 2) -> n
             buffer += b[p]
             result[rows, p] = (np.minimum.reduceat(buffer, starts) >> _SHIFT_32).astype(np.uint32)
 
-    halves = np.array_split(np.arange(params.permutations), max(1, threads))
-    with ThreadPoolExecutor(max_workers=len(halves)) as pool:
-        list(pool.map(lambda part: fill(range(part[0], part[-1] + 1)) if len(part) else None, halves))
+    parts = np.array_split(np.arange(params.permutations), max(1, threads))
+    with ThreadPoolExecutor(max_workers=len(parts)) as pool:
+        list(pool.map(lambda part: fill(range(part[0], part[-1] + 1)) if len(part) else None, parts))
     return result
 
 

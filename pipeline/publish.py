@@ -52,13 +52,12 @@ from . import card, card_figures, croissant, release
 from .io import read_json, reset_dir, scan_table, write_json, write_table
 from .params import load_params, path_of, section
 from .progress import Progress, log
-from .release import MANIFEST_PATH, RELEASE_PATH, RecordDiff, Version
+from .release import CARD_PATH, MANIFEST_PATH, RELEASE_PATH, RecordDiff, Version
 from .schema import CLUSTERED_ARTICLE_COLUMNS, CLUSTERED_ARTICLE_SCHEMA, SPLITS, conform
 from .validate import RESULTS_FILE
 
 STAGE = "publish"
 CARD_TEMPLATE = Path("dataset_card.md")
-CARD_PATH = "README.md"
 CROISSANT_PATH = "croissant.json"
 VALIDATION_PATH = f"validation/{RESULTS_FILE}"  # the validate stage's results, shipped with the release
 

@@ -26,6 +26,7 @@ import polars as pl
 from .io import scan_table
 from .params import load_params, section
 
+CARD_PATH = "README.md"  # the dataset card, where the Hub reads it
 MANIFEST_PATH = "manifest/records.parquet"
 RELEASE_PATH = "manifest/release.json"
 MANIFEST_SCHEMA = pl.Schema({

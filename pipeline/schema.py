@@ -65,10 +65,6 @@ DUPLICATE_COLUMNS = {
 SPLITS = ("train", "validation", "test")
 
 
-def empty_articles() -> pl.DataFrame:
-    return pl.DataFrame(schema=ARTICLE_SCHEMA)
-
-
-def conform(frame: pl.LazyFrame, schema: pl.Schema) -> pl.LazyFrame:
+def conform(frame: pl.LazyFrame | pl.DataFrame, schema: pl.Schema) -> pl.LazyFrame | pl.DataFrame:
     """Select exactly the columns of `schema`, in order, with its types."""
     return frame.select([pl.col(name).cast(dtype) for name, dtype in schema.items()])

@@ -37,7 +37,7 @@ Contamination report: after assignment, long word n-grams (``split.contamination
 13 as in decontamination tools) of the validation and test articles are looked up in
 train. Per split: articles sharing any n-gram with train, articles mostly made of train
 n-grams (share at or above ``article_overlap``), and the share of the split's distinct
-n-grams seen in train. Words are ``arabic_text.words`` of ``arabic_text.match_key``;
+n-grams seen in train. Words are ``arabic_text.key_words`` of ``arabic_text.match_key``;
 n-grams are hashed to 64-bit ints and joined partition by partition on disk, so memory is
 bounded by ``memory_ngrams``, not by the corpus. The report says whether the contaminated
 share of validation and test is within ``max_contaminated_share`` (``contamination.gate``).
@@ -372,7 +372,7 @@ def article_ngrams(articles: pl.DataFrame, n: int) -> pl.DataFrame:
     words has none. Works on a batch in memory (the shifts run across the whole batch and
     n-grams that would straddle two articles are dropped).
     """
-    words = arabic_text.words(arabic_text.match_key(pl.col("text")))
+    words = arabic_text.key_words(arabic_text.match_key(pl.col("text")))
     return (
         articles.lazy()
         .select("doc", "split", word=words)
@@ -581,7 +581,8 @@ def run(input_dir: Path, output_dir: Path, metrics_path: Path | None, params: di
     kept = scan_table(input_dir / "articles.parquet")
     duplicates = _optional_table(input_dir / "duplicates.parquet", "clusters are the kept articles alone")
     review = _optional_table(input_dir / "review.parquet", "review pairs join no clusters") if rules.group_review_pairs else None
-    missing_clusters = kept.select(pl.col(CLUSTER_ID).null_count()).collect().item()
+    counted = kept.select(rows=pl.len(), missing=pl.col(CLUSTER_ID).null_count(), clusters=pl.col(CLUSTER_ID).n_unique())
+    n_in, missing_clusters, n_clusters = counted.collect().row(0)
     if missing_clusters:
         raise ValueError(f"{missing_clusters:,} kept articles have no {CLUSTER_ID} (is {input_dir} the dedup output?)")
 
@@ -595,7 +596,6 @@ def run(input_dir: Path, output_dir: Path, metrics_path: Path | None, params: di
     )
     splits = {name: scan_table(path) for name, path in split_paths.items()}
 
-    n_in = kept.select(pl.len()).collect().item()
     stats = split_statistics(splits, rules.ratios)
     n_out = sum(s["rows"] for s in stats.values())
     if n_in != n_out:
@@ -618,7 +618,7 @@ def run(input_dir: Path, output_dir: Path, metrics_path: Path | None, params: di
         "input": {
             "kept": n_in,
             "duplicates": duplicates.select(pl.len()).collect().item() if duplicates is not None else 0,
-            "clusters": kept.select(pl.col(CLUSTER_ID).n_unique()).collect().item(),
+            "clusters": n_clusters,
             "groups": groups["groups"].item(),
             "groups_of_several_kept_articles": groups["joined"].item(),
             "largest_group": groups["largest"].item(),

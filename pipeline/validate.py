@@ -185,13 +185,13 @@ def _as_date(value: Any) -> dt.date:
     return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
 
 
-def suite_parameters(params: dict[str, Any], target: Target) -> dict[str, Any]:
+def suite_parameters(params: dict[str, Any], target: Target, rules: BoilerplateRules | None = None) -> dict[str, Any]:
     """Values of the suites' ``$PARAMETER``s, from params.yaml, clean's boilerplate rules
-    and schema.py."""
+    (built from params unless given) and schema.py."""
     import pandas as pd
 
     quality, validate = section(params, "quality"), section(params, "validate")
-    rules = BoilerplateRules.from_params(section(params, "boilerplate"))
+    rules = rules or BoilerplateRules.from_params(section(params, "boilerplate"))
     columns = target.schema.names()
     # The pandas dtype each column has once the frame is handed to GX.
     dtypes = pl.DataFrame(schema=target.schema).to_pandas().dtypes
@@ -294,11 +294,12 @@ def run_suites(
     batch_rows = int(validate["batch_rows"])
     for name in (DATA_DOCS_DIR, GX_RESULTS_DIR):
         reset_dir(output_dir / name)
-    parameters = suite_parameters(params, target)
+    rules = BoilerplateRules.from_params(section(params, "boilerplate"))
+    parameters = suite_parameters(params, target, rules)
     runner = GxRunner(open_gx_project(gx_dir, output_dir), parameters, int(validate["examples"]))
     progress = Progress(stage, "articles")
 
-    checked = with_check_columns(articles, BoilerplateRules.from_params(section(params, "boilerplate")))
+    checked = with_check_columns(articles, rules)
     tables, start = [], 0
     for batch in batches(checked, batch_rows):
         runner.run(target.rows_checkpoint, batch.drop("text_key_hash"), f"{target.name} rows {start + 1}-{start + batch.height}")
