@@ -35,6 +35,13 @@ def run_corpus(*args: str, cwd: Path | str = REPO, check: bool = True) -> subpro
     return result
 
 
+def run_command(*command: str, cwd: Path) -> str:
+    """Run a command (dvc, git...) in `cwd`; its stdout, or a failure showing its output."""
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    assert result.returncode == 0, f"{' '.join(command)}\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A copy of this repository's pipeline (code, params, dvc.yaml, seed drop) in a

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, run_command
 from drop_cases import BROKEN_EXPORT_FAILURES, broken_export, seed_copy, teaser_only, unrelated_sample_files
 
 import polars as pl
@@ -104,7 +103,7 @@ def test_seed_drop_is_acceptable(tmp_path, capsys):
 
 
 def repo_state(project: Path) -> tuple[str, list[str]]:
-    status = subprocess.run(["git", "status", "--porcelain", "--ignored=no"], cwd=project, capture_output=True, text=True, check=True).stdout
+    status = run_command("git", "status", "--porcelain", "--ignored=no", cwd=project)
     raw = sorted(str(p.relative_to(project)) for p in (project / "data" / "raw").rglob("*"))
     return status, raw
 
@@ -144,12 +143,6 @@ def test_failed_add_drop_leaves_the_repo_unchanged(project, monkeypatch, capsys,
     assert not (project / "build" / "validate-drop" / "broken" / "staging").exists()
 
 
-def run(*command: str, cwd: Path) -> str:
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
-    assert result.returncode == 0, f"{' '.join(command)}\n{result.stdout}\n{result.stderr}"
-    return result.stdout
-
-
 def corpus_texts(project: Path) -> dict[str, str]:
     """Match key -> id of every article in the deduplicated corpus."""
     kept = pl.read_parquet(project / "build" / "dedup" / "articles.parquet")
@@ -165,7 +158,7 @@ def tracked_outputs(root: Path) -> dict[str, bytes]:
 
 
 def test_drops_compared_with_the_corpus_added_and_reproduced_from_a_fresh_clone(project, monkeypatch, capsys, tmp_path):
-    run("dvc", "repro", cwd=project)
+    run_command("dvc", "repro", cwd=project)
     before = corpus_texts(project)
     monkeypatch.chdir(project)
 
@@ -185,22 +178,22 @@ def test_drops_compared_with_the_corpus_added_and_reproduced_from_a_fresh_clone(
     (drop / "seed-again.txt").write_bytes(sorted((project / "data" / "raw" / "seed").iterdir())[0].read_bytes())
 
     remote = tmp_path / "remote"
-    run("dvc", "remote", "add", "-d", "local", str(remote), cwd=project)
+    run_command("dvc", "remote", "add", "-d", "local", str(remote), cwd=project)
     assert cli.main(["add-drop", str(drop), "--name", "snn-extra", "--push"]) == 0
 
     outcomes = read_json(project / "build" / "validate-drop" / "snn-extra" / "results.json")["drop"]["outcomes"]
     assert outcomes["already in the corpus: exact"] == 1 and outcomes["repeat another article of the drop: exact"] == 1
     assert 8 <= outcomes["new articles"] <= 10  # unrelated articles may still include a reprint pair
     assert "Added data/raw/snn-extra, tracked by data/raw/snn-extra.dvc (pushed to the DVC remote)" in capsys.readouterr().out
-    assert "in sync" in run("dvc", "status", "--cloud", "data/raw/snn-extra.dvc", cwd=project)
+    assert "in sync" in run_command("dvc", "status", "--cloud", "data/raw/snn-extra.dvc", cwd=project)
     assert (project / "data" / "raw" / "snn-extra.dvc").is_file()
     assert "/snn-extra" in (project / "data" / "raw" / ".gitignore").read_text().split()
     # The drop joins split.drop_order, after the drops before it; nothing else in params.yaml changes.
-    assert run("git", "diff", "--numstat", "params.yaml", cwd=project).split()[:2] == ["1", "1"]
+    assert run_command("git", "diff", "--numstat", "params.yaml", cwd=project).split()[:2] == ["1", "1"]
     assert load_params(project / "params.yaml")["split"]["drop_order"] == ["seed", "snn-extra"]
-    run("git", "add", "data/raw/snn-extra.dvc", "data/raw/.gitignore", "params.yaml", cwd=project)
-    run("git", "commit", "-qm", "Add drop snn-extra", cwd=project)
-    run("dvc", "repro", cwd=project)
+    run_command("git", "add", "data/raw/snn-extra.dvc", "data/raw/.gitignore", "params.yaml", cwd=project)
+    run_command("git", "commit", "-qm", "Add drop snn-extra", cwd=project)
+    run_command("dvc", "repro", cwd=project)
 
     # The corpus grows by exactly what validate-drop said the drop adds.
     after = corpus_texts(project)
@@ -208,14 +201,14 @@ def test_drops_compared_with_the_corpus_added_and_reproduced_from_a_fresh_clone(
     assert set(before) < set(after)
 
     # Push the stage outputs too; a fresh clone pulls, and rebuilds the same outputs.
-    run("git", "add", "-A", cwd=project)
-    run("git", "commit", "-qm", "dvc.lock, metrics and the remote", cwd=project)
-    run("dvc", "push", cwd=project)
+    run_command("git", "add", "-A", cwd=project)
+    run_command("git", "commit", "-qm", "dvc.lock, metrics and the remote", cwd=project)
+    run_command("dvc", "push", cwd=project)
     clone = tmp_path / "clone"
-    run("git", "clone", "-q", str(project), str(clone), cwd=tmp_path)
-    run("dvc", "pull", cwd=clone)
-    assert "up to date" in run("dvc", "status", cwd=clone)
+    run_command("git", "clone", "-q", str(project), str(clone), cwd=tmp_path)
+    run_command("dvc", "pull", cwd=clone)
+    assert "up to date" in run_command("dvc", "status", cwd=clone)
     assert tracked_outputs(clone) == tracked_outputs(project)
-    run("dvc", "repro", "--force", cwd=clone)
-    assert run("git", "status", "--porcelain", cwd=clone) == ""
+    run_command("dvc", "repro", "--force", cwd=clone)
+    assert run_command("git", "status", "--porcelain", cwd=clone) == ""
     assert tracked_outputs(clone) == tracked_outputs(project)

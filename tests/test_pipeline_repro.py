@@ -5,21 +5,14 @@ from __future__ import annotations
 import ast
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import REPO, copy_project
+from conftest import REPO, copy_project, run_command
 from pipeline.card_figures import REPORTING_STAGES
 from pipeline_runs import check_headline_funnel
-
-
-def _run(*command: str, cwd: Path) -> str:
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
-    assert result.returncode == 0, f"{' '.join(command)}\n{result.stdout}\n{result.stderr}"
-    return result.stdout
 
 
 # GX stamps its Data Docs and result files with the run time; DVC does not track them.
@@ -35,7 +28,7 @@ def _output_files(root: Path) -> dict[str, bytes]:
 def reproduced(tmp_path_factory) -> Path:
     """A fresh copy of the repo after `dvc repro`."""
     root = copy_project(tmp_path_factory.mktemp("repro") / "project")
-    _run("dvc", "repro", cwd=root)
+    run_command("dvc", "repro", cwd=root)
     return root
 
 
@@ -44,15 +37,15 @@ def test_dvc_repro_runs_end_to_end_and_is_deterministic(reproduced: Path):
     first_lock = (project / "dvc.lock").read_text()
     first_outputs = _output_files(project)
     # Same stage list as dvc.yaml, every stage ran.
-    assert _run("dvc", "status", cwd=project).strip().endswith("Data and pipelines are up to date.")
+    assert run_command("dvc", "status", cwd=project).strip().endswith("Data and pipelines are up to date.")
 
     # Rebuild from nothing: byte-identical outputs, so dvc.lock does not change.
     shutil.rmtree(project / "build")
-    _run("dvc", "repro", "--force", cwd=project)
+    run_command("dvc", "repro", "--force", cwd=project)
     assert (project / "dvc.lock").read_text() == first_lock
     assert _output_files(project) == first_outputs
     # The committed dvc.lock is what a fresh checkout reproduces.
-    assert _run("git", "status", "--porcelain", "--", "dvc.lock", "metrics", cwd=project) == "", (
+    assert run_command("git", "status", "--porcelain", "--", "dvc.lock", "metrics", cwd=project) == "", (
         "the committed dvc.lock/metrics are stale: run `dvc repro` and commit them"
     )
 
@@ -60,7 +53,7 @@ def test_dvc_repro_runs_end_to_end_and_is_deterministic(reproduced: Path):
 def test_dvc_metrics_show_is_one_short_funnel_table(reproduced: Path):
     """Headline figures, one row per stage; the details are in build/<stage>/report.json."""
     project = reproduced
-    shown = json.loads(_run("dvc", "metrics", "show", "--json", cwd=project))[""]["data"]
+    shown = json.loads(run_command("dvc", "metrics", "show", "--json", cwd=project))[""]["data"]
     metrics = {Path(path).stem: entry["data"] for path, entry in shown.items()}
     assert list(metrics) == [*REPORTING_STAGES, "publish"]
     check_headline_funnel(metrics)
@@ -68,7 +61,7 @@ def test_dvc_metrics_show_is_one_short_funnel_table(reproduced: Path):
     for stage in REPORTING_STAGES:
         assert (project / "build" / stage / "report.json").is_file(), stage
 
-    table = _run("dvc", "metrics", "show", cwd=project).splitlines()
+    table = run_command("dvc", "metrics", "show", cwd=project).splitlines()
     assert table[0].split() == [
         "Path", "articles", "contaminated_share", "duplicates", "expectations", "failed", "input", "parquet_bytes",
         "passed", "quarantined", "shards", "test", "train", "validation", "version",
