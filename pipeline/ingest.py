@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import polars as pl
 import pyarrow as pa
@@ -219,9 +219,10 @@ class DropReader:
 
     def _record_file(self, path: Path, relative: str, suffix: str) -> Iterator[dict[str, Any]]:
         try:
-            # A file is read whole before any record is used: a file that turns out to
-            # be unreadable half-way is one quarantine row, not half an ingest.
-            records = list(self._records(path, suffix))
+            # Whatever can fail for the file as a whole (decoding, a parse that breaks
+            # half-way) happens here, before any record is used: such a file is one
+            # quarantine row, not half an ingest.
+            records = self._records(path, suffix)
         except Rejected as rejected:
             yield self._rejected(relative, path.read_bytes(), rejected)
             return
@@ -238,31 +239,21 @@ class DropReader:
             except Rejected as rejected:
                 yield self._rejected(locator, raw, rejected)
 
-    def _records(self, path: Path, suffix: str) -> Iterator[tuple[bytes, Any]]:
-        """(raw bytes, record or Rejected) for each record of a multi-record file."""
+    def _records(self, path: Path, suffix: str) -> Iterable[tuple[bytes, Any]]:
+        """(raw bytes, record or Rejected) for each record of a multi-record file. Parsed
+        whole, except JSON lines: once the file is decoded, a line can only fail alone, so
+        its records are parsed one at a time (a big JSONL file is not held three times)."""
         if suffix == ".parquet":
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=2_000):
-                for record in batch.to_pylist():
-                    yield _canonical_bytes(record), record
-            return
+            return [(_canonical_bytes(record), record)
+                    for batch in pq.ParquetFile(path).iter_batches(batch_size=2_000) for record in batch.to_pylist()]
         text, encoding = decode_bytes(path.read_bytes(), self.config.encoding)
         self._count("encodings", encoding)
         if suffix in (".jsonl", ".ndjson"):
-            for line in text.splitlines():
-                if not line.strip():
-                    continue
-                raw = line.encode("utf-8")
-                try:
-                    yield raw, json.loads(line)
-                except json.JSONDecodeError as error:
-                    yield raw, Rejected("unreadable_record", f"invalid JSON: {error}")
-        elif suffix == ".json":
+            return _json_line_records(text)
+        if suffix == ".json":
             data = json.loads(text)
-            for record in data if isinstance(data, list) else [data]:
-                yield _canonical_bytes(record), record
-        else:
-            for record in csv.DictReader(io.StringIO(text, newline="")):
-                yield _canonical_bytes(record), record
+            return [(_canonical_bytes(record), record) for record in (data if isinstance(data, list) else [data])]
+        return [(_canonical_bytes(record), record) for record in csv.DictReader(io.StringIO(text, newline=""))]
 
     def _record_article(self, locator: str, raw: bytes, record: Any) -> dict[str, Any]:
         if not isinstance(record, dict):
@@ -310,6 +301,24 @@ class DropReader:
 
     def _count(self, kind: str, key: str) -> None:
         self.counts[kind][key] = self.counts[kind].get(key, 0) + 1
+
+
+def _json_line_records(text: str) -> Iterator[tuple[bytes, Any]]:
+    """(raw bytes, record or Rejected) per non-blank line, one line at a time. Lines end at
+    "\n" only: a JSON string may hold U+2028 or U+0085 unescaped, which str.splitlines
+    would also split at."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end
+        line, start = text[start:end], end + 1
+        if not line.strip():
+            continue
+        raw = line.encode("utf-8")
+        try:
+            yield raw, json.loads(line)
+        except json.JSONDecodeError as error:
+            yield raw, Rejected("unreadable_record", f"invalid JSON: {error}")
 
 
 def _as_text(value: Any) -> str | None:

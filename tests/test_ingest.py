@@ -189,6 +189,22 @@ def test_drop_yaml_overrides_mapping_encoding_and_source(tmp_path):
     assert articles["text"][0].startswith(BODY.split("\n")[0][:40])
 
 
+def test_json_lines_split_at_newlines_only(tmp_path):
+    """A record whose text holds U+2028 or U+0085 unescaped (valid JSON) is one article;
+    blank lines are skipped, a broken line is one quarantined record, CRLF is fine."""
+    drop = tmp_path / "raw" / "lines"
+    drop.mkdir(parents=True)
+    separated = {"title": TITLE, "text": BODY.replace("\n", "\u2028", 1).replace("\n", "\u0085", 1)}
+    lines = [json.dumps(separated, ensure_ascii=False), "", '{"title": "broken', json.dumps({"title": TITLE, "text": BODY})]
+    (drop / "a.jsonl").write_bytes("\r\n".join(lines).encode("utf-8"))
+    result = ingest.run(tmp_path / "raw", tmp_path / "out", None, _ingest_params())
+    articles = pl.read_parquet(tmp_path / "out" / "articles")
+    quarantine = pl.read_parquet(tmp_path / "out" / "quarantine.parquet")
+    assert result.articles == 2 and articles["source_file"].to_list() == ["a.jsonl#1", "a.jsonl#3"]
+    assert "\u2028" in articles["text"][0] and "\u0085" in articles["text"][0]
+    assert quarantine.select("source_file", "reason").rows() == [("a.jsonl#2", "unreadable_record")]
+
+
 def test_unknown_drop_yaml_key_is_a_clear_error(tmp_path):
     drop = tmp_path / "raw" / "bad"
     drop.mkdir(parents=True)
