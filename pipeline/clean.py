@@ -17,6 +17,12 @@ For each article:
 3. Articles without a title (one-article text files) take their first remaining line as
    the title; a first line that repeats the title is dropped from the text.
 4. Quality filters (params.yaml ``quality``) send an article to quarantine with a reason.
+
+Only the repeated lines need the whole corpus; everything else is decided article by
+article. So the stage makes two passes of ``clean.batch_size`` articles: the first
+normalises them (to scratch) and counts their short lines, the second cleans each batch
+against the repeated lines and appends it to the outputs. Memory follows the batch, not
+the corpus.
 """
 
 from __future__ import annotations
@@ -24,14 +30,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import polars as pl
 
 from . import arabic_text
-from .io import Checkpoint, no_checkpoint, scan_table, scratch_checkpoints, write_stage_report, write_tables
+from .io import ParquetAppender, batches, scan_table, scratch_folder, write_stage_report, write_table
 from .params import section
-from .progress import log
+from .progress import Progress, log
 from .schema import ARTICLE_SCHEMA, QUARANTINE_SCHEMA, conform
 from .stage_command import StagePaths, add_stage_command
 
@@ -130,22 +136,34 @@ def article_lines(articles: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def repeated_lines(lines: pl.LazyFrame, rules: BoilerplateRules) -> pl.LazyFrame:
-    """(drop, source, key) of short lines found in many articles of one drop and outlet."""
+def short_line_counts(lines: pl.LazyFrame, rules: BoilerplateRules) -> pl.LazyFrame:
+    """(drop, source, key, n_articles) of the lines that may be repeated boilerplate: short
+    lines with a letter, counted once an article. Articles never span batches, so a count
+    over the whole corpus is the sum of its batches' counts (``repeated_lines``)."""
     return (
         # Lines without a letter ("(2)", "2012") are list numbers and dates inside articles.
         lines.filter(pl.col("key").str.contains(r"\p{L}") & (pl.col("line").str.len_chars() <= rules.repeated_max_chars))
         .group_by("drop", "source", "key")
         .agg(n_articles=pl.col("id").n_unique())
+    )
+
+
+def repeated_lines(counts: pl.LazyFrame, rules: BoilerplateRules) -> pl.LazyFrame:
+    """(drop, source, key) of short lines found in many articles of one drop and outlet,
+    from ``short_line_counts`` of batches of articles."""
+    return (
+        counts.group_by("drop", "source", "key")
+        .agg(pl.col("n_articles").sum())
         .filter(pl.col("n_articles") >= rules.repeated_min_articles)
         .select("drop", "source", "key", repeated=pl.lit(True))
     )
 
 
-def classify_lines(lines: pl.LazyFrame, rules: BoilerplateRules) -> pl.LazyFrame:
-    """Adds ``removed_as``: null for article lines, else the kind of boilerplate."""
+def classify_lines(lines: pl.LazyFrame, repeated: pl.LazyFrame, rules: BoilerplateRules) -> pl.LazyFrame:
+    """Adds ``removed_as``: null for article lines, else the kind of boilerplate
+    (``repeated``: the corpus's ``repeated_lines``)."""
     flagged = lines.join(
-        repeated_lines(lines, rules), on=["drop", "source", "key"], how="left", nulls_equal=True, maintain_order="left"
+        repeated, on=["drop", "source", "key"], how="left", nulls_equal=True, maintain_order="left"
     ).with_columns(
         curated=rules.curated_line(pl.col("key"), pl.col("line")),
         punctuation_only=pl.col("key") == "",
@@ -251,48 +269,125 @@ def quality_detail(quality: dict[str, Any]) -> pl.Expr:
 
 @dataclass
 class CleanResult:
-    articles: pl.LazyFrame  # kept, ARTICLE_SCHEMA
-    quarantine: pl.LazyFrame  # QUARANTINE_SCHEMA, this stage's rejections
-    lines: pl.LazyFrame  # every line with removed_as
+    articles: pl.DataFrame  # kept, ARTICLE_SCHEMA
+    quarantine: pl.DataFrame  # QUARANTINE_SCHEMA, this stage's rejections
+    removed: pl.DataFrame  # removed_line_counts of the articles' lines
 
 
 def clean_articles(
-    articles: pl.LazyFrame, rules: BoilerplateRules, quality: dict[str, Any], checkpoint: Checkpoint = no_checkpoint
+    normalised: pl.DataFrame, repeated: pl.DataFrame, rules: BoilerplateRules, quality: dict[str, Any]
 ) -> CleanResult:
-    """The clean stage as a pure function of lazy frames (`checkpoint` materialises the
-    intermediate tables that several outputs share)."""
-    normalised = checkpoint("normalised", normalise_fields(articles, rules))
-    lines = checkpoint("lines", classify_lines(article_lines(normalised), rules))
-    rebuilt = rebuild_articles(normalised, lines, int(quality["max_title_chars"]))
-    judged = checkpoint("judged", rebuilt.with_columns(reason=quality_reason(quality)))
-    kept = conform(judged.filter(pl.col("reason").is_null()), ARTICLE_SCHEMA)
+    """The clean stage on a batch of articles after ``normalise_fields``. Everything but
+    `repeated` (the corpus's ``repeated_lines``) is decided article by article, so a batch
+    gives the rows the whole corpus would. The lines and the judged articles are computed
+    once each (both feed two outputs; Polars would plan them once an output)."""
+    lines = classify_lines(article_lines(normalised.lazy()), repeated.lazy(), rules).collect()
+    rebuilt = rebuild_articles(normalised.lazy(), lines.lazy(), int(quality["max_title_chars"]))
+    judged = rebuilt.with_columns(reason=quality_reason(quality)).collect()
+    kept = conform(judged.lazy().filter(pl.col("reason").is_null()), ARTICLE_SCHEMA)
     quarantine = conform(
-        judged.filter(pl.col("reason").is_not_null()).with_columns(stage=pl.lit(STAGE), detail=quality_detail(quality)),
+        judged.lazy()
+        .filter(pl.col("reason").is_not_null())
+        .with_columns(stage=pl.lit(STAGE), detail=quality_detail(quality)),
         QUARANTINE_SCHEMA,
     )
-    return CleanResult(kept, quarantine, lines)
+    return CleanResult(*pl.collect_all([kept, quarantine, removed_line_counts(lines.lazy())]))
 
 
 def removed_line_counts(lines: pl.LazyFrame) -> pl.LazyFrame:
-    """How often each removed line was removed, most frequent first (for review)."""
+    """(removed_as, key, n_articles, example) of the removed lines of a batch of articles."""
     return (
         lines.filter(pl.col("removed_as").is_not_null())
         .group_by("removed_as", "key")
         .agg(n_articles=pl.col("id").n_unique(), example=pl.col("line").min())
+    )
+
+
+def removed_line_totals(counts: pl.LazyFrame) -> pl.LazyFrame:
+    """How often each removed line was removed, most frequent first (for review), from the
+    ``removed_line_counts`` of batches (an article is in one batch: the counts add up)."""
+    return (
+        counts.group_by("removed_as", "key")
+        .agg(pl.col("n_articles").sum(), pl.col("example").min())
         .sort(["n_articles", "removed_as", "key"], descending=[True, False, False])
     )
 
 
+def normalise_in_batches(
+    articles: pl.LazyFrame, rules: BoilerplateRules, batch_size: int, scratch: Path
+) -> tuple[pl.LazyFrame, pl.DataFrame]:
+    """Pass 1: the articles normalised (a scan of scratch parts) and the corpus's
+    ``repeated_lines``, the one thing clean needs to know of the whole corpus."""
+    normalised_dir, counts_dir = scratch / "normalised", scratch / "short_lines"
+    normalised_dir.mkdir()
+    counts_dir.mkdir()
+    progress = Progress(STAGE, "articles normalised")
+    for index, batch in enumerate(_batches(articles, batch_size)):
+        normalised = normalise_fields(batch.lazy(), rules).collect()
+        _write_scratch(normalised, normalised_dir, index)
+        _write_scratch(short_line_counts(article_lines(normalised.lazy()), rules).collect(), counts_dir, index)
+        progress.advance(batch.height)
+    progress.done()
+    # Adding up holds one row per distinct short line of the corpus; the result is small.
+    repeated = repeated_lines(scan_table(counts_dir), rules).collect(engine="streaming")
+    log(STAGE, f"{repeated.height:,} repeated lines")
+    return scan_table(normalised_dir), repeated
+
+
+def clean_in_batches(
+    normalised: pl.LazyFrame,
+    repeated: pl.DataFrame,
+    rules: BoilerplateRules,
+    quality: dict[str, Any],
+    batch_size: int,
+    kept: ParquetAppender,
+    quarantine: ParquetAppender,
+) -> pl.DataFrame:
+    """Pass 2: ``clean_articles`` on each batch of normalised articles, appending its kept
+    and quarantined articles to the outputs, in the order of the articles; returns the
+    ``removed_line_totals`` (a running total: the removed lines are few)."""
+    removed = None
+    progress = Progress(STAGE, "articles cleaned")
+    for batch in _batches(normalised, batch_size):
+        result = clean_articles(batch, repeated, rules, quality)
+        kept.append(result.articles)
+        quarantine.append(result.quarantine)
+        removed = result.removed if removed is None else pl.concat([removed, result.removed])
+        removed = removed_line_totals(removed.lazy()).collect()
+        progress.advance(batch.height)
+    progress.done()
+    return removed
+
+
+def _batches(frame: pl.LazyFrame, size: int) -> Iterator[pl.DataFrame]:
+    """``io.batches``, or one empty batch for no rows: every output still gets its columns."""
+    empty = True
+    for batch in batches(frame, size):
+        empty = False
+        yield batch
+    if empty:
+        yield frame.head(0).collect()
+
+
+def _write_scratch(table: pl.DataFrame, folder: Path, index: int) -> None:
+    # Read once, soon after: fast over small.
+    table.write_parquet(folder / f"part-{index:05d}.parquet", compression="lz4")
+
+
 def run(input_dir: Path, output_dir: Path, metrics_path: Path | None, params: dict[str, Any]) -> dict[str, Any]:
     rules = BoilerplateRules.from_params(section(params, "boilerplate"))
-    with scratch_checkpoints(output_dir.parent, STAGE) as checkpoint:
-        result = clean_articles(scan_table(input_dir / "articles"), rules, section(params, "quality"), checkpoint)
-        quarantine = pl.concat([scan_table(input_dir / "quarantine.parquet"), result.quarantine])
-        write_tables({
-            output_dir / "articles.parquet": result.articles,
-            output_dir / "quarantine.parquet": quarantine,
-            output_dir / "removed_lines.parquet": removed_line_counts(result.lines),
-        })
+    batch_size = int(section(params, STAGE)["batch_size"])
+    articles_path, quarantine_path = output_dir / "articles.parquet", output_dir / "quarantine.parquet"
+    with (
+        scratch_folder(output_dir.parent) as scratch,
+        ParquetAppender(articles_path, ARTICLE_SCHEMA) as kept,
+        ParquetAppender(quarantine_path, QUARANTINE_SCHEMA) as quarantine,
+    ):
+        normalised, repeated = normalise_in_batches(scan_table(input_dir / "articles"), rules, batch_size, scratch)
+        for upstream in batches(scan_table(input_dir / "quarantine.parquet"), batch_size):  # ingest's first
+            quarantine.append(upstream)
+        removed = clean_in_batches(normalised, repeated, rules, section(params, "quality"), batch_size, kept, quarantine)
+    write_table(removed, output_dir / "removed_lines.parquet")
     stage_quarantine = scan_table(output_dir / "quarantine.parquet").filter(pl.col("stage") == STAGE).collect()
     upstream_quarantine = scan_table(input_dir / "quarantine.parquet").select(pl.len()).collect().item()
     removed = scan_table(output_dir / "removed_lines.parquet").collect()

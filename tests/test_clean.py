@@ -191,8 +191,10 @@ def test_quality_filters_give_reasons():
         "empty_after_cleaning": "تابعونا على\nزر الذهاب إلى الأعلى",
     }
     rules = clean.BoilerplateRules.from_params(section(PARAMS, "boilerplate"))
-    result = clean.clean_articles(_article_frame(list(texts.values())), rules, section(PARAMS, "quality"))
-    kept, quarantine = result.articles.collect(), result.quarantine.collect()
+    normalised = clean.normalise_fields(_article_frame(list(texts.values())), rules).collect()
+    repeated = clean.repeated_lines(clean.short_line_counts(clean.article_lines(normalised.lazy()), rules), rules).collect()
+    result = clean.clean_articles(normalised, repeated, rules, section(PARAMS, "quality"))
+    kept, quarantine = result.articles, result.quarantine
     assert kept["id"].to_list() == ["id0"]
     assert quarantine["reason"].to_list() == list(texts)[1:]
     assert quarantine["detail"].null_count() == 0 and (quarantine["stage"] == "clean").all()
@@ -228,6 +230,24 @@ def test_clean_output_is_byte_identical_on_rerun(tmp_path):
     assert (tmp_path / "a" / "ingest" / "articles" / "part-00000.parquet").read_bytes() == (
         tmp_path / "b" / "ingest" / "articles" / "part-00000.parquet"
     ).read_bytes()
+
+
+def test_batches_give_the_tables_of_one_batch(tmp_path):
+    """Clean works a batch of articles at a time; only the repeated lines are counted over
+    the whole corpus. Batches of 7 articles give the tables one batch of all of them does."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "snn").symlink_to(SAUDI_SAMPLE)
+    run_corpus("ingest", "--input", str(raw), "--output", str(tmp_path / "ingest"), "--metrics", str(tmp_path / "ingest.json"))
+    for batch_size in (7, 1_000_000):
+        clean.run(tmp_path / "ingest", tmp_path / str(batch_size), None, PARAMS | {"clean": {"batch_size": batch_size}})
+    small, whole = tmp_path / "7", tmp_path / "1000000"
+    for name in ("articles.parquet", "quarantine.parquet", "removed_lines.parquet"):
+        assert pl.read_parquet(small / name).equals(pl.read_parquet(whole / name)), name
+        assert (small / name).read_bytes() == (whole / name).read_bytes(), name
+    assert (small / "report.json").read_text() == (whole / "report.json").read_text()
+    # Lines repeated in 10 or more articles, so in several batches of 7, were found.
+    assert pl.read_parquet(whole / "removed_lines.parquet").filter(pl.col("removed_as") == "repeated").height > 0
 
 
 def test_a_file_without_a_title_line_gets_its_first_sentence_as_title(tmp_path):

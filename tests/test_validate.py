@@ -191,7 +191,8 @@ def test_boilerplate_regex_is_the_line_rule_of_clean(cleaned, params):
     removes as curated boilerplate."""
     rules = clean.BoilerplateRules.from_params(params["boilerplate"])
     ingested = pl.scan_parquet(sorted((cleaned.parent.parent / "ingest" / "articles").glob("*.parquet")))
-    lines = clean.classify_lines(clean.article_lines(clean.normalise_fields(ingested, rules)), rules)
+    lines = clean.article_lines(clean.normalise_fields(ingested, rules))
+    lines = clean.classify_lines(lines, clean.repeated_lines(clean.short_line_counts(lines, rules), rules), rules)
     # Validate keys the lines that can be boilerplate: up to max_prefix_line_chars.
     keyed = pl.when(pl.col("line").str.len_chars() <= rules.max_prefix_line_chars).then(pl.col("key")).otherwise(pl.lit(""))
     lines = lines.filter(pl.col("key") != "").with_columns(
