@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import polars as pl
 
@@ -322,7 +322,7 @@ def normalise_in_batches(
     normalised_dir.mkdir()
     counts_dir.mkdir()
     progress = Progress(STAGE, "articles normalised")
-    for index, batch in enumerate(_batches(articles, batch_size)):
+    for index, batch in enumerate(batches(articles, batch_size, at_least_one=True)):
         normalised = normalise_fields(batch.lazy(), rules).collect()
         _write_scratch(normalised, normalised_dir, index)
         _write_scratch(short_line_counts(article_lines(normalised.lazy()), rules).collect(), counts_dir, index)
@@ -348,7 +348,7 @@ def clean_in_batches(
     ``removed_line_totals`` (a running total: the removed lines are few)."""
     removed = None
     progress = Progress(STAGE, "articles cleaned")
-    for batch in _batches(normalised, batch_size):
+    for batch in batches(normalised, batch_size, at_least_one=True):
         result = clean_articles(batch, repeated, rules, quality)
         kept.append(result.articles)
         quarantine.append(result.quarantine)
@@ -357,16 +357,6 @@ def clean_in_batches(
         progress.advance(batch.height)
     progress.done()
     return removed
-
-
-def _batches(frame: pl.LazyFrame, size: int) -> Iterator[pl.DataFrame]:
-    """``io.batches``, or one empty batch for no rows: every output still gets its columns."""
-    empty = True
-    for batch in batches(frame, size):
-        empty = False
-        yield batch
-    if empty:
-        yield frame.head(0).collect()
 
 
 def _write_scratch(table: pl.DataFrame, folder: Path, index: int) -> None:

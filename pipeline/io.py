@@ -181,11 +181,14 @@ def headline_figures(report: dict[str, Any], headline: dict[str, str]) -> dict[s
     return figures
 
 
-def batches(frame: pl.LazyFrame, size: int) -> Iterator[pl.DataFrame]:
+def batches(frame: pl.LazyFrame, size: int, at_least_one: bool = False) -> Iterator[pl.DataFrame]:
     """Consecutive slices of ``frame``, each computed only when asked for. (The streaming
     engine's own ``collect_batches`` runs ahead of a slower consumer and its batches pile
-    up: memory then grows with the corpus.)"""
+    up: memory then grows with the corpus.) With `at_least_one`, a frame without rows
+    gives one empty batch, for a consumer whose outputs must still get their columns."""
     rows = frame.select(pl.len()).collect().item()
+    if rows == 0 and at_least_one:
+        yield frame.head(0).collect()
     for offset in range(0, rows, size):
         yield frame.slice(offset, size).collect(engine="streaming")
         _return_freed_memory()
