@@ -22,11 +22,18 @@ stage keeps stable): commit the ``NAME.dvc`` file and params.yaml, ``dvc push`` 
 to the remote, and the next ``dvc repro`` ingests it. It refuses, changing nothing, when
 validation fails, when NAME already exists, or when NAME is not a plain folder name
 (``../x``, ``/x``, ``a/b``).
+
+The move, ``dvc add`` and the params.yaml update are one transaction under the checkout's
+lock (``.corpus.lock`` beside params.yaml; one add-drop or publish at a time: a second
+add-drop waits, saying for whom). params.yaml is read again under the lock, so drops added
+meanwhile and a user's edits are kept. An add-drop killed mid-way (say during ``dvc add``)
+is finished or undone by the next one, which says so.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -36,9 +43,11 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import yaml
 
 from . import clean, dedup, ingest, validate
-from .io import reset_dir, scan_table, write_json
+from .io import read_json, reset_dir, scan_table, write_json, write_text
+from .locks import checkout_lock, utc_now
 from .params import ParamsError, load_params, path_of, section, with_list_item
 from .schema import QUARANTINE_REASONS
 
@@ -197,39 +206,103 @@ def _dvc(*command: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "dvc", *command], capture_output=True, text=True)
 
 
-def track_with_dvc(staged: Path, target: Path) -> None:
-    """Move the staged drop into the raw area and `dvc add` it; undo the move if DVC fails."""
+# An add-drop that moved its drop into the raw area and has not finished: a record in the
+# folder of params.yaml (beside the checkout lock), so that the next add-drop finishes or
+# undoes what a killed run left (a drop folder without its .dvc file would be ingested
+# unversioned by the next `dvc repro`).
+PENDING_FILE = ".corpus-add-drop.json"
+LOCK_WAIT_SECONDS = 600
+
+
+def install_drop(staged: Path, name: str, raw_dir: Path, params_path: Path) -> None:
+    """Under the checkout lock: move the staged drop to ``raw_dir/name``, `dvc add` it and
+    append it to ``split.drop_order``, params.yaml read again now so that edits made while
+    the drop was validated are kept. Undone if DVC fails."""
+    target = (raw_dir / name).resolve()
     gitignore = target.parent / ".gitignore"
-    gitignore_before = gitignore.read_bytes() if gitignore.exists() else None
-    dvc_file = target.with_name(f"{target.name}.dvc")
+    gitignore_before = gitignore.read_text(encoding="utf-8") if gitignore.exists() else None
+    write_json(_pending_path(params_path), {
+        "name": name, "target": str(target), "pid": os.getpid(), "since": utc_now(), "gitignore_before": gitignore_before,
+    })
     shutil.move(staged, target)
     result = _dvc("add", str(target))
     if result.returncode != 0:
-        shutil.rmtree(target, ignore_errors=True)
-        dvc_file.unlink(missing_ok=True)
-        if gitignore_before is None:
-            gitignore.unlink(missing_ok=True)
-        else:
-            gitignore.write_bytes(gitignore_before)
+        _undo_install(target, gitignore_before)
+        _pending_path(params_path).unlink()
         raise RuntimeError(f"`dvc add` failed, nothing was changed:\n{result.stdout}{result.stderr}")
+    _append_to_drop_order(params_path, name)
+    _pending_path(params_path).unlink()
 
 
-def add_drop(source: Path, name: str, params_path: Path, gx_dir: Path, index_dir: Path, push: bool = False) -> int:
-    params = load_params(params_path)
-    raw_dir = path_of(params, "raw")
+def finish_interrupted_install(params_path: Path) -> None:
+    """Under the checkout lock: complete or undo an add-drop that was killed mid-way."""
+    pending = _pending_path(params_path)
+    if not pending.exists():
+        return
+    record = read_json(pending)
+    target, name = Path(record["target"]), record["name"]
+    what = f"add-drop: the add-drop of '{name}' by pid {record['pid']} (since {record['since']}) was interrupted"
+    if target.is_dir() and _tracked(target.with_name(f"{name}.dvc")):
+        _append_to_drop_order(params_path, name)
+        print(f"{what} after `dvc add`: completed it ({target} is tracked, and now in split.drop_order)", file=sys.stderr)
+    else:
+        _undo_install(target, record["gitignore_before"])
+        print(f"{what} before `dvc add` finished: undone ({target} removed; the drop's source was never touched)",
+              file=sys.stderr)
+    pending.unlink()
+
+
+def _pending_path(params_path: Path) -> Path:
+    return params_path.resolve().parent / PENDING_FILE
+
+
+def _append_to_drop_order(params_path: Path, name: str) -> None:
+    # The split stage anchors a group at its member from the earliest drop: the drop
+    # joins split.drop_order, so the order is the order of arrival, whatever its name.
+    write_text(params_path, with_list_item(params_path.read_text(encoding="utf-8"), "split", "drop_order", name))
+
+
+def _tracked(dvc_file: Path) -> bool:
+    """Whether `dvc add` finished writing `dvc_file` (it names the drop's content hash)."""
+    try:
+        outs = yaml.safe_load(dvc_file.read_text(encoding="utf-8"))["outs"]
+        return bool(outs[0]["md5"])
+    except (OSError, yaml.YAMLError, KeyError, IndexError, TypeError):
+        return False
+
+
+def _undo_install(target: Path, gitignore_before: str | None) -> None:
+    shutil.rmtree(target, ignore_errors=True)
+    target.with_name(f"{target.name}.dvc").unlink(missing_ok=True)
+    gitignore = target.parent / ".gitignore"
+    if gitignore_before is None:
+        gitignore.unlink(missing_ok=True)
+    else:
+        write_text(gitignore, gitignore_before)
+
+
+def add_problem(source: Path, name: str, params_path: Path, raw_dir: Path) -> str | None:
+    """Why `source` cannot be added as drop NAME (None when it can)."""
     problem = name_problem(name, raw_dir)
     if problem is None:
-        # The split stage anchors a group at its member from the earliest drop: the drop
-        # joins split.drop_order, so the order is the order of arrival, whatever its name.
         try:
-            params_text = with_list_item(params_path.read_text(encoding="utf-8"), "split", "drop_order", name)
+            with_list_item(params_path.read_text(encoding="utf-8"), "split", "drop_order", name)
         except ParamsError as error:
             problem = str(error)
     if problem is None and not Path(".dvc").is_dir():
         problem = "not at the root of a DVC repository (no .dvc folder here)"
     if problem is None and not source.is_dir():
         problem = f"{source} is not a folder"
-    if problem:
+    return problem
+
+
+def add_drop(source: Path, name: str, params_path: Path, gx_dir: Path, index_dir: Path, push: bool = False) -> int:
+    params = load_params(params_path)
+    raw_dir = path_of(params, "raw")
+    if _pending_path(params_path).exists():  # a killed add-drop's leftover may hold NAME
+        with checkout_lock(params_path, LOCK_WAIT_SECONDS):
+            finish_interrupted_install(params_path)
+    if problem := add_problem(source, name, params_path, raw_dir):
         print(f"add-drop: refused: {problem}. Nothing was changed.", file=sys.stderr)
         return EXIT_UNUSABLE
 
@@ -242,8 +315,13 @@ def add_drop(source: Path, name: str, params_path: Path, gx_dir: Path, index_dir
         if not report.validation.success:
             print(f"add-drop: refused: the drop fails validation. Nothing was changed under {raw_dir}.", file=sys.stderr)
             return EXIT_FAILED
-        track_with_dvc(staging / name, raw_dir / name)
-        params_path.write_text(params_text, encoding="utf-8")
+        with checkout_lock(params_path, LOCK_WAIT_SECONDS):
+            finish_interrupted_install(params_path)
+            # Checked again: another add-drop may have taken NAME while this one validated.
+            if problem := add_problem(source, name, params_path, raw_dir):
+                print(f"add-drop: refused: {problem}. Nothing was changed.", file=sys.stderr)
+                return EXIT_UNUSABLE
+            install_drop(staging / name, name, raw_dir, params_path)
     except UnusableDrop as error:
         print(f"add-drop: refused: {error}. Nothing was changed.", file=sys.stderr)
         return EXIT_UNUSABLE

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, VENV_BIN, run_command, run_corpus
+from conftest import REPO, VENV_BIN, run_corpus
 from drop_cases import seed_copy
 
 from pipeline.params import load_params
@@ -99,6 +99,46 @@ def test_outputs_replace_the_previous_ones_whole(tmp_path):
     before = {p: p.read_bytes() for p in output.rglob("*") if p.is_file()}
     assert ingest_seed(output, tmp_path).returncode == 0
     assert {p: p.read_bytes() for p in output.rglob("*") if p.is_file()} == before  # same bytes, no temporaries
+
+
+# ---------------------------------------------------------------------------- item 9: add-drop as a transaction
+
+
+def test_two_add_drops_at_once_both_join_drop_order_and_keep_a_users_edit(project, tmp_path):
+    processes = {name: corpus_process("add-drop", str(seed_copy(tmp_path / name)), "--name", name, cwd=project)
+                 for name in ("north", "south")}
+    # Once both have read params.yaml and staged their copy, the user edits params.yaml.
+    for name, process in processes.items():
+        wait_until((project / "build" / "validate-drop" / name / "staging").is_dir, process)
+    params_file = project / "params.yaml"
+    params_file.write_text(params_file.read_text(encoding="utf-8") + "# a note the user added\n", encoding="utf-8")
+
+    for name, process in processes.items():
+        code, output = finished(process)
+        assert code == 0, output
+        assert (project / "data" / "raw" / f"{name}.dvc").is_file()
+    assert sorted(load_params(params_file)["split"]["drop_order"]) == ["north", "seed", "south"]
+    assert params_file.read_text(encoding="utf-8").endswith("# a note the user added\n")
+    assert {"/north", "/south"} <= set((project / "data" / "raw" / ".gitignore").read_text().split())
+
+
+def test_an_add_drop_killed_during_dvc_add_is_undone_by_the_next_one(project, tmp_path):
+    drop, raw = seed_copy(tmp_path / "late"), project / "data" / "raw"
+    process = corpus_process("add-drop", str(drop), "--name", "late", cwd=project)
+    wait_until((raw / "late").is_dir, process, poll=0.01)  # moved into place: `dvc add` runs next
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (raw / "late.dvc").exists()  # killed mid-way, as a user's kill -9 leaves it
+    assert "late" not in load_params(project / "params.yaml")["split"]["drop_order"]
+
+    retry = run_corpus("add-drop", str(drop), "--name", "late", cwd=project, check=False)
+
+    assert retry.returncode == 0, retry.stderr
+    assert "the add-drop of 'late' by pid" in retry.stderr
+    assert "was interrupted before `dvc add` finished: undone" in retry.stderr
+    assert sorted(p.name for p in (raw / "late").iterdir()) == sorted(p.name for p in drop.iterdir())
+    assert (raw / "late.dvc").is_file() and load_params(project / "params.yaml")["split"]["drop_order"] == ["seed", "late"]
+    assert (raw / ".gitignore").read_text().split().count("/late") == 1
 
 
 # ---------------------------------------------------------------------------- item 12: no traceback reaches a user
