@@ -8,13 +8,20 @@ prints, logs or stores the token.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import polars as pl
-from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token, hf_hub_download
-from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, OfflineModeIsEnabled, RepositoryNotFoundError
+from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, constants, get_token, hf_hub_download
+from huggingface_hub.errors import (
+    EntryNotFoundError,
+    HfHubHTTPError,
+    OfflineModeIsEnabled,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
 from huggingface_hub.hf_api import RepoFile
 from huggingface_hub.utils import sha
 
@@ -33,6 +40,28 @@ def unreachable_errors() -> tuple[type[BaseException], ...]:
     import httpx2  # the transport huggingface_hub uses; its errors are not wrapped
 
     return HfHubHTTPError, OfflineModeIsEnabled, httpx2.TransportError
+
+
+class HubUnusable(ValueError):
+    """The Hub cannot be used as set up (token refused, not a Hub, no such release): exit 2."""
+
+
+@contextmanager
+def hub_errors() -> Iterator[None]:
+    """A refused token, or an endpoint that answers but not as a Hub does (a web page, a
+    proxy's login page), as `HubUnusable`; other errors as they are. Decorates every
+    method of `HubRepo` that asks the Hub."""
+    endpoint = constants.ENDPOINT
+    try:
+        yield
+    except HfHubHTTPError as error:
+        if error.response is not None and error.response.status_code == 401:
+            raise HubUnusable(f"the Hub at {endpoint} refused the token (401 Unauthorized): set a valid token in "
+                              "HF_TOKEN or run `hf auth login`") from None
+        raise
+    except json.JSONDecodeError:
+        raise HubUnusable(f"{endpoint} did not answer as a Hugging Face Hub does (its reply is not JSON): "
+                          "check HF_ENDPOINT") from None
 
 
 @dataclass(frozen=True)
@@ -57,6 +86,7 @@ class HubRepo:
     def url(self) -> str:
         return f"{self.api.endpoint}/datasets/{self.repo_id}"
 
+    @hub_errors()
     def state(self) -> RepoState:
         try:
             refs = self.api.list_repo_refs(self.repo_id, repo_type=REPO_TYPE)
@@ -66,10 +96,12 @@ class HubRepo:
         releases = {v: t.target_commit for t in refs.tags if (v := Version.from_tag(t.name)) is not None}
         return RepoState(True, head, releases)
 
+    @hub_errors()
     def files(self, revision: str) -> dict[str, RepoFile]:
         tree = self.api.list_repo_tree(self.repo_id, revision=revision, recursive=True, repo_type=REPO_TYPE)
         return {entry.path: entry for entry in tree if isinstance(entry, RepoFile)}
 
+    @hub_errors()
     def download(self, path: str, revision: str) -> Path | None:
         """A file of the repo at `revision` (from the local cache when already fetched)."""
         try:
@@ -78,7 +110,11 @@ class HubRepo:
             return None
 
     def manifest(self, version: Version) -> pl.DataFrame:
-        path = self.download(MANIFEST_PATH, version.tag)
+        try:
+            path = self.download(MANIFEST_PATH, version.tag)
+        except RevisionNotFoundError:
+            releases = ", ".join(v.tag for v in sorted(self.state().releases)) or "none yet"
+            raise HubUnusable(f"{self.repo_id} has no release {version.tag}; its releases: {releases}") from None
         if path is None:
             raise FileNotFoundError(
                 f"release {version.tag} of {self.repo_id} has no {MANIFEST_PATH}: it was not made by "
@@ -94,9 +130,11 @@ class HubRepo:
         path = self.download(CARD_PATH, MAIN)
         return path.read_text(encoding="utf-8") if path else None
 
+    @hub_errors()
     def create(self, private: bool) -> None:
         self.api.create_repo(self.repo_id, repo_type=REPO_TYPE, private=private, exist_ok=True)
 
+    @hub_errors()
     def commit(self, folder: Path, uploads: list[str], deletions: list[str], message: str, description: str,
                parent: str | None) -> str:
         """One commit on main: `uploads` (paths under `folder`) added, `deletions` removed.
@@ -109,6 +147,7 @@ class HubRepo:
         )
         return info.oid
 
+    @hub_errors()
     def tag(self, version: Version, commit: str, message: str) -> None:
         self.api.create_tag(self.repo_id, tag=version.tag, revision=commit, tag_message=message, repo_type=REPO_TYPE)
 

@@ -50,6 +50,7 @@ import pyarrow.parquet as pq
 
 from . import card, card_figures, croissant, release
 from .io import read_json, reset_dir, scan_table, write_json, write_table
+from .locks import checkout_lock
 from .params import load_params, path_of, section
 from .progress import Progress, log
 from .release import CARD_PATH, MANIFEST_PATH, RELEASE_PATH, RecordDiff, Version
@@ -358,20 +359,25 @@ def commit_message(version: Version) -> str:
     return f"Release {version.tag}"
 
 
-def prepare_release(built: Build, release_dir: Path, template: Path, hub, offline_ok: bool) -> Plan | None:
-    """Compare with the Hub, check the version, write the release folder and plan the
-    commit. None when this version is already published with the same data."""
-    from .hub import MAIN, RepoState, same_content, unreachable_errors
+def prepare_release(built: Build, release_dir: Path, template: Path, hub, offline: bool) -> Plan | None:
+    """Compare with the Hub (`offline`: not asked, planned as a first release), check the
+    version, write the release folder and plan the commit. None when this version is
+    already published with the same data."""
+    from .hub import MAIN, HubUnusable, RepoState, same_content, unreachable_errors
 
     settings = built.settings
     version = settings.version
-    try:
-        state = hub.state()
-    except unreachable_errors() as error:
-        if not offline_ok:
-            raise
-        log(STAGE, f"warning: cannot read {settings.repo_id} on the Hub ({type(error).__name__}); planning as a first release")
+    if offline:
+        log(STAGE, f"offline: {settings.repo_id} on the Hub not read; planning as a first release")
         state = RepoState(False, None, {})
+    else:
+        try:
+            state = hub.state()
+        except unreachable_errors() as error:
+            # A dry run that compared nothing must not pass for one that did (CI gates on it).
+            raise HubUnusable(f"cannot read {settings.repo_id} on the Hub at {hub.api.endpoint} "
+                              f"({type(error).__name__}: {error}): nothing was compared or uploaded; "
+                              "pass --offline to plan without the Hub") from None
 
     if version in state.releases:
         remote = hub.files(version.tag)
@@ -468,10 +474,10 @@ def release_gate_failures(reports: dict[str, dict[str, Any]], validation_results
 
 
 def run(split_dir: Path, stage_dirs: dict[str, Path], validation_results: Path, hub_dir: Path, release_dir: Path,
-        metrics_path: Path | None, settings: Settings, template: Path, mode: str) -> int:
+        metrics_path: Path | None, settings: Settings, template: Path, mode: str, offline: bool = False) -> int:
     """mode: 'build' (the DVC stage, never gated), 'dry-run', or 'release' (uploads if a
     token is found). A dry run or a release is refused, before anything is built or sent,
-    when the run did not pass its gates."""
+    when the run did not pass its gates. `offline`: a dry run that does not ask the Hub."""
     if mode != "build":
         failures = release_gate_failures(card_figures.stage_reports(stage_dirs), validation_results, split_dir)
         if failures:
@@ -488,15 +494,16 @@ def run(split_dir: Path, stage_dirs: dict[str, Path], validation_results: Path, 
 
     from .hub import HubRepo, token_available
 
-    upload = mode == "release" and token_available()
+    upload = mode == "release" and not offline and token_available()
     hub = HubRepo(settings.repo_id)
-    plan = prepare_release(built, release_dir, template, hub, offline_ok=not upload)
+    plan = prepare_release(built, release_dir, template, hub, offline)
     if plan is None:
         print(f"{settings.version.tag} is already published on {settings.repo_id} with the same data: nothing to do")
         return 0
     print(plan.describe(settings.repo_id, release_dir))
     if not upload:
-        reason = "--dry-run" if mode == "dry-run" else "no Hugging Face token: set HF_TOKEN or run `hf auth login`"
+        reason = ("--offline" if offline else "--dry-run" if mode == "dry-run"
+                  else "no Hugging Face token: set HF_TOKEN or run `hf auth login`")
         print(f"dry run, {reason}. Nothing was uploaded; the release is in {release_dir}")
         return 0
     commit = upload_release(plan, release_dir, hub, settings)
@@ -528,6 +535,9 @@ def add_command(commands) -> None:
                       help="only build the release folder, without the Hub (what `dvc repro` runs)")
     mode.add_argument("--dry-run", dest="mode", action="store_const", const="dry-run",
                       help="compare with the Hub and print what would be uploaded, even with a token")
+    parser.add_argument("--offline", action="store_true",
+                        help="a dry run without the Hub (planned as a first release); without it, a Hub that "
+                        "cannot be read is an error")
     parser.set_defaults(handler=_main, mode="release")
 
 
@@ -545,9 +555,16 @@ def _main(args) -> int:
         settings,
         args.card_template,
         args.mode,
+        args.offline,
     )
-    if args.mode == "build":
-        return run(*arguments)
+    # Two publishes at once would build into the same folders: one at a time per checkout.
+    with checkout_lock(args.params):
+        if args.mode == "build":
+            return run(*arguments)
+        return _release(arguments)
+
+
+def _release(arguments: tuple) -> int:
     from .hub import unreachable_errors
 
     try:

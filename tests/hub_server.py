@@ -35,6 +35,9 @@ Behaviour that the clients rely on and the tests exercise:
 * Writes need ``Authorization: Bearer <token>`` with the server's token.
 * ``fail_next(kind, status)`` makes the next request of a kind ("commit", "tag",
   "lfs-upload", "preupload") fail, to test interrupted releases.
+* ``hold("refs")`` keeps requests for a repo's refs waiting until the event it returns is
+  set (a slow Hub, to test runs that overlap); ``web_page = True`` answers every request
+  with a 200 HTML page, as an endpoint that is not a Hub (a portal, a proxy's login) does.
 
 Start it with ``with LocalHub(token) as hub:`` and point ``HF_ENDPOINT`` at ``hub.url``.
 """
@@ -121,6 +124,8 @@ class LocalHub:
         self.repos: dict[str, Repo] = {}
         self.lfs_objects: dict[str, bytes] = {}
         self.failures: dict[str, int] = {}  # request kind -> HTTP status of its next failure
+        self.holds: dict[str, threading.Event] = {}  # request kind -> set when it may be answered
+        self.web_page = False
         self.requests: list[tuple[str, str]] = []  # (method, path) of every request
         self.bytes_received = 0  # request bodies: what clients uploaded
         self.lock = threading.RLock()
@@ -143,6 +148,12 @@ class LocalHub:
         on LFS uploads and preupload, so use a 4xx there)."""
         with self.lock:
             self.failures[kind] = status
+
+    def hold(self, kind: str) -> threading.Event:
+        """Keep requests of `kind` ("refs") waiting until the returned event is set."""
+        with self.lock:
+            event = self.holds[kind] = threading.Event()
+        return event
 
     def commit_count(self, repo_id: str) -> int:
         return len(self.repos[repo_id].commits) if repo_id in self.repos else 0
@@ -389,6 +400,8 @@ def _handler_for(hub: LocalHub):
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0)) if method in ("POST", "PUT") else b""
             hub.requests.append((method, unquote(raw_path)))
             hub.bytes_received += len(body)
+            if hub.web_page:
+                return self._web_page()
             try:
                 self._route(method, raw_path, query, body)
             except HubError as error:
@@ -430,6 +443,8 @@ def _handler_for(hub: LocalHub):
                 self._check_read(repo_id)
                 return self._json(200, hub.info(repo_id, revision))
             if method == "GET" and verb == "refs":
+                if held := hub.holds.get("refs"):
+                    held.wait(timeout=120)
                 self._check_read(repo_id)
                 return self._json(200, hub.refs(repo_id))
             if method == "GET" and verb == "tree":
@@ -498,6 +513,15 @@ def _handler_for(hub: LocalHub):
             repo = hub.repo(repo_id)
             if repo.private and self.headers.get("Authorization") != f"Bearer {hub.token}":
                 raise HubError(404, f"Repository {repo_id} not found", "RepoNotFound")
+
+        def _web_page(self) -> None:
+            page = b"<!DOCTYPE html><html><body><h1>Welcome</h1><p>Please sign in.</p></body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(page)
 
         def _json(self, status: int, payload, error_code: str | None = None) -> None:
             data = json.dumps(payload).encode()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import time
@@ -13,8 +14,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, VENV_BIN, run_corpus
+from conftest import REPO, SEED, VENV_BIN, run_corpus
 from drop_cases import seed_copy
+from hub_server import LocalHub
+from pipeline_runs import run_pipeline
 
 from pipeline.params import load_params
 
@@ -167,3 +170,100 @@ def test_an_unexpected_error_is_one_line_and_its_traceback_comes_with_debug(tmp_
 
     debug = run_corpus("--debug", "--params", str(tmp_path / "params.yaml"), *args, cwd=tmp_path, check=False)
     assert debug.returncode == 2 and "Traceback (most recent call last)" in debug.stderr and "TypeError" in debug.stderr
+
+
+# ---------------------------------------------------------------------------- items 10-11: publish and the Hub
+
+TOKEN = "hf_faults_test_token"
+REPO_ID = "tests/faults"
+
+
+@pytest.fixture(scope="module")
+def seed_run(tmp_path_factory) -> Path:
+    """The real stages on the seed drop (root/run) and a params file naming the Hub repo."""
+    root = tmp_path_factory.mktemp("seed-run")
+    shutil.copytree(SEED, root / "raw" / "seed")
+    params = load_params(REPO / "params.yaml")
+    run_pipeline(root / "raw", root / "run", params)
+    params["publish"]["repo_id"] = REPO_ID
+    (root / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    return root
+
+
+def hub_env(endpoint: str, home: Path, token: str | None = TOKEN) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    env |= {"HF_ENDPOINT": endpoint, "HF_HOME": str(home), "HF_HUB_DISABLE_XET": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
+            "HF_UPDATE_DOWNLOAD_COUNTS": "0", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+    return env | ({"HF_TOKEN": token} if token else {})
+
+
+def start_publish(root: Path, env: dict[str, str], *args: str) -> subprocess.Popen:
+    run = root / "run"
+    return corpus_process("--params", str(root / "params.yaml"), "publish", "--input", str(run / "split"),
+                          "--stage-outputs", str(run), "--validation", str(run / "validate" / "results.json"),
+                          "--output", str(root / "hub"), "--release-dir", str(root / "release"),
+                          "--metrics", str(root / "publish.json"), "--card-template", str(REPO / "dataset_card.md"),
+                          *args, cwd=root, env=env)
+
+
+def completed(process: subprocess.Popen, timeout: float = 120) -> subprocess.CompletedProcess:
+    out, err = process.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def test_two_publishes_at_once_the_second_is_refused_and_a_missing_release_lists_those_there(seed_run, tmp_path):
+    version = f"v{load_params(seed_run / 'params.yaml')['publish']['version']}"
+    with LocalHub(TOKEN) as hub:
+        env = hub_env(hub.url, tmp_path / "hf-home")
+        answer = hub.hold("refs")  # the first publish waits on the Hub, holding the lock
+        first = start_publish(seed_run, env)
+        wait_until(lambda: any(path.endswith("/refs") for _, path in hub.requests), first)
+        try:
+            second = completed(start_publish(seed_run, env, "--dry-run"), timeout=60)
+        finally:
+            answer.set()
+        published = completed(first)
+
+        line = one_line_error(second)
+        assert f"(pid {first.pid}, since " in line and f"--params {seed_run / 'params.yaml'} publish" in line
+        assert "is running in this checkout" in line
+        assert published.returncode == 0 and f"published {version}" in published.stdout, published.stderr
+        assert set(hub.repos[REPO_ID].tags) == {version}
+
+        diff = completed(corpus_process("--params", str(seed_run / "params.yaml"), "diff", version, "v9.9.9", cwd=seed_run,
+                                        env=hub_env(hub.url, tmp_path / "hf-home", None)))
+    assert one_line_error(diff) == f"corpus: error: {REPO_ID} has no release v9.9.9; its releases: {version}"
+
+
+@pytest.mark.parametrize("case", ["token refused", "not a Hub", "unreachable"])
+def test_what_went_wrong_with_the_hub_is_said(case, seed_run, tmp_path):
+    with LocalHub(TOKEN) as hub:
+        hub.web_page = case == "not a Hub"
+        endpoint = "http://127.0.0.1:9" if case == "unreachable" else hub.url  # nothing listens on port 9
+        token = "hf_not_the_right_one" if case == "token refused" else TOKEN
+        args = () if case == "token refused" else ("--dry-run",)
+        result = completed(start_publish(seed_run, hub_env(endpoint, tmp_path / "hf-home", token), *args))
+
+    line = one_line_error(result)
+    assert line == "corpus: error: " + {
+        "token refused": f"the Hub at {hub.url} refused the token (401 Unauthorized): set a valid token in HF_TOKEN "
+                         "or run `hf auth login`",
+        "not a Hub": f"{hub.url} did not answer as a Hugging Face Hub does (its reply is not JSON): check HF_ENDPOINT",
+        "unreachable": f"cannot read {REPO_ID} on the Hub at {endpoint} (ConnectError: [Errno 111] Connection refused): "
+                       "nothing was compared or uploaded; pass --offline to plan without the Hub",
+    }[case]
+
+
+def test_an_offline_dry_run_plans_without_the_hub(seed_run, tmp_path):
+    result = completed(start_publish(seed_run, hub_env("http://127.0.0.1:9", tmp_path / "hf-home"), "--dry-run", "--offline"))
+    assert result.returncode == 0, result.stderr
+    assert f"create dataset repo {REPO_ID}" in result.stdout and "dry run, --offline. Nothing was uploaded" in result.stdout
+
+
+def test_validate_drop_on_a_hidden_folder_says_why_it_is_refused(tmp_path):
+    hidden = seed_copy(tmp_path / ".hidden")
+    result = run_corpus("--params", str(REPO / "params.yaml"), "validate-drop", str(hidden), "--output",
+                        str(tmp_path / "out"), cwd=tmp_path, check=False)
+    assert result.returncode == 2 and result.stderr == (
+        f"validate-drop: unusable input: {hidden} is a hidden folder, which ingest skips: the pipeline would never read "
+        "it as a drop. Rename it, or add it under a name of your choice with `corpus add-drop PATH --name NAME`\n")
