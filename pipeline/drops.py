@@ -143,6 +143,9 @@ def validate_drop(
     drop_dir = drop_dir.resolve()
     if not drop_dir.is_dir():
         raise UnusableDrop(f"{drop_dir} is not a folder")
+    if drop_dir.name.startswith("."):
+        raise UnusableDrop(f"{drop_dir} is a hidden folder, which ingest skips: the pipeline would never read it as a "
+                           "drop. Rename it, or add it under a name of your choice with `corpus add-drop PATH --name NAME`")
     output_dir.mkdir(parents=True, exist_ok=True)
     ingest_dir, clean_dir = output_dir / "ingest", output_dir / "clean"
     ingested = ingest.run(drop_dir.parent, ingest_dir, None, section(params, "ingest"), [drop_dir.name])
