@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-EXIT_OK, EXIT_CHECK_FAILED, EXIT_UNUSABLE = 0, 1, 2
+EXIT_OK, EXIT_UNUSABLE = 0, 2  # and 1, a check failed, returned by the commands themselves
 # What a user's input or machine can cause (a missing file, a bad value, a full disk, a lock
 # held by another run): its message is the whole story, a traceback would hide it.
 EXPECTED_FAILURES = (OSError, ValueError, yaml.YAMLError, WriteFailed, LockHeld)

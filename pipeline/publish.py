@@ -561,15 +561,11 @@ def _main(args) -> int:
     with checkout_lock(args.params):
         if args.mode == "build":
             return run(*arguments)
-        return _release(arguments)
+        from .hub import unreachable_errors
 
-
-def _release(arguments: tuple) -> int:
-    from .hub import unreachable_errors
-
-    try:
-        return run(*arguments)
-    except (*unreachable_errors(), RuntimeError) as error:  # huggingface_hub wraps failed uploads in RuntimeError
-        print(f"corpus: error: the Hub did not complete the release ({type(error).__name__}: {error}); "
-              "no tag was made: run `corpus publish` again to finish it", file=sys.stderr)
-        return 1
+        try:
+            return run(*arguments)
+        except (*unreachable_errors(), RuntimeError) as error:  # huggingface_hub wraps failed uploads in RuntimeError
+            print(f"corpus: error: the Hub did not complete the release ({type(error).__name__}: {error}); "
+                  "no tag was made: run `corpus publish` again to finish it", file=sys.stderr)
+            return 1
