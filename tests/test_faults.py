@@ -5,6 +5,7 @@ and the one line (never a traceback) a user gets for each."""
 from __future__ import annotations
 
 import os
+import random
 import resource
 import shutil
 import signal
@@ -12,6 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import polars as pl
 import pytest
 import yaml
 from conftest import REPO, SEED, VENV_BIN, run_corpus
@@ -19,6 +21,7 @@ from drop_cases import seed_copy
 from hub_server import LocalHub
 from pipeline_runs import run_pipeline
 
+from pipeline import io
 from pipeline.params import load_params
 
 
@@ -28,16 +31,20 @@ def corpus_process(*args: str, cwd: Path, env: dict[str, str] | None = None, **p
                             text=True, start_new_session=True, env=env, **popen)
 
 
-def finished(process: subprocess.Popen) -> tuple[int, str]:
-    out, err = process.communicate(timeout=300)
-    return process.returncode, f"exit {process.returncode}\n--- stdout\n{out}\n--- stderr\n{err}"
+def completed(process: subprocess.Popen, timeout: float = 300) -> subprocess.CompletedProcess:
+    out, err = process.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def described(result: subprocess.CompletedProcess) -> str:
+    return f"exit {result.returncode}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
 
 
 def wait_until(condition, process: subprocess.Popen, seconds: float = 120, poll: float = 0.05) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
         assert time.monotonic() < deadline, "timed out"
-        assert process.poll() is None, finished(process)[1]
+        assert process.poll() is None, described(completed(process))
         time.sleep(poll)
 
 
@@ -76,10 +83,8 @@ def ingest_seed(output: Path, tmp_path: Path, **popen) -> subprocess.CompletedPr
     raw = tmp_path / "raw"
     if not raw.exists():
         seed_copy(raw / "seed")
-    process = corpus_process("--params", str(REPO / "params.yaml"), "ingest", "--input", str(raw), "--output",
-                             str(output), "--metrics", str(output.parent / "ingest.json"), cwd=tmp_path, **popen)
-    out, err = process.communicate(timeout=120)
-    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+    return completed(corpus_process("--params", str(REPO / "params.yaml"), "ingest", "--input", str(raw), "--output",
+                                    str(output), "--metrics", str(output.parent / "ingest.json"), cwd=tmp_path, **popen))
 
 
 @pytest.mark.parametrize("fault", ["disk full", "file size limit"])
@@ -96,12 +101,26 @@ def test_a_full_disk_names_what_could_not_be_written_and_leaves_no_partial_outpu
     assert [p for p in output.parent.rglob("*") if p.is_file()] == []  # no half-written table, no temporary file
 
 
+def test_an_appended_table_on_a_full_disk_leaves_nothing(tiny_disk):
+    schema = pl.Schema({"text": pl.String})
+    incompressible = pl.DataFrame({"text": [random.Random(0).randbytes(20_000).hex()]}, schema=schema)
+    with pytest.raises(io.WriteFailed, match=f"could not write {tiny_disk / 'table.parquet'}: No space left on device"):
+        with io.ParquetAppender(tiny_disk / "table.parquet", schema) as appender:
+            appender.append(incompressible)
+    assert list(tiny_disk.iterdir()) == []
+
+
 def test_outputs_replace_the_previous_ones_whole(tmp_path):
-    output = tmp_path / "out" / "ingest"
-    assert ingest_seed(output, tmp_path).returncode == 0
-    before = {p: p.read_bytes() for p in output.rglob("*") if p.is_file()}
-    assert ingest_seed(output, tmp_path).returncode == 0
-    assert {p: p.read_bytes() for p in output.rglob("*") if p.is_file()} == before  # same bytes, no temporaries
+    schema = pl.Schema({"n": pl.Int64})
+    batches = [pl.DataFrame({"n": [i]}, schema=schema) for i in range(3)]
+    assert io.write_parts(batches, tmp_path / "parts", schema) == 3
+    assert io.write_parts(batches[:1], tmp_path / "parts", schema) == 1  # fewer parts: the old ones are gone
+    with io.ParquetAppender(tmp_path / "appended.parquet", schema) as appender:
+        appender.append(batches[2])
+    io.write_json(tmp_path / "report.json", {"rows": 1})
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == [
+        "appended.parquet", "parts", "parts/part-00000.parquet", "report.json"]  # no temporaries left
+    assert io.scan_table(tmp_path / "parts").collect().equals(batches[0])
 
 
 # ---------------------------------------------------------------------------- item 9: add-drop as a transaction
@@ -117,8 +136,8 @@ def test_two_add_drops_at_once_both_join_drop_order_and_keep_a_users_edit(projec
     params_file.write_text(params_file.read_text(encoding="utf-8") + "# a note the user added\n", encoding="utf-8")
 
     for name, process in processes.items():
-        code, output = finished(process)
-        assert code == 0, output
+        result = completed(process)
+        assert result.returncode == 0, described(result)
         assert (project / "data" / "raw" / f"{name}.dvc").is_file()
     assert sorted(load_params(params_file)["split"]["drop_order"]) == ["north", "seed", "south"]
     assert params_file.read_text(encoding="utf-8").endswith("# a note the user added\n")
@@ -206,11 +225,6 @@ def start_publish(root: Path, env: dict[str, str], *args: str) -> subprocess.Pop
                           *args, cwd=root, env=env)
 
 
-def completed(process: subprocess.Popen, timeout: float = 120) -> subprocess.CompletedProcess:
-    out, err = process.communicate(timeout=timeout)
-    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
-
-
 def test_two_publishes_at_once_the_second_is_refused_and_a_missing_release_lists_those_there(seed_run, tmp_path):
     version = f"v{load_params(seed_run / 'params.yaml')['publish']['version']}"
     with LocalHub(TOKEN) as hub:
@@ -227,7 +241,7 @@ def test_two_publishes_at_once_the_second_is_refused_and_a_missing_release_lists
         line = one_line_error(second)
         assert f"(pid {first.pid}, since " in line and f"--params {seed_run / 'params.yaml'} publish" in line
         assert "is running in this checkout" in line
-        assert published.returncode == 0 and f"published {version}" in published.stdout, published.stderr
+        assert published.returncode == 0 and f"published {version}" in published.stdout, described(published)
         assert set(hub.repos[REPO_ID].tags) == {version}
 
         diff = completed(corpus_process("--params", str(seed_run / "params.yaml"), "diff", version, "v9.9.9", cwd=seed_run,
@@ -256,7 +270,7 @@ def test_what_went_wrong_with_the_hub_is_said(case, seed_run, tmp_path):
 
 def test_an_offline_dry_run_plans_without_the_hub(seed_run, tmp_path):
     result = completed(start_publish(seed_run, hub_env("http://127.0.0.1:9", tmp_path / "hf-home"), "--dry-run", "--offline"))
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, described(result)
     assert f"create dataset repo {REPO_ID}" in result.stdout and "dry run, --offline. Nothing was uploaded" in result.stdout
 
 
