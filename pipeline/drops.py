@@ -237,15 +237,17 @@ def install_drop(staged: Path, name: str, raw_dir: Path, params_path: Path) -> N
     _pending_path(params_path).unlink()
 
 
-def finish_interrupted_install(params_path: Path) -> None:
-    """Under the checkout lock: complete or undo an add-drop that was killed mid-way."""
+def finish_interrupted_install(params_path: Path) -> str | None:
+    """Under the checkout lock: complete or undo an add-drop that was killed mid-way.
+    Returns the name of the drop it completed."""
     pending = _pending_path(params_path)
     if not pending.exists():
-        return
+        return None
     record = read_json(pending)
     target, name = Path(record["target"]), record["name"]
     what = f"add-drop: the add-drop of '{name}' by pid {record['pid']} (since {record['since']}) was interrupted"
-    if target.is_dir() and _tracked(target.with_name(f"{name}.dvc")):
+    completed = target.is_dir() and _tracked(target.with_name(f"{name}.dvc"))
+    if completed:
         _append_to_drop_order(params_path, name)
         print(f"{what} after `dvc add`: completed it ({target} is tracked, and now in split.drop_order)", file=sys.stderr)
     else:
@@ -253,6 +255,7 @@ def finish_interrupted_install(params_path: Path) -> None:
         print(f"{what} before `dvc add` finished: undone ({target} removed; the drop's source was never touched)",
               file=sys.stderr)
     pending.unlink()
+    return name if completed else None
 
 
 def _pending_path(params_path: Path) -> Path:
@@ -304,7 +307,8 @@ def add_drop(source: Path, name: str, params_path: Path, gx_dir: Path, index_dir
     raw_dir = path_of(params, "raw")
     if _pending_path(params_path).exists():  # a killed add-drop's leftover may hold NAME
         with checkout_lock(params_path, LOCK_WAIT_SECONDS):
-            finish_interrupted_install(params_path)
+            if finish_interrupted_install(params_path) == name:  # this very drop, added but for drop_order
+                return _added(name, raw_dir, params_path, push)
     if problem := add_problem(source, name, params_path, raw_dir):
         print(f"add-drop: refused: {problem}. Nothing was changed.", file=sys.stderr)
         return EXIT_UNUSABLE
@@ -333,7 +337,11 @@ def add_drop(source: Path, name: str, params_path: Path, gx_dir: Path, index_dir
         return EXIT_UNUSABLE
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    return _added(name, raw_dir, params_path, push)
 
+
+def _added(name: str, raw_dir: Path, params_path: Path, push: bool) -> int:
+    """Push the added drop if asked; say what to commit."""
     dvc_file = raw_dir / f"{name}.dvc"
     if push and (result := _dvc("push", str(dvc_file))).returncode != 0:
         print(f"add-drop: {raw_dir / name} is added and tracked, but `dvc push` failed (run it again):\n{result.stderr}",

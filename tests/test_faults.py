@@ -163,6 +163,38 @@ def test_an_add_drop_killed_during_dvc_add_is_undone_by_the_next_one(project, tm
     assert (raw / ".gitignore").read_text().split().count("/late") == 1
 
 
+def children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def process_state(pid: int) -> str:
+    """R, S, Z (exited, not yet reaped)... from /proc/PID/stat."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def test_an_add_drop_killed_after_dvc_add_is_completed_by_the_next_one(project, tmp_path):
+    drop, raw = seed_copy(tmp_path / "late"), project / "data" / "raw"
+    process = corpus_process("add-drop", str(drop), "--name", "late", cwd=project)
+    wait_until(lambda: (raw / "late").is_dir() and children(process.pid), process, poll=0.01)  # `dvc add` started
+    # Stopped while `dvc add` finishes, then killed: the drop is tracked, drop_order not yet updated.
+    os.kill(process.pid, signal.SIGSTOP)
+    (dvc,) = children(process.pid)
+    deadline = time.monotonic() + 120
+    while process_state(dvc) != "Z":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert (raw / "late.dvc").is_file() and "late" not in load_params(project / "params.yaml")["split"]["drop_order"]
+
+    retry = run_corpus("add-drop", str(drop), "--name", "late", cwd=project, check=False)
+
+    assert retry.returncode == 0, described(retry)
+    assert "was interrupted after `dvc add`: completed it" in retry.stderr
+    assert "Added data/raw/late, tracked by data/raw/late.dvc" in retry.stdout
+    assert load_params(project / "params.yaml")["split"]["drop_order"] == ["seed", "late"]
+
+
 # ---------------------------------------------------------------------------- item 12: no traceback reaches a user
 
 
