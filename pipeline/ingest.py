@@ -509,59 +509,61 @@ def _csv_records(lines: Iterator[tuple[bytes | None, str | Rejected]], field_lim
     whose header cannot be read or decoded is rejected whole). A row is Rejected alone
     when it has more or fewer fields than the header, cannot be parsed, has a field of
     more than `field_limit` characters (then it is larger than ingest.max_article_bytes),
-    or a line of it cannot be decoded; a line that cannot be decoded between rows is a
-    record of its own."""
-    row_lines: list[str] = []  # lines of the row being read
-    set_aside: list[tuple[int, bytes | None, Rejected]] = []  # undecodable lines: (lines of the row before it, raw, why)
+    or a line of it cannot be decoded."""
+    row_lines: list[tuple[bytes | None, str]] = []  # (raw bytes when decoded alone, text) of the row being read
+    undecodable: list[Rejected] = []  # why lines of the row being read could not be decoded
 
     def text_lines() -> Iterator[str]:
         for raw, line in lines:
             if isinstance(line, Rejected):
-                set_aside.append((len(row_lines), raw, line))
-            else:
-                row_lines.append(line)
-                yield line
+                # Parsed as Latin-1 (one character per byte) so quotes, commas and line
+                # ends, ASCII in every encoding read here, still delimit the rows.
+                undecodable.append(line)
+                line = raw.decode("latin-1")
+            row_lines.append((raw, line))
+            yield line
 
     source = text_lines()
     reader = csv.reader(source)
     csv.field_size_limit(field_limit)  # the csv module's limit is global: set for each file
     header = next((row for row in reader if row), [])
-    if set_aside:
-        raise set_aside[0][2]
-    return _csv_rows(reader, source, header, row_lines, set_aside, field_limit)
+    if undecodable:
+        raise undecodable[0]
+    return _csv_rows(reader, source, header, row_lines, undecodable, field_limit)
 
 
-def _csv_rows(reader, source, header, row_lines, set_aside, field_limit) -> Iterator[tuple[bytes | None, Any]]:
+def _csv_rows(reader, source: Iterator[str], header: list[str], row_lines: list[tuple[bytes | None, str]],
+              undecodable: list[Rejected], field_limit: int) -> Iterator[tuple[bytes, Any]]:
     while True:
         row_lines.clear()
+        undecodable.clear()
         try:
             row = next(reader)
-            outcome = _csv_row(row, header, row_lines) if row else None  # a blank line is no row
         except StopIteration:
-            break
+            return
         except csv.Error as error:
             if "field larger than field limit" in str(error):
                 # Read the rest of the row past the limit, so the next row starts where it should.
                 csv.field_size_limit(sys.maxsize)
-                next(csv.reader(itertools.chain(list(row_lines), source)), None)
+                next(csv.reader(itertools.chain([line for _, line in row_lines], source)), None)
                 csv.field_size_limit(field_limit)
-                outcome = None, Rejected("too_large", f"a CSV field of more than {field_limit:,} characters")
+                yield _raw_row(row_lines), Rejected("too_large", f"a CSV field of more than {field_limit:,} characters")
             else:
-                outcome = "".join(row_lines).encode("utf-8"), Rejected("unreadable_record", f"CSV: {error}")
-        inside = [entry for entry in set_aside if entry[0] > 0]
-        yield from ((raw, rejected) for before, raw, rejected in set_aside if before == 0)
-        set_aside.clear()
-        if inside:
-            lines_before, raw, rejected = inside[0]
-            yield None, Rejected(rejected.reason, f"line {lines_before + 1} of the CSV row: {rejected.detail}")
-        elif outcome is not None:
-            yield outcome
-    yield from ((raw, rejected) for _, raw, rejected in set_aside)  # undecodable lines after the last row
+                yield _raw_row(row_lines), Rejected("unreadable_record", f"CSV: {error}")
+            continue
+        if undecodable:
+            yield _raw_row(row_lines), Rejected(undecodable[0].reason, f"a line of the CSV row: {undecodable[0].detail}")
+        elif row:  # a blank line is no row
+            yield _csv_row(row, header, row_lines)
 
 
-def _csv_row(row: list[str], header: list[str], row_lines: list[str]) -> tuple[bytes, Any]:
+def _raw_row(row_lines: list[tuple[bytes | None, str]]) -> bytes:
+    return b"".join(line.encode("utf-8") if raw is None else raw for raw, line in row_lines)
+
+
+def _csv_row(row: list[str], header: list[str], row_lines: list[tuple[bytes | None, str]]) -> tuple[bytes, Any]:
     if len(row) != len(header):
-        return "".join(row_lines).encode("utf-8"), Rejected(
+        return _raw_row(row_lines), Rejected(
             "unreadable_record", f"CSV row of {len(row)} fields, the header has {len(header)}")
     record = dict(zip(header, row))
     return _canonical_bytes(record), record
