@@ -17,12 +17,12 @@ with a reason from ``schema.QUARANTINE_REASONS``.
 
 from __future__ import annotations
 
+import bisect
 import codecs
 import csv
 import errno
 import hashlib
 import io
-import itertools
 import json
 import os
 import re
@@ -364,15 +364,17 @@ class DropReader:
             self._count("encodings", encoding)
             parsed = json.loads(text)
             return [_with_raw_bytes(record) for record in (parsed if isinstance(parsed, list) else [parsed])]
-        lines = self._lines(data, csv_file=suffix == ".csv")
+        decoded = self._decode_line_file(data)
         if suffix == ".csv":
-            return _csv_records(lines, self.config.max_article_bytes)
-        return _json_line_records(lines)
+            text, lines = (decoded, None) if isinstance(decoded, str) else _joined_lines(decoded)
+            return _csv_records(text, lines, self.config.max_article_bytes)
+        return _json_line_records(((None, line) for line in _split_at_newlines(decoded, "\n"))
+                                  if isinstance(decoded, str) else decoded)
 
-    def _lines(self, data: bytes, csv_file: bool) -> Iterator[tuple[bytes | None, str | Rejected]]:
-        """The lines of a JSONL or CSV file, with "\n" kept: (None, line) when the file is
-        clean in one encoding (a BOM, the declared encoding, or UTF-8), else (raw bytes,
-        line or Rejected) per line, each decoded on its own."""
+    def _decode_line_file(self, data: bytes) -> str | Iterator[tuple[bytes, str | Rejected]]:
+        """A JSONL or CSV file's text when it is clean in one encoding (a BOM, the
+        declared encoding, or UTF-8), else (raw bytes, text or Rejected) per line ("\n"
+        kept), each line decoded on its own."""
         try:
             text, encoding = decode_bytes(data, self.config.encoding)
         except Rejected as rejected:
@@ -381,8 +383,7 @@ class DropReader:
             text, encoding = None, None
         if text is not None and not (self.config.encoding == "auto" and encoding == "windows-1256"):
             self._count("encodings", encoding)
-            lines = io.StringIO(text, newline="") if csv_file else _split_at_newlines(text, "\n")
-            return ((None, line) for line in lines)
+            return text
         # Not clean as a whole (in auto mode, a windows-1256 file may hide UTF-8 lines).
         self._count("encodings", "decided per line")
         return _decoded_lines(data, self.config.encoding)
@@ -504,69 +505,82 @@ def _with_raw_bytes(record: Any) -> tuple[bytes | None, Any]:
         return None, Rejected("undecodable", f"a string holds {error.object[error.start]!r}, not a Unicode character")
 
 
-def _csv_records(lines: Iterator[tuple[bytes | None, str | Rejected]], field_limit: int) -> Iterator[tuple[bytes | None, Any]]:
+def _joined_lines(decoded: Iterator[tuple[bytes, str | Rejected]]) -> tuple[str, list[tuple[int, bytes, Rejected | None]]]:
+    """A file decoded line by line as one text, and each line's (offset in it, raw bytes,
+    why it could not be decoded). An undecodable line stands in the text as Latin-1 (one
+    character per byte), so the quotes, commas and line ends of a CSV file, ASCII in
+    every encoding read here, still delimit its rows."""
+    parts: list[str] = []
+    lines: list[tuple[int, bytes, Rejected | None]] = []
+    offset = 0
+    for raw, line in decoded:
+        rejected = line if isinstance(line, Rejected) else None
+        text = raw.decode("latin-1") if rejected else line
+        lines.append((offset, raw, rejected))
+        parts.append(text)
+        offset += len(text)
+    return "".join(parts), lines
+
+
+def _csv_records(text: str, lines: list[tuple[int, bytes, Rejected | None]] | None,
+                 field_limit: int) -> Iterator[tuple[bytes, Any]]:
     """(raw bytes, record or Rejected) per CSV row after the header (read now: a file
     whose header cannot be read or decoded is rejected whole). A row is Rejected alone
     when it has more or fewer fields than the header, cannot be parsed, has a field of
     more than `field_limit` characters (then it is larger than ingest.max_article_bytes),
-    or a line of it cannot be decoded."""
-    row_lines: list[tuple[bytes | None, str]] = []  # (raw bytes when decoded alone, text) of the row being read
-    undecodable: list[Rejected] = []  # why lines of the row being read could not be decoded
-
-    def text_lines() -> Iterator[str]:
-        for raw, line in lines:
-            if isinstance(line, Rejected):
-                # Parsed as Latin-1 (one character per byte) so quotes, commas and line
-                # ends, ASCII in every encoding read here, still delimit the rows.
-                undecodable.append(line)
-                line = raw.decode("latin-1")
-            row_lines.append((raw, line))
-            yield line
-
-    source = text_lines()
-    reader = csv.reader(source)
+    or a line of it could not be decoded (`lines`: see _joined_lines; None when the file
+    was decoded whole)."""
+    buffer = io.StringIO(text, newline="")
+    reader = csv.reader(buffer)
     csv.field_size_limit(field_limit)  # the csv module's limit is global: set for each file
     header = next((row for row in reader if row), [])
+    undecodable = next((rejected for _, _, rejected in _row_lines(lines, 0, buffer.tell()) if rejected), None)
     if undecodable:
-        raise undecodable[0]
-    return _csv_rows(reader, source, header, row_lines, undecodable, field_limit)
+        raise undecodable
+    return _csv_rows(buffer, reader, header, lines, field_limit)
 
 
-def _csv_rows(reader, source: Iterator[str], header: list[str], row_lines: list[tuple[bytes | None, str]],
-              undecodable: list[Rejected], field_limit: int) -> Iterator[tuple[bytes, Any]]:
+def _csv_rows(buffer: io.StringIO, reader, header: list[str], lines: list[tuple[int, bytes, Rejected | None]] | None,
+              field_limit: int) -> Iterator[tuple[bytes, Any]]:
     while True:
-        row_lines.clear()
-        undecodable.clear()
+        start = buffer.tell()
+        rejected = None
         try:
             row = next(reader)
         except StopIteration:
             return
         except csv.Error as error:
+            rejected = Rejected("unreadable_record", f"CSV: {error}")
             if "field larger than field limit" in str(error):
-                # Read the rest of the row past the limit, so the next row starts where it should.
+                # Read the row again past the limit, so the next row starts where it should.
+                buffer.seek(start)
                 csv.field_size_limit(sys.maxsize)
-                next(csv.reader(itertools.chain([line for _, line in row_lines], source)), None)
+                next(csv.reader(buffer), None)
                 csv.field_size_limit(field_limit)
-                yield _raw_row(row_lines), Rejected("too_large", f"a CSV field of more than {field_limit:,} characters")
-            else:
-                yield _raw_row(row_lines), Rejected("unreadable_record", f"CSV: {error}")
-            continue
+                rejected = Rejected("too_large", f"a CSV field of more than {field_limit:,} characters")
+        row_lines = _row_lines(lines, start, buffer.tell())
+        undecodable = next((line_rejected for _, _, line_rejected in row_lines if line_rejected), None)
         if undecodable:
-            yield _raw_row(row_lines), Rejected(undecodable[0].reason, f"a line of the CSV row: {undecodable[0].detail}")
+            rejected = Rejected(undecodable.reason, f"a line of the CSV row: {undecodable.detail}")
+        elif rejected is None and row and len(row) != len(header):
+            rejected = Rejected("unreadable_record", f"CSV row of {len(row)} fields, the header has {len(header)}")
+        if rejected is not None:
+            yield (b"".join(raw for _, raw, _ in row_lines) if lines is not None
+                   else buffer.getvalue()[start:buffer.tell()].encode("utf-8")), rejected
         elif row:  # a blank line is no row
-            yield _csv_row(row, header, row_lines)
+            record = dict(zip(header, row))
+            yield _canonical_bytes(record), record
 
 
-def _raw_row(row_lines: list[tuple[bytes | None, str]]) -> bytes:
-    return b"".join(line.encode("utf-8") if raw is None else raw for raw, line in row_lines)
+def _row_lines(lines: list[tuple[int, bytes, Rejected | None]] | None, start: int, end: int) -> list[tuple[int, bytes, Rejected | None]]:
+    """The lines (of a file decoded line by line) that hold its text from `start` to `end`."""
+    if lines is None:
+        return []
+    return lines[bisect.bisect_left(lines, start, key=_offset):bisect.bisect_left(lines, end, key=_offset)]
 
 
-def _csv_row(row: list[str], header: list[str], row_lines: list[tuple[bytes | None, str]]) -> tuple[bytes, Any]:
-    if len(row) != len(header):
-        return _raw_row(row_lines), Rejected(
-            "unreadable_record", f"CSV row of {len(row)} fields, the header has {len(header)}")
-    record = dict(zip(header, row))
-    return _canonical_bytes(record), record
+def _offset(line: tuple[int, bytes, Rejected | None]) -> int:
+    return line[0]
 
 
 def _as_text(value: Any) -> str | None:
