@@ -67,7 +67,8 @@ _ARABIC_LETTERS = re.compile(r"[\u0621-\u064A\u0671-\u06D3\u06FA-\u06FC]+")
 _CONTROL_BYTES = bytes([*range(0x01, 0x09), *range(0x0E, 0x1B), *range(0x1C, 0x20)])
 _DATE_FORMATS = ("%Y/%m/%d", "%d/%m/%Y", "%d-%m-%Y", "%Y%m%d")
 _BOM_PREFIXES = tuple(bom for bom, _ in _BOMS)
-_ACCEPTED_TYPES = {"published_date": (str, date)}  # a record value's types, by column; others: str (date covers datetime)
+# A record value's types, by column; others: str. date covers datetime, int a yyyymmdd number.
+_ACCEPTED_TYPES = {"published_date": (str, date, int)}
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # may stand for a lone surrogate
 _TOO_DEEP = f"JSON nested deeper than the parser follows (about {sys.getrecursionlimit():,} levels)"
 
@@ -384,9 +385,11 @@ class DropReader:
         if text is not None and not (self.config.encoding == "auto" and encoding == "windows-1256"):
             self._count("encodings", encoding)
             return text
-        # Not clean as a whole (in auto mode, a windows-1256 file may hide UTF-8 lines).
+        # Not clean as a whole (in auto mode, a windows-1256 file may hide UTF-8 lines:
+        # then each line is UTF-8 or else windows-1256, whose Arabic the file as a whole
+        # showed; a short line alone could not).
         self._count("encodings", "decided per line")
-        return _decoded_lines(data, self.config.encoding)
+        return _decoded_lines(data, self.config.encoding, fallback=encoding)
 
     def _record_article(self, locator: str, raw: bytes, record: Any) -> dict[str, Any]:
         if not isinstance(record, dict):
@@ -398,10 +401,10 @@ class DropReader:
             name = next((n for n in names if record.get(n) not in (None, "")), None)
             values[column] = None if name is None else record[name]
             accepted = _ACCEPTED_TYPES.get(column, str)
-            if name is not None and not isinstance(values[column], accepted):
+            if name is not None and (isinstance(values[column], bool) or not isinstance(values[column], accepted)):
                 # Never str() it: a list or struct would pass as the text "['a']".
                 raise Rejected("wrong_type", f"{column} (field '{name}') is {type(values[column]).__name__}, "
-                               f"not {'a string or a date' if accepted is not str else 'a string'}")
+                               f"not {'a string' if accepted is str else 'a string, a date or a yyyymmdd number'}")
         if values.get("text") is None:
             if not any(n in record for n in self.config.columns["text"]):
                 raise Rejected("unreadable_record", f"no text field (looked for {', '.join(self.config.columns['text'])})")
@@ -442,17 +445,27 @@ class DropReader:
         self.counts[kind][key] = self.counts[kind].get(key, 0) + 1
 
 
-def _decoded_lines(data: bytes, encoding: str) -> Iterator[tuple[bytes, str | Rejected]]:
-    """(raw bytes, text or Rejected) per line ("\n" kept), each line decoded on its own."""
+def _decoded_lines(data: bytes, encoding: str, fallback: str | None) -> Iterator[tuple[bytes, str | Rejected]]:
+    """(raw bytes, text or Rejected) per line ("\n" kept), each line decoded on its own:
+    in `encoding`, or when `fallback` is set, as UTF-8 if it is valid, else in `fallback`."""
     for raw in _split_at_newlines(data, b"\n"):
         if not raw.strip(b" \t\r\n"):
             yield raw, raw.decode("ascii")
             continue
         body = raw.rstrip(b"\r\n")
         try:
-            yield raw, decode_bytes(body, encoding)[0] + raw[len(body):].decode("ascii")
+            yield raw, _decode_line(body, encoding, fallback) + raw[len(body):].decode("ascii")
         except Rejected as rejected:
             yield raw, rejected
+
+
+def _decode_line(data: bytes, encoding: str, fallback: str | None) -> str:
+    if fallback:
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            encoding = fallback
+    return decode_bytes(data, encoding)[0]
 
 
 def _split_at_newlines(data, newline):

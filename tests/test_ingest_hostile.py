@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import date
 from pathlib import Path
 
 import polars as pl
@@ -202,18 +203,22 @@ def test_mixed_utf8_and_windows_1256_lines_each_decode_right(tmp_path):
     # windows-1256 has no code for some characters of real text (e.g. NBSP is fine, but not all): keep those it has
     records = [{k: v.encode("cp1256", errors="ignore").decode("cp1256") if isinstance(v, str) else v for k, v in r.items()}
                for r in RECORDS[:4]]
+    # A short record of a windows-1256 file, mostly Latin letters: the file, not the line, shows it is Arabic.
+    records.append({"title": "خبر", "content": "نص قصير", "url": "https://example.invalid/a-rather-long-latin-path"})
     lines = [jsonl_line(records[0]).encode("utf-8")] + [jsonl_line(r).encode("cp1256") for r in records[1:]]
     (drop / "feed.jsonl").write_bytes(b"\n".join(lines) + b"\n")
     header = "title,content\n".encode("utf-8")
     csv_rows = [_csv_text([[r["title"], r["content"]]]).encode(enc) for r, enc in zip(records, ("cp1256", "utf-8", "utf-8", "cp1256"))]
-    (drop / "table.csv").write_bytes(header + b"".join(csv_rows) + b"caf\xe9 au lait,\xff\xfe\n")
+    bad_row = b'caf\xe9 au lait,"two\nlines \xff\xfe"\n'  # neither encoding; its rows after still line up
+    (drop / "table.csv").write_bytes(header + csv_rows[0] + bad_row + b"".join(csv_rows[1:]))
 
-    outcome, articles, _ = run_ingest(tmp_path / "raw", tmp_path / "out")
+    outcome, articles, quarantine = run_ingest(tmp_path / "raw", tmp_path / "out")
 
-    assert outcome == {f"feed.jsonl#{n}": None for n in range(1, 5)} | {f"table.csv#{n}": None for n in range(1, 5)} \
-        | {"table.csv#5": "undecodable"}
+    assert outcome == {f"feed.jsonl#{n}": None for n in range(1, 6)} | {"table.csv#2": "undecodable"} \
+        | {f"table.csv#{n}": None for n in (1, 3, 4, 5)}
     expected = [r["content"] for r in records]
-    assert articles["text"].to_list() == expected + expected  # no mojibake in either direction
+    assert articles["text"].to_list() == expected + expected[:4]  # no mojibake in either direction
+    assert quarantine["raw_sha256"].to_list() == [hashlib.sha256(bad_row).hexdigest()]
 
 
 def test_clean_utf8_files_keep_their_raw_hashes(tmp_path):
@@ -235,7 +240,7 @@ def test_parquet_columns_of_the_wrong_type_are_quarantined_not_stringified(tmp_p
     drop = tmp_path / "raw" / "pq"
     drop.mkdir(parents=True)
     good = RECORDS[0]
-    pq.write_table(pa.table({"title": [good["title"]], "text": [good["content"]]}), drop / "good.parquet")
+    pq.write_table(pa.table({"title": [good["title"]], "text": [good["content"]], "date": [20150721]}), drop / "good.parquet")
     pq.write_table(pa.table({"title": [good["title"]], "text": [12345]}), drop / "int-text.parquet")
     pq.write_table(pa.table({"title": [["a"]], "text": [good["content"]]}), drop / "list-title.parquet")
     pq.write_table(pa.table({"text": [good["content"]], "source": [{"x": 1}]}), drop / "struct-source.parquet")
@@ -248,7 +253,7 @@ def test_parquet_columns_of_the_wrong_type_are_quarantined_not_stringified(tmp_p
     assert details["int-text.parquet#1"] == "text (field 'text') is int, not a string"
     assert details["list-title.parquet#1"] == "title (field 'title') is list, not a string"
     assert details["struct-source.parquet#1"] == "source (field 'source') is dict, not a string"
-    assert articles["title"].to_list() == [good["title"]]
+    assert articles.select("title", "published_date").rows() == [(good["title"], date(2015, 7, 21))]
 
 
 # ------------------------------------------------------------------ item 7: drop.yaml schema
