@@ -30,7 +30,7 @@ import sys
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Literal
+from typing import Annotated, Any, AnyStr, Iterable, Iterator, Literal
 
 import polars as pl
 import pyarrow as pa
@@ -139,7 +139,7 @@ class DropYaml(pydantic.BaseModel):
 
     encoding: str | None = None
     source: str | None = None
-    columns: dict[Literal[CANONICAL_FIELDS], str | list[str]] | None = None
+    columns: dict[Literal[CANONICAL_FIELDS], str | Annotated[list[str], pydantic.Field(min_length=1)]] | None = None
 
     @pydantic.field_validator("encoding")
     @classmethod
@@ -195,9 +195,10 @@ def _schema_problems(error: pydantic.ValidationError) -> list[str]:
             continue
         # A union reports each branch: name the key (and column), not the branch.
         name = f"{key}.{below[0]}" if key == "columns" and below else str(key)
-        got = problem["input"]
+        got = repr(problem["input"])
+        got = got if len(got) <= 60 else got[:57] + "..."
         message = problem["msg"].removeprefix("Value error, ")
-        problems.setdefault(name, f"key '{name}': {message}, got {got!r} (allowed: {DROP_YAML_ALLOWED[key]})")
+        problems.setdefault(name, f"key '{name}': {message}, got {got} (allowed: {DROP_YAML_ALLOWED[key]})")
     return list(problems.values())
 
 
@@ -234,9 +235,12 @@ class DropConfig:
 
 
 def resolve_inside(path: Path, root: Path) -> Path:
-    """The real path of `path`, an entry of the drop folder `root` (resolved); Rejected when
-    it is a link that leads outside the drop, to nothing, or round in a loop. Nothing
-    outside the drop is ever read: a link is followed only to a target inside it."""
+    """Where `path`, an entry of the drop folder `root` (resolved) reached through real
+    folders only, leads: itself, or a link's target inside the drop; Rejected when it is a
+    link that leads outside the drop, to nothing, or round in a loop. Nothing outside the
+    drop is ever read: a link is followed only to a target inside it."""
+    if not path.is_symlink():
+        return path
     try:
         target = path.resolve(strict=True)
     except FileNotFoundError:
@@ -468,7 +472,7 @@ def _decode_line(data: bytes, encoding: str, fallback: str | None) -> str:
     return decode_bytes(data, encoding)[0]
 
 
-def _split_at_newlines(data, newline):
+def _split_at_newlines(data: AnyStr, newline: AnyStr) -> Iterator[AnyStr]:
     """Lines ("\n" kept) of str or bytes, ending at "\n" only: a JSON string may hold U+2028
     or U+0085 unescaped, which str.splitlines would also split at, and a lone "\r" inside
     a quoted CSV field is no line end either."""
@@ -557,6 +561,7 @@ def _csv_rows(buffer: io.StringIO, reader, header: list[str], lines: list[tuple[
               field_limit: int) -> Iterator[tuple[bytes, Any]]:
     while True:
         start = buffer.tell()
+        row: list[str] = []
         rejected = None
         try:
             row = next(reader)

@@ -129,6 +129,7 @@ def test_ingest_never_raises_and_counts_every_record(drop):
     assert result.report["inputs"] == len(outcomes) == result.articles + quarantine.height
     assert len(set(outcomes)) == len(outcomes)  # no record twice
     per_file = Counter(name.split("#")[0] for name in outcomes)
-    assert set(per_file) == {name for name in files if counts.get(name) != 0}  # every file is accounted for
-    assert {name: per_file[name] for name in counts} == counts  # and each of its records, once
+    # Each record of the files written record by record, once (random bytes may hold none:
+    # a CSV header alone, an empty JSON array).
+    assert set(per_file) <= set(files) and {name: per_file[name] for name in counts} == counts
     assert quarantine["reason"].is_in(list(QUARANTINE_REASONS)).all() and quarantine["detail"].null_count() == 0
