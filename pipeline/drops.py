@@ -195,14 +195,22 @@ def name_problem(name: str, raw_dir: Path) -> str | None:
 
 
 def copy_drop(source: Path, destination: Path) -> None:
-    """Copy the files of a drop (contents only: a read-only source gives a writable copy)."""
+    """Copy the files of a drop (contents only: a read-only source gives a writable copy).
+    A link is copied as the file it leads to inside the drop; one that leaves the drop,
+    dangles or loops refuses the drop: nothing outside it is ever copied."""
+    root = source.resolve()
     destination.mkdir(parents=True)
-    for path in sorted(source.rglob("*")):
-        target = destination / path.relative_to(source)
-        if path.is_dir():
+    for path in sorted(root.rglob("*")):
+        try:
+            real = ingest.resolve_inside(path, root)
+        except ingest.Rejected as link:
+            raise UnusableDrop(f"{source / path.relative_to(root)} is {link.detail}; "
+                               "a drop must hold its files, not links out of it") from None
+        target = destination / path.relative_to(root)
+        if real.is_dir():
             target.mkdir(exist_ok=True)
-        elif path.is_file():
-            shutil.copyfile(path, target)
+        elif real.is_file():
+            shutil.copyfile(real, target)
 
 
 def _dvc(*command: str) -> subprocess.CompletedProcess:

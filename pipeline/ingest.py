@@ -17,20 +17,25 @@ with a reason from ``schema.QUARANTINE_REASONS``.
 
 from __future__ import annotations
 
+import bisect
 import codecs
 import csv
+import errno
 import hashlib
 import io
 import json
+import os
 import re
+import sys
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Annotated, Any, AnyStr, Iterable, Iterator, Literal
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pydantic
 import yaml
 
 from . import arabic_text
@@ -61,6 +66,11 @@ _LETTERS = re.compile(r"[^\W\d_]+")
 _ARABIC_LETTERS = re.compile(r"[\u0621-\u064A\u0671-\u06D3\u06FA-\u06FC]+")
 _CONTROL_BYTES = bytes([*range(0x01, 0x09), *range(0x0E, 0x1B), *range(0x1C, 0x20)])
 _DATE_FORMATS = ("%Y/%m/%d", "%d/%m/%Y", "%d-%m-%Y", "%Y%m%d")
+_BOM_PREFIXES = tuple(bom for bom, _ in _BOMS)
+# A record value's types, by column; others: str. date covers datetime, int a yyyymmdd number.
+_ACCEPTED_TYPES = {"published_date": (str, date, int)}
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # may stand for a lone surrogate
+_TOO_DEEP = f"JSON nested deeper than the parser follows (about {sys.getrecursionlimit():,} levels)"
 
 
 class Rejected(Exception):
@@ -122,6 +132,78 @@ def _strict_decode(data: bytes, codec: str) -> str:
 # ---------------------------------------------------------------------------- records
 
 
+class DropYaml(pydantic.BaseModel):
+    """The declared schema of a drop's drop.yaml: every key optional, nothing else allowed."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", strict=True)
+
+    encoding: str | None = None
+    source: str | None = None
+    columns: dict[Literal[CANONICAL_FIELDS], str | Annotated[list[str], pydantic.Field(min_length=1)]] | None = None
+
+    @pydantic.field_validator("encoding")
+    @classmethod
+    def _known_codec(cls, value: str | None) -> str | None:
+        if value not in (None, "auto"):
+            try:
+                b"\x00\x00".decode(value, errors="ignore")
+            except LookupError:  # unknown, or not a text encoding (rot13, base64; empty bytes pass)
+                raise ValueError("not a text encoding Python knows") from None
+        return value
+
+
+# What each drop.yaml key may hold, for the error message.
+DROP_YAML_ALLOWED = {
+    "encoding": "'auto' or a codec name, e.g. utf-8, utf-16, cp1256",
+    "source": "the outlet's name, one string",
+    "columns": f"a mapping from {', '.join(CANONICAL_FIELDS)} to a field name or a list of field names",
+}
+
+
+class DropConfigError(ValueError):
+    """drop.yaml cannot be used; the message names the file, the key and what is allowed."""
+
+
+def read_drop_yaml(path: Path) -> DropYaml:
+    """drop.yaml parsed (safe YAML: no tags that build objects) and checked against DropYaml."""
+    try:
+        declared = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise DropConfigError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise DropConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+    if declared is None:
+        return DropYaml()
+    if not isinstance(declared, dict):
+        raise DropConfigError(f"{path}: expected a mapping of keys ({', '.join(DROP_YAML_ALLOWED)}), got a {type(declared).__name__}")
+    try:
+        return DropYaml.model_validate(declared)
+    except pydantic.ValidationError as error:
+        raise DropConfigError(f"{path}: " + "; ".join(_schema_problems(error))) from None
+
+
+def _schema_problems(error: pydantic.ValidationError) -> list[str]:
+    """One line per wrong key: which key, what is wrong, what is allowed."""
+    problems: dict[str, str] = {}
+    # Of a union's branches, the one that got past the type check says most (a list too short).
+    type_errors = ("string_type", "list_type", "dict_type")
+    for problem in sorted(error.errors(), key=lambda problem: problem["type"] in type_errors):
+        key, *below = problem["loc"]
+        if problem["type"] == "extra_forbidden":
+            problems.setdefault(str(key), f"unknown key '{key}' (allowed keys: {', '.join(DROP_YAML_ALLOWED)})")
+            continue
+        # A union reports each branch: name the key (and column), not the branch.
+        name = f"{key}.{below[0]}" if key == "columns" and below else str(key)
+        got = repr(problem["input"])
+        got = got if len(got) <= 60 else got[:57] + "..."
+        message = problem["msg"].removeprefix("Value error, ")
+        problems.setdefault(name, f"key '{name}': {message}, got {got} (allowed: {DROP_YAML_ALLOWED[key]})")
+    return list(problems.values())
+
+
 @dataclass
 class DropConfig:
     """How to read one drop: params.yaml ``ingest`` defaults, overridden by drop.yaml."""
@@ -141,18 +223,39 @@ class DropConfig:
             max_article_bytes=int(ingest_params["max_article_bytes"]),
         )
         declared_file = drop_dir / DROP_CONFIG
-        if declared_file.exists():
-            declared = yaml.safe_load(declared_file.read_text(encoding="utf-8")) or {}
-            unknown = set(declared) - {"encoding", "source", "columns"}
-            if unknown:
-                raise ValueError(f"{declared_file}: unknown keys {sorted(unknown)} (allowed: encoding, source, columns)")
-            config.encoding = declared.get("encoding", config.encoding)
-            config.source = declared.get("source")
-            for column, names in (declared.get("columns") or {}).items():
-                if column not in CANONICAL_FIELDS:
-                    raise ValueError(f"{declared_file}: unknown column '{column}' (allowed: {', '.join(CANONICAL_FIELDS)})")
-                config.columns[column] = [names] if isinstance(names, str) else list(names)
+        if declared_file.exists() or declared_file.is_symlink():
+            try:
+                resolve_inside(declared_file, drop_dir.resolve())
+            except Rejected as link:
+                raise DropConfigError(f"{declared_file}: {link.detail}") from None
+            declared = read_drop_yaml(declared_file)
+            config.encoding = declared.encoding or config.encoding
+            config.source = declared.source
+            for column, names in (declared.columns or {}).items():
+                config.columns[column] = [names] if isinstance(names, str) else names
         return config
+
+
+def resolve_inside(path: Path, root: Path) -> Path:
+    """Where `path`, an entry of the drop folder `root` (resolved) reached through real
+    folders only, leads: itself, or a link's target inside the drop; Rejected when it is a
+    link that leads outside the drop, to nothing, or round in a loop. Nothing outside the
+    drop is ever read: a link is followed only to a target inside it."""
+    if not path.is_symlink():
+        return path
+    try:
+        target = path.resolve(strict=True)
+    except FileNotFoundError:
+        raise Rejected("dangling_link", f"a link to {os.readlink(path)}, which does not exist") from None
+    except RuntimeError:  # Python 3.11 reports a loop so; later versions raise OSError(ELOOP)
+        raise Rejected("link_loop", "a link that leads back to itself") from None
+    except OSError as error:
+        if error.errno != errno.ELOOP:
+            raise
+        raise Rejected("link_loop", "a link that leads back to itself") from None
+    if not target.is_relative_to(root):
+        raise Rejected("outside_drop", f"a link to {target}, outside the drop folder: not read")
+    return target
 
 
 def article_id(drop: str, source_file: str) -> str:
@@ -190,18 +293,29 @@ class DropReader:
 
     def rows(self) -> Iterator[dict[str, Any]]:
         """Article rows and quarantine rows (those carry a ``reason``), in file order."""
-        files = sorted(
-            (p for p in self.drop_dir.rglob("*") if p.is_file() and p.name != DROP_CONFIG),
-            key=lambda p: p.relative_to(self.drop_dir).as_posix(),
+        root = self.drop_dir.resolve()
+        # rglob lists links (to files, folders, nowhere) without descending into linked folders.
+        entries = sorted(
+            (p for p in root.rglob("*") if p.name != DROP_CONFIG and (p.is_symlink() or not p.is_dir())),
+            key=lambda p: p.relative_to(root).as_posix(),
         )
-        for path in files:
-            relative = path.relative_to(self.drop_dir).as_posix()
+        for path in entries:
+            relative = path.relative_to(root).as_posix()
+            try:
+                target = resolve_inside(path, root)
+            except Rejected as rejected:
+                yield self._rejected(relative, None, rejected)
+                continue
+            if target.is_dir():  # a link to a folder of the drop: its files are read where they are
+                continue
             suffix = path.suffix.lower()
             self._count("formats", suffix or "(none)")
-            if suffix in TEXT_SUFFIXES:
-                yield self._text_file(path, relative)
+            if not target.is_file():
+                yield self._rejected(relative, None, Rejected("unsupported_format", "not a regular file (a pipe, socket or device)"))
+            elif suffix in TEXT_SUFFIXES:
+                yield self._text_file(target, relative)
             elif suffix in RECORD_SUFFIXES:
-                yield from self._record_file(path, relative, suffix)
+                yield from self._record_file(target, relative, suffix)
             else:
                 yield self._rejected(relative, None, Rejected("unsupported_format", f"'{suffix or path.name}' files are not read"))
 
@@ -219,14 +333,17 @@ class DropReader:
 
     def _record_file(self, path: Path, relative: str, suffix: str) -> Iterator[dict[str, Any]]:
         try:
-            # Whatever can fail for the file as a whole (decoding, a parse that breaks
-            # half-way) happens here, before any record is used: such a file is one
-            # quarantine row, not half an ingest.
+            # Whatever can fail for the file as a whole (decoding a .json file, a CSV
+            # header, a parse that breaks half-way) happens here, before any record is
+            # used: such a file is one quarantine row, not half an ingest.
             records = self._records(path, suffix)
         except Rejected as rejected:
             yield self._rejected(relative, path.read_bytes(), rejected)
             return
-        except (json.JSONDecodeError, csv.Error, pa.ArrowException) as error:
+        except RecursionError:
+            yield self._rejected(relative, path.read_bytes(), Rejected("too_deep", _TOO_DEEP))
+            return
+        except (ValueError, csv.Error, pa.ArrowException) as error:  # ValueError: also JSONDecodeError
             yield self._rejected(relative, path.read_bytes(), Rejected("unreadable_record", str(error)))
             return
         for number, (raw, record) in enumerate(records, start=1):
@@ -239,21 +356,46 @@ class DropReader:
             except Rejected as rejected:
                 yield self._rejected(locator, raw, rejected)
 
-    def _records(self, path: Path, suffix: str) -> Iterable[tuple[bytes, Any]]:
+    def _records(self, path: Path, suffix: str) -> Iterable[tuple[bytes | None, Any]]:
         """(raw bytes, record or Rejected) for each record of a multi-record file. Parsed
-        whole, except JSON lines: once the file is decoded, a line can only fail alone, so
-        its records are parsed one at a time (a big JSONL file is not held three times)."""
+        whole, except JSON lines and CSV rows: once the file is decoded, a line or row can
+        only fail alone, so they are parsed one at a time (a big file is not held three
+        times). A JSONL or CSV file that is not valid as a whole in one encoding is
+        decoded line by line, so one bad line is one bad record."""
         if suffix == ".parquet":
-            return [(_canonical_bytes(record), record)
+            return [_with_raw_bytes(record)
                     for batch in pq.ParquetFile(path).iter_batches(batch_size=2_000) for record in batch.to_pylist()]
-        text, encoding = decode_bytes(path.read_bytes(), self.config.encoding)
-        self._count("encodings", encoding)
-        if suffix in (".jsonl", ".ndjson"):
-            return _json_line_records(text)
+        data = path.read_bytes()
         if suffix == ".json":
-            data = json.loads(text)
-            return [(_canonical_bytes(record), record) for record in (data if isinstance(data, list) else [data])]
-        return [(_canonical_bytes(record), record) for record in csv.DictReader(io.StringIO(text, newline=""))]
+            text, encoding = decode_bytes(data, self.config.encoding)
+            self._count("encodings", encoding)
+            parsed = json.loads(text)
+            return [_with_raw_bytes(record) for record in (parsed if isinstance(parsed, list) else [parsed])]
+        decoded = self._decode_line_file(data)
+        if suffix == ".csv":
+            text, lines = (decoded, None) if isinstance(decoded, str) else _joined_lines(decoded)
+            return _csv_records(text, lines, self.config.max_article_bytes)
+        return _json_line_records(((None, line) for line in _split_at_newlines(decoded, "\n"))
+                                  if isinstance(decoded, str) else decoded)
+
+    def _decode_line_file(self, data: bytes) -> str | Iterator[tuple[bytes, str | Rejected]]:
+        """A JSONL or CSV file's text when it is clean in one encoding (a BOM, the
+        declared encoding, or UTF-8), else (raw bytes, text or Rejected) per line ("\n"
+        kept), each line decoded on its own."""
+        try:
+            text, encoding = decode_bytes(data, self.config.encoding)
+        except Rejected as rejected:
+            if rejected.reason == "empty" or data.startswith(_BOM_PREFIXES):
+                raise
+            text, encoding = None, None
+        if text is not None and not (self.config.encoding == "auto" and encoding == "windows-1256"):
+            self._count("encodings", encoding)
+            return text
+        # Not clean as a whole (in auto mode, a windows-1256 file may hide UTF-8 lines:
+        # then each line is UTF-8 or else windows-1256, whose Arabic the file as a whole
+        # showed; a short line alone could not).
+        self._count("encodings", "decided per line")
+        return _decoded_lines(data, self.config.encoding, fallback=encoding)
 
     def _record_article(self, locator: str, raw: bytes, record: Any) -> dict[str, Any]:
         if not isinstance(record, dict):
@@ -262,12 +404,18 @@ class DropReader:
             raise Rejected("too_large", f"{len(raw):,} bytes > {self.config.max_article_bytes:,}")
         values: dict[str, Any] = {}
         for column, names in self.config.columns.items():
-            values[column] = next((record[n] for n in names if record.get(n) not in (None, "")), None)
+            name = next((n for n in names if record.get(n) not in (None, "")), None)
+            values[column] = None if name is None else record[name]
+            accepted = _ACCEPTED_TYPES.get(column, str)
+            if name is not None and (isinstance(values[column], bool) or not isinstance(values[column], accepted)):
+                # Never str() it: a list or struct would pass as the text "['a']".
+                raise Rejected("wrong_type", f"{column} (field '{name}') is {type(values[column]).__name__}, "
+                               f"not {'a string' if accepted is str else 'a string, a date or a yyyymmdd number'}")
         if values.get("text") is None:
             if not any(n in record for n in self.config.columns["text"]):
                 raise Rejected("unreadable_record", f"no text field (looked for {', '.join(self.config.columns['text'])})")
             raise Rejected("empty", "the text field is empty")
-        if not isinstance(values["text"], str) or not values["text"].strip():
+        if not values["text"].strip():
             raise Rejected("empty", "the text field holds no text")
         return self._article(locator, raw, values)
 
@@ -303,22 +451,156 @@ class DropReader:
         self.counts[kind][key] = self.counts[kind].get(key, 0) + 1
 
 
-def _json_line_records(text: str) -> Iterator[tuple[bytes, Any]]:
-    """(raw bytes, record or Rejected) per non-blank line, one line at a time. Lines end at
-    "\n" only: a JSON string may hold U+2028 or U+0085 unescaped, which str.splitlines
-    would also split at."""
+def _decoded_lines(data: bytes, encoding: str, fallback: str | None) -> Iterator[tuple[bytes, str | Rejected]]:
+    """(raw bytes, text or Rejected) per line ("\n" kept), each line decoded on its own:
+    in `encoding`, or when `fallback` is set, as UTF-8 if it is valid, else in `fallback`."""
+    for raw in _split_at_newlines(data, b"\n"):
+        if not raw.strip(b" \t\r\n"):
+            yield raw, raw.decode("ascii")
+            continue
+        body = raw.rstrip(b"\r\n")
+        try:
+            yield raw, _decode_line(body, encoding, fallback) + raw[len(body):].decode("ascii")
+        except Rejected as rejected:
+            yield raw, rejected
+
+
+def _decode_line(data: bytes, encoding: str, fallback: str | None) -> str:
+    if fallback:
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            encoding = fallback
+    return decode_bytes(data, encoding)[0]
+
+
+def _split_at_newlines(data: AnyStr, newline: AnyStr) -> Iterator[AnyStr]:
+    """Lines ("\n" kept) of str or bytes, ending at "\n" only: a JSON string may hold U+2028
+    or U+0085 unescaped, which str.splitlines would also split at, and a lone "\r" inside
+    a quoted CSV field is no line end either."""
     start = 0
-    while start < len(text):
-        end = text.find("\n", start)
-        end = len(text) if end < 0 else end
-        line, start = text[start:end], end + 1
+    while start < len(data):
+        end = data.find(newline, start)
+        end = len(data) if end < 0 else end + 1
+        yield data[start:end]
+        start = end
+
+
+def _json_line_records(lines: Iterable[tuple[bytes | None, str | Rejected]]) -> Iterator[tuple[bytes, Any]]:
+    """(raw bytes, record or Rejected) per non-blank line, one line at a time."""
+    for raw, line in lines:
+        raw = raw.removesuffix(b"\n") if raw is not None else None
+        if isinstance(line, Rejected):
+            yield raw, line
+            continue
+        line = line.removesuffix("\n")
         if not line.strip():
             continue
-        raw = line.encode("utf-8")
+        raw = line.encode("utf-8") if raw is None else raw
+        yield raw, _parse_json(line)
+
+
+def _parse_json(text: str) -> Any:
+    """A JSON value, or Rejected: invalid, nested too deep, or a string that is not Unicode."""
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        return Rejected("too_deep", _TOO_DEEP)
+    except ValueError as error:  # JSONDecodeError, and integers of more than 4,300 digits
+        return Rejected("unreadable_record", f"invalid JSON: {error}")
+    if _SURROGATE_ESCAPE.search(text):
+        _, value = _with_raw_bytes(value)
+    return value
+
+
+def _with_raw_bytes(record: Any) -> tuple[bytes | None, Any]:
+    """(canonical bytes, record) of a parsed record, or (None, Rejected) when it cannot
+    be written as UTF-8 JSON: nested too deep, or a lone surrogate (a JSON "\\udc80")."""
+    try:
+        return _canonical_bytes(record), record
+    except RecursionError:
+        return None, Rejected("too_deep", _TOO_DEEP)
+    except UnicodeEncodeError as error:
+        return None, Rejected("undecodable", f"a string holds {error.object[error.start]!r}, not a Unicode character")
+
+
+def _joined_lines(decoded: Iterator[tuple[bytes, str | Rejected]]) -> tuple[str, list[tuple[int, bytes, Rejected | None]]]:
+    """A file decoded line by line as one text, and each line's (offset in it, raw bytes,
+    why it could not be decoded). An undecodable line stands in the text as Latin-1 (one
+    character per byte), so the quotes, commas and line ends of a CSV file, ASCII in
+    every encoding read here, still delimit its rows."""
+    parts: list[str] = []
+    lines: list[tuple[int, bytes, Rejected | None]] = []
+    offset = 0
+    for raw, line in decoded:
+        rejected = line if isinstance(line, Rejected) else None
+        text = raw.decode("latin-1") if rejected else line
+        lines.append((offset, raw, rejected))
+        parts.append(text)
+        offset += len(text)
+    return "".join(parts), lines
+
+
+def _csv_records(text: str, lines: list[tuple[int, bytes, Rejected | None]] | None,
+                 field_limit: int) -> Iterator[tuple[bytes, Any]]:
+    """(raw bytes, record or Rejected) per CSV row after the header (read now: a file
+    whose header cannot be read or decoded is rejected whole). A row is Rejected alone
+    when it has more or fewer fields than the header, cannot be parsed, has a field of
+    more than `field_limit` characters (then it is larger than ingest.max_article_bytes),
+    or a line of it could not be decoded (`lines`: see _joined_lines; None when the file
+    was decoded whole)."""
+    buffer = io.StringIO(text, newline="")
+    reader = csv.reader(buffer)
+    csv.field_size_limit(field_limit)  # the csv module's limit is global: set for each file
+    header = next((row for row in reader if row), [])
+    undecodable = next((rejected for _, _, rejected in _row_lines(lines, 0, buffer.tell()) if rejected), None)
+    if undecodable:
+        raise undecodable
+    return _csv_rows(buffer, reader, header, lines, field_limit)
+
+
+def _csv_rows(buffer: io.StringIO, reader, header: list[str], lines: list[tuple[int, bytes, Rejected | None]] | None,
+              field_limit: int) -> Iterator[tuple[bytes, Any]]:
+    while True:
+        start = buffer.tell()
+        row: list[str] = []
+        rejected = None
         try:
-            yield raw, json.loads(line)
-        except json.JSONDecodeError as error:
-            yield raw, Rejected("unreadable_record", f"invalid JSON: {error}")
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            rejected = Rejected("unreadable_record", f"CSV: {error}")
+            if "field larger than field limit" in str(error):
+                # Read the row again past the limit, so the next row starts where it should.
+                buffer.seek(start)
+                csv.field_size_limit(sys.maxsize)
+                next(csv.reader(buffer), None)
+                csv.field_size_limit(field_limit)
+                rejected = Rejected("too_large", f"a CSV field of more than {field_limit:,} characters")
+        row_lines = _row_lines(lines, start, buffer.tell())
+        undecodable = next((line_rejected for _, _, line_rejected in row_lines if line_rejected), None)
+        if undecodable:
+            rejected = Rejected(undecodable.reason, f"a line of the CSV row: {undecodable.detail}")
+        elif rejected is None and row and len(row) != len(header):
+            rejected = Rejected("unreadable_record", f"CSV row of {len(row)} fields, the header has {len(header)}")
+        if rejected is not None:
+            yield (b"".join(raw for _, raw, _ in row_lines) if lines is not None
+                   else buffer.getvalue()[start:buffer.tell()].encode("utf-8")), rejected
+        elif row:  # a blank line is no row
+            record = dict(zip(header, row))
+            yield _canonical_bytes(record), record
+
+
+def _row_lines(lines: list[tuple[int, bytes, Rejected | None]] | None, start: int, end: int) -> list[tuple[int, bytes, Rejected | None]]:
+    """The lines (of a file decoded line by line) that hold its text from `start` to `end`."""
+    if lines is None:
+        return []
+    return lines[bisect.bisect_left(lines, start, key=_offset):bisect.bisect_left(lines, end, key=_offset)]
+
+
+def _offset(line: tuple[int, bytes, Rejected | None]) -> int:
+    return line[0]
 
 
 def _as_text(value: Any) -> str | None:

@@ -205,14 +205,6 @@ def test_json_lines_split_at_newlines_only(tmp_path):
     assert quarantine.select("source_file", "reason").rows() == [("a.jsonl#2", "unreadable_record")]
 
 
-def test_unknown_drop_yaml_key_is_a_clear_error(tmp_path):
-    drop = tmp_path / "raw" / "bad"
-    drop.mkdir(parents=True)
-    (drop / "drop.yaml").write_text("encodng: utf-8\n", encoding="utf-8")
-    result = run_corpus("ingest", "--input", str(tmp_path / "raw"), "--output", str(tmp_path / "out"), check=False)
-    assert result.returncode == 2 and "unknown keys ['encodng']" in result.stderr
-
-
 def _ingest_params() -> dict:
     from pipeline.params import load_params, section
 
