@@ -403,8 +403,7 @@ def run(input_dir: Path, output_dir: Path, metrics_path: Path | None, params: di
 
 def add_command(commands) -> None:
     add_stage_command(
-        commands, STAGE, help="normalise text, remove boilerplate, apply quality filters", description=__doc__,
-        input_from=("ingest",), input_help="ingest output folder", main=_main,
+        commands, STAGE, input_from=("ingest",), input_help="ingest output folder", main=_main,
     )
 
 

@@ -437,8 +437,7 @@ def run(input_path: Path, output_dir: Path, metrics_path: Path | None, params: d
 
 def add_command(commands) -> None:
     add_stage_command(
-        commands, STAGE, help="remove exact and near-duplicate articles (MinHash LSH), keep one per cluster",
-        description=__doc__, input_from=("clean", "articles.parquet"), input_help="cleaned articles", main=_main,
+        commands, STAGE, input_from=("clean", "articles.parquet"), input_help="cleaned articles", main=_main,
     )
 
 

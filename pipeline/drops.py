@@ -38,6 +38,7 @@ from typing import Any
 import polars as pl
 
 from . import clean, dedup, ingest, validate
+from .cli import add_parser
 from .io import reset_dir, scan_table, write_json
 from .params import ParamsError, load_params, path_of, section, with_list_item
 from .schema import QUARANTINE_REASONS
@@ -270,24 +271,16 @@ def add_drop(source: Path, name: str, params_path: Path, gx_dir: Path, index_dir
 # ---------------------------------------------------------------------------- CLI
 
 
-def add_command(commands) -> None:
-    check = commands.add_parser(
-        "validate-drop",
-        help="check a new drop (ingest, clean, suites, overlap with the corpus) before adding it",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_validate_command(commands) -> None:
+    check = add_parser(commands, "validate-drop")
     check.add_argument("path", type=Path, help="folder of the drop")
     check.add_argument("--output", type=Path, help="report folder (default: paths.validate_drop/<folder name>)")
     _common_options(check)
     check.set_defaults(handler=_validate_main)
 
-    add = commands.add_parser(
-        "add-drop",
-        help="validate a drop, then copy it to the raw area and track it with DVC",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+
+def add_add_command(commands) -> None:
+    add = add_parser(commands, "add-drop")
     add.add_argument("path", type=Path, help="folder of the drop")
     add.add_argument("--name", required=True, help="name of the new drop: the folder under paths.raw")
     add.add_argument("--push", action="store_true", help="also `dvc push` the drop to the default remote")

@@ -33,7 +33,6 @@ Two steps, so that ``dvc repro`` stays offline and free of side effects:
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
@@ -49,6 +48,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import card, card_figures, croissant, release
+from .cli import add_parser
 from .io import read_json, reset_dir, scan_table, write_json, write_table
 from .params import load_params, path_of, section
 from .progress import Progress, log
@@ -505,12 +505,7 @@ def run(split_dir: Path, stage_dirs: dict[str, Path], validation_results: Path, 
 
 
 def add_command(commands) -> None:
-    parser = commands.add_parser(
-        "publish",
-        help="build the Hub release folder; release it on the Hugging Face Hub",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = add_parser(commands, "publish")
     parser.add_argument("--input", type=Path, help="split tables folder (default: paths.split)")
     parser.add_argument("--stage-outputs", type=Path, help="folder of the earlier stages' output folders (ingest/, "
                         "clean/, dedup/, validate/, split/), whose report.json the card and the release gates read "

@@ -357,8 +357,7 @@ def run(input_path: Path, output_dir: Path, metrics_path: Path | None, params: d
 
 def add_command(commands) -> None:
     parser = add_stage_command(
-        commands, STAGE, help="run the Great Expectations suites on the deduplicated corpus (the gate before split)",
-        description=__doc__, input_from=("dedup", "articles.parquet"), input_help="article table", main=_main,
+        commands, STAGE, input_from=("dedup", "articles.parquet"), input_help="article table", main=_main,
     )
     parser.add_argument("--gx", type=Path, help="Great Expectations project folder (default: <paths.gx>)")
 
