@@ -49,7 +49,7 @@ import pyarrow.parquet as pq
 
 from . import card, card_figures, croissant, release
 from .cli import add_parser
-from .io import read_json, reset_dir, scan_table, write_json, write_table
+from .io import read_json, reset_dir, scan_table, table_rows, write_json, write_table
 from .params import load_params, path_of, section
 from .progress import Progress, log
 from .release import CARD_PATH, MANIFEST_PATH, RELEASE_PATH, RecordDiff, Version
@@ -160,7 +160,7 @@ def write_shards(split_dir: Path, folder: Path, settings: Settings) -> tuple[lis
     schema = hub_arrow_schema()
     shards: list[Shard] = []
     manifest_parts = [pl.DataFrame(schema=release.MANIFEST_SCHEMA)]
-    progress = Progress(STAGE, "articles")
+    progress = Progress(STAGE, "articles", total=sum(table_rows(split_dir / f"{split}.parquet") for split in SPLITS))
     for split in SPLITS:
         articles = conform(scan_table(split_dir / f"{split}.parquet"), CLUSTERED_ARTICLE_SCHEMA)
         rows = articles.select(pl.len()).collect().item()

@@ -415,7 +415,7 @@ def write_ngram_partitions(docs: pl.LazyFrame, rules: ContaminationRules, work_d
     """
     n_words = docs.select("n_words").collect()["n_words"]
     partitions = max(1, math.ceil(int(n_words.sum()) / rules.memory_ngrams))
-    progress = Progress(STAGE, "articles hashed to n-grams")
+    progress = Progress(STAGE, "articles hashed to n-grams", total=n_words.len())
     for batch, (offset, length) in enumerate(batch_bounds(n_words, rules.memory_ngrams)):
         ngrams = article_ngrams(docs.slice(offset, length).select("doc", "split", "text").collect(), rules.ngram)
         ngrams = ngrams.with_columns(partition=(pl.col("ngram") % partitions).cast(pl.UInt32))

@@ -296,8 +296,9 @@ def run_suites(
         reset_dir(output_dir / name)
     rules = BoilerplateRules.from_params(section(params, "boilerplate"))
     parameters = suite_parameters(params, target, rules)
+    log(stage, "setting up Great Expectations (about 10 s)")
     runner = GxRunner(open_gx_project(gx_dir, output_dir), parameters, int(validate["examples"]))
-    progress = Progress(stage, "articles")
+    progress = Progress(stage, "articles", total=articles.select(pl.len()).collect().item())
 
     checked = with_check_columns(articles, rules)
     tables, start = [], 0
