@@ -301,6 +301,42 @@ def test_a_drop_nobody_described_is_shown_as_such(generations, tmp_path, capfd):
     assert "warning: nothing is known of drop(s) saudinewsnet" in capfd.readouterr().err
 
 
+def test_values_from_the_drops_are_escaped_where_the_card_prints_them(generations, tmp_path):
+    """Issue 11.1: outlets, provenance and the like come from the drops; in the card they are
+    text, never markup, and a newline or a `|` in them does not break a table."""
+    first, run = generations["first"], tmp_path / "run"
+    run.mkdir()
+    for stage in card_figures.REPORTING_STAGES:
+        if stage != "split":
+            (run / stage).symlink_to(first / stage)
+    shutil.copytree(first / "split", run / "split")
+    script, broken = "<script>alert(1)</script>", "Al | Riyadh\nNews"
+    train = pl.read_parquet(run / "split" / "train.parquet")
+    row = pl.int_range(pl.len())
+    train.with_columns(source=pl.when(row < 60).then(pl.lit(script)).when(row < 100).then(pl.lit(broken))
+                       .otherwise("source")).write_parquet(run / "split" / "train.parquet")
+    hostile = dataclasses.replace(settings(license=SAUDI_LICENSE), provenance={"saudinewsnet*": {
+        "origin": "SNN | <img src=x onerror=alert(2)>\n| forged | row |", "url": "javascript:alert(3)",
+        "license": SAUDI_LICENSE, "notes": "<b>bold</b> `code` [link](https://example.org)"}})
+    result = publish.build(run / "split", stage_dirs(run), run / "validate" / "results.json", tmp_path / "hub",
+                           hostile, TEMPLATE)
+    markdown = (result.folder / "README.md").read_text()
+
+    from markdown_it import MarkdownIt
+
+    html = MarkdownIt("commonmark").enable("table").render(markdown)
+    assert "<script" not in html and "<img" not in html and "<b>" not in html and "javascript:" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "&lt;img src=x onerror=alert(2)&gt;" in html
+    outlets = next(t for t in html.split("<table>") if "<th>Outlet</th>" in t)
+    right = '<td style="text-align:right">'
+    assert f"<td>{script.replace('<', '&lt;').replace('>', '&gt;')}</td>\n{right}60</td>" in outlets
+    assert f"<td>Al | Riyadh News</td>\n{right}40</td>" in outlets
+    drops = next(t for t in html.split("<table>") if "<th>Drop</th>" in t)
+    assert drops.count("<tr>") == 2  # header and the one drop: no forged row
+    assert "<td>SNN | &lt;img src=x onerror=alert(2)&gt; | forged | row |</td>" in drops
+    assert "&lt;b&gt;bold&lt;/b&gt; `code` [link](https://example.org)" in html
+
+
 def test_figures_from_another_run_stop_the_build(generations, tmp_path):
     """Split tables of one run with the reports of another (a stage re-run by hand)."""
     first, second = generations["first"], generations["second"]
