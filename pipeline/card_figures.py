@@ -197,6 +197,7 @@ def provenance(drops: list[dict[str, Any]], entries: dict[str, dict[str, Any]], 
             "url": (entry or {}).get("url"),
             "license": str((entry or {}).get("license") or UNKNOWN_LICENSE),
             "notes": (entry or {}).get("notes"),
+            "citation": (entry or {}).get("citation"),  # BibTeX, when the source asks to be cited
         })
     drop_licenses = sorted({row["license"] for row in rows})
     return {

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import polars as pl
@@ -355,17 +356,44 @@ def test_build_is_byte_identical(built, generations, tmp_path):
         assert (built.folder / path).read_bytes() == (again.folder / path).read_bytes(), path
 
 
-@pytest.mark.parametrize("release, generation", [("built", "first"), ("built_seed", "seed")])
-def test_croissant_passes_mlcroissant_and_reads_the_shards(release, generation, generations, request):
-    import mlcroissant as mlc
+# Reads a croissant.json (a path or an address) with mlcroissant, as a user would, and
+# prints its errors, records per record set and metadata as JSON.
+CROISSANT_SCRIPT = """
+import json, sys
+import mlcroissant as mlc
+dataset = mlc.Dataset(jsonld=sys.argv[1])
+records = {rs.name: {r[f"{rs.name}/id"].decode(): r[f"{rs.name}/title"].decode() for r in dataset.records(rs.name)}
+           for rs in dataset.metadata.record_sets}
+print(json.dumps({"errors": list(dataset.metadata.issues.errors), "records": records,
+                  "date_published": str(dataset.metadata.date_published or ""),
+                  "creators": [c.name for c in dataset.metadata.creators], "cite_as": dataset.metadata.cite_as}))
+"""
 
-    dataset = mlc.Dataset(jsonld=request.getfixturevalue(release).folder / "croissant.json")
-    assert not dataset.metadata.issues.errors
-    counts: dict[str, int] = {}
-    for record in dataset.records("articles"):
-        split = record["articles/split"].decode()
-        counts[split] = counts.get(split, 0) + 1
-    assert counts == {s: t.height for s, t in split_tables(generations[generation]).items() if t.height}
+
+def read_croissant(jsonld: str, cache: Path) -> dict:
+    result = subprocess.run([sys.executable, "-c", CROISSANT_SCRIPT, jsonld], capture_output=True, text=True,
+                            env=os.environ | {"CROISSANT_CACHE": str(cache)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def expected_records(generation: Path, shard_rows: int = SHARD_ROWS) -> dict[str, dict[str, str]]:
+    """id -> title of the articles of each shard's record set (train-00000-of-00002...)."""
+    expected = {}
+    for split, table in split_tables(generation).items():
+        count = shard_count(table.height, shard_rows)
+        for index in range(count):
+            chunk = table.slice(index * shard_rows, shard_rows)
+            expected[f"{split}-{index:05d}-of-{count:05d}"] = dict(zip(chunk["id"], chunk["title"]))
+    return expected
+
+
+@pytest.mark.parametrize("release, generation", [("built", "first"), ("built_seed", "seed")])
+def test_croissant_of_a_build_loads_locally(release, generation, generations, request, tmp_path):
+    read = read_croissant(str(request.getfixturevalue(release).folder / "croissant.json"), tmp_path)
+    assert not read["errors"]
+    assert read["records"] == expected_records(generations[generation])
+    assert read["creators"] == ["Arabic News Corpus maintainers"] and not read["date_published"]  # not released yet
 
 
 def test_the_dvc_stage_builds_offline_and_diff_compares_local_builds(built, generations, tmp_path):
@@ -620,6 +648,18 @@ def test_datasets_loads_each_release_as_the_pipeline_wrote_it(session, generatio
             assert got["texts"] == dict(zip(table["id"], table["text"])), (name, split)
             assert got["features"]["text"] == "Value('string')" and got["features"]["published_date"] == "Value('date32')"
             assert got["features"]["n_words"] == "Value('int64')" and list(got["features"]) == CLUSTERED_ARTICLE_SCHEMA.names()
+
+
+def test_croissant_loads_from_its_hub_address(session, generations, tmp_path):
+    """Issue 14.4: mlcroissant reads a release from the address of its croissant.json on the
+    Hub (v1.1.1: several shards per split), with the release's date and its creators."""
+    assert session.runs["v1.1.1"].returncode == 0, outcome(session, "v1.1.1")
+    read = read_croissant(f"{session.hub.url}/datasets/{REPO_ID}/resolve/v1.1.1/croissant.json", tmp_path)
+    assert not read["errors"]
+    assert read["records"] == expected_records(generations["second"], SHARD_ROWS // 2)
+    assert read["date_published"].startswith(str(datetime.now(timezone.utc).year))
+    assert read["creators"] == ["Arabic News Corpus maintainers"]
+    assert "author = {{Arabic News Corpus maintainers}}" in read["cite_as"] and "Alhagri, Mohammed" in read["cite_as"]
 
 
 def test_the_token_is_never_printed_or_written(session, tmp_path_factory):
