@@ -259,6 +259,7 @@ def render_card(build: Build, template: Path, changelog: list[dict[str, Any]], r
         "changelog": changelog,
         "citation": citation(settings, released),
         "authors": settings.card["authors"],
+        "row_group_rows": settings.row_group_rows,
         "contact": contact(settings),
     }
     return card.render_card(template, card_metadata(build), context)

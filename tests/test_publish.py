@@ -256,6 +256,51 @@ def test_card_says_what_is_known_of_each_drop(built, generations):
     assert "No licence is known" not in body and "**Note:**" not in body
 
 
+def test_card_has_the_sections_of_the_hub_template_filled_from_the_run(built, generations):
+    """Issue 14.2: uses, out-of-scope uses, curation rationale, personal and sensitive
+    information, recommendations, authors and contact, an example record; limitations
+    with the run's own shares; the true row group size."""
+    markdown = (built.folder / "README.md").read_text()
+    headings = [line.lstrip("#").strip() for line in markdown.splitlines() if line.startswith(("## ", "### "))]
+    for heading in ("Uses", "Direct use", "Out-of-scope use", "Curation rationale", "Personal and sensitive information",
+                    "Limitations and biases", "Recommendations", "Card authors and contact", "Citation"):
+        assert heading in headings, heading
+    body = prose(markdown)
+    tables = pl.concat(split_tables(generations["first"]).values())
+    first_train = split_tables(generations["first"])["train"].row(0, named=True)
+    assert f'"id": "{first_train["id"]}"' in markdown and f'"title": {json.dumps(first_train["title"], ensure_ascii=False)}' in markdown
+    outlets = tables["source"].value_counts(sort=True)
+    largest, largest_n = outlets.row(0)
+    assert f"Outlets: {outlets.height} outlets; the largest, {largest}, has {100 * largest_n / tables.height:.1f}% of the articles" in body
+    years = tables["published_date"].dt.year().value_counts()
+    assert "Countries of the outlets (as recorded for each drop): Saudi Arabia 100.0%." in body
+    assert "Publication years: " + ", ".join(f"{year} {100 * n / tables.height:.1f}%" for year, n in sorted(years.rows())) + "." in body
+    assert "Commercial use of the articles under a NonCommercial licence" in body  # SaudiNewsNet is CC BY-NC-SA
+    assert f"row groups of {settings().row_group_rows:,} rows" in body and "a few thousand" not in body
+    assert f"Arabic News Corpus maintainers. Contact: [https://huggingface.co/datasets/{REPO_ID}/discussions]" in body
+    citations = markdown.split("## Citation", 1)[1]
+    assert "author = {{Arabic News Corpus maintainers}}" in citations
+    assert "author = {Alhagri, Mohammed}" in citations and "year = {2015}" in citations
+    metadata, _ = card.split_card(markdown)
+    assert "text-classification" not in metadata["task_categories"]
+
+
+def test_card_shows_the_language_mix_when_clean_reports_it(generations, tmp_path):
+    """clean's report.json gains counts per identified language (report["languages"])."""
+    first, run = generations["first"], tmp_path / "run"
+    run.mkdir()
+    for stage in card_figures.REPORTING_STAGES:
+        if stage != "clean":
+            (run / stage).symlink_to(first / stage)
+    (run / "clean").mkdir()
+    report = json.loads((first / "clean" / "report.json").read_text())
+    (run / "clean" / "report.json").write_text(json.dumps(report | {"languages": {"en": 5, "ar": 190, "fa": 5}}))
+    result = publish.build(run / "split", stage_dirs(run), run / "validate" / "results.json", tmp_path / "hub",
+                           settings(license=SAUDI_LICENSE), TEMPLATE)
+    body = prose((result.folder / "README.md").read_text())
+    assert "Languages (identified by the clean stage, of its input): ar 95.0%, en 2.5%, fa 2.5%." in body
+
+
 def test_seed_corpus_card_is_honest_about_what_it_lacks_and_loads(built_seed, generations):
     """The bundled corpus: 5 articles of one drop, no outlet, no date, no licence, and an
     empty test split. (`datasets` loads this folder in test_datasets_loads_each_release...)"""
