@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from conftest import REPO, SAUDI_SAMPLE, SEED, VENV_BIN
-from hub_server import LocalHub
+from hub_server import LocalHub, metadata_errors
 from pipeline import card, card_figures, publish, split, validate
 from pipeline.params import load_params, section
 from pipeline.release import MANIFEST_PATH, RELEASE_PATH
@@ -170,6 +170,38 @@ def test_card_metadata_is_what_the_hub_and_datasets_read(built, generations):
     assert [f["name"] for f in info["features"]] == CLUSTERED_ARTICLE_SCHEMA.names()
     assert {s["name"]: s["num_examples"] for s in info["splits"]} == {s: t.height for s, t in tables.items()}
     assert info["download_size"] == sum(p.stat().st_size for p in built.folder.glob("data/*.parquet"))
+
+
+@pytest.mark.parametrize("release", ["built", "built_seed"])
+def test_card_metadata_is_what_the_hub_allows(release, request):
+    """Issue 14.3: huggingface_hub reads the header as DatasetCardData, and every licence,
+    task, size category and language is one of the Hub's values (hub_rules.json)."""
+    from huggingface_hub import DatasetCard
+
+    text = (request.getfixturevalue(release).folder / "README.md").read_text()
+    metadata, _ = card.split_card(text)
+    assert DatasetCard(text).data.to_dict() == metadata
+    assert metadata_errors(metadata) == []
+
+
+def test_the_test_hub_refuses_metadata_the_hub_does_not_allow(built):
+    from huggingface_hub import HfApi
+
+    metadata, body = card.split_card((built.folder / "README.md").read_text())
+    wrong = metadata | {"license": "cc-by-nc-sa", "task_categories": ["text-generation", "text-classificaton"],
+                        "size_categories": ["1K-10K"], "language": ["arabic"]}
+    with LocalHub(TOKEN) as hub:
+        api = HfApi(endpoint=hub.url, token=TOKEN)
+        api.create_repo(REPO_ID, repo_type="dataset")
+        with pytest.raises(ValueError, match="Invalid metadata in README.md") as refused:
+            api.upload_file(path_or_fileobj=f"---\n{card.dump_metadata(wrong)}\n---\n{body}".encode(), path_in_repo="README.md",
+                            repo_id=REPO_ID, repo_type="dataset")
+        for value in ("cc-by-nc-sa", "text-classificaton", "1K-10K", "arabic"):
+            assert repr(value) in str(refused.value)
+        assert "README.md" not in hub.files(REPO_ID)
+        api.upload_file(path_or_fileobj=built.folder / "README.md", path_in_repo="README.md", repo_id=REPO_ID,
+                        repo_type="dataset")
+        assert "README.md" in hub.files(REPO_ID)
 
 
 def test_card_accounts_for_every_input(built, generations):
