@@ -29,7 +29,7 @@ class Progress:
         self.stage, self.unit, self.total, self.every = stage, unit, total, every_seconds
         self.count = 0
         self.started = self.last = time.monotonic()
-        self.bar = tqdm(total=total, desc=f"[{stage}]", unit=f" {unit}", unit_scale=False, leave=False,
+        self.bar = tqdm(total=total, desc=f"[{stage}]", unit=f" {unit}", leave=False,
                         file=sys.stderr, dynamic_ncols=True) if sys.stderr.isatty() else None
 
     def advance(self, n: int = 1) -> None:
