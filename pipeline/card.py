@@ -20,8 +20,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import jinja2
+import markupsafe
 import yaml
 
 DEFAULT_CONFIG = "default"
@@ -59,14 +61,57 @@ def size_category(n: int) -> str:
     return next((label for bound, label in bounds if n < bound), "1B<n<10B")
 
 
+# Markdown (and the HTML it may carry) that a value from the data must not turn into:
+# tags and entities, table cells (`|`), code spans, links, escapes; a line break ends a
+# table row or a list item, so it becomes a space.
+_MARKDOWN_TEXT = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "&#124;", "`": "&#96;", "[": "&#91;",
+                                "]": "&#93;", "\\": "&#92;", "\n": " ", "\r": " "})
+
+
+def markdown_text(value: Any) -> Any:
+    """Every value the template prints, as literal text in Markdown (Jinja's `finalize`):
+    what comes from a drop (titles, outlets, drop names, provenance) can neither add markup
+    nor break a table. Markup (from the filters below) is printed as it is."""
+    if isinstance(value, markupsafe.Markup) or value is None:
+        return value
+    return markupsafe.Markup(str(value).translate(_MARKDOWN_TEXT))
+
+
+def code(value: Any) -> markupsafe.Markup:
+    """An inline code span holding `value` literally, also inside a table cell."""
+    text = " ".join(str(value).splitlines()).replace("|", "\\|")
+    fence = "`" * (1 + max((len(run) for run in re.findall("`+", text)), default=0))
+    padding = " " if text.startswith("`") or text.endswith("`") else ""
+    return markupsafe.Markup(f"{fence}{padding}{text}{padding}{fence}")
+
+
+def fenced(value: Any, language: str = "") -> markupsafe.Markup:
+    """A fenced code block holding `value` literally (its fence longer than any run of
+    backticks in it)."""
+    text = str(value).rstrip("\n")
+    fence = "`" * max(3, 1 + max((len(run) for run in re.findall("`+", text)), default=0))
+    return markupsafe.Markup(f"{fence}{language}\n{text}\n{fence}")
+
+
+def link_target(url: Any) -> markupsafe.Markup | None:
+    """`url` as a Markdown link destination, or None when it is not a web address (so the
+    template shows no link: no `javascript:`, nothing that breaks out of the parentheses)."""
+    if not isinstance(url, str) or not re.match(r"https?://", url):
+        return None
+    return markupsafe.Markup(quote(url, safe=":/?#@!$&*+,;=%~-._"))
+
+
 def render_card(template_path: str | Path, metadata: dict[str, Any], context: dict[str, Any]) -> str:
-    """The card: YAML header from `metadata`, body from the template with `context`."""
+    """The card: YAML header from `metadata`, body from the template with `context`. Every
+    printed value is escaped for Markdown (markdown_text), unless a filter made it markup."""
     environment = jinja2.Environment(
-        undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True
+        undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
+        autoescape=True, finalize=markdown_text,
     )
-    environment.filters.update(thousands=thousands, bytes=human_bytes, percent=percent, counted=counted)
+    environment.filters.update(thousands=thousands, bytes=human_bytes, percent=percent, counted=counted,
+                               code=code, fenced=fenced, link_target=link_target)
     template = environment.from_string(Path(template_path).read_text(encoding="utf-8"))
-    return template.render(card_data=dump_metadata(metadata), **context)
+    return template.render(card_data=markupsafe.Markup(dump_metadata(metadata)), **context)
 
 
 def dump_metadata(metadata: dict[str, Any]) -> str:

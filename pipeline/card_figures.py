@@ -14,6 +14,7 @@ drop without an entry is shown as undocumented, with an unknown licence.
 from __future__ import annotations
 
 import dataclasses
+import json
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
@@ -82,12 +83,30 @@ def data_figures(split_dir: Path) -> dict[str, Any]:
         return [{"name": row[column], "articles": row["articles"], "share": row["articles"] / n_total}
                 for row in counts.iter_rows(named=True)]
 
+    years = (articles.group_by(year=pl.col("published_date").dt.year()).agg(pl.len().alias("articles"))
+             .sort(pl.col("year").is_null(), "year").collect())
     return {
         "split_figures": [by_split.get(split, {"split": split, "articles": 0}) | {"name": split} for split in SPLITS],
         "total_figures": total.row(0, named=True) | {"name": "all"},
         "sources": ranked("source") if n_total else [],
         "drops": ranked("drop") if n_total else [],
+        "years": [row | {"share": row["articles"] / n_total} for row in years.iter_rows(named=True)],
+        "example": example_record(split_dir),
     }
+
+
+def example_record(split_dir: Path, excerpt_chars: int = 300) -> dict[str, Any] | None:
+    """The first published article (of the first split that has one) as JSON, its text cut
+    to `excerpt_chars` characters, and its split; None when nothing is published."""
+    for split in SPLITS:
+        first = scan_table(split_dir / f"{split}.parquet").head(1).collect()
+        if first.height:
+            record = first.row(0, named=True)
+            if len(record["text"]) > excerpt_chars:
+                record["text"] = record["text"][:excerpt_chars] + "…"
+            record = {key: value.isoformat() if hasattr(value, "isoformat") else value for key, value in record.items()}
+            return {"split": split, "json": json.dumps(record, ensure_ascii=False, indent=2)}
+    return None
 
 
 # ------------------------------------------------------------------------- what the stages did
@@ -197,6 +216,8 @@ def provenance(drops: list[dict[str, Any]], entries: dict[str, dict[str, Any]], 
             "url": (entry or {}).get("url"),
             "license": str((entry or {}).get("license") or UNKNOWN_LICENSE),
             "notes": (entry or {}).get("notes"),
+            "citation": (entry or {}).get("citation"),  # BibTeX, when the source asks to be cited
+            "country": (entry or {}).get("country"),  # where its outlets publish from
         })
     drop_licenses = sorted({row["license"] for row in rows})
     return {
@@ -204,6 +225,18 @@ def provenance(drops: list[dict[str, Any]], entries: dict[str, dict[str, Any]], 
         "licenses": drop_licenses,
         "unknown": [row for row in rows if row["license"] == UNKNOWN_LICENSE],
         "undocumented": [row["name"] for row in rows if not row["documented"]],
+        "countries": _shares_by(rows, "country"),
+        "non_commercial": [row["name"] for row in rows if "-nc" in row["license"]],  # cc-by-nc-*
         # The declared licence names exactly the drops' licences, or is `unknown` when some are.
         "declared_matches": drop_licenses == [declared] or (declared == UNKNOWN_LICENSE and declared in drop_licenses),
     }
+
+
+def _shares_by(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """Articles and share per value of `key` over the drops (None: not recorded), most first."""
+    total = sum(row["articles"] for row in rows)
+    counts: dict[Any, int] = {}
+    for row in rows:
+        counts[row[key]] = counts.get(row[key], 0) + row["articles"]
+    ranked = sorted(counts.items(), key=lambda item: (item[0] is None, -item[1], str(item[0])))
+    return [{"name": name, "articles": n, "share": n / total} for name, n in ranked] if total else []

@@ -321,7 +321,7 @@ def normalise_in_batches(
     normalised_dir, counts_dir = scratch / "normalised", scratch / "short_lines"
     normalised_dir.mkdir()
     counts_dir.mkdir()
-    progress = Progress(STAGE, "articles normalised")
+    progress = Progress(STAGE, "articles normalised", total=articles.select(pl.len()).collect().item())
     for index, batch in enumerate(batches(articles, batch_size, at_least_one=True)):
         normalised = normalise_fields(batch.lazy(), rules).collect()
         _write_scratch(normalised, normalised_dir, index)
@@ -347,7 +347,7 @@ def clean_in_batches(
     and quarantined articles to the outputs, in the order of the articles; returns the
     ``removed_line_totals`` (a running total: the removed lines are few)."""
     removed = None
-    progress = Progress(STAGE, "articles cleaned")
+    progress = Progress(STAGE, "articles cleaned", total=normalised.select(pl.len()).collect().item())
     for batch in batches(normalised, batch_size, at_least_one=True):
         result = clean_articles(batch, repeated, rules, quality)
         kept.append(result.articles)
@@ -403,8 +403,7 @@ def run(input_dir: Path, output_dir: Path, metrics_path: Path | None, params: di
 
 def add_command(commands) -> None:
     add_stage_command(
-        commands, STAGE, help="normalise text, remove boilerplate, apply quality filters", description=__doc__,
-        input_from=("ingest",), input_help="ingest output folder", main=_main,
+        commands, STAGE, input_from=("ingest",), input_help="ingest output folder", main=_main,
     )
 
 

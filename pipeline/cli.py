@@ -1,74 +1,96 @@
-"""The ``corpus`` command: one subcommand per pipeline stage, plus drop tools.
+"""The ``corpus`` command: one subcommand per pipeline stage, plus release and drop tools.
 
-``dvc repro`` runs the stage subcommands with the paths from params.yaml; each also takes
-explicit ``--input``/``--output`` paths so it can run on any drop or table.
+Only the module of the command being run is imported (its libraries take seconds to
+load), so `corpus --help` imports none and `corpus <command> --help` only its own.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import shlex
 import sys
 import traceback
 
-import yaml
-
-from . import clean, dedup, drops, ingest, publish, release, split, validate
-from .io import WriteFailed
-from .locks import LockHeld
-
-# Order is the order of the data flow, then the tools for new drops; `corpus --help` lists them so.
-COMMAND_MODULES = (ingest, clean, dedup, validate, split, publish, release, drops)
+from .commands import COMMANDS
 
 DESCRIPTION = """\
 Build the Arabic news corpus from raw drops:
 
   raw drop -> ingest -> clean -> dedup -> validate -> split -> publish
 
-`dvc repro` runs all stages; every stage can also run alone on explicit paths.
-Run `corpus <command> --help` for what a command does and its options."""
+`dvc repro` runs all stages; every stage can also run alone on explicit paths."""
+
+EPILOG = """\
+examples:
+  dvc repro                          # the whole pipeline, as params.yaml says
+  corpus validate-drop ~/incoming/x  # check a new drop
+  corpus publish --dry-run           # what a release would change on the Hub
+
+`corpus <command> --help` shows a command's options; the README explains each stage."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser, with the options of `command` (its module imported); the other commands
+    are listed by name and summary only."""
     parser = argparse.ArgumentParser(
-        prog="corpus", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="corpus", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
     parser.add_argument("--debug", action="store_true", help="print the traceback of an unexpected error")
     commands = parser.add_subparsers(title="commands", metavar="<command>", required=True)
-    for module in COMMAND_MODULES:
-        module.add_command(commands)
+    for entry in COMMANDS:
+        if entry.name == command:
+            module, function = entry.register.split(":")
+            getattr(importlib.import_module(f"{__package__}.{module}"), function)(commands)
+        else:
+            commands.add_parser(entry.name, help=entry.summary)
     return parser
 
 
+def command_in(argv: list[str]) -> str | None:
+    """The command named on the command line, if any (the first argument after the global options)."""
+    global_options = argparse.ArgumentParser(add_help=False)
+    global_options.add_argument("--params")
+    global_options.add_argument("--debug", action="store_true")
+    rest = global_options.parse_known_args(argv)[1]
+    return next((arg for arg in rest if not arg.startswith("-")), None)
+
+
 EXIT_OK, EXIT_UNUSABLE = 0, 2  # and 1, a check failed, returned by the commands themselves
-# What a user's input or machine can cause (a missing file, a bad value, a full disk, a lock
-# held by another run): its message is the whole story, a traceback would hide it.
-EXPECTED_FAILURES = (OSError, ValueError, yaml.YAMLError, WriteFailed, LockHeld)
+
+
+def expected_failures() -> tuple[type[BaseException], ...]:
+    """What a user's input or machine can cause (a missing file, a bad value, a full disk, a lock
+    held by another run): its message is the whole story, a traceback would hide it. Imported
+    here, not at the top, so `corpus --help` loads no YAML or Polars."""
+    import yaml
+
+    from .io import WriteFailed
+    from .locks import LockHeld
+
+    return OSError, ValueError, yaml.YAMLError, WriteFailed, LockHeld
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command: 0 ok, 1 a check failed, 2 the input or setup is unusable. No
     traceback reaches the user unless `--debug` asks for it."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(command_in(argv)).parse_args(argv)
     try:
         return int(args.handler(args) or EXIT_OK)
     except KeyboardInterrupt:
         print("corpus: interrupted", file=sys.stderr)
         return 130
-    except EXPECTED_FAILURES as error:
-        if args.debug:
-            traceback.print_exc()
-        print(f"corpus: error: {error}", file=sys.stderr)
-        return EXIT_UNUSABLE
     except Exception as error:
         if args.debug:
             traceback.print_exc()
-            return EXIT_UNUSABLE
-        command = shlex.join(["corpus", "--debug", *(sys.argv[1:] if argv is None else argv)])
-        summary = " ".join(str(error).split()) or "no message"
-        print(f"corpus: internal error: {type(error).__name__}: {summary} (a bug: `{command}` shows where)",
-              file=sys.stderr)
+        if isinstance(error, expected_failures()):
+            print(f"corpus: error: {error}", file=sys.stderr)
+        elif not args.debug:
+            summary = " ".join(str(error).split()) or "no message"
+            print(f"corpus: internal error: {type(error).__name__}: {summary} "
+                  f"(a bug: `{shlex.join(['corpus', '--debug', *argv])}` shows where)", file=sys.stderr)
         return EXIT_UNUSABLE
 
 

@@ -1,21 +1,27 @@
 """Croissant metadata (``croissant.json``, MLCommons Croissant 1.1) for a release folder.
 
-It describes the Parquet shards as one file set, a ``splits`` record set (``cr:Split``)
-and an ``articles`` record set whose fields read the Parquet columns, with the split
-taken from each shard's file name. Paths are relative to the folder, so the same file
-serves a local copy and a clone of the Hub repo. Written as plain JSON-LD (mlcroissant
-takes seconds to import; the tests check the file with mlcroissant's validator and
-read records through it).
+Every Parquet shard is a ``cr:FileObject`` (its path or address, SHA-256 and size) read by
+a record set of the same name (``train-00000-of-00001``: the articles of that shard of
+the train split), whose fields are the Parquet columns. Why not one file set of
+``data/*.parquet`` and one record set with the split as a field: mlcroissant lists a file
+set only on a local disk (or in a git clone of huggingface.co), so that document does not
+load from an address; and it reads the content of named files only one file per record
+set.
+
+The build (``dvc repro``) writes paths relative to the folder, so ``build/hub`` loads
+locally; the release rewrites them as the addresses of the files of its tag on the Hub
+(``<endpoint>/datasets/<repo>/resolve/<tag>/data/...``) and adds the date it was
+published, so ``mlcroissant.Dataset("<endpoint>/datasets/<repo>/resolve/<tag>/croissant.json")``
+loads it. Written as plain JSON-LD (mlcroissant takes seconds to import; the tests read
+both with mlcroissant).
 """
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Any
 
 CONFORMS_TO = "http://mlcommons.org/croissant/1.1"
-FILE_SET = "parquet-shards"
-SPLITS_RECORD_SET = "splits"
-RECORDS = "articles"
 
 # The Croissant 1.1 JSON-LD context (the spec's, as mlcroissant emits it).
 CONTEXT: dict[str, Any] = {
@@ -72,12 +78,14 @@ SPDX = {"cc-by-nc-sa-4.0": "CC-BY-NC-SA-4.0", "cc-by-4.0": "CC-BY-4.0", "cc-by-s
 
 def croissant(*, name: str, description: str, repo_id: str, version: str, license_id: str,
               keywords: list[str], language: list[str], fields: list[dict[str, str]],
-              splits: list[str], shard_pattern: str, cite_as: str) -> dict[str, Any]:
+              shards: list[dict[str, Any]], cite_as: str, creators: list[str], contact: str,
+              base_url: str | None = None, date_published: str | None = None) -> dict[str, Any]:
     """The Croissant document. `fields`: [{name, dtype, description}] in column order;
-    `shard_pattern`: a regex over a shard's path whose group 1 is its split;
-    `cite_as`: BibTeX."""
+    `shards`: [{path, split, sha256, bytes}] in order; `cite_as`: BibTeX; `base_url`: the
+    address the shard paths are relative to (None: the folder of croissant.json);
+    `date_published`: ISO date of the release (None: not released yet)."""
     spdx = SPDX.get(license_id)
-    return {
+    document = {
         "@context": CONTEXT,
         "@type": "sc:Dataset",
         "conformsTo": CONFORMS_TO,
@@ -86,62 +94,44 @@ def croissant(*, name: str, description: str, repo_id: str, version: str, licens
         "url": f"https://huggingface.co/datasets/{repo_id}",
         "version": version,
         "license": f"https://spdx.org/licenses/{spdx}.html" if spdx else license_id,
+        "creator": [{"@type": "sc:Organization", "name": creator, "url": contact} for creator in creators],
         "inLanguage": language,
         "keywords": keywords,
         "citeAs": cite_as,
         "distribution": [{
-            "@type": "cr:FileSet",
-            "@id": FILE_SET,
-            "name": FILE_SET,
-            "description": "The Parquet shards of every split, data/{split}-NNNNN-of-NNNNN.parquet.",
+            "@type": "cr:FileObject",
+            "@id": shard["path"],
+            "name": shard["path"],
+            "contentUrl": f"{base_url}/{shard['path']}" if base_url else shard["path"],
+            "contentSize": f"{shard['bytes']} B",
             "encodingFormat": "application/x-parquet",
-            "includes": "data/*.parquet",
-        }],
-        "recordSet": [
-            {
-                "@type": "cr:RecordSet",
-                "@id": SPLITS_RECORD_SET,
-                "name": SPLITS_RECORD_SET,
-                "description": "The splits of the dataset.",
-                "dataType": "cr:Split",
-                "key": {"@id": f"{SPLITS_RECORD_SET}/name"},
-                "field": [{"@type": "cr:Field", "@id": f"{SPLITS_RECORD_SET}/name", "name": "name", "dataType": "sc:Text"}],
-                "data": [{f"{SPLITS_RECORD_SET}/name": split} for split in splits],
-            },
-            {
-                "@type": "cr:RecordSet",
-                "@id": RECORDS,
-                "name": RECORDS,
-                "description": "One record per article.",
-                "key": {"@id": f"{RECORDS}/id"},
-                "field": [_split_field(shard_pattern)] + [_column_field(field) for field in fields],
-            },
-        ],
+            "sha256": shard["sha256"],
+        } for shard in shards],
+        "recordSet": [{
+            "@type": "cr:RecordSet",
+            "@id": record_set(shard["path"]),
+            "name": record_set(shard["path"]),
+            "description": f"Articles of the {shard['split']} split, those in {shard['path']}.",
+            "key": {"@id": f"{record_set(shard['path'])}/id"},
+            "field": [_column_field(shard["path"], field) for field in fields],
+        } for shard in shards],
     }
+    if date_published:
+        document["datePublished"] = date_published
+    return document
 
 
-def _split_field(shard_pattern: str) -> dict[str, Any]:
+def record_set(shard_path: str) -> str:
+    """The record set of a shard: its file name without the suffix (train-00000-of-00001)."""
+    return PurePosixPath(shard_path).stem
+
+
+def _column_field(shard_path: str, field: dict[str, str]) -> dict[str, Any]:
     return {
         "@type": "cr:Field",
-        "@id": f"{RECORDS}/split",
-        "name": "split",
-        "description": "The split the article belongs to (from its shard's file name).",
-        "dataType": ["sc:Text", "cr:Split"],
-        "references": {"field": {"@id": f"{SPLITS_RECORD_SET}/name"}},
-        "source": {
-            "fileSet": {"@id": FILE_SET},
-            "extract": {"fileProperty": "fullpath"},
-            "transform": {"regex": shard_pattern},
-        },
-    }
-
-
-def _column_field(field: dict[str, str]) -> dict[str, Any]:
-    return {
-        "@type": "cr:Field",
-        "@id": f"{RECORDS}/{field['name']}",
+        "@id": f"{record_set(shard_path)}/{field['name']}",
         "name": field["name"],
         "description": field["description"],
         "dataType": DATA_TYPES[field["dtype"]],
-        "source": {"fileSet": {"@id": FILE_SET}, "extract": {"column": field["name"]}},
+        "source": {"fileObject": {"@id": shard_path}, "extract": {"column": field["name"]}},
     }

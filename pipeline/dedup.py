@@ -104,7 +104,7 @@ def signature_table(articles: pl.LazyFrame, params: DedupParams, what: str,
     signature = np.empty((n, params.minhash.permutations), dtype=np.uint32)
     ids: list[pl.Series] = []
     hashes: list[pl.Series] = []
-    progress = Progress(STAGE, f"{what} signed")
+    progress = Progress(STAGE, f"{what} signed", total=n)
     for batch in batches(with_match_words(articles.select("id", "text")).select("id", "key", "words"), params.batch_size):
         shingles = minhash.shingle_hashes(batch["words"], params.minhash.ngram)
         signature[progress.count:progress.count + batch.height] = minhash.signatures(shingles, params.minhash)
@@ -127,7 +127,7 @@ def signature_table(articles: pl.LazyFrame, params: DedupParams, what: str,
 def verify(shingle_sets: minhash.ShingleSets, a: np.ndarray, b: np.ndarray, params: DedupParams) -> np.ndarray:
     """Jaccard similarity of documents ``a[i]`` and ``b[i]`` of ``shingle_sets``,
     ``verify_batch_pairs`` pairs at a time (what bounds the memory of verification)."""
-    progress = Progress(STAGE, "pairs verified")
+    progress = Progress(STAGE, "pairs verified", total=len(a))
     similarity = np.zeros(len(a), dtype=np.float64)
     for first in range(0, len(a), params.verify_batch_pairs):
         last = first + params.verify_batch_pairs
@@ -148,7 +148,8 @@ def pair_similarity(pairs: pl.DataFrame, texts: pl.LazyFrame, params: DedupParam
         return pairs.with_columns(similarity=pl.lit(None, dtype=pl.Float64))
     wanted = pl.concat([pairs["id_a"], pairs["id_b"]]).unique()
     numbered: list[pl.Series] = []
-    progress = Progress(STAGE, "articles read to verify pairs")
+    total = texts.select(pl.len()).collect().item()
+    progress = Progress(STAGE, "articles read to verify pairs", total=total)
     with minhash.ShingleSets() as shingle_sets:
         for batch in batches(texts.select("id", "text"), params.batch_size):
             batch = with_match_words(batch.lazy().filter(pl.col("id").is_in(wanted.implode())))
@@ -437,8 +438,7 @@ def run(input_path: Path, output_dir: Path, metrics_path: Path | None, params: d
 
 def add_command(commands) -> None:
     add_stage_command(
-        commands, STAGE, help="remove exact and near-duplicate articles (MinHash LSH), keep one per cluster",
-        description=__doc__, input_from=("clean", "articles.parquet"), input_help="cleaned articles", main=_main,
+        commands, STAGE, input_from=("clean", "articles.parquet"), input_help="cleaned articles", main=_main,
     )
 
 

@@ -46,6 +46,7 @@ import polars as pl
 import yaml
 
 from . import clean, dedup, ingest, validate
+from .commands import add_parser
 from .io import read_json, reset_dir, scan_table, write_json, write_text
 from .locks import checkout_lock, utc_now
 from .params import ParamsError, load_params, path_of, section, with_list_item
@@ -367,24 +368,16 @@ def _added(name: str, raw_dir: Path, params_path: Path, push: bool) -> int:
 # ---------------------------------------------------------------------------- CLI
 
 
-def add_command(commands) -> None:
-    check = commands.add_parser(
-        "validate-drop",
-        help="check a new drop (ingest, clean, suites, overlap with the corpus) before adding it",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_validate_command(commands) -> None:
+    check = add_parser(commands, "validate-drop")
     check.add_argument("path", type=Path, help="folder of the drop")
     check.add_argument("--output", type=Path, help="report folder (default: paths.validate_drop/<folder name>)")
     _common_options(check)
     check.set_defaults(handler=_validate_main)
 
-    add = commands.add_parser(
-        "add-drop",
-        help="validate a drop, then copy it to the raw area and track it with DVC",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+
+def add_add_command(commands) -> None:
+    add = add_parser(commands, "add-drop")
     add.add_argument("path", type=Path, help="folder of the drop")
     add.add_argument("--name", required=True, help="name of the new drop: the folder under paths.raw")
     add.add_argument("--push", action="store_true", help="also `dvc push` the drop to the default remote")

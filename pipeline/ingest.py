@@ -692,8 +692,7 @@ def run(raw_dir: Path, output_dir: Path, metrics_path: Path | None, ingest_param
 
 def add_command(commands) -> None:
     parser = add_stage_command(
-        commands, STAGE, help="read raw drops into the canonical article table", description=__doc__,
-        input_from=("raw",), input_help="folder of drops", main=_main,
+        commands, STAGE, input_from=("raw",), input_help="folder of drops", main=_main,
     )
     parser.add_argument("--drop", action="append", dest="drops", help="only this drop (repeatable)")
 

@@ -285,6 +285,11 @@ def headline_figures(report: dict[str, Any], headline: dict[str, str]) -> dict[s
     return figures
 
 
+def table_rows(path: str | Path) -> int:
+    """Rows of a Parquet table (a file or a folder of parts), read from the files' metadata."""
+    return scan_table(path).select(pl.len()).collect().item()
+
+
 def batches(frame: pl.LazyFrame, size: int, at_least_one: bool = False) -> Iterator[pl.DataFrame]:
     """Consecutive slices of ``frame``, each computed only when asked for. (The streaming
     engine's own ``collect_batches`` runs ahead of a slower consumer and its batches pile

@@ -33,7 +33,6 @@ Two steps, so that ``dvc repro`` stays offline and free of side effects:
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
@@ -41,6 +40,7 @@ import os
 import shutil
 import sys
 from dataclasses import dataclass
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import card, card_figures, croissant, release
-from .io import read_json, reset_dir, scan_table, write_json, write_table
+from .commands import add_parser
+from .io import read_json, reset_dir, scan_table, table_rows, write_json, write_table
 from .locks import checkout_lock
 from .params import load_params, path_of, section
 from .progress import Progress, log
@@ -161,7 +162,7 @@ def write_shards(split_dir: Path, folder: Path, settings: Settings) -> tuple[lis
     schema = hub_arrow_schema()
     shards: list[Shard] = []
     manifest_parts = [pl.DataFrame(schema=release.MANIFEST_SCHEMA)]
-    progress = Progress(STAGE, "articles")
+    progress = Progress(STAGE, "articles", total=sum(table_rows(split_dir / f"{split}.parquet") for split in SPLITS))
     for split in SPLITS:
         articles = conform(scan_table(split_dir / f"{split}.parquet"), CLUSTERED_ARTICLE_SCHEMA)
         rows = articles.select(pl.len()).collect().item()
@@ -208,13 +209,41 @@ def card_metadata(build: Build) -> dict[str, Any]:
     }
 
 
-def citation(settings: Settings) -> str:
-    """BibTeX for the card and the Croissant metadata."""
-    return (f"@misc{{arabic_news_corpus,\n  title = {{{settings.card['pretty_name']}}},\n"
-            f"  note = {{Version {settings.version}}},\n  url = {{https://huggingface.co/datasets/{settings.repo_id}}},\n}}")
+def contact(settings: Settings) -> str:
+    """Where to reach the maintainers: publish.card.contact, else the repo's discussions."""
+    return settings.card.get("contact") or f"https://huggingface.co/datasets/{settings.repo_id}/discussions"
 
 
-def render_card(build: Build, template: Path, changelog: list[dict[str, Any]]) -> str:
+def citation(settings: Settings, released: date | None) -> str:
+    """BibTeX of this release for the card and the Croissant metadata; the year is the
+    release's (a build not yet released has none)."""
+    authors = " and ".join(f"{{{author}}}" for author in settings.card["authors"])
+    year = f"  year = {{{released.year}}},\n" if released else ""
+    note = f"Version {settings.version}" + ("" if released else ", not yet released")
+    return (f"@misc{{arabic_news_corpus,\n  author = {{{authors}}},\n  title = {{{settings.card['pretty_name']}}},\n"
+            f"{year}  note = {{{note}}},\n  url = {{https://huggingface.co/datasets/{settings.repo_id}}},\n}}")
+
+
+def write_croissant(build: Build, folder: Path, released: date | None = None, base_url: str | None = None) -> None:
+    """croissant.json of `build` in `folder`: shard paths relative to it, or to `base_url`."""
+    settings = build.settings
+    sources = [drop["citation"] for drop in build.context["provenance"]["drops"] if drop["citation"]]
+    write_json(folder / CROISSANT_PATH, croissant.croissant(
+        name=settings.card["pretty_name"],
+        description=f"{settings.card['pretty_name']}, version {settings.version}: cleaned, deduplicated and "
+        f"validated Arabic news articles in {len(build.splits)} splits.",
+        repo_id=settings.repo_id, version=str(settings.version), license_id=settings.card["license"],
+        keywords=list(settings.card["tags"]), language=list(settings.card["language"]),
+        fields=published_fields(),
+        shards=[{"path": s.path, "split": s.split, "sha256": _sha256(build.folder / s.path), "bytes": s.file_bytes}
+                for s in build.shards],
+        cite_as="\n\n".join([citation(settings, released), *dict.fromkeys(sources)]),
+        creators=list(settings.card["authors"]), contact=contact(settings),
+        base_url=base_url, date_published=released.isoformat() if released else None,
+    ))
+
+
+def render_card(build: Build, template: Path, changelog: list[dict[str, Any]], released: date | None = None) -> str:
     settings = build.settings
     context = build.context | {
         "pretty_name": settings.card["pretty_name"],
@@ -229,7 +258,10 @@ def render_card(build: Build, template: Path, changelog: list[dict[str, Any]]) -
         "fields": published_fields(),
         "validation_path": VALIDATION_PATH,
         "changelog": changelog,
-        "citation": citation(settings),
+        "citation": citation(settings, released),
+        "authors": settings.card["authors"],
+        "row_group_rows": settings.row_group_rows,
+        "contact": contact(settings),
     }
     return card.render_card(template, card_metadata(build), context)
 
@@ -272,18 +304,7 @@ def build(split_dir: Path, stage_dirs: dict[str, Path], validation_results: Path
     (folder / VALIDATION_PATH).parent.mkdir()
     shutil.copyfile(validation_results, folder / VALIDATION_PATH)
     result = Build(folder, settings, shards, manifest, context)
-    write_json(folder / CROISSANT_PATH, croissant.croissant(
-        name=settings.card["pretty_name"],
-        description=f"{settings.card['pretty_name']}, version {settings.version}: cleaned, deduplicated and "
-        f"validated Arabic news articles in {len(result.splits)} splits.",
-        repo_id=settings.repo_id, version=str(settings.version), license_id=settings.card["license"],
-        keywords=list(settings.card["tags"]), language=list(settings.card["language"]),
-        fields=published_fields(),
-        splits=result.splits, cite_as=citation(settings),
-        # mlcroissant applies the transform to the extracted split again: the pattern
-        # matches the shard path and the bare split name alike.
-        shard_pattern=r"^(?:data/)?(" + "|".join(SPLITS) + r")(?:-\d{5}-of-\d{5}\.parquet)?$",
-    ))
+    write_croissant(result, folder)
     write_json(folder / RELEASE_PATH, release_record(result, None))
     unreleased = release.changelog_entry(settings.version, None, None, None, result.split_sizes)
     (folder / CARD_PATH).write_text(render_card(result, template, [unreleased]), encoding="utf-8")
@@ -398,7 +419,8 @@ def prepare_release(built: Build, release_dir: Path, template: Path, hub, offlin
     entry = release.changelog_entry(version, kind, previous, diff, built.split_sizes)
     changelog = [entry, *previous_record.get("changelog", [])]
 
-    write_release_folder(built, release_dir, changelog, hub.card() if state.exists else None, template)
+    write_release_folder(built, release_dir, changelog, hub.card() if state.exists else None, template, hub.url,
+                         datetime.now(timezone.utc).date())
     remote = hub.files(MAIN) if state.exists else {}
     local = sorted(p.relative_to(release_dir).as_posix() for p in release_dir.rglob("*") if p.is_file())
     uploads = [p for p in local if p not in remote or not same_content(release_dir / p, remote[p])]
@@ -411,12 +433,13 @@ def prepare_release(built: Build, release_dir: Path, template: Path, hub, offlin
 
 
 def write_release_folder(built: Build, release_dir: Path, changelog: list[dict[str, Any]], existing_card: str | None,
-                         template: Path) -> None:
-    """The build's files (hard links, no copy) with the merged card and the changelog."""
+                         template: Path, hub_url: str, released: date) -> None:
+    """The build's files (hard links, no copy) with the merged card and the changelog, and
+    croissant.json pointing at the files of the release's tag on the Hub at `hub_url`."""
     release_dir = reset_dir(release_dir)
     for path in built.folder.rglob("*"):
         relative = path.relative_to(built.folder).as_posix()
-        if path.is_file() and relative not in (CARD_PATH, RELEASE_PATH):
+        if path.is_file() and relative not in (CARD_PATH, RELEASE_PATH, CROISSANT_PATH):
             target = release_dir / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -424,7 +447,8 @@ def write_release_folder(built: Build, release_dir: Path, changelog: list[dict[s
             except OSError:
                 shutil.copy2(path, target)
     write_json(release_dir / RELEASE_PATH, release_record(built, changelog))
-    rendered = render_card(built, template, changelog)
+    write_croissant(built, release_dir, released, f"{hub_url}/resolve/{built.settings.version.tag}")
+    rendered = render_card(built, template, changelog, released)
     (release_dir / CARD_PATH).write_text(card.merge_card(rendered, existing_card), encoding="utf-8")
 
 
@@ -512,12 +536,7 @@ def run(split_dir: Path, stage_dirs: dict[str, Path], validation_results: Path, 
 
 
 def add_command(commands) -> None:
-    parser = commands.add_parser(
-        "publish",
-        help="build the Hub release folder; release it on the Hugging Face Hub",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = add_parser(commands, "publish")
     parser.add_argument("--input", type=Path, help="split tables folder (default: paths.split)")
     parser.add_argument("--stage-outputs", type=Path, help="folder of the earlier stages' output folders (ingest/, "
                         "clean/, dedup/, validate/, split/), whose report.json the card and the release gates read "

@@ -14,7 +14,6 @@ a maintainer may call an addition a major release; understating never is).
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import re
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import Any
 
 import polars as pl
 
+from .commands import add_parser
 from .io import scan_table
 from .params import load_params, section
 
@@ -235,17 +235,9 @@ def load_release_manifest(ref: str, repo_id: str | None) -> tuple[str, pl.DataFr
 
 
 def add_command(commands) -> None:
-    parser = commands.add_parser(
-        "diff",
-        help="list the articles added, removed, changed or moved between two releases",
-        description="List what changed between two releases of the dataset: articles added, removed, "
-        "changed (published content differs) and moved between splits, with the version bump the "
-        "change requires. A release is a tag on the Hub (v1.0.0 or 1.0.0, read from publish.repo_id) "
-        "or a local release folder such as build/hub.\n\nexample: corpus diff v1.0.0 build/hub",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("before", help="the older release: a version/tag on the Hub or a release folder")
-    parser.add_argument("after", help="the newer release: a version/tag on the Hub or a release folder")
+    parser = add_parser(commands, "diff")
+    parser.add_argument("before", help="the older release: a version/tag on the Hub (v1.0.0 or 1.0.0) or a release folder")
+    parser.add_argument("after", help="the newer release: a version/tag on the Hub or a release folder such as build/hub")
     parser.add_argument("--repo-id", help="Hub dataset repo (default: publish.repo_id)")
     parser.add_argument("--limit", type=int, default=50, help="articles listed per kind of change; 0 = all (default: %(default)s)")
     parser.set_defaults(handler=_main)

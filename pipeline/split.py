@@ -61,8 +61,6 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from . import arabic_text
 from .io import scan_table, write_stage_report, write_table, write_tables
@@ -217,6 +215,10 @@ def review_groups(members: pl.LazyFrame, review: pl.LazyFrame) -> pl.DataFrame:
     edges = links.join(index.rename({"node": "a", "index": "ia"}), on="a").join(
         index.rename({"node": "b", "index": "ib"}), on="b"
     )
+    # scipy takes 0.4 s to import: only a split that has links to join pays for it.
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     graph = coo_matrix(
         (np.ones(edges.height, dtype=np.int8), (edges["ia"].to_numpy(), edges["ib"].to_numpy())),
         shape=(nodes.len(), nodes.len()),
@@ -413,7 +415,7 @@ def write_ngram_partitions(docs: pl.LazyFrame, rules: ContaminationRules, work_d
     """
     n_words = docs.select("n_words").collect()["n_words"]
     partitions = max(1, math.ceil(int(n_words.sum()) / rules.memory_ngrams))
-    progress = Progress(STAGE, "articles hashed to n-grams")
+    progress = Progress(STAGE, "articles hashed to n-grams", total=n_words.len())
     for batch, (offset, length) in enumerate(batch_bounds(n_words, rules.memory_ngrams)):
         ngrams = article_ngrams(docs.slice(offset, length).select("doc", "split", "text").collect(), rules.ngram)
         ngrams = ngrams.with_columns(partition=(pl.col("ngram") % partitions).cast(pl.UInt32))
@@ -651,8 +653,7 @@ def _optional_table(path: Path, without: str) -> pl.LazyFrame | None:
 
 def add_command(commands) -> None:
     add_stage_command(
-        commands, STAGE, help="assign kept articles to train/validation/test; contamination report", description=__doc__,
-        input_from=("dedup",), main=_main,
+        commands, STAGE, input_from=("dedup",), main=_main,
         input_help="dedup output folder: articles.parquet, and duplicates.parquet and review.parquet when there",
     )
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from .commands import add_parser
 from .params import load_params, path_of
 
 
@@ -28,13 +29,12 @@ StageMain = Callable[[StagePaths, dict[str, Any], argparse.Namespace], int]
 
 
 def add_stage_command(
-    commands, name: str, *, help: str, description: str, input_from: tuple[str, ...], input_help: str, main: StageMain
+    commands, name: str, *, input_from: tuple[str, ...], input_help: str, main: StageMain
 ) -> argparse.ArgumentParser:
-    """Register ``corpus <name>``; `input_from` is a ``paths`` key and optional parts below
-    it, e.g. ``("clean", "articles.parquet")``. Returns the parser for stage-specific options."""
-    parser = commands.add_parser(
-        name, help=help, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    """Register ``corpus <name>`` (summary and examples: commands.COMMANDS); `input_from` is a
+    ``paths`` key and optional parts below it, e.g. ``("clean", "articles.parquet")``.
+    Returns the parser for stage-specific options."""
+    parser = add_parser(commands, name)
     key, *below = input_from
     parser.add_argument("--input", type=Path, help=f"{input_help} (default: {'/'.join([f'<paths.{key}>', *below])})")
     parser.add_argument("--output", type=Path, help=f"output folder (default: <paths.{name}>)")

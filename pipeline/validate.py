@@ -296,8 +296,9 @@ def run_suites(
         reset_dir(output_dir / name)
     rules = BoilerplateRules.from_params(section(params, "boilerplate"))
     parameters = suite_parameters(params, target, rules)
+    log(stage, "setting up Great Expectations (about 10 s)")
     runner = GxRunner(open_gx_project(gx_dir, output_dir), parameters, int(validate["examples"]))
-    progress = Progress(stage, "articles")
+    progress = Progress(stage, "articles", total=articles.select(pl.len()).collect().item())
 
     checked = with_check_columns(articles, rules)
     tables, start = [], 0
@@ -357,8 +358,7 @@ def run(input_path: Path, output_dir: Path, metrics_path: Path | None, params: d
 
 def add_command(commands) -> None:
     parser = add_stage_command(
-        commands, STAGE, help="run the Great Expectations suites on the deduplicated corpus (the gate before split)",
-        description=__doc__, input_from=("dedup", "articles.parquet"), input_help="article table", main=_main,
+        commands, STAGE, input_from=("dedup", "articles.parquet"), input_help="article table", main=_main,
     )
     parser.add_argument("--gx", type=Path, help="Great Expectations project folder (default: <paths.gx>)")
 

@@ -33,6 +33,9 @@ Behaviour that the clients rely on and the tests exercise:
 * Errors carry ``X-Error-Code`` (RepoNotFound, RevisionNotFound, EntryNotFound), which
   ``huggingface_hub`` turns into its typed exceptions.
 * Writes need ``Authorization: Bearer <token>`` with the server's token.
+* ``/api/validate-yaml`` rejects (400, one error per value) a card whose ``license``,
+  ``task_categories``, ``size_categories`` or ``language`` holds a value the Hub does not
+  allow (``metadata_errors``; the lists and where they come from: hub_rules.json).
 * ``fail_next(kind, status)`` makes the next request of a kind ("commit", "tag",
   "lfs-upload", "preupload") fail, to test interrupted releases.
 * ``hold("refs")`` keeps requests for a repo's refs waiting until the event it returns is
@@ -46,17 +49,50 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib.util
 import json
 import re
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, unquote
 
 import yaml
 
 GITATTRIBUTES = b"*.parquet filter=lfs diff=lfs merge=lfs -text\n*.arrow filter=lfs diff=lfs merge=lfs -text\n"
+
+
+def _hub_rules() -> dict[str, set[str]]:
+    """The values the Hub allows per metadata key (see hub_rules.json's "sources")."""
+    # The lists `datasets` ships (found, not imported: importing it takes seconds and
+    # fixes HF_ENDPOINT for the process).
+    packaged = Path(importlib.util.find_spec("datasets").origin).parent / "utils" / "resources"
+    rules = json.loads((Path(__file__).with_name("hub_rules.json")).read_text())
+    return {
+        "license": set(rules["license"]),
+        "task_categories": set(rules["task_categories"]),
+        "size_categories": set(json.loads((packaged / "size_categories.json").read_text())),
+        "language": set(json.loads((packaged / "languages.json").read_text())),
+    }
+
+
+HUB_RULES = _hub_rules()
+
+
+def metadata_errors(metadata: dict) -> list[str]:
+    """What the Hub would refuse in a dataset card's metadata: each value of license,
+    task_categories, size_categories and language (a string or a list of them) must be one
+    the Hub allows."""
+    errors = []
+    for key, allowed in HUB_RULES.items():
+        value = metadata.get(key)
+        values = value if isinstance(value, list) else [] if value is None else [value]
+        for item in values:
+            if not isinstance(item, str) or item not in allowed:
+                errors.append(f'"{key}" must be one of the values the Hub allows; {item!r} is not')
+    return errors
 
 
 def git_blob_sha1(content: bytes) -> str:
@@ -480,6 +516,8 @@ def _handler_for(hub: LocalHub):
                 return self._json(400, {"errors": [{"message": f"invalid YAML: {error}"}]})
             if not isinstance(metadata, dict):
                 return self._json(400, {"errors": [{"message": "metadata must be a mapping"}]})
+            if payload.get("repoType") == "dataset" and (errors := metadata_errors(metadata)):
+                return self._json(400, {"errors": [{"message": error} for error in errors]})
             return self._json(200, {"errors": [], "warnings": []})
 
         def _resolve(self, method: str, repo_id: str, revision: str, path: str) -> None:

@@ -70,8 +70,8 @@ def test_dvc_metrics_show_is_one_short_funnel_table(reproduced: Path):
 
 
 # Modules every stage runs through but that do not shape its outputs (params are declared
-# by section, separately; locks only keeps two publishes apart).
-_PLUMBING = {"params", "progress", "stage_command", "locks"}
+# by section, separately; locks only keeps two publishes apart; commands holds the help texts).
+_PLUMBING = {"params", "progress", "stage_command", "locks", "commands"}
 
 
 def _pipeline_imports(module: str, seen: set[str]) -> set[str]:

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import polars as pl
@@ -23,7 +24,7 @@ import pytest
 import yaml
 
 from conftest import REPO, SAUDI_SAMPLE, SEED, VENV_BIN
-from hub_server import LocalHub
+from hub_server import LocalHub, metadata_errors
 from pipeline import card, card_figures, publish, split, validate
 from pipeline.params import load_params, section
 from pipeline.release import MANIFEST_PATH, RELEASE_PATH
@@ -171,6 +172,38 @@ def test_card_metadata_is_what_the_hub_and_datasets_read(built, generations):
     assert info["download_size"] == sum(p.stat().st_size for p in built.folder.glob("data/*.parquet"))
 
 
+@pytest.mark.parametrize("release", ["built", "built_seed"])
+def test_card_metadata_is_what_the_hub_allows(release, request):
+    """Issue 14.3: huggingface_hub reads the header as DatasetCardData, and every licence,
+    task, size category and language is one of the Hub's values (hub_rules.json)."""
+    from huggingface_hub import DatasetCard
+
+    text = (request.getfixturevalue(release).folder / "README.md").read_text()
+    metadata, _ = card.split_card(text)
+    assert DatasetCard(text).data.to_dict() == metadata
+    assert metadata_errors(metadata) == []
+
+
+def test_the_test_hub_refuses_metadata_the_hub_does_not_allow(built):
+    from huggingface_hub import HfApi
+
+    metadata, body = card.split_card((built.folder / "README.md").read_text())
+    wrong = metadata | {"license": "cc-by-nc-sa", "task_categories": ["text-generation", "text-classificaton"],
+                        "size_categories": ["1K-10K"], "language": ["arabic"]}
+    with LocalHub(TOKEN) as hub:
+        api = HfApi(endpoint=hub.url, token=TOKEN)
+        api.create_repo(REPO_ID, repo_type="dataset")
+        with pytest.raises(ValueError, match="Invalid metadata in README.md") as refused:
+            api.upload_file(path_or_fileobj=f"---\n{card.dump_metadata(wrong)}\n---\n{body}".encode(), path_in_repo="README.md",
+                            repo_id=REPO_ID, repo_type="dataset")
+        for value in ("cc-by-nc-sa", "text-classificaton", "1K-10K", "arabic"):
+            assert repr(value) in str(refused.value)
+        assert "README.md" not in hub.files(REPO_ID)
+        api.upload_file(path_or_fileobj=built.folder / "README.md", path_in_repo="README.md", repo_id=REPO_ID,
+                        repo_type="dataset")
+        assert "README.md" in hub.files(REPO_ID)
+
+
 def test_card_accounts_for_every_input(built, generations):
     """inputs = published + duplicates + quarantined, each figure counted here from the
     stages' tables, not read from their reports."""
@@ -255,6 +288,51 @@ def test_card_says_what_is_known_of_each_drop(built, generations):
     assert "No licence is known" not in body and "**Note:**" not in body
 
 
+def test_card_has_the_sections_of_the_hub_template_filled_from_the_run(built, generations):
+    """Issue 14.2: uses, out-of-scope uses, curation rationale, personal and sensitive
+    information, recommendations, authors and contact, an example record; limitations
+    with the run's own shares; the true row group size."""
+    markdown = (built.folder / "README.md").read_text()
+    headings = [line.lstrip("#").strip() for line in markdown.splitlines() if line.startswith(("## ", "### "))]
+    for heading in ("Uses", "Direct use", "Out-of-scope use", "Curation rationale", "Personal and sensitive information",
+                    "Limitations and biases", "Recommendations", "Card authors and contact", "Citation"):
+        assert heading in headings, heading
+    body = prose(markdown)
+    tables = pl.concat(split_tables(generations["first"]).values())
+    first_train = split_tables(generations["first"])["train"].row(0, named=True)
+    assert f'"id": "{first_train["id"]}"' in markdown and f'"title": {json.dumps(first_train["title"], ensure_ascii=False)}' in markdown
+    outlets = tables["source"].value_counts(sort=True)
+    largest, largest_n = outlets.row(0)
+    assert f"Outlets: {outlets.height} outlets; the largest, {largest}, has {100 * largest_n / tables.height:.1f}% of the articles" in body
+    years = tables["published_date"].dt.year().value_counts()
+    assert "Countries of the outlets (as recorded for each drop): Saudi Arabia 100.0%." in body
+    assert "Publication years: " + ", ".join(f"{year} {100 * n / tables.height:.1f}%" for year, n in sorted(years.rows())) + "." in body
+    assert "Commercial use of the articles under a NonCommercial licence" in body  # SaudiNewsNet is CC BY-NC-SA
+    assert f"row groups of {settings().row_group_rows:,} rows" in body and "a few thousand" not in body
+    assert f"Arabic News Corpus maintainers. Contact: [https://huggingface.co/datasets/{REPO_ID}/discussions]" in body
+    citations = markdown.split("## Citation", 1)[1]
+    assert "author = {{Arabic News Corpus maintainers}}" in citations
+    assert "author = {Alhagri, Mohammed}" in citations and "year = {2015}" in citations
+    metadata, _ = card.split_card(markdown)
+    assert "text-classification" not in metadata["task_categories"]
+
+
+def test_card_shows_the_language_mix_when_clean_reports_it(generations, tmp_path):
+    """clean's report.json gains counts per identified language (report["languages"])."""
+    first, run = generations["first"], tmp_path / "run"
+    run.mkdir()
+    for stage in card_figures.REPORTING_STAGES:
+        if stage != "clean":
+            (run / stage).symlink_to(first / stage)
+    (run / "clean").mkdir()
+    report = json.loads((first / "clean" / "report.json").read_text())
+    (run / "clean" / "report.json").write_text(json.dumps(report | {"languages": {"en": 5, "ar": 190, "fa": 5}}))
+    result = publish.build(run / "split", stage_dirs(run), run / "validate" / "results.json", tmp_path / "hub",
+                           settings(license=SAUDI_LICENSE), TEMPLATE)
+    body = prose((result.folder / "README.md").read_text())
+    assert "Languages (identified by the clean stage, of its input): ar 95.0%, en 2.5%, fa 2.5%." in body
+
+
 def test_seed_corpus_card_is_honest_about_what_it_lacks_and_loads(built_seed, generations):
     """The bundled corpus: 5 articles of one drop, no outlet, no date, no licence, and an
     empty test split. (`datasets` loads this folder in test_datasets_loads_each_release...)"""
@@ -301,6 +379,42 @@ def test_a_drop_nobody_described_is_shown_as_such(generations, tmp_path, capfd):
     assert "warning: nothing is known of drop(s) saudinewsnet" in capfd.readouterr().err
 
 
+def test_values_from_the_drops_are_escaped_where_the_card_prints_them(generations, tmp_path):
+    """Issue 11.1: outlets, provenance and the like come from the drops; in the card they are
+    text, never markup, and a newline or a `|` in them does not break a table."""
+    first, run = generations["first"], tmp_path / "run"
+    run.mkdir()
+    for stage in card_figures.REPORTING_STAGES:
+        if stage != "split":
+            (run / stage).symlink_to(first / stage)
+    shutil.copytree(first / "split", run / "split")
+    script, broken = "<script>alert(1)</script>", "Al | Riyadh\nNews"
+    train = pl.read_parquet(run / "split" / "train.parquet")
+    row = pl.int_range(pl.len())
+    train.with_columns(source=pl.when(row < 60).then(pl.lit(script)).when(row < 100).then(pl.lit(broken))
+                       .otherwise("source")).write_parquet(run / "split" / "train.parquet")
+    hostile = dataclasses.replace(settings(license=SAUDI_LICENSE), provenance={"saudinewsnet*": {
+        "origin": "SNN | <img src=x onerror=alert(2)>\n| forged | row |", "url": "javascript:alert(3)",
+        "license": SAUDI_LICENSE, "notes": "<b>bold</b> `code` [link](https://example.org)"}})
+    result = publish.build(run / "split", stage_dirs(run), run / "validate" / "results.json", tmp_path / "hub",
+                           hostile, TEMPLATE)
+    markdown = (result.folder / "README.md").read_text()
+
+    from markdown_it import MarkdownIt
+
+    html = MarkdownIt("commonmark").enable("table").render(markdown)
+    assert "<script" not in html and "<img" not in html and "<b>" not in html and "javascript:" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "&lt;img src=x onerror=alert(2)&gt;" in html
+    outlets = next(t for t in html.split("<table>") if "<th>Outlet</th>" in t)
+    right = '<td style="text-align:right">'
+    assert f"<td>{script.replace('<', '&lt;').replace('>', '&gt;')}</td>\n{right}60</td>" in outlets
+    assert f"<td>Al | Riyadh News</td>\n{right}40</td>" in outlets
+    drops = next(t for t in html.split("<table>") if "<th>Drop</th>" in t)
+    assert drops.count("<tr>") == 2  # header and the one drop: no forged row
+    assert "<td>SNN | &lt;img src=x onerror=alert(2)&gt; | forged | row |</td>" in drops
+    assert "&lt;b&gt;bold&lt;/b&gt; `code` [link](https://example.org)" in html
+
+
 def test_figures_from_another_run_stop_the_build(generations, tmp_path):
     """Split tables of one run with the reports of another (a stage re-run by hand)."""
     first, second = generations["first"], generations["second"]
@@ -319,17 +433,47 @@ def test_build_is_byte_identical(built, generations, tmp_path):
         assert (built.folder / path).read_bytes() == (again.folder / path).read_bytes(), path
 
 
-@pytest.mark.parametrize("release, generation", [("built", "first"), ("built_seed", "seed")])
-def test_croissant_passes_mlcroissant_and_reads_the_shards(release, generation, generations, request):
-    import mlcroissant as mlc
+# Reads croissant.json files (paths or addresses) with mlcroissant, as a user would, and
+# prints, for each, its errors, records per record set and metadata as JSON.
+CROISSANT_SCRIPT = """
+import json, sys
+import mlcroissant as mlc
+def read(jsonld):
+    dataset = mlc.Dataset(jsonld=jsonld)
+    records = {rs.name: {r[f"{rs.name}/id"].decode(): r[f"{rs.name}/title"].decode() for r in dataset.records(rs.name)}
+               for rs in dataset.metadata.record_sets}
+    return {"errors": list(dataset.metadata.issues.errors), "records": records,
+            "date_published": str(dataset.metadata.date_published or ""),
+            "creators": [c.name for c in dataset.metadata.creators], "cite_as": dataset.metadata.cite_as}
+print(json.dumps([read(jsonld) for jsonld in sys.argv[1:]]))
+"""
 
-    dataset = mlc.Dataset(jsonld=request.getfixturevalue(release).folder / "croissant.json")
-    assert not dataset.metadata.issues.errors
-    counts: dict[str, int] = {}
-    for record in dataset.records("articles"):
-        split = record["articles/split"].decode()
-        counts[split] = counts.get(split, 0) + 1
-    assert counts == {s: t.height for s, t in split_tables(generations[generation]).items() if t.height}
+
+def read_croissant(cache: Path, *jsonld: str) -> list[dict]:
+    """What mlcroissant reads from each of `jsonld`, in a fresh interpreter whose downloads go to `cache`."""
+    result = subprocess.run([sys.executable, "-c", CROISSANT_SCRIPT, *jsonld], capture_output=True, text=True,
+                            env=os.environ | {"CROISSANT_CACHE": str(cache)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def expected_records(generation: Path, shard_rows: int = SHARD_ROWS) -> dict[str, dict[str, str]]:
+    """id -> title of the articles of each shard's record set (train-00000-of-00002...)."""
+    expected = {}
+    for split, table in split_tables(generation).items():
+        count = shard_count(table.height, shard_rows)
+        for index in range(count):
+            chunk = table.slice(index * shard_rows, shard_rows)
+            expected[f"{split}-{index:05d}-of-{count:05d}"] = dict(zip(chunk["id"], chunk["title"]))
+    return expected
+
+
+def test_croissant_of_a_build_loads_locally(built, built_seed, generations, tmp_path):
+    reads = read_croissant(tmp_path, str(built.folder / "croissant.json"), str(built_seed.folder / "croissant.json"))
+    for read, generation in zip(reads, ("first", "seed")):
+        assert not read["errors"]
+        assert read["records"] == expected_records(generations[generation])
+        assert read["creators"] == ["Arabic News Corpus maintainers"] and not read["date_published"]  # not released yet
 
 
 def test_the_dvc_stage_builds_offline_and_diff_compares_local_builds(built, generations, tmp_path):
@@ -584,6 +728,18 @@ def test_datasets_loads_each_release_as_the_pipeline_wrote_it(session, generatio
             assert got["texts"] == dict(zip(table["id"], table["text"])), (name, split)
             assert got["features"]["text"] == "Value('string')" and got["features"]["published_date"] == "Value('date32')"
             assert got["features"]["n_words"] == "Value('int64')" and list(got["features"]) == CLUSTERED_ARTICLE_SCHEMA.names()
+
+
+def test_croissant_loads_from_its_hub_address(session, generations, tmp_path):
+    """Issue 14.4: mlcroissant reads a release from the address of its croissant.json on the
+    Hub (v1.1.1: several shards per split), with the release's date and its creators."""
+    assert session.runs["v1.1.1"].returncode == 0, outcome(session, "v1.1.1")
+    [read] = read_croissant(tmp_path, f"{session.hub.url}/datasets/{REPO_ID}/resolve/v1.1.1/croissant.json")
+    assert not read["errors"]
+    assert read["records"] == expected_records(generations["second"], SHARD_ROWS // 2)
+    assert read["date_published"].startswith(str(datetime.now(timezone.utc).year))
+    assert read["creators"] == ["Arabic News Corpus maintainers"]
+    assert "author = {{Arabic News Corpus maintainers}}" in read["cite_as"] and "Alhagri, Mohammed" in read["cite_as"]
 
 
 def test_the_token_is_never_printed_or_written(session, tmp_path_factory):

@@ -100,6 +100,8 @@ def test_duplicate_texts_fail_the_corpus_gate_with_the_ids(cleaned, params, tmp_
     assert check["examples"] and set(check["examples"]) <= duplicated
     console = capsys.readouterr().err
     assert "FAILED article_table: Normalised texts unique" in console
+    # Something shows while GX loads (seconds), before the first articles are checked.
+    assert console.index("[validate] setting up Great Expectations") < console.index(f"[validate] {frame.height} articles in")
     assert f"{len(duplicated)} of {frame.height} rows" in console and check["examples"][0] in console
     assert read_json(tmp_path / "out" / "report.json")["failed_expectations"] == [check["name"]]
     assert read_json(tmp_path / "m.json") == {"articles": frame.height, "expectations": len(results["checks"]),
