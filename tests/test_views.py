@@ -161,3 +161,140 @@ def test_plot_tables_add_up_to_the_stage_reports(built):
         rows = table(name)
         assert rows[0][column] == first_bin and len(rows) == 8
         assert sum(int(row[split]) for row in rows for split in ("train", "validation", "test")) == metrics["split"]["articles"]
+
+
+# ---------------------------------------------------------------------------- Data Docs
+
+# Run in the page once it has loaded (and its scripts have run): what a reader sees, as JSON
+# in an attribute of <body>, read back from Chromium's dump of the DOM.
+PROBE = """<script>
+window.addEventListener("load", () => setTimeout(() => {
+  const arabic = /[\\u0600-\\u06FF]/;
+  const icon = document.querySelector(".fas");
+  const cells = [...document.querySelectorAll("td .show-scrollbars")].filter(d => arabic.test(d.textContent)).map(d => {
+    const node = [...d.childNodes].find(n => n.nodeType === 3 && arabic.test(n.data));
+    if (!node) return {text: d.textContent.trim(), right_gap: 0, left_gap: 0};  // in nested markup: not a value cell
+    const range = document.createRange(), text = node.data, at = i => {
+      range.setStart(node, i); range.setEnd(node, i + 1); return range.getBoundingClientRect(); };
+    const first = at(text.search(/\\S/)), last = at(text.trimEnd().length - 1), box = d.getBoundingClientRect();
+    return {text: text.trim(), first_x: first.left, last_x: last.left, right_gap: box.right - Math.max(first.right, last.right),
+            left_gap: Math.min(first.left, last.left) - box.left};
+  });
+  document.body.setAttribute("data-facts", JSON.stringify({
+    pwned: typeof window.pwned,
+    body_font: getComputedStyle(document.body).fontFamily,
+    icon_font: icon ? getComputedStyle(icon, "::before").fontFamily : null,
+    bootstrap_tables: document.querySelectorAll(".bootstrap-table").length,
+    index_rows: document.querySelectorAll("#Validation-Results tbody tr").length,
+    text: document.body.innerText,
+    cells,
+  }));
+}, 500));
+</script>"""
+
+
+def page_facts(page: Path, tmp_path: Path) -> dict:
+    """What `PROBE` finds on `page`, rendered by Chromium (a probed copy beside the page)."""
+    probed = page.with_name(f"probe-{page.name}")
+    probed.write_text(page.read_text(encoding="utf-8").replace("</body>", f"{PROBE}</body>"), encoding="utf-8")
+    try:
+        dom = rendered_dom(probed, tmp_path)
+    finally:
+        probed.unlink()
+    found = re.search(r'<body[^>]*data-facts="([^"]*)"', dom)
+    assert found, f"the probe did not run on {page}"
+    return json.loads(unescape(found.group(1)))
+
+
+def assert_styled_and_offline(page: Path, facts: dict) -> None:
+    html = page.read_text(encoding="utf-8")
+    loaded = re.findall(r'<(?:script|link|img)[^>]+(?:src|href)="([^"]+)"', html)
+    assert loaded and not [url for url in loaded if "://" in url], page  # nothing from the network
+    assert "Segoe UI" in facts["body_font"], facts["body_font"]  # Bootstrap's font stack: its CSS applied
+    assert "Font Awesome" in (facts["icon_font"] or ""), facts["icon_font"]  # the status icons' font
+    assert facts["bootstrap_tables"] > 0  # bootstrap-table's script ran (the index table is filled by it)
+
+
+def test_data_docs_of_a_passing_run_are_styled_offline(built, tmp_path):
+    site = built / "build" / "validate" / "data_docs"
+    index = site / "index.html"
+    facts = page_facts(index, tmp_path)
+    assert_styled_and_offline(index, facts)
+    assert facts["index_rows"] == 3  # rows, deduplicated rows, table: one run
+    for page in sorted(site.glob("validations/**/*.html")):
+        assert_styled_and_offline(page, page_facts(page, tmp_path))
+
+
+def xss_drop(root: Path) -> Path:
+    """The seed drop with one headline written as entity-escaped markup, as scraped HTML has it:
+    clean decodes it into a real <script> tag, which the validation rejects."""
+    drop = root / "raw" / "hostile"
+    shutil.copytree(REPO / "data" / "raw" / "seed", drop)
+    article = sorted(drop.glob("*.txt"))[0]
+    lines = article.read_text(encoding="utf-8").split("\n")
+    lines[0] = "&lt;script&gt;window.pwned=1&lt;/script&gt;" + lines[0]
+    article.write_text("\n".join(lines), encoding="utf-8")
+    return root / "raw"
+
+
+def test_markup_from_a_drop_is_shown_escaped_in_data_docs_and_runs_are_kept(tmp_path, capsys):
+    from pipeline import clean, ingest, validate
+    from pipeline.params import section
+
+    params = load_params(REPO / "params.yaml")
+    raw = xss_drop(tmp_path)
+    ingest.run(raw, tmp_path / "ingest", None, section(params, "ingest"))
+    clean.run(tmp_path / "ingest", tmp_path / "clean", None, params)
+    out = tmp_path / "validate"
+    for _ in range(2):  # a second run: the Data Docs keep the first
+        report = validate.run(tmp_path / "clean" / "articles.parquet", out, None, params, REPO / "gx")
+
+    tag_check = next(check for check in report.failed if check.description == "No HTML tag in title")
+    assert tag_check.example_values[0]["title"].startswith("<script>window.pwned=1</script>")
+    terminal = capsys.readouterr().err
+    assert "title «<script>window.pwned=1</script>" in terminal
+
+    site = out / "data_docs"
+    index = site / "index.html"
+    assert page_facts(index, tmp_path)["index_rows"] == 2 * 3  # two runs of the three suites
+    pages = sorted(site.glob("validations/article_rows/**/*.html"))
+    assert len(pages) == 2
+    for page in pages:
+        assert "<script>window.pwned" not in page.read_text(encoding="utf-8")
+        facts = page_facts(page, tmp_path)
+        assert_styled_and_offline(page, facts)
+        assert facts["pwned"] == "undefined"  # the title's script never ran...
+        assert "<script>window.pwned=1</script>" in facts["text"]  # ...a reader sees it as text
+
+
+def test_a_failure_on_a_derived_column_shows_the_original_title(built, tmp_path, capsys):
+    """A title that is a boilerplate line fails on its match key: the reader sees the key and
+    the title it came from, on the terminal and in Data Docs, the Arabic right to left."""
+    import polars as pl
+
+    from pipeline import validate
+    from pipeline.io import read_json, write_table
+
+    articles = pl.read_parquet(built / "build" / "dedup" / "articles.parquet")
+    victim = articles["id"][7]
+    write_table(articles.with_columns(title=pl.when(pl.col("id") == victim).then(pl.lit("الرئيسية")).otherwise("title")),
+                tmp_path / "articles.parquet")
+    out = tmp_path / "validate"
+    report = validate.run(tmp_path / "articles.parquet", out, None, load_params(built / "params.yaml"), REPO / "gx")
+
+    [check] = report.failed
+    assert check.column == "title_key"
+    assert check.example_values == [{"id": victim, "title_key": "الرءيسيه", "title": "الرئيسية"}]
+    assert f"{victim}: title_key «الرءيسيه»; title «الرئيسية»" in capsys.readouterr().err
+    assert read_json(out / "results.json")["checks"][report.checks.index(check)]["example_values"] == check.example_values
+
+    [page] = sorted((out / "data_docs").glob("validations/article_rows/**/*.html"))
+    facts = page_facts(page, tmp_path)
+    assert_styled_and_offline(page, facts)
+    assert re.search(r"Unexpected Value\s+Count\s+id\s+title\s+الرءيسيه\s+1\s+" + victim + r"\s+الرئيسية", facts["text"]), \
+        facts["text"][facts["text"].find("title is not") - 200:][:600]
+    cells = {cell["text"]: cell for cell in facts["cells"]}
+    for value in ("الرءيسيه", "الرئيسية"):  # read right to left...
+        assert cells[value]["first_x"] > cells[value]["last_x"], cells[value]
+    assert cells["الرءيسيه"]["right_gap"] < cells["الرءيسيه"]["left_gap"]  # ...aligned right (a cell wider than its text)
+    screenshot(page, tmp_path, "data_docs.png", 1400)
