@@ -14,6 +14,8 @@ import json
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from html import unescape
 from pathlib import Path
 
@@ -49,9 +51,11 @@ def rendered_dom(page: Path, tmp_path: Path) -> str:
     return chromium(page, tmp_path, "--dump-dom")
 
 
-def screenshot(page: Path, tmp_path: Path, name: str, height: int) -> Path:
+def screenshot(page: Path, tmp_path: Path, name: str, height: int, script: str = "") -> Path:
+    """A screenshot of `page` (after `script`, run once it has loaded) in build/screenshots/."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    chromium(page, tmp_path, f"--screenshot={SCREENSHOTS / name}", f"--window-size=1400,{height}")
+    with with_script(page, script) as shown:
+        chromium(shown, tmp_path, f"--screenshot={SCREENSHOTS / name}", f"--window-size=1400,{height}")
     return SCREENSHOTS / name
 
 
@@ -117,7 +121,7 @@ def test_every_plot_draws_its_bars_on_the_right_axes(built, tmp_path):
     assert "cdn.jsdelivr.net" not in html and "../web_assets/node_modules/vega/build/vega.min.js" in html
 
     sections = chart_sections(rendered_dom(page, tmp_path))
-    screenshot(page, tmp_path, "plots.png", 3000)
+    screenshot(page, tmp_path, "plots.png", 1700)
 
     assert list(sections) == [chart[0] for chart in CHARTS]
     for chart_id, table, x, ys, x_title, y_title in CHARTS:
@@ -193,14 +197,25 @@ window.addEventListener("load", () => setTimeout(() => {
 </script>"""
 
 
-def page_facts(page: Path, tmp_path: Path) -> dict:
-    """What `PROBE` finds on `page`, rendered by Chromium (a probed copy beside the page)."""
-    probed = page.with_name(f"probe-{page.name}")
-    probed.write_text(page.read_text(encoding="utf-8").replace("</body>", f"{PROBE}</body>"), encoding="utf-8")
+@contextmanager
+def with_script(page: Path, script: str) -> Iterator[Path]:
+    """A copy of `page` beside it (its links still work) with `script` at the end of its body."""
+    copy = page.with_name(f"scripted-{page.name}")
+    copy.write_text(page.read_text(encoding="utf-8").replace("</body>", f"{script}</body>"), encoding="utf-8")
     try:
-        dom = rendered_dom(probed, tmp_path)
+        yield copy
     finally:
-        probed.unlink()
+        copy.unlink()
+
+
+# What a reader clicks to see the failures only: GX's "Failed Only" button.
+SHOW_FAILED_ONLY = '<script>addEventListener("load", () => hideSucceededValidations());</script>'
+
+
+def page_facts(page: Path, tmp_path: Path) -> dict:
+    """What `PROBE` finds on `page`, rendered by Chromium."""
+    with with_script(page, PROBE) as probed:
+        dom = rendered_dom(probed, tmp_path)
     found = re.search(r'<body[^>]*data-facts="([^"]*)"', dom)
     assert found, f"the probe did not run on {page}"
     return json.loads(unescape(found.group(1)))
@@ -297,4 +312,4 @@ def test_a_failure_on_a_derived_column_shows_the_original_title(built, tmp_path,
     for value in ("الرءيسيه", "الرئيسية"):  # read right to left...
         assert cells[value]["first_x"] > cells[value]["last_x"], cells[value]
     assert cells["الرءيسيه"]["right_gap"] < cells["الرءيسيه"]["left_gap"]  # ...aligned right (a cell wider than its text)
-    screenshot(page, tmp_path, "data_docs.png", 1400)
+    screenshot(page, tmp_path, "data_docs.png", 1000, script=SHOW_FAILED_ONLY)
