@@ -37,7 +37,7 @@ def quarantine_by_stage(ingest: dict[str, Any], clean: dict[str, Any], dedup: di
         "clean": clean["quarantined_by_reason"],
         "dedup": {f"{kind}_duplicate": n for kind, n in dedup["duplicates_by_kind"].items()},
     }
-    reasons = [reason for by_reason in taken_out.values() for reason in by_reason]
+    reasons = list(dict.fromkeys(reason for by_reason in taken_out.values() for reason in by_reason))
     return pl.DataFrame(
         {"reason": reasons} | {stage: [by_reason.get(r, 0) for r in reasons] for stage, by_reason in taken_out.items()},
         schema={"reason": pl.String} | {stage: pl.Int64 for stage in taken_out},

@@ -19,12 +19,14 @@ Checks that need a derived value (Arabic ratio, line match keys, text hash) get 
 extra column computed with the shared functions before the frame goes to GX.
 
 Outputs (``paths.validate``): ``results.json`` (every check: passed or not, failing rows,
-example ids) and ``report.json`` (counts and the names of the failed expectations), DVC
+examples) and ``report.json`` (counts and the names of the failed expectations), DVC
 outputs that depend only on the data and params; next to them ``data_docs/index.html``
-(GX Data Docs) and ``gx_results/`` (GX's own result JSON), which GX stamps with the run
-time, so DVC does not track them. ``metrics/validate.json`` has the counts and whether all
-passed. When an expectation fails the command prints which, how many rows and example
-ids, and exits 1, so ``dvc repro`` stops before split and publish.
+(GX Data Docs, every run kept: ``data_docs.py``) and ``gx_results/`` (GX's own result
+JSON), which GX stamps with the run time, so DVC does not track them.
+``metrics/validate.json`` has the counts and whether all passed. When an expectation
+fails the command prints which, how many rows and, per example, the id, an excerpt of the
+value and, for a derived column, of the original title or text line; it exits 1, so
+``dvc repro`` stops before split and publish.
 """
 
 from __future__ import annotations
@@ -55,7 +57,6 @@ HEADLINE = {"articles": "articles", "expectations": "expectations", "failed": "f
 OUTPUT_ENV = "CORPUS_VALIDATE_OUTPUT"
 RESULTS_FILE = "results.json"
 DATA_DOCS_DIR = "data_docs"
-GX_RESULTS_DIR = "gx_results"
 
 # Derived columns the row suite checks, and the columns the table suite sees.
 ROW_CHECK_COLUMNS = ("arabic_ratio", "title_key", "text_line_keys")
