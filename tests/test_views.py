@@ -1,7 +1,8 @@
 """What a person sees: `dvc plots show` and the Data Docs, rendered offline in headless Chromium.
 
-The pages are rendered by Debian's Chromium (`make test` installs it) with the network
-closed to them: every script and style must come from web_assets/ (`make install`). Charts
+The pages are rendered by Debian's Chromium (`make test` installs it) offline: every script
+and style must come from web_assets/ (`make install`); no page may name a network address
+for what it loads. Charts
 are Vega rendered as SVG; each bar and axis carries an ARIA label (Vega's own), which says
 what a reader sees: which field is on which axis, and each bar's category and value.
 Screenshots go to build/screenshots/ for a reviewer.
@@ -115,7 +116,7 @@ def bars(section: str) -> list[tuple[dict[str, str], float]]:
 
 
 def test_every_plot_draws_its_bars_on_the_right_axes(built, tmp_path):
-    run_command(str(REPO / ".venv" / "bin" / "dvc"), "plots", "show", cwd=built)
+    run_command("dvc", "plots", "show", cwd=built)
     page = built / "dvc_plots" / "index.html"
     html = page.read_text(encoding="utf-8")
     assert "cdn.jsdelivr.net" not in html and "../web_assets/node_modules/vega/build/vega.min.js" in html
