@@ -10,16 +10,27 @@ UV_VERSION := 0.13.9
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: reproduce test install lock
+.PHONY: reproduce test install lock chromium
 
 reproduce: install
 	dvc repro
 	dvc metrics show
 
-test: install
+test: install chromium
 	pytest -q
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed web_assets/node_modules/.installed
+
+# The CSS/JS that Data Docs and `dvc plots show` pages load, at the versions they ask
+# for, so the pages work offline (see web_assets/package.json).
+web_assets/node_modules/.installed: web_assets/package.json web_assets/package-lock.json
+	cd web_assets && npm ci --silent
+	touch $@
+
+# The browser of the page tests (tests/test_views.py): Debian's, installed as root when missing.
+chromium: /usr/bin/chromium
+/usr/bin/chromium:
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)

@@ -127,6 +127,7 @@ class DropReport:
             status = "ok  " if check.success else "FAIL"
             detail = f"  {check.outcome()}" if not check.success else ""
             lines.append(f"  {status}  {check.suite:<14}{check.description}{detail}")
+            lines += [f"          {line}" for line in check.example_lines()]
         verdict = "acceptable" if self.validation.success else f"FAILED ({len(self.validation.failed)} expectations)"
         lines += [
             "",

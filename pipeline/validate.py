@@ -19,12 +19,14 @@ Checks that need a derived value (Arabic ratio, line match keys, text hash) get 
 extra column computed with the shared functions before the frame goes to GX.
 
 Outputs (``paths.validate``): ``results.json`` (every check: passed or not, failing rows,
-example ids) and ``report.json`` (counts and the names of the failed expectations), DVC
+examples) and ``report.json`` (counts and the names of the failed expectations), DVC
 outputs that depend only on the data and params; next to them ``data_docs/index.html``
-(GX Data Docs) and ``gx_results/`` (GX's own result JSON), which GX stamps with the run
-time, so DVC does not track them. ``metrics/validate.json`` has the counts and whether all
-passed. When an expectation fails the command prints which, how many rows and example
-ids, and exits 1, so ``dvc repro`` stops before split and publish.
+(GX Data Docs, every run kept: ``data_docs.py``) and ``gx_results/`` (GX's own result
+JSON), which GX stamps with the run time, so DVC does not track them.
+``metrics/validate.json`` has the counts and whether all passed. When an expectation
+fails the command prints which, how many rows and, per example, the id, an excerpt of the
+value and, for a derived column, of the original title or text line; it exits 1, so
+``dvc repro`` stops before split and publish.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
+import re
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,9 +42,9 @@ from typing import Any
 
 import polars as pl
 
-from . import arabic_text
+from . import arabic_text, data_docs
 from .clean import BoilerplateRules
-from .io import batches, reset_dir, scan_table, write_json, write_stage_report
+from .io import batches, scan_table, write_json, write_stage_report
 from .params import path_of, section
 from .progress import Progress, log
 from .schema import ARTICLE_SCHEMA, CLUSTERED_ARTICLE_SCHEMA
@@ -54,13 +57,19 @@ HEADLINE = {"articles": "articles", "expectations": "expectations", "failed": "f
 OUTPUT_ENV = "CORPUS_VALIDATE_OUTPUT"
 RESULTS_FILE = "results.json"
 DATA_DOCS_DIR = "data_docs"
-GX_RESULTS_DIR = "gx_results"
 
 # Derived columns the row suite checks, and the columns the table suite sees.
 ROW_CHECK_COLUMNS = ("arabic_ratio", "title_key", "text_line_keys")
 TABLE_COLUMNS = ("id", "text_key_hash", "n_chars")
 TABLE_CHECKPOINT = "article_table"
 MATCHES_NOTHING = r"[^\s\S]"  # a regex for an empty curated list
+# The column each derived column is computed from: a failure on a derived value (a match
+# key, a ratio) is shown with the original it came from.
+DERIVED_FROM = {"arabic_ratio": "text", "title_key": "title", "text_line_keys": "text", "text_key_hash": "text"}
+EXCERPT_CHARS = 80  # of a value shown on the terminal and in Data Docs
+# Control characters (ANSI escapes among them) and bidi overrides/isolates: a value from a
+# drop must not drive the terminal or reorder the text around it.
+UNSHOWABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,8 @@ class Check:
     rows_checked: int | None = None
     failing_rows: int | None = None
     examples: list[str] = field(default_factory=list)  # ids of failing articles
+    # Per example: id, the failing value (an excerpt) and, for a derived column, the original's.
+    example_values: list[dict[str, str]] = field(default_factory=list)
     observed: Any = None  # what an aggregate expectation measured
     error: str | None = None  # GX could not evaluate the expectation
     kwargs: dict[str, Any] = field(default_factory=dict)  # as in the suite: bounds are $PARAMETERs
@@ -108,6 +119,11 @@ class Check:
         if self.observed is not None:
             return f"observed {self.observed}"
         return ""
+
+    def example_lines(self) -> list[str]:
+        """One line per failing example: its id, the value and (derived column) the original."""
+        return [f"{values['id']}: " + "; ".join(f"{name} «{value}»" for name, value in values.items() if name != "id")
+                for values in self.example_values]
 
 
 @dataclass
@@ -153,6 +169,8 @@ class ValidationReport:
     def log_failures(self, stage: str) -> None:
         for check in self.failed:
             log(stage, f"FAILED {check.name}: {check.outcome()}")
+            for line in check.example_lines():
+                log(stage, f"    {line}")
 
 
 # ---------------------------------------------------------------------------- inputs
@@ -249,7 +267,11 @@ class GxRunner:
         # Results carry kwargs with the parameters filled in; reports keep the suite's.
         self.suite_kwargs = {e.id: e.configuration.kwargs for s in context.suites.all() for e in s.expectations}
 
-    def run(self, checkpoint_name: str, frame: pl.DataFrame, run_name: str) -> None:
+    def run(self, checkpoint_name: str, frame: pl.DataFrame, run_name: str, originals: pl.LazyFrame | None = None) -> None:
+        """Validate `frame` with a checkpoint and build its Data Docs pages. The title and text
+        of failing rows are looked up in `frame`, or in `originals` when it has no such columns."""
+        from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
+
         checkpoint = self.context.checkpoints.get(checkpoint_name)
         checkpoint.result_format = {
             "result_format": "SUMMARY",
@@ -261,11 +283,42 @@ class GxRunner:
             expectation_parameters=self.parameters,
             run_id=self.run_identifier(run_name=run_name),
         )
-        for suite_result in result.run_results.values():
+        lookup = frame.lazy() if "title" in frame.columns else originals
+        for identifier, suite_result in result.run_results.items():
             for outcome in suite_result.results:
-                self._add(suite_result.suite_name, outcome)
+                shown = self._shown_examples(outcome, lookup)
+                self._add(suite_result.suite_name, outcome, shown)
+                outcome.result = data_docs.result_for_docs(outcome.result or {}, outcome.expectation_config.kwargs.get("column"), shown)
+            # The checkpoint stored GX's raw result; Data Docs are built from this one instead.
+            self.context.validation_results_store.set(identifier, suite_result)
+            self.context.build_data_docs(resource_identifiers=[identifier, ExpectationSuiteIdentifier(name=suite_result.suite_name)])
 
-    def _add(self, suite: str, outcome) -> None:
+    def _shown_examples(self, outcome, lookup: pl.LazyFrame | None) -> list[dict[str, str]]:
+        """The failing examples of a column expectation as shown to a person: id, an excerpt
+        of the value (around what a forbidden pattern matched) and, for a derived column,
+        of the original it was computed from."""
+        config = outcome.expectation_config
+        column = config.kwargs.get("column")
+        listed = ((outcome.result or {}).get("partial_unexpected_index_list") or [])[: self.examples]
+        if not column or not listed:
+            return []
+        # Results carry the kwargs with the parameters filled in: the regex itself.
+        pattern = config.kwargs.get("regex") if config.type.endswith("not_match_regex") else None
+        source = DERIVED_FROM.get(column)
+        originals: dict[str, str] = {}
+        if source and lookup is not None:
+            ids = [str(example["id"]) for example in listed]
+            originals = dict(lookup.filter(pl.col("id").is_in(ids)).select("id", source).collect().iter_rows())
+        shown = []
+        for example in listed:
+            article = str(example["id"])
+            values = {"id": article} | ({} if column == "id" else {column: excerpt(example.get(column), pattern)})
+            if article in originals:
+                values[source] = original_excerpt(example.get(column), originals[article], pattern)
+            shown.append(values)
+        return shown
+
+    def _add(self, suite: str, outcome, shown: list[dict[str, str]]) -> None:
         config = outcome.expectation_config
         check = self.checks.get(config.id)
         if check is None:
@@ -276,13 +329,35 @@ class GxRunner:
         if "element_count" in result:
             check.rows_checked = (check.rows_checked or 0) + int(result["element_count"])
             check.failing_rows = (check.failing_rows or 0) + int(result.get("unexpected_count") or 0)
-        for example in result.get("partial_unexpected_index_list") or []:
+        for values in shown:
             if len(check.examples) < self.examples:
-                check.examples.append(str(example["id"]))
+                check.examples.append(values["id"])
+                check.example_values.append(values)
         if "observed_value" in result:
             # For a column set, what differs says more than the whole set.
             check.observed = (result.get("details") or {}).get("mismatched") or result["observed_value"]
         check.error = check.error or _exception_message(outcome.exception_info or {})
+
+
+def excerpt(value: Any, pattern: str | None = None, width: int = EXCERPT_CHARS) -> str:
+    """`value` as one short line: from a little before the first match of `pattern` (the part
+    that failed) or from its start, `width` characters; line breaks shown as ⏎ and
+    unshowable characters dropped, so no value from a drop can drive a terminal."""
+    text = "null" if value is None else str(value)
+    match = re.search(pattern, text) if pattern else None
+    start = max(0, match.start() - width // 4) if match else 0
+    piece = UNSHOWABLE.sub("", text[start:start + width].replace("\n", " ⏎ "))
+    return f"{'…' if start else ''}{piece}{'…' if start + width < len(text) else ''}"
+
+
+def original_excerpt(derived: Any, original: str | None, pattern: str | None) -> str:
+    """An excerpt of the original behind a failing derived value: the original line whose
+    key matched `pattern` when the derived value keys the original line by line, else its start."""
+    if original is not None and isinstance(derived, str) and pattern and (match := re.search(pattern, derived)):
+        lines = original.split("\n")
+        if len(lines) == derived.count("\n") + 1:
+            return excerpt(lines[derived.count("\n", 0, match.start())])
+    return excerpt(original)
 
 
 def run_suites(
@@ -292,8 +367,7 @@ def run_suites(
     `output_dir`. Rows are validated in batches, the table suite once on compact columns."""
     validate = section(params, "validate")
     batch_rows = int(validate["batch_rows"])
-    for name in (DATA_DOCS_DIR, GX_RESULTS_DIR):
-        reset_dir(output_dir / name)
+    # GX's results and Data Docs are kept from run to run: the Data Docs index lists every run.
     rules = BoilerplateRules.from_params(section(params, "boilerplate"))
     parameters = suite_parameters(params, target, rules)
     log(stage, "setting up Great Expectations (about 10 s)")
@@ -309,9 +383,10 @@ def run_suites(
         tables.append(batch.select(TABLE_COLUMNS))
         start += batch.height
         progress.advance(batch.height)
-    runner.run(TABLE_CHECKPOINT, pl.concat(tables), f"{target.name} table")
+    runner.run(TABLE_CHECKPOINT, pl.concat(tables), f"{target.name} table", originals=checked)
     configured = parameters | {"published_date_max": str(validate["published_date"]["max"])}
     report = ValidationReport(target.name, start, len(tables), list(runner.checks.values()), configured)
+    data_docs.finish_site(output_dir / DATA_DOCS_DIR)
     progress.done(f"{len(report.checks) - len(report.failed)} of {len(report.checks)} expectations passed")
     return report
 

@@ -51,7 +51,7 @@ def project(tmp_path: Path) -> Path:
 
 def copy_project(root: Path) -> Path:
     """The `project` fixture's copy of the repository at `root`."""
-    ignore = shutil.ignore_patterns(".venv", ".git", "build", "__pycache__", ".pytest_cache", "*.egg-info", "tmp", "cache")
+    ignore = shutil.ignore_patterns(".venv", ".git", "node_modules", "build", "__pycache__", ".pytest_cache", "*.egg-info", "tmp", "cache")
     shutil.copytree(REPO, root, ignore=ignore)
     for command in (
         ["git", "init", "-q"],

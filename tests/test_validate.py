@@ -225,3 +225,17 @@ def test_a_table_without_cluster_id_fails_the_corpus_gate(corpus, params, tmp_pa
     assert checks["article_rows: Columns: the article schema, cluster_id after dedup, the check columns"].observed == {"missing": ["cluster_id"]}
     assert 'The column "cluster_id" in BatchData does not exist' in checks["deduplicated_rows: cluster_id present"].error
     assert {c.suite for c in report.failed} == {"article_rows", "deduplicated_rows"}
+
+
+def test_excerpts_show_the_failing_part_and_nothing_that_drives_a_terminal():
+    words = "كلمة " * 40
+    shown = validate.excerpt(f"سطر أول\n{words}<b>وسم</b> {words}", arabic_text.HTML_TAG)
+    assert shown.startswith("…") and "<b>وسم</b>" in shown and shown.endswith("…")
+    assert len(shown) == validate.EXCERPT_CHARS + 2
+    # ESC (colour codes), a right-to-left override and line breaks from a drop are not passed on.
+    assert validate.excerpt("a\x1b[31mred\x1b[0m\u202eb\nc") == "a[31mred[0mb ⏎ c"
+    assert validate.excerpt(None) == "null"
+    # A failing line key is shown with the original line it was computed from.
+    keys, original = "اول سطر\nالرءيسيه\nثالث", "أوّل سطر\nالرئيسية\nثالث"
+    assert validate.original_excerpt(keys, original, r"(?m)^(?:الرءيسيه)$") == "الرئيسية"
+    assert validate.original_excerpt("الرءيسيه", "الرئيسية", None) == "الرئيسية"

@@ -1,0 +1,108 @@
+"""Plot data: the small CSVs behind the curator's plots of `dvc plots show`.
+
+Derived from what the stages already wrote (their report.json and the tables), so no
+stage changes its outputs for a chart. Written to ``paths.plots``:
+
+* ``quarantine_by_stage.csv``: per reason, articles taken out at ingest, at clean, and
+  removed as duplicates by dedup (one column a stage).
+* ``articles_by_drop.csv``: per drop, its inputs, the articles ingest made of them, those
+  clean kept, those dedup kept, and those published (one column a step).
+* ``chars_by_split.csv`` / ``words_by_split.csv``: length distribution of the published
+  articles (characters / words per article, in bins), one column a split.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from .io import read_json, scan_table
+from .params import path_of
+from .progress import log
+from .schema import SPLITS
+from .stage_command import StagePaths, add_stage_command
+
+STAGE = "plots"
+# Left bin edges; each length scale roughly doubles (articles span 80 to 100,000 characters).
+CHAR_BINS = (0, 250, 500, 1000, 2000, 4000, 8000, 16000)
+WORD_BINS = (0, 50, 100, 200, 400, 800, 1600, 3200)
+
+
+def quarantine_by_stage(ingest: dict[str, Any], clean: dict[str, Any], dedup: dict[str, Any]) -> pl.DataFrame:
+    """Articles taken out per reason (rows) and stage (columns), from the stage reports."""
+    taken_out = {
+        "ingest": ingest["quarantined_by_reason"],
+        "clean": clean["quarantined_by_reason"],
+        "dedup": {f"{kind}_duplicate": n for kind, n in dedup["duplicates_by_kind"].items()},
+    }
+    reasons = list(dict.fromkeys(reason for by_reason in taken_out.values() for reason in by_reason))
+    return pl.DataFrame(
+        {"reason": reasons} | {stage: [by_reason.get(r, 0) for r in reasons] for stage, by_reason in taken_out.items()},
+        schema={"reason": pl.String} | {stage: pl.Int64 for stage in taken_out},
+    )
+
+
+def articles_by_drop(steps: dict[str, pl.LazyFrame]) -> pl.DataFrame:
+    """Per drop (rows), its articles at each step (`steps`: name -> table with a ``drop`` column)."""
+    frame = None
+    for step, table in steps.items():
+        counts = table.group_by("drop").agg(pl.len().cast(pl.Int64).alias(step)).collect()
+        frame = counts if frame is None else frame.join(counts, on="drop", how="full", coalesce=True)
+    return frame.fill_null(0).sort("drop")
+
+
+def bin_labels(edges: tuple[int, ...]) -> list[str]:
+    """"0-249", "250-499", ..., the last "16000+"."""
+    return [f"{lo}-{hi - 1}" for lo, hi in zip(edges, edges[1:])] + [f"{edges[-1]}+"]
+
+
+def lengths_by_split(splits: dict[str, pl.LazyFrame], column: str, edges: tuple[int, ...]) -> pl.DataFrame:
+    """Articles per length bin (rows: every bin, in order) and split (columns)."""
+    labels = bin_labels(edges)
+    frame = pl.DataFrame({column: labels})
+    for split, table in splits.items():
+        index = pl.sum_horizontal([(pl.col(column) >= edge).cast(pl.Int32) for edge in edges[1:]])
+        binned = index.replace_strict(dict(enumerate(labels)), return_dtype=pl.String).alias(column)
+        counts = table.group_by(binned).agg(pl.len().cast(pl.Int64).alias(split)).collect()
+        frame = frame.join(counts, on=column, how="left", maintain_order="left").with_columns(pl.col(split).fill_null(0))
+    return frame
+
+
+# ---------------------------------------------------------------------------- stage
+
+
+def run(stage_dirs: dict[str, Path], output_dir: Path) -> None:
+    """Write the plot CSVs from the outputs of the stages in `stage_dirs` (name -> folder)."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    reports = {name: read_json(stage_dirs[name] / "report.json") for name in ("ingest", "clean", "dedup")}
+    splits = {split: scan_table(stage_dirs["split"] / f"{split}.parquet") for split in SPLITS}
+    ingested = scan_table(stage_dirs["ingest"] / "articles")
+    steps = {
+        "inputs": pl.concat([ingested.select("drop"), scan_table(stage_dirs["ingest"] / "quarantine.parquet").select("drop")]),
+        "ingested": ingested,
+        "cleaned": scan_table(stage_dirs["clean"] / "articles.parquet"),
+        "deduplicated": scan_table(stage_dirs["dedup"] / "articles.parquet"),
+        "published": pl.concat(list(splits.values())),
+    }
+    tables = {
+        "quarantine_by_stage": quarantine_by_stage(reports["ingest"], reports["clean"], reports["dedup"]),
+        "articles_by_drop": articles_by_drop({step: table.select("drop") for step, table in steps.items()}),
+        "chars_by_split": lengths_by_split(splits, "n_chars", CHAR_BINS),
+        "words_by_split": lengths_by_split(splits, "n_words", WORD_BINS),
+    }
+    for name, table in tables.items():
+        table.write_csv(output_dir / f"{name}.csv")
+    log(STAGE, f"{len(tables)} plot tables in {output_dir}: `dvc plots show`")
+
+
+def add_command(commands) -> None:
+    add_stage_command(commands, STAGE, input_from=("split",),
+                      input_help="split output folder (other stages: <paths.STAGE>)", main=_main)
+
+
+def _main(paths: StagePaths, params: dict[str, Any], args) -> int:
+    stage_dirs = {name: path_of(params, name) for name in ("ingest", "clean", "dedup")} | {"split": paths.input}
+    run(stage_dirs, paths.output)
+    return 0
