@@ -31,7 +31,7 @@ COMMANDS = (
     Command("split", "split:add_command", "assign train/validation/test; measure leakage",
             ("corpus split", "corpus split --input /tmp/dedup --output /tmp/split")),
     Command("plots", "plots:add_command", "write the CSVs behind `dvc plots show` from the stages' outputs",
-            ("corpus plots", "dvc plots show   # then open dvc_plots/index.html")),
+            ("corpus plots   # then `dvc plots show` draws them", "corpus plots --output /tmp/plots")),
     Command("publish", "publish:add_command", "build the release; publish it as a tagged Hub release",
             ("corpus publish --build-only   # what `dvc repro` runs, offline",
              "corpus publish --dry-run      # compare with the Hub, upload nothing",
