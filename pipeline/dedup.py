@@ -64,6 +64,7 @@ class DedupParams:
     verify_batch_pairs: int
     containment: float
     containment_min_shingles: int
+    containment_min_share: float
     join_min: float
     figures_min: int
     figures_tolerance: float
@@ -80,6 +81,7 @@ class DedupParams:
             verify_batch_pairs=int(dedup["verify_batch_pairs"]),
             containment=float(dedup["containment"]),
             containment_min_shingles=int(dedup["containment_min_shingles"]),
+            containment_min_share=float(dedup["containment_min_share"]),
             join_min=float(dedup["join_min"]),
             figures_min=int(dedup["figures_min"]),
             figures_tolerance=float(dedup["figures_tolerance"]),
@@ -224,11 +226,18 @@ class Overlap:
     jaccard: np.ndarray
     containment: np.ndarray
     smaller: np.ndarray
+    larger: np.ndarray
+
+    def inside(self, containment: float, params: DedupParams) -> np.ndarray:
+        """At least ``containment`` of the smaller set lies inside the other, and the smaller
+        is not a small part of it (``containment_min_share``): a teaser, a truncation, not
+        a brief that a long roundup quotes."""
+        return (self.containment >= containment) & (self.smaller >= params.containment_min_share * self.larger)
 
     def contained(self, params: DedupParams) -> np.ndarray:
-        """The smaller set lies inside the other (a teaser, a truncation) and is big enough
-        (``containment_min_shingles``) for that to be more than a few shared sentences."""
-        return (self.containment >= params.containment) & (self.smaller >= params.containment_min_shingles)
+        """``inside`` at ``containment``, and the smaller big enough (``containment_min_shingles``)
+        for that to be more than a few shared sentences."""
+        return self.inside(params.containment, params) & (self.smaller >= params.containment_min_shingles)
 
     def similar(self, params: DedupParams) -> np.ndarray:
         return (self.jaccard >= params.threshold) | self.contained(params)
@@ -248,27 +257,32 @@ def verify(shingle_sets: minhash.ShingleSets, a: np.ndarray, b: np.ndarray, para
     return Overlap(
         jaccard=np.divide(shared, union, out=np.zeros(len(a)), where=union > 0),
         containment=np.divide(shared, smaller, out=np.zeros(len(a)), where=smaller > 0),
-        smaller=smaller,
+        smaller=smaller, larger=np.maximum(size_a, size_b),
     )
 
 
 def pair_similarity(pairs: pl.DataFrame, texts: pl.LazyFrame, params: DedupParams) -> pl.DataFrame:
-    """Real Jaccard similarity of the shingle sets of each pair (columns id_a, id_b).
+    """Real similarity of the shingle sets of each pair (columns id_a, id_b), and whether
+    the pair is a duplicate by the stage's rule (Jaccard or containment, figures agreeing).
 
     ``texts`` (id, text; ids unique) must hold both sides. The articles of the pairs are
     read once, in batches, into ``minhash.ShingleSets`` (a temporary file), so no shingle
-    set is held in memory per pair. Returns id_a, id_b, similarity in the order of ``pairs``."""
+    set is held in memory per pair. Returns id_a, id_b, similarity (Jaccard), containment,
+    figures_differ, duplicate, in the order of ``pairs``."""
     pairs = pairs.select("id_a", "id_b")
     if pairs.is_empty():
-        return pairs.with_columns(similarity=pl.lit(None, dtype=pl.Float64))
+        return pairs.with_columns(similarity=pl.lit(None, dtype=pl.Float64), containment=pl.lit(None, dtype=pl.Float64),
+                                  figures_differ=pl.lit(None, dtype=pl.Boolean), duplicate=pl.lit(None, dtype=pl.Boolean))
     wanted = pl.concat([pairs["id_a"], pairs["id_b"]]).unique()
     numbered: list[pl.Series] = []
+    figure_parts: list[pl.DataFrame] = []
     progress = Progress(STAGE, "articles read to verify pairs")
     with minhash.ShingleSets() as shingle_sets:
         for batch in batches(texts.select("id", "text"), params.batch_size):
             batch = with_match_words(batch.lazy().filter(pl.col("id").is_in(wanted.implode())))
-            batch = batch.collect(engine="streaming")
+            batch = batch.with_columns(figures=figure_snippets(pl.col("text"))).collect(engine="streaming")
             shingle_sets.add(minhash.shingle_hashes(batch["words"], params.minhash.ngram))
+            figure_parts.append(figure_table(batch["figures"], first_doc=progress.count))
             numbered.append(batch["id"])
             progress.advance(batch.height)
         progress.done(f"{pairs.height:,} pairs")
@@ -280,8 +294,13 @@ def pair_similarity(pairs: pl.DataFrame, texts: pl.LazyFrame, params: DedupParam
         docs = pairs.join(number.rename({"id": "id_a", "doc": "a"}), on="id_a", how="left", maintain_order="left").join(
             number.rename({"id": "id_b", "doc": "b"}), on="id_b", how="left", maintain_order="left"
         )
-        overlap = verify(shingle_sets, docs["a"].to_numpy(), docs["b"].to_numpy(), params)
-    return pairs.with_columns(similarity=pl.Series(overlap.jaccard, dtype=pl.Float64))
+        a, b = docs["a"].to_numpy(), docs["b"].to_numpy()
+        overlap = verify(shingle_sets, a, b, params)
+    differ = figures_differ(pl.concat(figure_parts), a, b, params)
+    return pairs.with_columns(
+        similarity=pl.Series(overlap.jaccard, dtype=pl.Float64), containment=pl.Series(overlap.containment, dtype=pl.Float64),
+        figures_differ=pl.Series(differ), duplicate=pl.Series(overlap.similar(params) & ~differ),
+    )
 
 
 # ------------------------------------------------------------------ clustering
@@ -440,7 +459,7 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams) -> DedupResult:
         def close(kept: np.ndarray, member: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             near = verify(shingle_sets, doc[kept], doc[member], params)
             agree = ~figures_differ(figures, doc[kept], doc[member], params)
-            return (near.containment >= params.join_min) & agree, near.jaccard
+            return near.inside(params.join_min, params) & agree, near.jaccard
 
         def agree(x: np.ndarray, y: np.ndarray) -> np.ndarray:
             return ~figures_differ(figures, doc[x], doc[y], params)
@@ -477,7 +496,7 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams) -> DedupResult:
     # duplicates the star clustering left in two clusters (a removed article close to
     # another cluster too); a small article inside a bigger one; the band below the threshold.
     same_cluster = kept_rank[a] == kept_rank[b]
-    contained_only = (overlap.containment >= params.containment) & ~is_edge
+    contained_only = overlap.inside(params.containment, params) & ~is_edge
     below = (similarity >= params.review_min) & ~is_edge
     reason = np.select(
         [differ, is_edge & ~same_cluster, contained_only, below], list(REVIEW_REASONS), default=""
@@ -511,8 +530,9 @@ def write_index(index: pl.DataFrame, index_dir: Path, params: DedupParams, artic
 def match_against_index(articles: pl.LazyFrame, index_dir: Path, params: dict[str, Any]) -> pl.DataFrame:
     """Which of `articles` are already in the corpus indexed at `index_dir`.
 
-    One row per input article that is an exact or near duplicate of a kept corpus article:
-    id, duplicate_of (the corpus article), similarity (Jaccard, 1.0 for exact), kind. The
+    One row per input article that is an exact or near duplicate of a kept corpus article
+    (by the stage's rule: Jaccard or containment, figures agreeing): id, duplicate_of (the
+    corpus article), similarity (Jaccard, 1.0 for exact), kind. The
     corpus is not recomputed: only the new articles are signed, candidates come from the
     stored signatures, and only candidate corpus articles are read back for verification.
     """
@@ -546,7 +566,7 @@ def match_against_index(articles: pl.LazyFrame, index_dir: Path, params: dict[st
     texts = pl.concat([corpus_texts, articles.select(id=NEW_PREFIX + pl.col("id"), text="text")])
     near = (
         pair_similarity(candidates, texts, dedup)
-        .filter(pl.col("similarity") >= dedup.threshold)
+        .filter("duplicate")
         .sort(["id_b", "similarity", "id_a"], descending=[False, True, False])
         .unique("id_b", keep="first", maintain_order=True)
         .select(id=pl.col("id_b").str.strip_prefix(NEW_PREFIX), duplicate_of="id_a", similarity="similarity",

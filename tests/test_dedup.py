@@ -254,16 +254,22 @@ def test_a_teaser_joins_the_longer_reprint_that_took_its_base():
     assert overlap["similarity"][0] < params.threshold  # found by containment, not by Jaccard
 
 
-def test_a_few_shared_sentences_do_not_make_a_duplicate():
-    """Two different real articles sharing three sentences: containment of the small one
-    is high only if it is tiny, and the size floor keeps it apart."""
+def test_a_few_shared_sentences_or_a_quoted_item_do_not_make_a_duplicate():
+    """Real articles: a short text whose ~40 words lie inside another is under the size
+    floor (review: containment_only); a 70-word item quoted whole by a long roundup is a
+    small part of it (share floor): both stay."""
+    other = _snn_text("snn-2015-07-21-0008").split()
     shared = " ".join(_snn_text("snn-2015-07-21-0004").split()[:40])
-    small = shared + " " + " ".join(_snn_text("snn-2015-07-21-0008").split()[:8])
-    big = _snn_text("snn-2015-07-21-0008") + "\n" + shared
-    articles = _articles({"big": big, "small": small})
+    articles = _articles({"big": " ".join(other[:60]) + "\n" + shared, "small": shared + " " + " ".join(other[-8:])})
     result = dedup.deduplicate(articles.lazy(), dedup.DedupParams.from_params(PARAMS))
     assert result.assignment["kind"].null_count() == 2
     assert result.review["reason"].to_list() == ["containment_only"]
+
+    # (LSH seldom proposes such a pair: the rule itself, on the set sizes)
+    params = dedup.DedupParams.from_params(PARAMS)
+    inside = dedup.Overlap(jaccard=np.array([0.1, 0.6]), containment=np.array([1.0, 1.0]),
+                           smaller=np.array([70, 420]), larger=np.array([700, 700]))
+    assert inside.contained(params).tolist() == [False, True]  # a quoted item; a teaser (60 %)
 
 
 def test_word_hashes_are_stable_and_do_not_depend_on_the_batch():
