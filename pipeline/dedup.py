@@ -221,7 +221,7 @@ def figures_differ(figures: pl.DataFrame, a: np.ndarray, b: np.ndarray, params: 
 @dataclass
 class Overlap:
     """The real overlap of pairs of shingle sets: Jaccard |A∩B| / |A∪B|, containment
-    |A∩B| / |smaller| and the smaller set's size."""
+    |A∩B| / |smaller|, and the sizes of the smaller and the larger set."""
 
     jaccard: np.ndarray
     containment: np.ndarray
