@@ -7,26 +7,33 @@ What it builds (the same builder serves tests/test_dedup.py and benchmarks/dedup
 
 * Base articles: real articles run through the real ingest and clean stages: the 599
   SaudiNewsNet sample files (reprint clusters, the Libya group, boilerplate-heavy and
-  random articles) and the five seeds (one story, five independent texts).
+  random articles), 22 templated reports of different events from the SaudiNewsNet zips
+  (``data/templated_negatives.tsv``: execution notices, "aid plane no. N lands", market
+  and currency reports, weekly bridge traffic, congratulation cables) and the five seeds
+  (one story, five independent texts).
 * Variants: for each base article, near-duplicates made by the edits outlets make when
   they reprint a story (``make_variant``): a new headline, boilerplate lines added or
   removed, a sentence inserted or dropped, diacritics / letter forms / punctuation / digit
   scripts changed, words changed; the sentence and word edits together change 10-20 % of
   the words. Changed words come in runs whose lengths follow the runs measured between
-  real reprints of SaudiNewsNet (``EDIT_RUNS``).
+  real reprints of SaudiNewsNet (``EDIT_RUNS``). A quarter of the variants are teasers
+  (``make_teaser``): the first 50-70 % of the text, half of them with a paragraph added
+  or dropped.
 * Labels: a *family* is a base article and its variants; two articles are duplicates
   exactly when they belong to the same family. Different base articles are hard negatives
   (many are different articles on the same story: the Libya group, the seeds, reprint
-  clusters of related stories) -- except pairs of base articles that are themselves
-  reprints or rewrites of one text: the sample's reprint clusters, and any two base
-  articles sharing at least ``RELATED_JACCARD`` of their 5-word shingles (computed exactly,
-  over all pairs). Those pairs carry no label: they are reported apart ("natural
-  reprints"), not counted in precision or recall.
+  clusters of related stories, the templated reports) -- except pairs of base articles
+  that are themselves reprints or rewrites of one text: the sample's reprint clusters, and
+  any two base articles sharing at least ``RELATED_JACCARD`` of their 5-word shingles or
+  with one inside the other (``RELATED_CONTAINMENT``), computed exactly over all pairs.
+  Those pairs carry no label: they are reported apart ("natural reprints"), not counted in
+  precision or recall. Templated reports of one template are never natural reprints.
 
-Precision and recall are over removals (``score``): a removed article is right when the
-article it was removed for is of its family; recall is the share of the removals each
-family needs (all members but one) that happened. Pair-level figures over the final
-clusters are printed too.
+Scores (``score``): over removals (a removed article is right when the article it was
+removed for is of its family; recall is the share of the removals each family needs), and
+over the pairs of the final clusters (``pairs_*``: what the goals are set on); recall of
+teasers, of teasers with a paragraph changed, of pairs of two reprints of one base; and
+the templated pairs merged (those whose figures differ must never be).
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ import shutil
 import sys
 import tempfile
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,7 +56,7 @@ import polars as pl
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # runnable as a script from anywhere
 
-from benchmarks.shared_corpus import SAUDI_MANIFEST, SAUDI_SAMPLE  # noqa: E402
+from benchmarks.shared_corpus import SAUDI_MANIFEST, SAUDI_SAMPLE, SAUDI_ZIPS  # noqa: E402
 from benchmarks.shared_corpus import SEED as SEED_DROP  # noqa: E402
 from pipeline import arabic_text, clean, dedup, ingest, minhash  # noqa: E402
 from pipeline.params import load_params, section  # noqa: E402
@@ -72,7 +80,11 @@ DIACRITICS = ["\u064e", "\u064f", "\u0650", "\u0651", "\u064b", "\u0652"]
 FORM_SWAPS = {"ا": "أ", "أ": "ا", "إ": "ا", "ه": "ة", "ة": "ه", "ي": "ى", "ى": "ي", "ؤ": "ئ", "ئ": "ؤ"}
 PUNCTUATION_SWAPS = {"،": ",", ",": "،", ".": "۔", "؟": "?", "«": '"', "»": '"'}
 ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
-EDITS = ("headline", "boilerplate", "sentence", "forms", "words")
+EDITS = ("headline", "boilerplate", "sentence", "forms", "words", "teaser", "paragraph")
+TEASER_SHARE = 0.25  # of variants: the first 50-70 % of the text, a paragraph added or dropped half the time
+TEASER_KEEP = (0.5, 0.7)
+RELATED_CONTAINMENT = 0.7  # a base inside another (a natural teaser) is a natural reprint too
+TEMPLATED = Path(__file__).resolve().parent / "data" / "templated_negatives.tsv"
 BYLINE_WORDS = 12  # a first line this short is a dateline or byline, not content
 SENTENCE_END = re.compile(r"(?<=[.!?؟\n])\s*")  # splits on punctuation only, never inside words
 
@@ -96,12 +108,16 @@ def cleaned_articles(drops: dict[str, list[Path]], workdir: Path, params: dict[s
 
 
 def sample_articles(workdir: Path, params: dict[str, Any]) -> pl.DataFrame:
-    """The cleaned SaudiNewsNet sample and seeds, with ``group`` (manifest group, 'seed')."""
+    """The cleaned SaudiNewsNet sample, templated reports and seeds, with ``group``
+    (manifest group, 'templated:<template>', 'seed')."""
     sample = sorted(SAUDI_SAMPLE.glob("*.json"))
+    templated = templated_articles(workdir / "templated")
     seeds = sorted(SEED_DROP.glob("*.txt"))
-    articles = cleaned_articles({"sample": sample, "seed": seeds}, workdir, params)
-    manifest = pl.read_csv(SAUDI_MANIFEST, separator="\t", quote_char=None)
-    return articles.join(manifest.select(file="id", group="group"), on="file", how="left").with_columns(
+    articles = cleaned_articles({"sample": sample, "templated": templated, "seed": seeds}, workdir, params)
+    manifest = pl.read_csv(SAUDI_MANIFEST, separator="\t", quote_char=None).select(file="id", group="group")
+    templates = pl.read_csv(TEMPLATED, separator="\t", quote_char=None).select(
+        file="id", group="templated:" + pl.col("template"), figures="figures")
+    return articles.join(pl.concat([manifest, templates], how="diagonal"), on="file", how="left").with_columns(
         group=pl.when(pl.col("drop") == "seed").then(pl.lit("seed")).otherwise(pl.col("group"))
     )
 
@@ -167,7 +183,10 @@ def make_variant(title: str, text: str, other_text: str, vocabulary: np.ndarray,
     The edits that change words ("sentence", "words") share one budget of 10-20 % of the
     article's words: a sentence inserted or dropped uses up to half of it, "words" the rest.
     Returns (title, text, edits applied)."""
-    edits = [e for e in EDITS if rng.random() < 0.5] or [str(rng.choice(EDITS))]
+    if rng.random() < TEASER_SHARE:
+        return make_teaser(title, text, other_text, rng)
+    reprint_edits = EDITS[:5]
+    edits = [e for e in reprint_edits if rng.random() < 0.5] or [str(rng.choice(reprint_edits))]
     budget = round(float(rng.uniform(0.10, 0.20)) * len(text.split()))
     if "headline" in edits:
         words = title.split(" ")
@@ -202,6 +221,45 @@ def make_variant(title: str, text: str, other_text: str, vocabulary: np.ndarray,
     return title, text, edits
 
 
+def make_teaser(title: str, text: str, other_text: str, rng: np.random.Generator) -> tuple[str, str, list[str]]:
+    """A teaser or truncation of (title, text): its first 50-70 % of words, cut after a
+    sentence; half the time a paragraph of it dropped or a paragraph of another article
+    added; headline, boilerplate and form edits as in ``make_variant``."""
+    sentences = _sentences(text)
+    keep = float(rng.uniform(*TEASER_KEEP)) * len(text.split())
+    kept, words = [], 0
+    for sentence in sentences:  # cut at the sentence end nearest to `keep` words
+        if kept and words + len(sentence.split()) / 2 > keep:
+            break
+        kept.append(sentence)
+        words += len(sentence.split())
+    text = "".join(kept).strip()
+    edits = ["teaser"]
+    if rng.random() < 0.5:
+        edits.append("paragraph")
+        lines = text.split("\n")
+        if len(lines) > 2 and rng.random() < 0.5:
+            del lines[int(rng.integers(1, len(lines)))]  # not the lead
+        else:  # new content: a run of words of another article, a quarter of the teaser's length at most
+            other = other_text.split()
+            size = min(len(other) // 4, max(8, len(text.split()) // 4))
+            start = int(rng.integers(0, max(1, len(other) - size)))
+            lines.insert(int(rng.integers(1, len(lines) + 1)), " ".join(other[start:start + size]))
+        text = "\n".join(lines)
+    if rng.random() < 0.5:
+        edits.append("headline")
+        shuffled = title.split(" ")
+        rng.shuffle(shuffled)
+        title = str(rng.choice(HEADLINE_PREFIXES)) + " ".join(shuffled)
+    if rng.random() < 0.5:
+        edits.append("boilerplate")
+        text = text + "\n" + str(rng.choice(BOILERPLATE_LINES))
+    if rng.random() < 0.5:
+        edits.append("forms")
+        text = change_forms(text, rng)
+    return title, text, edits
+
+
 @dataclass
 class Evaluation:
     """A corpus (ARTICLE_SCHEMA) with its labels."""
@@ -210,25 +268,33 @@ class Evaluation:
     family: pl.DataFrame  # id, family (the base article's id), edits (list, empty for bases)
     related: pl.DataFrame  # family_a < family_b: base articles that are natural reprints / rewrites
     info: dict[str, Any] = field(default_factory=dict)
+    # id_a < id_b: base articles of one template that state different facts (templated reports)
+    # (figures: "differ" when they state other figures, "none" when they carry none to compare)
+    negatives: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(
+        schema={"id_a": pl.String, "id_b": pl.String, "figures": pl.String}))
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        for name in ("articles", "family", "related"):
+        for name in ("articles", "family", "related", "negatives"):
             getattr(self, name).write_parquet(directory / f"{name}.parquet")
         (directory / "info.json").write_text(json.dumps(self.info))
 
     @classmethod
     def load(cls, directory: Path) -> "Evaluation":
-        frames = {name: pl.read_parquet(directory / f"{name}.parquet") for name in ("articles", "family", "related")}
+        names = [n for n in ("articles", "family", "related", "negatives") if (directory / f"{n}.parquet").exists()]
+        frames = {name: pl.read_parquet(directory / f"{name}.parquet") for name in names}
         return cls(**frames, info=json.loads((directory / "info.json").read_text()))
 
 
 def build_evaluation(bases: pl.DataFrame, variants_per_article: tuple[int, int] = (1, 2), seed: int = SEED,
-                     exclude_groups: tuple[str, ...] = ("seed",), natural_groups: pl.DataFrame | None = None) -> Evaluation:
+                     exclude_groups: tuple[str, ...] = ("seed",), natural_groups: pl.DataFrame | None = None,
+                     negative_groups: pl.DataFrame | None = None) -> Evaluation:
     """Bases plus 1-2 variants each (none for ``exclude_groups``), and the labels.
 
     ``natural_groups`` (id, group): base articles known to be reprints of each other (the
-    sample's clusters); base pairs with exact 5-shingle Jaccard >= RELATED_JACCARD join them."""
+    sample's clusters); base pairs with exact 5-shingle Jaccard >= RELATED_JACCARD join them.
+    ``negative_groups`` (id, group): base articles known to be different (templated reports):
+    never related, whatever their similarity."""
     rng = np.random.default_rng(seed)
     bases = bases.sort("id")
     vocabulary = bases.select(w=arabic_text.words(pl.col("text"))).explode("w").unique().sort("w")["w"].to_numpy()
@@ -249,12 +315,21 @@ def build_evaluation(bases: pl.DataFrame, variants_per_article: tuple[int, int] 
     variants = pl.DataFrame(rows, schema=bases.schema) if rows else bases.clear()
     articles = arabic_text.with_lengths(pl.concat([bases, variants]).select(ARTICLE_SCHEMA.names())).sort("id")
     family = pl.DataFrame(families, schema={"id": pl.String, "family": pl.String, "edits": pl.List(pl.String)})
-    related = related_bases(bases, natural_groups)
-    return Evaluation(articles, family, related, {"bases": bases.height, "variants": variants.height})
+    related = related_bases(bases, natural_groups, negative_groups)
+    evaluation = Evaluation(articles, family, related, {"bases": bases.height, "variants": variants.height})
+    if negative_groups is not None:  # (id, group, figures): pairs of one template, with its `figures`
+        figures = negative_groups.select("group", "figures").unique()
+        evaluation.negatives = _pairs_within(negative_groups, "group").join(
+            negative_groups.select(id_a="id", group="group"), on="id_a").join(figures, on="group").select("id_a", "id_b", "figures")
+    return evaluation
 
 
-def related_bases(bases: pl.DataFrame, natural_groups: pl.DataFrame | None) -> pl.DataFrame:
-    """Pairs of base articles (a < b) that are reprints or rewrites of one text."""
+def related_bases(bases: pl.DataFrame, natural_groups: pl.DataFrame | None,
+                  negative_groups: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Pairs of base articles (a < b) that are reprints or rewrites of one text: exact
+    5-shingle Jaccard >= RELATED_JACCARD, or the smaller inside the other (containment >=
+    RELATED_CONTAINMENT), or one of ``natural_groups`` (id, group) -- except pairs of one
+    of ``negative_groups`` (id, group): templated reports known to state different facts."""
     words = bases.select("id", w=arabic_text.key_words(arabic_text.match_key(pl.col("text"))))
     shingles = minhash.shingle_hashes(words["w"], 5)
     sets = pl.DataFrame({"id": np.repeat(words["id"].to_numpy(), shingles.counts), "s": shingles.hashes}).unique()
@@ -263,14 +338,37 @@ def related_bases(bases: pl.DataFrame, natural_groups: pl.DataFrame | None) -> p
         sets.join(sets, on="s", suffix="_b").filter(pl.col("id") < pl.col("id_b"))
         .group_by("id", "id_b").agg(shared=pl.len())
         .join(sizes, on="id").join(sizes.rename({"id": "id_b", "n": "n_b"}), on="id_b")
-        .filter(pl.col("shared") / (pl.col("n") + pl.col("n_b") - pl.col("shared")) >= RELATED_JACCARD)
+        .filter((pl.col("shared") / (pl.col("n") + pl.col("n_b") - pl.col("shared")) >= RELATED_JACCARD)
+                | (pl.col("shared") / pl.min_horizontal("n", "n_b") >= RELATED_CONTAINMENT))
         .select(family_a="id", family_b="id_b")
     )
     pairs = [shared]
     if natural_groups is not None:
-        g = natural_groups.filter(pl.col("group").is_not_null())
-        pairs.append(g.join(g, on="group", suffix="_b").filter(pl.col("id") < pl.col("id_b")).select(family_a="id", family_b="id_b"))
-    return pl.concat(pairs).unique().sort("family_a", "family_b")
+        pairs.append(_pairs_within(natural_groups.filter(pl.col("group").is_not_null()), "group")
+                     .select(family_a="id_a", family_b="id_b"))
+    related = pl.concat(pairs).unique()
+    if negative_groups is not None:
+        negatives = _pairs_within(negative_groups, "group").select(family_a="id_a", family_b="id_b")
+        related = related.join(negatives, on=["family_a", "family_b"], how="anti")
+    return related.sort("family_a", "family_b")
+
+
+def templated_articles(workdir: Path) -> list[Path]:
+    """The SaudiNewsNet articles of ``data/templated_negatives.tsv`` (templated reports of
+    different events: execution notices, aid planes, market reports...), written from the
+    daily zips as one-article JSON files like the sample's (id snn-DAY-INDEX)."""
+    wanted = pl.read_csv(TEMPLATED, separator="\t", quote_char=None).with_columns(
+        day=pl.col("id").str.slice(4, 10), index=pl.col("id").str.slice(15).cast(pl.Int64)
+    )
+    workdir.mkdir(parents=True, exist_ok=True)
+    files = []
+    for (day,), rows in wanted.group_by("day", maintain_order=True):
+        with zipfile.ZipFile(SAUDI_ZIPS / f"{day}.zip") as zipped:
+            records = json.loads(zipped.read(zipped.namelist()[0]))
+        for name, index in rows.select("id", "index").iter_rows():
+            files.append(workdir / f"{name}.json")
+            files[-1].write_text(json.dumps({"id": name, **records[index]}, ensure_ascii=False))
+    return files
 
 
 # ------------------------------------------------------------------ scoring
@@ -327,6 +425,15 @@ def score(evaluation: Evaluation, decisions: pl.DataFrame) -> dict[str, Any]:
         .with_columns(found=pl.col("cluster") == pl.col("base_cluster"))
     )
     by_edit = {e: round(variants.filter(pl.col("edits").list.contains(e))["found"].mean() or 0.0, 4) for e in EDITS}
+    teasers = variants.filter(pl.col("edits").list.contains("teaser"))
+    by_teaser = {kind: round(rows["found"].mean() or 0.0, 4) for kind, rows in (
+        ("teaser", teasers.filter(~pl.col("edits").list.contains("paragraph"))),
+        ("teaser+paragraph", teasers.filter(pl.col("edits").list.contains("paragraph"))))}
+    # two reprints of one base: both must end in one cluster
+    reprints = _pairs_within(evaluation.family.filter(pl.col("edits").list.len() > 0), "family")
+    reprints_joined = _same_cluster(reprints, clusters)
+    templated_merged = _same_cluster(evaluation.negatives, clusters)
+    with_figures = evaluation.negatives.filter(pl.col("figures") == "differ")
     return {
         "precision": round(precision, 4), "recall": round(recall, 4), "f1": round(_f1(precision, recall), 4),
         "removed": removed.height, "removed_right": right, "removed_wrong": wrong.height,
@@ -334,10 +441,23 @@ def score(evaluation: Evaluation, decisions: pl.DataFrame) -> dict[str, Any]:
         "removals_needed": int(needed["needed"].sum()), "wrong_examples": wrong.head(5).select("id", "duplicate_of").rows(),
         "pairs_precision": round(pairs_precision, 4), "pairs_recall": round(pairs_recall, 4),
         "pairs_f1": round(_f1(pairs_precision, pairs_recall), 4),
-        "recall_by_edit": by_edit,
+        "recall_by_edit": by_edit, "recall_teasers": by_teaser,
+        "reprint_pairs": reprints.height, "reprint_pairs_recall": round(reprints_joined.height / reprints.height, 4) if reprints.height else 1.0,
+        "templated_pairs": evaluation.negatives.height, "templated_pairs_merged": templated_merged.rows(),
+        "templated_figures_differ_pairs": with_figures.height,
+        "templated_figures_differ_merged": _same_cluster(with_figures.select("id_a", "id_b"), clusters).rows(),
         "natural_reprint_pairs": _related_pairs_in_corpus(evaluation),
         "natural_reprint_pairs_merged": predicted.filter(~pl.col("same") & pl.col("related")).height,
     }
+
+
+def _same_cluster(pairs: pl.DataFrame, clusters: pl.DataFrame) -> pl.DataFrame:
+    """The pairs (id_a, id_b) whose two articles ended in one cluster."""
+    return (
+        pairs.join(clusters.rename({"id": "id_a", "cluster": "cluster_a"}), on="id_a")
+        .join(clusters.rename({"id": "id_b", "cluster": "cluster_b"}), on="id_b")
+        .filter(pl.col("cluster_a") == pl.col("cluster_b")).select("id_a", "id_b")
+    )
 
 
 def _f1(precision: float, recall: float) -> float:
@@ -366,7 +486,8 @@ def with_dedup_params(params: dict[str, Any], **changes: Any) -> dict[str, Any]:
 def build_sample_evaluation(workdir: Path, params: dict[str, Any]) -> Evaluation:
     bases = sample_articles(workdir, params)
     natural = bases.filter(pl.col("group").str.starts_with("cluster")).select("id", "group")
-    evaluation = build_evaluation(bases.drop("file"), natural_groups=natural)
+    templated = bases.filter(pl.col("group").str.starts_with("templated:")).select("id", "group", "figures")
+    evaluation = build_evaluation(bases.drop("file", "figures"), natural_groups=natural, negative_groups=templated)
     evaluation.info["groups"] = dict(bases.group_by("group").len().sort("group").iter_rows())
     return evaluation
 
@@ -388,8 +509,8 @@ def main(argv: list[str] | None = None) -> int:
             {"ngram": n, "threshold": t, "review_min": min(t, 0.3), "permutations": b * r, "bands": b, "rows": r}
             for b, r in ((14, 8), (40, 3)) for n in (3, 4, 5) for t in (0.4, 0.5, 0.6, 0.7, 0.8)
         ]
-    print(f"{'ngram':>5} {'thresh':>6} {'bands':>5}x{'rows':<4} {'P':>6} {'R':>6} {'F1':>6} {'pairs P':>8} {'pairs R':>8} "
-          f"{'natural':>10} {'s':>5}  in base's cluster, by edit")
+    print(f"{'ngram':>5} {'thresh':>6} {'bands':>5}x{'rows':<4} {'P':>6} {'R':>6} {'pairs P':>8} {'pairs R':>8} "
+          f"{'teaser':>6} {'t+para':>6} {'2 reprints':>10} {'templ.':>6} {'natural':>10} {'s':>5}  in base's cluster, by edit")
     for change in settings:
         p = with_dedup_params(params, **change)
         started = time.perf_counter()
@@ -397,9 +518,15 @@ def main(argv: list[str] | None = None) -> int:
         s = score(evaluation, decisions)
         d = p["dedup"]
         print(f"{d['ngram']:>5} {d['threshold']:>6} {d['bands']:>5}x{d['rows']:<4} {s['precision']:>6.3f} {s['recall']:>6.3f} "
-              f"{s['f1']:>6.3f} {s['pairs_precision']:>8.3f} {s['pairs_recall']:>8.3f} "
+              f"{s['pairs_precision']:>8.3f} {s['pairs_recall']:>8.3f} {s['recall_teasers']['teaser']:>6.3f} "
+              f"{s['recall_teasers']['teaser+paragraph']:>6.3f} {s['reprint_pairs_recall']:>10.3f} "
+              f"{len(s['templated_figures_differ_merged']):>2}/{s['templated_figures_differ_pairs']:<3} "
               f"{s['natural_reprint_pairs_merged']:>5}/{s['natural_reprint_pairs']:<4} "
               f"{time.perf_counter() - started:>5.1f}  {s['recall_by_edit']}" + ("  <- params.yaml" if not change else ""))
+    print("teaser / t+para: recall of teasers (first 50-70 %), and of teasers with a paragraph added or dropped; "
+          "2 reprints: pairs of two variants of one base in one cluster; templ.: templated reports whose "
+          f"figures differ merged / pairs; templated pairs merged whatever their figures: "
+          f"{score(evaluation, run_dedup(evaluation, params)[0])['templated_pairs_merged']}")
     return 0
 
 

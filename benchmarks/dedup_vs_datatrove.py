@@ -126,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tools", nargs="+", choices=["ours", "datatrove", "text-dedup"],
                         default=["ours", "datatrove", "text-dedup"])
     parser.add_argument("--timeout", type=float, default=1800, help="seconds a run may take (default: %(default)s)")
+    parser.add_argument("--baseline", type=Path, metavar="DIR",
+                        help="also run the dedup of another checkout (e.g. `git worktree add DIR main`), "
+                             "alternating with ours, and print the ratios")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of ours (and of the baseline) each, alternating")
     args = parser.parse_args(argv)
     params = load_params(REPO / "params.yaml")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="dedup-bench-"))
@@ -152,12 +156,16 @@ def main(argv: list[str] | None = None) -> int:
 
     d = params["dedup"]
     ours = f"{d['ngram']}-grams, {d['bands']}x{d['rows']}"
-    runs: list[tuple[str, list[str], Path | None]] = []
-    if "ours" in args.tools:
-        runs.append((f"ours ({ours}, Jaccard >= {d['threshold']})",
-                     [str(Path(sys.executable).parent / "corpus"), "--params", str(REPO / "params.yaml"), "dedup",
-                      "--input", str(corpus), "--output", str(workdir / "ours"), "--metrics", str(workdir / "ours.json")],
-                     None))
+    runs: list[tuple[str, list[str], Path | None, dict[str, str]]] = []
+    checkouts = [("ours", REPO)] + ([("baseline", args.baseline.resolve())] if args.baseline else [])
+    for k in range(args.repeat if "ours" in args.tools else 0):
+        for name, checkout in checkouts:  # alternating, so both see the same load
+            runs.append((f"{name} ({ours}, Jaccard >= {d['threshold']}) run {k + 1}",
+                         [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(checkout)!r}); "
+                                                "from pipeline.cli import main; sys.exit(main())",
+                          "--params", str(checkout / "params.yaml"), "dedup", "--input", str(corpus),
+                          "--output", str(workdir / name), "--metrics", str(workdir / f"{name}.json")],
+                         workdir / name, {}))
     if "datatrove" in args.tools and not Path(args.datatrove_python).exists():
         print(f"datatrove skipped: no {args.datatrove_python}")
     elif "datatrove" in args.tools:
@@ -166,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             out = workdir / f"datatrove-{ngram}-{buckets}x{rows}"
             runs.append((f"datatrove ({label})", [args.datatrove_python, str(HERE / "datatrove_minhash.py"), str(shards),
                                                   str(out), "--ngram", str(ngram), "--buckets", str(buckets),
-                                                  "--rows", str(rows), "--workers", "2"], out))
+                                                  "--rows", str(rows), "--workers", "2"], out, {}))
     if "text-dedup" in args.tools and not Path(args.textdedup_python).exists():
         print(f"text-dedup skipped: no {args.textdedup_python}")
     elif "text-dedup" in args.tools:
@@ -176,22 +184,22 @@ def main(argv: list[str] | None = None) -> int:
                                str(d["threshold"]), "--bands", str(d["bands"]), "--rows", str(d["rows"])])):
             out = workdir / f"textdedup-{len(runs)}"
             runs.append((f"text-dedup ({label})", [args.textdedup_python, str(HERE / "textdedup_minhash.py"),
-                                                   str(shards), str(out), *extra], out))
+                                                   str(shards), str(out), *extra], out, {}))
 
     print(f"load average before the runs: {os.getloadavg()[0]:.1f} (2 cores)")
     print(f"\n{'tool':<62} {'wall s':>7} {'docs/s':>8} {'peak RSS':>9} {'P':>6} {'R':>6} {'F1':>6} "
           f"{'pairs P':>8} {'pairs R':>8}")
     results = []
-    for label, command, out in runs:
-        env = {**os.environ, "PYTHONHASHSEED": "0"}
+    for label, command, out, extra_env in runs:
+        env = {**os.environ, "PYTHONHASHSEED": "0", **extra_env}
         measured = measure(command, workdir / f"{len(results)}.log", args.timeout, env)
         if measured is None:
             results.append({"tool": label, "seconds": None})
             print(f"{label:<62} did not finish in {args.timeout:.0f} s", flush=True)
             continue
         seconds, peak = measured
-        if out is None:
-            removed = pl.read_parquet(workdir / "ours" / "duplicates.parquet").select("id", "duplicate_of")
+        if (out / "duplicates.parquet").exists():  # our stage's output
+            removed = pl.read_parquet(out / "duplicates.parquet").select("id", "duplicate_of")
             decisions = pl.DataFrame({"id": evaluation.articles["id"]}).join(removed, on="id", how="left")
         else:
             decisions = decisions_from_csv(out / "decisions.csv", evaluation.articles["id"])
@@ -203,6 +211,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{label:<62} {r['seconds']:>7.1f} {r['docs_per_s']:>8,} {r['peak_rss_mib']:>6,} MiB {r['precision']:>6.3f} "
               f"{r['recall']:>6.3f} {r['f1']:>6.3f} {r['pairs_precision']:>8.3f} {r['pairs_recall']:>8.3f}", flush=True)
     (workdir / "results.json").write_text(json.dumps(results, indent=2))
+    if args.baseline:
+        timed = [r for r in results if r["tool"].startswith(("ours", "baseline")) and r["seconds"]]
+        mean = {name: [r for r in timed if r["tool"].startswith(name)] for name in ("ours", "baseline")}
+        seconds = {name: sum(r["seconds"] for r in rows) / len(rows) for name, rows in mean.items() if rows}
+        peak = {name: max(r["peak_rss_mib"] for r in rows) for name, rows in mean.items() if rows}
+        if len(seconds) == 2:
+            print(f"ours / baseline: wall time {seconds['ours'] / seconds['baseline']:.2f}x, "
+                  f"throughput {seconds['baseline'] / seconds['ours']:.2f}x, peak RSS {peak['ours'] / peak['baseline']:.2f}x "
+                  f"(mean of {args.repeat} alternating run(s) each; load average now {os.getloadavg()[0]:.1f})")
     return 0
 
 

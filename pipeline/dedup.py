@@ -47,7 +47,8 @@ INDEX_SIGNATURES = "signatures.parquet"
 NEW_PREFIX = "new:"
 MATCH_SCHEMA = pl.Schema({"id": pl.String(), **DUPLICATE_COLUMNS})
 REVIEW_SCHEMA = pl.Schema({
-    "id_a": pl.String(), "id_b": pl.String(), "similarity": pl.Float64(), "same_cluster": pl.Boolean(),
+    "id_a": pl.String(), "id_b": pl.String(), "similarity": pl.Float64(), "containment": pl.Float64(),
+    "same_cluster": pl.Boolean(), "reason": pl.String(),
     "title_a": pl.String(), "title_b": pl.String(), "source_a": pl.String(), "source_b": pl.String(),
 })
 SIMILARITY_BINS = [round(0.05 * i, 2) for i in range(21)]
@@ -61,6 +62,12 @@ class DedupParams:
     batch_size: int
     max_bucket_size: int
     verify_batch_pairs: int
+    containment: float
+    containment_min_shingles: int
+    containment_min_share: float
+    join_min: float
+    figures_min: int
+    figures_tolerance: float
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "DedupParams":
@@ -72,9 +79,17 @@ class DedupParams:
             batch_size=int(dedup["batch_size"]),
             max_bucket_size=int(dedup["max_bucket_size"]),
             verify_batch_pairs=int(dedup["verify_batch_pairs"]),
+            containment=float(dedup["containment"]),
+            containment_min_shingles=int(dedup["containment_min_shingles"]),
+            containment_min_share=float(dedup["containment_min_share"]),
+            join_min=float(dedup["join_min"]),
+            figures_min=int(dedup["figures_min"]),
+            figures_tolerance=float(dedup["figures_tolerance"]),
         )
         if not 0 < result.review_min <= result.threshold <= 1:
             raise ValueError("dedup: need 0 < review_min <= threshold <= 1")
+        if not 0 < result.threshold <= result.containment <= 1 or not 0 < result.join_min <= 1:
+            raise ValueError("dedup: need 0 < threshold <= containment <= 1 and 0 < join_min <= 1")
         return result
 
 
@@ -94,22 +109,28 @@ def key_hashes(keys: pl.Series) -> pl.Series:
 
 
 def signature_table(articles: pl.LazyFrame, params: DedupParams, what: str,
-                    shingle_sets: minhash.ShingleSets | None = None) -> pl.DataFrame:
+                    shingle_sets: minhash.ShingleSets | None = None,
+                    figures: list[pl.DataFrame] | None = None) -> pl.DataFrame:
     """id, key_hash, signature (Array[UInt32, permutations]) of every article, in input order.
 
     Articles are read ``batch_size`` at a time; the signatures fill one preallocated array
     (the frame wraps it without a copy). With ``shingle_sets``, each batch's shingle sets
-    are added to it, for verifying candidate pairs without reading the texts again."""
+    are added to it, for verifying candidate pairs without reading the texts again; with
+    ``figures``, each batch's ``figure_table`` is appended to it (docs numbered in input order)."""
     n = articles.select(pl.len()).collect().item()
     signature = np.empty((n, params.minhash.permutations), dtype=np.uint32)
     ids: list[pl.Series] = []
     hashes: list[pl.Series] = []
     progress = Progress(STAGE, f"{what} signed", total=n)
-    for batch in batches(with_match_words(articles.select("id", "text")).select("id", "key", "words"), params.batch_size):
+    columns = ["id", "key", "words"] + (["figures"] if figures is not None else [])
+    signed = with_match_words(articles.select("id", "text")).with_columns(figures=figure_snippets(pl.col("text")))
+    for batch in batches(signed.select(columns), params.batch_size):
         shingles = minhash.shingle_hashes(batch["words"], params.minhash.ngram)
         signature[progress.count:progress.count + batch.height] = minhash.signatures(shingles, params.minhash)
         if shingle_sets is not None:
             shingle_sets.add(shingles)
+        if figures is not None:
+            figures.append(figure_table(batch["figures"], first_doc=progress.count))
         ids.append(batch["id"])
         hashes.append(key_hashes(batch["key"]))
         progress.advance(batch.height)
@@ -121,40 +142,148 @@ def signature_table(articles: pl.LazyFrame, params: DedupParams, what: str,
     })
 
 
+# ------------------------------------------------------------------ figures
+
+# A figure in running text with the word before and after it (when a word is there): the
+# context that tells which fact the figure states ("مبلغ 80,5 مليار"). Digits of any script
+# (\p{Nd}: ASCII, Arabic-Indic, Persian), grouped by . , and the Arabic separators ٫ ٬; a
+# run joined by / - : (a date, a time, a score) is one figure.
+_NUMBER = r"\p{Nd}+(?:[.,٫٬]\p{Nd}+)*"
+_FIGURE = (rf"(?:[\p{{L}}\p{{M}}]+[^\p{{L}}\p{{M}}\p{{N}}\n]{{0,3}})?{_NUMBER}(?: ?[/:-] ?{_NUMBER})*"
+           r"(?:[^\p{L}\p{M}\p{N}\n]{0,3}[\p{L}\p{M}]+)?")
+_FIGURE_PARTS = r"^([\p{L}\p{M}]*)[^\p{L}\p{M}\p{N}]*(\p{Nd}.*\p{Nd}|\p{Nd})[^\p{L}\p{M}\p{N}]*([\p{L}\p{M}]*)$"
+_SEPARATOR = "x"  # stands for . , ٫ ٬ through match_key (which drops punctuation)
+
+
+def figure_snippets(text: pl.Expr) -> pl.Expr:
+    """The figures of a text with their neighbouring words (``_FIGURE``), as a list."""
+    return text.str.extract_all(_FIGURE)
+
+
+def figure_value(figure: pl.Expr) -> pl.Expr:
+    """A figure in one notation: its numbers (``number_value``) sorted, so that a date
+    written day first or year first is one value (1/8/2015 = 2015/8/1)."""
+    return figure.str.extract_all(_NUMBER).list.eval(number_value(pl.element())).list.sort().list.join(" ")
+
+
+def number_value(number: pl.Expr) -> pl.Expr:
+    """A number in one notation: digits of every script as ASCII; groups of exactly three
+    digits after the first are thousands (1,000 = 1.000 = ١٬٠٠٠ = 1000); otherwise the
+    last separator is the decimal point (80,5 = 80.5 = ٨٠٫٥); leading zeros and trailing
+    decimal zeros dropped (05 = 5, 2.50 = 2.5)."""
+    folded = arabic_text.match_key(number.str.replace_all(r"[.,٫٬]", _SEPARATOR, literal=False))
+    grouped = folded.str.contains(rf"^\d{{1,3}}({_SEPARATOR}\d{{3}})+$")
+    decimal = folded.str.replace(rf"^(.*){_SEPARATOR}(\d+)$", "${1}.${2}").str.replace_all(_SEPARATOR, "", literal=True)
+    value = pl.when(grouped).then(folded.str.replace_all(_SEPARATOR, "", literal=True)).otherwise(decimal)
+    return value.str.replace(r"^0+(\d)", "${1}").str.replace(r"(\.\d*?)0+$", "${1}").str.strip_suffix(".")
+
+
+def figure_table(snippets: pl.Series, first_doc: int = 0) -> pl.DataFrame:
+    """doc, context, value (UInt64 hashes) of the figures of documents ``first_doc``, ... of a
+    List[String] of ``figure_snippets``; the context is the match keys of the words around.
+    Hashes are compared for equality within one run only (never stored)."""
+    parts = (
+        pl.DataFrame({"snippet": snippets}).with_row_index("doc", offset=first_doc).explode("snippet").drop_nulls()
+        .select("doc", parts=pl.col("snippet").str.extract_groups(_FIGURE_PARTS)).unnest("parts")
+    )
+    before, number, after = parts.columns[1:]
+    return parts.select(
+        "doc",
+        context=pl.concat_str(arabic_text.match_key(pl.col(before)), arabic_text.match_key(pl.col(after)), separator="|").hash(),
+        value=figure_value(pl.col(number)).hash(),
+    ).unique(maintain_order=True)
+
+
+def figures_differ(figures: pl.DataFrame, a: np.ndarray, b: np.ndarray, params: DedupParams) -> np.ndarray:
+    """Whether documents ``a[i]`` and ``b[i]`` state different facts: of the figure contexts
+    both carry (at least ``figures_min``), more than ``figures_tolerance`` of them hold no
+    common value. A figure only one of them has (a teaser cut it, a paragraph added it) is
+    no disagreement; the same words around another figure are (a weekly report's amounts,
+    a greeting's year, the date of an otherwise identical notice)."""
+    pairs = pl.DataFrame({"pair": np.arange(len(a)), "a": a, "b": b}, schema_overrides={"a": pl.UInt32, "b": pl.UInt32})
+    side_a = pairs.join(figures.rename({"doc": "a", "value": "value_a"}), on="a").select("pair", "context", "value_a")
+    side_b = pairs.join(figures.rename({"doc": "b", "value": "value_b"}), on="b").select("pair", "context", "value_b")
+    compared = (
+        side_a.join(side_b, on=["pair", "context"])
+        .group_by("pair", "context").agg(agree=(pl.col("value_a") == pl.col("value_b")).any())
+        .group_by("pair").agg(compared=pl.len(), conflicts=(~pl.col("agree")).sum())
+        .filter((pl.col("compared") >= params.figures_min)
+                & (pl.col("conflicts") > params.figures_tolerance * pl.col("compared")))
+    )
+    differ = np.zeros(len(a), dtype=bool)
+    differ[compared["pair"].to_numpy()] = True
+    return differ
+
+
 # ------------------------------------------------------------------ verification
 
 
-def verify(shingle_sets: minhash.ShingleSets, a: np.ndarray, b: np.ndarray, params: DedupParams) -> np.ndarray:
-    """Jaccard similarity of documents ``a[i]`` and ``b[i]`` of ``shingle_sets``,
+@dataclass
+class Overlap:
+    """The real overlap of pairs of shingle sets: Jaccard |A∩B| / |A∪B|, containment
+    |A∩B| / |smaller|, and the sizes of the smaller and the larger set."""
+
+    jaccard: np.ndarray
+    containment: np.ndarray
+    smaller: np.ndarray
+    larger: np.ndarray
+
+    def inside(self, containment: float, params: DedupParams) -> np.ndarray:
+        """At least ``containment`` of the smaller set lies inside the other, and the smaller
+        is not a small part of it (``containment_min_share``): a teaser, a truncation, not
+        a brief that a long roundup quotes."""
+        return (self.containment >= containment) & (self.smaller >= params.containment_min_share * self.larger)
+
+    def contained(self, params: DedupParams) -> np.ndarray:
+        """``inside`` at ``containment``, and the smaller big enough (``containment_min_shingles``)
+        for that to be more than a few shared sentences."""
+        return self.inside(params.containment, params) & (self.smaller >= params.containment_min_shingles)
+
+    def similar(self, params: DedupParams) -> np.ndarray:
+        return (self.jaccard >= params.threshold) | self.contained(params)
+
+
+def verify(shingle_sets: minhash.ShingleSets, a: np.ndarray, b: np.ndarray, params: DedupParams) -> Overlap:
+    """Overlap of the sets of documents ``a[i]`` and ``b[i]`` of ``shingle_sets``,
     ``verify_batch_pairs`` pairs at a time (what bounds the memory of verification)."""
     progress = Progress(STAGE, "pairs verified", total=len(a))
-    similarity = np.zeros(len(a), dtype=np.float64)
+    shared, size_a, size_b = (np.zeros(len(a), dtype=np.int64) for _ in range(3))
     for first in range(0, len(a), params.verify_batch_pairs):
-        last = first + params.verify_batch_pairs
-        similarity[first:last] = shingle_sets.jaccard(a[first:last], b[first:last])
-        progress.advance(len(similarity[first:last]))
+        step = slice(first, first + params.verify_batch_pairs)
+        shared[step], size_a[step], size_b[step] = shingle_sets.overlap(a[step], b[step])
+        progress.advance(len(shared[step]))
     progress.done()
-    return similarity
+    union, smaller = size_a + size_b - shared, np.minimum(size_a, size_b)
+    return Overlap(
+        jaccard=np.divide(shared, union, out=np.zeros(len(a)), where=union > 0),
+        containment=np.divide(shared, smaller, out=np.zeros(len(a)), where=smaller > 0),
+        smaller=smaller, larger=np.maximum(size_a, size_b),
+    )
 
 
 def pair_similarity(pairs: pl.DataFrame, texts: pl.LazyFrame, params: DedupParams) -> pl.DataFrame:
-    """Real Jaccard similarity of the shingle sets of each pair (columns id_a, id_b).
+    """Real similarity of the shingle sets of each pair (columns id_a, id_b), and whether
+    the pair is a duplicate by the stage's rule (Jaccard or containment, figures agreeing).
 
     ``texts`` (id, text; ids unique) must hold both sides. The articles of the pairs are
     read once, in batches, into ``minhash.ShingleSets`` (a temporary file), so no shingle
-    set is held in memory per pair. Returns id_a, id_b, similarity in the order of ``pairs``."""
+    set is held in memory per pair. Returns id_a, id_b, similarity (Jaccard), containment,
+    figures_differ, duplicate, in the order of ``pairs``."""
     pairs = pairs.select("id_a", "id_b")
     if pairs.is_empty():
-        return pairs.with_columns(similarity=pl.lit(None, dtype=pl.Float64))
+        return pairs.with_columns(similarity=pl.lit(None, dtype=pl.Float64), containment=pl.lit(None, dtype=pl.Float64),
+                                  figures_differ=pl.lit(None, dtype=pl.Boolean), duplicate=pl.lit(None, dtype=pl.Boolean))
     wanted = pl.concat([pairs["id_a"], pairs["id_b"]]).unique()
     numbered: list[pl.Series] = []
+    figure_parts: list[pl.DataFrame] = []
     total = texts.select(pl.len()).collect().item()
     progress = Progress(STAGE, "articles read to verify pairs", total=total)
     with minhash.ShingleSets() as shingle_sets:
         for batch in batches(texts.select("id", "text"), params.batch_size):
             batch = with_match_words(batch.lazy().filter(pl.col("id").is_in(wanted.implode())))
-            batch = batch.collect(engine="streaming")
+            batch = batch.with_columns(figures=figure_snippets(pl.col("text"))).collect(engine="streaming")
             shingle_sets.add(minhash.shingle_hashes(batch["words"], params.minhash.ngram))
+            figure_parts.append(figure_table(batch["figures"], first_doc=progress.count))
             numbered.append(batch["id"])
             progress.advance(batch.height)
         progress.done(f"{pairs.height:,} pairs")
@@ -166,8 +295,13 @@ def pair_similarity(pairs: pl.DataFrame, texts: pl.LazyFrame, params: DedupParam
         docs = pairs.join(number.rename({"id": "id_a", "doc": "a"}), on="id_a", how="left", maintain_order="left").join(
             number.rename({"id": "id_b", "doc": "b"}), on="id_b", how="left", maintain_order="left"
         )
-        similarity = verify(shingle_sets, docs["a"].to_numpy(), docs["b"].to_numpy(), params)
-    return pairs.with_columns(similarity=pl.Series(similarity, dtype=pl.Float64))
+        a, b = docs["a"].to_numpy(), docs["b"].to_numpy()
+        overlap = verify(shingle_sets, a, b, params)
+    differ = figures_differ(pl.concat(figure_parts), a, b, params)
+    return pairs.with_columns(
+        similarity=pl.Series(overlap.jaccard, dtype=pl.Float64), containment=pl.Series(overlap.containment, dtype=pl.Float64),
+        figures_differ=pl.Series(differ), duplicate=pl.Series(overlap.similar(params) & ~differ),
+    )
 
 
 # ------------------------------------------------------------------ clustering
@@ -178,7 +312,7 @@ class DedupResult:
     assignment: pl.DataFrame  # id, cluster_id, duplicate_of, similarity, kind (nulls on kept rows)
     index: pl.DataFrame  # signatures of the kept articles: id, key_hash, signature
     ranked_ids: pl.Series  # the article ids in the order of the kept-article rule
-    pairs: pl.DataFrame  # verified candidate pairs: a, b (positions in ranked_ids, a < b), similarity
+    pairs: pl.DataFrame  # verified candidate pairs: a, b (positions in ranked_ids, a < b), similarity, containment
     review: pl.DataFrame  # REVIEW_SCHEMA without titles/sources
 
     def pair_ids(self) -> pl.DataFrame:
@@ -225,15 +359,81 @@ def star_centres(n_docs: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return centre
 
 
+def join_clusters(centre: np.ndarray, a: np.ndarray, b: np.ndarray,
+                  close: Any, agree: Any) -> tuple[np.ndarray, pl.DataFrame]:
+    """Star clusters (``centre``, from ``star_centres``) after joins: a kept article that
+    duplicates a member of a better cluster (edge a-b) moves there with its own members
+    when every one of them is close enough to that cluster's kept article
+    (``close(kept, members) -> (bool, jaccard)``, checked on the real sets) and none
+    states other figures than a member there (``agree(x, y) -> bool``). A teaser of an
+    article that a longer reprint took thus joins the reprint; a templated report of
+    another week does not. No chains: each check is against the kept article itself, and
+    a cluster that took in another never moves.
+    Returns the new centres and the moved articles: kept_rank, rep, similarity."""
+    ends, others = np.concatenate([a, b]), np.concatenate([b, a])
+    wants = (centre[ends] == ends) & (centre[others] != others) & (centre[others] != ends)
+    options = pl.DataFrame({"kept": ends[wants], "target": centre[others[wants]]}).unique().sort("kept", "target")
+    moved = pl.DataFrame(schema={"kept_rank": pl.Int64, "rep": pl.Int64, "similarity": pl.Float64})
+    if options.is_empty():
+        return centre, moved
+    members = pl.DataFrame({"member": np.arange(len(centre)), "kept": centre}).join(options.select("kept").unique(), on="kept")
+    checks = options.join(members, on="kept").sort("kept", "target", "member")
+    ok, similarity = close(checks["target"].to_numpy(), checks["member"].to_numpy())
+    checks = checks.with_columns(ok=pl.Series(ok), similarity=pl.Series(similarity, dtype=pl.Float64))
+    # per cluster, the targets all its members are close to, the closest to its kept article first
+    fits = (
+        checks.group_by("kept", "target").agg(pl.col("ok").all(), to_kept=pl.col("similarity").filter(pl.col("member") == pl.col("kept")).first())
+        .filter("ok").sort(["kept", "to_kept", "target"], descending=[False, True, False])
+    )
+    # Rounds: each target takes at most one cluster a round, checked against the members it
+    # has by then, so two clusters that joined one target agree with each other too.
+    cluster = centre.copy()
+    left, took = set(), set()
+    joins: dict[int, int] = {}
+    while not fits.is_empty():
+        picks = fits.unique("kept", keep="first", maintain_order=True).unique("target", keep="first", maintain_order=True)
+        across = (
+            picks.select("kept", "target")
+            .join(pl.DataFrame({"member": np.arange(len(cluster)), "kept": cluster}), on="kept")
+            .join(pl.DataFrame({"other": np.arange(len(cluster)), "target": cluster}), on="target")
+        )
+        across = across.with_columns(agree=pl.Series(agree(across["member"].to_numpy(), across["other"].to_numpy()), dtype=pl.Boolean))
+        accepted = picks.join(across.filter(~pl.col("agree")).select("kept", "target").unique(), on=["kept", "target"], how="anti")
+        for kept, target in accepted.select("kept", "target").iter_rows():
+            if target in left or kept in took:  # one that moves (or takes) in this round already
+                continue
+            joins[kept] = target
+            left.add(kept)
+            took.add(target)
+            cluster[cluster == kept] = target
+        fits = fits.join(picks.select("kept", "target"), on=["kept", "target"], how="anti", maintain_order="left").filter(
+            ~pl.col("kept").is_in(list(left | took)) & ~pl.col("target").is_in(list(left))
+        )
+    if not joins:
+        return centre, moved
+    chosen = pl.DataFrame({"kept": list(joins), "target": list(joins.values())}, schema={"kept": pl.Int64, "target": pl.Int64})
+    moved = checks.join(chosen, on=["kept", "target"]).select(kept_rank="target", rep="member", similarity="similarity")
+    centre = centre.copy()
+    centre[moved["rep"].to_numpy()] = moved["kept_rank"].to_numpy()
+    return centre, moved
+
+
+REVIEW_REASONS = ("figures_differ", "left_by_clustering", "containment_only", "below_threshold")
+
+
 def deduplicate(articles: pl.LazyFrame, params: DedupParams) -> DedupResult:
     """The dedup decision for a table of articles (ARTICLE_SCHEMA), as a function of its rows.
 
     What is held for the whole corpus: the signed table (id, key hash, signature), the rank
-    of each article, the candidate pairs and the assignment; shingles live one batch at a
-    time, and their sets on disk (``minhash.ShingleSets``) until the pairs are verified."""
+    of each article, the figures, the candidate pairs and the assignment; shingles live one
+    batch at a time, and their sets on disk (``minhash.ShingleSets``) until the pairs are
+    verified and the clusters joined."""
     ranked = rank_order(articles.select("id", "n_chars", "published_date")).select("id").collect(engine="streaming")
     with minhash.ShingleSets() as shingle_sets:
-        signed = signature_table(articles, params, "articles", shingle_sets)
+        figure_parts: list[pl.DataFrame] = []
+        signed = signature_table(articles, params, "articles", shingle_sets, figure_parts)
+        figures = pl.concat(figure_parts) if figure_parts else figure_table(pl.Series([], dtype=pl.List(pl.String)))
+        del figure_parts
         if signed["id"].n_unique() != signed.height:
             raise ValueError("dedup: article ids are not unique")
         # Rank r is the r-th preferred article of the corpus; doc[r] its row in `signed`.
@@ -251,18 +451,34 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams) -> DedupResult:
         a, b = reps[candidates["a"].to_numpy()], reps[candidates["b"].to_numpy()]
         log(STAGE, f"{len(reps):,} distinct texts, {len(a):,} candidate pairs from "
                    f"{params.minhash.bands} bands x {params.minhash.rows} rows")
-        similarity = verify(shingle_sets, doc[a], doc[b], params)
-    pairs = pl.DataFrame({"a": a, "b": b, "similarity": similarity})
-    edges = pairs.filter(pl.col("similarity") >= params.threshold)
+        overlap = verify(shingle_sets, doc[a], doc[b], params)
+        similar = overlap.similar(params)
+        differ = np.zeros(len(a), dtype=bool)
+        differ[similar] = figures_differ(figures, doc[a[similar]], doc[b[similar]], params)
+        is_edge = similar & ~differ
 
-    # Clusters over distinct texts; exact copies follow their representative.
-    kept_rank = star_centres(len(doc), edges["a"].to_numpy(), edges["b"].to_numpy())[rep]
+        def close(kept: np.ndarray, member: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            near = verify(shingle_sets, doc[kept], doc[member], params)
+            agree = ~figures_differ(figures, doc[kept], doc[member], params)
+            return near.inside(params.join_min, params) & agree, near.jaccard
+
+        def agree(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+            return ~figures_differ(figures, doc[x], doc[y], params)
+
+        # Clusters over distinct texts; exact copies follow their representative.
+        centre, joined = join_clusters(star_centres(len(doc), a[is_edge], b[is_edge]), a[is_edge], b[is_edge], close, agree)
+    kept_rank = centre[rep]
+    similarity = overlap.jaccard
+    pairs = pl.DataFrame({"a": a, "b": b, "similarity": similarity, "containment": overlap.containment})
     table = pl.DataFrame({"rank": rank, "id": ids, "key_hash": key_hash, "rep": rep, "kept_rank": kept_rank})
     table = table.with_columns(
         kept_id=pl.col("id").gather(pl.col("kept_rank")), kept_key=pl.col("key_hash").gather(pl.col("kept_rank")),
     )
-    # A removed text's similarity to its kept text is an edge the star was built from.
-    to_kept = edges.select(kept_rank="a", rep="b", similarity="similarity")
+    # A removed text's similarity to its kept text: an edge the star was built from, or the
+    # check that let its cluster join.
+    to_kept = pl.concat([
+        pairs.filter(pl.Series(is_edge)).select(kept_rank="a", rep="b", similarity="similarity"), joined,
+    ]).unique(["kept_rank", "rep"], keep="first", maintain_order=True)
     removed = table.filter(pl.col("rank") != pl.col("kept_rank")).join(
         to_kept, on=["kept_rank", "rep"], how="left", maintain_order="left"
     )
@@ -277,13 +493,19 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams) -> DedupResult:
             kind=pl.when(pl.col("key_hash") == pl.col("kept_key")).then(pl.lit("exact")).otherwise(pl.lit("near")),
         ),
     ])
-    # For review: pairs in the band below the threshold, and duplicate pairs that the star
-    # clustering left in two clusters (a removed article close to another cluster too).
+    # For review, each pair with why it is there: similar but with different figures;
+    # duplicates the star clustering left in two clusters (a removed article close to
+    # another cluster too); a small article inside a bigger one; the band below the threshold.
     same_cluster = kept_rank[a] == kept_rank[b]
-    listed = (similarity >= params.review_min) & ((similarity < params.threshold) | ~same_cluster)
+    contained_only = overlap.inside(params.containment, params) & ~is_edge
+    below = (similarity >= params.review_min) & ~is_edge
+    reason = np.select(
+        [differ, is_edge & ~same_cluster, contained_only, below], list(REVIEW_REASONS), default=""
+    )
+    listed = reason != ""
     review = pl.DataFrame({
         "id_a": ids.gather(a[listed]), "id_b": ids.gather(b[listed]), "similarity": similarity[listed],
-        "same_cluster": same_cluster[listed],
+        "containment": overlap.containment[listed], "same_cluster": same_cluster[listed], "reason": reason[listed],
     }).sort(["similarity", "id_a", "id_b"], descending=[True, False, False])
     kept = np.flatnonzero(kept_rank == rank)
     index = signed[doc[kept][ids.gather(kept).arg_sort().to_numpy()]]  # sorted by id
@@ -309,8 +531,9 @@ def write_index(index: pl.DataFrame, index_dir: Path, params: DedupParams, artic
 def match_against_index(articles: pl.LazyFrame, index_dir: Path, params: dict[str, Any]) -> pl.DataFrame:
     """Which of `articles` are already in the corpus indexed at `index_dir`.
 
-    One row per input article that is an exact or near duplicate of a kept corpus article:
-    id, duplicate_of (the corpus article), similarity (Jaccard, 1.0 for exact), kind. The
+    One row per input article that is an exact or near duplicate of a kept corpus article
+    (by the stage's rule: Jaccard or containment, figures agreeing): id, duplicate_of (the
+    corpus article), similarity (Jaccard, 1.0 for exact), kind. The
     corpus is not recomputed: only the new articles are signed, candidates come from the
     stored signatures, and only candidate corpus articles are read back for verification.
     """
@@ -344,7 +567,7 @@ def match_against_index(articles: pl.LazyFrame, index_dir: Path, params: dict[st
     texts = pl.concat([corpus_texts, articles.select(id=NEW_PREFIX + pl.col("id"), text="text")])
     near = (
         pair_similarity(candidates, texts, dedup)
-        .filter(pl.col("similarity") >= dedup.threshold)
+        .filter("duplicate")
         .sort(["id_b", "similarity", "id_a"], descending=[False, True, False])
         .unique("id_b", keep="first", maintain_order=True)
         .select(id=pl.col("id_b").str.strip_prefix(NEW_PREFIX), duplicate_of="id_a", similarity="similarity",

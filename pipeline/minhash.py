@@ -4,15 +4,16 @@ The pieces, in the order the dedup stage uses them:
 
 * ``shingle_hashes``: a batch of word lists -> one uint64 hash per word n-gram, flat, with
   the offset of each document's first shingle. Words are hashed once per distinct word of
-  the batch (xxh3, stable across versions and machines); n-grams are combined from word
-  hashes with numpy arithmetic.
+  the batch (tabulation hashing of their UTF-8 bytes in numpy, stable across versions and
+  machines); n-grams are combined from word hashes with numpy arithmetic.
 * ``signatures``: MinHash signatures, ``permutations`` uint32 values a document. Each
   permutation is ``h -> a*h + b (mod 2**64)`` with odd ``a`` on an already well-mixed 64-bit
   shingle hash; the minimum over a document's shingles is kept (its top 32 bits).
 * ``band_keys``: one uint64 key per document for a band of ``rows`` signature values.
 * ``candidate_pairs``: pairs of documents that share a band key (LSH), band by band.
 * ``ShingleSets``: the shingle sets, written to a temporary file batch by batch, and the
-  real Jaccard similarity of given pairs read back from it a step of pairs at a time.
+  real overlap of given pairs (shared shingles, set sizes) read back from it a step of
+  pairs at a time.
 
 Memory: a batch holds its own shingles only; what stays for the whole corpus is the
 signature matrix (``permutations * 4`` bytes a document), an offset into the shingle-set
@@ -29,12 +30,13 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-import xxhash
+import pyarrow as pa
 
 # Version of the shingle/signature scheme; an index built with another scheme is refused.
-SCHEME = "xxh3-words/poly-ngrams/affine-minhash/v1"
+SCHEME = "tabulated-words/poly-ngrams/affine-minhash/v2"
 _NGRAM_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constant (golden ratio)
-_SHIFT_30, _SHIFT_27, _SHIFT_31, _SHIFT_32 = (np.uint64(s) for s in (30, 27, 31, 32))
+_SHIFT_8, _SHIFT_30, _SHIFT_27, _SHIFT_31, _SHIFT_32 = (np.uint64(s) for s in (8, 30, 27, 31, 32))
+_BYTE_SEED = np.uint64(0x2545F4914F6CDD1D)  # any odd constant: (position 0, byte 0) must not map to 0
 _LOW_32 = np.uint64(0xFFFFFFFF)
 _MIX_1, _MIX_2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 
@@ -87,12 +89,33 @@ def _mix64(values: np.ndarray) -> np.ndarray:
 
 
 def word_hashes(words: pl.Series) -> np.ndarray:
-    """uint64 hash of every word of a flat String series (each distinct word hashed once)."""
+    """uint64 hash of every word of a flat String series (each distinct word hashed once).
+
+    Tabulation hashing over the UTF-8 bytes, in numpy over the Arrow buffer of the distinct
+    words (no Python per word): a word's hash is the splitmix64 mix of the sum of one
+    pseudo-random 64-bit value per (position, byte) and its length. Stable across versions
+    and machines (it is only integer arithmetic on the bytes)."""
     distinct = words.unique()
-    hashes = pl.Series(
-        [xxhash.xxh3_64_intdigest(word.encode("utf-8")) for word in distinct.to_list()], dtype=pl.UInt64
-    )
-    return words.replace_strict(distinct, hashes, return_dtype=pl.UInt64).to_numpy()
+    return words.replace_strict(distinct, pl.Series(_utf8_hashes(distinct), dtype=pl.UInt64),
+                                return_dtype=pl.UInt64).to_numpy()
+
+
+def _utf8_hashes(strings: pl.Series) -> np.ndarray:
+    array = strings.to_arrow().cast(pa.large_string())
+    if len(array) == 0:
+        return np.zeros(0, dtype=np.uint64)
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int64, count=len(array) + 1, offset=array.offset * 8)
+    data = np.frombuffer(array.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
+    starts, lengths = offsets[:-1] - offsets[0], np.diff(offsets)
+    # each byte's position in its word, then one well-mixed value per (position, byte)
+    owner = np.repeat(np.arange(len(array)), lengths)
+    position = (np.arange(len(data)) - starts[owner]).astype(np.uint64)
+    sums = np.zeros(len(array), dtype=np.uint64)
+    nonempty = lengths > 0
+    if nonempty.any():
+        table = _mix64((position << _SHIFT_8) ^ data.astype(np.uint64) ^ _BYTE_SEED)
+        sums[nonempty] = np.add.reduceat(table, starts[nonempty])
+    return _mix64(sums + lengths.astype(np.uint64) * _NGRAM_MULTIPLIER)
 
 
 @dataclass
@@ -203,8 +226,8 @@ def candidate_pairs(signature: np.ndarray, params: MinHashParams, max_bucket_siz
 
 
 class ShingleSets:
-    """The shingle sets of documents 0, 1, 2... in a temporary file, for the real Jaccard
-    similarity of pairs (``jaccard``).
+    """The shingle sets of documents 0, 1, 2... in a temporary file, for the real overlap
+    of pairs (``overlap``).
 
     A document's set is stored as its distinct shingle fingerprints (the top 32 bits of the
     shingle hash), sorted; only the offset of each document stays in memory (8 bytes). Two
@@ -234,8 +257,9 @@ class ShingleSets:
         sizes = np.bincount((keys >> _SHIFT_32).astype(np.int64), minlength=n)
         self._ends.append(self._ends[-1][-1] + np.cumsum(sizes))
 
-    def jaccard(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Jaccard similarity of the sets of documents ``a[i]`` and ``b[i]``.
+    def overlap(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(shared, size of a, size of b): the fingerprints the sets of documents ``a[i]``
+        and ``b[i]`` share, and the size of each set.
 
         Only the sets of the documents of these pairs are read (the caller bounds memory by
         asking for a step of pairs at a time); every fingerprint of ``a[i]`` is looked up
@@ -259,9 +283,8 @@ class ShingleSets:
         queries = (local_b.astype(np.uint64)[owner] << _SHIFT_32) | values[positions]
         found = np.searchsorted(keys, queries)
         hit = keys[np.minimum(found, len(keys) - 1)] == queries
-        shared = np.bincount(owner, weights=hit, minlength=len(a))
-        union = counts + sizes[b] - shared
-        return np.divide(shared, union, out=np.zeros(len(a)), where=union > 0)
+        shared = np.bincount(owner, weights=hit, minlength=len(a)).astype(np.int64)
+        return shared, counts, sizes[b]
 
     def _read(self, docs: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         """The stored sets of ``docs`` (sorted), concatenated: one read per run of

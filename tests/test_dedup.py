@@ -3,6 +3,7 @@ lost, deterministic outputs, the signature index, and the five seeds."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import polars as pl
 import pytest
 
 from benchmarks import dedup_eval
+from benchmarks.shared_corpus import SAUDI_SAMPLE
 from pipeline import arabic_text, dedup, minhash
 from pipeline.io import read_json, scan_table
 from pipeline.params import load_params
@@ -38,11 +40,18 @@ def stage_run(evaluation, tmp_path_factory) -> Path:
 def test_quality_floors_on_the_labelled_evaluation(evaluation):
     decisions, _ = dedup_eval.run_dedup(evaluation, PARAMS)
     score = dedup_eval.score(evaluation, decisions)
-    assert score["precision"] >= 0.98, score
-    assert score["recall"] >= 0.95, score
+    # pairs within the final clusters (what a user of the clusters sees), and removals
+    assert score["pairs_precision"] >= 0.99 and score["pairs_recall"] >= 0.95, score
+    assert score["precision"] >= 0.99 and score["recall"] >= 0.97, score
+    # teasers / truncations, and two reprints of one base ending in one cluster
+    assert score["recall_teasers"]["teaser"] >= 0.9 and score["recall_teasers"]["teaser+paragraph"] >= 0.8, score
+    assert score["reprint_pairs_recall"] >= 0.93, score
+    # templated reports of different events whose figures differ: never merged
+    assert score["templated_figures_differ_pairs"] >= 25 and score["templated_figures_differ_merged"] == [], score
     # the evaluation is what it claims: real articles, edited variants, same-story negatives
-    assert evaluation.info["bases"] >= 570 and evaluation.info["variants"] >= 700
+    assert evaluation.info["bases"] >= 590 and evaluation.info["variants"] >= 700
     assert evaluation.info["groups"]["libya"] >= 100 and evaluation.info["groups"]["seed"] == 5
+    assert score["reprint_pairs"] >= 200 and score["templated_pairs"] >= 30
 
 
 def test_five_seeds_survive_as_five_articles(evaluation):
@@ -70,7 +79,10 @@ def test_kept_plus_duplicates_is_the_input(stage_run, evaluation):
     threshold = PARAMS["dedup"]["threshold"]
     assert set(dups["kind"]) == {"exact", "near"}
     assert (dups.filter(pl.col("kind") == "exact")["similarity"] == 1.0).all()
-    assert dups.filter(pl.col("kind") == "near")["similarity"].is_between(threshold, 1.0).all()
+    near = dups.filter(pl.col("kind") == "near")["similarity"]
+    # Jaccard to the kept article: mostly at or above the threshold; below it only teasers
+    # (contained in the kept one) and articles whose cluster joined the kept one's
+    assert near.is_between(0.0, 1.0, closed="right").all() and (near >= threshold).mean() > 0.75
     report = read_json(out / "report.json")
     assert report["input"] == kept.height + dups.height and report["kept"] == kept.height
     assert sum(report["duplicates_by_kind"].values()) == dups.height
@@ -82,21 +94,25 @@ def test_kept_plus_duplicates_is_the_input(stage_run, evaluation):
 
 
 def test_no_two_kept_articles_are_duplicates(stage_run):
-    """Every removed article duplicates its kept article directly (no chains), and the
-    kept set holds no pair at or above the threshold among the verified candidates."""
+    """Every review pair carries its reason, and the kept set holds no pair at or above the
+    threshold among the verified candidates but pairs whose figures differ."""
     out = stage_run / "out"
     review = pl.read_parquet(out / "review.parquet")
     kept = set(pl.read_parquet(out / "articles.parquet")["id"])
     threshold, review_min = PARAMS["dedup"]["threshold"], PARAMS["dedup"]["review_min"]
-    in_band = review["similarity"].is_between(review_min, threshold, closed="left")
-    # above the band only pairs the star clustering split between two clusters
-    assert (in_band | ((review["similarity"] >= threshold) & ~review["same_cluster"])).all()
-    assert review.height > 0 and review["title_a"].null_count() == 0
-    # a pair of kept articles above the threshold would have been a duplicate
+    assert review.columns == list(dedup.REVIEW_SCHEMA.names())
+    assert set(review["reason"]) <= set(dedup.REVIEW_REASONS) and review["reason"].null_count() == 0
+    assert {"below_threshold", "left_by_clustering", "figures_differ"} <= set(review["reason"])
+    by_reason = {reason: rows for (reason,), rows in review.group_by("reason")}
+    assert by_reason["below_threshold"]["similarity"].is_between(review_min, threshold, closed="left").all()
+    assert (~by_reason["left_by_clustering"]["same_cluster"]).all()
+    assert review["title_a"].null_count() == 0
+    # a pair of kept articles above the threshold would have been a duplicate, unless its figures differ
     texts = pl.read_parquet(out / "articles.parquet").select("id", "text").lazy()
-    kept_pairs = review.filter(pl.col("id_a").is_in(list(kept)) & pl.col("id_b").is_in(list(kept)))
+    kept_pairs = review.filter(pl.col("id_a").is_in(list(kept)) & pl.col("id_b").is_in(list(kept))
+                               & (pl.col("reason") != "figures_differ"))
     again = dedup.pair_similarity(kept_pairs.select("id_a", "id_b"), texts, dedup.DedupParams.from_params(PARAMS))
-    assert (again["similarity"] < threshold).all()
+    assert kept_pairs.height > 0 and (again["similarity"] < threshold).all()
 
 
 def test_rerun_gives_byte_identical_outputs(stage_run, evaluation, tmp_path):
@@ -180,3 +196,87 @@ def test_letter_forms_and_diacritics_make_exact_duplicates():
     result = dedup.deduplicate(articles.lazy(), dedup.DedupParams.from_params(PARAMS))
     removed = result.assignment.filter(pl.col("kind").is_not_null())
     assert removed.select("id", "duplicate_of", "kind", "similarity").row(0) == ("b", "a", "exact", 1.0)
+
+
+def _articles(texts: dict[str, str]) -> pl.DataFrame:
+    return pl.DataFrame({
+        "id": list(texts), "text": list(texts.values()), "n_chars": [len(t) for t in texts.values()],
+        "published_date": [None] * len(texts),
+    }, schema_overrides={"published_date": pl.Date})
+
+
+def _snn_text(sample_id: str) -> str:
+    """The content of one real SaudiNewsNet sample article."""
+    return json.loads((SAUDI_SAMPLE / f"{sample_id}.json").read_text())["content"]
+
+
+def test_templated_reports_with_other_figures_go_to_review_and_reprints_merge():
+    """A weekly report of another week (same words, other amounts and dates) is not a
+    duplicate, whatever its similarity; the same report with its figures written in
+    Arabic-Indic digits and Arabic separators, or with a figure less, still is."""
+    week = ("أعلن بنك المغرب أنه ضخ مبلغ 80,5 مليار درهم، من بينها 39,3 مليار في شكل تسبيقات لمدة 7 أيام، "
+            "خلال الأسبوع الممتد من 16 إلى 22 يوليو 2015. وأوضح البنك في نشرته الأسبوعية أن متوسط حجم "
+            "التداول في السوق بين البنوك بلغ 3,1 مليار درهم، وأن سعر الفائدة استقر عند 2,50 في المائة. ")
+    other_week = (week.replace("80,5", "79,1").replace("39,3", "36,7").replace("16 إلى 22", "23 إلى 29")
+                  .replace("3,1", "2,4"))
+    # a reprint: Arabic-Indic digits, Arabic decimal comma, the interest rate sentence cut
+    reprint = week.split("، وأن سعر")[0].translate(str.maketrans("0123456789,", "٠١٢٣٤٥٦٧٨٩٫")) + ". "
+    articles = _articles({"week": week * 3, "other-week": other_week * 3, "reprint": reprint * 3})
+    params = dedup.DedupParams.from_params(PARAMS)
+    result = dedup.deduplicate(articles.lazy(), params)
+    cluster = dict(zip(result.assignment["id"], result.assignment["cluster_id"]))
+    assert cluster["reprint"] == cluster["week"] != cluster["other-week"]
+    review = result.review.filter(pl.col("reason") == "figures_differ")
+    assert {"week", "other-week"} in [set(pair) for pair in review.select("id_a", "id_b").iter_rows()]
+    assert (review["similarity"] >= params.threshold).all()
+
+
+def test_figures_are_read_in_any_digit_script_and_notation():
+    figures = pl.Series(["80,5", "٨٠٫٥", "80.50", "1,000", "١٬٠٠٠", "1000", "05", "21/7/2015", "2015-07-21"])
+    values = pl.select(dedup.figure_value(pl.lit(figures))).to_series().to_list()
+    assert values[:3] == ["80.5"] * 3 and values[3:6] == ["1000"] * 3 and values[6] == "5"
+    assert values[7] == values[8]  # a date day first or year first: one fact
+
+
+def test_a_teaser_joins_the_longer_reprint_that_took_its_base():
+    """Real article B; S = B plus a paragraph (longer: kept); T = the first 60 % of B.
+    T is under the Jaccard threshold from S but lies inside it: it is removed for S."""
+    base = _snn_text("snn-2015-07-21-0004")
+    words = base.split()
+    teaser = " ".join(words[: int(len(words) * 0.6)])
+    longer = base + "\n" + _snn_text("snn-2015-07-21-0008").split("\n")[0]
+    articles = _articles({"base": base, "longer": longer, "teaser": teaser})
+    params = dedup.DedupParams.from_params(PARAMS)
+    result = dedup.deduplicate(articles.lazy(), params)
+    removed = dict(zip(result.assignment["id"], result.assignment["duplicate_of"]))
+    assert removed == {"longer": None, "base": "longer", "teaser": "longer"}
+    overlap = dedup.pair_similarity(pl.DataFrame({"id_a": ["longer"], "id_b": ["teaser"]}), articles.lazy(), params)
+    assert overlap["similarity"][0] < params.threshold  # found by containment, not by Jaccard
+
+
+def test_a_few_shared_sentences_or_a_quoted_item_do_not_make_a_duplicate():
+    """Real articles: a short text whose ~40 words lie inside another is under the size
+    floor (review: containment_only); a 70-word item quoted whole by a long roundup is a
+    small part of it (share floor): both stay."""
+    other = _snn_text("snn-2015-07-21-0008").split()
+    shared = " ".join(_snn_text("snn-2015-07-21-0004").split()[:40])
+    articles = _articles({"big": " ".join(other[:60]) + "\n" + shared, "small": shared + " " + " ".join(other[-8:])})
+    result = dedup.deduplicate(articles.lazy(), dedup.DedupParams.from_params(PARAMS))
+    assert result.assignment["kind"].null_count() == 2
+    assert result.review["reason"].to_list() == ["containment_only"]
+
+    # (LSH seldom proposes such a pair: the rule itself, on the set sizes)
+    params = dedup.DedupParams.from_params(PARAMS)
+    inside = dedup.Overlap(jaccard=np.array([0.1, 0.6]), containment=np.array([1.0, 1.0]),
+                           smaller=np.array([70, 420]), larger=np.array([700, 700]))
+    assert inside.contained(params).tolist() == [False, True]  # a quoted item; a teaser (60 %)
+
+
+def test_word_hashes_are_stable_and_do_not_depend_on_the_batch():
+    words = pl.Series(["وزارة", "الصحة", "2015", "", "وزارة"])
+    hashes = minhash.word_hashes(words)
+    assert hashes[0] == hashes[4] and len(set(hashes[:4].tolist())) == 4
+    # the same word in another batch, at another offset of the Arrow buffer: the same hash
+    assert minhash.word_hashes(pl.Series(["x", "y", "وزارة"]).slice(2, 1))[0] == hashes[0]
+    # pinned: signatures in a stored index depend on it (change SCHEME with it)
+    assert hashes[0] == 0xE7AC60AAD953B21D

@@ -109,13 +109,20 @@ def write_reprints(target: Path, sources: list[Path], rng: random.Random, extra:
         (target / f"{prefix}-{number:03d}.json").write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
 
 
+def _figures(base: int) -> list[str]:
+    return [word for k, name in enumerate(["العدد", "النسبة", "المبلغ", "الرقم", "المؤشر", "الحجم", "السعر", "المعدل"])
+            for word in (name, str(base + k), "نقطة")]
+
+
 def write_regrouped_triples(drop_a: Path, drop_b: Path, rng: random.Random, count: int = 12) -> None:
     """Duplicates that dedup's star clustering moves to another cluster when a drop arrives.
 
     Per triple, texts of random sample words: in ``drop_a`` K (300 words) and X (K's first
     210: Jaccard 0.70, so X is removed as K's duplicate); in ``drop_b`` N, X plus 150 other
-    words: now the longest, N keeps X (0.58) but not K (0.46). In v2, X is removed for N
-    and K is a cluster of its own; only the X-K pair in review.parquet ties them together."""
+    words: now the longest, N keeps X (0.55) but not K (0.42). K and N end on eight figures
+    in the same words, all different ("المؤشر 101 نقطة" / "المؤشر 201 نقطة"), so dedup does
+    not join K's cluster to N's either. In v2, X is removed for N and K is a cluster of its
+    own; only the X-K pair in review.parquet ties them together."""
     vocabulary = sorted({word for path in sorted(SAUDI_SAMPLE.glob("*.json"))[:100]
                          for word in json.loads(path.read_text(encoding="utf-8"))["content"].split()})
     for drop in (drop_a, drop_b):
@@ -123,9 +130,9 @@ def write_regrouped_triples(drop_a: Path, drop_b: Path, rng: random.Random, coun
     for number in range(count):
         words = rng.choices(vocabulary, k=450)
         texts = {
-            (drop_a, "kept"): words[:300],
+            (drop_a, "kept"): words[:300] + _figures(100),
             (drop_a, "removed"): words[:210],
-            (drop_b, "longer"): words[:210] + words[300:],
+            (drop_b, "longer"): words[:210] + words[300:] + _figures(200),
         }
         for (drop, role), text in texts.items():
             name = f"regrouped-{number:02d}-{role}"
