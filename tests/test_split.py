@@ -533,8 +533,3 @@ def test_report_adds_up_and_describes_the_splits(versions: dict[str, Path]) -> N
     by_date = pl.read_csv(versions["v2"] / "metrics" / "split_by_date.csv")
     assert by_date.columns == ["published_date", *SPLITS]
     assert by_date.select(pl.sum_horizontal(SPLITS)).to_series().sum() == kept["published_date"].is_not_null().sum()
-
-
-def test_help_explains_the_stage() -> None:
-    result = run_corpus("split", "--help")
-    assert "anchor" in result.stdout and "contamination" in result.stdout.lower()
