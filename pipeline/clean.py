@@ -17,6 +17,9 @@ For each article:
 3. Articles without a title (one-article text files) take their first remaining line as
    the title; a first line that repeats the title is dropped from the text.
 4. Quality filters (params.yaml ``quality``) send an article to quarantine with a reason.
+5. Each article's language is identified (``language``, ``language_score``; fastText
+   lid.176, ``pipeline/language.py``); one that passed the quality filters in a language
+   not in ``quality.languages`` is quarantined as ``not_arabic``.
 
 Only the repeated lines need the whole corpus; everything else is decided article by
 article. So the stage makes two passes of ``clean.batch_size`` articles: the first
@@ -36,6 +39,7 @@ import polars as pl
 
 from . import arabic_text
 from .io import ParquetAppender, batches, scan_table, scratch_folder, write_stage_report, write_table
+from .language import LanguageIdentifier
 from .params import section
 from .progress import Progress, log
 from .schema import ARTICLE_SCHEMA, QUARANTINE_SCHEMA, conform
@@ -249,9 +253,20 @@ def quality_reason(quality: dict[str, Any]) -> pl.Expr:
     )
 
 
+def with_language(judged: pl.DataFrame, quality: dict[str, Any]) -> pl.DataFrame:
+    """``judged`` with each article's ``language`` and ``language_score``, and reason
+    ``not_arabic`` for an article that passed the other filters in another language."""
+    identified = LanguageIdentifier.from_params(quality).with_language(judged)
+    return identified.with_columns(
+        reason=pl.coalesce("reason", pl.when(~pl.col("language").is_in(list(quality["languages"]))).then(pl.lit("not_arabic")))
+    )
+
+
 def quality_detail(quality: dict[str, Any]) -> pl.Expr:
     return (
-        pl.when(pl.col("reason") == "too_short")
+        pl.when(pl.col("reason") == "not_arabic")
+        .then(pl.format("identified as {} (score {})", "language", pl.col("language_score").round(3)))
+        .when(pl.col("reason") == "too_short")
         .then(pl.format("{} words, {} chars (min {} words, {} chars)", "n_words", "n_chars",
                         pl.lit(quality["min_words"]), pl.lit(quality["min_chars"])))
         .when(pl.col("reason") == "too_long")
@@ -283,7 +298,7 @@ def clean_articles(
     once each (both feed two outputs; Polars would plan them once an output)."""
     lines = classify_lines(article_lines(normalised.lazy()), repeated.lazy(), rules).collect()
     rebuilt = rebuild_articles(normalised.lazy(), lines.lazy(), int(quality["max_title_chars"]))
-    judged = rebuilt.with_columns(reason=quality_reason(quality)).collect()
+    judged = with_language(rebuilt.with_columns(reason=quality_reason(quality)).collect(), quality)
     kept = conform(judged.lazy().filter(pl.col("reason").is_null()), ARTICLE_SCHEMA)
     quarantine = conform(
         judged.lazy()
@@ -386,12 +401,18 @@ def run(input_dir: Path, output_dir: Path, metrics_path: Path | None, params: di
     n_kept = scan_table(output_dir / "articles.parquet").select(pl.len()).collect().item()
     by_reason = stage_quarantine.group_by("reason").len().sort("reason")
     by_kind = removed.group_by("removed_as").agg(pl.col("n_articles").sum()).sort("removed_as")
+    # Every article clean judged, kept or not (the dataset card's language mix).
+    languages = (
+        pl.concat([scan_table(output_dir / "articles.parquet").select("language"), stage_quarantine.lazy().select("language")])
+        .group_by("language").len().sort(["len", "language"], descending=[True, False]).collect()
+    )
     report = {
         "input": n_in,
         "kept": n_kept,
         "quarantined": stage_quarantine.height,
         "quarantined_by_reason": dict(zip(by_reason["reason"], by_reason["len"])),
         "boilerplate_lines_removed": dict(zip(by_kind["removed_as"], by_kind["n_articles"])),
+        "languages": dict(zip(languages["language"], languages["len"])),
         "quarantined_total_with_ingest": upstream_quarantine + stage_quarantine.height,
     }
     if n_in != n_kept + stage_quarantine.height:

