@@ -53,9 +53,31 @@ HEADLINE = {
 }
 
 
+ZONES = ("any", "head", "tail", "edge")
+
+
+@dataclass(frozen=True)
+class LineRule:
+    """One family of furniture lines (params.yaml ``boilerplate.line_rules``): its name,
+    where in an article it applies, the longest line it takes, and its patterns as one
+    regex over ``arabic_text.folded`` lines."""
+
+    name: str
+    zone: str
+    max_words: int
+    regex: str
+
+    @classmethod
+    def from_params(cls, name: str, rule: dict[str, Any]) -> "LineRule":
+        if rule["zone"] not in ZONES:
+            raise ValueError(f"boilerplate.line_rules.{name}.zone must be one of {', '.join(ZONES)}, not {rule['zone']!r}")
+        patterns = [arabic_text.folded_of(pattern) for pattern in rule["patterns"]]
+        return cls(name, rule["zone"], int(rule["max_words"]), "|".join(f"(?:{p})" for p in patterns))
+
+
 @dataclass(frozen=True)
 class BoilerplateRules:
-    """The curated boilerplate lists, as match keys."""
+    """The curated boilerplate lists, as match keys, and the line rules."""
 
     lines: frozenset[str]
     line_start_markers: tuple[str, ...]
@@ -66,6 +88,8 @@ class BoilerplateRules:
     max_prefix_line_chars: int
     repeated_min_articles: int
     repeated_max_chars: int
+    line_rules: tuple[LineRule, ...] = ()
+    paragraph_min_words: int = 20
 
     @classmethod
     def from_params(cls, boilerplate: dict[str, Any]) -> "BoilerplateRules":
@@ -83,6 +107,8 @@ class BoilerplateRules:
             max_prefix_line_chars=int(boilerplate["max_prefix_line_chars"]),
             repeated_min_articles=int(repeated["min_articles"]),
             repeated_max_chars=int(repeated["max_chars"]),
+            line_rules=tuple(LineRule.from_params(name, rule) for name, rule in (boilerplate.get("line_rules") or {}).items()),
+            paragraph_min_words=int(boilerplate.get("paragraph_min_words", 20)),
         )
 
     def marker_patterns(self) -> tuple[str, ...]:
@@ -108,6 +134,20 @@ class BoilerplateRules:
         for prefix in self.prefixes:
             prefixed = prefixed | (key == prefix) | key.str.starts_with(prefix + " ")
         return key.is_in(list(self.lines)) | (prefixed & (line.str.len_chars() <= self.max_prefix_line_chars))
+
+    def folded_short_line(self, line: pl.Expr, n_words: pl.Expr) -> pl.Expr:
+        """``arabic_text.folded`` of a line short enough for some line rule, else null
+        (folding is the cost: body paragraphs are skipped)."""
+        longest = max((rule.max_words for rule in self.line_rules), default=0)
+        return pl.when(n_words <= longest).then(arabic_text.folded(line))
+
+    def line_rule(self, folded: pl.Expr, n_words: pl.Expr, zones: tuple[str, ...]) -> pl.Expr:
+        """The name of the first line rule of one of ``zones`` that a line matches (null for
+        none), from its ``folded_short_line``."""
+        name = pl.lit(None, dtype=pl.String)
+        for rule in reversed([rule for rule in self.line_rules if rule.zone in zones]):  # the first listed wins
+            name = pl.when((n_words <= rule.max_words) & folded.str.contains(rule.regex)).then(pl.lit(rule.name)).otherwise(name)
+        return name
 
     def line_key_regex(self) -> str:
         """A multi-line regex over the match keys of a text's lines, one key a line, that
@@ -166,18 +206,28 @@ def repeated_lines(counts: pl.LazyFrame, rules: BoilerplateRules) -> pl.LazyFram
 def classify_lines(lines: pl.LazyFrame, repeated: pl.LazyFrame, rules: BoilerplateRules) -> pl.LazyFrame:
     """Adds ``removed_as``: null for article lines, else the kind of boilerplate
     (``repeated``: the corpus's ``repeated_lines``)."""
+    n_words = pl.col("key").str.count_matches(" ") + 1
     flagged = lines.join(
         repeated, on=["drop", "source", "key"], how="left", nulls_equal=True, maintain_order="left"
-    ).with_columns(
+    ).with_columns(folded=rules.folded_short_line(pl.col("line"), n_words)).with_columns(
         curated=rules.curated_line(pl.col("key"), pl.col("line")),
         punctuation_only=pl.col("key") == "",
         repeated=pl.col("repeated").fill_null(False),
         label=pl.col("key").is_in(list(rules.section_labels)),
         trailing=pl.col("key").is_in(list(rules.trailing)),
+        anywhere_rule=rules.line_rule(pl.col("folded"), n_words, ("any",)),
+        head_rule=rules.line_rule(pl.col("folded"), n_words, ("head", "edge")),
+        tail_rule=rules.line_rule(pl.col("folded"), n_words, ("tail", "edge")),
     )
-    boilerplate = pl.col("curated") | pl.col("repeated") | pl.col("punctuation_only")
+    boilerplate = pl.col("curated") | pl.col("repeated") | pl.col("punctuation_only") | pl.col("anywhere_rule").is_not_null()
     first_body = pl.col("pos").filter(~boilerplate & ~pl.col("label")).min().over("id")
     last_body = pl.col("pos").filter(~boilerplate & ~pl.col("trailing")).max().over("id")
+    # Zones of the line rules: above the first paragraph, below the last one.
+    paragraph = ~boilerplate & pl.col("head_rule").is_null() & pl.col("tail_rule").is_null() & (
+        n_words >= rules.paragraph_min_words
+    )
+    first_paragraph = pl.col("pos").filter(paragraph).min().over("id")
+    last_paragraph = pl.col("pos").filter(paragraph).max().over("id")
     return flagged.with_columns(
         removed_as=pl.when(pl.col("punctuation_only"))
         .then(pl.lit("punctuation_only"))
@@ -185,11 +235,17 @@ def classify_lines(lines: pl.LazyFrame, repeated: pl.LazyFrame, rules: Boilerpla
         .then(pl.lit("curated"))
         .when(pl.col("repeated"))
         .then(pl.lit("repeated"))
+        .when(pl.col("anywhere_rule").is_not_null())
+        .then(pl.col("anywhere_rule"))
         .when(pl.col("label") & (first_body.is_null() | (pl.col("pos") < first_body)))
         .then(pl.lit("section_label"))
         .when(pl.col("trailing") & (last_body.is_null() | (pl.col("pos") > last_body)))
         .then(pl.lit("trailing"))
-    ).drop("curated", "punctuation_only", "repeated", "label", "trailing")
+        .when(pl.col("head_rule").is_not_null() & (first_paragraph.is_null() | (pl.col("pos") < first_paragraph)))
+        .then(pl.col("head_rule"))
+        .when(pl.col("tail_rule").is_not_null() & (last_paragraph.is_null() | (pl.col("pos") > last_paragraph)))
+        .then(pl.col("tail_rule"))
+    ).drop("folded", "curated", "punctuation_only", "repeated", "label", "trailing", "anywhere_rule", "head_rule", "tail_rule")
 
 
 def rebuild_articles(articles: pl.LazyFrame, lines: pl.LazyFrame, max_title_chars: int) -> pl.LazyFrame:
