@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 import zipfile
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Callable
 import yaml
 
 SAMPLES = Path(__file__).with_name("language_samples.yaml")
-SNN_ZIPS = Path("/work/shared/corpus/saudinewsnet/zips")
+from shared_corpus import SAUDI_ZIPS as SNN_ZIPS  # noqa: E402
 
 
 def _fasttext() -> Callable[[list[str]], list[str]]:
@@ -80,7 +81,7 @@ CANDIDATES = {
 
 def snn_texts(n: int) -> list[str]:
     texts = []
-    for path in sorted(SNN_ZIPS.glob("*.zip")):
+    for path in sorted(SAUDI_ZIPS.glob("*.zip")):
         with zipfile.ZipFile(path) as archive:
             for name in sorted(archive.namelist()):
                 if name.endswith(".json"):
