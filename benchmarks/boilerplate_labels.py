@@ -15,7 +15,8 @@ one row per line. Labels come from evidence the clean rules do not use:
 * ``inner_line``: body. A shorter line, with a letter, that has a ``long_line`` both above
   and below it: a subheading, a quote, a short paragraph.
 * ``read``: every other line (short, unrepeated, at the head or the tail of its article),
-  labelled by reading it; the verdicts are in benchmarks/boilerplate_read_labels.tsv.
+  labelled by reading it; the verdicts are in benchmarks/boilerplate_read_labels.tsv, which
+  also holds the corrections of evidence labels found wrong by reading.
 
 The evidence rules were then checked by reading a sample of their lines (README "Clean").
 """
@@ -110,14 +111,17 @@ def main() -> None:
             read[(article, int(pos))] = label
     labels = []
     unread = []
+    evidence = []
     for row in labelled.iter_rows(named=True):
-        if row["evidence"] == "read":
-            label = read.get((row["article"], row["pos"]))
-            if label is None:
-                unread.append(row)
-        else:
+        label = read.get((row["article"], row["pos"]))
+        if row["evidence"] == "read" and label is None:
+            unread.append(row)
+        elif label is None:
             label = "boilerplate" if row["evidence"] in ("repeated_in_outlet", "no_word") else "body"
+        elif row["evidence"] != "read":  # an evidence rule's label corrected by reading
+            label, row["evidence"] = label, "read"
         labels.append(label)
+        evidence.append(row["evidence"])
     if unread:
         with READ_LABELS.open("a", encoding="utf-8") as handle:
             if READ_LABELS.stat().st_size == 0:
@@ -126,7 +130,7 @@ def main() -> None:
                 handle.write(f"{row['article']}\t{row['pos']}\t?\t{row['line']}\n")
         print(f"{len(unread)} lines to read: label them in {READ_LABELS} (body or boilerplate), then run again")
         return
-    out = labelled.with_columns(label=pl.Series(labels))
+    out = labelled.with_columns(label=pl.Series(labels), evidence=pl.Series(evidence))
     with OUT.open("w", encoding="utf-8") as handle:
         for row in out.select("corpus", "outlet", "article", "pos", "line", "label", "evidence").iter_rows(named=True):
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
