@@ -216,8 +216,11 @@ def classify_lines(lines: pl.LazyFrame, repeated: pl.LazyFrame, rules: Boilerpla
         label=pl.col("key").is_in(list(rules.section_labels)),
         trailing=pl.col("key").is_in(list(rules.trailing)),
         anywhere_rule=rules.line_rule(pl.col("folded"), n_words, ("any",)),
-        head_rule=rules.line_rule(pl.col("folded"), n_words, ("head", "edge")),
-        tail_rule=rules.line_rule(pl.col("folded"), n_words, ("tail", "edge")),
+        edge_rule=rules.line_rule(pl.col("folded"), n_words, ("edge",)),
+        head_only_rule=rules.line_rule(pl.col("folded"), n_words, ("head",)),
+        tail_only_rule=rules.line_rule(pl.col("folded"), n_words, ("tail",)),
+    ).with_columns(
+        head_rule=pl.coalesce("head_only_rule", "edge_rule"), tail_rule=pl.coalesce("tail_only_rule", "edge_rule")
     )
     boilerplate = pl.col("curated") | pl.col("repeated") | pl.col("punctuation_only") | pl.col("anywhere_rule").is_not_null()
     first_body = pl.col("pos").filter(~boilerplate & ~pl.col("label")).min().over("id")
@@ -245,7 +248,8 @@ def classify_lines(lines: pl.LazyFrame, repeated: pl.LazyFrame, rules: Boilerpla
         .then(pl.col("head_rule"))
         .when(pl.col("tail_rule").is_not_null() & (last_paragraph.is_null() | (pl.col("pos") > last_paragraph)))
         .then(pl.col("tail_rule"))
-    ).drop("folded", "curated", "punctuation_only", "repeated", "label", "trailing", "anywhere_rule", "head_rule", "tail_rule")
+    ).drop("folded", "curated", "punctuation_only", "repeated", "label", "trailing", "anywhere_rule", "edge_rule",
+           "head_only_rule", "tail_only_rule", "head_rule", "tail_rule")
 
 
 def rebuild_articles(articles: pl.LazyFrame, lines: pl.LazyFrame, max_title_chars: int) -> pl.LazyFrame:
@@ -312,7 +316,7 @@ def quality_reason(quality: dict[str, Any]) -> pl.Expr:
 def with_language(judged: pl.DataFrame, quality: dict[str, Any]) -> pl.DataFrame:
     """``judged`` with each article's ``language`` and ``language_score``, and reason
     ``not_arabic`` for an article that passed the other filters in another language."""
-    identified = LanguageIdentifier.from_params(quality).with_language(judged)
+    identified = LanguageIdentifier.from_params(quality).with_language(judged, float(quality["min_arabic_ratio"]))
     return identified.with_columns(
         reason=pl.coalesce("reason", pl.when(~pl.col("language").is_in(list(quality["languages"]))).then(pl.lit("not_arabic")))
     )

@@ -24,7 +24,9 @@ ARTICLE_COLUMNS: dict[str, tuple[pl.DataType, str]] = {
     "n_words": (pl.Int64(), "Words in text (runs of letters, digits and combining marks)."),
     "language": (pl.String(), "Language of the text as identified by fastText's lid.176 model (ISO 639 code; "
                  "Egyptian Arabic folded into 'ar', 'und' for a text without words); set by the clean stage."),
-    "language_score": (pl.Float64(), "Probability the language model gives `language` (0-1); set by the clean stage."),
+    "language_score": (pl.Float64(), "Probability the language model gives `language` (0-1); null where the model "
+                       "was not needed: a text in the Arabic alphabet alone, which no other language writes with. "
+                       "Set by the clean stage."),
 }
 ARTICLE_SCHEMA = pl.Schema({name: dtype for name, (dtype, _) in ARTICLE_COLUMNS.items()})
 

@@ -204,7 +204,7 @@ def test_quality_filters_give_reasons():
     assert quarantine["reason"].to_list() == list(texts)[1:]
     assert quarantine["detail"].null_count() == 0 and (quarantine["stage"] == "clean").all()
     assert quarantine.filter(pl.col("reason") == "not_arabic")["detail"].item().startswith("identified as fa (score 0.")
-    assert kept.select("language", pl.col("language_score") > 0.5).row(0) == ("ar", True)
+    assert kept.select("language", "language_score").row(0) == ("ar", None)  # Arabic alphabet alone: no model needed
 
 
 def test_saudinewsnet_sample_counts_add_up_and_boilerplate_goes(tmp_path):
@@ -219,6 +219,10 @@ def test_saudinewsnet_sample_counts_add_up_and_boilerplate_goes(tmp_path):
     assert metrics["input"] == metrics["articles"] + metrics["quarantined"]
     by_reason = quarantine.filter(pl.col("stage") == "clean").group_by("reason").len()
     assert metrics["quarantine"] == dict(zip(by_reason["reason"], by_reason["len"])) and sum(metrics["quarantine"].values()) == 9
+    # Every article clean judged has a language; the report counts them (the card's language mix).
+    languages = json.loads((tmp_path / "clean" / "report.json").read_text())["languages"]
+    assert sum(languages.values()) == metrics["articles"] + metrics["quarantined"] and languages["ar"] >= metrics["articles"]
+    assert (articles["language"] == "ar").all() and (articles["language_score"].drop_nulls() > 0.5).all()
     # SPA's end-of-story marker and the outlets' SMS/share lines are gone, everywhere.
     for marker in ("// انتهى //", "Next Previous", "inShare"):
         assert not articles["text"].str.contains(marker, literal=True).any(), marker

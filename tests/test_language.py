@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
 import pytest
 import yaml
 
@@ -33,3 +34,20 @@ def test_dialect_sentences_stay_arabic_one_by_one():
 
 def test_a_text_without_words_is_undetermined():
     assert IDENTIFIER.identify(["", None, " \n "]) == (["und"] * 3, [0.0] * 3)
+
+
+def test_the_model_reads_only_the_texts_that_need_it():
+    texts = {
+        "ar-gulf": " ".join(SAMPLES["ar-gulf"]),  # Arabic alphabet alone: Arabic, no model
+        "fa": " ".join(SAMPLES["fa"]),  # Persian letters: the model
+        "en": "The government announced a new plan to support farmers in rural areas next year.",
+        "ar-with-a-name": "زار وفد من شركة گوگل الرياض اليوم، وأعلن عن افتتاح مكتب إقليمي جديد في المملكة العام المقبل.",
+        "empty": "",
+    }
+    articles = pl.DataFrame({"text": list(texts.values())}).with_columns(
+        arabic_ratio=pl.Series([1.0, 1.0, 0.0, 1.0, 0.0])
+    )
+    got = IDENTIFIER.with_language(articles, 0.6)
+    assert got["language"].to_list() == ["ar", "fa", "en", "ar", "und"]
+    scores = got["language_score"].to_list()
+    assert scores[0] is None and scores[4] == 0.0 and all(0.5 < s <= 1 for s in scores[1:4])
