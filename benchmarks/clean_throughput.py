@@ -5,8 +5,9 @@ main), on the same ingested corpus, in one run, runs interleaved.
 
 Corpus: the 18 daily SaudiNewsNet zips and the windows-1256 newspapers (shared corpus), as
 two drops, ingested once by each revision (not timed). Each round runs `corpus clean` of each revision
-as its own process (GNU time gives its peak RSS); printed: seconds, articles/s and peak RSS
-per run, and this checkout's articles/s as a ratio of the other's (medians over rounds).
+as its own process (GNU time gives its CPU time and peak RSS); printed: seconds, articles/s,
+CPU seconds and peak RSS per run, and this checkout's articles/s as a ratio of the other's, per round (the two runs of
+a round back to back) and their median.
 """
 
 from __future__ import annotations
@@ -30,20 +31,21 @@ sys.path.insert(0, str(REPO))  # runnable as a script from anywhere
 from benchmarks.shared_corpus import CP1256, SAUDI_ZIPS  # noqa: E402
 
 
-def clean_once(code: Path, ingested: Path, out: Path) -> tuple[float, float | None]:
-    """`corpus clean` with the pipeline in ``code``: seconds and peak RSS (GB)."""
+def clean_once(code: Path, ingested: Path, out: Path) -> tuple[float, float, float]:
+    """`corpus clean` with the pipeline in ``code``: wall seconds, CPU seconds (user + system,
+    less sensitive to the other jobs on the machine) and peak RSS (GB), from GNU time."""
     shutil.rmtree(out, ignore_errors=True)
     command = [sys.executable, "-c", "from pipeline.cli import main; raise SystemExit(main())",
                "--params", str(code / "params.yaml"), "clean", "--input", str(ingested), "--output", str(out),
                "--metrics", str(out.parent / "clean-metrics.json")]
-    timed = ["/usr/bin/time", "-f", "%M", *command] if Path("/usr/bin/time").exists() else command
+    timed = ["/usr/bin/time", "-f", "%M %U %S", *command]
     started = time.monotonic()
     result = subprocess.run(timed, cwd=code, capture_output=True, text=True, env={"PYTHONPATH": str(code), "PATH": "/usr/bin:/bin"})
     seconds = time.monotonic() - started
     if result.returncode != 0:
         raise RuntimeError(f"clean with {code} failed:\n{result.stderr[-3000:]}")
-    peak = int(result.stderr.strip().splitlines()[-1]) / 1024**2 if timed is not command else None
-    return seconds, peak
+    peak, user, system = result.stderr.strip().splitlines()[-1].split()
+    return seconds, float(user) + float(system), int(peak) / 1024**2
 
 
 def main() -> None:
@@ -72,17 +74,19 @@ def main() -> None:
                             "--output", str(work / name / "ingest"), "--metrics", str(work / name / "ingest.json")],
                            cwd=code, check=True, capture_output=True, env={"PYTHONPATH": str(code), "PATH": "/usr/bin:/bin"})
         n_articles = json.loads((work / "this checkout" / "ingest" / "report.json").read_text())["articles"]
-        runs: dict[str, list[tuple[float, float | None]]] = {name: [] for name in revisions}
+        runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in revisions}
         for _ in range(args.rounds):
             for name, code in revisions.items():
                 runs[name].append(clean_once(code, work / name / "ingest", work / name / "clean"))
         print(f"clean of {n_articles:,} ingested articles (SaudiNewsNet + windows-1256 newspapers), {args.rounds} rounds")
         for name, figures in runs.items():
-            shown = ", ".join(f"{s:.1f} s ({n_articles / s:,.0f}/s, {p:.2f} GB)" for s, p in figures)
+            shown = ", ".join(f"{s:.1f} s ({n_articles / s:,.0f}/s; CPU {c:.1f} s; {p:.2f} GB)" for s, c, p in figures)
             print(f"  {name:15s} {shown}")
-        here = statistics.median(n_articles / s for s, _ in runs["this checkout"])
-        there = statistics.median(n_articles / s for s, _ in runs[args.against])
-        print(f"throughput of this checkout / {args.against}: {here / there:.3f} (median articles/s)")
+        # Paired by round (the two runs of a round share the machine's load of the moment).
+        for measure, index in (("wall", 0), ("CPU", 1)):
+            ratios = [theirs[index] / ours[index] for ours, theirs in zip(runs["this checkout"], runs[args.against])]
+            print(f"throughput ({measure} time) of this checkout / {args.against}, per round: "
+                  f"{', '.join(f'{r:.3f}' for r in ratios)}; median {statistics.median(ratios):.3f}")
 
 
 if __name__ == "__main__":

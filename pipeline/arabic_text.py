@@ -122,9 +122,13 @@ def match_key(text: pl.Expr) -> pl.Expr:
     combining marks of other scripts dropped, lowercase, every run of punctuation, symbols
     and whitespace -> one space. The result is words separated by single spaces (see ``key_words``).
     """
+    return match_key_of_folded(folded(text))
+
+
+def match_key_of_folded(folded_text: pl.Expr) -> pl.Expr:
+    """``match_key`` of a text already ``folded``."""
     return (
-        folded(text)
-        .str.to_lowercase()
+        folded_text.str.to_lowercase()
         .str.replace_all(r"[^\p{L}\p{N}]+", " ")  # punctuation, symbols, whitespace -> space
         .str.strip_chars(" ")
     )

@@ -135,19 +135,22 @@ class BoilerplateRules:
             prefixed = prefixed | (key == prefix) | key.str.starts_with(prefix + " ")
         return key.is_in(list(self.lines)) | (prefixed & (line.str.len_chars() <= self.max_prefix_line_chars))
 
-    def folded_short_line(self, line: pl.Expr, n_words: pl.Expr) -> pl.Expr:
-        """``arabic_text.folded`` of a line short enough for some line rule, else null
-        (folding is the cost: body paragraphs are skipped)."""
-        longest = max((rule.max_words for rule in self.line_rules), default=0)
-        return pl.when(n_words <= longest).then(arabic_text.folded(line))
-
     def line_rule(self, folded: pl.Expr, n_words: pl.Expr, zones: tuple[str, ...]) -> pl.Expr:
         """The name of the first line rule of one of ``zones`` that a line matches (null for
-        none), from its ``folded_short_line``."""
-        name = pl.lit(None, dtype=pl.String)
-        for rule in reversed([rule for rule in self.line_rules if rule.zone in zones]):  # the first listed wins
-            name = pl.when((n_words <= rule.max_words) & folded.str.contains(rule.regex)).then(pl.lit(rule.name)).otherwise(name)
-        return name
+        none), from its ``arabic_text.folded`` text and its number of words. The zone's rules
+        are one regex of named groups, so a line is scanned once whatever their number."""
+        rules = [rule for rule in self.line_rules if rule.zone in zones]
+        if not rules:
+            return pl.lit(None, dtype=pl.String)
+        longest = max(rule.max_words for rule in rules)
+        # Paragraphs skip the regex; rule names are valid group names (params keys).
+        groups = pl.when(n_words <= longest).then(folded).str.extract_groups(
+            "|".join(f"(?P<{rule.name}>{rule.regex})" for rule in rules)
+        )
+        return pl.coalesce(
+            pl.when(groups.struct.field(rule.name).is_not_null() & (n_words <= rule.max_words)).then(pl.lit(rule.name))
+            for rule in rules
+        )
 
     def line_key_regex(self) -> str:
         """A multi-line regex over the match keys of a text's lines, one key a line, that
@@ -170,13 +173,15 @@ def normalise_fields(articles: pl.LazyFrame, rules: BoilerplateRules) -> pl.Lazy
 
 
 def article_lines(articles: pl.LazyFrame) -> pl.LazyFrame:
-    """One row per non-empty line: id, drop, source, pos, line, key."""
+    """One row per non-empty line: id, drop, source, pos, line, folded (``arabic_text.folded``,
+    what the line rules read), key (its match key)."""
     return (
         articles.select("id", "drop", "source", line=pl.col("text").str.split("\n"))
         .with_columns(pos=pl.int_ranges(0, pl.col("line").list.len()))
         .explode("line", "pos")
         .filter(pl.col("line").is_not_null() & (pl.col("line") != ""))
-        .with_columns(key=arabic_text.match_key(pl.col("line")))
+        .with_columns(folded=arabic_text.folded(pl.col("line")))
+        .with_columns(key=arabic_text.match_key_of_folded(pl.col("folded")))
     )
 
 
@@ -209,7 +214,7 @@ def classify_lines(lines: pl.LazyFrame, repeated: pl.LazyFrame, rules: Boilerpla
     n_words = pl.col("key").str.count_matches(" ") + 1
     flagged = lines.join(
         repeated, on=["drop", "source", "key"], how="left", nulls_equal=True, maintain_order="left"
-    ).with_columns(folded=rules.folded_short_line(pl.col("line"), n_words)).with_columns(
+    ).with_columns(
         curated=rules.curated_line(pl.col("key"), pl.col("line")),
         punctuation_only=pl.col("key") == "",
         repeated=pl.col("repeated").fill_null(False),
