@@ -23,8 +23,12 @@ from typing import Callable
 
 import yaml
 
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # runnable as a script from anywhere
+
+from benchmarks.shared_corpus import SAUDI_ZIPS  # noqa: E402
+
 SAMPLES = Path(__file__).with_name("language_samples.yaml")
-from shared_corpus import SAUDI_ZIPS as SNN_ZIPS  # noqa: E402
 
 
 def _fasttext() -> Callable[[list[str]], list[str]]:
