@@ -69,6 +69,8 @@ class LineRule:
 
     @classmethod
     def from_params(cls, name: str, rule: dict[str, Any]) -> "LineRule":
+        if not name.isidentifier() or not name.isascii():  # it names a regex group
+            raise ValueError(f"boilerplate.line_rules: {name!r} must be a name of ASCII letters, digits and _")
         if rule["zone"] not in ZONES:
             raise ValueError(f"boilerplate.line_rules.{name}.zone must be one of {', '.join(ZONES)}, not {rule['zone']!r}")
         patterns = [arabic_text.folded_of(pattern) for pattern in rule["patterns"]]
@@ -138,7 +140,8 @@ class BoilerplateRules:
     def line_rule(self, folded: pl.Expr, n_words: pl.Expr, zones: tuple[str, ...]) -> pl.Expr:
         """The name of the first line rule of one of ``zones`` that a line matches (null for
         none), from its ``arabic_text.folded`` text and its number of words. The zone's rules
-        are one regex of named groups, so a line is scanned once whatever their number."""
+        are one regex of named groups, so a line is scanned once whatever their number (the
+        first rule whose pattern matches decides; a line too long for it is kept)."""
         rules = [rule for rule in self.line_rules if rule.zone in zones]
         if not rules:
             return pl.lit(None, dtype=pl.String)
