@@ -42,11 +42,14 @@ def articles_of(lines: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def removed_flags(clean: Any, rules: Any, lines: pl.DataFrame) -> pl.DataFrame:
-    """(article, pos, removed) for every labelled line, by the given clean module's rules."""
+def removed_flags(clean: Any, rules: Any, lines: pl.DataFrame, history: pl.DataFrame | None = None) -> pl.DataFrame:
+    """(article, pos, removed) for every labelled line, by the given clean module's rules;
+    the repeated lines are counted over ``history`` (articles: id, drop, source, text) when
+    given, else over the labelled articles alone."""
     normalised = clean.normalise_fields(articles_of(lines).lazy(), rules).collect()
     split = clean.article_lines(normalised.lazy())
-    repeated = clean.repeated_lines(clean.short_line_counts(split, rules), rules)
+    counted = split if history is None else clean.article_lines(clean.normalise_fields(history.lazy(), rules))
+    repeated = clean.repeated_lines(clean.short_line_counts(counted, rules), rules)
     classified = clean.classify_lines(split, repeated, rules).collect()
     kept = classified.filter(pl.col("removed_as").is_null()).select(article="id", pos="pos", kept=pl.lit(True))
     by_rule = classified.filter(pl.col("removed_as").is_not_null()).select(article="id", pos="pos", rule="removed_as")
@@ -75,7 +78,15 @@ def score(removed: pl.DataFrame, lines: pl.DataFrame) -> dict[str, Any]:
     }
 
 
-def evaluate_here() -> dict[str, Any]:
+def outlet_history() -> pl.DataFrame:
+    """Every article of both corpora (31,030 + 2,910), as the labelled ones are cleaned."""
+    from benchmarks.boilerplate_labels import corpus
+
+    return corpus().select(id="article", drop=pl.lit("labelled"), source="outlet", text="text", title=pl.lit(None, pl.String),
+                           url=pl.lit(None, pl.String))
+
+
+def evaluate_here(with_history: bool = False) -> dict[str, Any]:
     """Scores of the pipeline package importable now (this checkout or --code)."""
     from pipeline import clean
     from pipeline.params import load_params, section
@@ -83,7 +94,7 @@ def evaluate_here() -> dict[str, Any]:
     params = load_params(Path(clean.__file__).resolve().parents[1] / "params.yaml")
     rules = clean.BoilerplateRules.from_params(section(params, "boilerplate"))
     lines = labelled_lines()
-    removed = removed_flags(clean, rules, lines)
+    removed = removed_flags(clean, rules, lines, outlet_history() if with_history else None)
     judged = lines.join(removed, on=["article", "pos"])
     result = score(removed, lines)
     result["by_rule"] = dict(judged.filter("removed").group_by(pl.col("rule").fill_null("markers")).len().sort("rule").iter_rows())
@@ -92,15 +103,15 @@ def evaluate_here() -> dict[str, Any]:
     return result
 
 
-def evaluate_revision(revision: str) -> dict[str, Any]:
+def evaluate_revision(revision: str, with_history: bool) -> dict[str, Any]:
     """``evaluate_here`` on ``revision``'s pipeline/ and params.yaml, in a subprocess."""
     archive = subprocess.run(["git", "-C", str(REPO), "archive", revision, "pipeline", "params.yaml"],
                              check=True, capture_output=True).stdout
     with tempfile.TemporaryDirectory() as folder:
         with tarfile.open(fileobj=BytesIO(archive)) as tar:
             tar.extractall(folder, filter="data")
-        output = subprocess.run([sys.executable, __file__, "--code", folder, "--json"], check=True,
-                                capture_output=True, text=True).stdout
+        output = subprocess.run([sys.executable, __file__, "--code", folder, "--json", *(["--history"] if with_history else [])],
+                                check=True, capture_output=True, text=True).stdout
     return json.loads(output)
 
 
@@ -110,12 +121,15 @@ def main() -> None:
     parser.add_argument("--code", help=argparse.SUPPRESS)  # a folder holding pipeline/ and params.yaml
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--show", action="store_true", help="list the lines wrongly removed and missed")
+    parser.add_argument("--history", action="store_true",
+                        help="count repeated lines over every article of the outlets (an outlet seen in earlier drops); "
+                             "circular for the lines labelled by repetition")
     args = parser.parse_args()
-    sys.path.insert(0, args.code or str(REPO))
+    sys.path[:0] = [args.code or str(REPO), str(REPO)]  # that pipeline/, and this benchmarks/
     if args.json:
-        print(json.dumps(evaluate_here(), ensure_ascii=False))
+        print(json.dumps(evaluate_here(args.history), ensure_ascii=False))
         return
-    here, there = evaluate_here(), evaluate_revision(args.against)
+    here, there = evaluate_here(args.history), evaluate_revision(args.against, args.history)
     print(f"{here['lines']:,} labelled lines, {here['boilerplate']} boilerplate ({LABELS.name})")
     print(f"{'':22s}{'this checkout':>15s}{args.against:>15s}")
     for key in ("precision", "recall"):
