@@ -122,6 +122,21 @@ def match_key(text: pl.Expr) -> pl.Expr:
     combining marks of other scripts dropped, lowercase, every run of punctuation, symbols
     and whitespace -> one space. The result is words separated by single spaces (see ``key_words``).
     """
+    return match_key_of_folded(folded(text))
+
+
+def match_key_of_folded(folded_text: pl.Expr) -> pl.Expr:
+    """``match_key`` of a text already ``folded``."""
+    return (
+        folded_text.str.to_lowercase()
+        .str.replace_all(r"[^\p{L}\p{N}]+", " ")  # punctuation, symbols, whitespace -> space
+        .str.strip_chars(" ")
+    )
+
+
+def folded(text: pl.Expr) -> pl.Expr:
+    """``match_key`` short of its last steps: letters and digits folded, but case,
+    punctuation and spacing as they were (for boilerplate patterns that need a colon)."""
     return (
         text.str.normalize("NFKC")
         .str.replace_all(INVISIBLE_MARKS, "")
@@ -129,9 +144,6 @@ def match_key(text: pl.Expr) -> pl.Expr:
         .str.replace_all(r"\p{M}", "")  # marks left after NFKC (other scripts' accents)
         .str.replace_all(TATWEEL, "", literal=True)
         .str.replace_many(_FOLD_FROM, _FOLD_TO)
-        .str.to_lowercase()
-        .str.replace_all(r"[^\p{L}\p{N}]+", " ")  # punctuation, symbols, whitespace -> space
-        .str.strip_chars(" ")
     )
 
 
@@ -169,6 +181,11 @@ def arabic_ratio(text: pl.Expr) -> pl.Expr:
 def match_key_of(value: str) -> str:
     """``match_key`` of one Python string (for curated lists and reports)."""
     return pl.select(match_key(pl.lit(value, dtype=pl.String))).item()
+
+
+def folded_of(value: str) -> str:
+    """``folded`` of one Python string."""
+    return pl.select(folded(pl.lit(value, dtype=pl.String))).item()
 
 
 def portable_regex(pattern: str) -> str:

@@ -17,6 +17,9 @@ For each article:
 3. Articles without a title (one-article text files) take their first remaining line as
    the title; a first line that repeats the title is dropped from the text.
 4. Quality filters (params.yaml ``quality``) send an article to quarantine with a reason.
+5. Each article's language is identified (``language``, ``language_score``; fastText
+   lid.176, ``pipeline/language.py``); one that passed the quality filters in a language
+   not in ``quality.languages`` is quarantined as ``not_arabic``.
 
 Only the repeated lines need the whole corpus; everything else is decided article by
 article. So the stage makes two passes of ``clean.batch_size`` articles: the first
@@ -36,6 +39,7 @@ import polars as pl
 
 from . import arabic_text
 from .io import ParquetAppender, batches, scan_table, scratch_folder, write_stage_report, write_table
+from .language import LanguageIdentifier
 from .params import section
 from .progress import Progress, log
 from .schema import ARTICLE_SCHEMA, QUARANTINE_SCHEMA, conform
@@ -49,9 +53,33 @@ HEADLINE = {
 }
 
 
+ZONES = ("any", "head", "tail", "edge")
+
+
+@dataclass(frozen=True)
+class LineRule:
+    """One family of furniture lines (params.yaml ``boilerplate.line_rules``): its name,
+    where in an article it applies, the longest line it takes, and its patterns as one
+    regex over ``arabic_text.folded`` lines."""
+
+    name: str
+    zone: str
+    max_words: int
+    regex: str
+
+    @classmethod
+    def from_params(cls, name: str, rule: dict[str, Any]) -> "LineRule":
+        if not name.isidentifier() or not name.isascii():  # it names a regex group
+            raise ValueError(f"boilerplate.line_rules: {name!r} must be a name of ASCII letters, digits and _")
+        if rule["zone"] not in ZONES:
+            raise ValueError(f"boilerplate.line_rules.{name}.zone must be one of {', '.join(ZONES)}, not {rule['zone']!r}")
+        patterns = [arabic_text.folded_of(pattern) for pattern in rule["patterns"]]
+        return cls(name, rule["zone"], int(rule["max_words"]), "|".join(f"(?:{p})" for p in patterns))
+
+
 @dataclass(frozen=True)
 class BoilerplateRules:
-    """The curated boilerplate lists, as match keys."""
+    """The curated boilerplate lists, as match keys, and the line rules."""
 
     lines: frozenset[str]
     line_start_markers: tuple[str, ...]
@@ -62,6 +90,8 @@ class BoilerplateRules:
     max_prefix_line_chars: int
     repeated_min_articles: int
     repeated_max_chars: int
+    line_rules: tuple[LineRule, ...] = ()
+    paragraph_min_words: int = 20
 
     @classmethod
     def from_params(cls, boilerplate: dict[str, Any]) -> "BoilerplateRules":
@@ -79,6 +109,8 @@ class BoilerplateRules:
             max_prefix_line_chars=int(boilerplate["max_prefix_line_chars"]),
             repeated_min_articles=int(repeated["min_articles"]),
             repeated_max_chars=int(repeated["max_chars"]),
+            line_rules=tuple(LineRule.from_params(name, rule) for name, rule in (boilerplate.get("line_rules") or {}).items()),
+            paragraph_min_words=int(boilerplate.get("paragraph_min_words", 20)),
         )
 
     def marker_patterns(self) -> tuple[str, ...]:
@@ -105,6 +137,24 @@ class BoilerplateRules:
             prefixed = prefixed | (key == prefix) | key.str.starts_with(prefix + " ")
         return key.is_in(list(self.lines)) | (prefixed & (line.str.len_chars() <= self.max_prefix_line_chars))
 
+    def line_rule(self, folded: pl.Expr, n_words: pl.Expr, zones: tuple[str, ...]) -> pl.Expr:
+        """The name of the first line rule of one of ``zones`` that a line matches (null for
+        none), from its ``arabic_text.folded`` text and its number of words. The zone's rules
+        are one regex of named groups, so a line is scanned once whatever their number (the
+        first rule whose pattern matches decides; a line too long for it is kept)."""
+        rules = [rule for rule in self.line_rules if rule.zone in zones]
+        if not rules:
+            return pl.lit(None, dtype=pl.String)
+        longest = max(rule.max_words for rule in rules)
+        # Paragraphs skip the regex; rule names are valid group names (params keys).
+        groups = pl.when(n_words <= longest).then(folded).str.extract_groups(
+            "|".join(f"(?P<{rule.name}>{rule.regex})" for rule in rules)
+        )
+        return pl.coalesce(
+            pl.when(groups.struct.field(rule.name).is_not_null() & (n_words <= rule.max_words)).then(pl.lit(rule.name))
+            for rule in rules
+        )
+
     def line_key_regex(self) -> str:
         """A multi-line regex over the match keys of a text's lines, one key a line, that
         finds a line ``curated_line`` removes (a curated line, or a prefix and the rest of
@@ -126,13 +176,15 @@ def normalise_fields(articles: pl.LazyFrame, rules: BoilerplateRules) -> pl.Lazy
 
 
 def article_lines(articles: pl.LazyFrame) -> pl.LazyFrame:
-    """One row per non-empty line: id, drop, source, pos, line, key."""
+    """One row per non-empty line: id, drop, source, pos, line, folded (``arabic_text.folded``,
+    what the line rules read), key (its match key)."""
     return (
         articles.select("id", "drop", "source", line=pl.col("text").str.split("\n"))
         .with_columns(pos=pl.int_ranges(0, pl.col("line").list.len()))
         .explode("line", "pos")
         .filter(pl.col("line").is_not_null() & (pl.col("line") != ""))
-        .with_columns(key=arabic_text.match_key(pl.col("line")))
+        .with_columns(folded=arabic_text.folded(pl.col("line")))
+        .with_columns(key=arabic_text.match_key_of_folded(pl.col("folded")))
     )
 
 
@@ -162,6 +214,7 @@ def repeated_lines(counts: pl.LazyFrame, rules: BoilerplateRules) -> pl.LazyFram
 def classify_lines(lines: pl.LazyFrame, repeated: pl.LazyFrame, rules: BoilerplateRules) -> pl.LazyFrame:
     """Adds ``removed_as``: null for article lines, else the kind of boilerplate
     (``repeated``: the corpus's ``repeated_lines``)."""
+    n_words = pl.col("key").str.count_matches(" ") + 1
     flagged = lines.join(
         repeated, on=["drop", "source", "key"], how="left", nulls_equal=True, maintain_order="left"
     ).with_columns(
@@ -170,10 +223,22 @@ def classify_lines(lines: pl.LazyFrame, repeated: pl.LazyFrame, rules: Boilerpla
         repeated=pl.col("repeated").fill_null(False),
         label=pl.col("key").is_in(list(rules.section_labels)),
         trailing=pl.col("key").is_in(list(rules.trailing)),
+        anywhere_rule=rules.line_rule(pl.col("folded"), n_words, ("any",)),
+        edge_rule=rules.line_rule(pl.col("folded"), n_words, ("edge",)),
+        head_only_rule=rules.line_rule(pl.col("folded"), n_words, ("head",)),
+        tail_only_rule=rules.line_rule(pl.col("folded"), n_words, ("tail",)),
+    ).with_columns(
+        head_rule=pl.coalesce("head_only_rule", "edge_rule"), tail_rule=pl.coalesce("tail_only_rule", "edge_rule")
     )
-    boilerplate = pl.col("curated") | pl.col("repeated") | pl.col("punctuation_only")
+    boilerplate = pl.col("curated") | pl.col("repeated") | pl.col("punctuation_only") | pl.col("anywhere_rule").is_not_null()
     first_body = pl.col("pos").filter(~boilerplate & ~pl.col("label")).min().over("id")
     last_body = pl.col("pos").filter(~boilerplate & ~pl.col("trailing")).max().over("id")
+    # Zones of the line rules: above the first paragraph, below the last one.
+    paragraph = ~boilerplate & pl.col("head_rule").is_null() & pl.col("tail_rule").is_null() & (
+        n_words >= rules.paragraph_min_words
+    )
+    first_paragraph = pl.col("pos").filter(paragraph).min().over("id")
+    last_paragraph = pl.col("pos").filter(paragraph).max().over("id")
     return flagged.with_columns(
         removed_as=pl.when(pl.col("punctuation_only"))
         .then(pl.lit("punctuation_only"))
@@ -181,11 +246,18 @@ def classify_lines(lines: pl.LazyFrame, repeated: pl.LazyFrame, rules: Boilerpla
         .then(pl.lit("curated"))
         .when(pl.col("repeated"))
         .then(pl.lit("repeated"))
+        .when(pl.col("anywhere_rule").is_not_null())
+        .then(pl.col("anywhere_rule"))
         .when(pl.col("label") & (first_body.is_null() | (pl.col("pos") < first_body)))
         .then(pl.lit("section_label"))
         .when(pl.col("trailing") & (last_body.is_null() | (pl.col("pos") > last_body)))
         .then(pl.lit("trailing"))
-    ).drop("curated", "punctuation_only", "repeated", "label", "trailing")
+        .when(pl.col("head_rule").is_not_null() & (first_paragraph.is_null() | (pl.col("pos") < first_paragraph)))
+        .then(pl.col("head_rule"))
+        .when(pl.col("tail_rule").is_not_null() & (last_paragraph.is_null() | (pl.col("pos") > last_paragraph)))
+        .then(pl.col("tail_rule"))
+    ).drop("folded", "curated", "punctuation_only", "repeated", "label", "trailing", "anywhere_rule", "edge_rule",
+           "head_only_rule", "tail_only_rule", "head_rule", "tail_rule")
 
 
 def rebuild_articles(articles: pl.LazyFrame, lines: pl.LazyFrame, max_title_chars: int) -> pl.LazyFrame:
@@ -249,9 +321,20 @@ def quality_reason(quality: dict[str, Any]) -> pl.Expr:
     )
 
 
+def with_language(judged: pl.DataFrame, quality: dict[str, Any]) -> pl.DataFrame:
+    """``judged`` with each article's ``language`` and ``language_score``, and reason
+    ``not_arabic`` for an article that passed the other filters in another language."""
+    identified = LanguageIdentifier.from_params(quality).with_language(judged, float(quality["min_arabic_ratio"]))
+    return identified.with_columns(
+        reason=pl.coalesce("reason", pl.when(~pl.col("language").is_in(list(quality["languages"]))).then(pl.lit("not_arabic")))
+    )
+
+
 def quality_detail(quality: dict[str, Any]) -> pl.Expr:
     return (
-        pl.when(pl.col("reason") == "too_short")
+        pl.when(pl.col("reason") == "not_arabic")
+        .then(pl.format("identified as {} (score {})", "language", pl.col("language_score").round(3)))
+        .when(pl.col("reason") == "too_short")
         .then(pl.format("{} words, {} chars (min {} words, {} chars)", "n_words", "n_chars",
                         pl.lit(quality["min_words"]), pl.lit(quality["min_chars"])))
         .when(pl.col("reason") == "too_long")
@@ -283,7 +366,7 @@ def clean_articles(
     once each (both feed two outputs; Polars would plan them once an output)."""
     lines = classify_lines(article_lines(normalised.lazy()), repeated.lazy(), rules).collect()
     rebuilt = rebuild_articles(normalised.lazy(), lines.lazy(), int(quality["max_title_chars"]))
-    judged = rebuilt.with_columns(reason=quality_reason(quality)).collect()
+    judged = with_language(rebuilt.with_columns(reason=quality_reason(quality)).collect(), quality)
     kept = conform(judged.lazy().filter(pl.col("reason").is_null()), ARTICLE_SCHEMA)
     quarantine = conform(
         judged.lazy()
@@ -386,12 +469,18 @@ def run(input_dir: Path, output_dir: Path, metrics_path: Path | None, params: di
     n_kept = scan_table(output_dir / "articles.parquet").select(pl.len()).collect().item()
     by_reason = stage_quarantine.group_by("reason").len().sort("reason")
     by_kind = removed.group_by("removed_as").agg(pl.col("n_articles").sum()).sort("removed_as")
+    # Every article clean judged, kept or not (the dataset card's language mix).
+    languages = (
+        pl.concat([scan_table(output_dir / "articles.parquet").select("language"), stage_quarantine.lazy().select("language")])
+        .group_by("language").len().sort(["len", "language"], descending=[True, False]).collect()
+    )
     report = {
         "input": n_in,
         "kept": n_kept,
         "quarantined": stage_quarantine.height,
         "quarantined_by_reason": dict(zip(by_reason["reason"], by_reason["len"])),
         "boilerplate_lines_removed": dict(zip(by_kind["removed_as"], by_kind["n_articles"])),
+        "languages": dict(zip(languages["language"], languages["len"])),
         "quarantined_total_with_ingest": upstream_quarantine + stage_quarantine.height,
     }
     if n_in != n_kept + stage_quarantine.height:

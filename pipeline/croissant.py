@@ -69,7 +69,7 @@ CONTEXT: dict[str, Any] = {
 }
 
 # Hub feature dtype -> Croissant data type.
-DATA_TYPES = {"string": "sc:Text", "int64": "cr:Int64", "date32": "sc:Date"}
+DATA_TYPES = {"string": "sc:Text", "int64": "cr:Int64", "float64": "cr:Float64", "date32": "sc:Date"}
 
 # SPDX ids of the licences the Hub's `license` metadata uses.
 SPDX = {"cc-by-nc-sa-4.0": "CC-BY-NC-SA-4.0", "cc-by-4.0": "CC-BY-4.0", "cc-by-sa-4.0": "CC-BY-SA-4.0",

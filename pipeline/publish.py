@@ -66,7 +66,8 @@ VALIDATION_PATH = f"validation/{RESULTS_FILE}"  # the validate stage's results, 
 # The published table is the split tables' (CLUSTERED_ARTICLE_SCHEMA), column for column.
 # Arrow types of the shards (`string`, not Polars' `large_string`, so `datasets` reads
 # Value('string')) and the matching Hub feature dtypes.
-_ARROW_TYPES = {pl.String(): (pa.string(), "string"), pl.Date(): (pa.date32(), "date32"), pl.Int64(): (pa.int64(), "int64")}
+_ARROW_TYPES = {pl.String(): (pa.string(), "string"), pl.Date(): (pa.date32(), "date32"), pl.Int64(): (pa.int64(), "int64"),
+                pl.Float64(): (pa.float64(), "float64")}
 FEATURES = [{"name": name, "dtype": _ARROW_TYPES[dtype][1]} for name, dtype in CLUSTERED_ARTICLE_SCHEMA.items()]
 PARQUET_WRITE_OPTIONS: dict[str, Any] = {
     "compression": "zstd",

@@ -22,6 +22,11 @@ ARTICLE_COLUMNS: dict[str, tuple[pl.DataType, str]] = {
     "raw_sha256": (pl.String(), "SHA-256 of the raw bytes of the file or record, before decoding."),
     "n_chars": (pl.Int64(), "Characters in text."),
     "n_words": (pl.Int64(), "Words in text (runs of letters, digits and combining marks)."),
+    "language": (pl.String(), "Language of the text as identified by fastText's lid.176 model (ISO 639 code; "
+                 "Egyptian Arabic folded into 'ar', 'und' for a text without words); set by the clean stage."),
+    "language_score": (pl.Float64(), "Probability the language model gives `language` (0-1); null where the model "
+                       "was not needed: a text in the Arabic alphabet alone, which no other language writes with. "
+                       "Set by the clean stage."),
 }
 ARTICLE_SCHEMA = pl.Schema({name: dtype for name, (dtype, _) in ARTICLE_COLUMNS.items()})
 
@@ -51,6 +56,7 @@ QUARANTINE_REASONS: dict[str, str] = {
     "too_long": "more characters than quality.max_chars",
     "low_arabic_ratio": "share of Arabic letters below quality.min_arabic_ratio",
     "repetitive": "share of repeated lines above quality.max_repeated_line_share",
+    "not_arabic": "the text is identified as a language other than quality.languages (detail: the language and its score)",
 }
 
 # Outputs of the dedup stage.

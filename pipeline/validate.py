@@ -223,6 +223,7 @@ def suite_parameters(params: dict[str, Any], target: Target, rules: BoilerplateR
         "min_words": int(quality["min_words"]),
         "max_title_chars": int(quality["max_title_chars"]),
         "min_arabic_ratio": float(quality["min_arabic_ratio"]),
+        "languages": list(quality["languages"]),
         "boilerplate_line_regex": rules.line_key_regex(),
         "boilerplate_marker_regex": "(?m)" + "|".join(f"(?:{p})" for p in markers) if markers else MATCHES_NOTHING,
         "html_tag_regex": arabic_text.HTML_TAG,

@@ -1,0 +1,146 @@
+"""Line-level precision and recall of boilerplate removal on the labelled line set
+(benchmarks/boilerplate_lines.jsonl; how it was labelled: benchmarks/boilerplate_labels.py),
+for this checkout's rules and for another revision's (default: main), side by side.
+
+    python benchmarks/boilerplate_eval.py [--against main]
+
+The labelled articles are cleaned as one drop, each outlet its own source: the repeated-line
+rule sees only these ~400 articles, as it would a small drop from outlets never seen
+before. A line counts as removed when clean's line rules drop it or cut it to nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tarfile
+import tempfile
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+REPO = Path(__file__).resolve().parents[1]
+LABELS = Path(__file__).with_name("boilerplate_lines.jsonl")
+
+
+def labelled_lines() -> pl.DataFrame:
+    return pl.read_ndjson(LABELS)
+
+
+def articles_of(lines: pl.DataFrame) -> pl.DataFrame:
+    """The labelled articles as clean's input: one drop, each outlet a source."""
+    return (
+        lines.sort("article", "pos")
+        .group_by("article", maintain_order=True)
+        .agg(drop=pl.lit("labelled"), source=pl.col("outlet").first(), text=pl.col("line").str.join("\n"))
+        .select(id="article", drop="drop", source="source", text="text", title=pl.lit(None, pl.String),
+                url=pl.lit(None, pl.String))
+    )
+
+
+def removed_flags(clean: Any, rules: Any, lines: pl.DataFrame, history: pl.DataFrame | None = None) -> pl.DataFrame:
+    """(article, pos, removed) for every labelled line, by the given clean module's rules;
+    the repeated lines are counted over ``history`` (articles: id, drop, source, text) when
+    given, else over the labelled articles alone."""
+    normalised = clean.normalise_fields(articles_of(lines).lazy(), rules).collect()
+    split = clean.article_lines(normalised.lazy())
+    counted = split if history is None else clean.article_lines(clean.normalise_fields(history.lazy(), rules))
+    repeated = clean.repeated_lines(clean.short_line_counts(counted, rules), rules)
+    classified = clean.classify_lines(split, repeated, rules).collect()
+    kept = classified.filter(pl.col("removed_as").is_null()).select(article="id", pos="pos", kept=pl.lit(True))
+    by_rule = classified.filter(pl.col("removed_as").is_not_null()).select(article="id", pos="pos", rule="removed_as")
+    return (
+        lines.select("article", "pos")
+        .join(kept, on=["article", "pos"], how="left")
+        .join(by_rule, on=["article", "pos"], how="left")
+        .select("article", "pos", "rule", removed=pl.col("kept").is_null())
+    )
+
+
+def score(removed: pl.DataFrame, lines: pl.DataFrame) -> dict[str, Any]:
+    judged = lines.join(removed, on=["article", "pos"])
+    boilerplate = pl.col("label") == "boilerplate"
+    counts = judged.select(
+        tp=(pl.col("removed") & boilerplate).sum(),
+        fp=(pl.col("removed") & ~boilerplate).sum(),
+        fn=(~pl.col("removed") & boilerplate).sum(),
+    ).row(0, named=True)
+    removed_n, boilerplate_n = counts["tp"] + counts["fp"], counts["tp"] + counts["fn"]
+    return counts | {
+        "precision": counts["tp"] / removed_n if removed_n else 1.0,
+        "recall": counts["tp"] / boilerplate_n if boilerplate_n else 1.0,
+        "lines": judged.height,
+        "boilerplate": boilerplate_n,
+    }
+
+
+def outlet_history() -> pl.DataFrame:
+    """Every article of both corpora (31,030 + 2,910), as the labelled ones are cleaned."""
+    from benchmarks.boilerplate_labels import corpus
+
+    return corpus().select(id="article", drop=pl.lit("labelled"), source="outlet", text="text", title=pl.lit(None, pl.String),
+                           url=pl.lit(None, pl.String))
+
+
+def evaluate_here(with_history: bool = False) -> dict[str, Any]:
+    """Scores of the pipeline package importable now (this checkout or --code)."""
+    from pipeline import clean
+    from pipeline.params import load_params, section
+
+    params = load_params(Path(clean.__file__).resolve().parents[1] / "params.yaml")
+    rules = clean.BoilerplateRules.from_params(section(params, "boilerplate"))
+    lines = labelled_lines()
+    removed = removed_flags(clean, rules, lines, outlet_history() if with_history else None)
+    judged = lines.join(removed, on=["article", "pos"])
+    result = score(removed, lines)
+    result["by_rule"] = dict(judged.filter("removed").group_by(pl.col("rule").fill_null("markers")).len().sort("rule").iter_rows())
+    result["wrongly_removed"] = judged.filter(pl.col("removed") & (pl.col("label") == "body"))["line"].to_list()
+    result["missed"] = judged.filter(~pl.col("removed") & (pl.col("label") == "boilerplate"))["line"].to_list()
+    return result
+
+
+def evaluate_revision(revision: str, with_history: bool) -> dict[str, Any]:
+    """``evaluate_here`` on ``revision``'s pipeline/ and params.yaml, in a subprocess."""
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", revision, "pipeline", "params.yaml"],
+                             check=True, capture_output=True).stdout
+    with tempfile.TemporaryDirectory() as folder:
+        with tarfile.open(fileobj=BytesIO(archive)) as tar:
+            tar.extractall(folder, filter="data")
+        output = subprocess.run([sys.executable, __file__, "--code", folder, "--json", *(["--history"] if with_history else [])],
+                                check=True, capture_output=True, text=True).stdout
+    return json.loads(output)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--against", default="main", help="git revision to compare with (default: main)")
+    parser.add_argument("--code", help=argparse.SUPPRESS)  # a folder holding pipeline/ and params.yaml
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--show", action="store_true", help="list the lines wrongly removed and missed")
+    parser.add_argument("--history", action="store_true",
+                        help="count repeated lines over every article of the outlets (an outlet seen in earlier drops); "
+                             "circular for the lines labelled by repetition")
+    args = parser.parse_args()
+    sys.path[:0] = [args.code or str(REPO), str(REPO)]  # that pipeline/, and this benchmarks/
+    if args.json:
+        print(json.dumps(evaluate_here(args.history), ensure_ascii=False))
+        return
+    here, there = evaluate_here(args.history), evaluate_revision(args.against, args.history)
+    print(f"{here['lines']:,} labelled lines, {here['boilerplate']} boilerplate ({LABELS.name})")
+    print(f"{'':22s}{'this checkout':>15s}{args.against:>15s}")
+    for key in ("precision", "recall"):
+        print(f"{key:22s}{here[key]:15.4f}{there[key]:15.4f}")
+    for key, name in (("tp", "boilerplate removed"), ("fp", "body removed"), ("fn", "boilerplate kept")):
+        print(f"{name:22s}{here[key]:15d}{there[key]:15d}")
+    print("removed by rule (this checkout):", here["by_rule"])
+    if args.show:
+        print("\nbody removed:\n  " + "\n  ".join(here["wrongly_removed"]))
+        print("\nboilerplate kept:\n  " + "\n  ".join(here["missed"]))
+
+
+if __name__ == "__main__":
+    main()
