@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import clean, dedup, drops, ingest, publish, release, split, validate
+from . import clean, dedup, drops, ingest, publish, release, split, totals, validate
 
 # Order is the order of the data flow, then the tools for new drops; `corpus --help` lists them so.
-COMMAND_MODULES = (ingest, clean, dedup, validate, split, publish, release, drops)
+COMMAND_MODULES = (ingest, clean, totals, dedup, validate, split, publish, release, drops)
 
 DESCRIPTION = """\
 Build the Arabic news corpus from raw drops:

@@ -33,8 +33,8 @@ import polars as pl
 import xxhash
 
 from . import arabic_text, minhash
-from .io import batches, read_json, reset_dir, scan_table, write_json, write_stage_report, write_table
-from .params import section
+from .io import batches, read_json, reset_dir, scan_partitions, scan_table, write_json, write_stage_report, write_table
+from .params import drop_order, section
 from .progress import Progress, log
 from .schema import CLUSTERED_ARTICLE_SCHEMA, DUPLICATE_COLUMNS, conform
 from .stage_command import StagePaths, add_stage_command
@@ -397,7 +397,7 @@ def dedup_report(n_in: int, result: DedupResult, sizes: pl.DataFrame, params: De
 
 def run(input_path: Path, output_dir: Path, metrics_path: Path | None, params: dict[str, Any]) -> dict[str, Any]:
     dedup = DedupParams.from_params(params)
-    articles = scan_table(input_path)
+    articles = scan_partitions(input_path, drop_order(params), "articles.parquet")  # clean's, drop by drop
     n_in = articles.select(pl.len()).collect().item()
     log(STAGE, f"{n_in:,} articles from {input_path}")
     result = deduplicate(articles, dedup)
@@ -438,7 +438,7 @@ def run(input_path: Path, output_dir: Path, metrics_path: Path | None, params: d
 def add_command(commands) -> None:
     add_stage_command(
         commands, STAGE, help="remove exact and near-duplicate articles (MinHash LSH), keep one per cluster",
-        description=__doc__, input_from=("clean", "articles.parquet"), input_help="cleaned articles", main=_main,
+        description=__doc__, input_from=("clean",), input_help="cleaned articles (clean's output folder, or a table)", main=_main,
     )
 
 

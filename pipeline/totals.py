@@ -1,0 +1,33 @@
+"""Totals: the headline metrics of the stages that run drop by drop (ingest, clean).
+
+Those stages write one report a drop (``<output>/drop=<name>/report.json``); this sums
+them (io.partition_report, which the dataset card reads too) into
+``<paths.metrics>/<stage>.json``, so `dvc metrics show` keeps one row a stage.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import clean, ingest
+from .io import headline_figures, partition_report, write_json
+from .params import load_params, path_of
+
+STAGE = "totals"
+PARTITIONED_STAGES = (ingest, clean)
+
+
+def run(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    metrics = path_of(params, "metrics")
+    figures = {}
+    for stage in PARTITIONED_STAGES:
+        figures[stage.STAGE] = headline_figures(partition_report(path_of(params, stage.STAGE)), stage.HEADLINE)
+        write_json(metrics / f"{stage.STAGE}.json", figures[stage.STAGE])
+    return figures
+
+
+def add_command(commands) -> None:
+    parser = commands.add_parser(
+        STAGE, help="sum the per-drop reports of ingest and clean into their headline metrics", description=__doc__
+    )
+    parser.set_defaults(handler=lambda args: run(load_params(args.params)) and 0)

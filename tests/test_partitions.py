@@ -1,0 +1,92 @@
+"""Ingest and clean drop by drop (build/<stage>/drop=<name>/), with clean's repeated lines
+learnt per outlet across drops in drop order; `dvc repro` after a new drop runs its stages only."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from conftest import SAUDI_SAMPLE, copy_project, run_command, run_corpus
+from pipeline import clean, ingest
+from pipeline.io import partition, scan_table
+from pipeline.params import load_params, section, with_list_item
+from test_pipeline_repro import _output_files
+
+PARAMS = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+
+
+def _drop_of(files: list[Path], folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    for path in files:
+        shutil.copyfile(path, folder / path.name)
+    return folder
+
+
+def test_an_outlets_repeated_lines_carry_over_to_its_next_drop(tmp_path):
+    """SaudiNewsNet's sample in two drops by date: lines of almadina's footer repeat in 10
+    or more of its articles only counting both drops. The second drop is cleaned of them,
+    and the first drop's table does not change when the second arrives."""
+    files = sorted(SAUDI_SAMPLE.glob("*.json"))
+    halves = {"early": files[: len(files) // 2], "late": files[len(files) // 2 :]}
+    rules = clean.BoilerplateRules.from_params(section(PARAMS, "boilerplate"))
+    counts = {}
+    for name, drop_files in halves.items():
+        _drop_of(drop_files, tmp_path / "raw" / name)
+        ingest.run(tmp_path / "raw", partition(tmp_path / "ingest", name), None, section(PARAMS, "ingest"), [name])
+        articles = scan_table(partition(tmp_path / "ingest", name) / "articles")
+        (tmp_path / name).mkdir()
+        _, counts[name] = clean.normalise_in_batches(articles, rules, 1000, tmp_path / name, keep_normalised=False)
+
+    chained = dict(clean.repeated_lines_by_drop([(name, table.lazy()) for name, table in counts.items()], rules))
+    alone = {name: dict(clean.repeated_lines_by_drop([(name, table.lazy())], rules))[name] for name, table in counts.items()}
+    assert chained["early"].equals(alone["early"])
+    learnt = chained["late"].join(alone["late"], on=["source", "key"], how="anti")
+    assert learnt.height > 0 and set(learnt["drop"]) == {"late"}
+
+    for name, repeated in (("chained", chained["late"]), ("alone", alone["late"])):
+        clean.run(partition(tmp_path / "ingest", "late"), tmp_path / name, None, PARAMS, repeated)
+    removed = {name: set(pl.read_parquet(tmp_path / name / "removed_lines.parquet")["key"]) for name in ("chained", "alone")}
+    assert set(learnt["key"]) <= removed["chained"] and not set(learnt["key"]) & removed["alone"]
+    articles = {name: pl.read_parquet(tmp_path / name / "articles.parquet") for name in ("chained", "alone")}
+    assert articles["chained"]["id"].to_list() == articles["alone"]["id"].to_list()
+    assert articles["chained"]["n_chars"].sum() < articles["alone"]["n_chars"].sum()
+
+
+@pytest.fixture(scope="module")
+def grown(tmp_path_factory) -> tuple[Path, str]:
+    """The project with the seed and a small SaudiNewsNet drop ingested and cleaned, then a
+    third drop added with `corpus add-drop` and `dvc repro` run (its output returned)."""
+    work = tmp_path_factory.mktemp("grown")
+    root = copy_project(work / "project")
+    files = sorted(SAUDI_SAMPLE.glob("*.json"))
+    _drop_of(files[:40], root / "data" / "raw" / "snn-a")
+    params = root / "params.yaml"
+    params.write_text(with_list_item(params.read_text(encoding="utf-8"), "split", "drop_order", "snn-a"), encoding="utf-8")
+    run_command("dvc", "repro", "totals", cwd=root)  # the per-drop stages of both drops
+    run_corpus("add-drop", str(_drop_of(files[40:60], work / "snn-b")), "--name", "snn-b", cwd=root)
+    return root, run_command("dvc", "repro", cwd=root)
+
+
+def test_a_new_drop_runs_only_its_own_per_drop_stages(grown):
+    root, output = grown
+    for stage in ("ingest", "line_counts", "clean"):
+        assert f"Running stage '{stage}@snn-b'" in output
+        for drop in ("seed", "snn-a"):
+            assert f"Stage '{stage}@{drop}' didn't change, skipping" in output
+    for drop in ("seed", "snn-a", "snn-b"):
+        assert (root / "build" / "clean" / f"drop={drop}" / "articles.parquet").is_file()
+    assert "Data and pipelines are up to date." in run_command("dvc", "status", cwd=root)
+
+
+def test_the_incremental_run_equals_a_run_from_scratch(grown):
+    root, _ = grown
+    shutil.rmtree(root / "build" / "validate-drop")  # add-drop's report, not a stage's
+    lock, outputs = (root / "dvc.lock").read_text(), _output_files(root)
+    shutil.rmtree(root / "build")
+    run_command("dvc", "repro", "--force", cwd=root)
+    assert (root / "dvc.lock").read_text() == lock
+    assert _output_files(root).keys() == outputs.keys()
+    assert _output_files(root) == outputs
