@@ -25,7 +25,7 @@ def run_pipeline(raw_dir: Path, work_dir: Path, params: dict[str, Any], drops: l
     ingest.run(raw_dir, work_dir / "ingest", metrics / "ingest.json", section(params, "ingest"), drops)
     clean.run(work_dir / "ingest", work_dir / "clean", metrics / "clean.json", params)
     dedup.run(work_dir / "clean" / "articles.parquet", work_dir / "dedup", metrics / "dedup.json", params)
-    report = validate.run(work_dir / "dedup" / "articles.parquet", work_dir / "validate", metrics / "validate.json", params, GX_DIR)
+    report = validate.run(work_dir / "dedup", work_dir / "validate", metrics / "validate.json", params, GX_DIR)
     if not report.success:
         raise AssertionError(f"the validation of {work_dir} failed: {[check.name for check in report.failed]}")
     split.run(work_dir / "dedup", work_dir / "split", metrics / "split.json", params)

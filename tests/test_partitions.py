@@ -1,5 +1,6 @@
-"""Ingest and clean drop by drop (build/<stage>/drop=<name>/), with clean's repeated lines
-learnt per outlet across drops in drop order; `dvc repro` after a new drop runs its stages only."""
+"""Ingest, clean and the row checks of validate drop by drop (build/<stage>/drop=<name>/),
+with clean's repeated lines learnt per outlet across drops in drop order; `dvc repro` after
+a new drop runs its per-drop stages only, and equals a run from scratch byte for byte."""
 
 from __future__ import annotations
 
@@ -72,7 +73,7 @@ def grown(tmp_path_factory) -> tuple[Path, str]:
 
 def test_a_new_drop_runs_only_its_own_per_drop_stages(grown):
     root, output = grown
-    for stage in ("ingest", "line_counts", "clean"):
+    for stage in ("ingest", "line_counts", "clean", "validate_rows"):
         assert f"Running stage '{stage}@snn-b'" in output
         for drop in ("seed", "snn-a"):
             assert f"Stage '{stage}@{drop}' didn't change, skipping" in output

@@ -73,7 +73,7 @@ def test_dvc_metrics_show_is_one_short_funnel_table(reproduced: Path):
 # by section, separately).
 _PLUMBING = {"params", "progress", "stage_command"}
 # Stages named otherwise than the module whose command they run.
-_STAGE_MODULES = {"line_counts": "clean", "repeated_lines": "clean"}
+_STAGE_MODULES = {"line_counts": "clean", "repeated_lines": "clean", "validate_rows": "validate"}
 
 
 def _pipeline_imports(module: str, seen: set[str]) -> set[str]:

@@ -71,7 +71,7 @@ def gate_failures(generations, tmp_path_factory) -> dict[str, Path]:
     strict["validate"]["mean_chars"]["min"] = 5000
     failed = runs["validation failed"]
     (failed / "validate").unlink()
-    assert not validate.run(first / "dedup" / "articles.parquet", failed / "validate", None, strict, GX_DIR).success
+    assert not validate.run(first / "dedup", failed / "validate", None, strict, GX_DIR).success
 
     strict = copy.deepcopy(params)
     strict["split"]["contamination"] |= {"article_overlap": 0.01, "max_contaminated_share": 0.0}
