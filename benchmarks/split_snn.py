@@ -152,7 +152,8 @@ def main() -> int:
             with zipfile.ZipFile(archive) as opened:
                 opened.extractall(drop)
     dedup_dirs = {v: build_version(raw[v], work / v, params) for v in raw}
-    kept = {v: scan_partitions(d, (), "articles.parquet").select(pl.len()).collect().item() for v, d in dedup_dirs.items()}
+    kept = {v: scan_partitions(d, (), "articles.parquet").select(pl.len()).collect().item()
+            for v, d in dedup_dirs.items()}
     print(f"\nv1: {kept['v1']:,} kept articles ({FIRST_DAYS} days); v2: {kept['v2']:,} (18 days)\n")
 
     rows = []

@@ -367,7 +367,9 @@ def repeated_lines_by_drop(
     for drop, counts in counts_by_drop:
         # Rows of earlier drops count as this drop's: repeated_lines keys by drop, outlet, line.
         added = counts.with_columns(drop=pl.lit(drop))
-        running = sum_line_counts(added if running is None else pl.concat([running.lazy().with_columns(drop=pl.lit(drop)), added])).collect()
+        if running is not None:
+            added = pl.concat([running.lazy().with_columns(drop=pl.lit(drop)), added])
+        running = sum_line_counts(added).collect()
         yield drop, repeated_lines(running.lazy(), rules).sort("source", "key").collect()
 
 
@@ -402,7 +404,8 @@ def _write_scratch(table: pl.DataFrame, folder: Path, index: int) -> None:
 
 
 def run(
-    input_dir: Path, output_dir: Path, metrics_path: Path | None, params: dict[str, Any], repeated: pl.DataFrame | None = None
+    input_dir: Path, output_dir: Path, metrics_path: Path | None, params: dict[str, Any],
+    repeated: pl.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Clean ingest's output `input_dir` into `output_dir`. `repeated`: the ``repeated_lines``
     to remove (a drop's, from ``repeated_lines_by_drop``); by default those of the input alone."""
@@ -502,8 +505,9 @@ def _main(paths: StagePaths, params: dict[str, Any], args) -> int:
     repeated lines (`corpus repeated-lines`). Without: one table, its own repeated lines."""
     if not args.drops:
         run(paths.input, paths.output, paths.metrics, params)
+        return 0
     repeated_dir = path_of(params, "repeated_lines")
-    for drop in args.drops or []:
+    for drop in args.drops:
         repeated = scan_table(partition(repeated_dir, drop) / REPEATED_LINES_FILE).collect()
         run(partition(paths.input, drop), partition(paths.output, drop), None, params, repeated)
     return 0

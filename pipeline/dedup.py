@@ -33,7 +33,10 @@ import polars as pl
 import xxhash
 
 from . import arabic_text, minhash
-from .io import batches, partition, partition_drops, read_json, reset_dir, scan_partitions, scan_table, write_json, write_stage_report, write_table
+from .io import (
+    batches, partition, partition_drops, read_json, reset_dir, scan_partitions, scan_table, write_json,
+    write_stage_report, write_table,
+)
 from .params import drop_order, section
 from .progress import Progress, log
 from .schema import CLUSTERED_ARTICLE_SCHEMA, DUPLICATE_COLUMNS, conform
@@ -444,7 +447,8 @@ def run(input_path: Path, output_dir: Path, metrics_path: Path | None, params: d
 def add_command(commands) -> None:
     add_stage_command(
         commands, STAGE, help="remove exact and near-duplicate articles (MinHash LSH), keep one per cluster",
-        description=__doc__, input_from=("clean",), input_help="cleaned articles (clean's output folder, or a table)", main=_main,
+        description=__doc__, input_from=("clean",), input_help="cleaned articles (clean's output folder, or a table)",
+        main=_main,
     )
 
 

@@ -414,14 +414,15 @@ def add_command(commands) -> None:
         input_from=("raw",), input_help="folder of drops", main=_main,
     )
     parser.add_argument("--drop", action="append", dest="drops",
-                        help="ingest this drop into its own folder, <output>/drop=<name>/ (repeatable; what `dvc repro` runs); "
-                        "without it, every drop goes into one table at <output>")
+                        help="ingest this drop into its own folder, <output>/drop=<name>/ (repeatable; what "
+                        "`dvc repro` runs); without it, every drop goes into one table at <output>")
 
 
 def _main(paths: StagePaths, params: dict[str, Any], args) -> int:
     if not args.drops:
         run(paths.input, paths.output, paths.metrics, section(params, "ingest"))
+        return 0
     # Drop by drop, each with its report.json; `corpus totals` sums them into the metrics.
-    for drop in args.drops or []:
+    for drop in args.drops:
         run(paths.input, partition(paths.output, drop), None, section(params, "ingest"), [drop])
     return 0

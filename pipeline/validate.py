@@ -18,6 +18,14 @@ from ``schema.py``, so a bound lives in one place.
 Checks that need a derived value (Arabic ratio, line match keys, text hash) get it as an
 extra column computed with the shared functions before the frame goes to GX.
 
+`dvc repro` validates a drop at a time: ``corpus validate --drop NAME`` runs the row suites
+on the drop's kept articles (``paths.dedup/drop=NAME/``) and keeps, besides its results,
+the compact columns (id, text hash, length) of the table suite
+(``paths.validate/rows/drop=NAME/``); ``corpus validate --corpus`` adds the drops' row
+checks up and runs the table suite once on their compact columns. An unchanged drop is
+not validated again, and memory holds a batch of rows (``validate.batch_rows``) and the
+compact columns. ``corpus validate`` alone validates one table whole.
+
 Outputs (``paths.validate``): ``results.json`` (every check: passed or not, failing rows,
 example ids) and ``report.json`` (counts and the names of the failed expectations), DVC
 outputs that depend only on the data and params; next to them ``data_docs/index.html``
@@ -368,7 +376,8 @@ def _run_row_suite(
         progress.advance(batch.height)
     progress.done(f"{start:,} articles' rows checked")
     checks = list(runner.checks.values())
-    return ValidationReport(target.name, start, len(tables), checks, _configured(runner.parameters, params)), pl.concat(tables)
+    report = ValidationReport(target.name, start, len(tables), checks, _configured(runner.parameters, params))
+    return report, pl.concat(tables)
 
 
 def _run_table_suite(runner: GxRunner, table: pl.DataFrame, rows: ValidationReport, stage: str) -> ValidationReport:
@@ -435,7 +444,9 @@ ROWS_DIR = "rows"
 TABLE_COLUMNS_FILE = "table_columns.parquet"
 
 
-def run_drop(input_path: Path, rows_dir: Path, gx_output_dir: Path, params: dict[str, Any], gx_dir: Path) -> ValidationReport:
+def run_drop(
+    input_path: Path, rows_dir: Path, gx_output_dir: Path, params: dict[str, Any], gx_dir: Path
+) -> ValidationReport:
     """The row suite on one drop's kept articles: an unchanged drop is not validated again."""
     gx_output_dir.mkdir(parents=True, exist_ok=True)
     log(STAGE, f"validating the rows of {input_path} with the suites in {gx_dir} (Great Expectations)")
@@ -444,7 +455,9 @@ def run_drop(input_path: Path, rows_dir: Path, gx_output_dir: Path, params: dict
     return _write_outcome(report, rows_dir, None)
 
 
-def run_corpus(rows_dir: Path, output_dir: Path, metrics_path: Path | None, params: dict[str, Any], gx_dir: Path) -> ValidationReport:
+def run_corpus(
+    rows_dir: Path, output_dir: Path, metrics_path: Path | None, params: dict[str, Any], gx_dir: Path
+) -> ValidationReport:
     """The corpus's validation from its drops' row checks (``run_drop``): their sum, and
     the table suite (ids unique, texts distinct, mean length) on their compact columns."""
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -477,7 +490,8 @@ def add_command(commands) -> None:
                        help="only the row checks of this drop's kept articles, <input>/drop=<name>/, into "
                        f"<output>/{ROWS_DIR}/drop=<name>/ (repeatable; what `dvc repro` runs a drop at a time)")
     scope.add_argument("--corpus", action="store_true",
-                       help=f"the corpus from its drops' row checks (<output>/{ROWS_DIR}/): their sum and the table suite")
+                       help=f"the corpus from its drops' row checks (<output>/{ROWS_DIR}/): their sum and the "
+                       "table suite")
 
 
 def _main(paths: StagePaths, params: dict[str, Any], args) -> int:

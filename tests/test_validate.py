@@ -49,7 +49,8 @@ def corpus(cleaned, params) -> Path:
     """The shared corpus deduplicated by the real dedup stage: what `corpus validate` gates."""
     dedup.run(cleaned, cleaned.parent.parent / "dedup", None, params)
     # Its drops' kept articles as one table.
-    return write_table(scan_partitions(cleaned.parent.parent / "dedup", (), "articles.parquet"), cleaned.parent.parent / "corpus.parquet")
+    kept = scan_partitions(cleaned.parent.parent / "dedup", (), "articles.parquet")
+    return write_table(kept, cleaned.parent.parent / "corpus.parquet")
 
 
 def failed(report: validate.ValidationReport) -> set[str]:
