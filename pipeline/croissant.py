@@ -93,7 +93,7 @@ def croissant(*, name: str, description: str, repo_id: str, version: str, licens
             "@type": "cr:FileSet",
             "@id": FILE_SET,
             "name": FILE_SET,
-            "description": "The Parquet shards of every split, data/{split}-NNNNN-of-NNNNN.parquet.",
+            "description": "The Parquet shards of every split, data/{split}-{drop}-NNNNN-of-NNNNN.parquet.",
             "encodingFormat": "application/x-parquet",
             "includes": "data/*.parquet",
         }],

@@ -324,7 +324,7 @@ def run_table_suite(
         raise ValueError("no drop's row checks to add up: run `corpus validate --drop NAME` for each drop first")
     runner = _gx_runner(params, target, gx_dir, output_dir)
     rows = merge_row_reports([report for report, _ in drops], int(section(params, "validate")["examples"]))
-    rows = replace(rows, target=target.name, parameters=_configured(runner.parameters, params))
+    rows = replace(rows, parameters=_configured(runner.parameters, params))
     return _run_table_suite(runner, pl.concat([columns for _, columns in drops]), rows, stage)
 
 
@@ -346,10 +346,9 @@ def merge_row_reports(reports: list[ValidationReport], examples: int) -> Validat
                 total.failing_rows = (total.failing_rows or 0) + (check.failing_rows or 0)
             total.examples += check.examples[: examples - len(total.examples)]
             total.error = total.error or check.error
-    parameters = reports[0].parameters if reports else {}
-    return ValidationReport(
-        "corpus", sum(r.articles for r in reports), sum(r.batches for r in reports), list(merged.values()), parameters
-    )
+    first = reports[0]
+    return ValidationReport(first.target, sum(r.articles for r in reports), sum(r.batches for r in reports),
+                            list(merged.values()), first.parameters)
 
 
 def _gx_runner(params: dict[str, Any], target: Target, gx_dir: Path, output_dir: Path) -> GxRunner:
