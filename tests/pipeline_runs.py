@@ -6,6 +6,7 @@ stage's report and the validation results, all from one run.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -49,3 +50,14 @@ def check_headline_funnel(metrics: dict[str, dict[str, Any]]) -> None:
     assert split["train"] + split["validation"] + split["test"] == split["articles"] == dedup["articles"]
     if "publish" in metrics:
         assert metrics["publish"]["articles"] == dedup["articles"]
+
+
+# GX stamps its Data Docs and result files with the run time (the corpus's, and each
+# drop's under drop=<name>/); DVC does not track them.
+_RUN_STAMPED = re.compile(r"build/validate/(drop=[^/]+/)?(data_docs|gx_results)/")
+
+
+def output_files(root: Path) -> dict[str, bytes]:
+    """Every file of a project's build/ that `dvc repro` makes the same for the same inputs."""
+    files = (p for p in sorted((root / "build").rglob("*")) if p.is_file())
+    return {str(p.relative_to(root)): p.read_bytes() for p in files if not _RUN_STAMPED.match(str(p.relative_to(root)))}

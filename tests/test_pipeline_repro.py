@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import json
-import re
 import shutil
 from pathlib import Path
 
@@ -14,17 +13,7 @@ import yaml
 from conftest import REPO, copy_project, run_command
 from pipeline.card_figures import REPORTING_STAGES
 from pipeline.io import partition_report
-from pipeline_runs import check_headline_funnel
-
-
-# GX stamps its Data Docs and result files with the run time (the corpus's, and each
-# drop's under drop=<name>/); DVC does not track them.
-_RUN_STAMPED = re.compile(r"build/validate/(drop=[^/]+/)?(data_docs|gx_results)/")
-
-
-def _output_files(root: Path) -> dict[str, bytes]:
-    files = (p for p in sorted((root / "build").rglob("*")) if p.is_file())
-    return {str(p.relative_to(root)): p.read_bytes() for p in files if not _RUN_STAMPED.match(str(p.relative_to(root)))}
+from pipeline_runs import check_headline_funnel, output_files
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +27,7 @@ def reproduced(tmp_path_factory) -> Path:
 def test_dvc_repro_runs_end_to_end_and_is_deterministic(reproduced: Path):
     project = reproduced
     first_lock = (project / "dvc.lock").read_text()
-    first_outputs = _output_files(project)
+    first_outputs = output_files(project)
     # Same stage list as dvc.yaml, every stage ran.
     assert run_command("dvc", "status", cwd=project).strip().endswith("Data and pipelines are up to date.")
 
@@ -46,7 +35,7 @@ def test_dvc_repro_runs_end_to_end_and_is_deterministic(reproduced: Path):
     shutil.rmtree(project / "build")
     run_command("dvc", "repro", "--force", cwd=project)
     assert (project / "dvc.lock").read_text() == first_lock
-    assert _output_files(project) == first_outputs
+    assert output_files(project) == first_outputs
     # The committed dvc.lock is what a fresh checkout reproduces.
     assert run_command("git", "status", "--porcelain", "--", "dvc.lock", "metrics", cwd=project) == "", (
         "the committed dvc.lock/metrics are stale: run `dvc repro` and commit them"
