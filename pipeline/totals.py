@@ -30,4 +30,9 @@ def add_command(commands) -> None:
     parser = commands.add_parser(
         STAGE, help="sum the per-drop reports of ingest and clean into their headline metrics", description=__doc__
     )
-    parser.set_defaults(handler=lambda args: run(load_params(args.params)) and 0)
+    parser.set_defaults(handler=_main)
+
+
+def _main(args) -> int:
+    run(load_params(args.params))
+    return 0
