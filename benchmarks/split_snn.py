@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.shared_corpus import SAUDI_ZIPS  # noqa: E402
 from pipeline import clean, dedup, ingest, split  # noqa: E402
-from pipeline.io import scan_table, write_table  # noqa: E402
+from pipeline.io import scan_partitions, scan_table, write_table  # noqa: E402
 from pipeline.params import load_params, section  # noqa: E402
 from pipeline.schema import SPLITS  # noqa: E402
 
@@ -82,7 +82,7 @@ def datasets_split(dedup_dir: Path, out: Path, params: dict) -> tuple[dict, floa
 
     datasets.disable_progress_bars()
     started = time.monotonic()
-    kept = datasets.Dataset.from_parquet(str(dedup_dir / "articles.parquet"))
+    kept = datasets.Dataset.from_parquet([str(p) for p in sorted(dedup_dir.glob("drop=*/articles.parquet"))])
     first = kept.train_test_split(test_size=0.2, seed=42)
     rest = first["test"].train_test_split(test_size=0.5, seed=42)
     seconds = time.monotonic() - started
@@ -152,7 +152,8 @@ def main() -> int:
             with zipfile.ZipFile(archive) as opened:
                 opened.extractall(drop)
     dedup_dirs = {v: build_version(raw[v], work / v, params) for v in raw}
-    kept = {v: pl.scan_parquet(d / "articles.parquet").select(pl.len()).collect().item() for v, d in dedup_dirs.items()}
+    kept = {v: scan_partitions(d, (), "articles.parquet").select(pl.len()).collect().item()
+            for v, d in dedup_dirs.items()}
     print(f"\nv1: {kept['v1']:,} kept articles ({FIRST_DAYS} days); v2: {kept['v2']:,} (18 days)\n")
 
     rows = []

@@ -21,7 +21,7 @@ from typing import Any
 
 import polars as pl
 
-from .io import REPORT_FILE, read_json, scan_table
+from .io import partition_report, scan_table
 from .schema import QUARANTINE_REASONS, SPLITS
 from .validate import Check
 
@@ -38,11 +38,11 @@ class CountsError(ValueError):
 def stage_reports(stage_dirs: dict[str, Path]) -> dict[str, dict[str, Any]]:
     """The report.json of every stage before publish, from its output folder (`stage_dirs`:
     stage name -> folder); all are needed for the card."""
-    paths = {stage: stage_dirs[stage] / REPORT_FILE for stage in REPORTING_STAGES}
-    missing = [str(path) for path in paths.values() if not path.exists()]
-    if missing:
-        raise FileNotFoundError(f"no stage report {', '.join(missing)}: run the pipeline (`dvc repro`) first")
-    return {stage: read_json(path) for stage, path in paths.items()}
+    try:
+        # Stages run drop by drop have a report a drop: their sum is the stage's.
+        return {stage: partition_report(stage_dirs[stage]) for stage in REPORTING_STAGES}
+    except FileNotFoundError as missing:
+        raise FileNotFoundError(f"no stage report {missing.filename}: run the pipeline (`dvc repro`) first") from None
 
 
 # ------------------------------------------------------------------------- published articles

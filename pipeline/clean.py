@@ -11,9 +11,11 @@ For each article:
    ``line_start_markers``/``line_end_markers`` (widget and wire markers cut from a line),
    ``section_labels`` only before the first article line, ``trailing`` only after the
    last one. Lines that repeat in at least ``repeated_lines.min_articles`` articles of
-   the same drop and outlet are boilerplate too (short lines only, so a wire story
-   reprinted many times keeps its sentences). A word inside a sentence is never touched:
-   only whole lines are compared.
+   the same outlet are boilerplate too (short lines only, so a wire story reprinted many
+   times keeps its sentences), counted over the drop and the drops before it in
+   ``split.drop_order`` when the pipeline runs drop by drop (``repeated_lines_by_drop``),
+   over the input alone otherwise. A word inside a sentence is never touched: only whole
+   lines are compared.
 3. Articles without a title (one-article text files) take their first remaining line as
    the title; a first line that repeats the title is dropped from the text.
 4. Quality filters (params.yaml ``quality``) send an article to quarantine with a reason.
@@ -26,6 +28,10 @@ article. So the stage makes two passes of ``clean.batch_size`` articles: the fir
 normalises them (to scratch) and counts their short lines, the second cleans each batch
 against the repeated lines and appends it to the outputs. Memory follows the batch, not
 the corpus.
+
+`dvc repro` runs it drop by drop: ``corpus line-counts --drop NAME`` counts a drop's short
+lines, ``corpus repeated-lines`` chains the counts in drop order into each drop's table of
+repeated lines, ``corpus clean --drop NAME`` cleans the drop with its table.
 """
 
 from __future__ import annotations
@@ -33,14 +39,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 import polars as pl
 
 from . import arabic_text
-from .io import ParquetAppender, batches, scan_table, scratch_folder, write_stage_report, write_table
+from .commands import add_parser
+from .io import (
+    ParquetAppender, batches, partition, partition_drops, reset_dir, scan_table, scratch_folder, write_stage_report,
+    write_table,
+)
 from .language import LanguageIdentifier
-from .params import section
+from .params import drop_order, load_params, path_of, section
 from .progress import Progress, log
 from .schema import ARTICLE_SCHEMA, QUARANTINE_SCHEMA, conform
 from .stage_command import StagePaths, add_stage_command
@@ -197,6 +207,15 @@ def short_line_counts(lines: pl.LazyFrame, rules: BoilerplateRules) -> pl.LazyFr
         lines.filter(pl.col("key").str.contains(r"\p{L}") & (pl.col("line").str.len_chars() <= rules.repeated_max_chars))
         .group_by("drop", "source", "key")
         .agg(n_articles=pl.col("id").n_unique())
+    )
+
+
+def sum_line_counts(counts: pl.LazyFrame) -> pl.LazyFrame:
+    """``short_line_counts`` of several batches (or drops) added up, in a fixed row order."""
+    return (
+        counts.group_by("drop", "source", "key")
+        .agg(pl.col("n_articles").sum().cast(pl.Int64))
+        .sort("drop", "source", "key")
     )
 
 
@@ -397,24 +416,45 @@ def removed_line_totals(counts: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def normalise_in_batches(
-    articles: pl.LazyFrame, rules: BoilerplateRules, batch_size: int, scratch: Path
-) -> tuple[pl.LazyFrame, pl.DataFrame]:
-    """Pass 1: the articles normalised (a scan of scratch parts) and the corpus's
-    ``repeated_lines``, the one thing clean needs to know of the whole corpus."""
+    articles: pl.LazyFrame, rules: BoilerplateRules, batch_size: int, scratch: Path, keep_normalised: bool = True
+) -> tuple[pl.LazyFrame | None, pl.DataFrame]:
+    """Pass 1: the articles normalised (a scan of scratch parts, unless not `keep_normalised`)
+    and their ``short_line_counts`` added up, the one thing clean needs to know of the
+    whole corpus."""
     normalised_dir, counts_dir = scratch / "normalised", scratch / "short_lines"
     normalised_dir.mkdir()
     counts_dir.mkdir()
     progress = Progress(STAGE, "articles normalised", total=articles.select(pl.len()).collect().item())
     for index, batch in enumerate(batches(articles, batch_size, at_least_one=True)):
         normalised = normalise_fields(batch.lazy(), rules).collect()
-        _write_scratch(normalised, normalised_dir, index)
+        if keep_normalised:
+            _write_scratch(normalised, normalised_dir, index)
         _write_scratch(short_line_counts(article_lines(normalised.lazy()), rules).collect(), counts_dir, index)
         progress.advance(batch.height)
     progress.done()
     # Adding up holds one row per distinct short line of the corpus; the result is small.
-    repeated = repeated_lines(scan_table(counts_dir), rules).collect(engine="streaming")
-    log(STAGE, f"{repeated.height:,} repeated lines")
-    return scan_table(normalised_dir), repeated
+    counts = sum_line_counts(scan_table(counts_dir)).collect(engine="streaming")
+    return (scan_table(normalised_dir) if keep_normalised else None), counts
+
+
+def repeated_lines_by_drop(
+    counts_by_drop: Iterable[tuple[str, pl.LazyFrame]], rules: BoilerplateRules
+) -> Iterator[tuple[str, pl.DataFrame]]:
+    """For each drop, in the order given (``split.drop_order``), the ``repeated_lines`` its
+    articles are cleaned with: short lines of an outlet found in at least
+    ``repeated_lines.min_articles`` articles of this drop and the drops before it, so an
+    outlet's footer learnt from earlier drops is known in its next small drop. Drop k's
+    table depends on drops 1..k only: adding a drop leaves the earlier tables as they were.
+    `counts_by_drop`: each drop's ``sum_line_counts``; the running total holds one row per
+    distinct short line of an outlet."""
+    running = None
+    for drop, counts in counts_by_drop:
+        # Rows of earlier drops count as this drop's: repeated_lines keys by drop, outlet, line.
+        added = counts.with_columns(drop=pl.lit(drop))
+        if running is not None:
+            added = pl.concat([running.lazy().with_columns(drop=pl.lit(drop)), added])
+        running = sum_line_counts(added).collect()
+        yield drop, repeated_lines(running.lazy(), rules).sort("source", "key").collect()
 
 
 def clean_in_batches(
@@ -447,7 +487,12 @@ def _write_scratch(table: pl.DataFrame, folder: Path, index: int) -> None:
     table.write_parquet(folder / f"part-{index:05d}.parquet", compression="lz4")
 
 
-def run(input_dir: Path, output_dir: Path, metrics_path: Path | None, params: dict[str, Any]) -> dict[str, Any]:
+def run(
+    input_dir: Path, output_dir: Path, metrics_path: Path | None, params: dict[str, Any],
+    repeated: pl.DataFrame | None = None,
+) -> dict[str, Any]:
+    """Clean ingest's output `input_dir` into `output_dir`. `repeated`: the ``repeated_lines``
+    to remove (a drop's, from ``repeated_lines_by_drop``); by default those of the input alone."""
     rules = BoilerplateRules.from_params(section(params, "boilerplate"))
     batch_size = int(section(params, STAGE)["batch_size"])
     articles_path, quarantine_path = output_dir / "articles.parquet", output_dir / "quarantine.parquet"
@@ -456,7 +501,10 @@ def run(input_dir: Path, output_dir: Path, metrics_path: Path | None, params: di
         ParquetAppender(articles_path, ARTICLE_SCHEMA) as kept,
         ParquetAppender(quarantine_path, QUARANTINE_SCHEMA) as quarantine,
     ):
-        normalised, repeated = normalise_in_batches(scan_table(input_dir / "articles"), rules, batch_size, scratch)
+        normalised, counts = normalise_in_batches(scan_table(input_dir / "articles"), rules, batch_size, scratch)
+        if repeated is None:
+            repeated = repeated_lines(counts.lazy(), rules).collect()
+        log(STAGE, f"{repeated.height:,} repeated lines")
         for upstream in batches(scan_table(input_dir / "quarantine.parquet"), batch_size):  # ingest's first
             quarantine.append(upstream)
         removed = clean_in_batches(normalised, repeated, rules, section(params, "quality"), batch_size, kept, quarantine)
@@ -490,12 +538,62 @@ def run(input_dir: Path, output_dir: Path, metrics_path: Path | None, params: di
     return report
 
 
+def add_line_counts_command(commands) -> None:
+    counts = add_parser(commands, "line-counts")
+    counts.add_argument("--drop", action="append", dest="drops", help="only this drop (repeatable)")
+    counts.set_defaults(handler=_count_lines_main)
+
+
+def add_repeated_lines_command(commands) -> None:
+    add_parser(commands, "repeated-lines").set_defaults(handler=_repeated_lines_main)
+
+
 def add_command(commands) -> None:
-    add_stage_command(
+    parser = add_stage_command(
         commands, STAGE, input_from=("ingest",), input_help="ingest output folder", main=_main,
     )
+    parser.add_argument("--drop", action="append", dest="drops",
+                        help="clean this drop's partition, <input>/drop=<name>/, into <output>/drop=<name>/ with its "
+                        "repeated lines (repeatable; what `dvc repro` runs); without it, <input> is one table")
+
+
+# Per-drop files of the line-counts and repeated-lines commands.
+LINE_COUNTS_FILE = "short_lines.parquet"
+REPEATED_LINES_FILE = "repeated_lines.parquet"
+
+
+def _count_lines_main(args) -> int:
+    params = load_params(args.params)
+    rules = BoilerplateRules.from_params(section(params, "boilerplate"))
+    ingested, output = path_of(params, "ingest"), path_of(params, "line_counts")
+    for drop in args.drops or partition_drops(ingested, drop_order(params)):
+        articles = scan_table(partition(ingested, drop) / "articles")
+        with scratch_folder(output) as scratch:
+            _, counts = normalise_in_batches(articles, rules, int(section(params, STAGE)["batch_size"]), scratch, False)
+        write_table(counts, reset_dir(partition(output, drop)) / LINE_COUNTS_FILE)
+    return 0
+
+
+def _repeated_lines_main(args) -> int:
+    params = load_params(args.params)
+    rules = BoilerplateRules.from_params(section(params, "boilerplate"))
+    counted, output = path_of(params, "line_counts"), reset_dir(path_of(params, "repeated_lines"))
+    drops = partition_drops(counted, drop_order(params))
+    counts = ((drop, scan_table(partition(counted, drop) / LINE_COUNTS_FILE)) for drop in drops)
+    for drop, repeated in repeated_lines_by_drop(counts, rules):
+        write_table(repeated, partition(output, drop) / REPEATED_LINES_FILE)
+        log(STAGE, f"drop {drop}: {repeated.height:,} repeated lines")
+    return 0
 
 
 def _main(paths: StagePaths, params: dict[str, Any], args) -> int:
-    run(paths.input, paths.output, paths.metrics, params)
+    """With --drop: each drop's ingest partition into its clean partition, with the drop's
+    repeated lines (`corpus repeated-lines`). Without: one table, its own repeated lines."""
+    if not args.drops:
+        run(paths.input, paths.output, paths.metrics, params)
+        return 0
+    repeated_dir = path_of(params, "repeated_lines")
+    for drop in args.drops:
+        repeated = scan_table(partition(repeated_dir, drop) / REPEATED_LINES_FILE).collect()
+        run(partition(paths.input, drop), partition(paths.output, drop), None, params, repeated)
     return 0

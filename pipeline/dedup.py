@@ -33,8 +33,11 @@ import polars as pl
 import xxhash
 
 from . import arabic_text, minhash
-from .io import batches, read_json, reset_dir, scan_table, write_json, write_stage_report, write_table
-from .params import section
+from .io import (
+    batches, partition, partition_drops, read_json, reset_dir, scan_partitions, scan_table, write_json,
+    write_stage_report, write_table,
+)
+from .params import drop_order, section
 from .progress import Progress, log
 from .schema import CLUSTERED_ARTICLE_SCHEMA, DUPLICATE_COLUMNS, conform
 from .stage_command import StagePaths, add_stage_command
@@ -42,6 +45,7 @@ from .stage_command import StagePaths, add_stage_command
 STAGE = "dedup"
 # Headline figures for `dvc metrics show` (name: key in the report): input = articles + duplicates.
 HEADLINE = {"input": "input", "articles": "kept", "duplicates": "duplicates"}
+KEPT_FILE = "articles.parquet"  # the kept articles, in each drop's folder: <output>/drop=<name>/
 INDEX_META = "meta.json"
 INDEX_SIGNATURES = "signatures.parquet"
 NEW_PREFIX = "new:"
@@ -517,8 +521,8 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams) -> DedupResult:
 
 def write_index(index: pl.DataFrame, index_dir: Path, params: DedupParams, articles_path: Path) -> None:
     """The signature index: signatures.parquet (id, key_hash, signature of each kept article)
-    and meta.json (the MinHash parameters, and where the kept articles' texts are, relative
-    to the index, for verifying candidates)."""
+    and meta.json (the MinHash parameters, and where the kept articles' texts are (the
+    folder of their drop partitions), relative to the index, for verifying candidates)."""
     index_dir = reset_dir(index_dir)
     write_table(index, index_dir / INDEX_SIGNATURES)
     write_json(index_dir / INDEX_META, {
@@ -545,7 +549,7 @@ def match_against_index(articles: pl.LazyFrame, index_dir: Path, params: dict[st
             f"{index_dir} was built with {meta['minhash']}, params.yaml says {dedup.minhash.as_dict()}: "
             "re-run `corpus dedup` to rebuild the index"
         )
-    corpus_texts = scan_table((index_dir / meta["articles"]).resolve()).select("id", "text")
+    corpus_texts = scan_partitions((index_dir / meta["articles"]).resolve(), (), KEPT_FILE).select("id", "text")
     index = scan_table(index_dir / INDEX_SIGNATURES).collect()
     new = signature_table(articles, dedup, "new articles")
     if new.is_empty() or index.is_empty():
@@ -621,7 +625,8 @@ def dedup_report(n_in: int, result: DedupResult, sizes: pl.DataFrame, params: De
 
 def run(input_path: Path, output_dir: Path, metrics_path: Path | None, params: dict[str, Any]) -> dict[str, Any]:
     dedup = DedupParams.from_params(params)
-    articles = scan_table(input_path)
+    drops = partition_drops(input_path, drop_order(params)) if input_path.is_dir() else []
+    articles = scan_partitions(input_path, drops, "articles.parquet")  # clean's, drop by drop
     n_in = articles.select(pl.len()).collect().item()
     log(STAGE, f"{n_in:,} articles from {input_path}")
     result = deduplicate(articles, dedup)
@@ -629,7 +634,11 @@ def run(input_path: Path, output_dir: Path, metrics_path: Path | None, params: d
     reset_dir(output_dir)
     labelled = articles.join(result.assignment.lazy(), on="id", how="left", maintain_order="left")
     # Two passes, not io.write_tables' one: as fast here, and one row group in memory less.
-    write_table(conform(labelled.filter(pl.col("kind").is_null()), CLUSTERED_ARTICLE_SCHEMA), output_dir / "articles.parquet")
+    # The kept articles drop by drop (validate checks each drop's once).
+    kept = conform(labelled.filter(pl.col("kind").is_null()), CLUSTERED_ARTICLE_SCHEMA)
+    # A drop whose every article was quarantined still gets its (empty) folder.
+    for drop in dict.fromkeys([*drops, *articles.select(pl.col("drop").unique(maintain_order=True)).collect()["drop"]]):
+        write_table(kept.filter(pl.col("drop") == drop), partition(output_dir, drop) / KEPT_FILE)
     write_table(
         conform(labelled.filter(pl.col("kind").is_not_null()), pl.Schema(dict(CLUSTERED_ARTICLE_SCHEMA) | DUPLICATE_COLUMNS)),
         output_dir / "duplicates.parquet",
@@ -641,7 +650,7 @@ def run(input_path: Path, output_dir: Path, metrics_path: Path | None, params: d
         .join(about.rename({"id": "id_b", "title": "title_b", "source": "source_b"}), on="id_b", how="left", maintain_order="left")
     )
     write_table(conform(review, REVIEW_SCHEMA), output_dir / "review.parquet")
-    write_index(result.index, output_dir / "index", dedup, output_dir / "articles.parquet")
+    write_index(result.index, output_dir / "index", dedup, output_dir)
     plots = output_dir / "plots"
     plots.mkdir(exist_ok=True)
     pl.DataFrame(histogram(result.pairs["similarity"], SIMILARITY_BINS)).write_csv(plots / "candidate_similarity.csv")
@@ -649,7 +658,7 @@ def run(input_path: Path, output_dir: Path, metrics_path: Path | None, params: d
     sizes.write_csv(plots / "cluster_sizes.csv")
 
     report = dedup_report(n_in, result, sizes, dedup)
-    n_kept = scan_table(output_dir / "articles.parquet").select(pl.len()).collect().item()
+    n_kept = scan_partitions(output_dir, (), KEPT_FILE).select(pl.len()).collect().item()
     n_dup = scan_table(output_dir / "duplicates.parquet").select(pl.len()).collect().item()
     if n_kept + n_dup != n_in:
         raise RuntimeError(f"dedup lost articles: {n_in} in, {n_kept} kept + {n_dup} duplicates")
@@ -661,7 +670,8 @@ def run(input_path: Path, output_dir: Path, metrics_path: Path | None, params: d
 
 def add_command(commands) -> None:
     add_stage_command(
-        commands, STAGE, input_from=("clean", "articles.parquet"), input_help="cleaned articles", main=_main,
+        commands, STAGE, input_from=("clean",), input_help="cleaned articles (clean's output folder, or a table)",
+        main=_main,
     )
 
 

@@ -39,7 +39,7 @@ import pydantic
 import yaml
 
 from . import arabic_text
-from .io import write_parts, write_stage_report, write_table
+from .io import partition, write_parts, write_stage_report, write_table
 from .params import section
 from .progress import Progress, log
 from .schema import ARTICLE_SCHEMA, QUARANTINE_SCHEMA
@@ -694,9 +694,16 @@ def add_command(commands) -> None:
     parser = add_stage_command(
         commands, STAGE, input_from=("raw",), input_help="folder of drops", main=_main,
     )
-    parser.add_argument("--drop", action="append", dest="drops", help="only this drop (repeatable)")
+    parser.add_argument("--drop", action="append", dest="drops",
+                        help="ingest this drop into its own folder, <output>/drop=<name>/ (repeatable; what "
+                        "`dvc repro` runs); without it, every drop goes into one table at <output>")
 
 
 def _main(paths: StagePaths, params: dict[str, Any], args) -> int:
-    run(paths.input, paths.output, paths.metrics, section(params, "ingest"), args.drops)
+    if not args.drops:
+        run(paths.input, paths.output, paths.metrics, section(params, "ingest"))
+        return 0
+    # Drop by drop, each with its report.json; `corpus totals` sums them into the metrics.
+    for drop in args.drops:
+        run(paths.input, partition(paths.output, drop), None, section(params, "ingest"), [drop])
     return 0

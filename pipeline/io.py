@@ -290,6 +290,62 @@ def table_rows(path: str | Path) -> int:
     return scan_table(path).select(pl.len()).collect().item()
 
 
+# ---------------------------------------------------------------------------- partitions
+# The stages before dedup work drop by drop: each writes one folder a drop,
+# ``<stage output>/drop=<name>/``, so a new drop is processed alone and DVC (a `foreach`
+# stage over ``split.drop_order``) reuses the other drops' folders as they are.
+PARTITION_PREFIX = "drop="
+
+
+def partition(base: str | Path, drop: str) -> Path:
+    """The folder of one drop's outputs under a stage's output folder."""
+    return Path(base) / f"{PARTITION_PREFIX}{drop}"
+
+
+def partition_drops(base: str | Path, drop_order: Iterable[str]) -> list[str]:
+    """The drops that have a partition under `base`: those listed in `drop_order` in its
+    order, then any others by name (as the split stage orders drops)."""
+    base = Path(base)
+    found = {p.name.removeprefix(PARTITION_PREFIX) for p in base.glob(f"{PARTITION_PREFIX}*") if p.is_dir()}
+    listed = [drop for drop in dict.fromkeys(drop_order) if drop in found]
+    return listed + sorted(found - set(listed))
+
+
+def scan_partitions(base: str | Path, drop_order: Iterable[str], table: str) -> pl.LazyFrame:
+    """`table` (a file or folder name) of every drop partition under `base`, in drop order;
+    `base` itself, or its `table`, when `base` is not partitioned (a stage run on one table)."""
+    base = Path(base)
+    drops = partition_drops(base, drop_order) if base.is_dir() else []
+    if not drops:
+        return scan_table(base / table if (base / table).exists() else base)
+    return pl.concat([scan_table(partition(base, drop) / table) for drop in drops], how="vertical")
+
+
+def partition_report(stage_dir: str | Path) -> dict[str, Any]:
+    """A stage's report.json, or for a stage written drop by drop the sum of its drops'
+    reports (counts add up; nested counts add up key by key)."""
+    stage_dir = Path(stage_dir)
+    if (stage_dir / REPORT_FILE).exists() or not partition_drops(stage_dir, ()):
+        return read_json(stage_dir / REPORT_FILE)
+    return sum_reports(read_json(partition(stage_dir, drop) / REPORT_FILE) for drop in partition_drops(stage_dir, ()))
+
+
+def sum_reports(reports: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Reports of the same shape summed: numbers add, mappings merge key by key."""
+    total: dict[str, Any] = {}
+    for report in reports:
+        for key, value in report.items():
+            if key not in total:
+                total[key] = value
+            elif isinstance(value, dict):
+                total[key] = sum_reports([total[key], value])
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                total[key] += value
+            elif total[key] != value:
+                raise ValueError(f"reports disagree on {key!r}: {total[key]!r} and {value!r}")
+    return total
+
+
 def batches(frame: pl.LazyFrame, size: int, at_least_one: bool = False) -> Iterator[pl.DataFrame]:
     """Consecutive slices of ``frame``, each computed only when asked for. (The streaming
     engine's own ``collect_batches`` runs ahead of a slower consumer and its batches pile

@@ -79,3 +79,8 @@ def with_list_item(text: str, section_name: str, key: str, item: str) -> str:
             return updated
     raise ParamsError(f"cannot add '{item}' to params.yaml '{section_name}.{key}': write that list on one line, "
                       f"as `{key}: [{', '.join(map(str, listed))}]`")
+
+
+def drop_order(params: dict[str, Any]) -> list[str]:
+    """``split.drop_order``: the drops in the order they arrived (stages run drop by drop in it)."""
+    return [str(drop) for drop in section(params, "split").get("drop_order") or []]

@@ -3,8 +3,8 @@
 Two steps, so that ``dvc repro`` stays offline and free of side effects:
 
 1. **Build** (the DVC stage, ``corpus publish --build-only``): ``paths.hub`` becomes a
-   Hub-ready folder: Parquet shards ``data/{split}-NNNNN-of-NNNNN.parquet``
-   (``publish.shard_rows`` articles each), the record manifest
+   Hub-ready folder: Parquet shards ``data/{split}-{drop}-NNNNN-of-NNNNN.parquet``
+   (``publish.shard_rows`` articles each, a drop's own), the record manifest
    ``manifest/records.parquet`` (id, split and content hash of every article),
    ``manifest/release.json``, ``croissant.json``, ``validation/results.json`` (every
    expectation the validate stage checked) and ``README.md``, the dataset card rendered
@@ -153,30 +153,37 @@ class Build:
 # ------------------------------------------------------------------------- shards
 
 
-def shard_name(split: str, index: int, count: int) -> str:
-    return f"data/{split}-{index:05d}-of-{count:05d}.parquet"
+def shard_name(split: str, drop: str, index: int, count: int) -> str:
+    return f"data/{split}-{drop}-{index:05d}-of-{count:05d}.parquet"
 
 
 def write_shards(split_dir: Path, folder: Path, settings: Settings) -> tuple[list[Shard], pl.DataFrame]:
-    """Each split's articles, in the split table's order, as Parquet shards of at most
-    ``shard_rows`` rows; returns the shards and the record manifest."""
+    """Each split's articles as Parquet shards of at most ``shard_rows`` rows, a drop at a
+    time (``data/{split}-{drop}-NNNNN-of-NNNNN.parquet``, drops in the split table's
+    order, articles in its order): a new drop adds shards and leaves the other drops'
+    shards byte for byte as they were, so a release uploads only the new ones. Returns
+    the shards and the record manifest."""
     schema = hub_arrow_schema()
     shards: list[Shard] = []
     manifest_parts = [pl.DataFrame(schema=release.MANIFEST_SCHEMA)]
     progress = Progress(STAGE, "articles", total=sum(table_rows(split_dir / f"{split}.parquet") for split in SPLITS))
     for split in SPLITS:
         articles = conform(scan_table(split_dir / f"{split}.parquet"), CLUSTERED_ARTICLE_SCHEMA)
-        rows = articles.select(pl.len()).collect().item()
-        count = math.ceil(rows / settings.shard_rows)
-        for index in range(count):
-            chunk = articles.slice(index * settings.shard_rows, settings.shard_rows).collect()
-            table = pa.Table.from_batches(chunk.to_arrow().cast(schema).to_batches(), schema=schema)
-            path = shard_name(split, index, count)
-            pq.write_table(table, folder / path, row_group_size=settings.row_group_rows, **PARQUET_WRITE_OPTIONS)
-            shards.append(Shard(path, split, chunk.height, table.nbytes, (folder / path).stat().st_size))
-            manifest_parts.append(release.manifest_rows(chunk, split))
-            progress.advance(chunk.height)
-        log(STAGE, f"{split}: {rows:,} articles in {count} shard(s)")
+        drops = articles.select(pl.col("drop").unique(maintain_order=True)).collect()["drop"]
+        first = len(shards)
+        for drop in drops:
+            of_drop = articles.filter(pl.col("drop") == drop)
+            count = math.ceil(of_drop.select(pl.len()).collect().item() / settings.shard_rows)
+            for index in range(count):
+                chunk = of_drop.slice(index * settings.shard_rows, settings.shard_rows).collect()
+                table = pa.Table.from_batches(chunk.to_arrow().cast(schema).to_batches(), schema=schema)
+                path = shard_name(split, drop, index, count)
+                pq.write_table(table, folder / path, row_group_size=settings.row_group_rows, **PARQUET_WRITE_OPTIONS)
+                shards.append(Shard(path, split, chunk.height, table.nbytes, (folder / path).stat().st_size))
+                manifest_parts.append(release.manifest_rows(chunk, split))
+                progress.advance(chunk.height)
+        rows = sum(shard.rows for shard in shards[first:])
+        log(STAGE, f"{split}: {rows:,} articles of {len(drops)} drop(s) in {len(shards) - first} shard(s)")
     progress.done(f"{len(shards)} shard(s)")
     return shards, pl.concat(manifest_parts)
 

@@ -63,8 +63,8 @@ import numpy as np
 import polars as pl
 
 from . import arabic_text
-from .io import scan_table, write_stage_report, write_table, write_tables
-from .params import ParamsError, section
+from .io import scan_partitions, scan_table, write_stage_report, write_table, write_tables
+from .params import ParamsError, drop_order, section
 from .progress import Progress, log
 from .schema import CLUSTER_ID, CLUSTERED_ARTICLE_SCHEMA, SPLITS, conform
 from .stage_command import StagePaths, add_stage_command
@@ -580,7 +580,7 @@ def run(input_dir: Path, output_dir: Path, metrics_path: Path | None, params: di
     split_params = section(params, STAGE)
     rules = SplitRules.from_params(split_params)
     contamination_rules = ContaminationRules.from_params(split_params)
-    kept = scan_table(input_dir / "articles.parquet")
+    kept = scan_partitions(input_dir, drop_order(params), "articles.parquet")  # dedup's, drop by drop
     duplicates = _optional_table(input_dir / "duplicates.parquet", "clusters are the kept articles alone")
     review = _optional_table(input_dir / "review.parquet", "review pairs join no clusters") if rules.group_review_pairs else None
     counted = kept.select(rows=pl.len(), missing=pl.col(CLUSTER_ID).null_count(), clusters=pl.col(CLUSTER_ID).n_unique())
@@ -654,7 +654,8 @@ def _optional_table(path: Path, without: str) -> pl.LazyFrame | None:
 def add_command(commands) -> None:
     add_stage_command(
         commands, STAGE, input_from=("dedup",), main=_main,
-        input_help="dedup output folder: articles.parquet, and duplicates.parquet and review.parquet when there",
+        input_help="dedup output folder: the kept articles (drop=<name>/articles.parquet), and duplicates.parquet "
+        "and review.parquet when there",
     )
 
 

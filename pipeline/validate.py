@@ -18,6 +18,14 @@ from ``schema.py``, so a bound lives in one place.
 Checks that need a derived value (Arabic ratio, line match keys, text hash) get it as an
 extra column computed with the shared functions before the frame goes to GX.
 
+`dvc repro` validates a drop at a time: ``corpus validate --drop NAME`` runs the row suites
+on the drop's kept articles (``paths.dedup/drop=NAME/``) and keeps, besides its results,
+the compact columns (id, text hash, length) of the table suite
+(``paths.validate/rows/drop=NAME/``); ``corpus validate --corpus`` adds the drops' row
+checks up and runs the table suite once on their compact columns. An unchanged drop is
+not validated again, and memory holds a batch of rows (``validate.batch_rows``) and the
+compact columns. ``corpus validate`` alone validates one table whole.
+
 Outputs (``paths.validate``): ``results.json`` (every check: passed or not, failing rows,
 examples) and ``report.json`` (counts and the names of the failed expectations), DVC
 outputs that depend only on the data and params; next to them ``data_docs/index.html``
@@ -36,7 +44,7 @@ import math
 import os
 import re
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +52,11 @@ import polars as pl
 
 from . import arabic_text, data_docs
 from .clean import BoilerplateRules
-from .io import batches, scan_table, write_json, write_stage_report
-from .params import path_of, section
+from .io import (
+    batches, partition, partition_drops, read_json, reset_dir, scan_partitions, scan_table, write_json,
+    write_stage_report, write_table,
+)
+from .params import drop_order, path_of, section
 from .progress import Progress, log
 from .schema import ARTICLE_SCHEMA, CLUSTERED_ARTICLE_SCHEMA
 from .stage_command import StagePaths, add_stage_command
@@ -366,30 +377,110 @@ def run_suites(
 ) -> ValidationReport:
     """Validate `articles` with the suites of `target`; GX results and Data Docs go to
     `output_dir`. Rows are validated in batches, the table suite once on compact columns."""
-    validate = section(params, "validate")
-    batch_rows = int(validate["batch_rows"])
-    # GX's results and Data Docs are kept from run to run: the Data Docs index lists every run.
-    rules = BoilerplateRules.from_params(section(params, "boilerplate"))
-    parameters = suite_parameters(params, target, rules)
-    log(stage, "setting up Great Expectations (about 10 s)")
-    runner = GxRunner(open_gx_project(gx_dir, output_dir), parameters, int(validate["examples"]))
-    progress = Progress(stage, "articles", total=articles.select(pl.len()).collect().item())
+    runner = _gx_runner(params, target, gx_dir, output_dir, stage)
+    report, table = _run_row_suite(runner, articles, target, params, stage)
+    return _run_table_suite(runner, table, report, stage, output_dir, originals=with_check_columns(
+        articles, BoilerplateRules.from_params(section(params, "boilerplate"))))
 
+
+def run_row_suite(
+    articles: pl.LazyFrame, target: Target, params: dict[str, Any], gx_dir: Path, output_dir: Path, stage: str = STAGE
+) -> tuple[ValidationReport, pl.DataFrame]:
+    """The row suite of `target` alone, batch by batch (a drop of the corpus); returns its
+    report and the ``TABLE_COLUMNS`` the table suite checks once over every drop."""
+    result = _run_row_suite(_gx_runner(params, target, gx_dir, output_dir, stage), articles, target, params, stage)
+    data_docs.finish_site(output_dir / DATA_DOCS_DIR)
+    return result
+
+
+def run_table_suite(
+    drops: list[tuple[ValidationReport, pl.DataFrame]], target: Target, params: dict[str, Any], gx_dir: Path,
+    output_dir: Path, stage: str = STAGE,
+) -> ValidationReport:
+    """The table suite over the ``TABLE_COLUMNS`` of every drop (compact: an id, a hash and
+    a length an article), added to the drops' row checks, summed (``merge_row_reports``)."""
+    if not drops:
+        raise ValueError("no drop's row checks to add up: run `corpus validate --drop NAME` for each drop first")
+    runner = _gx_runner(params, target, gx_dir, output_dir, stage)
+    rows = merge_row_reports([report for report, _ in drops], int(section(params, "validate")["examples"]))
+    rows = replace(rows, parameters=_configured(runner.parameters, params))
+    return _run_table_suite(runner, pl.concat([columns for _, columns in drops]), rows, stage, output_dir)
+
+
+def merge_row_reports(reports: list[ValidationReport], examples: int) -> ValidationReport:
+    """The row checks of several drops as one report: rows and failing rows add up, the
+    first `examples` failing ids are kept in drop order, a check passes if it passed on every drop."""
+    merged: dict[str, Check] = {}
+    for report in reports:
+        for check in report.checks:
+            total = merged.get(check.name)
+            if total is None:
+                merged[check.name] = replace(check, examples=list(check.examples),
+                                             example_values=list(check.example_values))
+                continue
+            if not check.success and total.success:
+                total.observed = check.observed  # what made it fail says more
+            total.success &= check.success
+            if check.rows_checked is not None:
+                total.rows_checked = (total.rows_checked or 0) + check.rows_checked
+                total.failing_rows = (total.failing_rows or 0) + (check.failing_rows or 0)
+            total.example_values += check.example_values[: examples - len(total.examples)]
+            total.examples += check.examples[: examples - len(total.examples)]
+            total.error = total.error or check.error
+    first = reports[0]
+    return ValidationReport(first.target, sum(r.articles for r in reports), sum(r.batches for r in reports),
+                            list(merged.values()), first.parameters)
+
+
+def _gx_runner(params: dict[str, Any], target: Target, gx_dir: Path, output_dir: Path, stage: str) -> GxRunner:
+    # GX's results and Data Docs are kept from run to run: the Data Docs index lists every run.
+    parameters = suite_parameters(params, target, BoilerplateRules.from_params(section(params, "boilerplate")))
+    log(stage, "setting up Great Expectations (about 10 s)")
+    return GxRunner(open_gx_project(gx_dir, output_dir), parameters, int(section(params, "validate")["examples"]))
+
+
+def _run_row_suite(
+    runner: GxRunner, articles: pl.LazyFrame, target: Target, params: dict[str, Any], stage: str
+) -> tuple[ValidationReport, pl.DataFrame]:
+    validate = section(params, "validate")
+    rules = BoilerplateRules.from_params(section(params, "boilerplate"))
+    progress = Progress(stage, "articles", total=articles.select(pl.len()).collect().item())
     checked = with_check_columns(articles, rules)
     tables, start = [], 0
     # An empty table is one empty batch: its columns and types still get checked.
-    for batch in batches(checked, batch_rows, at_least_one=True):
+    for batch in batches(checked, int(validate["batch_rows"]), at_least_one=True):
         rows = f"rows {start + 1}-{start + batch.height}" if batch.height else "rows (none)"
         runner.run(target.rows_checkpoint, batch.drop("text_key_hash"), f"{target.name} {rows}")
         tables.append(batch.select(TABLE_COLUMNS))
         start += batch.height
         progress.advance(batch.height)
-    runner.run(TABLE_CHECKPOINT, pl.concat(tables), f"{target.name} table", originals=checked)
-    configured = parameters | {"published_date_max": str(validate["published_date"]["max"])}
-    report = ValidationReport(target.name, start, len(tables), list(runner.checks.values()), configured)
+    progress.done(f"{start:,} articles' rows checked")
+    checks = list(runner.checks.values())
+    report = ValidationReport(target.name, start, len(tables), checks, _configured(runner.parameters, params))
+    return report, pl.concat(tables)
+
+
+def _run_table_suite(runner: GxRunner, table: pl.DataFrame, rows: ValidationReport, stage: str, output_dir: Path,
+                     originals: pl.LazyFrame | None = None) -> ValidationReport:
+    before = set(runner.checks)
+    runner.run(TABLE_CHECKPOINT, table, f"{rows.target} table", originals=originals)
+    table_checks = [check for key, check in runner.checks.items() if key not in before]
+    report = replace(rows, checks=[*rows.checks, *table_checks])
     data_docs.finish_site(output_dir / DATA_DOCS_DIR)
-    progress.done(f"{len(report.checks) - len(report.failed)} of {len(report.checks)} expectations passed")
+    log(stage, f"{len(report.checks) - len(report.failed)} of {len(report.checks)} expectations passed")
     return report
+
+
+def _configured(parameters: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """The suite parameters as configured (``max: today`` stays so) for the report."""
+    return parameters | {"published_date_max": str(section(params, "validate")["published_date"]["max"])}
+
+
+def report_from_json(data: dict[str, Any]) -> ValidationReport:
+    """A ``ValidationReport`` back from its ``to_json`` (a drop's row checks)."""
+    names = {f.name for f in fields(Check)}
+    checks = [Check(**{key: value for key, value in check.items() if key in names}) for check in data["checks"]]
+    return ValidationReport(data["target"], data["articles"], data["batches"], checks, data["parameters"])
 
 
 def _exception_message(info: dict[str, Any]) -> str | None:
@@ -421,9 +512,47 @@ def _jsonable(value: Any) -> Any:
 
 
 def run(input_path: Path, output_dir: Path, metrics_path: Path | None, params: dict[str, Any], gx_dir: Path) -> ValidationReport:
+    """Every suite on one table (the dedup output folder, or any article table)."""
     output_dir.mkdir(parents=True, exist_ok=True)
     log(STAGE, f"validating {input_path} with the suites in {gx_dir} (Great Expectations)")
-    report = run_suites(scan_table(input_path), CORPUS, params, gx_dir, output_dir)
+    articles = scan_partitions(input_path, drop_order(params), "articles.parquet")
+    return _write_outcome(run_suites(articles, CORPUS, params, gx_dir, output_dir), output_dir, metrics_path)
+
+
+# A drop's row checks, <paths.validate>/rows/drop=<name>/ (a DVC output), with the compact
+# columns the corpus's table suite checks; GX's own files for the drop go to
+# <paths.validate>/drop=<name>/, outside it, as GX stamps them with the run time.
+ROWS_DIR = "rows"
+TABLE_COLUMNS_FILE = "table_columns.parquet"
+
+
+def run_drop(
+    input_path: Path, rows_dir: Path, gx_output_dir: Path, params: dict[str, Any], gx_dir: Path
+) -> ValidationReport:
+    """The row suite on one drop's kept articles: an unchanged drop is not validated again."""
+    gx_output_dir.mkdir(parents=True, exist_ok=True)
+    log(STAGE, f"validating the rows of {input_path} with the suites in {gx_dir} (Great Expectations)")
+    report, table = run_row_suite(scan_table(input_path), CORPUS, params, gx_dir, gx_output_dir)
+    write_table(table, reset_dir(rows_dir) / TABLE_COLUMNS_FILE)
+    return _write_outcome(report, rows_dir, None)
+
+
+def run_corpus(
+    rows_dir: Path, output_dir: Path, metrics_path: Path | None, params: dict[str, Any], gx_dir: Path
+) -> ValidationReport:
+    """The corpus's validation from its drops' row checks (``run_drop``): their sum, and
+    the table suite (ids unique, texts distinct, mean length) on their compact columns."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    drops = [
+        (report_from_json(read_json(partition(rows_dir, drop) / RESULTS_FILE)),
+         scan_table(partition(rows_dir, drop) / TABLE_COLUMNS_FILE).collect())
+        for drop in partition_drops(rows_dir, drop_order(params))
+    ]
+    log(STAGE, f"the corpus: {len(drops)} drop(s) of checked rows, and the table suite (Great Expectations)")
+    return _write_outcome(run_table_suite(drops, CORPUS, params, gx_dir, output_dir), output_dir, metrics_path)
+
+
+def _write_outcome(report: ValidationReport, output_dir: Path, metrics_path: Path | None) -> ValidationReport:
     write_json(output_dir / RESULTS_FILE, report.to_json())
     write_stage_report(report.summary(), output_dir, metrics_path, HEADLINE)
     report.log_failures(STAGE)
@@ -434,11 +563,28 @@ def run(input_path: Path, output_dir: Path, metrics_path: Path | None, params: d
 
 def add_command(commands) -> None:
     parser = add_stage_command(
-        commands, STAGE, input_from=("dedup", "articles.parquet"), input_help="article table", main=_main,
+        commands, STAGE, input_from=("dedup",), input_help="dedup output folder, or an article table", main=_main,
     )
     parser.add_argument("--gx", type=Path, help="Great Expectations project folder (default: <paths.gx>)")
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument("--drop", action="append", dest="drops",
+                       help="only the row checks of this drop's kept articles, <input>/drop=<name>/, into "
+                       f"<output>/{ROWS_DIR}/drop=<name>/ (repeatable; what `dvc repro` runs a drop at a time)")
+    scope.add_argument("--corpus", action="store_true",
+                       help=f"the corpus from its drops' row checks (<output>/{ROWS_DIR}/): their sum and the "
+                       "table suite")
 
 
 def _main(paths: StagePaths, params: dict[str, Any], args) -> int:
-    report = run(paths.input, paths.output, paths.metrics, params, args.gx or path_of(params, "gx"))
-    return 0 if report.success else 1
+    gx_dir = args.gx or path_of(params, "gx")
+    if args.drops:
+        reports = [
+            run_drop(partition(paths.input, drop) / "articles.parquet", partition(paths.output / ROWS_DIR, drop),
+                     partition(paths.output, drop), params, gx_dir)
+            for drop in args.drops
+        ]
+    elif args.corpus:
+        reports = [run_corpus(paths.output / ROWS_DIR, paths.output, paths.metrics, params, gx_dir)]
+    else:
+        reports = [run(paths.input, paths.output, paths.metrics, params, gx_dir)]
+    return 0 if all(report.success for report in reports) else 1

@@ -12,7 +12,7 @@ from drop_cases import BROKEN_EXPORT_FAILURES, broken_export, seed_copy, teaser_
 
 import polars as pl
 from pipeline import arabic_text, cli
-from pipeline.io import read_json
+from pipeline.io import read_json, scan_partitions
 from pipeline.params import ParamsError, load_params, with_list_item
 
 PARAMS = str(REPO / "params.yaml")
@@ -145,7 +145,7 @@ def test_failed_add_drop_leaves_the_repo_unchanged(project, monkeypatch, capsys,
 
 def corpus_texts(project: Path) -> dict[str, str]:
     """Match key -> id of every article in the deduplicated corpus."""
-    kept = pl.read_parquet(project / "build" / "dedup" / "articles.parquet")
+    kept = scan_partitions(project / "build" / "dedup", (), "articles.parquet").collect()
     return dict(zip(kept.select(arabic_text.match_key(pl.col("text")))["text"], kept["id"]))
 
 

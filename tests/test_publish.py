@@ -72,7 +72,7 @@ def gate_failures(generations, tmp_path_factory) -> dict[str, Path]:
     strict["validate"]["mean_chars"]["min"] = 5000
     failed = runs["validation failed"]
     (failed / "validate").unlink()
-    assert not validate.run(first / "dedup" / "articles.parquet", failed / "validate", None, strict, GX_DIR).success
+    assert not validate.run(first / "dedup", failed / "validate", None, strict, GX_DIR).success
 
     strict = copy.deepcopy(params)
     strict["split"]["contamination"] |= {"article_overlap": 0.01, "max_contaminated_share": 0.0}
@@ -133,8 +133,7 @@ def test_shards_hold_every_article_of_each_split_in_order(built, generations):
     tables = split_tables(generations["first"])
     for split, table in tables.items():
         shards = sorted(built.folder.glob(f"data/{split}-*.parquet"))
-        count = shard_count(table.height)
-        assert [p.name for p in shards] == [f"{split}-{i:05d}-of-{count:05d}.parquet" for i in range(count)]
+        assert [f"data/{p.name}" for p in shards] == shard_names(table, split)
         rows = [pq.ParquetFile(p).metadata.num_rows for p in shards]
         assert all(n <= SHARD_ROWS for n in rows) and sum(rows) == table.height
         published = pl.concat([pl.read_parquet(p) for p in shards])
@@ -599,8 +598,16 @@ def outcome(session: Session, name: str) -> str:
 
 
 def train_shards(generation: Path, shard_rows: int = SHARD_ROWS) -> list[str]:
-    count = shard_count(split_tables(generation)["train"].height, shard_rows)
-    return [f"data/train-{i:05d}-of-{count:05d}.parquet" for i in range(count)]
+    return shard_names(split_tables(generation)["train"], "train", shard_rows)
+
+
+def shard_names(table: pl.DataFrame, split: str, shard_rows: int = SHARD_ROWS) -> list[str]:
+    """The shards of a split table: a drop's articles in shards of its own."""
+    names = []
+    for drop, rows in table.group_by("drop", maintain_order=True).len().iter_rows():
+        count = shard_count(rows, shard_rows)
+        names += [f"data/{split}-{drop}-{i:05d}-of-{count:05d}.parquet" for i in range(count)]
+    return names
 
 
 def test_a_run_whose_validation_failed_is_never_released(session, gate_failures):
@@ -675,6 +682,23 @@ def test_an_interrupted_release_leaves_no_tag_and_the_next_run_completes_it(sess
     assert session.hub.repos[REPO_ID].commits[session.heads["v1.1.0"]].title == "Release v1.1.0"
 
 
+def test_a_release_after_a_new_drop_sends_its_shards_and_the_changed_files_only(session, generations):
+    """v1.1.0 adds the seed drop to v1.0.0's SaudiNewsNet sample: its commit adds the seed's
+    shards and changes the card, manifest and the like; no shard of the earlier drop."""
+    repo = session.hub.repos[REPO_ID]
+    commit = repo.commits[session.heads["v1.1.0"]]
+    before = repo.commits[commit.parent].files
+    changed = {path for path, blob in commit.files.items() if path not in before or before[path].oid != blob.oid}
+    shards = {path for path in changed if path.startswith("data/")}
+    seed_shards = {path for split in SPLITS for path in shard_names(split_tables(generations["second"])[split].filter(
+        pl.col("drop") == "seed"), split)}
+    assert shards == seed_shards and len(seed_shards) == 2  # train and validation
+    assert changed - shards <= {"README.md", MANIFEST_PATH, RELEASE_PATH, "croissant.json", "validation/results.json"}
+    assert set(before) <= set(commit.files)  # nothing deleted
+    first_shards = {path for path in before if path.startswith("data/")}
+    assert first_shards and all(commit.files[path].oid == before[path].oid for path in first_shards)
+
+
 def test_an_existing_tag_is_never_rewritten(session):
     run = session.runs["v1.1.0 rewritten"]
     assert run.returncode == 2, outcome(session, "v1.1.0 rewritten")
@@ -688,9 +712,13 @@ def test_a_repackaged_release_is_a_patch_that_removes_stale_shards(session, gene
     assert "patch after v1.1.0: 0 added, 0 removed, 0 changed, 0 moved" in run.stdout
     before, after = train_shards(generations["second"]), train_shards(generations["second"], SHARD_ROWS // 2)
     assert len(after) > len(before)
-    assert all(f"delete  {path}" in run.stdout for path in before)
+    # The seed's one train shard is the same file at either size: it stays, unsent.
+    stale = set(before) - set(after)
+    assert stale and all(f"delete  {path}" in run.stdout for path in stale)
+    kept = set(before) & set(after)
+    assert kept and not any(f"delete  {path}" in run.stdout or f"upload  {path}" in run.stdout for path in kept)
     files = session.hub.files(REPO_ID)
-    assert sorted(p for p in files if p.startswith("data/train-")) == after
+    assert sorted(p for p in files if p.startswith("data/train-")) == sorted(after)
     assert ".gitattributes" in files  # not ours: never deleted
 
 

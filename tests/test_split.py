@@ -18,6 +18,7 @@ import polars as pl
 import pytest
 
 from pipeline import arabic_text, clean, dedup, ingest, split
+from pipeline.io import scan_partitions
 from pipeline.params import ParamsError, load_params, section
 from pipeline.schema import CLUSTER_ID, CLUSTERED_ARTICLE_SCHEMA, SPLITS
 from conftest import REPO, SAUDI_SAMPLE, SAUDI_ZIPS, run_corpus
@@ -187,7 +188,7 @@ def versions(tmp_path_factory) -> dict[str, Path]:
     write_regrouped_triples(raw_v1 / "a-2015", root / "regrouped-b", rng)
     v1 = build_version(raw_v1, root / "v1")
     articles_v1 = pl.read_parquet(v1 / "clean" / "articles.parquet")
-    kept_ids = set(pl.read_parquet(v1 / "dedup" / "articles.parquet")["id"])
+    kept_ids = set(scan_partitions(v1 / "dedup", (), "articles.parquet").collect()["id"])
     removed_ids = set(pl.read_parquet(v1 / "dedup" / "duplicates.parquet")["id"])
     assert len(removed_ids) >= 20, "the sample has real reprint clusters"
 
@@ -361,7 +362,7 @@ def test_no_near_duplicate_pair_crosses_splits(versions: dict[str, Path]) -> Non
       (MinHash proposes a pair at review_min with p = 0.66 only; a pair it never proposed
       is unknown to split, so the test does not require it.)"""
     articles = pl.read_parquet(versions["v2"] / "clean" / "articles.parquet")
-    kept = pl.read_parquet(versions["v2"] / "dedup" / "articles.parquet")
+    kept = scan_partitions(versions["v2"] / "dedup", (), "articles.parquet").collect()
     published = set(kept["id"])
     assignments = pl.read_parquet(versions["v2"] / "split" / "assignments.parquet")
     split_of_article = dict(zip(assignments["id"], assignments["split"].cast(pl.String)))
@@ -392,8 +393,8 @@ def test_adding_a_drop_moves_no_existing_article(versions: dict[str, Path]) -> N
     moved = {doc: (before[doc], after[doc]) for doc in before if before[doc] != after[doc]}
     assert moved == {}
 
-    kept_v1 = pl.read_parquet(versions["v1"] / "dedup" / "articles.parquet")
-    kept_v2 = pl.read_parquet(versions["v2"] / "dedup" / "articles.parquet")
+    kept_v1 = scan_partitions(versions["v1"] / "dedup", (), "articles.parquet").collect()
+    kept_v2 = scan_partitions(versions["v2"] / "dedup", (), "articles.parquet").collect()
     assignments = pl.read_parquet(versions["v2"] / "split" / "assignments.parquet")
     # The drop really did change representatives: v1 articles now removed as duplicates of
     # a longer reprint from the new drop, which took over their split.
@@ -515,7 +516,7 @@ def test_outputs_are_byte_identical_on_rerun(versions: dict[str, Path], tmp_path
 
 def test_report_adds_up_and_describes_the_splits(versions: dict[str, Path]) -> None:
     stage_report = json.loads((versions["v2"] / "split" / "report.json").read_text())
-    kept = pl.read_parquet(versions["v2"] / "dedup" / "articles.parquet")
+    kept = scan_partitions(versions["v2"] / "dedup", (), "articles.parquet").collect()
     assert sum(stage_report["splits"][name]["rows"] for name in SPLITS) == kept.height == stage_report["input"]["kept"]
     for name in SPLITS:
         table = pl.read_parquet(versions["v2"] / "split" / f"{name}.parquet")

@@ -12,7 +12,7 @@ import pytest
 from conftest import REPO, SAUDI_SAMPLE, SEED
 
 from pipeline import arabic_text, clean, cli, dedup, ingest, validate
-from pipeline.io import read_json, write_table
+from pipeline.io import read_json, scan_partitions, write_table
 from pipeline.params import load_params, section
 from pipeline.schema import ARTICLE_SCHEMA
 
@@ -48,7 +48,9 @@ def cleaned(tmp_path_factory, params) -> Path:
 def corpus(cleaned, params) -> Path:
     """The shared corpus deduplicated by the real dedup stage: what `corpus validate` gates."""
     dedup.run(cleaned, cleaned.parent.parent / "dedup", None, params)
-    return cleaned.parent.parent / "dedup" / "articles.parquet"
+    # Its drops' kept articles as one table.
+    kept = scan_partitions(cleaned.parent.parent / "dedup", (), "articles.parquet")
+    return write_table(kept, cleaned.parent.parent / "corpus.parquet")
 
 
 def failed(report: validate.ValidationReport) -> set[str]:
