@@ -18,8 +18,8 @@ from typing import Any
 
 import polars as pl
 
-from .io import read_json, scan_table
-from .params import path_of
+from .io import partition_report, read_json, scan_partitions, scan_table
+from .params import drop_order, path_of
 from .progress import log
 from .schema import SPLITS
 from .stage_command import StagePaths, add_stage_command
@@ -73,17 +73,20 @@ def lengths_by_split(splits: dict[str, pl.LazyFrame], column: str, edges: tuple[
 # ---------------------------------------------------------------------------- stage
 
 
-def run(stage_dirs: dict[str, Path], output_dir: Path) -> None:
-    """Write the plot CSVs from the outputs of the stages in `stage_dirs` (name -> folder)."""
+def run(stage_dirs: dict[str, Path], output_dir: Path, drops: tuple[str, ...] = ()) -> None:
+    """Write the plot CSVs from the outputs of the stages in `stage_dirs` (name -> folder),
+    the stages written drop by drop read in the order of `drops`."""
     output_dir.mkdir(parents=True, exist_ok=True)
-    reports = {name: read_json(stage_dirs[name] / "report.json") for name in ("ingest", "clean", "dedup")}
+    reports = {name: partition_report(stage_dirs[name]) for name in ("ingest", "clean")}
+    reports["dedup"] = read_json(stage_dirs["dedup"] / "report.json")
     splits = {split: scan_table(stage_dirs["split"] / f"{split}.parquet") for split in SPLITS}
-    ingested = scan_table(stage_dirs["ingest"] / "articles")
+    ingested = scan_partitions(stage_dirs["ingest"], drops, "articles")
+    quarantined = scan_partitions(stage_dirs["ingest"], drops, "quarantine.parquet")
     steps = {
-        "inputs": pl.concat([ingested.select("drop"), scan_table(stage_dirs["ingest"] / "quarantine.parquet").select("drop")]),
+        "inputs": pl.concat([ingested.select("drop"), quarantined.select("drop")]),
         "ingested": ingested,
-        "cleaned": scan_table(stage_dirs["clean"] / "articles.parquet"),
-        "deduplicated": scan_table(stage_dirs["dedup"] / "articles.parquet"),
+        "cleaned": scan_partitions(stage_dirs["clean"], drops, "articles.parquet"),
+        "deduplicated": scan_partitions(stage_dirs["dedup"], drops, "articles.parquet"),
         "published": pl.concat(list(splits.values())),
     }
     tables = {
@@ -104,5 +107,5 @@ def add_command(commands) -> None:
 
 def _main(paths: StagePaths, params: dict[str, Any], args) -> int:
     stage_dirs = {name: path_of(params, name) for name in ("ingest", "clean", "dedup")} | {"split": paths.input}
-    run(stage_dirs, paths.output)
+    run(stage_dirs, paths.output, tuple(drop_order(params)))
     return 0
