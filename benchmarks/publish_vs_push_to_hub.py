@@ -37,6 +37,7 @@ from pipeline_runs import run_pipeline  # noqa: E402
 from benchmarks.shared_corpus import SAUDI_ZIPS  # noqa: E402
 
 from pipeline import card_figures, publish, release  # noqa: E402
+from pipeline.versions import Version  # noqa: E402
 from pipeline.params import load_params, section  # noqa: E402
 from pipeline.schema import SPLITS  # noqa: E402
 
@@ -75,7 +76,7 @@ def release_versions(root: Path, params: dict) -> dict[str, str]:
                               settings, REPO / "dataset_card.md")
         manifests[name] = built.manifest
     diff = release.diff_manifests(manifests["release-1"], manifests["release-2"])
-    first = release.Version(1, 0, 0)
+    first = Version(1, 0, 0)
     print(f"release 2 after release 1: {diff.summary()}; needs a {diff.required_bump} release")
     return {"release-1": str(first), "release-2": str(first.bump(diff.required_bump))}
 

@@ -54,7 +54,8 @@ from .io import read_json, reset_dir, scan_table, table_rows, write_json, write_
 from .locks import checkout_lock
 from .params import load_params, path_of, section
 from .progress import Progress, log
-from .release import CARD_PATH, MANIFEST_PATH, RELEASE_PATH, RecordDiff, Version
+from .release import RecordDiff
+from .versions import CARD_PATH, MANIFEST_PATH, RELEASE_PATH, Version, VersionError
 from .schema import CLUSTERED_ARTICLE_COLUMNS, CLUSTERED_ARTICLE_SCHEMA, SPLITS, conform
 from .validate import RESULTS_FILE
 
@@ -414,13 +415,13 @@ def prepare_release(built: Build, release_dir: Path, template: Path, hub, offlin
         theirs = [p for p in remote if p.startswith("data/")] + [p for p in remote if p == MANIFEST_PATH]
         if sorted(ours) == sorted(theirs) and all(same_content(built.folder / p, remote[p]) for p in ours):
             return None
-        raise release.VersionError(
+        raise VersionError(
             f"{version.tag} already exists on {settings.repo_id} with different data; a release is never "
             f"rewritten: declare a new version (publish.version or --version)"
         )
     previous = state.latest
     if previous is not None and version < previous:
-        raise release.VersionError(f"version {version} is lower than the latest release {previous.tag} on {settings.repo_id}")
+        raise VersionError(f"version {version} is lower than the latest release {previous.tag} on {settings.repo_id}")
     diff = release.diff_manifests(hub.manifest(previous), built.manifest) if previous else None
     kind = release.check_version(version, previous, diff)
     previous_record = hub.release_record(previous) if previous else {}

@@ -15,7 +15,6 @@ a maintainer may call an addition a major release; understating never is).
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,10 +24,8 @@ import polars as pl
 from .commands import add_parser
 from .io import scan_table
 from .params import load_params, section
+from .versions import MANIFEST_PATH, Version, VersionError
 
-CARD_PATH = "README.md"  # the dataset card, where the Hub reads it
-MANIFEST_PATH = "manifest/records.parquet"
-RELEASE_PATH = "manifest/release.json"
 MANIFEST_SCHEMA = pl.Schema({
     "id": pl.String(),
     "split": pl.String(),
@@ -38,53 +35,6 @@ MANIFEST_SCHEMA = pl.Schema({
     "title": pl.String(),
 })
 BUMPS = ("patch", "minor", "major")  # in increasing order
-_SEMVER = re.compile(r"v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)")
-
-
-class VersionError(ValueError):
-    """A declared version that the data does not allow."""
-
-
-@dataclass(frozen=True, order=True)
-class Version:
-    major: int
-    minor: int
-    patch: int
-
-    @classmethod
-    def parse(cls, text: str) -> "Version":
-        """'1.2.3' or 'v1.2.3'."""
-        match = _SEMVER.fullmatch(str(text).strip())
-        if not match:
-            raise VersionError(f"'{text}' is not a version MAJOR.MINOR.PATCH (e.g. 1.0.0)")
-        return cls(*(int(part) for part in match.groups()))
-
-    @classmethod
-    def from_tag(cls, tag: str) -> "Version | None":
-        """The version a release tag ('v1.2.3') names; None for other tags."""
-        return cls.parse(tag) if tag.startswith("v") and _SEMVER.fullmatch(tag) else None
-
-    def __str__(self) -> str:
-        return f"{self.major}.{self.minor}.{self.patch}"
-
-    @property
-    def tag(self) -> str:
-        return f"v{self}"
-
-    def bump(self, kind: str) -> "Version":
-        if kind == "major":
-            return Version(self.major + 1, 0, 0)
-        if kind == "minor":
-            return Version(self.major, self.minor + 1, 0)
-        return Version(self.major, self.minor, self.patch + 1)
-
-    def bump_from(self, previous: "Version") -> str | None:
-        """The kind of step from `previous` to this version (None if not greater)."""
-        if self <= previous:
-            return None
-        if self.major != previous.major:
-            return "major"
-        return "minor" if self.minor != previous.minor else "patch"
 
 
 # ------------------------------------------------------------------------- manifests

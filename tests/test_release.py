@@ -8,7 +8,8 @@ import polars as pl
 import pytest
 
 from pipeline import card, release
-from pipeline.release import Version, VersionError, check_version, diff_manifests
+from pipeline.release import check_version, diff_manifests
+from pipeline.versions import Version, VersionError
 
 
 def manifest(*rows: tuple[str, str, str]) -> pl.DataFrame:
