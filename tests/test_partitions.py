@@ -50,12 +50,14 @@ def test_an_outlets_repeated_lines_carry_over_to_its_next_drop(tmp_path):
 
     for name, repeated in (("chained", chained["late"]), ("alone", alone["late"])):
         clean.run(partition(tmp_path / "ingest", "late"), tmp_path / name, None, PARAMS, repeated)
-    removed = {name: set(pl.read_parquet(tmp_path / name / "removed_lines.parquet")["key"])
+    # removed as repeated lines (some of them a line rule removes anyway, without the counts)
+    removed = {name: set(pl.read_parquet(tmp_path / name / "removed_lines.parquet")
+                         .filter(pl.col("removed_as") == "repeated")["key"])
                for name in ("chained", "alone")}
     assert set(learnt["key"]) <= removed["chained"] and not set(learnt["key"]) & removed["alone"]
     articles = {name: pl.read_parquet(tmp_path / name / "articles.parquet") for name in ("chained", "alone")}
     assert articles["chained"]["id"].to_list() == articles["alone"]["id"].to_list()
-    assert articles["chained"]["n_chars"].sum() < articles["alone"]["n_chars"].sum()
+    assert articles["chained"]["n_chars"].sum() <= articles["alone"]["n_chars"].sum()
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ from conftest import REPO, SAUDI_SAMPLE, SEED, VENV_BIN
 from hub_server import LocalHub, metadata_errors
 from pipeline import card, card_figures, publish, split, validate
 from pipeline.params import load_params, section
-from pipeline.release import MANIFEST_PATH, RELEASE_PATH
+from pipeline.versions import MANIFEST_PATH, RELEASE_PATH
 from pipeline.schema import ARTICLE_SCHEMA, CLUSTER_ID, CLUSTERED_ARTICLE_SCHEMA, QUARANTINE_REASONS, SPLITS
 from pipeline_runs import GX_DIR, check_headline_funnel, run_pipeline
 
@@ -457,13 +457,14 @@ def read_croissant(cache: Path, *jsonld: str) -> list[dict]:
 
 
 def expected_records(generation: Path, shard_rows: int = SHARD_ROWS) -> dict[str, dict[str, str]]:
-    """id -> title of the articles of each shard's record set (train-00000-of-00002...)."""
+    """id -> title of the articles of each shard's record set (train-seed-00000-of-00002...)."""
     expected = {}
     for split, table in split_tables(generation).items():
-        count = shard_count(table.height, shard_rows)
-        for index in range(count):
-            chunk = table.slice(index * shard_rows, shard_rows)
-            expected[f"{split}-{index:05d}-of-{count:05d}"] = dict(zip(chunk["id"], chunk["title"]))
+        for (drop,), of_drop in table.group_by("drop", maintain_order=True):
+            count = shard_count(of_drop.height, shard_rows)
+            for index in range(count):
+                chunk = of_drop.slice(index * shard_rows, shard_rows)
+                expected[f"{split}-{drop}-{index:05d}-of-{count:05d}"] = dict(zip(chunk["id"], chunk["title"]))
     return expected
 
 
