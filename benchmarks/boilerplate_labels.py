@@ -16,7 +16,8 @@ one row per line. Labels come from evidence the clean rules do not use:
   and below it: a subheading, a quote, a short paragraph.
 * ``read``: every other line (short, unrepeated, at the head or the tail of its article),
   labelled by reading it; the verdicts are in benchmarks/boilerplate_read_labels.tsv, which
-  also holds the corrections of evidence labels found wrong by reading.
+  also holds the corrections of evidence labels found wrong by reading (with a ``why`` column:
+  e.g. a columnist's recurring line that repeats within the outlet but is body text).
 
 The evidence rules were then checked by reading a sample of their lines (README "Clean").
 """
@@ -107,7 +108,7 @@ def main() -> None:
     read = {}
     if READ_LABELS.exists():
         for row in READ_LABELS.read_text(encoding="utf-8").splitlines()[1:]:
-            article, pos, label, _line = row.split("\t", 3)
+            article, pos, label, _line_and_why = row.split("\t", 3)
             read[(article, int(pos))] = label
     labels = []
     unread = []

@@ -149,19 +149,16 @@ class BoilerplateRules:
 
     def line_rule(self, folded: pl.Expr, n_words: pl.Expr, zones: tuple[str, ...]) -> pl.Expr:
         """The name of the first line rule of one of ``zones`` that a line matches (null for
-        none), from its ``arabic_text.folded`` text and its number of words. The zone's rules
-        are one regex of named groups, so a line is scanned once whatever their number (the
-        first rule whose pattern matches decides; a line too long for it is kept)."""
+        none), from its ``arabic_text.folded`` text and its number of words (a line too long
+        for a rule is left to the next). Each rule's regex runs alone on the lines short
+        enough for it: one regex of a zone's rules as named groups got slow as the rules grew
+        (line classification 2.4 times as long with 16 rules), and ``str.find`` because
+        ``str.contains`` also scans the lines left null (7 s against 0.3 s on the corpus)."""
         rules = [rule for rule in self.line_rules if rule.zone in zones]
         if not rules:
             return pl.lit(None, dtype=pl.String)
-        longest = max(rule.max_words for rule in rules)
-        # Paragraphs skip the regex; rule names are valid group names (params keys).
-        groups = pl.when(n_words <= longest).then(folded).str.extract_groups(
-            "|".join(f"(?P<{rule.name}>{rule.regex})" for rule in rules)
-        )
         return pl.coalesce(
-            pl.when(groups.struct.field(rule.name).is_not_null() & (n_words <= rule.max_words)).then(pl.lit(rule.name))
+            pl.when(pl.when(n_words <= rule.max_words).then(folded).str.find(rule.regex).is_not_null()).then(pl.lit(rule.name))
             for rule in rules
         )
 

@@ -318,6 +318,25 @@ def test_line_rules_at_the_edges_only():
     assert inside["removed_as"].to_list() == [None, None, None, None, None, "curated", "read_also", None, None]
 
 
+def test_bylines_signatures_and_sign_offs_at_the_edges_only():
+    head = ["د. سامر العلوان", "يوسف الحربي الدمام", "بيروت: ليلى حداد", "و.م.ع / كريم الناصري"]
+    tail = ["صورة تذكارية للمشاركين في الورشة", "خالد بن سعيد المنصوري", "(بنا)", "ع.ر/ س.م"]
+    lines = _classified(["\n".join([*head, BODY, *tail]), "\n".join([BODY, *head, *tail, BODY])])
+    edges, inside = lines.filter(pl.col("id") == "a0"), lines.filter(pl.col("id") == "a1")
+    assert edges["removed_as"].to_list() == [
+        "byline_name", "byline_name", "byline_name", "credit", None, "caption", "signature", "wire_signoff", "wire_signoff"
+    ]
+    assert inside["removed_as"].to_list() == [None] * inside.height
+
+
+def test_short_lines_that_only_look_like_names_stay():
+    # "على" and "عمر" fold to the given names "علي" and "عمر"; bullets and verse below the
+    # last paragraph are body.
+    tail = ["على ضفاف النهر نمشي", "عمر مضى في الانتظار", "* ارتفاع أسعار النفط", "* تراجع البورصة"]
+    lines = _classified(["\n".join(["سوريا: هدنة جديدة", BODY, *tail])])
+    assert lines["removed_as"].to_list() == [None] * lines.height
+
+
 def test_body_sentences_that_start_like_furniture_stay():
     sentences = [
         "المصدر الرئيسي للدخل في البلاد هو النفط الذي يمثل أكثر من ثمانين في المئة من الصادرات.",
@@ -332,10 +351,11 @@ def test_body_sentences_that_start_like_furniture_stay():
 
 def test_removal_precision_and_recall_on_the_labelled_lines():
     """Floors on benchmarks/boilerplate_lines.jsonl (labelled by repetition, position and
-    reading, not by these rules), cleaned as one small drop of outlets never seen before."""
+    reading, not by these rules), cleaned as one small drop of outlets never seen before
+    (recall 0.878 measured; 0.926 with repeated lines learnt from earlier drops)."""
     from benchmarks.boilerplate_eval import evaluate_here
 
     scores = evaluate_here()
     assert scores["lines"] > 4000 and scores["boilerplate"] > 200
     assert scores["precision"] >= 0.99, scores["wrongly_removed"]
-    assert scores["recall"] >= 0.65, scores["missed"]
+    assert scores["recall"] >= 0.87, scores["missed"]
