@@ -69,6 +69,8 @@ class DedupParams:
     containment: float
     containment_min_shingles: int
     containment_min_share: float
+    containment_short: float
+    containment_short_min_shingles: int
     join_min: float
     figures_min: int
     figures_tolerance: float
@@ -86,14 +88,16 @@ class DedupParams:
             containment=float(dedup["containment"]),
             containment_min_shingles=int(dedup["containment_min_shingles"]),
             containment_min_share=float(dedup["containment_min_share"]),
+            containment_short=float(dedup["containment_short"]),
+            containment_short_min_shingles=int(dedup["containment_short_min_shingles"]),
             join_min=float(dedup["join_min"]),
             figures_min=int(dedup["figures_min"]),
             figures_tolerance=float(dedup["figures_tolerance"]),
         )
         if not 0 < result.review_min <= result.threshold <= 1:
             raise ValueError("dedup: need 0 < review_min <= threshold <= 1")
-        if not 0 < result.threshold <= result.containment <= 1 or not 0 < result.join_min <= 1:
-            raise ValueError("dedup: need 0 < threshold <= containment <= 1 and 0 < join_min <= 1")
+        if not 0 < result.threshold <= result.containment <= result.containment_short <= 1 or not 0 < result.join_min <= 1:
+            raise ValueError("dedup: need 0 < threshold <= containment <= containment_short <= 1 and 0 < join_min <= 1")
         return result
 
 
@@ -239,9 +243,15 @@ class Overlap:
         return (self.containment >= containment) & (self.smaller >= params.containment_min_share * self.larger)
 
     def contained(self, params: DedupParams) -> np.ndarray:
-        """``inside`` at ``containment``, and the smaller big enough (``containment_min_shingles``)
-        for that to be more than a few shared sentences."""
-        return self.inside(params.containment, params) & (self.smaller >= params.containment_min_shingles)
+        """``inside`` at ``containment`` when the smaller is big enough (``containment_min_shingles``)
+        for that to be more than a few shared sentences; a shorter one (down to
+        ``containment_short_min_shingles``) must lie almost whole inside (``containment_short``):
+        a short teaser is all inside its article, two or three shared sentences with a
+        sentence of their own around them are not."""
+        long_enough = self.smaller >= params.containment_min_shingles
+        short = ~long_enough & (self.smaller >= params.containment_short_min_shingles)
+        return (self.inside(params.containment, params) & long_enough) | (
+            self.inside(params.containment_short, params) & short)
 
     def similar(self, params: DedupParams) -> np.ndarray:
         return (self.jaccard >= params.threshold) | self.contained(params)

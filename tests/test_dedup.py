@@ -41,11 +41,11 @@ def test_quality_floors_on_the_labelled_evaluation(evaluation):
     decisions, _ = dedup_eval.run_dedup(evaluation, PARAMS)
     score = dedup_eval.score(evaluation, decisions)
     # pairs within the final clusters (what a user of the clusters sees), and removals
-    assert score["pairs_precision"] >= 0.99 and score["pairs_recall"] >= 0.95, score
-    assert score["precision"] >= 0.99 and score["recall"] >= 0.97, score
+    assert score["pairs_precision"] >= 0.99 and score["pairs_recall"] >= 0.96, score
+    assert score["precision"] >= 0.99 and score["recall"] >= 0.975, score
     # teasers / truncations, and two reprints of one base ending in one cluster
-    assert score["recall_teasers"]["teaser"] >= 0.9 and score["recall_teasers"]["teaser+paragraph"] >= 0.8, score
-    assert score["reprint_pairs_recall"] >= 0.93, score
+    assert score["recall_teasers"]["teaser"] >= 0.92 and score["recall_teasers"]["teaser+paragraph"] >= 0.85, score
+    assert score["reprint_pairs_recall"] >= 0.945, score
     # templated reports of different events whose figures differ: never merged
     assert score["templated_figures_differ_pairs"] >= 25 and score["templated_figures_differ_merged"] == [], score
     # the evaluation is what it claims: real articles, edited variants, same-story negatives
@@ -270,6 +270,11 @@ def test_a_few_shared_sentences_or_a_quoted_item_do_not_make_a_duplicate():
     inside = dedup.Overlap(jaccard=np.array([0.1, 0.6]), containment=np.array([1.0, 1.0]),
                            smaller=np.array([70, 420]), larger=np.array([700, 700]))
     assert inside.contained(params).tolist() == [False, True]  # a quoted item; a teaser (60 %)
+    # a short text (under containment_min_shingles) counts only when almost whole inside:
+    # a 30-shingle teaser of an 80-shingle brief is; shared sentences with one of their own are not
+    short = dedup.Overlap(jaccard=np.array([0.37, 0.3, 0.15]), containment=np.array([1.0, 0.8, 1.0]),
+                          smaller=np.array([30, 30, 12]), larger=np.array([80, 80, 30]))
+    assert short.contained(params).tolist() == [True, False, False]
 
 
 def test_word_hashes_are_stable_and_do_not_depend_on_the_batch():
