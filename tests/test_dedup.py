@@ -3,6 +3,8 @@ lost, deterministic outputs, the signature index, and the five seeds."""
 
 from __future__ import annotations
 
+import dataclasses
+import gc
 import json
 from pathlib import Path
 
@@ -285,3 +287,19 @@ def test_word_hashes_are_stable_and_do_not_depend_on_the_batch():
     assert minhash.word_hashes(pl.Series(["x", "y", "وزارة"]).slice(2, 1))[0] == hashes[0]
     # pinned: signatures in a stored index depend on it (change SCHEME with it)
     assert hashes[0] == 0xE7AC60AAD953B21D
+
+
+def test_verified_pairs_are_kept_on_disk_and_read_back_lazily(evaluation):
+    """The verified candidate pairs go to a Parquet file step by step (issue 10 item 7):
+    the decisions do not depend on the step size, and the file goes with the result."""
+    params = dedup.DedupParams.from_params(PARAMS)
+    whole = dedup.deduplicate(evaluation.articles.lazy(), params)
+    stepped = dedup.deduplicate(evaluation.articles.lazy(), dataclasses.replace(params, verify_batch_pairs=499))
+    assert whole.assignment.equals(stepped.assignment) and whole.review.equals(stepped.review)
+    path = Path(stepped.scratch.name) / "verified_pairs.parquet"
+    assert isinstance(stepped.pairs, pl.LazyFrame) and path.is_file()
+    assert stepped.pairs.collect().equals(whole.pairs.collect())
+    assert stepped.pairs.select(pl.len()).collect().item() > 3 * 499  # several steps appended
+    del stepped
+    gc.collect()
+    assert not path.exists()
