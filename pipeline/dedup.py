@@ -36,7 +36,7 @@ import xxhash
 
 from . import arabic_text, minhash
 from .io import (
-    ParquetAppender, batches, partition, partition_drops, read_json, reset_dir, scan_partitions, scan_table, write_json,
+    batches, partition, partition_drops, read_json, reset_dir, scan_partitions, scan_table, write_json,
     write_stage_report, write_table,
 )
 from .params import drop_order, section
@@ -57,7 +57,7 @@ REVIEW_SCHEMA = pl.Schema({
     "same_cluster": pl.Boolean(), "reason": pl.String(),
     "title_a": pl.String(), "title_b": pl.String(), "source_a": pl.String(), "source_b": pl.String(),
 })
-# The verified candidate pairs, as written to disk batch by batch (a, b: rank numbers, a < b).
+# The verified candidate pairs, as written to disk step by step (a, b: rank numbers, a < b).
 VERIFIED_SCHEMA = pl.Schema({
     "a": pl.Int64(), "b": pl.Int64(), "similarity": pl.Float64(), "containment": pl.Float64(),
     "smaller": pl.Int64(), "larger": pl.Int64(),
@@ -298,19 +298,21 @@ def verify(shingle_sets: minhash.ShingleSets, a: np.ndarray, b: np.ndarray, para
                      for name in ("jaccard", "containment", "smaller", "larger")))
 
 
-def verify_to_file(shingle_sets: minhash.ShingleSets, a: np.ndarray, b: np.ndarray, doc: np.ndarray,
-                   params: DedupParams, path: Path) -> pl.LazyFrame:
+def verify_to_files(shingle_sets: minhash.ShingleSets, a: np.ndarray, b: np.ndarray, doc: np.ndarray,
+                    params: DedupParams, folder: Path) -> pl.LazyFrame:
     """Verifies candidate pairs of rank numbers ``a[i] < b[i]`` (``doc``: their rows in
-    ``shingle_sets``) step by step, appending each step to a Parquet file (VERIFIED_SCHEMA):
-    the candidate pairs grow faster than the corpus (about N^1.8), so their verified list
-    is read back lazily, never held whole."""
-    with ParquetAppender(path, VERIFIED_SCHEMA) as verified:
-        for step, overlap in verify_steps(shingle_sets, doc[a], doc[b], params):
-            verified.append(pl.DataFrame({
-                "a": a[step], "b": b[step], "similarity": overlap.jaccard, "containment": overlap.containment,
-                "smaller": overlap.smaller, "larger": overlap.larger,
-            }, schema=VERIFIED_SCHEMA))
-    return pl.scan_parquet(path)
+    ``shingle_sets``) step by step, each step written to a Parquet file in ``folder``
+    (VERIFIED_SCHEMA): the candidate pairs grow faster than the corpus (about N^1.8), so
+    their verified list is read back lazily, never held whole."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for step, overlap in verify_steps(shingle_sets, doc[a], doc[b], params):
+        files.append(folder / f"{len(files):08d}.parquet")
+        pl.DataFrame({
+            "a": a[step], "b": b[step], "similarity": overlap.jaccard, "containment": overlap.containment,
+            "smaller": overlap.smaller, "larger": overlap.larger,
+        }, schema=VERIFIED_SCHEMA).write_parquet(files[-1])
+    return pl.scan_parquet(files) if files else pl.LazyFrame(schema=VERIFIED_SCHEMA)
 
 
 def pair_similarity(pairs: pl.DataFrame, texts: pl.LazyFrame, params: DedupParams) -> pl.DataFrame:
@@ -508,7 +510,7 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams) -> DedupResult:
         a, b = reps[candidates["a"].to_numpy()], reps[candidates["b"].to_numpy()]
         log(STAGE, f"{len(reps):,} distinct texts, {len(a):,} candidate pairs from "
                    f"{params.minhash.bands} bands x {params.minhash.rows} rows")
-        verified = verify_to_file(shingle_sets, a, b, doc, params, Path(scratch.name) / "verified_pairs.parquet")
+        verified = verify_to_files(shingle_sets, a, b, doc, params, Path(scratch.name) / "verified_pairs")
         del candidates
         # Only pairs that may be duplicates or listed for review are read back.
         relevant = verified.filter(
