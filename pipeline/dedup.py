@@ -24,7 +24,9 @@ drop can be checked against the corpus without recomputing it (``match_against_i
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +57,11 @@ REVIEW_SCHEMA = pl.Schema({
     "same_cluster": pl.Boolean(), "reason": pl.String(),
     "title_a": pl.String(), "title_b": pl.String(), "source_a": pl.String(), "source_b": pl.String(),
 })
+# The verified candidate pairs, as written to disk step by step (a, b: rank numbers, a < b).
+VERIFIED_SCHEMA = pl.Schema({
+    "a": pl.Int64(), "b": pl.Int64(), "similarity": pl.Float64(), "containment": pl.Float64(),
+    "smaller": pl.Int64(), "larger": pl.Int64(),
+})
 SIMILARITY_BINS = [round(0.05 * i, 2) for i in range(21)]
 
 
@@ -69,6 +76,8 @@ class DedupParams:
     containment: float
     containment_min_shingles: int
     containment_min_share: float
+    containment_short: float
+    containment_short_min_shingles: int
     join_min: float
     figures_min: int
     figures_tolerance: float
@@ -86,14 +95,16 @@ class DedupParams:
             containment=float(dedup["containment"]),
             containment_min_shingles=int(dedup["containment_min_shingles"]),
             containment_min_share=float(dedup["containment_min_share"]),
+            containment_short=float(dedup["containment_short"]),
+            containment_short_min_shingles=int(dedup["containment_short_min_shingles"]),
             join_min=float(dedup["join_min"]),
             figures_min=int(dedup["figures_min"]),
             figures_tolerance=float(dedup["figures_tolerance"]),
         )
         if not 0 < result.review_min <= result.threshold <= 1:
             raise ValueError("dedup: need 0 < review_min <= threshold <= 1")
-        if not 0 < result.threshold <= result.containment <= 1 or not 0 < result.join_min <= 1:
-            raise ValueError("dedup: need 0 < threshold <= containment <= 1 and 0 < join_min <= 1")
+        if not 0 < result.threshold <= result.containment <= result.containment_short <= 1 or not 0 < result.join_min <= 1:
+            raise ValueError("dedup: need 0 < threshold <= containment <= containment_short <= 1 and 0 < join_min <= 1")
         return result
 
 
@@ -239,30 +250,69 @@ class Overlap:
         return (self.containment >= containment) & (self.smaller >= params.containment_min_share * self.larger)
 
     def contained(self, params: DedupParams) -> np.ndarray:
-        """``inside`` at ``containment``, and the smaller big enough (``containment_min_shingles``)
-        for that to be more than a few shared sentences."""
-        return self.inside(params.containment, params) & (self.smaller >= params.containment_min_shingles)
+        """``inside`` at ``containment`` when the smaller is big enough (``containment_min_shingles``)
+        for that to be more than a few shared sentences; a shorter one (down to
+        ``containment_short_min_shingles``) must lie almost whole inside (``containment_short``):
+        a short teaser is all inside its article, two or three shared sentences with a
+        sentence of their own around them are not."""
+        long_enough = self.smaller >= params.containment_min_shingles
+        short = ~long_enough & (self.smaller >= params.containment_short_min_shingles)
+        return (self.inside(params.containment, params) & long_enough) | (
+            self.inside(params.containment_short, params) & short)
 
     def similar(self, params: DedupParams) -> np.ndarray:
         return (self.jaccard >= params.threshold) | self.contained(params)
 
+    @classmethod
+    def of_sets(cls, shared: np.ndarray, size_a: np.ndarray, size_b: np.ndarray) -> "Overlap":
+        union, smaller = size_a + size_b - shared, np.minimum(size_a, size_b)
+        return cls(
+            jaccard=np.divide(shared, union, out=np.zeros(len(shared)), where=union > 0),
+            containment=np.divide(shared, smaller, out=np.zeros(len(shared)), where=smaller > 0),
+            smaller=smaller, larger=np.maximum(size_a, size_b),
+        )
 
-def verify(shingle_sets: minhash.ShingleSets, a: np.ndarray, b: np.ndarray, params: DedupParams) -> Overlap:
+    @classmethod
+    def of_frame(cls, verified: pl.DataFrame) -> "Overlap":
+        """The overlap of pairs read back from a ``VERIFIED_SCHEMA`` table."""
+        return cls(*(verified[name].to_numpy() for name in ("similarity", "containment", "smaller", "larger")))
+
+
+def verify_steps(shingle_sets: minhash.ShingleSets, a: np.ndarray, b: np.ndarray,
+                 params: DedupParams) -> Iterator[tuple[slice, Overlap]]:
     """Overlap of the sets of documents ``a[i]`` and ``b[i]`` of ``shingle_sets``,
-    ``verify_batch_pairs`` pairs at a time (what bounds the memory of verification)."""
+    ``verify_batch_pairs`` pairs at a time (what bounds the memory of verification): the
+    step of the pairs and their overlap."""
     progress = Progress(STAGE, "pairs verified", total=len(a))
-    shared, size_a, size_b = (np.zeros(len(a), dtype=np.int64) for _ in range(3))
     for first in range(0, len(a), params.verify_batch_pairs):
         step = slice(first, first + params.verify_batch_pairs)
-        shared[step], size_a[step], size_b[step] = shingle_sets.overlap(a[step], b[step])
-        progress.advance(len(shared[step]))
+        yield step, Overlap.of_sets(*shingle_sets.overlap(a[step], b[step]))
+        progress.advance(len(a[step]))
     progress.done()
-    union, smaller = size_a + size_b - shared, np.minimum(size_a, size_b)
-    return Overlap(
-        jaccard=np.divide(shared, union, out=np.zeros(len(a)), where=union > 0),
-        containment=np.divide(shared, smaller, out=np.zeros(len(a)), where=smaller > 0),
-        smaller=smaller, larger=np.maximum(size_a, size_b),
-    )
+
+
+def verify(shingle_sets: minhash.ShingleSets, a: np.ndarray, b: np.ndarray, params: DedupParams) -> Overlap:
+    """The overlap of all the pairs, in memory (``verify_steps``)."""
+    steps = [overlap for _, overlap in verify_steps(shingle_sets, a, b, params)]
+    return Overlap(*(np.concatenate([getattr(o, name) for o in steps]) if steps else np.zeros(0)
+                     for name in ("jaccard", "containment", "smaller", "larger")))
+
+
+def verify_to_files(shingle_sets: minhash.ShingleSets, a: np.ndarray, b: np.ndarray, doc: np.ndarray,
+                    params: DedupParams, folder: Path) -> pl.LazyFrame:
+    """Verifies candidate pairs of rank numbers ``a[i] < b[i]`` (``doc``: their rows in
+    ``shingle_sets``) step by step, each step written to a Parquet file in ``folder``
+    (VERIFIED_SCHEMA): the candidate pairs grow faster than the corpus (about N^1.8), so
+    their verified list is read back lazily, never held whole."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for step, overlap in verify_steps(shingle_sets, doc[a], doc[b], params):
+        files.append(folder / f"{len(files):08d}.parquet")
+        pl.DataFrame({
+            "a": a[step], "b": b[step], "similarity": overlap.jaccard, "containment": overlap.containment,
+            "smaller": overlap.smaller, "larger": overlap.larger,
+        }, schema=VERIFIED_SCHEMA).write_parquet(files[-1])
+    return pl.scan_parquet(files) if files else pl.LazyFrame(schema=VERIFIED_SCHEMA)
 
 
 def pair_similarity(pairs: pl.DataFrame, texts: pl.LazyFrame, params: DedupParams) -> pl.DataFrame:
@@ -316,14 +366,18 @@ class DedupResult:
     assignment: pl.DataFrame  # id, cluster_id, duplicate_of, similarity, kind (nulls on kept rows)
     index: pl.DataFrame  # signatures of the kept articles: id, key_hash, signature
     ranked_ids: pl.Series  # the article ids in the order of the kept-article rule
-    pairs: pl.DataFrame  # verified candidate pairs: a, b (positions in ranked_ids, a < b), similarity, containment
+    # verified candidate pairs (VERIFIED_SCHEMA; a, b: positions in ranked_ids), read from a
+    # file in ``scratch``, which lives as long as this result
+    pairs: pl.LazyFrame
     review: pl.DataFrame  # REVIEW_SCHEMA without titles/sources
+    scratch: tempfile.TemporaryDirectory = field(repr=False)
 
     def pair_ids(self) -> pl.DataFrame:
         """The verified candidate pairs by id: id_a (the better ranked), id_b, similarity."""
+        pairs = self.pairs.select("a", "b", "similarity").collect()
         return pl.DataFrame({
-            "id_a": self.ranked_ids.gather(self.pairs["a"]), "id_b": self.ranked_ids.gather(self.pairs["b"]),
-            "similarity": self.pairs["similarity"],
+            "id_a": self.ranked_ids.gather(pairs["a"]), "id_b": self.ranked_ids.gather(pairs["b"]),
+            "similarity": pairs["similarity"],
         })
 
 
@@ -433,6 +487,7 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams) -> DedupResult:
     batch at a time, and their sets on disk (``minhash.ShingleSets``) until the pairs are
     verified and the clusters joined."""
     ranked = rank_order(articles.select("id", "n_chars", "published_date")).select("id").collect(engine="streaming")
+    scratch = tempfile.TemporaryDirectory(prefix="dedup-verified-pairs-")
     with minhash.ShingleSets() as shingle_sets:
         figure_parts: list[pl.DataFrame] = []
         signed = signature_table(articles, params, "articles", shingle_sets, figure_parts)
@@ -455,7 +510,13 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams) -> DedupResult:
         a, b = reps[candidates["a"].to_numpy()], reps[candidates["b"].to_numpy()]
         log(STAGE, f"{len(reps):,} distinct texts, {len(a):,} candidate pairs from "
                    f"{params.minhash.bands} bands x {params.minhash.rows} rows")
-        overlap = verify(shingle_sets, doc[a], doc[b], params)
+        verified = verify_to_files(shingle_sets, a, b, doc, params, Path(scratch.name) / "verified_pairs")
+        del candidates
+        # Only pairs that may be duplicates or listed for review are read back.
+        relevant = verified.filter(
+            (pl.col("similarity") >= params.review_min) | (pl.col("containment") >= params.containment)
+        ).collect()
+        a, b, overlap = relevant["a"].to_numpy(), relevant["b"].to_numpy(), Overlap.of_frame(relevant)
         similar = overlap.similar(params)
         differ = np.zeros(len(a), dtype=bool)
         differ[similar] = figures_differ(figures, doc[a[similar]], doc[b[similar]], params)
@@ -473,7 +534,6 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams) -> DedupResult:
         centre, joined = join_clusters(star_centres(len(doc), a[is_edge], b[is_edge]), a[is_edge], b[is_edge], close, agree)
     kept_rank = centre[rep]
     similarity = overlap.jaccard
-    pairs = pl.DataFrame({"a": a, "b": b, "similarity": similarity, "containment": overlap.containment})
     table = pl.DataFrame({"rank": rank, "id": ids, "key_hash": key_hash, "rep": rep, "kept_rank": kept_rank})
     table = table.with_columns(
         kept_id=pl.col("id").gather(pl.col("kept_rank")), kept_key=pl.col("key_hash").gather(pl.col("kept_rank")),
@@ -481,7 +541,7 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams) -> DedupResult:
     # A removed text's similarity to its kept text: an edge the star was built from, or the
     # check that let its cluster join.
     to_kept = pl.concat([
-        pairs.filter(pl.Series(is_edge)).select(kept_rank="a", rep="b", similarity="similarity"), joined,
+        relevant.filter(pl.Series(is_edge)).select(kept_rank="a", rep="b", similarity="similarity"), joined,
     ]).unique(["kept_rank", "rep"], keep="first", maintain_order=True)
     removed = table.filter(pl.col("rank") != pl.col("kept_rank")).join(
         to_kept, on=["kept_rank", "rep"], how="left", maintain_order="left"
@@ -513,7 +573,7 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams) -> DedupResult:
     }).sort(["similarity", "id_a", "id_b"], descending=[True, False, False])
     kept = np.flatnonzero(kept_rank == rank)
     index = signed[doc[kept][ids.gather(kept).arg_sort().to_numpy()]]  # sorted by id
-    return DedupResult(assignment, index, ids, pairs, review)
+    return DedupResult(assignment, index, ids, verified, review, scratch)
 
 
 # ------------------------------------------------------------------ index
@@ -587,10 +647,14 @@ def match_against_index(articles: pl.LazyFrame, index_dir: Path, params: dict[st
 # ------------------------------------------------------------------ stage
 
 
-def histogram(values: pl.Series, edges: list[float]) -> list[dict[str, Any]]:
-    """Counts per bin [edges[i], edges[i+1]) (the last bin includes its right edge)."""
-    counts = np.histogram(values.to_numpy(), bins=edges)[0] if values.len() else np.zeros(len(edges) - 1, dtype=int)
-    return [{"similarity": f"{lo:.2f}-{hi:.2f}", "pairs": int(n)} for lo, hi, n in zip(edges, edges[1:], counts)]
+def histogram(values: pl.LazyFrame, edges: list[float]) -> list[dict[str, Any]]:
+    """Counts of the values (one column) per bin [edges[i], edges[i+1]) (the last bin
+    includes its right edge: values lie within the edges), counted lazily."""
+    labels = [str(i) for i in range(len(edges) - 1)]
+    counted = values.select(bin=pl.first().cut(edges[1:-1], labels=labels, left_closed=True)).group_by("bin").len()
+    counts = dict(counted.select(pl.col("bin").cast(pl.String), "len").collect().iter_rows())
+    return [{"similarity": f"{lo:.2f}-{hi:.2f}", "pairs": counts.get(label, 0)}
+            for lo, hi, label in zip(edges, edges[1:], labels)]
 
 
 def _rounded(value: Any) -> float | None:
@@ -607,7 +671,8 @@ def dedup_report(n_in: int, result: DedupResult, sizes: pl.DataFrame, params: De
     assignment = result.assignment
     removed = assignment.filter(pl.col("kind").is_not_null())
     by_kind = {kind: removed.filter(pl.col("kind") == kind).height for kind in ("exact", "near")}
-    verified = result.pairs["similarity"]
+    verified = result.pairs.select(
+        candidates=pl.len(), at_threshold=(pl.col("similarity") >= params.threshold).sum()).collect()
     return {
         "input": n_in,
         "kept": assignment.height - removed.height,
@@ -615,8 +680,8 @@ def dedup_report(n_in: int, result: DedupResult, sizes: pl.DataFrame, params: De
         "duplicates_by_kind": by_kind,
         "clusters_with_duplicates": int(sizes["clusters"].sum()),
         "cluster_size_histogram": {str(size): n for size, n in sizes.iter_rows()},
-        "candidate_pairs": result.pairs.height,
-        "pairs_at_or_above_threshold": int((verified >= params.threshold).sum()),
+        "candidate_pairs": verified["candidates"].item(),
+        "pairs_at_or_above_threshold": verified["at_threshold"].item(),
         "review_pairs": result.review.height,
         "near_similarity_min": _rounded(removed.filter(pl.col("kind") == "near")["similarity"].min()),
         "params": {"threshold": params.threshold, "review_min": params.review_min, **params.minhash.as_dict()},
@@ -653,7 +718,7 @@ def run(input_path: Path, output_dir: Path, metrics_path: Path | None, params: d
     write_index(result.index, output_dir / "index", dedup, output_dir)
     plots = output_dir / "plots"
     plots.mkdir(exist_ok=True)
-    pl.DataFrame(histogram(result.pairs["similarity"], SIMILARITY_BINS)).write_csv(plots / "candidate_similarity.csv")
+    pl.DataFrame(histogram(result.pairs.select("similarity"), SIMILARITY_BINS)).write_csv(plots / "candidate_similarity.csv")
     sizes = duplicate_cluster_sizes(result.assignment)
     sizes.write_csv(plots / "cluster_sizes.csv")
 

@@ -3,6 +3,8 @@ lost, deterministic outputs, the signature index, and the five seeds."""
 
 from __future__ import annotations
 
+import dataclasses
+import gc
 import json
 from pathlib import Path
 
@@ -41,11 +43,11 @@ def test_quality_floors_on_the_labelled_evaluation(evaluation):
     decisions, _ = dedup_eval.run_dedup(evaluation, PARAMS)
     score = dedup_eval.score(evaluation, decisions)
     # pairs within the final clusters (what a user of the clusters sees), and removals
-    assert score["pairs_precision"] >= 0.99 and score["pairs_recall"] >= 0.95, score
-    assert score["precision"] >= 0.99 and score["recall"] >= 0.97, score
+    assert score["pairs_precision"] >= 0.99 and score["pairs_recall"] >= 0.96, score
+    assert score["precision"] >= 0.99 and score["recall"] >= 0.975, score
     # teasers / truncations, and two reprints of one base ending in one cluster
-    assert score["recall_teasers"]["teaser"] >= 0.9 and score["recall_teasers"]["teaser+paragraph"] >= 0.8, score
-    assert score["reprint_pairs_recall"] >= 0.93, score
+    assert score["recall_teasers"]["teaser"] >= 0.92 and score["recall_teasers"]["teaser+paragraph"] >= 0.83, score
+    assert score["reprint_pairs_recall"] >= 0.94, score
     # templated reports of different events whose figures differ: never merged
     assert score["templated_figures_differ_pairs"] >= 25 and score["templated_figures_differ_merged"] == [], score
     # the evaluation is what it claims: real articles, edited variants, same-story negatives
@@ -270,6 +272,11 @@ def test_a_few_shared_sentences_or_a_quoted_item_do_not_make_a_duplicate():
     inside = dedup.Overlap(jaccard=np.array([0.1, 0.6]), containment=np.array([1.0, 1.0]),
                            smaller=np.array([70, 420]), larger=np.array([700, 700]))
     assert inside.contained(params).tolist() == [False, True]  # a quoted item; a teaser (60 %)
+    # a short text (under containment_min_shingles) counts only when almost whole inside:
+    # a 30-shingle teaser of an 80-shingle brief is; shared sentences with one of their own are not
+    short = dedup.Overlap(jaccard=np.array([0.37, 0.3, 0.15]), containment=np.array([1.0, 0.8, 1.0]),
+                          smaller=np.array([30, 30, 12]), larger=np.array([80, 80, 30]))
+    assert short.contained(params).tolist() == [True, False, False]
 
 
 def test_word_hashes_are_stable_and_do_not_depend_on_the_batch():
@@ -280,3 +287,18 @@ def test_word_hashes_are_stable_and_do_not_depend_on_the_batch():
     assert minhash.word_hashes(pl.Series(["x", "y", "وزارة"]).slice(2, 1))[0] == hashes[0]
     # pinned: signatures in a stored index depend on it (change SCHEME with it)
     assert hashes[0] == 0xE7AC60AAD953B21D
+
+
+def test_verified_pairs_are_kept_on_disk_and_read_back_lazily(evaluation):
+    """The verified candidate pairs go to a Parquet file step by step (issue 10 item 7):
+    the decisions do not depend on the step size, and the file goes with the result."""
+    params = dedup.DedupParams.from_params(PARAMS)
+    whole = dedup.deduplicate(evaluation.articles.lazy(), params)
+    stepped = dedup.deduplicate(evaluation.articles.lazy(), dataclasses.replace(params, verify_batch_pairs=499))
+    assert whole.assignment.equals(stepped.assignment) and whole.review.equals(stepped.review)
+    path = Path(stepped.scratch.name) / "verified_pairs"
+    assert isinstance(stepped.pairs, pl.LazyFrame) and len(list(path.glob("*.parquet"))) > 3  # several steps
+    assert stepped.pairs.collect().equals(whole.pairs.collect())
+    del stepped
+    gc.collect()
+    assert not path.exists()
