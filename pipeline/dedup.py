@@ -650,11 +650,13 @@ def match_against_index(articles: pl.LazyFrame, index_dir: Path, params: dict[st
 def histogram(values: pl.LazyFrame, edges: list[float]) -> list[dict[str, Any]]:
     """Counts of the values (one column) per bin [edges[i], edges[i+1]) (the last bin
     includes its right edge: values lie within the edges), counted lazily."""
-    labels = [str(i) for i in range(len(edges) - 1)]
-    counted = values.select(bin=pl.first().cut(edges[1:-1], labels=labels, left_closed=True)).group_by("bin").len()
-    counts = dict(counted.select(pl.col("bin").cast(pl.String), "len").collect().iter_rows())
-    return [{"similarity": f"{lo:.2f}-{hi:.2f}", "pairs": counts.get(label, 0)}
-            for lo, hi, label in zip(edges, edges[1:], labels)]
+    value = pl.first()
+    # a value's bin is the number of inner edges at or below it
+    bin_index = pl.sum_horizontal([(value >= edge).cast(pl.Int32) for edge in edges[1:-1]])
+    counted = values.filter(value.is_not_null()).select(bin=bin_index).group_by("bin").len()
+    counts = dict(counted.collect().iter_rows())
+    return [{"similarity": f"{lo:.2f}-{hi:.2f}", "pairs": counts.get(index, 0)}
+            for index, (lo, hi) in enumerate(zip(edges, edges[1:]))]
 
 
 def _rounded(value: Any) -> float | None:
