@@ -37,7 +37,7 @@ import xxhash
 from . import arabic_text, minhash
 from .io import (
     batches, partition, partition_drops, read_json, reset_dir, scan_partitions, scan_table, write_json,
-    write_stage_report, write_table,
+    write_stage_report, write_table, write_text,
 )
 from .params import drop_order, section
 from .progress import Progress, log
@@ -720,9 +720,10 @@ def run(input_path: Path, output_dir: Path, metrics_path: Path | None, params: d
     write_index(result.index, output_dir / "index", dedup, output_dir)
     plots = output_dir / "plots"
     plots.mkdir(exist_ok=True)
-    pl.DataFrame(histogram(result.pairs.select("similarity"), SIMILARITY_BINS)).write_csv(plots / "candidate_similarity.csv")
+    write_text(plots / "candidate_similarity.csv",
+               pl.DataFrame(histogram(result.pairs.select("similarity"), SIMILARITY_BINS)).write_csv())
     sizes = duplicate_cluster_sizes(result.assignment)
-    sizes.write_csv(plots / "cluster_sizes.csv")
+    write_text(plots / "cluster_sizes.csv", sizes.write_csv())
 
     report = dedup_report(n_in, result, sizes, dedup)
     n_kept = scan_partitions(output_dir, (), KEPT_FILE).select(pl.len()).collect().item()

@@ -325,9 +325,10 @@ def partition_report(stage_dir: str | Path) -> dict[str, Any]:
     """A stage's report.json, or for a stage written drop by drop the sum of its drops'
     reports (counts add up; nested counts add up key by key)."""
     stage_dir = Path(stage_dir)
-    if (stage_dir / REPORT_FILE).exists() or not partition_drops(stage_dir, ()):
+    drops = partition_drops(stage_dir, ())
+    if (stage_dir / REPORT_FILE).exists() or not drops:
         return read_json(stage_dir / REPORT_FILE)
-    return sum_reports(read_json(partition(stage_dir, drop) / REPORT_FILE) for drop in partition_drops(stage_dir, ()))
+    return sum_reports(read_json(partition(stage_dir, drop) / REPORT_FILE) for drop in drops)
 
 
 def sum_reports(reports: Iterable[dict[str, Any]]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import polars as pl
 
-from .io import partition_report, read_json, scan_partitions, scan_table
+from .io import partition_report, read_json, scan_partitions, scan_table, write_text
 from .params import drop_order, path_of
 from .progress import log
 from .schema import SPLITS
@@ -96,7 +96,7 @@ def run(stage_dirs: dict[str, Path], output_dir: Path, drops: tuple[str, ...] = 
         "words_by_split": lengths_by_split(splits, "n_words", WORD_BINS),
     }
     for name, table in tables.items():
-        table.write_csv(output_dir / f"{name}.csv")
+        write_text(output_dir / f"{name}.csv", table.write_csv())
     log(STAGE, f"{len(tables)} plot tables in {output_dir}: `dvc plots show`")
 
 

@@ -50,7 +50,7 @@ import pyarrow.parquet as pq
 
 from . import card, card_figures, croissant, release
 from .commands import add_parser
-from .io import read_json, reset_dir, scan_table, table_rows, write_json, write_table
+from .io import read_json, reset_dir, scan_table, table_rows, write_json, write_table, write_text
 from .locks import checkout_lock
 from .params import load_params, path_of, section
 from .progress import Progress, log
@@ -316,7 +316,7 @@ def build(split_dir: Path, stage_dirs: dict[str, Path], validation_results: Path
     write_croissant(result, folder)
     write_json(folder / RELEASE_PATH, release_record(result, None))
     unreleased = release.changelog_entry(settings.version, None, None, None, result.split_sizes)
-    (folder / CARD_PATH).write_text(render_card(result, template, [unreleased]), encoding="utf-8")
+    write_text(folder / CARD_PATH, render_card(result, template, [unreleased]))
     return result
 
 
@@ -458,7 +458,7 @@ def write_release_folder(built: Build, release_dir: Path, changelog: list[dict[s
     write_json(release_dir / RELEASE_PATH, release_record(built, changelog))
     write_croissant(built, release_dir, released, f"{hub_url}/resolve/{built.settings.version.tag}")
     rendered = render_card(built, template, changelog, released)
-    (release_dir / CARD_PATH).write_text(card.merge_card(rendered, existing_card), encoding="utf-8")
+    write_text(release_dir / CARD_PATH, card.merge_card(rendered, existing_card))
 
 
 def upload_release(plan: Plan, release_dir: Path, hub, settings: Settings) -> str:

@@ -63,7 +63,7 @@ import numpy as np
 import polars as pl
 
 from . import arabic_text
-from .io import scan_partitions, scan_table, write_stage_report, write_table, write_tables
+from .io import scan_partitions, scan_table, write_stage_report, write_table, write_tables, write_text
 from .params import ParamsError, drop_order, section
 from .progress import Progress, log
 from .schema import CLUSTER_ID, CLUSTERED_ARTICLE_SCHEMA, SPLITS, conform
@@ -639,8 +639,8 @@ def run(input_dir: Path, output_dir: Path, metrics_path: Path | None, params: di
                        f"{assignment.test_from}; pin them under split.time in params.yaml to keep the split stable")
     write_stage_report(report, output_dir, metrics_path, HEADLINE)
     if metrics_path:
-        rows_by(splits, "published_date").write_csv(metrics_path.parent / "split_by_date.csv")
-        rows_by(splits, "source").write_csv(metrics_path.parent / "split_by_source.csv")
+        write_text(metrics_path.parent / "split_by_date.csv", rows_by(splits, "published_date").write_csv())
+        write_text(metrics_path.parent / "split_by_source.csv", rows_by(splits, "source").write_csv())
     return report
 
 

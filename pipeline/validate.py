@@ -379,8 +379,7 @@ def run_suites(
     `output_dir`. Rows are validated in batches, the table suite once on compact columns."""
     runner = _gx_runner(params, target, gx_dir, output_dir, stage)
     report, table = _run_row_suite(runner, articles, target, params, stage)
-    return _run_table_suite(runner, table, report, stage, output_dir, originals=with_check_columns(
-        articles, BoilerplateRules.from_params(section(params, "boilerplate"))))
+    return _run_table_suite(runner, table, report, stage, output_dir, originals=articles)
 
 
 def run_row_suite(
@@ -434,7 +433,7 @@ def merge_row_reports(reports: list[ValidationReport], examples: int) -> Validat
 
 def _gx_runner(params: dict[str, Any], target: Target, gx_dir: Path, output_dir: Path, stage: str) -> GxRunner:
     # GX's results and Data Docs are kept from run to run: the Data Docs index lists every run.
-    parameters = suite_parameters(params, target, BoilerplateRules.from_params(section(params, "boilerplate")))
+    parameters = suite_parameters(params, target)
     log(stage, "setting up Great Expectations (about 10 s)")
     return GxRunner(open_gx_project(gx_dir, output_dir), parameters, int(section(params, "validate")["examples"]))
 
