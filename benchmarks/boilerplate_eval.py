@@ -106,8 +106,8 @@ SETTINGS = ("new outlets", "earlier drops")
 
 def evaluate_here(setting: str = "new outlets") -> dict[str, Any]:
     """Scores of the pipeline package importable now (this checkout or --code)."""
-    from pipeline import clean
-    from pipeline.params import load_params, section
+    from pipeline.plumbing.params import load_params, section
+    from pipeline.stages import clean
 
     params = load_params(Path(clean.__file__).resolve().parents[1] / "params.yaml")
     rules = clean.BoilerplateRules.from_params(section(params, "boilerplate"))

@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # runnable as a script from anywhere
 
 from benchmarks.shared_corpus import CP1256, SAUDI_ZIPS  # noqa: E402
-from pipeline import arabic_text  # noqa: E402
+from pipeline.text import arabic_text  # noqa: E402
 
 OUT = Path(__file__).with_name("boilerplate_lines.jsonl")
 READ_LABELS = Path(__file__).with_name("boilerplate_read_labels.tsv")

@@ -11,11 +11,11 @@ The figure is the median wall time of a fresh interpreter per call.
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import statistics
 import subprocess
 import sys
-import io
 import tarfile
 import tempfile
 import time

@@ -22,8 +22,9 @@ import numpy as np
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a script from anywhere
-from pipeline import dedup, minhash  # noqa: E402
-from pipeline.params import load_params  # noqa: E402
+from pipeline.plumbing.params import load_params  # noqa: E402
+from pipeline.stages import dedup  # noqa: E402
+from pipeline.text import minhash  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

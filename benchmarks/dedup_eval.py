@@ -58,9 +58,10 @@ sys.path.insert(0, str(REPO))  # runnable as a script from anywhere
 
 from benchmarks.shared_corpus import SAUDI_MANIFEST, SAUDI_SAMPLE, SAUDI_ZIPS  # noqa: E402
 from benchmarks.shared_corpus import SEED as SEED_DROP  # noqa: E402
-from pipeline import arabic_text, clean, dedup, ingest, minhash  # noqa: E402
-from pipeline.params import load_params, section  # noqa: E402
-from pipeline.schema import ARTICLE_SCHEMA  # noqa: E402
+from pipeline.plumbing.params import load_params, section  # noqa: E402
+from pipeline.plumbing.schema import ARTICLE_SCHEMA  # noqa: E402
+from pipeline.stages import clean, dedup, ingest  # noqa: E402
+from pipeline.text import arabic_text, minhash  # noqa: E402
 
 # Lengths (in words) of the changed runs between real reprints: SaudiNewsNet sample
 # clusters, word-level diff of the match keys of 177 pairs (1,016 runs). Weights per length;

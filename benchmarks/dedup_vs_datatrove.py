@@ -39,8 +39,8 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a script from anywhere
 from benchmarks import dedup_eval  # noqa: E402
 from benchmarks.shared_corpus import SAUDI_ZIPS  # noqa: E402
-from pipeline.io import write_table  # noqa: E402
-from pipeline.params import load_params  # noqa: E402
+from pipeline.plumbing.io import write_table  # noqa: E402
+from pipeline.plumbing.params import load_params  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent

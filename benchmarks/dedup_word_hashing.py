@@ -27,8 +27,8 @@ import xxhash
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a script from anywhere
 from benchmarks.shared_corpus import SAUDI_ZIPS  # noqa: E402
-from pipeline import arabic_text, minhash  # noqa: E402
-from pipeline.params import load_params  # noqa: E402
+from pipeline.plumbing.params import load_params  # noqa: E402
+from pipeline.text import arabic_text, minhash  # noqa: E402
 
 
 def xxh3_per_word(words: pl.Series) -> pl.Series:

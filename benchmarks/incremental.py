@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.shared_corpus import SAUDI_ZIPS  # noqa: E402
-from pipeline.params import with_list_item  # noqa: E402
+from pipeline.plumbing.params import with_list_item  # noqa: E402
 
 # dvc.yaml's stage groups in pipeline order; a foreach group runs every drop's stage.
 STAGE_GROUPS = ("ingest", "line_counts", "repeated_lines", "clean", "totals", "dedup", "validate_rows", "validate",

@@ -6,7 +6,7 @@ Builds one drop per format from the first N SaudiNewsNet daily zips (their JSON 
 as given, the same records as JSON lines, and as a CSV of title, content, url,
 date_extracted, source) and times reading every record into article rows
 (`DropReader.rows()`, what the ingest stage spends its time on apart from writing
-Parquet) with this checkout's `pipeline/ingest.py` and with REV's (`git show`), the two
+Parquet) with this checkout's `pipeline/stages/ingest.py` and with REV's (`git show`), the two
 alternating in one process, best of R. Prints seconds and the ratio current / REV per
 format, and checks both give the same rows. The per-line decoding of issue 11 item 5
 only runs for files that are not clean in one encoding, so on these the ratio should
@@ -30,19 +30,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.shared_corpus import REPO, SAUDI_ZIPS  # noqa: E402
-from pipeline import ingest  # noqa: E402
-from pipeline.params import load_params, section  # noqa: E402
+from pipeline.plumbing.params import load_params, section  # noqa: E402
+from pipeline.stages import ingest  # noqa: E402
 
 
 def ingest_module_at(revision: str):
-    """pipeline/ingest.py as it is at `revision`, imported as a module of the pipeline package."""
-    source = subprocess.run(["git", "show", f"{revision}:pipeline/ingest.py"], cwd=REPO, check=True,
+    """pipeline/stages/ingest.py as it is at `revision`, imported as a module of the pipeline package."""
+    source = subprocess.run(["git", "show", f"{revision}:pipeline/stages/ingest.py"], cwd=REPO, check=True,
                             capture_output=True, text=True).stdout
     spec = importlib.util.spec_from_loader(f"pipeline.ingest_at_{revision.replace('-', '_')}", loader=None)
     module = importlib.util.module_from_spec(spec)
     module.__package__ = "pipeline"
     sys.modules[spec.name] = module  # dataclasses look their module up here
-    exec(compile(source, f"{revision}:pipeline/ingest.py", "exec"), module.__dict__)
+    exec(compile(source, f"{revision}:pipeline/stages/ingest.py", "exec"), module.__dict__)
     return module
 
 

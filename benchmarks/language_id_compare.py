@@ -32,7 +32,7 @@ SAMPLES = Path(__file__).with_name("language_samples.yaml")
 
 
 def _fasttext() -> Callable[[list[str]], list[str]]:
-    from pipeline.language import LanguageIdentifier
+    from pipeline.text.language import LanguageIdentifier
 
     identifier = LanguageIdentifier()
     return lambda texts: identifier.identify(texts)[0]

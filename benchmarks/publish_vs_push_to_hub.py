@@ -35,11 +35,11 @@ from hub_server import LocalHub  # noqa: E402
 from pipeline_runs import run_pipeline  # noqa: E402
 
 from benchmarks.shared_corpus import SAUDI_ZIPS  # noqa: E402
-
-from pipeline import card_figures, publish, release  # noqa: E402
-from pipeline.versions import Version  # noqa: E402
-from pipeline.params import load_params, section  # noqa: E402
-from pipeline.schema import SPLITS  # noqa: E402
+from pipeline.plumbing.params import load_params, section  # noqa: E402
+from pipeline.plumbing.schema import SPLITS  # noqa: E402
+from pipeline.release import card_figures, manifests  # noqa: E402
+from pipeline.release.versions import Version  # noqa: E402
+from pipeline.stages import publish  # noqa: E402
 
 TOKEN = "hf_benchmark_token"
 
@@ -68,14 +68,14 @@ def make_drops(root: Path, days: int) -> list[str]:
 def release_versions(root: Path, params: dict) -> dict[str, str]:
     """1.0.0, then the smallest version the record diff of release 2 allows."""
     settings = publish.Settings.from_params(section(params, "publish"))
-    manifests = {}
+    built_manifests = {}
     for name in ("release-1", "release-2"):
         run = root / name
         stage_dirs = {stage: run / stage for stage in card_figures.REPORTING_STAGES}
         built = publish.build(run / "split", stage_dirs, run / "validate" / "results.json", root / "bench-build" / name,
                               settings, REPO / "dataset_card.md")
-        manifests[name] = built.manifest
-    diff = release.diff_manifests(manifests["release-1"], manifests["release-2"])
+        built_manifests[name] = built.manifest
+    diff = manifests.diff_manifests(built_manifests["release-1"], built_manifests["release-2"])
     first = Version(1, 0, 0)
     print(f"release 2 after release 1: {diff.summary()}; needs a {diff.required_bump} release")
     return {"release-1": str(first), "release-2": str(first.bump(diff.required_bump))}

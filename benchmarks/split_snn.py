@@ -39,10 +39,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.shared_corpus import SAUDI_ZIPS  # noqa: E402
-from pipeline import clean, dedup, ingest, split  # noqa: E402
-from pipeline.io import scan_partitions, scan_table, write_table  # noqa: E402
-from pipeline.params import load_params, section  # noqa: E402
-from pipeline.schema import SPLITS  # noqa: E402
+from pipeline.plumbing.io import scan_partitions, scan_table, write_table  # noqa: E402
+from pipeline.plumbing.params import load_params, section  # noqa: E402
+from pipeline.plumbing.schema import SPLITS  # noqa: E402
+from pipeline.stages import clean, dedup, ingest, split  # noqa: E402
 
 ZIPS = sorted(SAUDI_ZIPS.glob("*.zip"))
 FIRST_DAYS = 10

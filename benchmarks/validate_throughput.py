@@ -28,9 +28,9 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline import validate  # noqa: E402
-from pipeline.clean import BoilerplateRules  # noqa: E402
-from pipeline.params import load_params  # noqa: E402
+from pipeline.plumbing.params import load_params  # noqa: E402
+from pipeline.stages import validate  # noqa: E402
+from pipeline.stages.clean import BoilerplateRules  # noqa: E402
 
 
 def polars_checks(articles: pl.LazyFrame, parameters: dict, rules: BoilerplateRules) -> dict[str, int]:

@@ -12,7 +12,7 @@ import shlex
 import sys
 import traceback
 
-from .commands import COMMANDS
+from pipeline.commands import COMMANDS
 
 DESCRIPTION = """\
 Build the Arabic news corpus from raw drops:
@@ -67,8 +67,8 @@ def expected_failures() -> tuple[type[BaseException], ...]:
     here, not at the top, so `corpus --help` loads no YAML or Polars."""
     import yaml
 
-    from .io import WriteFailed
-    from .locks import LockHeld
+    from pipeline.plumbing.io import WriteFailed
+    from pipeline.plumbing.locks import LockHeld
 
     return OSError, ValueError, yaml.YAMLError, WriteFailed, LockHeld
 

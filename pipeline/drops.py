@@ -45,12 +45,12 @@ from typing import Any
 import polars as pl
 import yaml
 
-from . import clean, dedup, ingest, validate
-from .commands import add_parser
-from .io import read_json, reset_dir, scan_table, write_json, write_text
-from .locks import checkout_lock, utc_now
-from .params import ParamsError, load_params, path_of, section, with_list_item
-from .schema import QUARANTINE_REASONS
+from pipeline.commands import add_parser
+from pipeline.plumbing.io import read_json, reset_dir, scan_table, write_json, write_text
+from pipeline.plumbing.locks import checkout_lock, utc_now
+from pipeline.plumbing.params import ParamsError, load_params, path_of, section, with_list_item
+from pipeline.plumbing.schema import QUARANTINE_REASONS
+from pipeline.stages import clean, dedup, ingest, validate
 
 EXIT_ACCEPTABLE, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
 STAGE = "validate-drop"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from conftest import SAUDI_SAMPLE, SEED
 
-from pipeline.ingest import article_id
+from pipeline.stages.ingest import article_id
 
 # Long enough to pass the quality filters, one line, so the repeated-line rule keeps it:
 # what a scraper saves for every URL behind a paywall.

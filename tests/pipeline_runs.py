@@ -10,9 +10,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pipeline import clean, dedup, ingest, split, validate
-from pipeline.card_figures import REPORTING_STAGES
-from pipeline.params import section
+from pipeline.plumbing.params import section
+from pipeline.release.card_figures import REPORTING_STAGES
+from pipeline.stages import clean, dedup, ingest, split, validate
 
 REPO = Path(__file__).resolve().parents[1]
 GX_DIR = REPO / "gx"

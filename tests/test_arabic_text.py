@@ -1,4 +1,4 @@
-"""The matching key and word rules of pipeline/arabic_text.py, on a table of cases."""
+"""The matching key and word rules of pipeline/text/arabic_text.py, on a table of cases."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 import polars as pl
 import pytest
 
-from pipeline import arabic_text
+from pipeline.text import arabic_text
 
 # (what differs, text, expected key)
 MATCH_KEY_CASES = [

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-
 from conftest import SAUDI_SAMPLE, SEED, run_corpus
-from pipeline import arabic_text, clean
-from pipeline.params import load_params, section
+
+from pipeline.plumbing.params import load_params, section
+from pipeline.stages import clean
+from pipeline.text import arabic_text
 
 PARAMS = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
 

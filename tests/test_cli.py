@@ -10,8 +10,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO
+
 from pipeline.cli import main
 from pipeline.commands import COMMANDS
 

@@ -11,14 +11,15 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from conftest import REPO, run_corpus
 
 from benchmarks import dedup_eval
 from benchmarks.shared_corpus import SAUDI_SAMPLE
-from pipeline import arabic_text, dedup, minhash
-from pipeline.io import read_json, scan_partitions, scan_table
-from pipeline.params import load_params
-from pipeline.schema import ARTICLE_SCHEMA
-from conftest import REPO, run_corpus
+from pipeline.plumbing.io import read_json, scan_partitions, scan_table
+from pipeline.plumbing.params import load_params
+from pipeline.plumbing.schema import ARTICLE_SCHEMA
+from pipeline.stages import dedup
+from pipeline.text import arabic_text, minhash
 
 PARAMS = load_params(REPO / "params.yaml")
 

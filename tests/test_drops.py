@@ -5,15 +5,16 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import polars as pl
 import pytest
 import yaml
 from conftest import REPO, run_command
 from drop_cases import BROKEN_EXPORT_FAILURES, broken_export, seed_copy, teaser_only, unrelated_sample_files
 
-import polars as pl
-from pipeline import arabic_text, cli
-from pipeline.io import read_json, scan_partitions
-from pipeline.params import ParamsError, load_params, with_list_item
+from pipeline import cli
+from pipeline.plumbing.io import read_json, scan_partitions
+from pipeline.plumbing.params import ParamsError, load_params, with_list_item
+from pipeline.text import arabic_text
 
 PARAMS = str(REPO / "params.yaml")
 GX = str(REPO / "gx")

@@ -21,8 +21,8 @@ from drop_cases import seed_copy
 from hub_server import LocalHub
 from pipeline_runs import run_pipeline
 
-from pipeline import io
-from pipeline.params import load_params
+from pipeline.plumbing import io
+from pipeline.plumbing.params import load_params
 
 
 def corpus_process(*args: str, cwd: Path, env: dict[str, str] | None = None, **popen) -> subprocess.Popen:

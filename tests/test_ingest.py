@@ -10,9 +10,9 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-
 from conftest import CP1256, SAUDI_SAMPLE, SEED, run_corpus
-from pipeline import ingest
+
+from pipeline.stages import ingest
 
 ARTICLE = (SEED / "000_207dd742df60968e.txt").read_text(encoding="utf-8")
 TITLE, BODY = ARTICLE.split("\n", 1)
@@ -206,7 +206,7 @@ def test_json_lines_split_at_newlines_only(tmp_path):
 
 
 def _ingest_params() -> dict:
-    from pipeline.params import load_params, section
+    from pipeline.plumbing.params import load_params, section
 
     return section(load_params(Path(__file__).resolve().parents[1] / "params.yaml"), "ingest")
 

@@ -14,11 +14,12 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import REPO, run_corpus
 from drop_cases import sample_records
-from pipeline import cli, drops, ingest
-from pipeline.params import load_params, section
+
+from pipeline import cli, drops
+from pipeline.plumbing.params import load_params, section
+from pipeline.stages import ingest
 
 INGEST_PARAMS = section(load_params(REPO / "params.yaml"), "ingest")
 RECORDS = sample_records(6)  # real SaudiNewsNet articles, 1,500+ characters each

@@ -21,13 +21,13 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+from conftest import REPO
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import REPO
-from pipeline import ingest
-from pipeline.params import load_params, section
-from pipeline.schema import QUARANTINE_REASONS
+from pipeline.plumbing.params import load_params, section
+from pipeline.plumbing.schema import QUARANTINE_REASONS
+from pipeline.stages import ingest
 
 INGEST_PARAMS = section(load_params(REPO / "params.yaml"), "ingest") | {"max_article_bytes": 20_000}
 

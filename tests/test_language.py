@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 import yaml
 
-from pipeline.language import LanguageIdentifier
-from pipeline.params import load_params, section
+from pipeline.plumbing.params import load_params, section
+from pipeline.text.language import LanguageIdentifier
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = yaml.safe_load((REPO / "benchmarks" / "language_samples.yaml").read_text(encoding="utf-8"))

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-
 from conftest import SAUDI_SAMPLE, copy_project, run_command, run_corpus
-from pipeline import clean, dedup, ingest, validate
-from pipeline.io import partition, read_json, scan_partitions, scan_table, sum_reports, write_table
-from pipeline.params import load_params, section, with_list_item
 from pipeline_runs import GX_DIR, output_files
+
+from pipeline.plumbing.io import partition, read_json, scan_partitions, scan_table, sum_reports, write_table
+from pipeline.plumbing.params import load_params, section, with_list_item
+from pipeline.stages import clean, dedup, ingest, validate
 
 PARAMS = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
 

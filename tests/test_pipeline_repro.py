@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO, copy_project, run_command
-from pipeline.card_figures import REPORTING_STAGES
-from pipeline.io import partition_report
 from pipeline_runs import check_headline_funnel, output_files
+
+from pipeline.plumbing.io import partition_report
+from pipeline.release.card_figures import REPORTING_STAGES
 
 
 @pytest.fixture(scope="module")
@@ -63,20 +63,23 @@ def test_dvc_metrics_show_is_one_short_funnel_table(reproduced: Path):
 
 # Modules every stage runs through but that do not shape its outputs (params are declared
 # by section, separately; locks only keeps two publishes apart; commands holds the help texts).
-_PLUMBING = {"params", "progress", "stage_command", "locks", "commands"}
+_PLUMBING = {"pipeline/plumbing/params.py", "pipeline/plumbing/progress.py", "pipeline/plumbing/stage_command.py",
+             "pipeline/plumbing/locks.py", "pipeline/commands.py"}
 # Stages named otherwise than the module whose command they run.
-_STAGE_MODULES = {"line_counts": "clean", "repeated_lines": "clean", "validate_rows": "validate"}
+_STAGE_MODULES = {"line_counts": "stages/clean", "repeated_lines": "stages/clean", "validate_rows": "stages/validate",
+                  "publish": "release/publish"}
 
 
-def _pipeline_imports(module: str, seen: set[str]) -> set[str]:
-    """`module` and every pipeline module it imports, transitively."""
-    if module not in seen:
-        seen.add(module)
-        tree = ast.parse((REPO / "pipeline" / f"{module}.py").read_text())
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.level == 1:
-                for name in [node.module] if node.module else [alias.name for alias in node.names]:
-                    _pipeline_imports(name.split(".")[0], seen)
+def _pipeline_imports(path: str, seen: set[str]) -> set[str]:
+    """The module at `path` (pipeline/...py) and every pipeline module it imports, transitively."""
+    if path not in seen:
+        seen.add(path)
+        for node in ast.walk(ast.parse((REPO / path).read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pipeline"):
+                for name in [node.module + "." + alias.name for alias in node.names] + [node.module]:
+                    module = Path(*name.split("."))
+                    if (REPO / module.with_suffix(".py")).is_file():
+                        _pipeline_imports(str(module.with_suffix(".py")), seen)
     return seen
 
 
@@ -85,6 +88,7 @@ def test_every_stage_depends_on_the_code_it_runs():
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     for stage, spec in stages.items():
         spec = spec.get("do", spec)  # a foreach stage: its per-drop definition
-        declared = {Path(dep).stem for dep in spec["deps"] if str(dep).startswith("pipeline/")}
-        missing = _pipeline_imports(_STAGE_MODULES.get(stage, stage), set()) - _PLUMBING - declared
+        declared = {str(dep) for dep in spec["deps"] if str(dep).startswith("pipeline/")}
+        entry = f"pipeline/{_STAGE_MODULES.get(stage, f'stages/{stage}')}.py"
+        missing = _pipeline_imports(entry, set()) - _PLUMBING - declared
         assert not missing, f"dvc.yaml stage {stage} imports {sorted(missing)} but does not list them in deps"

@@ -14,7 +14,7 @@ from conftest import REPO
 
 SCRIPT = """
 import time
-from pipeline.progress import Progress
+from pipeline.plumbing.progress import Progress
 progress = Progress("stage", "articles", total=1000, every_seconds=0)
 for _ in range(4):
     time.sleep(0.12)  # tqdm redraws at most every 0.1 s

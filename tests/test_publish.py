@@ -22,14 +22,15 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 import yaml
-
 from conftest import REPO, SAUDI_SAMPLE, SEED, VENV_BIN
 from hub_server import LocalHub, metadata_errors
-from pipeline import card, card_figures, publish, split, validate
-from pipeline.params import load_params, section
-from pipeline.versions import MANIFEST_PATH, RELEASE_PATH
-from pipeline.schema import ARTICLE_SCHEMA, CLUSTER_ID, CLUSTERED_ARTICLE_SCHEMA, QUARANTINE_REASONS, SPLITS
 from pipeline_runs import GX_DIR, check_headline_funnel, run_pipeline
+
+from pipeline.plumbing.params import load_params, section
+from pipeline.plumbing.schema import ARTICLE_SCHEMA, CLUSTER_ID, CLUSTERED_ARTICLE_SCHEMA, QUARANTINE_REASONS, SPLITS
+from pipeline.release import card, card_figures
+from pipeline.release.versions import MANIFEST_PATH, RELEASE_PATH
+from pipeline.stages import publish, split, validate
 
 TEMPLATE = REPO / "dataset_card.md"
 REPO_ID = "tests/arabic-news"

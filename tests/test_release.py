@@ -7,16 +7,16 @@ import hashlib
 import polars as pl
 import pytest
 
-from pipeline import card, release
-from pipeline.release import check_version, diff_manifests
-from pipeline.versions import Version, VersionError
+from pipeline.release import card, manifests
+from pipeline.release.manifests import check_version, diff_manifests
+from pipeline.release.versions import Version, VersionError
 
 
 def manifest(*rows: tuple[str, str, str]) -> pl.DataFrame:
     """Manifest rows (id, split, content)."""
     return pl.DataFrame(
         [{"id": i, "split": s, "content_sha256": c, "drop": "d", "source_file": f"{i}.txt", "title": f"title {i}"} for i, s, c in rows],
-        schema=release.MANIFEST_SCHEMA,
+        schema=manifests.MANIFEST_SCHEMA,
     )
 
 
@@ -80,10 +80,10 @@ def test_declared_version_may_overstate_but_never_understate():
 
 def test_content_hash_is_stable_and_sees_every_column():
     frame = pl.DataFrame({"id": ["x", "y"], "title": ["ab", "a"], "text": ["c", "bc"], "n": [1, None]})
-    first = frame.select(h=release.content_sha256(["id", "title", "text", "n"]))["h"].to_list()
+    first = frame.select(h=manifests.content_sha256(["id", "title", "text", "n"]))["h"].to_list()
     # The netstring framing keeps ("ab", "c") and ("a", "bc") apart; null is not "".
     assert first[0] != first[1]
-    empty_or_null = pl.DataFrame({"title": ["", None]}).select(h=release.content_sha256(["title"]))["h"]
+    empty_or_null = pl.DataFrame({"title": ["", None]}).select(h=manifests.content_sha256(["title"]))["h"]
     assert empty_or_null[0] != empty_or_null[1]
     # The encoding is pinned, not left to a library's text rendering: manifests are
     # compared across releases made years apart.

@@ -16,12 +16,13 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-
-from pipeline import arabic_text, clean, dedup, ingest, split
-from pipeline.io import scan_partitions
-from pipeline.params import ParamsError, load_params, section
-from pipeline.schema import CLUSTER_ID, CLUSTERED_ARTICLE_SCHEMA, SPLITS
 from conftest import REPO, SAUDI_SAMPLE, SAUDI_ZIPS, run_corpus
+
+from pipeline.plumbing.io import scan_partitions
+from pipeline.plumbing.params import ParamsError, load_params, section
+from pipeline.plumbing.schema import CLUSTER_ID, CLUSTERED_ARTICLE_SCHEMA, SPLITS
+from pipeline.stages import clean, dedup, ingest, split
+from pipeline.text import arabic_text
 
 PARAMS = load_params(REPO / "params.yaml")
 SPLIT_PARAMS = section(PARAMS, "split")

@@ -11,10 +11,12 @@ import polars as pl
 import pytest
 from conftest import REPO, SAUDI_SAMPLE, SEED
 
-from pipeline import arabic_text, clean, cli, dedup, ingest, validate
-from pipeline.io import read_json, scan_partitions, write_table
-from pipeline.params import load_params, section
-from pipeline.schema import ARTICLE_SCHEMA
+from pipeline import cli
+from pipeline.plumbing.io import read_json, scan_partitions, write_table
+from pipeline.plumbing.params import load_params, section
+from pipeline.plumbing.schema import ARTICLE_SCHEMA
+from pipeline.stages import clean, dedup, ingest, validate
+from pipeline.text import arabic_text
 
 GX_DIR = REPO / "gx"
 SUITES = {path.stem: read_json(path) for path in sorted((REPO / "expectations").glob("*.json"))}

@@ -24,8 +24,8 @@ import pytest
 from conftest import REPO, SAUDI_SAMPLE, copy_project, run_command
 from pipeline_runs import run_pipeline
 
-from pipeline import plots
-from pipeline.params import load_params
+from pipeline.plumbing.params import load_params
+from pipeline.stages import plots
 
 CHROMIUM = Path("/usr/bin/chromium")
 NODE_MODULES = REPO / "web_assets" / "node_modules"
@@ -254,8 +254,8 @@ def xss_drop(root: Path) -> Path:
 
 
 def test_markup_from_a_drop_is_shown_escaped_in_data_docs_and_runs_are_kept(tmp_path, capsys):
-    from pipeline import clean, ingest, validate
-    from pipeline.params import section
+    from pipeline.plumbing.params import section
+    from pipeline.stages import clean, ingest, validate
 
     params = load_params(REPO / "params.yaml")
     raw = xss_drop(tmp_path)
@@ -288,8 +288,8 @@ def test_a_failure_on_a_derived_column_shows_the_original_title(built, tmp_path,
     the title it came from, on the terminal and in Data Docs, the Arabic right to left."""
     import polars as pl
 
-    from pipeline import validate
-    from pipeline.io import read_json, scan_partitions, write_table
+    from pipeline.plumbing.io import read_json, scan_partitions, write_table
+    from pipeline.stages import validate
 
     articles = scan_partitions(built / "build" / "dedup", ["seed"], "articles.parquet").collect()
     victim = articles["id"][7]

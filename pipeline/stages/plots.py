@@ -18,11 +18,11 @@ from typing import Any
 
 import polars as pl
 
-from .io import partition_report, read_json, scan_partitions, scan_table, write_text
-from .params import drop_order, path_of
-from .progress import log
-from .schema import SPLITS
-from .stage_command import StagePaths, add_stage_command
+from pipeline.plumbing.io import partition_report, read_json, scan_partitions, scan_table, write_text
+from pipeline.plumbing.params import drop_order, path_of
+from pipeline.plumbing.progress import log
+from pipeline.plumbing.schema import SPLITS
+from pipeline.plumbing.stage_command import StagePaths, add_stage_command
 
 STAGE = "plots"
 # Left bin edges; each length scale roughly doubles (articles span 80 to 100,000 characters).

@@ -25,7 +25,7 @@ from huggingface_hub.errors import (
 from huggingface_hub.hf_api import RepoFile
 from huggingface_hub.utils import sha
 
-from .versions import CARD_PATH, MANIFEST_PATH, RELEASE_PATH, Version
+from pipeline.release.versions import CARD_PATH, MANIFEST_PATH, RELEASE_PATH, Version
 
 REPO_TYPE = "dataset"
 MAIN = "main"

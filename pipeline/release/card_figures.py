@@ -21,9 +21,9 @@ from typing import Any
 
 import polars as pl
 
-from .io import partition_report, scan_table
-from .schema import QUARANTINE_REASONS, SPLITS
-from .validate import Check
+from pipeline.plumbing.io import partition_report, scan_table
+from pipeline.plumbing.schema import QUARANTINE_REASONS, SPLITS
+from pipeline.stages.validate import Check
 
 REPORTING_STAGES = ("ingest", "clean", "dedup", "validate", "split")
 # Stages that set inputs aside by quarantine (their reports have quarantined_by_reason).

@@ -48,16 +48,16 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import card, card_figures, croissant, release
-from .commands import add_parser
-from .io import read_json, reset_dir, scan_table, table_rows, write_json, write_table, write_text
-from .locks import checkout_lock
-from .params import load_params, path_of, section
-from .progress import Progress, log
-from .release import RecordDiff
-from .versions import CARD_PATH, MANIFEST_PATH, RELEASE_PATH, Version, VersionError
-from .schema import CLUSTERED_ARTICLE_COLUMNS, CLUSTERED_ARTICLE_SCHEMA, SPLITS, conform
-from .validate import RESULTS_FILE
+from pipeline.commands import add_parser
+from pipeline.plumbing.io import read_json, reset_dir, scan_table, table_rows, write_json, write_table, write_text
+from pipeline.plumbing.locks import checkout_lock
+from pipeline.plumbing.params import load_params, path_of, section
+from pipeline.plumbing.progress import Progress, log
+from pipeline.plumbing.schema import CLUSTERED_ARTICLE_COLUMNS, CLUSTERED_ARTICLE_SCHEMA, SPLITS, conform
+from pipeline.release import card, card_figures, croissant, manifests
+from pipeline.release.manifests import RecordDiff
+from pipeline.release.versions import CARD_PATH, MANIFEST_PATH, RELEASE_PATH, Version, VersionError
+from pipeline.stages.validate import RESULTS_FILE
 
 STAGE = "publish"
 CARD_TEMPLATE = Path("dataset_card.md")
@@ -166,7 +166,7 @@ def write_shards(split_dir: Path, folder: Path, settings: Settings) -> tuple[lis
     the shards and the record manifest."""
     schema = hub_arrow_schema()
     shards: list[Shard] = []
-    manifest_parts = [pl.DataFrame(schema=release.MANIFEST_SCHEMA)]
+    manifest_parts = [pl.DataFrame(schema=manifests.MANIFEST_SCHEMA)]
     progress = Progress(STAGE, "articles", total=sum(table_rows(split_dir / f"{split}.parquet") for split in SPLITS))
     for split in SPLITS:
         articles = conform(scan_table(split_dir / f"{split}.parquet"), CLUSTERED_ARTICLE_SCHEMA)
@@ -181,7 +181,7 @@ def write_shards(split_dir: Path, folder: Path, settings: Settings) -> tuple[lis
                 path = shard_name(split, drop, index, count)
                 pq.write_table(table, folder / path, row_group_size=settings.row_group_rows, **PARQUET_WRITE_OPTIONS)
                 shards.append(Shard(path, split, chunk.height, table.nbytes, (folder / path).stat().st_size))
-                manifest_parts.append(release.manifest_rows(chunk, split))
+                manifest_parts.append(manifests.manifest_rows(chunk, split))
                 progress.advance(chunk.height)
         rows = sum(shard.rows for shard in shards[first:])
         log(STAGE, f"{split}: {rows:,} articles of {len(drops)} drop(s) in {len(shards) - first} shard(s)")
@@ -315,7 +315,7 @@ def build(split_dir: Path, stage_dirs: dict[str, Path], validation_results: Path
     result = Build(folder, settings, shards, manifest, context)
     write_croissant(result, folder)
     write_json(folder / RELEASE_PATH, release_record(result, None))
-    unreleased = release.changelog_entry(settings.version, None, None, None, result.split_sizes)
+    unreleased = manifests.changelog_entry(settings.version, None, None, None, result.split_sizes)
     write_text(folder / CARD_PATH, render_card(result, template, [unreleased]))
     return result
 
@@ -393,7 +393,7 @@ def prepare_release(built: Build, release_dir: Path, template: Path, hub, offlin
     """Compare with the Hub (`offline`: not asked, planned as a first release), check the
     version, write the release folder and plan the commit. None when this version is
     already published with the same data."""
-    from .hub import MAIN, HubUnusable, RepoState, same_content, unreachable_errors
+    from pipeline.release.hub import MAIN, HubUnusable, RepoState, same_content, unreachable_errors
 
     settings = built.settings
     version = settings.version
@@ -422,10 +422,10 @@ def prepare_release(built: Build, release_dir: Path, template: Path, hub, offlin
     previous = state.latest
     if previous is not None and version < previous:
         raise VersionError(f"version {version} is lower than the latest release {previous.tag} on {settings.repo_id}")
-    diff = release.diff_manifests(hub.manifest(previous), built.manifest) if previous else None
-    kind = release.check_version(version, previous, diff)
+    diff = manifests.diff_manifests(hub.manifest(previous), built.manifest) if previous else None
+    kind = manifests.check_version(version, previous, diff)
     previous_record = hub.release_record(previous) if previous else {}
-    entry = release.changelog_entry(version, kind, previous, diff, built.split_sizes)
+    entry = manifests.changelog_entry(version, kind, previous, diff, built.split_sizes)
     changelog = [entry, *previous_record.get("changelog", [])]
 
     write_release_folder(built, release_dir, changelog, hub.card() if state.exists else None, template, hub.url,
@@ -525,7 +525,7 @@ def run(split_dir: Path, stage_dirs: dict[str, Path], validation_results: Path, 
     if not settings.repo_id:
         raise ValueError("no Hub repo: set publish.repo_id in params.yaml or pass --repo-id")
 
-    from .hub import HubRepo, token_available
+    from pipeline.release.hub import HubRepo, token_available
 
     upload = mode == "release" and not offline and token_available()
     hub = HubRepo(settings.repo_id)
@@ -589,7 +589,7 @@ def _main(args) -> int:
     with checkout_lock(args.params):
         if args.mode == "build":
             return run(*arguments)
-        from .hub import unreachable_errors
+        from pipeline.release.hub import unreachable_errors
 
         try:
             return run(*arguments)

@@ -38,12 +38,12 @@ import pyarrow.parquet as pq
 import pydantic
 import yaml
 
-from . import arabic_text
-from .io import partition, write_parts, write_stage_report, write_table
-from .params import section
-from .progress import Progress, log
-from .schema import ARTICLE_SCHEMA, QUARANTINE_SCHEMA
-from .stage_command import StagePaths, add_stage_command
+from pipeline.plumbing.io import partition, write_parts, write_stage_report, write_table
+from pipeline.plumbing.params import section
+from pipeline.plumbing.progress import Progress, log
+from pipeline.plumbing.schema import ARTICLE_SCHEMA, QUARANTINE_SCHEMA
+from pipeline.plumbing.stage_command import StagePaths, add_stage_command
+from pipeline.text import arabic_text
 
 STAGE = "ingest"
 # Headline figures for `dvc metrics show` (name: key in the report; io.write_stage_report).

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .commands import add_parser
-from .params import load_params, path_of
+from pipeline.commands import add_parser
+from pipeline.plumbing.params import load_params, path_of
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ For each article:
    the title; a first line that repeats the title is dropped from the text.
 4. Quality filters (params.yaml ``quality``) send an article to quarantine with a reason.
 5. Each article's language is identified (``language``, ``language_score``; fastText
-   lid.176, ``pipeline/language.py``); one that passed the quality filters in a language
+   lid.176, ``pipeline/text/language.py``); one that passed the quality filters in a language
    not in ``quality.languages`` is quarantined as ``not_arabic``.
 
 Only the repeated lines need the whole corpus; everything else is decided article by
@@ -43,17 +43,24 @@ from typing import Any, Iterable, Iterator
 
 import polars as pl
 
-from . import arabic_text
-from .commands import add_parser
-from .io import (
-    ParquetAppender, batches, partition, partition_drops, reset_dir, scan_table, scratch_folder, write_stage_report,
+from pipeline.commands import add_parser
+from pipeline.plumbing.io import (
+    ParquetAppender,
+    batches,
+    partition,
+    partition_drops,
+    reset_dir,
+    scan_table,
+    scratch_folder,
+    write_stage_report,
     write_table,
 )
-from .language import LanguageIdentifier
-from .params import drop_order, load_params, path_of, section
-from .progress import Progress, log
-from .schema import ARTICLE_SCHEMA, QUARANTINE_SCHEMA, conform
-from .stage_command import StagePaths, add_stage_command
+from pipeline.plumbing.params import drop_order, load_params, path_of, section
+from pipeline.plumbing.progress import Progress, log
+from pipeline.plumbing.schema import ARTICLE_SCHEMA, QUARANTINE_SCHEMA, conform
+from pipeline.plumbing.stage_command import StagePaths, add_stage_command
+from pipeline.text import arabic_text
+from pipeline.text.language import LanguageIdentifier
 
 STAGE = "clean"
 # Headline figures for `dvc metrics show` (name: key in the report; io.write_stage_report).

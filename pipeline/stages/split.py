@@ -62,12 +62,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from . import arabic_text
-from .io import scan_partitions, scan_table, write_stage_report, write_table, write_tables, write_text
-from .params import ParamsError, drop_order, section
-from .progress import Progress, log
-from .schema import CLUSTER_ID, CLUSTERED_ARTICLE_SCHEMA, SPLITS, conform
-from .stage_command import StagePaths, add_stage_command
+from pipeline.plumbing.io import scan_partitions, scan_table, write_stage_report, write_table, write_tables, write_text
+from pipeline.plumbing.params import ParamsError, drop_order, section
+from pipeline.plumbing.progress import Progress, log
+from pipeline.plumbing.schema import CLUSTER_ID, CLUSTERED_ARTICLE_SCHEMA, SPLITS, conform
+from pipeline.plumbing.stage_command import StagePaths, add_stage_command
+from pipeline.text import arabic_text
 
 STAGE = "split"
 # Headline figures for `dvc metrics show` (name: key in the report): articles = train +

@@ -6,7 +6,7 @@ outlets retitle the same story).
 
 1. Exact duplicates: articles whose keys are equal (xxh3-128 of the key).
 2. Near duplicates: word n-gram shingles of the key -> MinHash signatures -> LSH bands
-   (``pipeline/minhash.py``). Articles that share a band are candidates; a candidate pair
+   (``pipeline/text/minhash.py``). Articles that share a band are candidates; a candidate pair
    is a duplicate only if the real Jaccard similarity of their shingle sets reaches
    ``dedup.threshold``. Pairs from ``dedup.review_min`` up to the threshold are kept and
    listed in review.parquet: edited reprints often score there.
@@ -34,15 +34,24 @@ import numpy as np
 import polars as pl
 import xxhash
 
-from . import arabic_text, minhash
-from .io import (
-    batches, partition, partition_drops, read_json, reset_dir, scan_partitions, scan_table, write_json,
-    write_stage_report, write_table, write_text,
+from pipeline.plumbing.io import (
+    batches,
+    partition,
+    partition_drops,
+    read_json,
+    reset_dir,
+    scan_partitions,
+    scan_table,
+    write_json,
+    write_stage_report,
+    write_table,
+    write_text,
 )
-from .params import drop_order, section
-from .progress import Progress, log
-from .schema import CLUSTERED_ARTICLE_SCHEMA, DUPLICATE_COLUMNS, conform
-from .stage_command import StagePaths, add_stage_command
+from pipeline.plumbing.params import drop_order, section
+from pipeline.plumbing.progress import Progress, log
+from pipeline.plumbing.schema import CLUSTERED_ARTICLE_SCHEMA, DUPLICATE_COLUMNS, conform
+from pipeline.plumbing.stage_command import StagePaths, add_stage_command
+from pipeline.text import arabic_text, minhash
 
 STAGE = "dedup"
 # Headline figures for `dvc metrics show` (name: key in the report): input = articles + duplicates.

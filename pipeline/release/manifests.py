@@ -21,10 +21,10 @@ from typing import Any
 
 import polars as pl
 
-from .commands import add_parser
-from .io import scan_table
-from .params import load_params, section
-from .versions import MANIFEST_PATH, Version, VersionError
+from pipeline.commands import add_parser
+from pipeline.plumbing.io import scan_table
+from pipeline.plumbing.params import load_params, section
+from pipeline.release.versions import MANIFEST_PATH, Version, VersionError
 
 MANIFEST_SCHEMA = pl.Schema({
     "id": pl.String(),
@@ -179,7 +179,7 @@ def load_release_manifest(ref: str, repo_id: str | None) -> tuple[str, pl.DataFr
     version = Version.parse(ref)
     if not repo_id:
         raise ValueError(f"'{ref}' is not a folder; to read the release from the Hub set publish.repo_id or --repo-id")
-    from .hub import HubRepo  # huggingface_hub only when the Hub is needed
+    from pipeline.release.hub import HubRepo  # huggingface_hub only when the Hub is needed
 
     return version.tag, HubRepo(repo_id).manifest(version)
 

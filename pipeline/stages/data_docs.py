@@ -18,7 +18,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from .progress import log
+from pipeline.plumbing.progress import log
 
 NODE_MODULES = Path(__file__).resolve().parents[1] / "web_assets" / "node_modules"
 VENDOR_DIR = "static/vendor"  # in the site, beside GX's own static/

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import clean, ingest
-from .commands import add_parser
-from .io import headline_figures, partition_report, write_json
-from .params import load_params, path_of
+from pipeline.commands import add_parser
+from pipeline.plumbing.io import headline_figures, partition_report, write_json
+from pipeline.plumbing.params import load_params, path_of
+from pipeline.stages import clean, ingest
 
 STAGE = "totals"
 PARTITIONED_STAGES = (ingest, clean)

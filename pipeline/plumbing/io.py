@@ -27,7 +27,6 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-
 PARQUET_OPTIONS: dict[str, Any] = {
     "compression": "zstd",
     "compression_level": 3,

@@ -50,16 +50,25 @@ from typing import Any
 
 import polars as pl
 
-from . import arabic_text, data_docs
-from .clean import BoilerplateRules
-from .io import (
-    batches, partition, partition_drops, read_json, reset_dir, scan_partitions, scan_table, write_json,
-    write_stage_report, write_table,
+from pipeline.plumbing.io import (
+    batches,
+    partition,
+    partition_drops,
+    read_json,
+    reset_dir,
+    scan_partitions,
+    scan_table,
+    write_json,
+    write_stage_report,
+    write_table,
 )
-from .params import drop_order, path_of, section
-from .progress import Progress, log
-from .schema import ARTICLE_SCHEMA, CLUSTERED_ARTICLE_SCHEMA
-from .stage_command import StagePaths, add_stage_command
+from pipeline.plumbing.params import drop_order, path_of, section
+from pipeline.plumbing.progress import Progress, log
+from pipeline.plumbing.schema import ARTICLE_SCHEMA, CLUSTERED_ARTICLE_SCHEMA
+from pipeline.plumbing.stage_command import StagePaths, add_stage_command
+from pipeline.stages import data_docs
+from pipeline.stages.clean import BoilerplateRules
+from pipeline.text import arabic_text
 
 STAGE = "validate"
 # Headline figures for `dvc metrics show` (name: key in the report); passed: all expectations did.

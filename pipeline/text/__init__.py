@@ -1,0 +1,1 @@
+"""Arabic text tools: normalisation and match keys, MinHash signatures, language identification."""
