@@ -37,9 +37,12 @@ from pipeline_runs import run_pipeline  # noqa: E402
 from benchmarks.shared_corpus import SAUDI_ZIPS  # noqa: E402
 from pipeline.plumbing.params import load_params, section  # noqa: E402
 from pipeline.plumbing.schema import SPLITS  # noqa: E402
-from pipeline.release import card_figures, manifests  # noqa: E402
+from pipeline.release import (  # noqa: E402
+    card_figures,
+    manifests,
+    publish,  # noqa: E402
+)
 from pipeline.release.versions import Version  # noqa: E402
-from pipeline.stages import publish  # noqa: E402
 
 TOKEN = "hf_benchmark_token"
 
