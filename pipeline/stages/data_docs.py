@@ -20,7 +20,7 @@ from typing import Any
 
 from pipeline.plumbing.progress import log
 
-NODE_MODULES = Path(__file__).resolve().parents[1] / "web_assets" / "node_modules"
+NODE_MODULES = Path(__file__).resolve().parents[2] / "web_assets" / "node_modules"
 VENDOR_DIR = "static/vendor"  # in the site, beside GX's own static/
 # Each address GX's templates load -> the same file (same version) in web_assets/node_modules.
 CDN_FILES = {
