@@ -15,10 +15,17 @@ outlets retitle the same story).
    yet in a cluster that duplicates it (``star_centres``). Every removed article thus
    duplicates its kept article directly, with the Jaccard similarity reported.
 
+Drops go in ``split.drop_order``: drop k against the kept articles of drops 1..k-1, which
+are fixed (never removed, never compared with each other), and within itself (``run``).
+Each drop's folder keeps the band keys of its kept articles (``index_table``), which later
+drops, and ``match_against_index``, look up a band at a time (``CorpusIndex``); a folder is
+reused while its fingerprint (params, code, the drop's input, the previous drop's
+fingerprint) holds, so a new drop signs only its articles and the output equals a run from
+scratch.
+
 Articles are read in batches of ``dedup.batch_size``: only one batch's shingles are ever
-in memory; what grows with the corpus is the signature index (``permutations * 4`` bytes
-an article). The signature index of the kept articles is written to ``index/`` so a new
-drop can be checked against the corpus without recomputing it (``match_against_index``).
+in memory; what grows with a drop is its signature matrix (``permutations * 4`` bytes an
+article).
 """
 
 from __future__ import annotations
