@@ -13,6 +13,7 @@ import numpy as np
 import polars as pl
 import pytest
 from conftest import REPO, run_corpus
+from pipeline_runs import folder_files
 
 from benchmarks import dedup_eval
 from benchmarks.shared_corpus import SAUDI_SAMPLE
@@ -309,10 +310,6 @@ def test_verified_pairs_are_kept_on_disk_and_read_back_lazily(evaluation):
     assert not path.exists()
 
 
-def _files(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
 def test_a_drop_added_is_deduplicated_alone_and_equals_a_run_from_scratch(evaluation, tmp_path, monkeypatch):
     """Drops go in drop order, each against the kept articles of those before it (issue 10
     item 2): adding one reuses the earlier drops' folders untouched, signs only its own
@@ -338,7 +335,7 @@ def test_a_drop_added_is_deduplicated_alone_and_equals_a_run_from_scratch(evalua
             for drop in ("seed", "sample")} == before
 
     dedup.run(clean_dir, tmp_path / "scratch", None, params)
-    assert _files(grown) == _files(tmp_path / "scratch") and len(_files(grown)) > 20
+    assert folder_files(grown) == folder_files(tmp_path / "scratch") and len(folder_files(grown)) > 20
 
     # a later drop's article duplicating an earlier drop's kept article is removed for it,
     # and pairs across drops are listed for review
