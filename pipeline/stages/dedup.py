@@ -534,15 +534,16 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams, corpus: CorpusIndex
                 corpus.exact(distinct["key_hash"]),
                 near.select("id_a", key_hash=distinct["key_hash"].gather(near["b"])),
             ]).unique(maintain_order=True)
-        fixed = corpus.articles(cross["id_a"].unique()).collect() if cross.height else None
-        if fixed is not None:
+        n_fixed = 0
+        if cross.height:  # read once into a scratch file (signing reads it a batch at a time)
+            write_table(corpus.articles(cross["id_a"].unique()), Path(scratch.name) / "corpus_candidates.parquet")
+            fixed = scan_table(Path(scratch.name) / "corpus_candidates.parquet")
             fixed_parts: list[pl.DataFrame] = []
-            fixed_signed = signature_table(fixed.lazy(), params, "corpus candidates", shingle_sets, fixed_parts)
+            fixed_signed = signature_table(fixed, params, "corpus candidates", shingle_sets, fixed_parts)
             figure_parts += [part.with_columns(pl.col("doc") + signed.height) for part in fixed_parts]
+            n_fixed = fixed_signed.height
             signed = pl.concat([signed, fixed_signed])
-            ranked = pl.concat([rank_order(fixed.lazy()).select("id").collect(), ranked])
-        n_fixed = fixed.height if fixed is not None else 0
-        del fixed
+            ranked = pl.concat([rank_order(fixed.select("id", "n_chars", "published_date")).select("id").collect(), ranked])
         figures = pl.concat(figure_parts) if figure_parts else figure_table(pl.Series([], dtype=pl.List(pl.String)))
         del figure_parts
         if signed["id"].n_unique() != signed.height:
@@ -697,8 +698,8 @@ class CorpusIndex:
         return found.join(ids.collect(engine="streaming"), on="a").select(id_a="id", b="b").sort("id_a", "b")
 
     def articles(self, ids: pl.Series) -> pl.LazyFrame:
-        """The kept corpus articles with these ids, by id."""
-        return self.scan(KEPT_FILE).filter(pl.col("id").is_in(ids.implode())).sort("id")
+        """The kept corpus articles with these ids, in drop and file order."""
+        return self.scan(KEPT_FILE).filter(pl.col("id").is_in(ids.implode()))
 
 
 def match_against_index(articles: pl.LazyFrame, index_dir: Path, params: dict[str, Any]) -> pl.DataFrame:
@@ -794,7 +795,7 @@ def drop_report(n_in: int, result: DedupResult, params: DedupParams) -> dict[str
 def dedup_report(drops: dict[str, dict[str, Any]], sizes: pl.DataFrame, params: DedupParams) -> dict[str, Any]:
     """The stage's report: the drops' reports (``drop_report``) added up, and the clusters."""
     total = sum_reports({key: value for key, value in report.items()
-                         if key not in ("near_similarity_min", "candidate_similarity", FINGERPRINT)}
+                         if key not in ("near_similarity_min", "candidate_similarity")}
                         for report in drops.values())
     near_minima = [report["near_similarity_min"] for report in drops.values() if report["near_similarity_min"] is not None]
     return {
@@ -811,7 +812,7 @@ def dedup_report(drops: dict[str, dict[str, Any]], sizes: pl.DataFrame, params: 
 class DropInput:
     name: str
     articles: pl.LazyFrame
-    source: Path  # the file(s) the articles are read from: what the drop's fingerprint hashes
+    source: Path  # the file(s) the articles are read from (a table: all drops'), which its fingerprint hashes
 
 
 def drop_inputs(input_path: Path, params: dict[str, Any]) -> list[DropInput]:
