@@ -21,6 +21,7 @@ import argparse
 import hashlib
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -63,12 +64,19 @@ def main() -> None:
     parser.add_argument("--articles", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--prepare-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    work = args.workdir
+    work, clean = args.workdir, args.workdir / "clean"
+    if args.prepare_only:
+        generate(args.articles, args.seed, work / "raw")
+        print(json.dumps(clean_folders(work / "raw", clean)))
+        return
+    # Prepared in a child process: a process forked from a big parent reports the parent's
+    # peak RSS as its own (Linux keeps it across exec), so this one stays small.
     shutil.rmtree(work, ignore_errors=True)
-    generate(args.articles, args.seed, work / "raw")
-    clean = work / "clean"
-    sizes = clean_folders(work / "raw", clean)
+    sizes = json.loads(subprocess.run(
+        [sys.executable, __file__, "--articles", str(args.articles), "--seed", str(args.seed), "--workdir", str(work),
+         "--prepare-only"], check=True, capture_output=True, text=True).stdout)
     params = work / "params.yaml"
     params.write_text(with_list_item((REPO / "params.yaml").read_text(encoding="utf-8"), "split", "drop_order", "base"),
                       encoding="utf-8")

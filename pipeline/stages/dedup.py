@@ -864,8 +864,9 @@ def deduplicate_drop(drop: DropInput, corpus: CorpusIndex | None, folder: Path, 
 
 
 def _finished(folder: Path, fingerprint: str) -> dict[str, Any] | None:
-    """The report of a drop's folder when its fingerprint is ``fingerprint``."""
-    report = read_json(folder / REPORT_FILE) if (folder / REPORT_FILE).is_file() else {}
+    """The report of a drop's folder when its fingerprint is ``fingerprint`` and its tables are there."""
+    tables = all((folder / table).is_file() for table in (KEPT_FILE, DUPLICATES_FILE, REVIEW_FILE, INDEX_FILE))
+    report = read_json(folder / REPORT_FILE) if tables and (folder / REPORT_FILE).is_file() else {}
     return report if report.get(FINGERPRINT) == fingerprint else None
 
 
