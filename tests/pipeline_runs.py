@@ -61,3 +61,8 @@ def output_files(root: Path) -> dict[str, bytes]:
     """Every file of a project's build/ that `dvc repro` makes the same for the same inputs."""
     files = (p for p in sorted((root / "build").rglob("*")) if p.is_file())
     return {str(p.relative_to(root)): p.read_bytes() for p in files if not _RUN_STAMPED.match(str(p.relative_to(root)))}
+
+
+def folder_files(folder: Path) -> dict[str, bytes]:
+    """Every file under `folder` (path relative to it: bytes)."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}

@@ -6,16 +6,18 @@ from __future__ import annotations
 import dataclasses
 import gc
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 from conftest import REPO, run_corpus
+from pipeline_runs import folder_files
 
 from benchmarks import dedup_eval
 from benchmarks.shared_corpus import SAUDI_SAMPLE
-from pipeline.plumbing.io import read_json, scan_partitions, scan_table
+from pipeline.plumbing.io import partition, read_json, scan_partitions, write_table
 from pipeline.plumbing.params import load_params
 from pipeline.plumbing.schema import ARTICLE_SCHEMA
 from pipeline.stages import dedup
@@ -156,12 +158,15 @@ def test_match_against_index_finds_what_is_already_in_the_corpus(stage_run, eval
 
 def test_index_holds_the_kept_articles(stage_run):
     out = stage_run / "out"
-    index = scan_table(out / "index" / "signatures.parquet").collect()
-    kept = scan_partitions(out, (), "articles.parquet").collect()
-    assert sorted(index["id"]) == sorted(kept["id"])
-    assert index.schema["signature"] == pl.Array(pl.UInt32, PARAMS["dedup"]["permutations"])
     meta = read_json(out / "index" / "meta.json")
     assert (out / "index" / meta["articles"]).resolve() == out.resolve()  # its drops' folders
+    assert meta["drops"] == ["seed", "sample", "templated"]  # split.drop_order, then the others by name
+    for drop in meta["drops"]:
+        index = pl.read_parquet(partition(out, drop) / dedup.INDEX_FILE)
+        kept = pl.read_parquet(partition(out, drop) / dedup.KEPT_FILE)
+        assert sorted(index["id"]) == sorted(kept["id"]) and index["key_hash"].n_unique() == index.height
+        assert index.columns[2:] == [dedup.band_column(band) for band in range(PARAMS["dedup"]["bands"])]
+        assert all(dtype == pl.UInt64 for dtype in index.dtypes[2:])
 
 
 def test_shingles_stay_inside_their_document():
@@ -303,3 +308,47 @@ def test_verified_pairs_are_kept_on_disk_and_read_back_lazily(evaluation):
     del stepped
     gc.collect()
     assert not path.exists()
+
+
+def test_a_drop_added_is_deduplicated_alone_and_equals_a_run_from_scratch(evaluation, tmp_path, monkeypatch):
+    """Drops go in drop order, each against the kept articles of those before it (issue 10
+    item 2): adding one reuses the earlier drops' folders untouched, signs only its own
+    articles, and gives the bytes of a run from scratch; a changed param recomputes all."""
+    params = {**PARAMS, "split": {**PARAMS["split"], "drop_order": ["seed", "sample", "templated"]}}
+    clean_dir = tmp_path / "clean"
+    for (drop,), articles in evaluation.articles.group_by("drop"):
+        write_table(articles, partition(clean_dir, drop) / dedup.KEPT_FILE)
+    later = tmp_path / "templated"
+    shutil.move(partition(clean_dir, "templated"), later)
+    grown = tmp_path / "grown"
+    dedup.run(clean_dir, grown, None, params)
+    before = {drop: {p.name: p.stat().st_mtime_ns for p in partition(grown, drop).iterdir()} for drop in ("seed", "sample")}
+    shutil.move(later, partition(clean_dir, "templated"))
+    signing, signed = dedup.signature_table, []  # the articles of each signing
+    monkeypatch.setattr(dedup, "signature_table", lambda articles, *args, **kwargs: signed.append(
+        articles.select(pl.len()).collect().item()) or signing(articles, *args, **kwargs))
+    dedup.run(clean_dir, grown, None, params)
+    monkeypatch.undo()
+    n_templated = evaluation.articles.filter(pl.col("drop") == "templated").height
+    assert signed[0] == n_templated and sum(signed[1:]) < n_templated  # then the earlier articles it may duplicate
+    assert {drop: {p.name: p.stat().st_mtime_ns for p in partition(grown, drop).iterdir()}
+            for drop in ("seed", "sample")} == before
+
+    dedup.run(clean_dir, tmp_path / "scratch", None, params)
+    assert folder_files(grown) == folder_files(tmp_path / "scratch") and len(folder_files(grown)) > 20
+
+    # a later drop's article duplicating an earlier drop's kept article is removed for it,
+    # and pairs across drops are listed for review
+    duplicates = pl.read_parquet(grown / dedup.DUPLICATES_FILE)
+    kept = scan_partitions(grown, params["split"]["drop_order"], dedup.KEPT_FILE).collect()
+    drop_of = dict(zip(kept["id"], kept["drop"]))
+    across = duplicates.filter(pl.col("duplicate_of").replace_strict(drop_of, default=None) != pl.col("drop"))
+    assert across.height > 0 and set(across["drop"]) <= {"sample", "templated"}
+    review = pl.read_parquet(grown / dedup.REVIEW_FILE)
+    assert review.filter(pl.col("id_a").replace_strict(drop_of, default="") != pl.col("id_b").replace_strict(drop_of, default="")).height > 0
+
+    changed = dedup_eval.with_dedup_params(params, review_min=0.35)
+    dedup.run(clean_dir, grown, None, changed)
+    fingerprints = {drop: read_json(partition(grown, drop) / "report.json")["fingerprint"] for drop in kept["drop"].unique()}
+    scratch = {drop: read_json(partition(tmp_path / "scratch", drop) / "report.json")["fingerprint"] for drop in fingerprints}
+    assert all(fingerprints[drop] != scratch[drop] for drop in fingerprints)

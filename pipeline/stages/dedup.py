@@ -15,15 +15,23 @@ outlets retitle the same story).
    yet in a cluster that duplicates it (``star_centres``). Every removed article thus
    duplicates its kept article directly, with the Jaccard similarity reported.
 
+Drops go in ``split.drop_order``: drop k against the kept articles of drops 1..k-1, which
+are fixed (never removed, never compared with each other), and within itself (``run``).
+Each drop's folder keeps the band keys of its kept articles (``index_table``), which later
+drops, and ``match_against_index``, look up a band at a time (``CorpusIndex``); a folder is
+reused while its fingerprint (params, code, the drop's input, the previous drop's
+fingerprint) holds, so a new drop signs only its articles and the output equals a run from
+scratch.
+
 Articles are read in batches of ``dedup.batch_size``: only one batch's shingles are ever
-in memory; what grows with the corpus is the signature index (``permutations * 4`` bytes
-an article). The signature index of the kept articles is written to ``index/`` so a new
-drop can be checked against the corpus without recomputing it (``match_against_index``).
+in memory; what grows with a drop is its signature matrix (``permutations * 4`` bytes an
+article).
 """
 
 from __future__ import annotations
 
-import os
+import json
+import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -34,7 +42,10 @@ import numpy as np
 import polars as pl
 import xxhash
 
+from pipeline.plumbing.fingerprint import code_digest, digest, files_digest
 from pipeline.plumbing.io import (
+    PARTITION_PREFIX,
+    REPORT_FILE,
     batches,
     partition,
     partition_drops,
@@ -42,6 +53,7 @@ from pipeline.plumbing.io import (
     reset_dir,
     scan_partitions,
     scan_table,
+    sum_reports,
     write_json,
     write_stage_report,
     write_table,
@@ -56,11 +68,17 @@ from pipeline.text import arabic_text, minhash
 STAGE = "dedup"
 # Headline figures for `dvc metrics show` (name: key in the report): input = articles + duplicates.
 HEADLINE = {"input": "input", "articles": "kept", "duplicates": "duplicates"}
-KEPT_FILE = "articles.parquet"  # the kept articles, in each drop's folder: <output>/drop=<name>/
+# Each drop's folder, <output>/drop=<name>/, holds what dedup decided for its articles:
+KEPT_FILE = "articles.parquet"  # the kept articles
+DUPLICATES_FILE = "duplicates.parquet"  # the removed ones (also all drops' in one table in <output>/)
+REVIEW_FILE = "review.parquet"  # pairs with one of its articles to review (also all drops' in <output>/)
+INDEX_FILE = "index.parquet"  # the band keys of its kept articles (index_table), for later drops
+FINGERPRINT = "fingerprint"  # in the drop's report.json: what its folder was computed from
+INDEX_DIR = "index"  # <output>/index/meta.json: what `match_against_index` reads the corpus's index with
 INDEX_META = "meta.json"
-INDEX_SIGNATURES = "signatures.parquet"
 NEW_PREFIX = "new:"
 MATCH_SCHEMA = pl.Schema({"id": pl.String(), **DUPLICATE_COLUMNS})
+DUPLICATE_SCHEMA = pl.Schema(dict(CLUSTERED_ARTICLE_SCHEMA) | DUPLICATE_COLUMNS)
 REVIEW_SCHEMA = pl.Schema({
     "id_a": pl.String(), "id_b": pl.String(), "similarity": pl.Float64(), "containment": pl.Float64(),
     "same_cluster": pl.Boolean(), "reason": pl.String(),
@@ -72,6 +90,7 @@ VERIFIED_SCHEMA = pl.Schema({
     "smaller": pl.Int64(), "larger": pl.Int64(),
 })
 SIMILARITY_BINS = [round(0.05 * i, 2) for i in range(21)]
+SIMILARITY_LABELS = [f"{lo:.2f}-{hi:.2f}" for lo, hi in zip(SIMILARITY_BINS, SIMILARITY_BINS[1:])]
 
 
 @dataclass(frozen=True)
@@ -488,10 +507,16 @@ def join_clusters(centre: np.ndarray, a: np.ndarray, b: np.ndarray,
 REVIEW_REASONS = ("figures_differ", "left_by_clustering", "containment_only", "below_threshold")
 
 
-def deduplicate(articles: pl.LazyFrame, params: DedupParams) -> DedupResult:
-    """The dedup decision for a table of articles (ARTICLE_SCHEMA), as a function of its rows.
+def deduplicate(articles: pl.LazyFrame, params: DedupParams, corpus: CorpusIndex | None = None) -> DedupResult:
+    """The dedup decision for a table of articles (ARTICLE_SCHEMA), as a function of its rows,
+    and with ``corpus``, of the kept articles of earlier drops (``CorpusIndex``).
 
-    What is held for the whole corpus: the signed table (id, key hash, signature), the rank
+    Those are fixed: ranked before every new article, never removed, never paired with each
+    other. A new article that duplicates one of them is removed for it (the best ranked one
+    it duplicates), the others are clustered among themselves as without a corpus. Only the
+    corpus articles that are candidates of a new one (or its exact copy) are read back.
+
+    What is held for the whole input: the signed table (id, key hash, signature), the rank
     of each article, the figures, the candidate pairs and the assignment; shingles live one
     batch at a time, and their sets on disk (``minhash.ShingleSets``) until the pairs are
     verified and the clusters joined."""
@@ -500,6 +525,25 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams) -> DedupResult:
     with minhash.ShingleSets() as shingle_sets:
         figure_parts: list[pl.DataFrame] = []
         signed = signature_table(articles, params, "articles", shingle_sets, figure_parts)
+        # Fixed articles of the corpus: the candidates of the new distinct texts, and exact copies.
+        cross = pl.DataFrame(schema={"id_a": pl.String, "key_hash": pl.String})
+        if corpus is not None and signed.height:
+            distinct = signed.select("key_hash", "signature").unique("key_hash", keep="first", maintain_order=True)
+            near = corpus.candidates(distinct["signature"].to_numpy(), params)
+            cross = pl.concat([
+                corpus.exact(distinct["key_hash"]),
+                near.select("id_a", key_hash=distinct["key_hash"].gather(near["b"])),
+            ]).unique(maintain_order=True)
+        n_fixed = 0
+        if cross.height:  # read once into a scratch file (signing reads it a batch at a time)
+            write_table(corpus.articles(cross["id_a"].unique()), Path(scratch.name) / "corpus_candidates.parquet")
+            fixed = scan_table(Path(scratch.name) / "corpus_candidates.parquet")
+            fixed_parts: list[pl.DataFrame] = []
+            fixed_signed = signature_table(fixed, params, "corpus candidates", shingle_sets, fixed_parts)
+            figure_parts += [part.with_columns(pl.col("doc") + signed.height) for part in fixed_parts]
+            n_fixed = fixed_signed.height
+            signed = pl.concat([signed, fixed_signed])
+            ranked = pl.concat([rank_order(fixed.select("id", "n_chars", "published_date")).select("id").collect(), ranked])
         figures = pl.concat(figure_parts) if figure_parts else figure_table(pl.Series([], dtype=pl.List(pl.String)))
         del figure_parts
         if signed["id"].n_unique() != signed.height:
@@ -513,14 +557,21 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams) -> DedupResult:
         rank = np.arange(len(doc))
         rep = pl.DataFrame({"key_hash": key_hash, "rank": rank}).select(pl.col("rank").min().over("key_hash"))
         rep = rep.to_series().to_numpy()
-        reps = np.flatnonzero(rep == rank)
+        reps = np.flatnonzero((rep == rank) & (rank >= n_fixed))
 
         candidates = minhash.candidate_pairs(signed["signature"].to_numpy(), params.minhash, params.max_bucket_size, doc[reps])
         a, b = reps[candidates["a"].to_numpy()], reps[candidates["b"].to_numpy()]
+        # a corpus article (rank < n_fixed) and the new distinct text of that key
+        fixed_rank = pl.DataFrame({"id_a": ids[:n_fixed], "a": rank[:n_fixed]})
+        text_rank = pl.DataFrame({"key_hash": key_hash, "b": rep}).filter(pl.col("b") >= n_fixed).unique("key_hash")
+        crossing = cross.join(fixed_rank, on="id_a").join(text_rank, on="key_hash").select("a", "b")
+        pairs = pl.concat([pl.DataFrame({"a": a, "b": b}), crossing]).unique().sort("a", "b")
+        a, b = pairs["a"].to_numpy(), pairs["b"].to_numpy()
         log(STAGE, f"{len(reps):,} distinct texts, {len(a):,} candidate pairs from "
-                   f"{params.minhash.bands} bands x {params.minhash.rows} rows")
+                   f"{params.minhash.bands} bands x {params.minhash.rows} rows"
+                   + (f" ({crossing.height:,} with {n_fixed:,} articles of earlier drops)" if corpus is not None else ""))
         verified = verify_to_files(shingle_sets, a, b, doc, params, Path(scratch.name) / "verified_pairs")
-        del candidates
+        del candidates, pairs, crossing
         # Only pairs that may be duplicates or listed for review are read back.
         relevant = verified.filter(
             (pl.col("similarity") >= params.review_min) | (pl.col("containment") >= params.containment)
@@ -539,14 +590,17 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams) -> DedupResult:
         def agree(x: np.ndarray, y: np.ndarray) -> np.ndarray:
             return ~figures_differ(figures, doc[x], doc[y], params)
 
-        # Clusters over distinct texts; exact copies follow their representative.
-        centre, joined = join_clusters(star_centres(len(doc), a[is_edge], b[is_edge]), a[is_edge], b[is_edge], close, agree)
+        # Clusters over distinct texts; exact copies follow their representative. A corpus
+        # article keeps its decision: it takes new duplicates, but never joins another cluster.
+        edge_a, edge_b = a[is_edge], b[is_edge]
+        movable = edge_a >= n_fixed
+        centre, joined = join_clusters(star_centres(len(doc), edge_a, edge_b), edge_a[movable], edge_b[movable], close, agree)
     kept_rank = centre[rep]
     similarity = overlap.jaccard
     table = pl.DataFrame({"rank": rank, "id": ids, "key_hash": key_hash, "rep": rep, "kept_rank": kept_rank})
     table = table.with_columns(
         kept_id=pl.col("id").gather(pl.col("kept_rank")), kept_key=pl.col("key_hash").gather(pl.col("kept_rank")),
-    )
+    ).slice(n_fixed)  # the corpus articles are no part of the assignment
     # A removed text's similarity to its kept text: an edge the star was built from, or the
     # check that let its cluster join.
     to_kept = pl.concat([
@@ -580,7 +634,7 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams) -> DedupResult:
         "id_a": ids.gather(a[listed]), "id_b": ids.gather(b[listed]), "similarity": similarity[listed],
         "containment": overlap.containment[listed], "same_cluster": same_cluster[listed], "reason": reason[listed],
     }).sort(["similarity", "id_a", "id_b"], descending=[True, False, False])
-    kept = np.flatnonzero(kept_rank == rank)
+    kept = np.flatnonzero((kept_rank == rank) & (rank >= n_fixed))
     index = signed[doc[kept][ids.gather(kept).arg_sort().to_numpy()]]  # sorted by id
     return DedupResult(assignment, index, ids, verified, review, scratch)
 
@@ -588,17 +642,64 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams) -> DedupResult:
 # ------------------------------------------------------------------ index
 
 
-def write_index(index: pl.DataFrame, index_dir: Path, params: DedupParams, articles_path: Path) -> None:
-    """The signature index: signatures.parquet (id, key_hash, signature of each kept article)
-    and meta.json (the MinHash parameters, and where the kept articles' texts are (the
-    folder of their drop partitions), relative to the index, for verifying candidates)."""
-    index_dir = reset_dir(index_dir)
-    write_table(index, index_dir / INDEX_SIGNATURES)
-    write_json(index_dir / INDEX_META, {
-        "minhash": params.minhash.as_dict(),
-        "articles": Path(os.path.relpath(articles_path, index_dir)).as_posix(),
-        "n_articles": index.height,
-    })
+def band_column(band: int) -> str:
+    return f"band_{band:03d}"
+
+
+def index_table(signed: pl.DataFrame, params: minhash.MinHashParams) -> pl.DataFrame:
+    """id, key_hash and the key of each LSH band (``band_000``, ...) of signed articles: what
+    later drops are looked up in, a band (one column) at a time."""
+    signature = signed["signature"].to_numpy()
+    return signed.select("id", "key_hash").with_columns(
+        pl.Series(band_column(band), minhash.band_keys(signature, params, band), dtype=pl.UInt64)
+        for band in range(params.bands)
+    )
+
+
+@dataclass(frozen=True)
+class CorpusIndex:
+    """The kept articles of earlier drops, in the folders the stage wrote them to: KEPT_FILE
+    (the articles) and INDEX_FILE (``index_table`` of them). A lookup reads one band's keys
+    of the corpus at a time (8 bytes an article) and the texts of the articles it finds
+    only: memory does not grow with the corpus's signatures."""
+
+    folders: tuple[Path, ...]
+
+    def scan(self, table: str) -> pl.LazyFrame:
+        """A table of every drop's folder (KEPT_FILE, DUPLICATES_FILE, INDEX_FILE...), in drop order."""
+        return pl.concat([scan_table(folder / table) for folder in self.folders], how="vertical")
+
+    def exact(self, key_hashes: pl.Series) -> pl.DataFrame:
+        """id_a, key_hash: the corpus articles with one of these match-key hashes."""
+        return self.scan(INDEX_FILE).select(id_a="id", key_hash="key_hash").join(
+            pl.LazyFrame({"key_hash": key_hashes}), on="key_hash", how="semi").collect(engine="streaming")
+
+    def candidates(self, signature: np.ndarray, params: DedupParams) -> pl.DataFrame:
+        """id_a, b: corpus articles sharing a band key with new document ``b`` (a row of
+        ``signature``), as ``minhash.candidate_pairs`` with the corpus ranked first: a bucket
+        of more than ``max_bucket_size`` (corpus and new) pairs its new members with its
+        first corpus article only."""
+        found = pl.DataFrame(schema={"a": pl.UInt32, "b": pl.Int64})
+        index = self.scan(INDEX_FILE)
+        positions = np.arange(len(signature), dtype=np.int64)
+        for band in range(params.minhash.bands):
+            new = pl.DataFrame({"key": minhash.band_keys(signature, params.minhash, band), "b": positions})
+            old = index.select(key=pl.col(band_column(band))).with_row_index("a").join(
+                new.lazy().select("key"), on="key", how="semi").collect(engine="streaming")
+            if old.is_empty():
+                continue
+            sizes = old.group_by("key").agg(first=pl.col("a").min(), size=pl.len()).join(
+                new.group_by("key").len(), on="key")
+            capped = sizes.filter(pl.col("size") + pl.col("len") > params.max_bucket_size).select("key", "first")
+            pairs = old.join(new, on="key").join(capped, on="key", how="left").filter(
+                pl.col("first").is_null() | (pl.col("a") == pl.col("first")))
+            found = pl.concat([found, pairs.select("a", "b")]).unique()
+        ids = index.select("id").with_row_index("a").join(found.lazy().select("a"), on="a", how="semi")
+        return found.join(ids.collect(engine="streaming"), on="a").select(id_a="id", b="b").sort("id_a", "b")
+
+    def articles(self, ids: pl.Series) -> pl.LazyFrame:
+        """The kept corpus articles with these ids, in drop and file order."""
+        return self.scan(KEPT_FILE).filter(pl.col("id").is_in(ids.implode()))
 
 
 def match_against_index(articles: pl.LazyFrame, index_dir: Path, params: dict[str, Any]) -> pl.DataFrame:
@@ -608,7 +709,7 @@ def match_against_index(articles: pl.LazyFrame, index_dir: Path, params: dict[st
     (by the stage's rule: Jaccard or containment, figures agreeing): id, duplicate_of (the
     corpus article), similarity (Jaccard, 1.0 for exact), kind. The
     corpus is not recomputed: only the new articles are signed, candidates come from the
-    stored signatures, and only candidate corpus articles are read back for verification.
+    stored band keys (``CorpusIndex``), and only candidate corpus articles are read back.
     """
     dedup = DedupParams.from_params(params)
     index_dir = Path(index_dir)
@@ -618,26 +719,21 @@ def match_against_index(articles: pl.LazyFrame, index_dir: Path, params: dict[st
             f"{index_dir} was built with {meta['minhash']}, params.yaml says {dedup.minhash.as_dict()}: "
             "re-run `corpus dedup` to rebuild the index"
         )
-    corpus_texts = scan_partitions((index_dir / meta["articles"]).resolve(), (), KEPT_FILE).select("id", "text")
-    index = scan_table(index_dir / INDEX_SIGNATURES).collect()
+    articles_dir = (index_dir / meta["articles"]).resolve()
+    corpus = CorpusIndex(tuple(partition(articles_dir, drop) for drop in meta["drops"]))
     new = signature_table(articles, dedup, "new articles")
-    if new.is_empty() or index.is_empty():
+    if new.is_empty() or not corpus.folders:
         return pl.DataFrame(schema=MATCH_SCHEMA)
 
-    exact = new.join(index.select("key_hash", duplicate_of="id"), on="key_hash").select(
+    exact = new.join(corpus.exact(new["key_hash"]).rename({"id_a": "duplicate_of"}), on="key_hash").select(
         "id", "duplicate_of", similarity=pl.lit(1.0), kind=pl.lit("exact")
     )
     rest = new.filter(~pl.col("id").is_in(exact["id"].implode()))
     # New articles are verified under a prefixed id: a drop may reuse an id of the corpus.
-    new_ids, new_signature = NEW_PREFIX + rest["id"], rest["signature"].to_numpy()
-    index_signature = index["signature"].to_numpy()
-    candidates = pl.DataFrame(schema={"id_a": pl.String, "id_b": pl.String})
-    for band in range(dedup.minhash.bands):  # one band at a time, as in candidate_pairs
-        new_keys = pl.DataFrame({"id_b": new_ids, "key": minhash.band_keys(new_signature, dedup.minhash, band)})
-        index_keys = pl.DataFrame({"id_a": index["id"], "key": minhash.band_keys(index_signature, dedup.minhash, band)})
-        candidates = pl.concat([candidates, new_keys.join(index_keys, on="key").select("id_a", "id_b")]).unique()
-    candidates = candidates.sort("id_a", "id_b")
-    texts = pl.concat([corpus_texts, articles.select(id=NEW_PREFIX + pl.col("id"), text="text")])
+    found = corpus.candidates(rest["signature"].to_numpy(), dedup)
+    candidates = found.select("id_a", id_b=NEW_PREFIX + rest["id"].gather(found["b"]))
+    texts = pl.concat([corpus.articles(candidates["id_a"].unique()).select("id", "text"),
+                       articles.select(id=NEW_PREFIX + pl.col("id"), text="text")])
     near = (
         pair_similarity(candidates, texts, dedup)
         .filter("duplicate")
@@ -656,7 +752,7 @@ def match_against_index(articles: pl.LazyFrame, index_dir: Path, params: dict[st
 # ------------------------------------------------------------------ stage
 
 
-def histogram(values: pl.LazyFrame, edges: list[float]) -> list[dict[str, Any]]:
+def histogram(values: pl.LazyFrame, edges: list[float]) -> list[int]:
     """Counts of the values (one column) per bin [edges[i], edges[i+1]) (the last bin
     includes its right edge: values lie within the edges), counted lazily."""
     value = pl.first()
@@ -664,79 +760,164 @@ def histogram(values: pl.LazyFrame, edges: list[float]) -> list[dict[str, Any]]:
     bin_index = pl.sum_horizontal([(value >= edge).cast(pl.Int32) for edge in edges[1:-1]])
     counted = values.filter(value.is_not_null()).select(bin=bin_index).group_by("bin").len()
     counts = dict(counted.collect().iter_rows())
-    return [{"similarity": f"{lo:.2f}-{hi:.2f}", "pairs": counts.get(index, 0)}
-            for index, (lo, hi) in enumerate(zip(edges, edges[1:]))]
+    return [counts.get(index, 0) for index in range(len(edges) - 1)]
 
 
 def _rounded(value: Any) -> float | None:
     return None if value is None else round(float(value), 4)
 
 
-def duplicate_cluster_sizes(assignment: pl.DataFrame) -> pl.DataFrame:
+def duplicate_cluster_sizes(duplicates: pl.LazyFrame) -> pl.DataFrame:
     """Clusters with removed duplicates by size (kept article + its duplicates): size, clusters."""
-    sizes = assignment.group_by("cluster_id").len().group_by(size="len").agg(clusters=pl.len())
-    return sizes.filter(pl.col("size") > 1).sort("size")
+    sizes = duplicates.group_by("cluster_id").len().select(size=pl.col("len") + 1)
+    return sizes.group_by("size").agg(clusters=pl.len()).sort("size").collect()
 
 
-def dedup_report(n_in: int, result: DedupResult, sizes: pl.DataFrame, params: DedupParams) -> dict[str, Any]:
+def drop_report(n_in: int, result: DedupResult, params: DedupParams) -> dict[str, Any]:
+    """The figures of one drop's deduplication (the stage's report adds the drops up)."""
     assignment = result.assignment
     removed = assignment.filter(pl.col("kind").is_not_null())
-    by_kind = {kind: removed.filter(pl.col("kind") == kind).height for kind in ("exact", "near")}
     verified = result.pairs.select(
         candidates=pl.len(), at_threshold=(pl.col("similarity") >= params.threshold).sum()).collect()
     return {
         "input": n_in,
         "kept": assignment.height - removed.height,
         "duplicates": removed.height,
-        "duplicates_by_kind": by_kind,
-        "clusters_with_duplicates": int(sizes["clusters"].sum()),
-        "cluster_size_histogram": {str(size): n for size, n in sizes.iter_rows()},
+        "duplicates_by_kind": {kind: removed.filter(pl.col("kind") == kind).height for kind in ("exact", "near")},
         "candidate_pairs": verified["candidates"].item(),
         "pairs_at_or_above_threshold": verified["at_threshold"].item(),
         "review_pairs": result.review.height,
         "near_similarity_min": _rounded(removed.filter(pl.col("kind") == "near")["similarity"].min()),
+        "candidate_similarity": histogram(result.pairs.select("similarity"), SIMILARITY_BINS),
+    }
+
+
+def dedup_report(drops: dict[str, dict[str, Any]], sizes: pl.DataFrame, params: DedupParams) -> dict[str, Any]:
+    """The stage's report: the drops' reports (``drop_report``) added up, and the clusters."""
+    total = sum_reports({key: value for key, value in report.items()
+                         if key not in ("near_similarity_min", "candidate_similarity")}
+                        for report in drops.values())
+    near_minima = [report["near_similarity_min"] for report in drops.values() if report["near_similarity_min"] is not None]
+    return {
+        **total,
+        "clusters_with_duplicates": int(sizes["clusters"].sum()),
+        "cluster_size_histogram": {str(size): n for size, n in sizes.iter_rows()},
+        "near_similarity_min": min(near_minima, default=None),
+        "drops": {name: {key: report[key] for key in ("input", "kept", "duplicates")} for name, report in drops.items()},
         "params": {"threshold": params.threshold, "review_min": params.review_min, **params.minhash.as_dict()},
     }
 
 
-def run(input_path: Path, output_dir: Path, metrics_path: Path | None, params: dict[str, Any]) -> dict[str, Any]:
-    dedup = DedupParams.from_params(params)
-    drops = partition_drops(input_path, drop_order(params)) if input_path.is_dir() else []
-    articles = scan_partitions(input_path, drops, "articles.parquet")  # clean's, drop by drop
-    n_in = articles.select(pl.len()).collect().item()
-    log(STAGE, f"{n_in:,} articles from {input_path}")
-    result = deduplicate(articles, dedup)
+@dataclass(frozen=True)
+class DropInput:
+    name: str
+    articles: pl.LazyFrame
+    source: Path  # the file(s) the articles are read from (a table: all drops'), which its fingerprint hashes
 
-    reset_dir(output_dir)
+
+def drop_inputs(input_path: Path, params: dict[str, Any]) -> list[DropInput]:
+    """The drops to deduplicate, in order (``split.drop_order``, then others by name): clean's
+    drop folders, or the drops of one table (its ``drop`` column)."""
+    if input_path.is_dir() and (drops := partition_drops(input_path, drop_order(params))):
+        return [DropInput(drop, scan_table(partition(input_path, drop) / KEPT_FILE), partition(input_path, drop) / KEPT_FILE)
+                for drop in drops]
+    articles = scan_table(input_path)
+    names = set(articles.select(pl.col("drop").unique()).collect()["drop"])
+    listed = [drop for drop in dict.fromkeys(drop_order(params)) if drop in names]
+    return [DropInput(drop, articles.filter(pl.col("drop") == drop), input_path)
+            for drop in listed + sorted(names - set(listed))]
+
+
+def deduplicate_drop(drop: DropInput, corpus: CorpusIndex | None, folder: Path, params: DedupParams,
+                     fingerprint: str) -> dict[str, Any]:
+    """Deduplicates one drop against ``corpus`` (the earlier drops) and writes its folder:
+    kept articles, duplicates, review pairs, index, and its report (with its fingerprint,
+    written last: a folder without it is not finished). Returns the report."""
+    articles = drop.articles
+    if corpus is not None:
+        earlier = pl.concat([corpus.scan(table).select("id") for table in (KEPT_FILE, DUPLICATES_FILE)])
+        clash = articles.select("id").join(earlier, on="id", how="semi").head(1).collect()
+        if clash.height:
+            raise ValueError(f"dedup: article id {clash['id'][0]} of drop {drop.name} is already in an earlier drop")
+    n_in = articles.select(pl.len()).collect().item()
+    log(STAGE, f"drop {drop.name}: {n_in:,} articles, against {len(corpus.folders) if corpus else 0} earlier drop(s)")
+    result = deduplicate(articles, params, corpus)
+    reset_dir(folder)
     labelled = articles.join(result.assignment.lazy(), on="id", how="left", maintain_order="left")
     # Two passes, not io.write_tables' one: as fast here, and one row group in memory less.
-    # The kept articles drop by drop (validate checks each drop's once).
-    kept = conform(labelled.filter(pl.col("kind").is_null()), CLUSTERED_ARTICLE_SCHEMA)
-    # A drop whose every article was quarantined still gets its (empty) folder.
-    for drop in dict.fromkeys([*drops, *articles.select(pl.col("drop").unique(maintain_order=True)).collect()["drop"]]):
-        write_table(kept.filter(pl.col("drop") == drop), partition(output_dir, drop) / KEPT_FILE)
-    write_table(
-        conform(labelled.filter(pl.col("kind").is_not_null()), pl.Schema(dict(CLUSTERED_ARTICLE_SCHEMA) | DUPLICATE_COLUMNS)),
-        output_dir / "duplicates.parquet",
-    )
+    write_table(conform(labelled.filter(pl.col("kind").is_null()), CLUSTERED_ARTICLE_SCHEMA), folder / KEPT_FILE)
+    write_table(conform(labelled.filter(pl.col("kind").is_not_null()), DUPLICATE_SCHEMA), folder / DUPLICATES_FILE)
     listed = pl.concat([result.review["id_a"], result.review["id_b"]]).unique()
-    about = articles.select("id", "title", "source").filter(pl.col("id").is_in(listed.implode())).collect()
+    about = articles.select("id", "title", "source").filter(pl.col("id").is_in(listed.implode()))
+    if corpus is not None:
+        about = pl.concat([about, corpus.articles(listed).select("id", "title", "source")])
+    about = about.collect()
     review = (
         result.review.join(about.rename({"id": "id_a", "title": "title_a", "source": "source_a"}), on="id_a", how="left", maintain_order="left")
         .join(about.rename({"id": "id_b", "title": "title_b", "source": "source_b"}), on="id_b", how="left", maintain_order="left")
     )
-    write_table(conform(review, REVIEW_SCHEMA), output_dir / "review.parquet")
-    write_index(result.index, output_dir / "index", dedup, output_dir)
+    write_table(conform(review, REVIEW_SCHEMA), folder / REVIEW_FILE)
+    write_table(index_table(result.index, params.minhash), folder / INDEX_FILE)
+    report = drop_report(n_in, result, params)
+    write_json(folder / REPORT_FILE, report | {FINGERPRINT: fingerprint})
+    return report
+
+
+def _finished(folder: Path, fingerprint: str) -> dict[str, Any] | None:
+    """The report of a drop's folder when its fingerprint is ``fingerprint`` and its tables are there."""
+    tables = all((folder / table).is_file() for table in (KEPT_FILE, DUPLICATES_FILE, REVIEW_FILE, INDEX_FILE))
+    report = read_json(folder / REPORT_FILE) if tables and (folder / REPORT_FILE).is_file() else {}
+    return report if report.get(FINGERPRINT) == fingerprint else None
+
+
+def run(input_path: Path, output_dir: Path, metrics_path: Path | None, params: dict[str, Any]) -> dict[str, Any]:
+    """Deduplicates the drops in order, each against the kept articles of those before it.
+
+    A drop's folder from an earlier run is reused when its fingerprint holds: the dedup
+    params, the stage's code, the drop's input bytes and the fingerprint of the drop before
+    it. So adding a drop signs only its articles, a changed drop recomputes it and every
+    drop after it, and a changed param or code file recomputes all: the result is the
+    same, byte for byte, as a run from an empty output folder."""
+    dedup = DedupParams.from_params(params)
+    drops = drop_inputs(input_path, params)
+    if not drops:
+        raise ValueError(f"dedup: no articles in {input_path}")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    folders = {drop.name: partition(output_dir, drop.name) for drop in drops}
+    for stale in set(output_dir.glob(f"{PARTITION_PREFIX}*")) - set(folders.values()):
+        shutil.rmtree(stale)  # a drop no longer listed: later ones were built without it
+    fingerprint = digest(json.dumps(section(params, STAGE), sort_keys=True), code_digest(__name__))
+    reports: dict[str, dict[str, Any]] = {}
+    for position, drop in enumerate(drops):
+        folder = folders[drop.name]
+        fingerprint = digest(fingerprint, drop.name, files_digest(drop.source))
+        if (report := _finished(folder, fingerprint)) is not None:
+            log(STAGE, f"drop {drop.name}: unchanged since the last run, its folder is reused")
+        else:
+            corpus = CorpusIndex(tuple(folders[d.name] for d in drops[:position])) if position else None
+            report = deduplicate_drop(drop, corpus, folder, dedup, fingerprint)
+        reports[drop.name] = {key: value for key, value in report.items() if key != FINGERPRINT}
+
+    # The corpus: every drop's duplicates and review pairs in one table each, the index's
+    # meta, the plots and the report.
+    for table in (DUPLICATES_FILE, REVIEW_FILE):
+        write_table(pl.concat([scan_table(folder / table) for folder in folders.values()]), output_dir / table)
+    write_json(reset_dir(output_dir / INDEX_DIR) / INDEX_META, {
+        "minhash": dedup.minhash.as_dict(), "articles": "..", "drops": list(folders),
+        "n_articles": sum(report["kept"] for report in reports.values()),
+    })
+    sizes = duplicate_cluster_sizes(scan_table(output_dir / DUPLICATES_FILE).select("cluster_id"))
     plots = output_dir / "plots"
     plots.mkdir(exist_ok=True)
+    counts = [sum(bins) for bins in zip(*(report["candidate_similarity"] for report in reports.values()))]
     write_text(plots / "candidate_similarity.csv",
-               pl.DataFrame(histogram(result.pairs.select("similarity"), SIMILARITY_BINS)).write_csv())
-    sizes = duplicate_cluster_sizes(result.assignment)
+               pl.DataFrame({"similarity": SIMILARITY_LABELS, "pairs": counts}).write_csv())
     write_text(plots / "cluster_sizes.csv", sizes.write_csv())
 
-    report = dedup_report(n_in, result, sizes, dedup)
-    n_kept = scan_partitions(output_dir, (), KEPT_FILE).select(pl.len()).collect().item()
-    n_dup = scan_table(output_dir / "duplicates.parquet").select(pl.len()).collect().item()
+    report = dedup_report(reports, sizes, dedup)
+    n_in = report["input"]
+    n_kept = scan_partitions(output_dir, list(folders), KEPT_FILE).select(pl.len()).collect().item()
+    n_dup = scan_table(output_dir / DUPLICATES_FILE).select(pl.len()).collect().item()
     if n_kept + n_dup != n_in:
         raise RuntimeError(f"dedup lost articles: {n_in} in, {n_kept} kept + {n_dup} duplicates")
     log(STAGE, f"{n_in:,} in -> {n_kept:,} kept, {n_dup:,} duplicates {report['duplicates_by_kind']}, "
