@@ -3,19 +3,29 @@ with `corpus add-drop` and `dvc repro` again, stage by stage, side by side.
 
     .venv/bin/python benchmarks/incremental.py --articles 2000 --workdir /tmp/incremental
     .venv/bin/python benchmarks/incremental.py --articles 100000 --articles 300000 --articles 1000000
+    # today's code beside an older revision (a `git worktree` of REV), full runs, one after the other
+    .venv/bin/python benchmarks/incremental.py --articles 300000 --baseline main~20
 
 The corpus (``generate``, seeded): real SaudiNewsNet sentences (the 18 daily zips) grouped
 by outlet, recombined into articles of 150-600 words of one outlet, each with a title (its
 first sentence) and a date; one in 20 is a reprint of an earlier article under another
 outlet with a sentence dropped (a near duplicate for dedup). The corpus is written as JSONL
-drops: ``base`` (99 % of the articles) and ``new`` (1 %).
+drops: ``base`` (99 % of the articles) and ``new`` (1 %); its mean length is printed.
 
 Each stage group of dvc.yaml (``ingest`` = every ``ingest@<drop>``...) runs as
-``dvc repro --single-item <group>``, in pipeline order, in a fresh copy of the project; for
-each the script prints wall time, CPU time (user + sys of DVC and the stage command) and
-peak RSS (the largest of the two processes), for the full run and for the run after the
-new drop, and the ratio incremental / full. DVC's own start-up (about 1-2 s a call) is in
-both runs: at small sizes it dominates the incremental figures.
+``dvc repro --single-item <group>``, in dvc.yaml's order, in a fresh copy of the project
+(its own code: the copy is first on PYTHONPATH); for each the script prints wall time, CPU
+time (user + sys of DVC and everything it ran) and peak RSS of the whole process tree
+(sampled every 0.2 s, and never below the largest single process's peak), for the full run
+and for the run after the new drop, and the ratio incremental / full. DVC's own start-up
+(about 1-2 s a call) is in both runs: at small sizes it dominates the incremental figures.
+
+Resumable: everything of a size lives under ``WORKDIR/<articles>/``: the corpus is
+generated once (kept while the seed is the same), and each measured step is saved to
+``results.json`` as it finishes, so a killed run goes on from the next stage group and a
+finished one only prints its figures (``--fresh`` measures again on the same corpus).
+``--baseline REV`` also runs the full pipeline of REV's code (checked out with ``git
+worktree`` under WORKDIR) on the same corpus and prints both side by side, with the ratios.
 """
 
 from __future__ import annotations
@@ -28,9 +38,13 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 from pathlib import Path
+
+import psutil
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -38,9 +52,6 @@ sys.path.insert(0, str(REPO))
 from benchmarks.shared_corpus import SAUDI_ZIPS  # noqa: E402
 from pipeline.plumbing.params import with_list_item  # noqa: E402
 
-# dvc.yaml's stage groups in pipeline order; a foreach group runs every drop's stage.
-STAGE_GROUPS = ("ingest", "line_counts", "repeated_lines", "clean", "totals", "dedup", "validate_rows", "validate",
-                "split", "publish")
 NEW_DROP_SHARE = 0.01
 REPRINT_SHARE = 0.05
 REPRINT_SOURCES = 10_000
@@ -59,14 +70,16 @@ def outlet_sentences() -> dict[str, list[str]]:
     return {outlet: sentences for outlet, sentences in sorted(by_outlet.items()) if len(sentences) > 50}
 
 
-def generate(articles: int, seed: int, folder: Path, per_file: int = 5000) -> dict[str, int]:
-    """The corpus as two JSONL drops under `folder`: ``base`` and ``new``; their sizes."""
+def generate(articles: int, seed: int, folder: Path, per_file: int = 5000) -> dict[str, float]:
+    """The corpus as two JSONL drops under `folder`: ``base`` and ``new``; their sizes and the
+    mean article's words and characters (of its text)."""
     rng = random.Random(seed)
     sentences = outlet_sentences()
     outlets = list(sentences)
     sizes = {"new": max(1, round(articles * NEW_DROP_SHARE))}
     sizes["base"] = articles - sizes["new"]
     made: list[dict[str, str]] = []
+    words = chars = 0
     for drop in ("base", "new"):
         out = folder / drop
         out.mkdir(parents=True)
@@ -91,61 +104,185 @@ def generate(articles: int, seed: int, folder: Path, per_file: int = 5000) -> di
             else:
                 made[rng.randrange(REPRINT_SOURCES)] = row
             rows.append(row)
+            words += len(row["content"].split())
+            chars += len(row["content"])
             if len(rows) == per_file:
                 _write_jsonl(rows, out / f"part-{number // per_file:05d}.jsonl")
                 rows = []
         if rows:
             _write_jsonl(rows, out / f"part-{sizes[drop] // per_file:05d}.jsonl")
-    return sizes
+    return {**sizes, "seed": seed, "mean_words": words / articles, "mean_chars": chars / articles}
 
 
 def _write_jsonl(rows: list[dict[str, str]], path: Path) -> None:
     path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
 
 
-def project_copy(root: Path, base: Path) -> Path:
-    """The repository's pipeline in a fresh git + DVC repo at `root`, with drop `base` added."""
+def corpus(work: Path, articles: int, seed: int) -> dict[str, float]:
+    """The generated corpus of `articles` under `work`, made once per seed."""
+    done = work / "corpus.json"
+    if done.exists() and (made := json.loads(done.read_text()))["seed"] == seed:
+        return made
+    shutil.rmtree(work / "corpus", ignore_errors=True)
+    made = generate(articles, seed, work / "corpus")
+    done.write_text(json.dumps(made))
+    return made
+
+
+def project_copy(code: Path, root: Path, base: Path) -> Path:
+    """The pipeline of checkout `code` in a fresh git + DVC repo at `root`, with drop `base` added."""
+    if root.exists():  # made by an earlier, interrupted run: DVC skips what it finished
+        return root
+    building = root.with_name(root.name + ".partial")
+    shutil.rmtree(building, ignore_errors=True)
     ignore = shutil.ignore_patterns(".venv", ".git", "build", "__pycache__", ".pytest_cache", "*.egg-info", "tmp", "cache")
-    shutil.copytree(REPO, root, ignore=ignore)
-    shutil.copytree(base, root / "data" / "raw" / "base")
-    params = root / "params.yaml"
+    shutil.copytree(code, building, ignore=ignore)
+    shutil.copytree(base, building / "data" / "raw" / "base")
+    params = building / "params.yaml"
     params.write_text(with_list_item(params.read_text(encoding="utf-8"), "split", "drop_order", "base"), encoding="utf-8")
     for command in (["git", "init", "-q"], ["git", "add", "-A"],
                     ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.invalid", "commit", "-qm", "bench"]):
-        subprocess.run(command, cwd=root, check=True, capture_output=True)
+        subprocess.run(command, cwd=building, check=True, capture_output=True)
+    building.rename(root)
     return root
 
 
+def stage_groups(project: Path) -> list[str]:
+    """dvc.yaml's stages in the file's (pipeline) order; a foreach group runs every drop's stage."""
+    return list(yaml.safe_load((project / "dvc.yaml").read_text(encoding="utf-8"))["stages"])
+
+
+def tree_rss(process: psutil.Process) -> int:
+    """Bytes resident in a process and all its descendants now."""
+    total = 0
+    for member in (process, *process.children(recursive=True)):
+        try:
+            total += member.memory_info().rss
+        except psutil.Error:  # ended between listing and reading
+            pass
+    return total
+
+
 def measured(command: list[str], cwd: Path) -> dict[str, float]:
-    """Wall s, CPU s and peak RSS (GiB) of a command and the processes it waited for."""
+    """Wall s, CPU s and peak RSS (GiB) of the process tree of a command, with the project's own code."""
+    environment = {**os.environ, "PYTHONPATH": str(cwd)}
     started = time.monotonic()
-    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, cwd=cwd, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True)
+    peak, finished = 0, threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        watched = psutil.Process(process.pid)
+        while not finished.wait(0.2):
+            try:
+                peak = max(peak, tree_rss(watched))
+            except psutil.Error:
+                return
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     _, status, usage = os.wait4(process.pid, 0)
+    finished.set()
+    sampler.join()
     wall = time.monotonic() - started
     if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{process.stderr.read()}")
-    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss": usage.ru_maxrss / 2**20}
+        raise SystemExit(f"{' '.join(command)} failed in {cwd}:\n{process.stderr.read()}")
+    # ru_maxrss: the largest single process of the tree (KiB), exact where sampling may miss a short peak
+    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss": max(peak / 2**30, usage.ru_maxrss / 2**20)}
 
 
-def run_stages(project: Path) -> dict[str, dict[str, float]]:
-    return {group: measured([str(Path(sys.executable).parent / "dvc"), "repro", "--single-item", group], project)
-            for group in STAGE_GROUPS}
+class Results:
+    """Measured steps of one size, saved to a JSON file as each finishes."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.steps = json.loads(path.read_text()) if path.exists() else {}
+
+    def run(self, run: str, step: str, command: list[str], cwd: Path) -> None:
+        if step not in self.steps.setdefault(run, {}):
+            print(f"  {run}: {step} ...", flush=True)
+            self.steps[run][step] = measured(command, cwd)
+            self.path.write_text(json.dumps(self.steps, indent=1))
 
 
-def report(articles: int, full: dict[str, dict[str, float]], added: dict[str, float],
-           incremental: dict[str, dict[str, float]]) -> None:
-    print(f"\n{articles:,} articles, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    print(f"{'stage':<16}{'full wall s':>12}{'CPU s':>9}{'RSS GiB':>9}{'new drop wall s':>17}{'CPU s':>9}{'RSS GiB':>9}"
-          f"{'CPU incr/full':>15}")
-    rows = [*full.items(), ("all stages", {k: sum(s[k] for s in full.values()) if k != "rss" else max(
-        s[k] for s in full.values()) for k in ("wall", "cpu", "rss")})]
-    totals = {k: sum(s[k] for s in incremental.values()) if k != "rss" else max(s[k] for s in incremental.values())
-              for k in ("wall", "cpu", "rss")}
-    for group, figures in rows:
-        incr = incremental.get(group, totals)
-        print(f"{group:<16}{figures['wall']:>12.1f}{figures['cpu']:>9.1f}{figures['rss']:>9.2f}"
-              f"{incr['wall']:>17.1f}{incr['cpu']:>9.1f}{incr['rss']:>9.2f}{incr['cpu'] / max(figures['cpu'], 1e-9):>15.2f}")
-    print(f"{'add-drop':<16}{'':>30}{added['wall']:>17.1f}{added['cpu']:>9.1f}{added['rss']:>9.2f}")
+def run_stages(results: Results, run: str, project: Path) -> None:
+    for group in stage_groups(project):
+        results.run(run, group, ["dvc", "repro", "--single-item", group], project)
+
+
+def total(stages: dict[str, dict[str, float]]) -> dict[str, float]:
+    return {"wall": sum(s["wall"] for s in stages.values()), "cpu": sum(s["cpu"] for s in stages.values()),
+            "rss": max(s["rss"] for s in stages.values())}
+
+
+def side_by_side(title: str, left: str, right: str, first: dict[str, dict[str, float]],
+                 second: dict[str, dict[str, float]], ratio: str) -> None:
+    """Two runs' stage rows (wall s, CPU s, peak RSS GiB) and the ratio of their CPU and wall time."""
+    print(f"\n{title}")
+    print(f"{'stage':<16}{left + ' wall s':>18}{'CPU s':>9}{'RSS GiB':>9}{right + ' wall s':>20}{'CPU s':>9}"
+          f"{'RSS GiB':>9}{ratio + ' CPU':>16}{'wall':>7}")
+    rows = {**{s: first[s] for s in first}, **{s: second[s] for s in second if s not in first}}
+    for stage in [*rows, "all stages"]:
+        a = total(first) if stage == "all stages" else first.get(stage)
+        b = total(second) if stage == "all stages" else second.get(stage)
+        cells = [f"{stage:<16}"]
+        for figures, width in ((a, 18), (b, 20)):
+            cells.append(f"{figures['wall']:>{width}.1f}{figures['cpu']:>9.1f}{figures['rss']:>9.2f}" if figures
+                         else f"{'-':>{width}}{'-':>9}{'-':>9}")
+        if a and b:
+            cells.append(f"{b['cpu'] / max(a['cpu'], 1e-9):>16.3f}{b['wall'] / max(a['wall'], 1e-9):>7.3f}")
+        print("".join(cells))
+
+
+def bench(articles: int, args: argparse.Namespace, baseline: Path | None) -> None:
+    work = args.workdir / str(articles)
+    if args.fresh:
+        shutil.rmtree(work / "project", ignore_errors=True)
+        shutil.rmtree(work / "baseline", ignore_errors=True)
+        (work / "results.json").unlink(missing_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
+    made = corpus(work, articles, args.seed)
+    if (work / "results.json").exists() and json.loads((work / "results.json").read_text()).get("seed") != args.seed:
+        raise SystemExit(f"{work / 'results.json'} is of another seed: run with --fresh")
+    results = Results(work / "results.json")
+    results.steps["seed"] = args.seed
+    print(f"{articles:,} articles (drops: base {made['base']:,}, new {made['new']:,}; mean article "
+          f"{made['mean_words']:.0f} words, {made['mean_chars']:,.0f} characters), load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
+    project = project_copy(REPO, work / "project", work / "corpus" / "base")
+    run_stages(results, "full", project)
+    if baseline:
+        run_stages(results, "baseline", project_copy(baseline, work / "baseline", work / "corpus" / "base"))
+    if not args.full_only:
+        results.run("incremental", "add-drop", ["corpus", "add-drop", str(work / "corpus" / "new"), "--name", "new"],
+                    project)
+        run_stages(results, "incremental", project)
+    steps = results.steps
+    print(f"\n{articles:,} articles, mean {made['mean_words']:.0f} words ({made['mean_chars']:,.0f} characters); "
+          f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    if "baseline" in steps:
+        side_by_side(f"Full run: {args.baseline} beside this checkout", "base", "ours", steps["baseline"],
+                     steps["full"], "ours/base")
+    if "incremental" in steps:
+        incremental = {k: v for k, v in steps["incremental"].items() if k != "add-drop"}
+        side_by_side("Full run and the run after the 1 % drop", "full", "new drop", steps["full"], incremental,
+                     "incr/full")
+        added = steps["incremental"].get("add-drop")
+        if added:
+            print(f"{'add-drop':<16}{'':>36}{added['wall']:>20.1f}{added['cpu']:>9.1f}{added['rss']:>9.2f}"
+                  f"{added['cpu'] / total(steps['full'])['cpu']:>16.3f}")
+
+
+def baseline_checkout(revision: str, workdir: Path) -> Path:
+    """A `git worktree` of `revision` under `workdir` (made once per revision)."""
+    commit = subprocess.run(["git", "rev-parse", "--verify", f"{revision}^{{commit}}"], cwd=REPO, check=True,
+                            capture_output=True, text=True).stdout.strip()
+    folder = workdir / f"code-{commit[:12]}"
+    if not folder.exists():
+        subprocess.run(["git", "worktree", "add", "--detach", str(folder), commit], cwd=REPO, check=True,
+                       capture_output=True)
+    return folder
 
 
 def main() -> None:
@@ -153,20 +290,16 @@ def main() -> None:
     parser.add_argument("--articles", type=int, action="append", help="corpus size (repeatable; default 2000)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/incremental-bench"))
+    parser.add_argument("--baseline", metavar="REV", help="also run the full pipeline of this git revision's code")
+    parser.add_argument("--full-only", action="store_true", help="the full run(s) only, no new drop")
+    parser.add_argument("--fresh", action="store_true", help="measure again (the generated corpus is kept)")
     args = parser.parse_args()
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    args.workdir = args.workdir.resolve()
+    baseline = baseline_checkout(args.baseline, args.workdir) if args.baseline else None
     for articles in args.articles or [2000]:
-        work = args.workdir / str(articles)
-        shutil.rmtree(work, ignore_errors=True)
-        sizes = generate(articles, args.seed, work / "corpus")
-        project = project_copy(work / "project", work / "corpus" / "base")
-        full = run_stages(project)
-        added = measured([str(Path(sys.executable).parent / "corpus"), "add-drop", str(work / "corpus" / "new"),
-                          "--name", "new"], project)
-        incremental = run_stages(project)
-        print(f"drops: base {sizes['base']:,} articles, new {sizes['new']:,}")
-        report(articles, full, added, incremental)
+        bench(articles, args, baseline)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from hub_server import LocalHub, metadata_errors
 from pipeline_runs import GX_DIR, check_headline_funnel, run_pipeline
 
 from pipeline.plumbing.params import load_params, section
-from pipeline.plumbing.schema import ARTICLE_SCHEMA, CLUSTER_ID, CLUSTERED_ARTICLE_SCHEMA, QUARANTINE_REASONS, SPLITS
+from pipeline.plumbing.schema import ARTICLE_SCHEMA, CLUSTER_ID, CLUSTERED_ARTICLE_SCHEMA, QUARANTINE_REASONS, SPLITS, conform
 from pipeline.release import card, card_figures, publish
 from pipeline.release.versions import MANIFEST_PATH, RELEASE_PATH
 from pipeline.stages import split, validate
@@ -142,6 +142,48 @@ def test_shards_hold_every_article_of_each_split_in_order(built, generations):
     schema = pq.read_schema(next(built.folder.glob("data/train-*.parquet")))
     assert str(schema.field("text").type) == "string"  # not large_string: datasets reads Value('string')
     assert list(schema.names) == CLUSTERED_ARTICLE_SCHEMA.names() == list(ARTICLE_SCHEMA.names()) + [CLUSTER_ID]
+
+
+# Runs write_shards alone in a fresh interpreter: its peak RSS (VmHWM, which unlike
+# ru_maxrss does not start from the forking parent's size) above what it held before.
+_SHARD_MEMORY = """
+import json, sys
+from pathlib import Path
+import psutil
+from pipeline.plumbing.params import load_params, section
+from pipeline.release import publish
+settings = publish.Settings.from_params(section(load_params(sys.argv[3]), "publish") | {"shard_rows": 1000})
+before = psutil.Process().memory_info().rss
+shards, _ = publish.write_shards(Path(sys.argv[1]), Path(sys.argv[2]), settings)
+peak = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(json.dumps({"shards": len(shards), "grew": peak - before}))
+"""
+
+
+def test_shards_are_built_holding_a_shard_not_the_split(tmp_path):
+    """The build's memory follows publish.shard_rows, not the corpus (issue 10: it read a
+    drop's whole split to cut each shard, 2.2 GB at 300k articles)."""
+    rows, chars = 20_000, 10_000
+    text = "خبر " * (chars // 4)  # 10,000 characters, 18 KB in UTF-8: the split holds about 370 MB of text
+    train = pl.select(pl.int_range(rows).alias("n")).select(
+        id=pl.format("{}", "n"), drop=pl.lit("big"), source_file=pl.format("f{}", "n"), title=pl.lit("عنوان"),
+        text=pl.format("{} {}", "n", pl.lit(text)), **{c: pl.lit(None) for c in ("url", "source", "published_date", "raw_sha256")},
+        n_chars=pl.lit(chars), n_words=pl.lit(chars // 4), language=pl.lit("ar"), language_score=pl.lit(1.0),
+        cluster_id=pl.format("{}", "n"),
+    )
+    split_dir, folder = tmp_path / "split", tmp_path / "release"
+    (folder / "data").mkdir(parents=True)
+    split_dir.mkdir()
+    for name in SPLITS:
+        table = train if name == "train" else train.head(0)
+        conform(table, CLUSTERED_ARTICLE_SCHEMA).write_parquet(split_dir / f"{name}.parquet", row_group_size=1000)
+    measured = subprocess.run([sys.executable, "-c", _SHARD_MEMORY, str(split_dir), str(folder), str(REPO / "params.yaml")],
+                              capture_output=True, text=True, check=True, cwd=REPO)
+    figures = json.loads(measured.stdout.splitlines()[-1])
+    assert figures["shards"] == rows // 1000
+    # Measured: 167 MiB a shard at a time (18 MB of text, held a few times over while it is
+    # read ahead, converted and written), 342 MiB when the whole split was read for each.
+    assert figures["grew"] < 250 * 2**20, f"grew {figures['grew'] / 2**20:.0f} MiB while writing 1,000-row shards"
 
 
 def test_manifest_and_validation_results_ship_with_the_release(built, generations):

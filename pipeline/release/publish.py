@@ -49,7 +49,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.commands import add_parser
-from pipeline.plumbing.io import read_json, reset_dir, scan_table, table_rows, write_json, write_table, write_text
+from pipeline.plumbing.io import (
+    batches,
+    read_json,
+    reset_dir,
+    scan_table,
+    table_rows,
+    write_json,
+    write_table,
+    write_text,
+)
 from pipeline.plumbing.locks import checkout_lock
 from pipeline.plumbing.params import load_params, path_of, section
 from pipeline.plumbing.progress import Progress, log
@@ -163,30 +172,48 @@ def write_shards(split_dir: Path, folder: Path, settings: Settings) -> tuple[lis
     time (``data/{split}-{drop}-NNNNN-of-NNNNN.parquet``, drops in the split table's
     order, articles in its order): a new drop adds shards and leaves the other drops'
     shards byte for byte as they were, so a release uploads only the new ones. Returns
-    the shards and the record manifest."""
-    schema = hub_arrow_schema()
+    the shards and the record manifest.
+
+    A split table is read once, ``shard_rows`` rows at a time, each drop's rows waiting
+    until they fill a shard: memory holds a shard per drop being filled (one or two, as the
+    split table lists a drop's articles together), not a drop's whole split."""
     shards: list[Shard] = []
     manifest_parts = [pl.DataFrame(schema=manifests.MANIFEST_SCHEMA)]
     progress = Progress(STAGE, "articles", total=sum(table_rows(split_dir / f"{split}.parquet") for split in SPLITS))
     for split in SPLITS:
         articles = conform(scan_table(split_dir / f"{split}.parquet"), CLUSTERED_ARTICLE_SCHEMA)
-        drops = articles.select(pl.col("drop").unique(maintain_order=True)).collect()["drop"]
-        first = len(shards)
-        for drop in drops:
-            of_drop = articles.filter(pl.col("drop") == drop)
-            count = math.ceil(of_drop.select(pl.len()).collect().item() / settings.shard_rows)
-            for index in range(count):
-                chunk = of_drop.slice(index * settings.shard_rows, settings.shard_rows).collect()
-                table = pa.Table.from_batches(chunk.to_arrow().cast(schema).to_batches(), schema=schema)
-                path = shard_name(split, drop, index, count)
-                pq.write_table(table, folder / path, row_group_size=settings.row_group_rows, **PARQUET_WRITE_OPTIONS)
-                shards.append(Shard(path, split, chunk.height, table.nbytes, (folder / path).stat().st_size))
-                manifest_parts.append(manifests.manifest_rows(chunk, split))
-                progress.advance(chunk.height)
-        rows = sum(shard.rows for shard in shards[first:])
-        log(STAGE, f"{split}: {rows:,} articles of {len(drops)} drop(s) in {len(shards) - first} shard(s)")
+        sizes = dict(articles.group_by("drop", maintain_order=True).len().collect().iter_rows())
+        written: dict[str, list[tuple[Shard, pl.DataFrame]]] = {drop: [] for drop in sizes}
+        pending: dict[str, list[pl.DataFrame]] = {drop: [] for drop in sizes}
+        for batch in batches(articles, settings.shard_rows):
+            for (drop,), rows in batch.group_by("drop", maintain_order=True):
+                pending[drop].append(rows)
+                waiting = sum(part.height for part in pending[drop])
+                done = sum(shard.rows for shard, _ in written[drop])
+                while waiting >= settings.shard_rows or (waiting and done + waiting == sizes[drop]):
+                    held = pl.concat(pending[drop])
+                    chunk, pending[drop] = held.head(settings.shard_rows), [held.slice(settings.shard_rows)]
+                    path = shard_name(split, drop, len(written[drop]), math.ceil(sizes[drop] / settings.shard_rows))
+                    shard = _write_shard(chunk, folder, path, split, settings)
+                    written[drop].append((shard, manifests.manifest_rows(chunk, split)))
+                    progress.advance(chunk.height)
+                    waiting, done = waiting - chunk.height, done + chunk.height
+        for drop in sizes:
+            shards.extend(shard for shard, _ in written[drop])
+            manifest_parts.extend(manifest for _, manifest in written[drop])
+        log(STAGE, f"{split}: {sum(sizes.values()):,} articles of {len(sizes)} drop(s) in "
+                   f"{sum(len(of_drop) for of_drop in written.values())} shard(s)")
     progress.done(f"{len(shards)} shard(s)")
     return shards, pl.concat(manifest_parts)
+
+
+def _write_shard(chunk: pl.DataFrame, folder: Path, path: str, split: str, settings: Settings) -> Shard:
+    schema = hub_arrow_schema()
+    # One Arrow chunk a column: the bytes must not depend on how Polars chunked the rows it
+    # read (that follows its thread count), as Parquet pages are cut chunk by chunk.
+    table = pa.Table.from_batches(chunk.to_arrow().cast(schema).to_batches(), schema=schema).combine_chunks()
+    pq.write_table(table, folder / path, row_group_size=settings.row_group_rows, **PARQUET_WRITE_OPTIONS)
+    return Shard(path, split, chunk.height, table.nbytes, (folder / path).stat().st_size)
 
 
 # ------------------------------------------------------------------------- card

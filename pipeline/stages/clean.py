@@ -505,9 +505,11 @@ def run(
         ParquetAppender(articles_path, ARTICLE_SCHEMA) as kept,
         ParquetAppender(quarantine_path, QUARANTINE_SCHEMA) as quarantine,
     ):
-        normalised, counts = normalise_in_batches(scan_table(input_dir / "articles"), rules, batch_size, scratch)
         if repeated is None:
+            normalised, counts = normalise_in_batches(scan_table(input_dir / "articles"), rules, batch_size, scratch)
             repeated = repeated_lines(counts.lazy(), rules).collect()
+        else:  # one pass: each batch is normalised as it is cleaned (no counting, no scratch copy)
+            normalised = normalise_fields(scan_table(input_dir / "articles"), rules)
         log(STAGE, f"{repeated.height:,} repeated lines")
         for upstream in batches(scan_table(input_dir / "quarantine.parquet"), batch_size):  # ingest's first
             quarantine.append(upstream)
