@@ -61,7 +61,7 @@ def test_an_outlets_repeated_lines_carry_over_to_its_next_drop(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def grown(tmp_path_factory) -> tuple[Path, str, dict[str, bytes]]:
+def grown(tmp_path_factory) -> tuple[Path, str, dict[str, dict[str, bytes]]]:
     """The project with the seed and a small SaudiNewsNet drop built up to validation, then
     a third drop added with `corpus add-drop` and `dvc repro` run: its output, and dedup's
     folder of each earlier drop before it (file name: bytes)."""

@@ -175,7 +175,7 @@ def versions(tmp_path_factory) -> dict[str, Path]:
 
     v1: the SaudiNewsNet sample (with its real cross-outlet reprints) as drop ``a-2015``.
     v2: v1 plus drop ``b-2016``: fresh reprints of v1 articles, half of them longer than the
-    original (so they become the kept representative), plus near-duplicates of articles
+    original (dedup, drop by drop, still removes them for the original), plus near-duplicates of articles
     that v1 had already removed as duplicates, plus 40 articles only in v2. Both drops
     also hold generated triples that v2 regroups (``write_regrouped_triples``).
     """
@@ -397,23 +397,18 @@ def test_adding_a_drop_moves_no_existing_article(versions: dict[str, Path]) -> N
     kept_v1 = scan_partitions(versions["v1"] / "dedup", (), "articles.parquet").collect()
     kept_v2 = scan_partitions(versions["v2"] / "dedup", (), "articles.parquet").collect()
     assignments = pl.read_parquet(versions["v2"] / "split" / "assignments.parquet")
-    # The drop really did change representatives: v1 articles now removed as duplicates of
-    # a longer reprint from the new drop, which took over their split.
-    replaced = set(kept_v1["id"]) - set(kept_v2["id"])
-    assert len(replaced) >= 20
-    new_representatives = kept_v2.filter(pl.col("drop") == "b-2016").join(
-        assignments.filter(pl.col("id").is_in(replaced)).select(CLUSTER_ID, old_id="id"), on=CLUSTER_ID
-    )
-    assert new_representatives.height == len(replaced)
-    for new_id, old_id in zip(new_representatives["id"], new_representatives["old_id"]):
+    # Dedup goes drop by drop (issue 10 item 2): no v1 article loses its place, the new
+    # drop's longer reprints are removed as duplicates of the v1 articles and take their split.
+    assert set(kept_v1["id"]) <= set(kept_v2["id"])
+    reprints = pl.read_parquet(versions["v2"] / "dedup" / "duplicates.parquet").filter(
+        (pl.col("drop") == "b-2016") & pl.col("duplicate_of").is_in(kept_v1["id"].implode()))
+    assert reprints.filter(pl.col("source_file").str.starts_with("longer")).height >= 20
+    for new_id, old_id in zip(reprints["id"], reprints["duplicate_of"]):
         assert after[new_id] == before[old_id]
-    # Star clustering around the new representatives moves duplicates v1 removed to a
-    # cluster without their v1 kept article (the generated triples, at least). They kept
-    # their split: the pair to their old kept article is in review.parquet, so one group.
+    # and the duplicates v1 removed stay in their v1 clusters
     cluster_v2 = dict(zip(assignments["id"], assignments[CLUSTER_ID]))
     removed_v1 = pl.read_parquet(versions["v1"] / "split" / "assignments.parquet").filter(~pl.col("kept"))
-    regrouped = [doc for doc, old in zip(removed_v1["id"], removed_v1[CLUSTER_ID]) if cluster_v2[doc] != cluster_v2[old]]
-    assert len(regrouped) >= 12
+    assert [doc for doc, old in zip(removed_v1["id"], removed_v1[CLUSTER_ID]) if cluster_v2[doc] != cluster_v2[old]] == []
     # Clusters that grew, and new clusters, are still whole.
     assert assignments.group_by(CLUSTER_ID).agg(pl.col("split").n_unique())["split"].max() == 1
 
