@@ -72,7 +72,7 @@ def grown(tmp_path_factory) -> tuple[Path, str, dict[str, bytes]]:
     params = root / "params.yaml"
     params.write_text(with_list_item(params.read_text(encoding="utf-8"), "split", "drop_order", "snn-a"),
                       encoding="utf-8")
-    run_command("dvc", "repro", "validate", cwd=root)  # the per-drop stages of both drops (not split, publish)
+    run_command("dvc", "repro", "split", cwd=root)  # the per-drop stages of both drops and the split (not publish)
     kept_before = {drop: (partition(root / "build" / "dedup", drop) / "articles.parquet").read_bytes()
                    for drop in ("seed", "snn-a")}
     run_corpus("add-drop", str(_drop_of(files[40:60], work / "snn-b")), "--name", "snn-b", cwd=root)
@@ -106,6 +106,19 @@ def test_the_incremental_run_equals_a_run_from_scratch(grown):
     assert (root / "dvc.lock").read_text() == lock
     assert output_files(root).keys() == outputs.keys()
     assert output_files(root) == outputs
+
+
+def test_the_split_hashes_only_the_new_drop(grown):
+    """The split's contamination index keeps the earlier drops' layers as they were (DVC
+    leaves the `persist` output in place); the test above shows it equals one built from nothing."""
+    root, _, kept_before = grown
+    index = root / "build" / "split_index"
+    new_drop_ingested = (root / "build" / "ingest" / "drop=snn-b" / "report.json").stat().st_mtime_ns
+    unchanged = True
+    for drop in ("seed", "snn-a"):  # a drop that dedup changed is hashed again, and the drops after it
+        unchanged &= (partition(root / "build" / "dedup", drop) / "articles.parquet").read_bytes() == kept_before[drop]
+        assert ((partition(index, drop) / "layer.json").stat().st_mtime_ns < new_drop_ingested) is unchanged, drop
+    assert (partition(index, "snn-b") / "layer.json").stat().st_mtime_ns > new_drop_ingested
 
 
 def test_partitions_are_read_in_drop_order_then_by_name(tmp_path):
