@@ -10,7 +10,7 @@ import random
 import shutil
 import zipfile
 from collections import Counter, defaultdict
-from datetime import date
+from datetime import date, timedelta
 from itertools import combinations
 from pathlib import Path
 
@@ -336,6 +336,29 @@ def test_time_split_puts_the_newest_days_in_test(snn_articles: pl.DataFrame) -> 
         .otherwise(pl.lit("train"))
     )
     assert (pinned_assigned["split"].cast(pl.String) == pinned_assigned.select(expected).to_series()).all()
+
+
+def test_derived_cutoffs_do_not_move_when_a_drop_arrives() -> None:
+    """Derived from the first dated drop (the undated seed before it does not count), so a
+    later drop, however many and however new its articles, leaves every existing
+    article's split as it was; its own articles past test_from go to test."""
+    def drop(name: str, first: date, days: int, per_day: int) -> pl.DataFrame:
+        dates = [first + timedelta(days=day) for day in range(days) for _ in range(per_day)]
+        ids = [f"{name}-{number:04d}" for number in range(len(dates))]
+        return pl.DataFrame({"id": ids, CLUSTER_ID: ids, "drop": name, "published_date": dates},
+                            schema={"id": pl.String, CLUSTER_ID: pl.String, "drop": pl.String, "published_date": pl.Date})
+
+    seed = pl.DataFrame({"id": ["s1", "s2"], CLUSTER_ID: ["s1", "s2"], "drop": "seed", "published_date": [None, None]},
+                        schema={"id": pl.String, CLUSTER_ID: pl.String, "drop": pl.String, "published_date": pl.Date})
+    rules = split.SplitRules.from_params(params_with(strategy="time", drop_order=["seed", "a", "b"])["split"])
+    first = pl.concat([seed, drop("a", date(2015, 7, 1), 20, 10)])
+    grown = pl.concat([first, drop("b", date(2015, 7, 15), 30, 50)])
+    before, after = (split.assign_splits(frame.lazy(), None, rules) for frame in (first, grown))
+    assert (before.validation_from, before.test_from) == (date(2015, 7, 17), date(2015, 7, 19))
+    assert (after.validation_from, after.test_from) == (before.validation_from, before.test_from)
+    new = pl.col("id").str.starts_with("b-")
+    assert before.members.collect().equals(after.members.filter(~new).collect())
+    assert after.members.filter(new).collect()["split"].value_counts().sort("split")["count"].to_list() == [100, 100, 1300]
 
 
 def test_derived_cutoffs_handle_empty_periods() -> None:

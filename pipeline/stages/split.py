@@ -840,7 +840,7 @@ def run(
         }
         if assignment.cutoffs_derived and assignment.test_from:
             log(STAGE, f"time split: derived validation_from {assignment.validation_from}, test_from "
-                       f"{assignment.test_from}; pin them under split.time in params.yaml to keep the split stable")
+                       f"{assignment.test_from} (from the first dated drop; later drops do not move them)")
     write_stage_report(report, output_dir, metrics_path, HEADLINE)
     if metrics_path:
         write_text(metrics_path.parent / "split_by_date.csv", rows_by(splits, "published_date").write_csv())
