@@ -97,6 +97,20 @@ def test_a_new_drop_runs_only_its_own_per_drop_stages(grown):
     assert "Data and pipelines are up to date." in run_command("dvc", "status", cwd=root)
 
 
+def test_the_split_hashes_only_the_new_drop(grown):
+    """The split's contamination index keeps the earlier drops' layers as they were (DVC
+    leaves the `persist` output in place); the test below shows it equals one built from
+    nothing (and must run after this one: it rebuilds the project from scratch)."""
+    root, _, kept_before = grown
+    index = root / "build" / "split_index"
+    new_drop_ingested = (root / "build" / "ingest" / "drop=snn-b" / "report.json").stat().st_mtime_ns
+    unchanged = True
+    for drop in ("seed", "snn-a"):  # a drop that dedup changed is hashed again, and the drops after it
+        unchanged &= (partition(root / "build" / "dedup", drop) / "articles.parquet").read_bytes() == kept_before[drop]
+        assert ((partition(index, drop) / "layer.json").stat().st_mtime_ns < new_drop_ingested) is unchanged, drop
+    assert (partition(index, "snn-b") / "layer.json").stat().st_mtime_ns > new_drop_ingested
+
+
 def test_the_incremental_run_equals_a_run_from_scratch(grown):
     root, _, _ = grown
     shutil.rmtree(root / "build" / "validate-drop")  # add-drop's report, not a stage's
@@ -106,19 +120,6 @@ def test_the_incremental_run_equals_a_run_from_scratch(grown):
     assert (root / "dvc.lock").read_text() == lock
     assert output_files(root).keys() == outputs.keys()
     assert output_files(root) == outputs
-
-
-def test_the_split_hashes_only_the_new_drop(grown):
-    """The split's contamination index keeps the earlier drops' layers as they were (DVC
-    leaves the `persist` output in place); the test above shows it equals one built from nothing."""
-    root, _, kept_before = grown
-    index = root / "build" / "split_index"
-    new_drop_ingested = (root / "build" / "ingest" / "drop=snn-b" / "report.json").stat().st_mtime_ns
-    unchanged = True
-    for drop in ("seed", "snn-a"):  # a drop that dedup changed is hashed again, and the drops after it
-        unchanged &= (partition(root / "build" / "dedup", drop) / "articles.parquet").read_bytes() == kept_before[drop]
-        assert ((partition(index, drop) / "layer.json").stat().st_mtime_ns < new_drop_ingested) is unchanged, drop
-    assert (partition(index, "snn-b") / "layer.json").stat().st_mtime_ns > new_drop_ingested
 
 
 def test_partitions_are_read_in_drop_order_then_by_name(tmp_path):
