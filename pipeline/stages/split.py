@@ -526,6 +526,8 @@ def join_partition(
         seen_before.join(owned, on="ngram", how="semi").select("split", ngrams=pl.lit(0, pl.Int64), in_train=pl.lit(1, pl.Int64)),
     ]).group_by("split").agg(pl.col("ngrams", "in_train").sum())
     return tuple(pl.collect_all([owned, held, shared, distinct]))
+
+
 @dataclass
 class ContaminationResult:
     report: pl.DataFrame  # CONTAMINATION_SCHEMA, evaluation articles sharing any n-gram with train
@@ -592,15 +594,12 @@ def build_layer(docs: pl.LazyFrame, earlier: list[Path], rules: ContaminationRul
             .with_columns(pl.col("ngrams").fill_null(0)).pipe(conform, LAYER_ARTICLES),
             layer / "articles.parquet",
         )
-    by_split = pl.concat(distinct).group_by("split").agg(pl.col("ngrams", "in_train").sum()) if distinct else None
-    write_json(layer / LAYER_FILE, {
-        "fingerprint": fingerprint,
-        "distinct_ngrams": {
-            name: dict(zip(("ngrams", "in_train"), by_split.filter(pl.col("split") == name).select(pl.col("ngrams", "in_train").sum()).row(0)))
-            if by_split is not None else {"ngrams": 0, "in_train": 0}
-            for name in SPLITS[1:]
-        },
-    })
+    found = {name: {"ngrams": 0, "in_train": 0} for name in SPLITS[1:]}
+    if distinct:
+        for name, ngrams, in_train in pl.concat(distinct).group_by("split").agg(pl.col("ngrams", "in_train").sum()).iter_rows():
+            found[name] = {"ngrams": ngrams, "in_train": in_train}
+    # Written last: a layer interrupted before it has no fingerprint, so it is built again.
+    write_json(layer / LAYER_FILE, {"fingerprint": fingerprint, "distinct_ngrams": found})
 
 
 def index_fingerprint(rules: ContaminationRules) -> str:
