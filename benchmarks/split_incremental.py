@@ -53,15 +53,16 @@ def dedup_layout(raw: Path, dedup_dir: Path) -> None:
         write_table(rows, partition(dedup_dir, drop) / "articles.parquet")
 
 
-def measure(args: list[str]) -> dict[str, float]:
-    """Wall s, CPU s and peak RSS (GiB) of one `corpus split` process."""
+def measure(args: list[str], log: Path) -> dict[str, float]:
+    """Wall s, CPU s and peak RSS (GiB) of one `corpus split` process (its output to `log`)."""
     start = time.perf_counter()
-    process = subprocess.Popen([CORPUS, "--params", str(REPO / "params.yaml"), "split", *args],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(process.pid, 0)
+    with log.open("w") as output:
+        process = subprocess.Popen([CORPUS, "--params", str(REPO / "params.yaml"), "split", *args],
+                                   stdout=output, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"corpus split failed:\n{process.stderr.read()}")
+        raise SystemExit(f"corpus split failed:\n{log.read_text()}")
     return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_gib": usage.ru_maxrss / 2**20}
 
 
@@ -93,8 +94,9 @@ def main() -> None:
     subprocess.run([CORPUS, "--params", str(REPO / "params.yaml"), "split", *split_args(base_only, work / "base", work / "index-incremental")],
                    check=True, capture_output=True)
     results = {
-        "full (empty index)": measure(split_args(work / "dedup", work / "full", work / "index-full")),
-        "incremental (index of base)": measure(split_args(work / "dedup", work / "incremental", work / "index-incremental")),
+        "full (empty index)": measure(split_args(work / "dedup", work / "full", work / "index-full"), work / "full.log"),
+        "incremental (index of base)": measure(split_args(work / "dedup", work / "incremental", work / "index-incremental"),
+                                               work / "incremental.log"),
     }
     same = all((work / "full" / "split" / name).read_bytes() == (work / "incremental" / "split" / name).read_bytes()
                for name in os.listdir(work / "full" / "split"))
