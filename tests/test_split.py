@@ -10,7 +10,7 @@ import random
 import shutil
 import zipfile
 from collections import Counter, defaultdict
-from datetime import date
+from datetime import date, timedelta
 from itertools import combinations
 from pathlib import Path
 
@@ -338,6 +338,29 @@ def test_time_split_puts_the_newest_days_in_test(snn_articles: pl.DataFrame) -> 
     assert (pinned_assigned["split"].cast(pl.String) == pinned_assigned.select(expected).to_series()).all()
 
 
+def test_derived_cutoffs_do_not_move_when_a_drop_arrives() -> None:
+    """Derived from the first dated drop (the undated seed before it does not count), so a
+    later drop, however many and however new its articles, leaves every existing
+    article's split as it was; its own articles past test_from go to test."""
+    def drop(name: str, first: date, days: int, per_day: int) -> pl.DataFrame:
+        dates = [first + timedelta(days=day) for day in range(days) for _ in range(per_day)]
+        ids = [f"{name}-{number:04d}" for number in range(len(dates))]
+        return pl.DataFrame({"id": ids, CLUSTER_ID: ids, "drop": name, "published_date": dates},
+                            schema={"id": pl.String, CLUSTER_ID: pl.String, "drop": pl.String, "published_date": pl.Date})
+
+    seed = pl.DataFrame({"id": ["s1", "s2"], CLUSTER_ID: ["s1", "s2"], "drop": "seed", "published_date": [None, None]},
+                        schema={"id": pl.String, CLUSTER_ID: pl.String, "drop": pl.String, "published_date": pl.Date})
+    rules = split.SplitRules.from_params(params_with(strategy="time", drop_order=["seed", "a", "b"])["split"])
+    first = pl.concat([seed, drop("a", date(2015, 7, 1), 20, 10)])
+    grown = pl.concat([first, drop("b", date(2015, 7, 15), 30, 50)])
+    before, after = (split.assign_splits(frame.lazy(), None, rules) for frame in (first, grown))
+    assert (before.validation_from, before.test_from) == (date(2015, 7, 17), date(2015, 7, 19))
+    assert (after.validation_from, after.test_from) == (before.validation_from, before.test_from)
+    new = pl.col("id").str.starts_with("b-")
+    assert before.members.collect().equals(after.members.filter(~new).collect())
+    assert after.members.filter(new).collect()["split"].value_counts().sort("split")["count"].to_list() == [100, 100, 1300]
+
+
 def test_derived_cutoffs_handle_empty_periods() -> None:
     rows = pl.DataFrame(
         {"anchor_date": [date(2020, 1, 1), date(2020, 1, 2), None], "rows": [50, 50, 10]},
@@ -453,15 +476,22 @@ def sample_texts() -> list[str]:
     return [t for t in texts if len(t.split()) > 60][:12]
 
 
-def split_frames(train: list[str], validation: list[str], test: list[str]) -> dict[str, pl.LazyFrame]:
-    frames = {}
-    for name, texts in (("train", train), ("validation", validation), ("test", test)):
-        frames[name] = pl.LazyFrame({
-            "id": [f"{name}-{i}" for i in range(len(texts))],
-            "text": texts,
-            "n_words": [len(t.split()) for t in texts],
-        })
-    return frames
+def write_drops(root: Path, drops: dict[str, list[tuple[str, str, str]]]) -> tuple[list, pl.LazyFrame]:
+    """Drops of (id, split, text) articles as dedup lays them out; the drops and the splits."""
+    found, splits = [], []
+    for rank, (name, articles) in enumerate(drops.items()):
+        ids, names, texts = zip(*articles) if articles else ((), (), ())
+        path = root / f"drop={name}" / "articles.parquet"
+        path.parent.mkdir(parents=True)
+        pl.DataFrame({"id": ids, "text": texts, "n_words": [len(t.split()) for t in texts]},
+                     schema={"id": pl.String, "text": pl.String, "n_words": pl.Int64}).write_parquet(path)
+        found.append(split.DropArticles(name, path, rank))
+        splits.append(pl.DataFrame({"id": ids, "split": names}, schema={"id": pl.String, "split": split.SPLIT_TYPE}))
+    return found, pl.concat(splits).lazy()
+
+
+def index_files(index: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(index)): path.read_bytes() for path in sorted(index.rglob("*")) if path.is_file()}
 
 
 def test_contamination_counts_shared_ngrams_exactly(sample_texts: list[str], tmp_path: Path) -> None:
@@ -470,18 +500,25 @@ def test_contamination_counts_shared_ngrams_exactly(sample_texts: list[str], tmp
     half = " ".join(train[1].split()[:40]) + " " + " ".join(sample_texts[9].split()[:60])
     test = [diacritised, half, sample_texts[10], "قصير جدا"]
     validation = [train[2], sample_texts[11]]
-    frames = split_frames(train, validation, test)
+    articles = [(f"{name}-{i}", name, text) for name, texts in (("train", train), ("validation", validation), ("test", test))
+                for i, text in enumerate(texts)]
     n = CONTAMINATION.ngram
 
-    for memory in (CONTAMINATION.memory_ngrams, 50):  # one partition, then many batches and partitions
-        rules = split.ContaminationRules(n, 0.5, 0.01, memory)
-        result = split.contamination(frames, rules, tmp_path / f"work-{memory}")
+    # one drop, then the held-out articles and train[0] first and the rest of train in a
+    # later drop (which contaminates the earlier held-out articles); few and many partitions
+    layouts = {"one drop": {"all": articles},
+               "two drops": {"first": [a for a in articles if a[1] != "train" or a[0] == "train-0"],
+                             "later": [a for a in articles if a[1] == "train" and a[0] != "train-0"]}}
+    for (layout, drops), partitions in [(item, p) for item in layouts.items() for p in (1, 7)]:
+        rules = split.ContaminationRules(n, 0.5, 0.01, 50, partitions)
+        found, split_of = write_drops(tmp_path / f"{layout}-{partitions}", drops)
+        result = split.contamination(split.update_index(found, split_of, rules, tmp_path / f"index-{layout}-{partitions}"), rules)
         report = {row["id"]: row for row in result.report.iter_rows(named=True)}
         for name, texts in (("test", test), ("validation", validation)):
             expected = reference_contamination(train, texts, n)
             for i, (grams, in_train) in enumerate(expected):
                 row = report.get(f"{name}-{i}")
-                assert (row["ngrams_in_train"] if row else 0) == in_train, (name, i)
+                assert (row["ngrams_in_train"] if row else 0) == in_train, (layout, name, i)
                 if row:
                     assert row["ngrams"] == grams
         assert report["test-0"]["share_in_train"] == 1.0 and report["test-0"]["closest_train_id"] == "train-0"
@@ -492,7 +529,36 @@ def test_contamination_counts_shared_ngrams_exactly(sample_texts: list[str], tmp
         assert test_metrics["contaminated_articles"] == sum(
             1 for grams, seen in reference_contamination(train, test, n) if grams and seen / grams >= 0.5
         )
+        seen = {grams for text in train for grams in zip(*[arabic_text.match_key_of(text).split()[k:] for k in range(n)])}
+        held = {grams for text in test for grams in zip(*[arabic_text.match_key_of(text).split()[k:] for k in range(n)])}
+        assert (test_metrics["distinct_ngrams"], test_metrics["distinct_ngrams_in_train"]) == (len(held), len(held & seen))
         assert result.metrics["gate"]["passed"] is False
+
+
+def test_the_index_grows_drop_by_drop_as_if_built_from_nothing(sample_texts: list[str], tmp_path: Path) -> None:
+    """Layers are reused while their drop and its articles' splits are unchanged; a drop
+    added, an article moved to another split or a drop removed: the index and the report
+    equal those of an index built from nothing, byte for byte."""
+    rules = split.ContaminationRules(CONTAMINATION.ngram, 0.5, 0.01, 200, 5)
+    texts = sample_texts
+    first = [("a", "train", texts[0]), ("b", "test", texts[1]), ("c", "validation", texts[2] + " " + texts[3])]
+    second = [("d", "train", texts[1] + " " + texts[4]), ("e", "test", texts[0]), ("f", "train", texts[2])]
+    third = [("g", "validation", texts[4])]
+    moved = [("a", "train", texts[0]), ("b", "train", texts[1]), ("c", "validation", texts[2] + " " + texts[3])]
+    grown = tmp_path / "grown"
+    history = [{"1": first}, {"1": first, "2": second}, {"1": first, "2": second, "3": third},
+               {"1": moved, "2": second, "3": third}, {"1": moved, "3": third}]
+    for step, drops in enumerate(history):
+        found, split_of = write_drops(tmp_path / f"input-{step}", drops)
+        before = index_files(grown)
+        incremental = split.contamination(split.update_index(found, split_of, rules, grown), rules)
+        scratch = split.contamination(split.update_index(found, split_of, rules, tmp_path / f"scratch-{step}"), rules)
+        assert index_files(grown) == index_files(tmp_path / f"scratch-{step}"), step
+        assert incremental.report.equals(scratch.report) and incremental.metrics == scratch.metrics, step
+        if step in (1, 2):  # a drop added: the earlier layers stay as they were
+            assert all(index_files(grown)[name] == content for name, content in before.items()), step
+    # the later train article d contaminated the earlier test article b; the moved b no longer counts
+    assert step and "b" not in set(scratch.report["id"])
 
 
 # ---------------------------------------------------------------------------- the stage

@@ -28,8 +28,8 @@ Strategies (``split.strategy``):
 * ``time``: test is the newest period, validation the period before it, train the rest,
   by the anchor's ``published_date`` (the date of the story's first printing in the
   corpus). Cut-off dates come from ``split.time``; left empty, they are derived from the
-  ratios on the current corpus (printed, and written to the report: pin them in
-  params.yaml to keep the split stable as drops arrive). Undated anchors go to train:
+  ratios on the articles of the first drop (in drop order) that has dated ones, so later
+  drops never move them (printed, and written to the report). Undated anchors go to train:
   nothing shows they come after the cut-off, and an evaluation set must be newer than
   what a model was trained on.
 
@@ -38,22 +38,29 @@ Contamination report: after assignment, long word n-grams (``split.contamination
 train. Per split: articles sharing any n-gram with train, articles mostly made of train
 n-grams (share at or above ``article_overlap``), and the share of the split's distinct
 n-grams seen in train. Words are ``arabic_text.key_words`` of ``arabic_text.match_key``;
-n-grams are hashed to 64-bit ints and joined partition by partition on disk, so memory is
-bounded by ``memory_ngrams``, not by the corpus. The report says whether the contaminated
-share of validation and test is within ``max_contaminated_share`` (``contamination.gate``).
+n-grams are hashed to 64-bit ints. The check is incremental: the index (``update_index``)
+keeps one layer a drop, built in drop order from the drop's kept articles and the layers
+before it, and reused while they are unchanged; so a new drop's articles are the only ones
+hashed, its train n-grams are looked up in the earlier validation and test n-grams and its
+held-out ones in every train n-gram, hash partition by hash partition on disk (memory: a
+batch of ``memory_ngrams`` words, then one of ``partitions`` partitions). The report says
+whether the contaminated share of validation and test is within ``max_contaminated_share``
+(``contamination.gate``).
 
 Outputs: {train,validation,test}.parquet (article columns + cluster_id),
 assignments.parquet (every kept and removed article: cluster, anchor, split),
 contamination.parquet (held-out articles sharing n-grams with train), report.json (the
-figures of each split, the contamination figures and gate); metrics/split.json (articles per
+figures of each split, the contamination figures and gate); the index (``--index``,
+params.yaml ``paths.split_index``); metrics/split.json (articles per
 split, the gate) and, beside it, split_by_date.csv and split_by_source.csv for ``dvc plots``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
-import tempfile
+import shutil
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -62,8 +69,21 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from pipeline.plumbing.io import scan_partitions, scan_table, write_stage_report, write_table, write_tables, write_text
-from pipeline.plumbing.params import ParamsError, drop_order, section
+from pipeline.plumbing.io import (
+    ParquetAppender,
+    partition,
+    partition_drops,
+    read_json,
+    reset_dir,
+    scan_table,
+    scratch_folder,
+    write_json,
+    write_stage_report,
+    write_table,
+    write_tables,
+    write_text,
+)
+from pipeline.plumbing.params import ParamsError, drop_order, path_of, section
 from pipeline.plumbing.progress import Progress, log
 from pipeline.plumbing.schema import CLUSTER_ID, CLUSTERED_ARTICLE_SCHEMA, SPLITS, conform
 from pipeline.plumbing.stage_command import StagePaths, add_stage_command
@@ -157,6 +177,7 @@ class ContaminationRules:
     article_overlap: float
     max_contaminated_share: float
     memory_ngrams: int
+    partitions: int
 
     @classmethod
     def from_params(cls, split: dict[str, Any]) -> "ContaminationRules":
@@ -168,9 +189,10 @@ class ContaminationRules:
             article_overlap=float(params["article_overlap"]),
             max_contaminated_share=float(params["max_contaminated_share"]),
             memory_ngrams=int(params["memory_ngrams"]),
+            partitions=int(params["partitions"]),
         )
-        if rules.ngram < 1 or rules.memory_ngrams < 1 or not 0 < rules.article_overlap <= 1:
-            raise ParamsError("split.contamination: ngram and memory_ngrams >= 1, 0 < article_overlap <= 1")
+        if min(rules.ngram, rules.memory_ngrams, rules.partitions) < 1 or not 0 < rules.article_overlap <= 1:
+            raise ParamsError("split.contamination: ngram, memory_ngrams and partitions >= 1, 0 < article_overlap <= 1")
         return rules
 
 
@@ -231,6 +253,26 @@ def review_groups(members: pl.LazyFrame, review: pl.LazyFrame) -> pl.DataFrame:
     )
 
 
+def drop_rank(drop_order: tuple[str, ...]) -> pl.Expr:
+    """A drop's place in ``drop_order``; drops not listed share the place after them (then go by name)."""
+    return pl.col("drop").replace_strict(
+        list(drop_order), list(range(len(drop_order))), default=len(drop_order), return_dtype=pl.UInt32
+    )
+
+
+def first_dated_drop(members: pl.LazyFrame, drop_order: tuple[str, ...]) -> pl.DataFrame:
+    """anchor_date, rows: the articles (kept and removed) of the earliest drop that has a
+    dated one, by published date (null: undated). Later drops do not change it."""
+    ranked = members.with_columns(rank=drop_rank(drop_order))
+    first = ranked.filter(pl.col("published_date").is_not_null()).sort("rank", "drop").select("rank", "drop").head(1)
+    return (
+        ranked.join(first, on=["rank", "drop"])
+        .group_by(anchor_date="published_date")
+        .agg(rows=pl.len())
+        .collect()
+    )
+
+
 def group_anchors(members: pl.LazyFrame, drop_order: tuple[str, ...]) -> pl.LazyFrame:
     """One row per group (column ``group``): group, anchor_id, anchor_date.
 
@@ -239,10 +281,7 @@ def group_anchors(members: pl.LazyFrame, drop_order: tuple[str, ...]) -> pl.Lazy
     last), then the smallest id. Only the drop decides between old and new members, so
     a new drop never changes an anchor; the date makes a group's date its first printing.
     """
-    rank = pl.col("drop").replace_strict(
-        list(drop_order), list(range(len(drop_order))), default=len(drop_order), return_dtype=pl.UInt32
-    )
-    order = [rank, pl.col("drop"), pl.col("published_date"), pl.col("id")]
+    order = [drop_rank(drop_order), pl.col("drop"), pl.col("published_date"), pl.col("id")]
     return members.group_by("group").agg(
         anchor_id=pl.col("id").sort_by(order, nulls_last=True).first(),
         anchor_date=pl.col("published_date").sort_by(order, nulls_last=True).first(),
@@ -345,10 +384,7 @@ def assign_splits(
     else:
         assignment.validation_from, assignment.test_from = rules.validation_from, rules.test_from
         if rules.test_from is None:
-            rows_by_date = (
-                members.filter("kept").select("group").join(anchors, on="group").group_by("anchor_date").agg(rows=pl.len()).collect()
-            )
-            derived = derive_cutoffs(rows_by_date, rules.ratios)
+            derived = derive_cutoffs(first_dated_drop(members, rules.drop_order), rules.ratios)
             assignment.cutoffs_derived = True
             if derived is not None:
                 assignment.validation_from, assignment.test_from = derived
@@ -368,7 +404,7 @@ def assign_splits(
 
 
 def article_ngrams(articles: pl.DataFrame, n: int) -> pl.DataFrame:
-    """Distinct word n-gram hashes of each article: doc, split, ngram (UInt64).
+    """Distinct word n-gram hashes of each article: key, split, ngram (UInt64).
 
     Words are hashed first, then each run of n word hashes; an article with fewer than n
     words has none. Works on a batch in memory (the shifts run across the whole batch and
@@ -377,19 +413,19 @@ def article_ngrams(articles: pl.DataFrame, n: int) -> pl.DataFrame:
     words = arabic_text.key_words(arabic_text.match_key(pl.col("text")))
     return (
         articles.lazy()
-        .select("doc", "split", word=words)
+        .select("key", "split", word=words)
         .with_columns(n_words=pl.col("word").list.len(), pos=pl.int_ranges(0, pl.col("word").list.len()))
         .explode("word", "pos")
         .with_columns(word=pl.col("word").hash(NGRAM_HASH_SEED))
         .select(
-            "doc",
+            "key",
             "split",
             ngram=pl.struct([pl.col("word").shift(-k).alias(f"w{k}") for k in range(n)]).hash(NGRAM_HASH_SEED),
             complete=pl.col("pos") + n <= pl.col("n_words"),
         )
         .filter("complete")
         .drop("complete")
-        .unique(["doc", "ngram"], maintain_order=True)
+        .unique(["key", "ngram"], maintain_order=True)
         .collect()
     )
 
@@ -407,46 +443,89 @@ def batch_bounds(n_words: pl.Series, words_per_batch: int) -> list[tuple[int, in
     return bounds
 
 
-def write_ngram_partitions(docs: pl.LazyFrame, rules: ContaminationRules, work_dir: Path) -> int:
-    """Hash every article's n-grams and write them partitioned by hash; returns partitions.
+def write_ngram_partitions(docs: pl.LazyFrame, rules: ContaminationRules, work_dir: Path) -> None:
+    """Hash every article's n-grams and write them partitioned by hash (``ngram`` modulo
+    ``partitions``), and each article's count of distinct n-grams (``counts/``).
 
-    ``docs``: doc, split, text, n_words. Each partition holds about ``memory_ngrams``
-    n-grams, so it can be joined in memory; articles are read in batches of that many words.
+    ``docs``: key, split, text, n_words. Articles are read in batches of ``memory_ngrams`` words.
     """
     n_words = docs.select("n_words").collect()["n_words"]
-    partitions = max(1, math.ceil(int(n_words.sum()) / rules.memory_ngrams))
     progress = Progress(STAGE, "articles hashed to n-grams", total=n_words.len())
     for batch, (offset, length) in enumerate(batch_bounds(n_words, rules.memory_ngrams)):
-        ngrams = article_ngrams(docs.slice(offset, length).select("doc", "split", "text").collect(), rules.ngram)
-        ngrams = ngrams.with_columns(partition=(pl.col("ngram") % partitions).cast(pl.UInt32))
+        ngrams = article_ngrams(docs.slice(offset, length).select("key", "split", "text").collect(), rules.ngram)
+        ngrams = ngrams.with_columns(partition=(pl.col("ngram") % rules.partitions).cast(pl.UInt32))
         for (partition,), part in ngrams.partition_by("partition", as_dict=True, include_key=False).items():
             write_table(part, work_dir / f"ngrams-{partition:05d}" / f"batch-{batch:05d}.parquet")
-        write_table(ngrams.group_by("doc").agg(ngrams=pl.len().cast(pl.Int64)), work_dir / "counts" / f"batch-{batch:05d}.parquet")
+        write_table(ngrams.group_by("key").agg(ngrams=pl.len().cast(pl.Int64)), work_dir / "counts" / f"batch-{batch:05d}.parquet")
         progress.advance(length)
-    progress.done(f"{partitions} partition(s)")
-    return partitions
+    progress.done()
 
 
-def shared_ngrams(partition: pl.LazyFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Join one partition's validation/test n-grams with its train n-grams.
+# The contamination index: one layer a drop, build/split_index/drop=<name>/, built in drop
+# order, each from its drop's kept articles and the layers before it, and never changed once
+# built. An article's key is its drop's place in that order (high 32 bits) and its row in
+# the drop's articles.parquet: so keys grow with arrival, and "the train article that holds
+# an n-gram" (its owner: the smallest key) is fixed by the first drop that brought it to train.
+LAYER_FILE = "layer.json"
+KEY_BITS = 32
+LAYER_ARTICLES = pl.Schema({"key": pl.UInt64(), "id": pl.String(), "split": SPLIT_TYPE, "ngrams": pl.Int64()})
+OWNED_NGRAMS = pl.Schema({"partition": pl.UInt32(), "ngram": pl.UInt64(), "owner": pl.UInt64()})
+HELD_OUT_NGRAMS = pl.Schema({"partition": pl.UInt32(), "ngram": pl.UInt64(), "key": pl.UInt64(), "split": SPLIT_TYPE})
+SHARED_NGRAMS = pl.Schema({"key": pl.UInt64(), "owner": pl.UInt64(), "shared": pl.Int64()})
+NEW_NGRAMS = pl.Schema({"key": pl.UInt64(), "split": SPLIT_TYPE, "ngram": pl.UInt64()})
+# Bumped when what a layer holds changes: every layer is then rebuilt.
+INDEX_FORMAT = 1
 
-    Returns (doc, train_doc, shared): per evaluation article, how many of its n-grams each
-    train article (the smallest train doc holding that n-gram) accounts for; and per split
-    the distinct n-grams and how many of them train has.
+
+def _layer_tables(layers: list[Path], name: str, schema: pl.Schema, partition: int | None = None) -> pl.LazyFrame:
+    """One table of the given layers (row groups of other hash partitions skipped)."""
+    if not layers:
+        return pl.LazyFrame(schema=schema)
+    table = pl.scan_parquet([layer / name for layer in layers])
+    return table if partition is None else table.filter(pl.col("partition") == partition)
+
+
+def join_partition(
+    new: pl.LazyFrame, owned_before: pl.LazyFrame, held_before: pl.LazyFrame
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """One hash partition of a new layer, given the n-grams of the layers before it.
+
+    ``new``: the drop's n-grams (key, split, ngram); ``owned_before``: ngram -> owner (the
+    earliest train article that holds it); ``held_before``: the earlier validation and test
+    n-grams (ngram, key, split). Returns the n-grams the drop's train articles own first
+    (ngram, owner); the drop's held-out n-grams (ngram, key, split); the n-grams each held-out
+    article newly shares with each owner (key, owner, shared): the drop's held-out articles
+    against every owner, and earlier held-out articles against the new owners; and per split
+    the new distinct held-out n-grams and the new ones among them found in train.
     """
-    train = partition.filter(pl.col("split") == "train").group_by("ngram").agg(train_doc=pl.col("doc").min())
-    held_out = partition.filter(pl.col("split") != "train").join(train, on="ngram", how="left")
+    owned_before = owned_before.select("ngram", "owner")
+    held_before = held_before.select("ngram", "key", "split")
+    owned = (
+        new.filter(pl.col("split") == "train")
+        .group_by("ngram")
+        .agg(owner=pl.col("key").min())
+        .join(owned_before, on="ngram", how="anti")
+        .sort("ngram")
+    )
+    owners = pl.concat([owned_before, owned])
+    held = new.filter(pl.col("split") != "train").select("ngram", "key", "split").sort("ngram", "key")
     shared = (
-        held_out.filter(pl.col("train_doc").is_not_null()).group_by("doc", "train_doc").agg(shared=pl.len().cast(pl.Int64))
+        pl.concat([
+            held.join(owners, on="ngram").select("key", "owner"),
+            held_before.join(owned, on="ngram").select("key", "owner"),
+        ])
+        .group_by("key", "owner")
+        .agg(shared=pl.len().cast(pl.Int64))
     )
-    distinct = (
-        held_out.group_by("split", "ngram")
-        .agg(in_train=pl.col("train_doc").is_not_null().any())
-        .group_by("split")
-        .agg(ngrams=pl.len().cast(pl.Int64), ngrams_in_train=pl.col("in_train").sum().cast(pl.Int64))
-    )
-    shared, distinct = pl.collect_all([shared, distinct])
-    return shared, distinct
+    seen_before = held_before.select("ngram", "split").unique()
+    first_seen = held.select("ngram", "split").unique().join(seen_before, on=["ngram", "split"], how="anti")
+    distinct = pl.concat([
+        first_seen.join(owners.select("ngram", found=pl.lit(1, pl.Int64)), on="ngram", how="left").select(
+            "split", ngrams=pl.lit(1, pl.Int64), in_train=pl.col("found").fill_null(0)
+        ),
+        seen_before.join(owned, on="ngram", how="semi").select("split", ngrams=pl.lit(0, pl.Int64), in_train=pl.lit(1, pl.Int64)),
+    ]).group_by("split").agg(pl.col("ngrams", "in_train").sum())
+    return tuple(pl.collect_all([owned, held, shared, distinct]))
 
 
 @dataclass
@@ -455,54 +534,148 @@ class ContaminationResult:
     metrics: dict[str, Any]
 
 
-def contamination(splits: dict[str, pl.LazyFrame], rules: ContaminationRules, work_dir: Path) -> ContaminationResult:
-    """Long shared n-grams between train and each of validation and test."""
-    docs = pl.concat(
-        [frame.select("id", "text", "n_words", split=pl.lit(name, dtype=SPLIT_TYPE)) for name, frame in splits.items()]
-    ).with_row_index("doc")
-    partitions = write_ngram_partitions(docs, rules, work_dir)
-    distinct_parts = []
-    for partition in range(partitions):
-        folder = work_dir / f"ngrams-{partition:05d}"
-        if not folder.is_dir():
-            continue
-        shared, distinct = shared_ngrams(scan_table(folder))
-        write_table(shared, work_dir / "shared" / f"partition-{partition:05d}.parquet")
-        distinct_parts.append(distinct)
+@dataclass(frozen=True)
+class DropArticles:
+    """A drop's kept articles as the index reads them."""
 
-    index = docs.select("doc", "id", "split")
-    counts = scan_table(work_dir / "counts").group_by("doc").agg(pl.col("ngrams").sum())
-    articles = index.filter(pl.col("split") != "train").join(counts, on="doc", how="left").with_columns(
-        pl.col("ngrams").fill_null(0)
+    name: str
+    path: Path  # the drop's articles.parquet (dedup's output)
+    rank: int  # its place in the drop order
+
+
+def drop_docs(drop: DropArticles, split_of: pl.LazyFrame) -> pl.LazyFrame:
+    """key, id, split, text, n_words of the drop's kept articles, in the file's order."""
+    return (
+        scan_table(drop.path)
+        .select("id", "text", "n_words")
+        .with_row_index("row")
+        .join(split_of, on="id", how="left", maintain_order="left")
+        .select(key=pl.lit(drop.rank << KEY_BITS, pl.UInt64) + pl.col("row").cast(pl.UInt64), id="id", split="split",
+                text="text", n_words="n_words")
     )
-    report = pl.DataFrame(schema=CONTAMINATION_SCHEMA)
-    if (work_dir / "shared").is_dir():
-        per_pair = scan_table(work_dir / "shared").group_by("doc", "train_doc").agg(pl.col("shared").sum())
-        per_doc = per_pair.group_by("doc").agg(
-            ngrams_in_train=pl.col("shared").sum(),
-            closest_train_doc=pl.col("train_doc").sort_by([pl.col("shared"), pl.col("train_doc")], descending=[True, False]).first(),
-            ngrams_shared_with_closest=pl.col("shared").max(),
+
+
+def build_layer(docs: pl.LazyFrame, earlier: list[Path], rules: ContaminationRules, layer: Path, fingerprint: str) -> None:
+    """Hash a drop's n-grams and write its layer (see LAYER_FILE) from the layers before it.
+
+    Memory holds a batch of ``memory_ngrams`` words' n-grams while hashing, then one hash
+    partition of the drop and of the earlier layers.
+    """
+    reset_dir(layer)
+    distinct = []
+    with scratch_folder(layer.parent) as work_dir:
+        write_ngram_partitions(docs, rules, work_dir)
+        with (
+            ParquetAppender(layer / "owned.parquet", OWNED_NGRAMS) as owned_out,
+            ParquetAppender(layer / "held_out.parquet", HELD_OUT_NGRAMS) as held_out,
+            ParquetAppender(work_dir / "shared.parquet", SHARED_NGRAMS) as shared_out,
+        ):
+            for partition in range(rules.partitions):
+                folder = work_dir / f"ngrams-{partition:05d}"
+                if not folder.is_dir():
+                    continue
+                owned, held, shared, new_distinct = join_partition(
+                    scan_table(folder),
+                    _layer_tables(earlier, "owned.parquet", OWNED_NGRAMS, partition),
+                    _layer_tables(earlier, "held_out.parquet", HELD_OUT_NGRAMS, partition),
+                )
+                part = pl.lit(partition, pl.UInt32)
+                owned_out.append(owned.select(partition=part, ngram="ngram", owner="owner"))
+                held_out.append(held.select(partition=part, ngram="ngram", key="key", split="split"))
+                shared_out.append(shared)
+                distinct.append(new_distinct)
+        write_table(
+            scan_table(work_dir / "shared.parquet").group_by("key", "owner").agg(pl.col("shared").sum()).sort("key", "owner"),
+            layer / "shared.parquet",
         )
-        report = (
-            articles.join(per_doc, on="doc")
-            .join(index.select(closest_train_doc="doc", closest_train_id="id"), on="closest_train_doc", how="left")
-            .with_columns(share_in_train=pl.col("ngrams_in_train") / pl.col("ngrams"))
-            .pipe(conform, CONTAMINATION_SCHEMA)
-            .sort(["split", "share_in_train", "id"], descending=[False, True, False])
-            .collect()
+        counts = scan_table(work_dir / "counts") if (work_dir / "counts").is_dir() else pl.LazyFrame(schema={"key": pl.UInt64, "ngrams": pl.Int64})
+        write_table(
+            docs.select("key", "id", "split").join(counts, on="key", how="left", maintain_order="left")
+            .with_columns(pl.col("ngrams").fill_null(0)).pipe(conform, LAYER_ARTICLES),
+            layer / "articles.parquet",
         )
-    per_split = articles.group_by("split").agg(articles=pl.len(), with_ngrams=(pl.col("ngrams") > 0).sum()).collect()
-    distinct = (
-        pl.concat(distinct_parts).group_by("split").agg(pl.col("ngrams", "ngrams_in_train").sum())
-        if distinct_parts
-        else pl.DataFrame(schema={"split": SPLIT_TYPE, "ngrams": pl.Int64, "ngrams_in_train": pl.Int64})
+    found = {name: {"ngrams": 0, "in_train": 0} for name in SPLITS[1:]}
+    if distinct:
+        for name, ngrams, in_train in pl.concat(distinct).group_by("split").agg(pl.col("ngrams", "in_train").sum()).iter_rows():
+            found[name] = {"ngrams": ngrams, "in_train": in_train}
+    # Written last: a layer interrupted before it has no fingerprint, so it is built again.
+    write_json(layer / LAYER_FILE, {"fingerprint": fingerprint, "distinct_ngrams": found})
+
+
+def index_fingerprint(rules: ContaminationRules) -> str:
+    """What every layer depends on besides the drops: the n-gram rules, the code that hashes
+    (this module, the word normalisation, Polars' hash) and the layout."""
+    code = [Path(__file__), Path(arabic_text.__file__)]
+    parts = [INDEX_FORMAT, rules.ngram, rules.partitions, pl.__version__, *(_digest(path) for path in code)]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+
+def _digest(path: Path) -> str:
+    with path.open("rb") as opened:
+        return hashlib.file_digest(opened, "sha256").hexdigest()
+
+
+def update_index(drops: list[DropArticles], split_of: pl.LazyFrame, rules: ContaminationRules, index_dir: Path) -> list[Path]:
+    """Bring the contamination index up to date; returns its layers, in drop order.
+
+    Drop k's layer is reused when its fingerprint (the index's, drop k's articles.parquet
+    bytes, drop k-1's fingerprint) is unchanged and its articles are still in the splits it
+    recorded; otherwise it and every later layer are built again. So the index, whatever
+    was there before, is byte for byte the one built from nothing. (An article changes split
+    when a new article joins its group to an older group in another split.)
+    """
+    index_dir.mkdir(parents=True, exist_ok=True)
+    fingerprint = index_fingerprint(rules)
+    layers, rebuilding, reused = [], False, []
+    for drop in drops:
+        fingerprint = hashlib.sha256(f"{fingerprint}\n{drop.name}\n{_digest(drop.path)}".encode()).hexdigest()
+        layer = partition(index_dir, drop.name)
+        docs = drop_docs(drop, split_of)
+        if not rebuilding and (layer / LAYER_FILE).exists() and read_json(layer / LAYER_FILE)["fingerprint"] == fingerprint:
+            recorded = scan_table(layer / "articles.parquet").select("key", "split").collect()
+            moved = recorded.join(docs.select("key", "split").collect(), on=["key", "split"], how="anti", nulls_equal=True).height
+            if moved == 0:
+                layers.append(layer)
+                reused.append(drop.name)
+                continue
+            log(STAGE, f"contamination index: {moved:,} article(s) of drop {drop.name} changed split (a new article "
+                       "joined their group to an older one): rebuilding from that drop")
+        rebuilding = True
+        build_layer(docs, layers, rules, layer, fingerprint)
+        layers.append(layer)
+    for stale in set(index_dir.iterdir()) - set(layers):  # drops no longer in the corpus
+        shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+    log(STAGE, f"contamination index: {len(reused)} drop(s) reused, {len(layers) - len(reused)} hashed")
+    return layers
+
+
+def contamination(layers: list[Path], rules: ContaminationRules) -> ContaminationResult:
+    """Long shared n-grams between train and each of validation and test, from the index."""
+    articles = _layer_tables(layers, "articles.parquet", LAYER_ARTICLES)
+    held_out = articles.filter(pl.col("split") != "train")
+    per_pair = _layer_tables(layers, "shared.parquet", SHARED_NGRAMS).group_by("key", "owner").agg(pl.col("shared").sum())
+    per_article = per_pair.group_by("key").agg(
+        ngrams_in_train=pl.col("shared").sum(),
+        closest=pl.col("owner").sort_by([pl.col("shared"), pl.col("owner")], descending=[True, False]).first(),
+        ngrams_shared_with_closest=pl.col("shared").max(),
     )
+    report = (
+        held_out.join(per_article, on="key")
+        .join(articles.select(closest="key", closest_train_id="id"), on="closest", how="left")
+        .with_columns(share_in_train=pl.col("ngrams_in_train") / pl.col("ngrams"))
+        .pipe(conform, CONTAMINATION_SCHEMA)
+        .sort(["split", "share_in_train", "id"], descending=[False, True, False])
+        .collect()
+    )
+    per_split = held_out.group_by("split").agg(articles=pl.len(), with_ngrams=(pl.col("ngrams") > 0).sum()).collect()
+    distinct = {name: [read_json(layer / LAYER_FILE)["distinct_ngrams"][name] for layer in layers] for name in SPLITS[1:]}
     metrics = {"ngram": rules.ngram, "article_overlap": rules.article_overlap}
     for name in SPLITS[1:]:
         metrics[name] = contamination_metrics(
             report.filter(pl.col("split") == name),
             per_split.filter(pl.col("split") == name),
-            distinct.filter(pl.col("split") == name),
+            sum(layer["ngrams"] for layer in distinct[name]),
+            sum(layer["in_train"] for layer in distinct[name]),
             rules,
         )
     worst = max(metrics[name]["contaminated_share"] for name in SPLITS[1:])
@@ -514,10 +687,10 @@ def contamination(splits: dict[str, pl.LazyFrame], rules: ContaminationRules, wo
     return ContaminationResult(report, metrics)
 
 
-def contamination_metrics(report: pl.DataFrame, per_split: pl.DataFrame, distinct: pl.DataFrame, rules: ContaminationRules) -> dict[str, Any]:
+def contamination_metrics(
+    report: pl.DataFrame, per_split: pl.DataFrame, ngrams: int, ngrams_in_train: int, rules: ContaminationRules
+) -> dict[str, Any]:
     articles = int(per_split["articles"].sum())
-    ngrams = int(distinct["ngrams"].sum())
-    ngrams_in_train = int(distinct["ngrams_in_train"].sum())
     with_shared = report.height
     contaminated = report.filter(pl.col("share_in_train") >= rules.article_overlap).height
     return {
@@ -576,13 +749,40 @@ def rows_by(splits: dict[str, pl.LazyFrame], column: str) -> pl.DataFrame:
     )
 
 
-def run(input_dir: Path, output_dir: Path, metrics_path: Path | None, params: dict[str, Any]) -> dict[str, Any]:
+@dataclass
+class DedupOutput:
+    """What the split reads of the dedup stage's output."""
+
+    drops: list[DropArticles]  # the kept articles, drop by drop in drop order
+    duplicates: pl.LazyFrame | None
+    review: pl.LazyFrame | None
+
+
+def dedup_output(input_dir: Path, drops_in_order: list[str]) -> DedupOutput:
+    """The kept articles (drop=<name>/articles.parquet, or one articles table when the
+    input is not laid out by drop), duplicates.parquet and review.parquet."""
+    names = partition_drops(input_dir, drops_in_order) if input_dir.is_dir() else []
+    paths = [partition(input_dir, name) / "articles.parquet" for name in names]
+    if not names:
+        names, paths = ["corpus"], [input_dir / "articles.parquet" if input_dir.is_dir() else input_dir]
+    return DedupOutput(
+        drops=[DropArticles(name, path, rank) for rank, (name, path) in enumerate(zip(names, paths))],
+        duplicates=_optional_table(input_dir / "duplicates.parquet", "clusters are the kept articles alone"),
+        review=_optional_table(input_dir / "review.parquet", "review pairs join no clusters"),
+    )
+
+
+def run(
+    input_dir: Path, output_dir: Path, metrics_path: Path | None, params: dict[str, Any], index_dir: Path | None = None
+) -> dict[str, Any]:
+    """The split stage. ``index_dir``: the contamination index to bring up to date (None: one
+    built from nothing in a scratch folder)."""
     split_params = section(params, STAGE)
     rules = SplitRules.from_params(split_params)
     contamination_rules = ContaminationRules.from_params(split_params)
-    kept = scan_partitions(input_dir, drop_order(params), "articles.parquet")  # dedup's, drop by drop
-    duplicates = _optional_table(input_dir / "duplicates.parquet", "clusters are the kept articles alone")
-    review = _optional_table(input_dir / "review.parquet", "review pairs join no clusters") if rules.group_review_pairs else None
+    dedup = dedup_output(input_dir, drop_order(params))
+    kept = pl.concat([scan_table(drop.path) for drop in dedup.drops])
+    duplicates, review = dedup.duplicates, dedup.review if rules.group_review_pairs else None
     counted = kept.select(rows=pl.len(), missing=pl.col(CLUSTER_ID).null_count(), clusters=pl.col(CLUSTER_ID).n_unique())
     n_in, missing_clusters, n_clusters = counted.collect().row(0)
     if missing_clusters:
@@ -604,8 +804,11 @@ def run(input_dir: Path, output_dir: Path, metrics_path: Path | None, params: di
         raise RuntimeError(f"split lost articles: {n_in} in, {n_out} in the splits")
     log(STAGE, f"{n_in:,} articles -> " + ", ".join(f"{name} {s['rows']:,} ({s['share']:.1%})" for name, s in stats.items()))
 
-    with tempfile.TemporaryDirectory(prefix=".ngrams-", dir=output_dir) as work_dir:
-        found = contamination(splits, contamination_rules, Path(work_dir))
+    if index_dir is None:
+        with scratch_folder(output_dir) as scratch:
+            found = contamination(update_index(dedup.drops, split_of, contamination_rules, scratch), contamination_rules)
+    else:
+        found = contamination(update_index(dedup.drops, split_of, contamination_rules, index_dir), contamination_rules)
     write_table(found.report, output_dir / "contamination.parquet")
     gate = found.metrics["gate"]
     log(STAGE, f"contamination: test {found.metrics['test']['contaminated_share']:.2%} and validation "
@@ -636,7 +839,7 @@ def run(input_dir: Path, output_dir: Path, metrics_path: Path | None, params: di
         }
         if assignment.cutoffs_derived and assignment.test_from:
             log(STAGE, f"time split: derived validation_from {assignment.validation_from}, test_from "
-                       f"{assignment.test_from}; pin them under split.time in params.yaml to keep the split stable")
+                       f"{assignment.test_from} (from the first dated drop; later drops do not move them)")
     write_stage_report(report, output_dir, metrics_path, HEADLINE)
     if metrics_path:
         write_text(metrics_path.parent / "split_by_date.csv", rows_by(splits, "published_date").write_csv())
@@ -652,13 +855,16 @@ def _optional_table(path: Path, without: str) -> pl.LazyFrame | None:
 
 
 def add_command(commands) -> None:
-    add_stage_command(
+    parser = add_stage_command(
         commands, STAGE, input_from=("dedup",), main=_main,
         input_help="dedup output folder: the kept articles (drop=<name>/articles.parquet), and duplicates.parquet "
         "and review.parquet when there",
     )
+    parser.add_argument("--index", type=Path, help="the contamination index, one layer a drop, brought up to date "
+                        "(default: <paths.split_index>; with --output, none is kept unless --index is given)")
 
 
 def _main(paths: StagePaths, params: dict[str, Any], args) -> int:
-    run(paths.input, paths.output, paths.metrics, params)
+    index = args.index or (None if args.output else path_of(params, "split_index"))
+    run(paths.input, paths.output, paths.metrics, params, index)
     return 0
