@@ -208,6 +208,17 @@ def test_quality_filters_give_reasons():
     assert kept.select("language", "language_score").row(0) == ("ar", None)  # Arabic alphabet alone: no model needed
 
 
+def test_a_jawi_article_is_quarantined_as_malay():
+    """lid.176 calls Jawi (Malay in Arabic script) Arabic; its own letters tell it apart."""
+    jawi = ("ڤوليس تله منڠکڤ دوا اورڠ للاکي يڠ دڤرچايا ترليبت دالم کس رومڤقن د ڤکن ايت سمالم، "
+            "دان کدوا-دوا سوسڤيک اکن دحاضرکن د مهکمه مجيستريت ڤد هاري اثنين اين اونتوق دتودوه.")
+    rules = clean.BoilerplateRules.from_params(section(PARAMS, "boilerplate"))
+    normalised = clean.normalise_fields(_article_frame([jawi]), rules).collect()
+    no_repeats = pl.DataFrame(schema={"drop": pl.String, "source": pl.String, "key": pl.String, "repeated": pl.Boolean})
+    quarantine = clean.clean_articles(normalised, no_repeats, rules, section(PARAMS, "quality")).quarantine
+    assert quarantine.select("reason", "detail").rows() == [("not_arabic", "identified as ms (by the letters only it writes)")]
+
+
 def test_saudinewsnet_sample_counts_add_up_and_boilerplate_goes(tmp_path):
     raw = tmp_path / "raw"
     raw.mkdir()
