@@ -123,7 +123,7 @@ def evaluate_here(setting: str = "new outlets") -> dict[str, Any]:
     from pipeline.plumbing.params import load_params, section
     from pipeline.stages import clean
 
-    params = load_params(Path(clean.__file__).resolve().parents[2] / "params.yaml")  # <root>/pipeline/stages/clean.py
+    params = load_params(Path(clean.__file__).resolve().parents[2] / "params.yaml")
     rules = clean.BoilerplateRules.from_params(section(params, "boilerplate"))
     lines = labelled_lines()
     removed = removed_flags(clean, rules, lines, earlier_drops(lines) if setting == "earlier drops" else None)
