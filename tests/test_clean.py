@@ -349,8 +349,8 @@ def test_contact_blocks_bios_and_city_bylines_at_their_edge_only():
     edges, inside = lines.filter(pl.col("id") == "a0"), lines.filter(pl.col("id") == "a1")
     assert edges["removed_as"].to_list() == ["city_byline", "city_byline", None, "author_bio", "sms", "sms", "phone", "phone"]
     assert inside["removed_as"].to_list() == [None] * inside.height
-    # A number alone is data (an ID or account list), a line starting "في" is verse, a city in a title's head stays
-    # when the line has a verb or more words.
+    # A number alone is data (an ID or account list), a line starting "في" is verse, and a
+    # headline of more than four words that starts with a city is no byline.
     kept = _classified(["\n".join(["في ربوع جدة", "الرياض تستضيف قمة الخليج المقبلة", BODY, "1070690258", "٤٨٠٦٠٨٠١٠٠٨٩٠٠٠"])])
     assert kept["removed_as"].to_list() == [None] * kept.height
 
