@@ -49,6 +49,21 @@ def project(tmp_path: Path) -> Path:
     return copy_project(tmp_path / "project")
 
 
+@pytest.fixture(scope="session")
+def reproduced_seed(tmp_path_factory) -> Path:
+    """The `project` copy after `dvc repro` (the seed drop through every stage), built once
+    a session: a full run costs tens of seconds. Tests work on their own `built_copy`."""
+    root = copy_project(tmp_path_factory.mktemp("reproduced-seed") / "project")
+    run_command("dvc", "repro", cwd=root)
+    return root
+
+
+def built_copy(project: Path, root: Path) -> Path:
+    """A copy of a project (git repo, DVC cache, build/) at `root`, to change freely."""
+    shutil.copytree(project, root, symlinks=True)
+    return root
+
+
 def copy_project(root: Path) -> Path:
     """The `project` fixture's copy of the repository at `root`."""
     ignore = shutil.ignore_patterns(".venv", ".git", "node_modules", "build", "__pycache__", ".pytest_cache", "*.egg-info", "tmp", "cache")

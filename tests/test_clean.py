@@ -208,6 +208,17 @@ def test_quality_filters_give_reasons():
     assert kept.select("language", "language_score").row(0) == ("ar", None)  # Arabic alphabet alone: no model needed
 
 
+def test_a_jawi_article_is_quarantined_as_malay():
+    """lid.176 calls Jawi (Malay in Arabic script) Arabic; its own letters tell it apart."""
+    jawi = ("ڤوليس تله منڠکڤ دوا اورڠ للاکي يڠ دڤرچايا ترليبت دالم کس رومڤقن د ڤکن ايت سمالم، "
+            "دان کدوا-دوا سوسڤيک اکن دحاضرکن د مهکمه مجيستريت ڤد هاري اثنين اين اونتوق دتودوه.")
+    rules = clean.BoilerplateRules.from_params(section(PARAMS, "boilerplate"))
+    normalised = clean.normalise_fields(_article_frame([jawi]), rules).collect()
+    no_repeats = pl.DataFrame(schema={"drop": pl.String, "source": pl.String, "key": pl.String, "repeated": pl.Boolean})
+    quarantine = clean.clean_articles(normalised, no_repeats, rules, section(PARAMS, "quality")).quarantine
+    assert quarantine.select("reason", "detail").rows() == [("not_arabic", "identified as ms (by the letters only it writes)")]
+
+
 def test_saudinewsnet_sample_counts_add_up_and_boilerplate_goes(tmp_path):
     raw = tmp_path / "raw"
     raw.mkdir()
@@ -325,9 +336,23 @@ def test_bylines_signatures_and_sign_offs_at_the_edges_only():
     lines = _classified(["\n".join([*head, BODY, *tail]), "\n".join([BODY, *head, *tail, BODY])])
     edges, inside = lines.filter(pl.col("id") == "a0"), lines.filter(pl.col("id") == "a1")
     assert edges["removed_as"].to_list() == [
-        "byline_name", "byline_name", "byline_name", "credit", None, "caption", "signature", "wire_signoff", "wire_signoff"
+        "byline_name", "city_byline", "byline_name", "credit", None, "caption", "signature", "wire_signoff", "wire_signoff"
     ]
     assert inside["removed_as"].to_list() == [None] * inside.height
+
+
+def test_contact_blocks_bios_and_city_bylines_at_their_edge_only():
+    head = ["الرياضي الدمام", "مكة سامي الحربي"]
+    tail = ["أستاذ الإعلام بجامعة الملك سعود", "للتواصل أرسل SMS إلى 88548", "تبدأ بالرمز (42) ثم مسافة ثم نص الرسالة إلى",
+            "88591 - Stc", "جوال: 0555123456"]
+    lines = _classified(["\n".join([*head, BODY, *tail]), "\n".join([BODY, *head, *tail, BODY])])
+    edges, inside = lines.filter(pl.col("id") == "a0"), lines.filter(pl.col("id") == "a1")
+    assert edges["removed_as"].to_list() == ["city_byline", "city_byline", None, "author_bio", "sms", "sms", "phone", "phone"]
+    assert inside["removed_as"].to_list() == [None] * inside.height
+    # A number alone is data (an ID or account list), a line starting "في" is verse, and a
+    # headline of more than four words that starts with a city is no byline.
+    kept = _classified(["\n".join(["في ربوع جدة", "الرياض تستضيف قمة الخليج المقبلة", BODY, "1070690258", "٤٨٠٦٠٨٠١٠٠٨٩٠٠٠"])])
+    assert kept["removed_as"].to_list() == [None] * kept.height
 
 
 def test_short_lines_that_only_look_like_names_stay():
@@ -353,10 +378,13 @@ def test_body_sentences_that_start_like_furniture_stay():
 def test_removal_precision_and_recall_on_the_labelled_lines():
     """Floors on benchmarks/boilerplate_lines.jsonl (labelled by repetition, position and
     reading, not by these rules), cleaned as one small drop of outlets never seen before
-    (recall 0.878 measured; 0.926 with repeated lines learnt from earlier drops)."""
+    (recall 0.961 measured, 0.976 on the held-out outlets; 0.970 with repeated lines learnt
+    from earlier drops)."""
     from benchmarks.boilerplate_eval import evaluate_here
 
     scores = evaluate_here()
     assert scores["lines"] > 4000 and scores["boilerplate"] > 200
     assert scores["precision"] >= 0.99, scores["wrongly_removed"]
-    assert scores["recall"] >= 0.87, scores["missed"]
+    assert scores["recall"] >= 0.95, scores["missed"]
+    held_out = scores["by_split"]["held-out"]
+    assert held_out["boilerplate"] > 100 and held_out["precision"] >= 0.99 and held_out["recall"] >= 0.95

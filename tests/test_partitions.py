@@ -9,7 +9,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import SAUDI_SAMPLE, copy_project, run_command, run_corpus
+from conftest import SAUDI_SAMPLE, built_copy, run_command, run_corpus
 from pipeline_runs import GX_DIR, folder_files, output_files
 
 from pipeline.plumbing.io import partition, read_json, scan_partitions, scan_table, sum_reports, write_table
@@ -61,12 +61,12 @@ def test_an_outlets_repeated_lines_carry_over_to_its_next_drop(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def grown(tmp_path_factory) -> tuple[Path, str, dict[str, dict[str, bytes]]]:
+def grown(reproduced_seed, tmp_path_factory) -> tuple[Path, str, dict[str, dict[str, bytes]]]:
     """The project with the seed and a small SaudiNewsNet drop built up to validation, then
     a third drop added with `corpus add-drop` and `dvc repro` run: its output, and dedup's
     folder of each earlier drop before it (file name: bytes)."""
     work = tmp_path_factory.mktemp("grown")
-    root = copy_project(work / "project")
+    root = built_copy(reproduced_seed, work / "project")  # the seed's stages already run
     files = sorted(SAUDI_SAMPLE.glob("*.json"))
     _drop_of(files[:40], root / "data" / "raw" / "snn-a")
     params = root / "params.yaml"

@@ -356,7 +356,8 @@ def with_language(judged: pl.DataFrame, quality: dict[str, Any]) -> pl.DataFrame
 def quality_detail(quality: dict[str, Any]) -> pl.Expr:
     return (
         pl.when(pl.col("reason") == "not_arabic")
-        .then(pl.format("identified as {} (score {})", "language", pl.col("language_score").round(3)))
+        .then(pl.format("identified as {} ({})", "language", pl.coalesce(
+            pl.format("score {}", pl.col("language_score").round(3)), pl.lit("by the letters only it writes"))))
         .when(pl.col("reason") == "too_short")
         .then(pl.format("{} words, {} chars (min {} words, {} chars)", "n_words", "n_chars",
                         pl.lit(quality["min_words"]), pl.lit(quality["min_chars"])))
