@@ -10,7 +10,8 @@ collects its slice, ``rows [first_row, first_row + batch_size)``: exactly the sl
 local engine takes (``io.batches``), so a stage's per-batch results, and the number of
 batches a report states, are the same on both engines (``read_parquet`` would cut batches
 at row groups and Ray's block sizes instead). Polars reads ``s3://``, ``gs://`` and
-``az://`` URIs as well as local paths; the files must be where every node can read them.
+``az://`` URIs as well as local paths; the files must be where every node can read them
+(a relative path is read from the driver's working directory, mounted at the same place).
 Workers are actors (``ActorPoolStrategy``), one a CPU of the cluster, each building the
 stage's per-batch function once. Results come back in the order of the batches
 (``preserve_order``); the stage writes them on the driver with its own writers.
@@ -48,8 +49,13 @@ class _BatchWorker:
     batches whose first rows it is given; a result goes back pickled, one row a batch."""
 
     def __init__(
-        self, table: pl.LazyFrame, make_worker: Callable[[], Callable[[pl.DataFrame, int], Any]], batch_size: int
+        self, table: pl.LazyFrame, make_worker: Callable[[], Callable[[pl.DataFrame, int], Any]], batch_size: int,
+        driver_cwd: str,
     ) -> None:
+        # Relative paths (params.yaml's) mean the same files as on the driver where its
+        # folder is mounted at the same place (one machine, a shared file system).
+        if os.path.isdir(driver_cwd):
+            os.chdir(driver_cwd)
         self.table, self.batch_size, self.work = table, batch_size, make_worker()
 
     def __call__(self, first_rows: pa.Table) -> pa.Table:
@@ -74,7 +80,7 @@ class RayEngine:
         workers = max(1, min(len(first_rows), int(ray.cluster_resources().get("CPU", 1))))
         results = ray.data.from_items([{"first_row": row} for row in first_rows], override_num_blocks=len(first_rows))
         results = results.map_batches(
-            _BatchWorker, fn_constructor_args=(table, make_worker, batch_size), batch_size=1,
+            _BatchWorker, fn_constructor_args=(table, make_worker, batch_size, os.getcwd()), batch_size=1,
             batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=workers),
         )
         for block in results.iter_batches(batch_size=None, batch_format="pyarrow"):
