@@ -13,8 +13,9 @@ local|ray``, ``corpus validate --drop base --engine local|ray``. The script star
 --num-cpus 2``, on 127.0.0.1) and stops it at the end: do not run it while another Ray
 cluster of yours runs on the machine.
 
-Per stage and engine it prints wall time, CPU seconds and peak RSS: of the command's
-process tree, plus for Ray those of the cluster's worker processes (``ray::`` processes,
+Per stage and engine it prints wall time, CPU seconds (all, and the driver's: the command's
+own process tree) and peak RSS: of the command's process tree, plus for Ray those of the
+cluster's worker processes (``ray::`` processes,
 sampled every 0.2 s with psutil; the cluster's agents are left out), and the
 ratio Ray / local. The Ray run includes joining the cluster and starting its workers (a
 fixed cost of tens of seconds on a loaded machine): run two sizes to separate it from the
@@ -97,7 +98,8 @@ def measured(command: list[str], cwd: Path, with_ray_workers: bool) -> dict[str,
         raise SystemExit(f"{' '.join(command)} failed:\n{process.stderr.read()}")
     # The command's own CPU (with its waited-for children) and the Ray workers' it sampled.
     workers = sum(cpu for pid, cpu in sampler.cpu.items() if pid != process.pid) if with_ray_workers else 0.0
-    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime + workers,
+    driver = usage.ru_utime + usage.ru_stime
+    return {"wall": wall, "cpu": driver + workers, "driver": driver,
             "rss": max(sampler.peak_rss, usage.ru_maxrss * 1024) / 2**30}
 
 
@@ -132,12 +134,13 @@ def main() -> None:
                        for stage, command in STAGES.items() for engine in ("local", "ray")}
             print(f"\n{articles:,} articles (drop base: {articles - max(1, round(articles * 0.01)):,}), "
                   f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; Ray: one node, 2 CPUs")
-            print(f"{'stage':<15}{'engine':<8}{'wall s':>8}{'CPU s':>8}{'RSS GiB':>9}{'wall ray/local':>16}"
-                  f"{'CPU ray/local':>15}")
+            print(f"{'stage':<15}{'engine':<8}{'wall s':>8}{'CPU s':>8}{'driver CPU s':>14}{'RSS GiB':>9}"
+                  f"{'wall ray/local':>16}{'CPU ray/local':>15}")
             for (stage, engine), row in figures.items():
                 local = figures[(stage, "local")]
                 ratios = f"{row['wall'] / local['wall']:>16.2f}{row['cpu'] / local['cpu']:>15.2f}" if engine == "ray" else ""
-                print(f"{stage:<15}{engine:<8}{row['wall']:>8.1f}{row['cpu']:>8.1f}{row['rss']:>9.2f}{ratios}")
+                print(f"{stage:<15}{engine:<8}{row['wall']:>8.1f}{row['cpu']:>8.1f}{row['driver']:>14.1f}"
+                      f"{row['rss']:>9.2f}{ratios}")
     finally:
         subprocess.run([str(BIN / "ray"), "stop", "--force"], capture_output=True)
 

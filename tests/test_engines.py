@@ -79,6 +79,7 @@ def test_dvc_repro_on_a_ray_cluster_gives_the_local_outputs(tmp_path, ray_cluste
     lock, outputs = (root / "dvc.lock").read_text(), output_files(root)
     rows = json.loads((root / "build" / "validate" / "rows" / "drop=snn" / "results.json").read_text())
     assert rows["batches"] > 1 and rows["articles"] > 1000
+    pages = _data_docs_runs(root)
 
     _set_engine(root, "ray")
     shutil.rmtree(root / "build")
@@ -88,6 +89,17 @@ def test_dvc_repro_on_a_ray_cluster_gives_the_local_outputs(tmp_path, ray_cluste
     assert output_files(root).keys() == outputs.keys()
     different = [name for name, data in output_files(root).items() if data != outputs[name]]
     assert not different
+    # GX ran on the workers; the driver built the same Data Docs pages (their run times aside).
+    assert _data_docs_runs(root) == pages
+
+
+def _data_docs_runs(root: Path) -> list[tuple[str, ...]]:
+    """The validation pages of the drop's Data Docs: suite and run name (rows a-b), without the
+    run time and GX's batch id below them."""
+    site = root / "build" / "validate" / "drop=snn" / "data_docs" / "validations"
+    runs = sorted(page.relative_to(site).parts[:-2] for page in site.rglob("*.html"))
+    assert len(runs) >= 4, runs  # two suites, several batches
+    return runs
 
 
 def test_the_default_engine_does_not_import_ray():
