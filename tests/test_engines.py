@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import REPO, SAUDI_ZIPS, VENV_BIN, copy_project, run_command
 from pipeline_runs import output_files
 
@@ -61,7 +62,7 @@ def _set_engine(root: Path, name: str) -> None:
     params = root / "params.yaml"
     text = params.read_text(encoding="utf-8")
     params.write_text(text.replace("  name: local ", f"  name: {name} ", 1), encoding="utf-8")
-    assert engine_name(__import__("yaml").safe_load(params.read_text(encoding="utf-8"))) == name
+    assert engine_name(yaml.safe_load(params.read_text(encoding="utf-8"))) == name
 
 
 def test_dvc_repro_on_a_ray_cluster_gives_the_local_outputs(tmp_path, ray_cluster):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from typing import Any, Callable, Iterator, Protocol
 
 import polars as pl
 
@@ -52,8 +52,8 @@ def open_engine(params: dict[str, Any], choice: str | None = None) -> Engine:
 
 def add_engine_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", choices=ENGINES,
-                        help="run the per-batch work here (local) or on Ray (cluster at RAY_ADDRESS, else a local one); "
-                        "default: params.yaml engine.name. The outputs are the same")
+                        help="run the per-batch work here (local) or on Ray (the cluster at RAY_ADDRESS, else a "
+                        "local one); default: params.yaml engine.name. The outputs are the same")
 
 
 def with_engine(params: dict[str, Any], choice: str | None) -> dict[str, Any]:

@@ -485,7 +485,8 @@ def _run_row_suite(
         reports.append(ValidationReport(target.name, table.height, 1, checks, {}))
         tables.append(table)
         progress.advance(table.height)
-    report = replace(merge_row_reports(reports, int(validate["examples"])), parameters=_configured(runner.parameters, params))
+    report = merge_row_reports(reports, int(validate["examples"]))
+    report = replace(report, parameters=_configured(runner.parameters, params))
     progress.done(f"{report.articles:,} articles' rows checked")
     return report, pl.concat(tables)
 
