@@ -41,4 +41,4 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 
 # Re-resolve the pinned set after changing dependencies in pyproject.toml.
 lock:
-	$(VENV)/bin/uv pip compile pyproject.toml --extra test --python 3.11 --no-emit-index-url --generate-hashes -o requirements.lock
+	$(VENV)/bin/uv pip compile pyproject.toml --extra test --extra ray --python 3.11 --no-emit-index-url --generate-hashes -o requirements.lock

@@ -6,7 +6,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 # A part may import from the parts before it in this order, and from itself.
-PARTS = ("commands", "plumbing", "text", "stages", "release", "drops", "cli")
+PARTS = ("commands", "plumbing", "text", "engines", "stages", "release", "drops", "cli")
 
 
 def _imports(path: Path) -> set[str]:

@@ -53,9 +53,11 @@ def test_dvc_metrics_show_is_one_short_funnel_table(reproduced: Path):
 
 
 # Modules every stage runs through but that do not shape its outputs (params are declared
-# by section, separately; locks only keeps two publishes apart; commands holds the help texts).
+# by section, separately; locks only keeps two publishes apart; commands holds the help texts;
+# the engines run a stage's batches, with outputs the same on each: tests/test_engines.py).
 _PLUMBING = {"pipeline/plumbing/params.py", "pipeline/plumbing/progress.py", "pipeline/plumbing/stage_command.py",
-             "pipeline/plumbing/locks.py", "pipeline/commands.py"}
+             "pipeline/plumbing/locks.py", "pipeline/commands.py", "pipeline/engines/engine.py",
+             "pipeline/engines/local.py", "pipeline/engines/ray.py"}
 # Stages named otherwise than the module whose command they run.
 _STAGE_MODULES = {"line_counts": "stages/clean", "repeated_lines": "stages/clean", "validate_rows": "stages/validate",
                   "publish": "release/publish"}

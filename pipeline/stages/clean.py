@@ -38,12 +38,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import polars as pl
 
 from pipeline.commands import add_parser
+from pipeline.engines.engine import Engine, add_engine_option, open_engine, with_engine
 from pipeline.plumbing.io import (
     ParquetAppender,
     batches,
@@ -470,21 +472,28 @@ def clean_in_batches(
     batch_size: int,
     kept: ParquetAppender,
     quarantine: ParquetAppender,
+    engine: Engine,
 ) -> pl.DataFrame:
-    """Pass 2: ``clean_articles`` on each batch of normalised articles, appending its kept
-    and quarantined articles to the outputs, in the order of the articles; returns the
-    ``removed_line_totals`` (a running total: the removed lines are few)."""
+    """Pass 2: ``clean_articles`` on each batch of normalised articles (on `engine`),
+    appending its kept and quarantined articles to the outputs, in the order of the
+    articles; returns the ``removed_line_totals`` (a running total: the removed lines are few)."""
     removed = None
     progress = Progress(STAGE, "articles cleaned", total=normalised.select(pl.len()).collect().item())
-    for batch in batches(normalised, batch_size, at_least_one=True):
-        result = clean_articles(batch, repeated, rules, quality)
+    for result in engine.map_batches(normalised, partial(_cleaner, repeated, rules, quality), batch_size):
         kept.append(result.articles)
         quarantine.append(result.quarantine)
         removed = result.removed if removed is None else pl.concat([removed, result.removed])
         removed = removed_line_totals(removed.lazy()).collect()
-        progress.advance(batch.height)
+        progress.advance(result.articles.height + result.quarantine.height)
     progress.done()
     return removed
+
+
+def _cleaner(
+    repeated: pl.DataFrame, rules: BoilerplateRules, quality: dict[str, Any]
+) -> Callable[[pl.DataFrame, int], CleanResult]:
+    """Pass 2's per-batch work, built once per engine worker."""
+    return lambda batch, _first_row: clean_articles(batch, repeated, rules, quality)
 
 
 def _write_scratch(table: pl.DataFrame, folder: Path, index: int) -> None:
@@ -514,7 +523,8 @@ def run(
         log(STAGE, f"{repeated.height:,} repeated lines")
         for upstream in batches(scan_table(input_dir / "quarantine.parquet"), batch_size):  # ingest's first
             quarantine.append(upstream)
-        removed = clean_in_batches(normalised, repeated, rules, section(params, "quality"), batch_size, kept, quarantine)
+        removed = clean_in_batches(normalised, repeated, rules, section(params, "quality"), batch_size, kept,
+                                   quarantine, open_engine(params))
     write_table(removed, output_dir / "removed_lines.parquet")
     stage_quarantine = scan_table(output_dir / "quarantine.parquet").filter(pl.col("stage") == STAGE).collect()
     upstream_quarantine = scan_table(input_dir / "quarantine.parquet").select(pl.len()).collect().item()
@@ -562,6 +572,7 @@ def add_command(commands) -> None:
     parser.add_argument("--drop", action="append", dest="drops",
                         help="clean this drop's partition, <input>/drop=<name>/, into <output>/drop=<name>/ with its "
                         "repeated lines (repeatable; what `dvc repro` runs); without it, <input> is one table")
+    add_engine_option(parser)
 
 
 # Per-drop files of the line-counts and repeated-lines commands.
@@ -596,6 +607,7 @@ def _repeated_lines_main(args) -> int:
 def _main(paths: StagePaths, params: dict[str, Any], args) -> int:
     """With --drop: each drop's ingest partition into its clean partition, with the drop's
     repeated lines (`corpus repeated-lines`). Without: one table, its own repeated lines."""
+    params = with_engine(params, args.engine)
     if not args.drops:
         run(paths.input, paths.output, paths.metrics, params)
         return 0

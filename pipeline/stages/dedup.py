@@ -35,6 +35,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ import numpy as np
 import polars as pl
 import xxhash
 
+from pipeline.engines.engine import DEFAULT_ENGINE, add_engine_option, engine_name, open_engine, with_engine
 from pipeline.plumbing.fingerprint import code_digest, digest, files_digest
 from pipeline.plumbing.io import (
     PARTITION_PREFIX,
@@ -109,6 +111,7 @@ class DedupParams:
     join_min: float
     figures_min: int
     figures_tolerance: float
+    engine: str = DEFAULT_ENGINE  # what signs the batches (pipeline/engines/): outputs are the same
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "DedupParams":
@@ -128,6 +131,7 @@ class DedupParams:
             join_min=float(dedup["join_min"]),
             figures_min=int(dedup["figures_min"]),
             figures_tolerance=float(dedup["figures_tolerance"]),
+            engine=engine_name(params),
         )
         if not 0 < result.review_min <= result.threshold <= 1:
             raise ValueError("dedup: need 0 < review_min <= threshold <= 1")
@@ -167,22 +171,48 @@ def signature_table(articles: pl.LazyFrame, params: DedupParams, what: str,
     progress = Progress(STAGE, f"{what} signed", total=n)
     columns = ["id", "key", "words"] + (["figures"] if figures is not None else [])
     signed = with_match_words(articles.select("id", "text")).with_columns(figures=figure_snippets(pl.col("text")))
-    for batch in batches(signed.select(columns), params.batch_size):
-        shingles = minhash.shingle_hashes(batch["words"], params.minhash.ngram)
-        signature[progress.count:progress.count + batch.height] = minhash.signatures(shingles, params.minhash)
+    signer = partial(_signer, params, shingle_sets is not None, figures is not None)
+    for part in open_engine({}, params.engine).map_batches(signed.select(columns), signer, params.batch_size):
+        signature[progress.count:progress.count + part.ids.len()] = part.signatures
         if shingle_sets is not None:
-            shingle_sets.add(shingles)
+            shingle_sets.add(part.shingles)
         if figures is not None:
-            figures.append(figure_table(batch["figures"], first_doc=progress.count))
-        ids.append(batch["id"])
-        hashes.append(key_hashes(batch["key"]))
-        progress.advance(batch.height)
+            figures.append(part.figures)
+        ids.append(part.ids)
+        hashes.append(part.key_hashes)
+        progress.advance(part.ids.len())
     progress.done()
     return pl.DataFrame({
         "id": pl.concat(ids).rechunk() if ids else pl.Series([], dtype=pl.String),
         "key_hash": pl.concat(hashes).rechunk() if hashes else pl.Series([], dtype=pl.String),
         "signature": pl.Series(signature, dtype=pl.Array(pl.UInt32, params.minhash.permutations)),
     })
+
+
+@dataclass
+class SignedBatch:
+    """``signature_table``'s work on a batch of articles (``sign_batch``)."""
+
+    ids: pl.Series
+    key_hashes: pl.Series
+    signatures: np.ndarray
+    shingles: minhash.Shingles | None  # when their sets are kept
+    figures: pl.DataFrame | None  # ``figure_table``, docs numbered from the batch's first row
+
+
+def sign_batch(batch: pl.DataFrame, first_row: int, params: DedupParams, keep_shingles: bool,
+               with_figures: bool) -> SignedBatch:
+    shingles = minhash.shingle_hashes(batch["words"], params.minhash.ngram)
+    return SignedBatch(
+        batch["id"], key_hashes(batch["key"]), minhash.signatures(shingles, params.minhash),
+        shingles if keep_shingles else None,
+        figure_table(batch["figures"], first_doc=first_row) if with_figures else None,
+    )
+
+
+def _signer(params: DedupParams, keep_shingles: bool, with_figures: bool):
+    """``sign_batch`` as an engine worker's per-batch function."""
+    return partial(sign_batch, params=params, keep_shingles=keep_shingles, with_figures=with_figures)
 
 
 # ------------------------------------------------------------------ figures
@@ -927,12 +957,13 @@ def run(input_path: Path, output_dir: Path, metrics_path: Path | None, params: d
 
 
 def add_command(commands) -> None:
-    add_stage_command(
+    parser = add_stage_command(
         commands, STAGE, input_from=("clean",), input_help="cleaned articles (clean's output folder, or a table)",
         main=_main,
     )
+    add_engine_option(parser)
 
 
 def _main(paths: StagePaths, params: dict[str, Any], args) -> int:
-    run(paths.input, paths.output, paths.metrics, params)
+    run(paths.input, paths.output, paths.metrics, with_engine(params, args.engine))
     return 0

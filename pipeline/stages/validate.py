@@ -45,13 +45,14 @@ import os
 import re
 import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import polars as pl
 
+from pipeline.engines.engine import add_engine_option, open_engine, with_engine
 from pipeline.plumbing.io import (
-    batches,
     partition,
     partition_drops,
     read_json,
@@ -288,11 +289,23 @@ class GxRunner:
         # Results carry kwargs with the parameters filled in; reports keep the suite's.
         self.suite_kwargs = {e.id: e.configuration.kwargs for s in context.suites.all() for e in s.expectations}
 
+    # Set by ``_gx_runner``: how to build this runner again in another process (an engine's
+    # worker), where it opens its own GX context.
+    recipe: tuple = ()
+
+    def __reduce__(self):
+        return _gx_runner, self.recipe
+
     def run(self, checkpoint_name: str, frame: pl.DataFrame, run_name: str, originals: pl.LazyFrame | None = None) -> None:
         """Validate `frame` with a checkpoint and build its Data Docs pages. The title and text
         of failing rows are looked up in `frame`, or in `originals` when it has no such columns."""
-        from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
+        self.record(self.validate(checkpoint_name, frame, run_name, originals))
 
+    def validate(
+        self, checkpoint_name: str, frame: pl.DataFrame, run_name: str, originals: pl.LazyFrame | None = None
+    ) -> list[tuple[Any, Any]]:
+        """``run`` but for the Data Docs: the checks are added up, and the (identifier, suite
+        result) pairs to ``record`` returned."""
         checkpoint = self.context.checkpoints.get(checkpoint_name)
         checkpoint.result_format = {
             "result_format": "SUMMARY",
@@ -305,11 +318,18 @@ class GxRunner:
             run_id=self.run_identifier(run_name=run_name),
         )
         lookup = frame.lazy() if "title" in frame.columns else originals
-        for identifier, suite_result in result.run_results.items():
+        for suite_result in result.run_results.values():
             for outcome in suite_result.results:
                 shown = self._shown_examples(outcome, lookup)
                 self._add(suite_result.suite_name, outcome, shown)
                 outcome.result = data_docs.result_for_docs(outcome.result or {}, outcome.expectation_config.kwargs.get("column"), shown)
+        return list(result.run_results.items())
+
+    def record(self, results: list[tuple[Any, Any]]) -> None:
+        """Store `results` (of ``validate``) and build their Data Docs pages."""
+        from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
+
+        for identifier, suite_result in results:
             # The checkpoint stored GX's raw result; Data Docs are built from this one instead.
             self.context.validation_results_store.set(identifier, suite_result)
             self.context.build_data_docs(resource_identifiers=[identifier, ExpectationSuiteIdentifier(name=suite_result.suite_name)])
@@ -444,28 +464,47 @@ def _gx_runner(params: dict[str, Any], target: Target, gx_dir: Path, output_dir:
     # GX's results and Data Docs are kept from run to run: the Data Docs index lists every run.
     parameters = suite_parameters(params, target)
     log(stage, "setting up Great Expectations (about 10 s)")
-    return GxRunner(open_gx_project(gx_dir, output_dir), parameters, int(section(params, "validate")["examples"]))
+    runner = GxRunner(open_gx_project(gx_dir, output_dir), parameters, int(section(params, "validate")["examples"]))
+    runner.recipe = (params, target, gx_dir, output_dir, stage)
+    return runner
 
 
 def _run_row_suite(
     runner: GxRunner, articles: pl.LazyFrame, target: Target, params: dict[str, Any], stage: str
 ) -> tuple[ValidationReport, pl.DataFrame]:
+    """The row suite on each batch of `articles` on the engine of `params` (its workers run
+    GX; the Data Docs pages are built here), the batches' checks summed as drops' are."""
     validate = section(params, "validate")
     rules = BoilerplateRules.from_params(section(params, "boilerplate"))
     progress = Progress(stage, "articles", total=articles.select(pl.len()).collect().item())
-    checked = with_check_columns(articles, rules)
-    tables, start = [], 0
+    reports, tables = [], []
     # An empty table is one empty batch: its columns and types still get checked.
-    for batch in batches(checked, int(validate["batch_rows"]), at_least_one=True):
-        rows = f"rows {start + 1}-{start + batch.height}" if batch.height else "rows (none)"
-        runner.run(target.rows_checkpoint, batch.drop("text_key_hash"), f"{target.name} {rows}")
-        tables.append(batch.select(TABLE_COLUMNS))
-        start += batch.height
-        progress.advance(batch.height)
-    progress.done(f"{start:,} articles' rows checked")
-    checks = list(runner.checks.values())
-    report = ValidationReport(target.name, start, len(tables), checks, _configured(runner.parameters, params))
+    checker = partial(_row_checker, runner, target, rules)
+    for checks, results, table in open_engine(params).map_batches(articles, checker, int(validate["batch_rows"])):
+        runner.record(results)
+        reports.append(ValidationReport(target.name, table.height, 1, checks, {}))
+        tables.append(table)
+        progress.advance(table.height)
+    report = merge_row_reports(reports, int(validate["examples"]))
+    report = replace(report, parameters=_configured(runner.parameters, params))
+    progress.done(f"{report.articles:,} articles' rows checked")
     return report, pl.concat(tables)
+
+
+def _row_checker(
+    runner: GxRunner, target: Target, rules: BoilerplateRules
+) -> Callable[[pl.DataFrame, int], tuple[list[Check], list[tuple[Any, Any]], pl.DataFrame]]:
+    """The row suite's per-batch work, built once per engine worker: a batch's checks, its
+    GX results (for ``GxRunner.record``) and its ``TABLE_COLUMNS``."""
+
+    def check(articles: pl.DataFrame, first_row: int):
+        batch = with_check_columns(articles.lazy(), rules).collect()
+        rows = f"rows {first_row + 1}-{first_row + batch.height}" if batch.height else "rows (none)"
+        runner.checks = {}
+        results = runner.validate(target.rows_checkpoint, batch.drop("text_key_hash"), f"{target.name} {rows}")
+        return list(runner.checks.values()), results, batch.select(TABLE_COLUMNS)
+
+    return check
 
 
 def _run_table_suite(runner: GxRunner, table: pl.DataFrame, rows: ValidationReport, stage: str, output_dir: Path,
@@ -581,10 +620,12 @@ def add_command(commands) -> None:
     scope.add_argument("--corpus", action="store_true",
                        help=f"the corpus from its drops' row checks (<output>/{ROWS_DIR}/): their sum and the "
                        "table suite")
+    add_engine_option(parser)
 
 
 def _main(paths: StagePaths, params: dict[str, Any], args) -> int:
     gx_dir = args.gx or path_of(params, "gx")
+    params = with_engine(params, args.engine)
     if args.drops:
         reports = [
             run_drop(partition(paths.input, drop) / "articles.parquet", partition(paths.output / ROWS_DIR, drop),

@@ -1,0 +1,149 @@
+"""The local engine against Ray (one node, 2 worker CPUs), stage by stage: the stages whose
+per-batch work runs on the engine (clean, dedup's signing, the row suite of validate), on a
+generated corpus.
+
+    .venv/bin/python benchmarks/engines.py --articles 10000
+    .venv/bin/python benchmarks/engines.py --articles 300000 --workdir /data/engines-bench
+
+The corpus is ``benchmarks/incremental.py``'s (real SaudiNewsNet sentences recombined into
+articles, seeded), one drop ``base``. The project is built up to dedup with the local
+engine (`dvc repro dedup`), then each stage command runs on each engine, one after the
+other: ``corpus clean --drop base --engine local|ray``, ``corpus dedup --engine
+local|ray``, ``corpus validate --drop base --engine local|ray``. The script starts a one-node Ray cluster (``ray start --head
+--num-cpus 2``, on 127.0.0.1) and stops it at the end: do not run it while another Ray
+cluster of yours runs on the machine.
+
+Per stage and engine it prints wall time, CPU seconds (all, and the driver's: the command's
+own process tree) and peak RSS: of the command's process tree, plus for Ray those of the
+cluster's worker processes (``ray::`` processes,
+sampled every 0.2 s with psutil; the cluster's agents are left out), and the
+ratio Ray / local. The Ray run includes joining the cluster and starting its workers (a
+fixed cost of tens of seconds on a loaded machine): run two sizes to separate it from the
+cost per article.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.incremental import generate, project_copy  # noqa: E402
+
+BIN = Path(sys.executable).parent
+STAGES = {"clean": ["clean", "--drop", "base"], "dedup": ["dedup"], "validate rows": ["validate", "--drop", "base"]}
+
+
+class Sampler(threading.Thread):
+    """Peak RSS of a process tree plus the Ray worker processes, and their CPU seconds."""
+
+    def __init__(self, root: int, with_ray_workers: bool) -> None:
+        super().__init__(daemon=True)
+        self.root, self.with_ray_workers = root, with_ray_workers
+        self.peak_rss, self.cpu, self.stopped = 0, {}, threading.Event()
+        # The cluster's own processes (agents, earlier jobs' actors) are not the command's;
+        # idle workers are, once the command's job takes them.
+        self.daemons = {process.pid for process in self._ray_processes() if process.info["cmdline"][0] != "ray::IDLE"}
+
+    @staticmethod
+    def _ray_processes() -> list[psutil.Process]:
+        return [process for process in psutil.process_iter(["cmdline"])
+                if (process.info["cmdline"] or [""])[0].startswith("ray::")]
+
+    def processes(self) -> list[psutil.Process]:
+        found = []
+        try:
+            root = psutil.Process(self.root)
+            found = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            pass
+        if self.with_ray_workers:
+            found += [process for process in self._ray_processes() if process.pid not in self.daemons]
+        return found
+
+    def run(self) -> None:
+        while not self.stopped.wait(0.2):
+            rss = 0
+            for process in self.processes():
+                try:
+                    rss += process.memory_info().rss
+                    times = process.cpu_times()
+                    self.cpu[process.pid] = times.user + times.system
+                except psutil.NoSuchProcess:
+                    continue
+            self.peak_rss = max(self.peak_rss, rss)
+
+
+def measured(command: list[str], cwd: Path, with_ray_workers: bool) -> dict[str, float]:
+    started = time.monotonic()
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    sampler = Sampler(process.pid, with_ray_workers)
+    sampler.start()
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.monotonic() - started
+    sampler.stopped.set()
+    sampler.join()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{process.stderr.read()}")
+    # The command's own CPU (with its waited-for children) and the Ray workers' it sampled.
+    workers = sum(cpu for pid, cpu in sampler.cpu.items() if pid != process.pid) if with_ray_workers else 0.0
+    driver = usage.ru_utime + usage.ru_stime
+    return {"wall": wall, "cpu": driver + workers, "driver": driver,
+            "rss": max(sampler.peak_rss, usage.ru_maxrss * 1024) / 2**30}
+
+
+def start_cluster() -> None:
+    """A one-node cluster with 2 CPUs on 127.0.0.1; token auth with a fresh token."""
+    os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
+    port = "6391"
+    subprocess.run([str(BIN / "ray"), "start", "--head", "--port", port, "--num-cpus", "2", "--node-ip-address",
+                    "127.0.0.1", "--include-dashboard", "false", "--disable-usage-stats"], check=True,
+                   capture_output=True)
+    os.environ["RAY_ADDRESS"] = f"127.0.0.1:{port}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--articles", type=int, action="append", help="corpus size (repeatable; default 10000)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/engines-bench"))
+    args = parser.parse_args()
+    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+    os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ['PATH']}"
+    try:
+        start_cluster()
+        for articles in args.articles or [10000]:
+            work = args.workdir / str(articles)
+            shutil.rmtree(work, ignore_errors=True)
+            generate(articles, args.seed, work / "corpus")
+            project = project_copy(work / "project", work / "corpus" / "base")
+            subprocess.run([str(BIN / "dvc"), "repro", "dedup"], cwd=project, check=True, capture_output=True)
+            figures = {(stage, engine): measured([str(BIN / "corpus"), *command, "--engine", engine], project,
+                                                 engine == "ray")
+                       for stage, command in STAGES.items() for engine in ("local", "ray")}
+            print(f"\n{articles:,} articles (drop base: {articles - max(1, round(articles * 0.01)):,}), "
+                  f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; Ray: one node, 2 CPUs")
+            print(f"{'stage':<15}{'engine':<8}{'wall s':>8}{'CPU s':>8}{'driver CPU s':>14}{'RSS GiB':>9}"
+                  f"{'wall ray/local':>16}{'CPU ray/local':>15}")
+            for (stage, engine), row in figures.items():
+                local = figures[(stage, "local")]
+                ratios = f"{row['wall'] / local['wall']:>16.2f}{row['cpu'] / local['cpu']:>15.2f}" if engine == "ray" else ""
+                print(f"{stage:<15}{engine:<8}{row['wall']:>8.1f}{row['cpu']:>8.1f}{row['driver']:>14.1f}"
+                      f"{row['rss']:>9.2f}{ratios}")
+    finally:
+        subprocess.run([str(BIN / "ray"), "stop", "--force"], capture_output=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""The engine interface and the choice of engine (see the package's docstring)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, Callable, Iterator, Protocol
+
+import polars as pl
+
+from pipeline.plumbing.params import ParamsError
+
+ENGINES = ("local", "ray")
+DEFAULT_ENGINE = "local"
+
+# Called once per worker process; returns the function applied to each batch and the
+# number of its first row in the table.
+WorkerFactory = Callable[[], Callable[[pl.DataFrame, int], Any]]
+
+
+class Engine(Protocol):
+    name: str
+
+    def map_batches(self, table: pl.LazyFrame, make_worker: WorkerFactory, batch_size: int) -> Iterator[Any]:
+        """``make_worker()(batch, first_row)`` for each consecutive `batch_size` rows of
+        `table` (``io.batches``' slices), in their order; a table without rows is one empty
+        batch, so the outputs still get their columns."""
+        ...
+
+
+def engine_name(params: dict[str, Any], choice: str | None = None) -> str:
+    """The engine to run on: `choice` (``--engine``), else params.yaml ``engine.name``, else local."""
+    if choice is None:
+        section = params.get("engine", {})
+        if not isinstance(section, dict):
+            raise ParamsError("params.yaml 'engine' must be a mapping, e.g. {name: local}")
+        choice = section.get("name", DEFAULT_ENGINE)
+    if choice not in ENGINES:
+        raise ParamsError(f"params.yaml 'engine.name' must be one of {', '.join(ENGINES)}, not {choice!r}")
+    return choice
+
+
+def open_engine(params: dict[str, Any], choice: str | None = None) -> Engine:
+    """The engine of `params` (or `choice`); Ray is imported only when it is chosen."""
+    if engine_name(params, choice) == "ray":
+        from pipeline.engines.ray import RayEngine
+
+        return RayEngine()
+    from pipeline.engines.local import LocalEngine
+
+    return LocalEngine()
+
+
+def add_engine_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--engine", choices=ENGINES,
+                        help="run the per-batch work here (local) or on Ray (the cluster at RAY_ADDRESS, else a "
+                        "local one); default: params.yaml engine.name. The outputs are the same")
+
+
+def with_engine(params: dict[str, Any], choice: str | None) -> dict[str, Any]:
+    """`params` with ``engine.name`` set to `choice` (a stage command's ``--engine``), if given."""
+    if choice is None:
+        return params
+    return params | {"engine": {**params.get("engine", {}), "name": engine_name(params, choice)}}

@@ -1,0 +1,88 @@
+"""The Ray engine: a stage's batches as Ray Data tasks on a cluster.
+
+The cluster is the one at ``RAY_ADDRESS`` (``ray start --head`` on one machine, ``ray up``
+or KubeRay for many: README "Engines"), else a local one this process starts. Ray
+schedules, retries and moves the data; nothing here does.
+
+The dataset is the list of batches (the numbers of their first rows). Each task gets the
+stage's table as a Polars plan (a Parquet scan: pickled, it is the paths and the query) and
+collects its slice, ``rows [first_row, first_row + batch_size)``: exactly the slices the
+local engine takes (``io.batches``), so a stage's per-batch results, and the number of
+batches a report states, are the same on both engines (``read_parquet`` would cut batches
+at row groups and Ray's block sizes instead). Polars reads ``s3://``, ``gs://`` and
+``az://`` URIs as well as local paths; the files must be where every node can read them
+(a relative path is read from the driver's working directory, mounted at the same place).
+Workers are actors (``ActorPoolStrategy``), one a CPU of the cluster, each building the
+stage's per-batch function once. Results come back in the order of the batches
+(``preserve_order``); the stage writes them on the driver with its own writers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+from typing import Any, Callable, Iterator
+
+import polars as pl
+import pyarrow as pa
+import ray
+import ray.data
+
+
+def connect() -> None:
+    """Join the cluster at RAY_ADDRESS, or start a local one, once per process; set Ray
+    Data to keep row order and not to print progress."""
+    if not ray.is_initialized():
+        ray.init(address=os.environ.get("RAY_ADDRESS") or None, include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.WARNING)
+    context = ray.data.DataContext.get_current()
+    context.execution_options.preserve_order = True
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+    context.enable_auto_log_stats = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+
+
+class _BatchWorker:
+    """A Ray Data actor: builds the stage's per-batch function once, then runs it on the
+    batches whose first rows it is given; a result goes back pickled, one row a batch."""
+
+    def __init__(
+        self, table: pl.LazyFrame, make_worker: Callable[[], Callable[[pl.DataFrame, int], Any]], batch_size: int,
+        driver_cwd: str,
+    ) -> None:
+        # Relative paths (params.yaml's) mean the same files as on the driver where its
+        # folder is mounted at the same place (one machine, a shared file system).
+        if os.path.isdir(driver_cwd):
+            os.chdir(driver_cwd)
+        self.table, self.batch_size, self.work = table, batch_size, make_worker()
+
+    def __call__(self, first_rows: pa.Table) -> pa.Table:
+        results = []
+        for first_row in first_rows.column("first_row").to_pylist():
+            batch = self.table.slice(first_row, self.batch_size).collect(engine="streaming")
+            results.append(pickle.dumps(self.work(batch, first_row), protocol=pickle.HIGHEST_PROTOCOL))
+        return pa.table({"result": pa.array(results, pa.large_binary())})
+
+
+class RayEngine:
+    name = "ray"
+
+    def __init__(self) -> None:
+        connect()
+
+    def map_batches(
+        self, table: pl.LazyFrame, make_worker: Callable[[], Callable[[pl.DataFrame, int], Any]], batch_size: int
+    ) -> Iterator[Any]:
+        rows = table.select(pl.len()).collect().item()
+        first_rows = list(range(0, rows, batch_size)) or [0]  # no rows: one empty batch
+        workers = max(1, min(len(first_rows), int(ray.cluster_resources().get("CPU", 1))))
+        results = ray.data.from_items([{"first_row": row} for row in first_rows], override_num_blocks=len(first_rows))
+        results = results.map_batches(
+            _BatchWorker, fn_constructor_args=(table, make_worker, batch_size, os.getcwd()), batch_size=1,
+            batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=workers),
+        )
+        for block in results.iter_batches(batch_size=None, batch_format="pyarrow"):
+            for result in block.column("result").to_pylist():
+                yield pickle.loads(result)

@@ -1,0 +1,120 @@
+"""The engines (pipeline/engines/): the stages' per-batch work on a real Ray cluster (a head
+and a worker node started on this machine) gives the local engine's outputs byte for byte,
+and the default path does not import Ray."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO, SAUDI_ZIPS, VENV_BIN, copy_project, run_command
+from pipeline_runs import output_files
+
+from pipeline.engines.engine import engine_name
+from pipeline.plumbing.params import ParamsError
+
+OBJECT_STORE_BYTES = str(100 * 2**20)  # per node; the test's batches are a few MB
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A real two-node Ray cluster on 127.0.0.1 (one CPU each), RAY_ADDRESS pointing at it;
+    stopped afterwards whatever happens. Ray 2.60 authenticates its nodes and clients with a
+    token: a fresh one, in the environment the nodes and the stage commands inherit."""
+    ray = str(VENV_BIN / "ray")
+    address = f"127.0.0.1:{_free_port()}"
+    settings = {"RAY_ADDRESS": address, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    before = {name: os.environ.get(name) for name in settings}
+    os.environ.update({name: value for name, value in settings.items() if name != "RAY_ADDRESS"})
+    common = ["--num-cpus", "1", "--node-ip-address", "127.0.0.1", "--object-store-memory", OBJECT_STORE_BYTES,
+              "--disable-usage-stats"]
+    try:
+        run_command(ray, "start", "--head", "--port", address.split(":")[1], "--include-dashboard", "false", *common,
+                    cwd=REPO)
+        run_command(ray, "start", "--address", address, *common, cwd=REPO)
+        os.environ["RAY_ADDRESS"] = address
+        yield address
+    finally:
+        subprocess.run([ray, "stop", "--force"], capture_output=True)
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _set_engine(root: Path, name: str) -> None:
+    params = root / "params.yaml"
+    text = params.read_text(encoding="utf-8")
+    params.write_text(text.replace("  name: local ", f"  name: {name} ", 1), encoding="utf-8")
+    assert engine_name(yaml.safe_load(params.read_text(encoding="utf-8"))) == name
+
+
+def test_dvc_repro_on_a_ray_cluster_gives_the_local_outputs(tmp_path, ray_cluster):
+    """A day of SaudiNewsNet (1.7k articles) as the one drop, up to validation, in small
+    batches (several, so their order counts): the local engine, then a Ray cluster of two
+    nodes. Every output file and dvc.lock are the same."""
+    root = copy_project(tmp_path / "project")
+    with zipfile.ZipFile(SAUDI_ZIPS / "2015-07-21.zip") as day:
+        day.extractall(root / "data" / "raw" / "snn")
+    params = root / "params.yaml"
+    text = params.read_text(encoding="utf-8").replace("drop_order: [seed]", "drop_order: [snn]", 1)
+    text = text.replace("  batch_size: 5000 ", "  batch_size: 400 ", 1).replace("  batch_rows: 100000 ", "  batch_rows: 500 ", 1)
+    params.write_text(text, encoding="utf-8")
+    run_command("dvc", "repro", "validate", cwd=root)
+    lock, outputs = (root / "dvc.lock").read_text(), output_files(root)
+    rows = json.loads((root / "build" / "validate" / "rows" / "drop=snn" / "results.json").read_text())
+    assert rows["batches"] > 1 and rows["articles"] > 1000
+    pages = _data_docs_runs(root)
+
+    _set_engine(root, "ray")
+    shutil.rmtree(root / "build")
+    log = run_command("dvc", "repro", "--force", "validate", cwd=root)
+    assert "Running stage 'clean@snn'" in log
+    assert (root / "dvc.lock").read_text() == lock
+    assert output_files(root).keys() == outputs.keys()
+    different = [name for name, data in output_files(root).items() if data != outputs[name]]
+    assert not different
+    # GX ran on the workers; the driver built the same Data Docs pages (their run times aside).
+    assert _data_docs_runs(root) == pages
+
+
+def _data_docs_runs(root: Path) -> list[tuple[str, ...]]:
+    """The validation pages of the drop's Data Docs: suite and run name (rows a-b), without the
+    run time and GX's batch id below them."""
+    site = root / "build" / "validate" / "drop=snn" / "data_docs" / "validations"
+    runs = sorted(page.relative_to(site).parts[:-2] for page in site.rglob("*.html"))
+    assert len(runs) >= 4, runs  # two suites, several batches
+    return runs
+
+
+def test_the_default_engine_does_not_import_ray():
+    code = (
+        "import sys; from pipeline import cli; from pipeline.stages import clean, validate, dedup; "
+        "from pipeline.engines.engine import open_engine; from pipeline.plumbing.params import load_params; "
+        "assert open_engine(load_params()).name == 'local'; "
+        "print(sorted(name for name in sys.modules if name == 'ray' or name.startswith('ray.')))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("engine", [{"name": "spark"}, "ray"])
+def test_an_unknown_engine_is_refused(engine):
+    with pytest.raises(ParamsError, match="engine"):
+        engine_name({"engine": engine})
