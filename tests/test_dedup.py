@@ -51,6 +51,8 @@ def test_quality_floors_on_the_labelled_evaluation(evaluation):
     assert score["reprint_pairs_recall"] >= 0.94, score
     # templated reports of different events whose figures differ: never merged
     assert score["templated_figures_differ_pairs"] >= 25 and score["templated_figures_differ_merged"] == [], score
+    # nor those of one formula about other names (congratulation cables: no figure to compare)
+    assert score["templated_pairs_merged"] == [], score
     # the evaluation is what it claims: real articles, edited variants, same-story negatives
     assert evaluation.info["bases"] >= 590 and evaluation.info["variants"] >= 700
     assert evaluation.info["groups"]["libya"] >= 100 and evaluation.info["groups"]["seed"] == 5
@@ -98,7 +100,7 @@ def test_kept_plus_duplicates_is_the_input(stage_run, evaluation):
 
 def test_no_two_kept_articles_are_duplicates(stage_run):
     """Every review pair carries its reason, and the kept set holds no pair at or above the
-    threshold among the verified candidates but pairs whose figures differ."""
+    threshold among the verified candidates but pairs whose figures or names differ."""
     out = stage_run / "out"
     review = pl.read_parquet(out / "review.parquet")
     kept = set(scan_partitions(out, (), "articles.parquet").collect()["id"])
@@ -113,7 +115,7 @@ def test_no_two_kept_articles_are_duplicates(stage_run):
     # a pair of kept articles above the threshold would have been a duplicate, unless its figures differ
     texts = scan_partitions(out, (), "articles.parquet").collect().select("id", "text").lazy()
     kept_pairs = review.filter(pl.col("id_a").is_in(list(kept)) & pl.col("id_b").is_in(list(kept))
-                               & (pl.col("reason") != "figures_differ"))
+                               & ~pl.col("reason").is_in(["figures_differ", "names_differ"]))
     again = dedup.pair_similarity(kept_pairs.select("id_a", "id_b"), texts, dedup.DedupParams.from_params(PARAMS))
     assert kept_pairs.height > 0 and (again["similarity"] < threshold).all()
 
@@ -232,6 +234,28 @@ def test_templated_reports_with_other_figures_go_to_review_and_reprints_merge():
     review = result.review.filter(pl.col("reason") == "figures_differ")
     assert {"week", "other-week"} in [set(pair) for pair in review.select("id_a", "id_b").iter_rows()]
     assert (review["similarity"] >= params.threshold).all()
+
+
+def test_one_formula_about_other_names_goes_to_review_and_its_reprint_merges(evaluation):
+    """Two real congratulation cables (SaudiNewsNet: to the president of Côte d'Ivoire, to
+    the governor-general of Jamaica) are one formula with other names and no figure, at a
+    Jaccard above the threshold: they stay apart (review: names_differ). A reprint of one,
+    with a dateline added and words changed, still merges with it."""
+    bases = evaluation.articles.join(evaluation.family.filter(pl.col("edits").list.len() == 0), on="id", how="semi")
+    cables = bases.filter(pl.col("title").str.contains("جامايكا|كوت ديفوار")).sort("title")
+    assert cables.height == 2
+    ivory, jamaica = cables["text"].to_list()
+    rng = np.random.default_rng(3)
+    vocabulary = np.array(["وزارة", "الصحة", "اليوم", "مجلس", "الوزراء", "الرياض"])
+    reprint = "الرياض - واس\n" + dedup_eval.change_words(jamaica, 0.08, vocabulary, rng)
+    articles = _articles({"ivory": ivory, "jamaica": jamaica, "reprint": reprint})
+    params = dedup.DedupParams.from_params(PARAMS)
+    result = dedup.deduplicate(articles.lazy(), params)
+    cluster = dict(zip(result.assignment["id"], result.assignment["cluster_id"]))
+    assert cluster["reprint"] == cluster["jamaica"] != cluster["ivory"]
+    review = result.review.filter(pl.col("reason") == "names_differ")
+    assert [set(pair) for pair in review.select("id_a", "id_b").iter_rows()] == [{"ivory", "jamaica"}]
+    assert review["similarity"][0] >= params.threshold  # Jaccard alone would merge them
 
 
 def test_figures_are_read_in_any_digit_script_and_notation():

@@ -90,6 +90,8 @@ class DedupParams:
     join_min: float
     figures_min: int
     figures_tolerance: float
+    names_min: int
+    names_share: float
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "DedupParams":
@@ -109,6 +111,8 @@ class DedupParams:
             join_min=float(dedup["join_min"]),
             figures_min=int(dedup["figures_min"]),
             figures_tolerance=float(dedup["figures_tolerance"]),
+            names_min=int(dedup["names_min"]),
+            names_share=float(dedup["names_share"]),
         )
         if not 0 < result.review_min <= result.threshold <= 1:
             raise ValueError("dedup: need 0 < review_min <= threshold <= 1")
@@ -134,13 +138,15 @@ def key_hashes(keys: pl.Series) -> pl.Series:
 
 def signature_table(articles: pl.LazyFrame, params: DedupParams, what: str,
                     shingle_sets: minhash.ShingleSets | None = None,
-                    figures: list[pl.DataFrame] | None = None) -> pl.DataFrame:
+                    figures: list[pl.DataFrame] | None = None,
+                    word_sets: minhash.ShingleSets | None = None) -> pl.DataFrame:
     """id, key_hash, signature (Array[UInt32, permutations]) of every article, in input order.
 
     Articles are read ``batch_size`` at a time; the signatures fill one preallocated array
     (the frame wraps it without a copy). With ``shingle_sets``, each batch's shingle sets
-    are added to it, for verifying candidate pairs without reading the texts again; with
-    ``figures``, each batch's ``figure_table`` is appended to it (docs numbered in input order)."""
+    are added to it, for verifying candidate pairs without reading the texts again (and
+    their ``minhash.word_sets`` to ``word_sets``); with ``figures``, each batch's
+    ``figure_table`` is appended to it (docs numbered in input order)."""
     n = articles.select(pl.len()).collect().item()
     signature = np.empty((n, params.minhash.permutations), dtype=np.uint32)
     ids: list[pl.Series] = []
@@ -153,6 +159,8 @@ def signature_table(articles: pl.LazyFrame, params: DedupParams, what: str,
         signature[progress.count:progress.count + batch.height] = minhash.signatures(shingles, params.minhash)
         if shingle_sets is not None:
             shingle_sets.add(shingles)
+        if word_sets is not None:
+            word_sets.add(minhash.word_sets(shingles))
         if figures is not None:
             figures.append(figure_table(batch["figures"], first_doc=progress.count))
         ids.append(batch["id"])
@@ -236,6 +244,29 @@ def figures_differ(figures: pl.DataFrame, a: np.ndarray, b: np.ndarray, params: 
     )
     differ = np.zeros(len(a), dtype=bool)
     differ[compared["pair"].to_numpy()] = True
+    return differ
+
+
+def names_differ(word_sets: minhash.ShingleSets, a: np.ndarray, b: np.ndarray, params: DedupParams) -> np.ndarray:
+    """Whether documents ``a[i]`` and ``b[i]`` (of ``word_sets``, ``minhash.word_sets``) are
+    one formula about other names: each has at least ``names_min`` words it repeats that
+    the other never uses, and those make at least ``names_share`` of the words it has and
+    the other lacks. The congratulation cable to another president, the same notice about
+    another person: the words that differ are the names, and a name recurs. A reprint's
+    edits (words changed, a paragraph added or dropped, a teaser's cut) leave words that
+    are mostly used once, or nothing on one side."""
+    differ = np.zeros(len(a), dtype=bool)
+    for first in range(0, len(a), params.verify_batch_pairs):
+        step = slice(first, first + params.verify_batch_pairs)
+        x, y = a[step], b[step]
+        shared, words_x, words_y = word_sets.overlap(2 * x + 1, 2 * y + 1)
+        repeated_x_in_y, repeated_x, _ = word_sets.overlap(2 * x, 2 * y + 1)
+        repeated_y_in_x, repeated_y, _ = word_sets.overlap(2 * y, 2 * x + 1)
+        names_x, names_y = repeated_x - repeated_x_in_y, repeated_y - repeated_y_in_x
+        differ[step] = (
+            (names_x >= params.names_min) & (names_y >= params.names_min)
+            & (names_x >= params.names_share * (words_x - shared)) & (names_y >= params.names_share * (words_y - shared))
+        )
     return differ
 
 
@@ -326,26 +357,29 @@ def verify_to_files(shingle_sets: minhash.ShingleSets, a: np.ndarray, b: np.ndar
 
 def pair_similarity(pairs: pl.DataFrame, texts: pl.LazyFrame, params: DedupParams) -> pl.DataFrame:
     """Real similarity of the shingle sets of each pair (columns id_a, id_b), and whether
-    the pair is a duplicate by the stage's rule (Jaccard or containment, figures agreeing).
+    the pair is a duplicate by the stage's rule (Jaccard or containment, figures and names agreeing).
 
     ``texts`` (id, text; ids unique) must hold both sides. The articles of the pairs are
     read once, in batches, into ``minhash.ShingleSets`` (a temporary file), so no shingle
     set is held in memory per pair. Returns id_a, id_b, similarity (Jaccard), containment,
-    figures_differ, duplicate, in the order of ``pairs``."""
+    figures_differ, names_differ, duplicate, in the order of ``pairs``."""
     pairs = pairs.select("id_a", "id_b")
     if pairs.is_empty():
         return pairs.with_columns(similarity=pl.lit(None, dtype=pl.Float64), containment=pl.lit(None, dtype=pl.Float64),
-                                  figures_differ=pl.lit(None, dtype=pl.Boolean), duplicate=pl.lit(None, dtype=pl.Boolean))
+                                  figures_differ=pl.lit(None, dtype=pl.Boolean), names_differ=pl.lit(None, dtype=pl.Boolean),
+                                  duplicate=pl.lit(None, dtype=pl.Boolean))
     wanted = pl.concat([pairs["id_a"], pairs["id_b"]]).unique()
     numbered: list[pl.Series] = []
     figure_parts: list[pl.DataFrame] = []
     total = texts.select(pl.len()).collect().item()
     progress = Progress(STAGE, "articles read to verify pairs", total=total)
-    with minhash.ShingleSets() as shingle_sets:
+    with minhash.ShingleSets() as shingle_sets, minhash.ShingleSets() as word_sets:
         for batch in batches(texts.select("id", "text"), params.batch_size):
             batch = with_match_words(batch.lazy().filter(pl.col("id").is_in(wanted.implode())))
             batch = batch.with_columns(figures=figure_snippets(pl.col("text"))).collect(engine="streaming")
-            shingle_sets.add(minhash.shingle_hashes(batch["words"], params.minhash.ngram))
+            shingles = minhash.shingle_hashes(batch["words"], params.minhash.ngram)
+            shingle_sets.add(shingles)
+            word_sets.add(minhash.word_sets(shingles))
             figure_parts.append(figure_table(batch["figures"], first_doc=progress.count))
             numbered.append(batch["id"])
             progress.advance(batch.height)
@@ -360,10 +394,12 @@ def pair_similarity(pairs: pl.DataFrame, texts: pl.LazyFrame, params: DedupParam
         )
         a, b = docs["a"].to_numpy(), docs["b"].to_numpy()
         overlap = verify(shingle_sets, a, b, params)
+        other_names = names_differ(word_sets, a, b, params)
     differ = figures_differ(pl.concat(figure_parts), a, b, params)
     return pairs.with_columns(
         similarity=pl.Series(overlap.jaccard, dtype=pl.Float64), containment=pl.Series(overlap.containment, dtype=pl.Float64),
-        figures_differ=pl.Series(differ), duplicate=pl.Series(overlap.similar(params) & ~differ),
+        figures_differ=pl.Series(differ), names_differ=pl.Series(other_names),
+        duplicate=pl.Series(overlap.similar(params) & ~differ & ~other_names),
     )
 
 
@@ -485,7 +521,7 @@ def join_clusters(centre: np.ndarray, a: np.ndarray, b: np.ndarray,
     return centre, moved
 
 
-REVIEW_REASONS = ("figures_differ", "left_by_clustering", "containment_only", "below_threshold")
+REVIEW_REASONS = ("figures_differ", "names_differ", "left_by_clustering", "containment_only", "below_threshold")
 
 
 def deduplicate(articles: pl.LazyFrame, params: DedupParams) -> DedupResult:
@@ -497,9 +533,9 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams) -> DedupResult:
     verified and the clusters joined."""
     ranked = rank_order(articles.select("id", "n_chars", "published_date")).select("id").collect(engine="streaming")
     scratch = tempfile.TemporaryDirectory(prefix="dedup-verified-pairs-")
-    with minhash.ShingleSets() as shingle_sets:
+    with minhash.ShingleSets() as shingle_sets, minhash.ShingleSets() as word_sets:
         figure_parts: list[pl.DataFrame] = []
-        signed = signature_table(articles, params, "articles", shingle_sets, figure_parts)
+        signed = signature_table(articles, params, "articles", shingle_sets, figure_parts, word_sets)
         figures = pl.concat(figure_parts) if figure_parts else figure_table(pl.Series([], dtype=pl.List(pl.String)))
         del figure_parts
         if signed["id"].n_unique() != signed.height:
@@ -527,17 +563,19 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams) -> DedupResult:
         ).collect()
         a, b, overlap = relevant["a"].to_numpy(), relevant["b"].to_numpy(), Overlap.of_frame(relevant)
         similar = overlap.similar(params)
-        differ = np.zeros(len(a), dtype=bool)
+        differ, other_names = np.zeros(len(a), dtype=bool), np.zeros(len(a), dtype=bool)
         differ[similar] = figures_differ(figures, doc[a[similar]], doc[b[similar]], params)
-        is_edge = similar & ~differ
+        check = similar & ~differ
+        other_names[check] = names_differ(word_sets, doc[a[check]], doc[b[check]], params)
+        is_edge = check & ~other_names
+
+        def agree(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+            """Neither other figures nor other names."""
+            return ~figures_differ(figures, doc[x], doc[y], params) & ~names_differ(word_sets, doc[x], doc[y], params)
 
         def close(kept: np.ndarray, member: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             near = verify(shingle_sets, doc[kept], doc[member], params)
-            agree = ~figures_differ(figures, doc[kept], doc[member], params)
-            return near.inside(params.join_min, params) & agree, near.jaccard
-
-        def agree(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-            return ~figures_differ(figures, doc[x], doc[y], params)
+            return near.inside(params.join_min, params) & agree(kept, member), near.jaccard
 
         # Clusters over distinct texts; exact copies follow their representative.
         centre, joined = join_clusters(star_centres(len(doc), a[is_edge], b[is_edge]), a[is_edge], b[is_edge], close, agree)
@@ -573,7 +611,7 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams) -> DedupResult:
     contained_only = overlap.inside(params.containment, params) & ~is_edge
     below = (similarity >= params.review_min) & ~is_edge
     reason = np.select(
-        [differ, is_edge & ~same_cluster, contained_only, below], list(REVIEW_REASONS), default=""
+        [differ, other_names, is_edge & ~same_cluster, contained_only, below], list(REVIEW_REASONS), default=""
     )
     listed = reason != ""
     review = pl.DataFrame({

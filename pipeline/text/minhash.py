@@ -120,10 +120,13 @@ def _utf8_hashes(strings: pl.Series) -> np.ndarray:
 
 @dataclass
 class Shingles:
-    """Flat shingle hashes of a batch: document ``i`` owns ``hashes[offsets[i]:offsets[i+1]]``."""
+    """Flat shingle hashes of a batch: document ``i`` owns ``hashes[offsets[i]:offsets[i+1]]``
+    (and, from ``shingle_hashes``, the hashes of its words ``words[word_offsets[i]:word_offsets[i+1]]``)."""
 
     hashes: np.ndarray  # uint64
     offsets: np.ndarray  # int64, len = documents + 1
+    words: np.ndarray | None = None  # uint64
+    word_offsets: np.ndarray | None = None  # int64, len = documents + 1
 
     @property
     def counts(self) -> np.ndarray:
@@ -145,7 +148,7 @@ def shingle_hashes(word_lists: pl.Series, ngram: int) -> Shingles:
     np.cumsum(counts, out=offsets[1:])
     total = int(offsets[-1])
     if total == 0:
-        return Shingles(np.zeros(0, dtype=np.uint64), offsets)
+        return Shingles(np.zeros(0, dtype=np.uint64), offsets, flat, word_starts)
     doc_of_shingle = np.repeat(np.arange(len(lengths)), counts)
     starts = word_starts[:-1][doc_of_shingle] + (np.arange(total) - offsets[:-1][doc_of_shingle])
     ends = word_starts[1:][doc_of_shingle]
@@ -156,7 +159,26 @@ def shingle_hashes(word_lists: pl.Series, ngram: int) -> Shingles:
         inside = position < ends
         step = combined * _NGRAM_MULTIPLIER + flat[np.minimum(position, last)]
         combined = np.where(inside, step, combined)
-    return Shingles(_mix64(combined), offsets)
+    return Shingles(_mix64(combined), offsets, flat, word_starts)
+
+
+def word_sets(shingles: Shingles) -> Shingles:
+    """The word sets of the documents of ``shingle_hashes``, two per document, for
+    ``ShingleSets``: set ``2i`` holds the words document ``i`` repeats (twice or more),
+    set ``2i + 1`` all its distinct words (hashes with their fingerprint in the top 32 bits)."""
+    n = len(shingles.word_offsets) - 1
+    doc = np.repeat(np.arange(n, dtype=np.uint64), np.diff(shingles.word_offsets))
+    keys = np.sort((doc << _SHIFT_32) | (shingles.words >> _SHIFT_32))
+    first = np.ones(len(keys), dtype=bool)
+    np.not_equal(keys[1:], keys[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    distinct = keys[starts]
+    repeated = distinct[np.diff(np.append(starts, len(keys))) >= 2]
+    owner = np.concatenate([(repeated >> _SHIFT_32) * 2, (distinct >> _SHIFT_32) * 2 + 1]).astype(np.int64)
+    order = np.argsort(owner, kind="stable")
+    offsets = np.zeros(2 * n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(owner, minlength=2 * n), out=offsets[1:])
+    return Shingles(np.concatenate([repeated, distinct])[order] << _SHIFT_32, offsets)
 
 
 def signatures(shingles: Shingles, params: MinHashParams, threads: int = 2) -> np.ndarray:
