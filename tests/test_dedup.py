@@ -44,11 +44,11 @@ def test_quality_floors_on_the_labelled_evaluation(evaluation):
     decisions, _ = dedup_eval.run_dedup(evaluation, PARAMS)
     score = dedup_eval.score(evaluation, decisions)
     # pairs within the final clusters (what a user of the clusters sees), and removals
-    assert score["pairs_precision"] >= 0.99 and score["pairs_recall"] >= 0.96, score
-    assert score["precision"] >= 0.99 and score["recall"] >= 0.975, score
+    assert score["pairs_precision"] >= 0.995 and score["pairs_recall"] >= 0.97, score
+    assert score["precision"] >= 0.995 and score["recall"] >= 0.98, score
     # teasers / truncations, and two reprints of one base ending in one cluster
-    assert score["recall_teasers"]["teaser"] >= 0.92 and score["recall_teasers"]["teaser+paragraph"] >= 0.83, score
-    assert score["reprint_pairs_recall"] >= 0.94, score
+    assert score["recall_teasers"]["teaser"] >= 0.97 and score["recall_teasers"]["teaser+paragraph"] >= 0.84, score
+    assert score["reprint_pairs_recall"] >= 0.95, score
     # templated reports of different events whose figures differ: never merged
     assert score["templated_figures_differ_pairs"] >= 25 and score["templated_figures_differ_merged"] == [], score
     # nor those of one formula about other names (congratulation cables: no figure to compare)
@@ -161,7 +161,8 @@ def test_index_holds_the_kept_articles(stage_run):
     index = scan_table(out / "index" / "signatures.parquet").collect()
     kept = scan_partitions(out, (), "articles.parquet").collect()
     assert sorted(index["id"]) == sorted(kept["id"])
-    assert index.schema["signature"] == pl.Array(pl.UInt32, PARAMS["dedup"]["permutations"])
+    d = PARAMS["dedup"]
+    assert index.schema["signature"] == pl.Array(pl.UInt32, d["permutations"] + d["lead_bands"] * d["lead_rows"])
     meta = read_json(out / "index" / "meta.json")
     assert (out / "index" / meta["articles"]).resolve() == out.resolve()  # its drops' folders
 
@@ -181,7 +182,7 @@ def test_minhash_estimates_the_real_jaccard(evaluation):
     params = dedup.DedupParams.from_params(PARAMS)
     result = dedup.deduplicate(evaluation.articles.lazy(), params)
     signed = dedup.signature_table(evaluation.articles.lazy(), params, "articles")
-    sig = dict(zip(signed["id"], signed["signature"].to_numpy()))
+    sig = dict(zip(signed["id"], signed["signature"].to_numpy()[:, :params.minhash.permutations]))  # not the lead's
     pairs = result.pair_ids().filter(pl.col("similarity") > 0)
     estimate = np.array([(sig[a] == sig[b]).mean() for a, b in zip(pairs["id_a"], pairs["id_b"])])
     true = pairs["similarity"].to_numpy()
@@ -281,6 +282,27 @@ def test_a_teaser_joins_the_longer_reprint_that_took_its_base():
     assert overlap["similarity"][0] < params.threshold  # found by containment, not by Jaccard
 
 
+def test_a_teaser_opening_a_much_longer_reprint_joins_it_and_a_quoted_item_does_not():
+    """Real article B; L = B with a long article added after it (B is under a third of L);
+    T = the first 60 % of B, so under the share floor against L too. T opens as L does: it
+    is L's teaser and goes with it. The same words quoted further down a long roundup R
+    (another article first) stay apart."""
+    base, other = _snn_text("snn-2015-07-21-0004"), _snn_text("snn-2015-07-21-0008")
+    words = base.split()
+    teaser = " ".join(words[: int(len(words) * 0.6)])
+    longer = base + "\n" + other + "\n" + other.replace("\n", " ")[::-1]
+    roundup = other + "\n" + teaser + "\n" + other.replace("\n", " ")[::-1]
+    params = dedup.DedupParams.from_params(PARAMS)
+    for container, merged in ((longer, True), (roundup, False)):
+        articles = _articles({"container": container, "teaser": teaser})
+        pair = dedup.pair_similarity(pl.DataFrame({"id_a": ["container"], "id_b": ["teaser"]}), articles.lazy(), params)
+        assert pair["containment"][0] > params.containment_short and len(teaser) < 0.3 * len(container)
+        result = dedup.deduplicate(articles.lazy(), params)
+        removed = dict(zip(result.assignment["id"], result.assignment["duplicate_of"]))
+        assert removed == {"container": None, "teaser": "container" if merged else None}
+        assert pair["duplicate"][0] == merged
+
+
 def test_a_few_shared_sentences_or_a_quoted_item_do_not_make_a_duplicate():
     """Real articles: a short text whose ~40 words lie inside another is under the size
     floor (review: containment_only); a 70-word item quoted whole by a long roundup is a
@@ -294,14 +316,18 @@ def test_a_few_shared_sentences_or_a_quoted_item_do_not_make_a_duplicate():
 
     # (LSH seldom proposes such a pair: the rule itself, on the set sizes)
     params = dedup.DedupParams.from_params(PARAMS)
-    inside = dedup.Overlap(jaccard=np.array([0.1, 0.6]), containment=np.array([1.0, 1.0]),
-                           smaller=np.array([70, 420]), larger=np.array([700, 700]))
-    assert inside.contained(params).tolist() == [False, True]  # a quoted item; a teaser (60 %)
-    # a short text (under containment_min_shingles) counts only when almost whole inside:
-    # a 30-shingle teaser of an 80-shingle brief is; shared sentences with one of their own are not
-    short = dedup.Overlap(jaccard=np.array([0.37, 0.3, 0.15]), containment=np.array([1.0, 0.8, 1.0]),
-                          smaller=np.array([30, 30, 12]), larger=np.array([80, 80, 30]))
-    assert short.contained(params).tolist() == [True, False, False]
+    inside = dedup.Overlap(jaccard=np.array([0.1, 0.6, 0.1]), containment=np.array([1.0, 1.0, 1.0]),
+                           smaller=np.array([70, 420, 70]), larger=np.array([700, 700, 700]),
+                           lead=np.array([0.0, 0.0, 0.9]))
+    # a quoted item; a teaser (60 %); the opening of a much longer reprint (a teaser of it)
+    assert inside.contained(params).tolist() == [False, True, True]
+    # a short text (under containment_min_shingles) counts only when almost whole inside and
+    # opening as the other does: a 30-shingle teaser of an 80-shingle brief is; shared
+    # sentences with one of their own, or sentences from further down the other, are not
+    short = dedup.Overlap(jaccard=np.array([0.37, 0.3, 0.15, 0.37]), containment=np.array([1.0, 0.8, 1.0, 1.0]),
+                          smaller=np.array([30, 30, 12, 30]), larger=np.array([80, 80, 30, 80]),
+                          lead=np.array([1.0, 1.0, 1.0, 0.2]))
+    assert short.contained(params).tolist() == [True, False, False, False]
 
 
 def test_word_hashes_are_stable_and_do_not_depend_on_the_batch():

@@ -69,8 +69,10 @@ REVIEW_SCHEMA = pl.Schema({
 # The verified candidate pairs, as written to disk step by step (a, b: rank numbers, a < b).
 VERIFIED_SCHEMA = pl.Schema({
     "a": pl.Int64(), "b": pl.Int64(), "similarity": pl.Float64(), "containment": pl.Float64(),
-    "smaller": pl.Int64(), "larger": pl.Int64(),
+    "smaller": pl.Int64(), "larger": pl.Int64(), "lead": pl.Float64(),
 })
+# The sets of ``minhash.detail_sets``, three per document: set 3 * doc + one of these.
+REPEATED_WORDS, WORDS, LEAD_SHINGLES = 0, 1, 2
 SIMILARITY_BINS = [round(0.05 * i, 2) for i in range(21)]
 
 
@@ -92,6 +94,7 @@ class DedupParams:
     figures_tolerance: float
     names_min: int
     names_share: float
+    lead_min: float
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "DedupParams":
@@ -113,6 +116,7 @@ class DedupParams:
             figures_tolerance=float(dedup["figures_tolerance"]),
             names_min=int(dedup["names_min"]),
             names_share=float(dedup["names_share"]),
+            lead_min=float(dedup["lead_min"]),
         )
         if not 0 < result.review_min <= result.threshold <= 1:
             raise ValueError("dedup: need 0 < review_min <= threshold <= 1")
@@ -139,16 +143,16 @@ def key_hashes(keys: pl.Series) -> pl.Series:
 def signature_table(articles: pl.LazyFrame, params: DedupParams, what: str,
                     shingle_sets: minhash.ShingleSets | None = None,
                     figures: list[pl.DataFrame] | None = None,
-                    word_sets: minhash.ShingleSets | None = None) -> pl.DataFrame:
+                    details: minhash.ShingleSets | None = None) -> pl.DataFrame:
     """id, key_hash, signature (Array[UInt32, permutations]) of every article, in input order.
 
     Articles are read ``batch_size`` at a time; the signatures fill one preallocated array
     (the frame wraps it without a copy). With ``shingle_sets``, each batch's shingle sets
     are added to it, for verifying candidate pairs without reading the texts again (and
-    their ``minhash.word_sets`` to ``word_sets``); with ``figures``, each batch's
+    their ``minhash.detail_sets`` to ``details``); with ``figures``, each batch's
     ``figure_table`` is appended to it (docs numbered in input order)."""
     n = articles.select(pl.len()).collect().item()
-    signature = np.empty((n, params.minhash.permutations), dtype=np.uint32)
+    signature = np.empty((n, params.minhash.width), dtype=np.uint32)
     ids: list[pl.Series] = []
     hashes: list[pl.Series] = []
     progress = Progress(STAGE, f"{what} signed", total=n)
@@ -159,8 +163,8 @@ def signature_table(articles: pl.LazyFrame, params: DedupParams, what: str,
         signature[progress.count:progress.count + batch.height] = minhash.signatures(shingles, params.minhash)
         if shingle_sets is not None:
             shingle_sets.add(shingles)
-        if word_sets is not None:
-            word_sets.add(minhash.word_sets(shingles))
+        if details is not None:
+            details.add(minhash.detail_sets(shingles, params.minhash.lead_shingles))
         if figures is not None:
             figures.append(figure_table(batch["figures"], first_doc=progress.count))
         ids.append(batch["id"])
@@ -170,7 +174,7 @@ def signature_table(articles: pl.LazyFrame, params: DedupParams, what: str,
     return pl.DataFrame({
         "id": pl.concat(ids).rechunk() if ids else pl.Series([], dtype=pl.String),
         "key_hash": pl.concat(hashes).rechunk() if hashes else pl.Series([], dtype=pl.String),
-        "signature": pl.Series(signature, dtype=pl.Array(pl.UInt32, params.minhash.permutations)),
+        "signature": pl.Series(signature, dtype=pl.Array(pl.UInt32, params.minhash.width)),
     })
 
 
@@ -247,8 +251,8 @@ def figures_differ(figures: pl.DataFrame, a: np.ndarray, b: np.ndarray, params: 
     return differ
 
 
-def names_differ(word_sets: minhash.ShingleSets, a: np.ndarray, b: np.ndarray, params: DedupParams) -> np.ndarray:
-    """Whether documents ``a[i]`` and ``b[i]`` (of ``word_sets``, ``minhash.word_sets``) are
+def names_differ(details: minhash.ShingleSets, a: np.ndarray, b: np.ndarray, params: DedupParams) -> np.ndarray:
+    """Whether documents ``a[i]`` and ``b[i]`` (of ``details``, ``minhash.detail_sets``) are
     one formula about other names: each has at least ``names_min`` words it repeats that
     the other never uses, and those make at least ``names_share`` of the words it has and
     the other lacks. The congratulation cable to another president, the same notice about
@@ -259,9 +263,9 @@ def names_differ(word_sets: minhash.ShingleSets, a: np.ndarray, b: np.ndarray, p
     for first in range(0, len(a), params.verify_batch_pairs):
         step = slice(first, first + params.verify_batch_pairs)
         x, y = a[step], b[step]
-        shared, words_x, words_y = word_sets.overlap(2 * x + 1, 2 * y + 1)
-        repeated_x_in_y, repeated_x, _ = word_sets.overlap(2 * x, 2 * y + 1)
-        repeated_y_in_x, repeated_y, _ = word_sets.overlap(2 * y, 2 * x + 1)
+        shared, words_x, words_y = details.overlap(3 * x + WORDS, 3 * y + WORDS)
+        repeated_x_in_y, repeated_x, _ = details.overlap(3 * x + REPEATED_WORDS, 3 * y + WORDS)
+        repeated_y_in_x, repeated_y, _ = details.overlap(3 * y + REPEATED_WORDS, 3 * x + WORDS)
         names_x, names_y = repeated_x - repeated_x_in_y, repeated_y - repeated_y_in_x
         differ[step] = (
             (names_x >= params.names_min) & (names_y >= params.names_min)
@@ -276,29 +280,39 @@ def names_differ(word_sets: minhash.ShingleSets, a: np.ndarray, b: np.ndarray, p
 @dataclass
 class Overlap:
     """The real overlap of pairs of shingle sets: Jaccard |A∩B| / |A∪B|, containment
-    |A∩B| / |smaller|, and the sizes of the smaller and the larger set."""
+    |A∩B| / |smaller|, the sizes of the smaller and the larger set, and ``lead``: the share
+    of the smaller's first ``lead_shingles`` shingles among the larger's first ones (read
+    only where the share floor decides, see ``verify_steps``; 0 elsewhere)."""
 
     jaccard: np.ndarray
     containment: np.ndarray
     smaller: np.ndarray
     larger: np.ndarray
+    lead: np.ndarray
 
     def inside(self, containment: float, params: DedupParams) -> np.ndarray:
         """At least ``containment`` of the smaller set lies inside the other, and the smaller
-        is not a small part of it (``containment_min_share``): a teaser, a truncation, not
-        a brief that a long roundup quotes."""
-        return (self.containment >= containment) & (self.smaller >= params.containment_min_share * self.larger)
+        is not a small part of it (``containment_min_share``) unless both begin alike
+        (``lead_min``): a teaser, a truncation, not a brief that a long roundup quotes."""
+        return (self.containment >= containment) & self.sized(params)
+
+    def sized(self, params: DedupParams) -> np.ndarray:
+        """The share floor: the smaller is at least ``containment_min_share`` of the larger,
+        or it opens as the larger does (a teaser is the lead of its article, whatever the
+        length of the reprint that took it; a roundup seldom opens with the item it quotes)."""
+        return (self.smaller >= params.containment_min_share * self.larger) | (self.lead >= params.lead_min)
 
     def contained(self, params: DedupParams) -> np.ndarray:
         """``inside`` at ``containment`` when the smaller is big enough (``containment_min_shingles``)
         for that to be more than a few shared sentences; a shorter one (down to
-        ``containment_short_min_shingles``) must lie almost whole inside (``containment_short``):
-        a short teaser is all inside its article, two or three shared sentences with a
-        sentence of their own around them are not."""
+        ``containment_short_min_shingles``) must lie almost whole inside (``containment_short``)
+        and open as the other does (``lead_min``): a short teaser is the lead of its article,
+        two or three shared sentences with a sentence of their own around them, or from
+        further down the other, are not."""
         long_enough = self.smaller >= params.containment_min_shingles
-        short = ~long_enough & (self.smaller >= params.containment_short_min_shingles)
+        short = ~long_enough & (self.smaller >= params.containment_short_min_shingles) & (self.lead >= params.lead_min)
         return (self.inside(params.containment, params) & long_enough) | (
-            self.inside(params.containment_short, params) & short)
+            (self.containment >= params.containment_short) & short)
 
     def similar(self, params: DedupParams) -> np.ndarray:
         return (self.jaccard >= params.threshold) | self.contained(params)
@@ -309,48 +323,59 @@ class Overlap:
         return cls(
             jaccard=np.divide(shared, union, out=np.zeros(len(shared)), where=union > 0),
             containment=np.divide(shared, smaller, out=np.zeros(len(shared)), where=smaller > 0),
-            smaller=smaller, larger=np.maximum(size_a, size_b),
+            smaller=smaller, larger=np.maximum(size_a, size_b), lead=np.zeros(len(shared)),
         )
 
     @classmethod
     def of_frame(cls, verified: pl.DataFrame) -> "Overlap":
         """The overlap of pairs read back from a ``VERIFIED_SCHEMA`` table."""
-        return cls(*(verified[name].to_numpy() for name in ("similarity", "containment", "smaller", "larger")))
+        return cls(*(verified[name].to_numpy() for name in ("similarity", "containment", "smaller", "larger", "lead")))
 
 
-def verify_steps(shingle_sets: minhash.ShingleSets, a: np.ndarray, b: np.ndarray,
+def verify_steps(shingle_sets: minhash.ShingleSets, details: minhash.ShingleSets | None, a: np.ndarray, b: np.ndarray,
                  params: DedupParams) -> Iterator[tuple[slice, Overlap]]:
     """Overlap of the sets of documents ``a[i]`` and ``b[i]`` of ``shingle_sets``,
     ``verify_batch_pairs`` pairs at a time (what bounds the memory of verification): the
-    step of the pairs and their overlap."""
+    step of the pairs and their overlap. Leads (from ``details``) are compared only for the
+    pairs whose smaller lies inside the other (``join_min`` or ``containment``) and is short
+    or under the share floor."""
     progress = Progress(STAGE, "pairs verified", total=len(a))
     for first in range(0, len(a), params.verify_batch_pairs):
         step = slice(first, first + params.verify_batch_pairs)
-        yield step, Overlap.of_sets(*shingle_sets.overlap(a[step], b[step]))
+        overlap = Overlap.of_sets(*shingle_sets.overlap(a[step], b[step]))
+        if details is not None:
+            small = (overlap.containment >= min(params.join_min, params.containment)) & (
+                ~overlap.sized(params) | (overlap.smaller < params.containment_min_shingles))
+            x, y = a[step][small], b[step][small]
+            shared, lead_x, lead_y = details.overlap(3 * x + LEAD_SHINGLES, 3 * y + LEAD_SHINGLES)
+            smaller = np.minimum(lead_x, lead_y)
+            overlap.lead[small] = np.divide(shared, smaller, out=np.zeros(len(x)), where=smaller > 0)
+        yield step, overlap
         progress.advance(len(a[step]))
     progress.done()
 
 
-def verify(shingle_sets: minhash.ShingleSets, a: np.ndarray, b: np.ndarray, params: DedupParams) -> Overlap:
+def verify(shingle_sets: minhash.ShingleSets, a: np.ndarray, b: np.ndarray, params: DedupParams,
+           details: minhash.ShingleSets | None = None) -> Overlap:
     """The overlap of all the pairs, in memory (``verify_steps``)."""
-    steps = [overlap for _, overlap in verify_steps(shingle_sets, a, b, params)]
+    steps = [overlap for _, overlap in verify_steps(shingle_sets, details, a, b, params)]
     return Overlap(*(np.concatenate([getattr(o, name) for o in steps]) if steps else np.zeros(0)
-                     for name in ("jaccard", "containment", "smaller", "larger")))
+                     for name in ("jaccard", "containment", "smaller", "larger", "lead")))
 
 
-def verify_to_files(shingle_sets: minhash.ShingleSets, a: np.ndarray, b: np.ndarray, doc: np.ndarray,
-                    params: DedupParams, folder: Path) -> pl.LazyFrame:
+def verify_to_files(shingle_sets: minhash.ShingleSets, details: minhash.ShingleSets, a: np.ndarray, b: np.ndarray,
+                    doc: np.ndarray, params: DedupParams, folder: Path) -> pl.LazyFrame:
     """Verifies candidate pairs of rank numbers ``a[i] < b[i]`` (``doc``: their rows in
     ``shingle_sets``) step by step, each step written to a Parquet file in ``folder``
     (VERIFIED_SCHEMA): the candidate pairs grow faster than the corpus (about N^1.8), so
     their verified list is read back lazily, never held whole."""
     folder.mkdir(parents=True, exist_ok=True)
     files = []
-    for step, overlap in verify_steps(shingle_sets, doc[a], doc[b], params):
+    for step, overlap in verify_steps(shingle_sets, details, doc[a], doc[b], params):
         files.append(folder / f"{len(files):08d}.parquet")
         pl.DataFrame({
             "a": a[step], "b": b[step], "similarity": overlap.jaccard, "containment": overlap.containment,
-            "smaller": overlap.smaller, "larger": overlap.larger,
+            "smaller": overlap.smaller, "larger": overlap.larger, "lead": overlap.lead,
         }, schema=VERIFIED_SCHEMA).write_parquet(files[-1])
     return pl.scan_parquet(files) if files else pl.LazyFrame(schema=VERIFIED_SCHEMA)
 
@@ -373,13 +398,13 @@ def pair_similarity(pairs: pl.DataFrame, texts: pl.LazyFrame, params: DedupParam
     figure_parts: list[pl.DataFrame] = []
     total = texts.select(pl.len()).collect().item()
     progress = Progress(STAGE, "articles read to verify pairs", total=total)
-    with minhash.ShingleSets() as shingle_sets, minhash.ShingleSets() as word_sets:
+    with minhash.ShingleSets() as shingle_sets, minhash.ShingleSets() as details:
         for batch in batches(texts.select("id", "text"), params.batch_size):
             batch = with_match_words(batch.lazy().filter(pl.col("id").is_in(wanted.implode())))
             batch = batch.with_columns(figures=figure_snippets(pl.col("text"))).collect(engine="streaming")
             shingles = minhash.shingle_hashes(batch["words"], params.minhash.ngram)
             shingle_sets.add(shingles)
-            word_sets.add(minhash.word_sets(shingles))
+            details.add(minhash.detail_sets(shingles, params.minhash.lead_shingles))
             figure_parts.append(figure_table(batch["figures"], first_doc=progress.count))
             numbered.append(batch["id"])
             progress.advance(batch.height)
@@ -393,8 +418,8 @@ def pair_similarity(pairs: pl.DataFrame, texts: pl.LazyFrame, params: DedupParam
             number.rename({"id": "id_b", "doc": "b"}), on="id_b", how="left", maintain_order="left"
         )
         a, b = docs["a"].to_numpy(), docs["b"].to_numpy()
-        overlap = verify(shingle_sets, a, b, params)
-        other_names = names_differ(word_sets, a, b, params)
+        overlap = verify(shingle_sets, a, b, params, details)
+        other_names = names_differ(details, a, b, params)
     differ = figures_differ(pl.concat(figure_parts), a, b, params)
     return pairs.with_columns(
         similarity=pl.Series(overlap.jaccard, dtype=pl.Float64), containment=pl.Series(overlap.containment, dtype=pl.Float64),
@@ -533,9 +558,9 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams) -> DedupResult:
     verified and the clusters joined."""
     ranked = rank_order(articles.select("id", "n_chars", "published_date")).select("id").collect(engine="streaming")
     scratch = tempfile.TemporaryDirectory(prefix="dedup-verified-pairs-")
-    with minhash.ShingleSets() as shingle_sets, minhash.ShingleSets() as word_sets:
+    with minhash.ShingleSets() as shingle_sets, minhash.ShingleSets() as details:
         figure_parts: list[pl.DataFrame] = []
-        signed = signature_table(articles, params, "articles", shingle_sets, figure_parts, word_sets)
+        signed = signature_table(articles, params, "articles", shingle_sets, figure_parts, details)
         figures = pl.concat(figure_parts) if figure_parts else figure_table(pl.Series([], dtype=pl.List(pl.String)))
         del figure_parts
         if signed["id"].n_unique() != signed.height:
@@ -555,7 +580,7 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams) -> DedupResult:
         a, b = reps[candidates["a"].to_numpy()], reps[candidates["b"].to_numpy()]
         log(STAGE, f"{len(reps):,} distinct texts, {len(a):,} candidate pairs from "
                    f"{params.minhash.bands} bands x {params.minhash.rows} rows")
-        verified = verify_to_files(shingle_sets, a, b, doc, params, Path(scratch.name) / "verified_pairs")
+        verified = verify_to_files(shingle_sets, details, a, b, doc, params, Path(scratch.name) / "verified_pairs")
         del candidates
         # Only pairs that may be duplicates or listed for review are read back.
         relevant = verified.filter(
@@ -566,15 +591,15 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams) -> DedupResult:
         differ, other_names = np.zeros(len(a), dtype=bool), np.zeros(len(a), dtype=bool)
         differ[similar] = figures_differ(figures, doc[a[similar]], doc[b[similar]], params)
         check = similar & ~differ
-        other_names[check] = names_differ(word_sets, doc[a[check]], doc[b[check]], params)
+        other_names[check] = names_differ(details, doc[a[check]], doc[b[check]], params)
         is_edge = check & ~other_names
 
         def agree(x: np.ndarray, y: np.ndarray) -> np.ndarray:
             """Neither other figures nor other names."""
-            return ~figures_differ(figures, doc[x], doc[y], params) & ~names_differ(word_sets, doc[x], doc[y], params)
+            return ~figures_differ(figures, doc[x], doc[y], params) & ~names_differ(details, doc[x], doc[y], params)
 
         def close(kept: np.ndarray, member: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            near = verify(shingle_sets, doc[kept], doc[member], params)
+            near = verify(shingle_sets, doc[kept], doc[member], params, details)
             return near.inside(params.join_min, params) & agree(kept, member), near.jaccard
 
         # Clusters over distinct texts; exact copies follow their representative.
@@ -670,7 +695,7 @@ def match_against_index(articles: pl.LazyFrame, index_dir: Path, params: dict[st
     new_ids, new_signature = NEW_PREFIX + rest["id"], rest["signature"].to_numpy()
     index_signature = index["signature"].to_numpy()
     candidates = pl.DataFrame(schema={"id_a": pl.String, "id_b": pl.String})
-    for band in range(dedup.minhash.bands):  # one band at a time, as in candidate_pairs
+    for band in range(dedup.minhash.all_bands):  # one band at a time, as in candidate_pairs
         new_keys = pl.DataFrame({"id_b": new_ids, "key": minhash.band_keys(new_signature, dedup.minhash, band)})
         index_keys = pl.DataFrame({"id_a": index["id"], "key": minhash.band_keys(index_signature, dedup.minhash, band)})
         candidates = pl.concat([candidates, new_keys.join(index_keys, on="key").select("id_a", "id_b")]).unique()
