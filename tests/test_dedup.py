@@ -303,6 +303,29 @@ def test_a_teaser_opening_a_much_longer_reprint_joins_it_and_a_quoted_item_does_
         assert pair["duplicate"][0] == merged
 
 
+def test_a_roundup_of_several_stories_does_not_put_them_in_one_cluster():
+    """Real articles X, Y, Z and a roundup R = X + Y + Z: each lies inside R (X opens it),
+    each under the Jaccard threshold with it, and they share nothing with one another. R
+    would take all three and make one cluster of three stories: they stay apart, their
+    pairs with R listed for review (left_by_clustering). A teaser of X and X itself, inside
+    a longer reprint of X, still go with it (they overlap each other)."""
+    stories = {name: _snn_text(f"snn-2015-07-21-{number}") for name, number in (("x", "0004"), ("y", "0101"), ("z", "0102"))}
+    roundup = "\n".join(stories.values())
+    params = dedup.DedupParams.from_params(PARAMS)
+    result = dedup.deduplicate(_articles({"roundup": roundup, **stories}).lazy(), params)
+    assert result.assignment["kind"].null_count() == 4  # all kept
+    review = result.review.filter(pl.col("id_a") == "roundup")
+    assert review.height >= 2 and set(review["reason"]) == {"left_by_clustering"}  # (pairs LSH proposed)
+    assert (review["similarity"] < params.threshold).all()
+
+    words = stories["x"].split()
+    longer = stories["x"] + "\n" + stories["y"]
+    teaser = " ".join(words[: int(len(words) * 0.6)])
+    result = dedup.deduplicate(_articles({"longer": longer, "x": stories["x"], "teaser": teaser}).lazy(), params)
+    assert dict(zip(result.assignment["id"], result.assignment["duplicate_of"])) == {
+        "longer": None, "x": "longer", "teaser": "longer"}
+
+
 def test_a_few_shared_sentences_or_a_quoted_item_do_not_make_a_duplicate():
     """Real articles: a short text whose ~40 words lie inside another is under the size
     floor (review: containment_only); a 70-word item quoted whole by a long roundup is a

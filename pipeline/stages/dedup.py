@@ -164,7 +164,7 @@ def signature_table(articles: pl.LazyFrame, params: DedupParams, what: str,
         if shingle_sets is not None:
             shingle_sets.add(shingles)
         if details is not None:
-            details.add(minhash.detail_sets(shingles, params.minhash.lead_shingles))
+            details.add_sets(minhash.detail_sets(shingles, params.minhash.lead_shingles))
         if figures is not None:
             figures.append(figure_table(batch["figures"], first_doc=progress.count))
         ids.append(batch["id"])
@@ -404,7 +404,7 @@ def pair_similarity(pairs: pl.DataFrame, texts: pl.LazyFrame, params: DedupParam
             batch = batch.with_columns(figures=figure_snippets(pl.col("text"))).collect(engine="streaming")
             shingles = minhash.shingle_hashes(batch["words"], params.minhash.ngram)
             shingle_sets.add(shingles)
-            details.add(minhash.detail_sets(shingles, params.minhash.lead_shingles))
+            details.add_sets(minhash.detail_sets(shingles, params.minhash.lead_shingles))
             figure_parts.append(figure_table(batch["figures"], first_doc=progress.count))
             numbered.append(batch["id"])
             progress.advance(batch.height)
@@ -485,6 +485,33 @@ def star_centres(n_docs: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         centre[free] = doc
         taken[free] = True
     return centre
+
+
+def roundup_edges(n_docs: int, a: np.ndarray, b: np.ndarray, is_edge: np.ndarray, inside_only: np.ndarray,
+                  apart: Any, rounds: int = 3) -> np.ndarray:
+    """The duplicate edges a-b (rank numbers, a < b) to take out because ``a`` is a roundup:
+    a kept article that would take, by containment alone (``inside_only``: under the
+    Jaccard threshold), two or more articles that lie apart from one another
+    (``apart(x, y) -> bool``: under ``join_min`` of the smaller inside the other). Each is a
+    duplicate of a part of it, not of one another: a roundup that opens with one story
+    and quotes another further down would put both in one cluster. Teasers and reprints
+    of one article inside a longer one overlap one another and stay. Those edges go
+    (their articles stay free for another cluster, and the pairs go to review as
+    ``left_by_clustering``); the star is drawn again, up to ``rounds`` times, since a
+    freed article may change who takes whom."""
+    dropped = np.zeros(len(a), dtype=bool)
+    for _ in range(rounds):
+        edge = is_edge & ~dropped
+        centre = star_centres(n_docs, a[edge], b[edge])
+        taken = edge & inside_only & (centre[b] == a)
+        members = pl.DataFrame({"kept": a[taken], "member": b[taken]})
+        pairs = members.join(members, on="kept", suffix="_2").filter(pl.col("member") < pl.col("member_2"))
+        far = pairs.filter(pl.Series(apart(pairs["member"].to_numpy(), pairs["member_2"].to_numpy()), dtype=pl.Boolean))
+        roundups = edge & inside_only & np.isin(a, far["kept"].unique().to_numpy())
+        if not roundups.any():
+            break
+        dropped |= roundups
+    return dropped
 
 
 def join_clusters(centre: np.ndarray, a: np.ndarray, b: np.ndarray,
@@ -603,7 +630,12 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams) -> DedupResult:
             return near.inside(params.join_min, params) & agree(kept, member), near.jaccard
 
         # Clusters over distinct texts; exact copies follow their representative.
-        centre, joined = join_clusters(star_centres(len(doc), a[is_edge], b[is_edge]), a[is_edge], b[is_edge], close, agree)
+        def apart(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+            return verify(shingle_sets, doc[x], doc[y], params).containment < params.join_min
+
+        clustered = is_edge & ~roundup_edges(len(doc), a, b, is_edge, overlap.jaccard < params.threshold, apart)
+        centre, joined = join_clusters(star_centres(len(doc), a[clustered], b[clustered]), a[clustered], b[clustered],
+                                       close, agree)
     kept_rank = centre[rep]
     similarity = overlap.jaccard
     table = pl.DataFrame({"rank": rank, "id": ids, "key_hash": key_hash, "rep": rep, "kept_rank": kept_rank})

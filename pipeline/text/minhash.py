@@ -189,26 +189,39 @@ def shingle_hashes(word_lists: pl.Series, ngram: int) -> Shingles:
     return Shingles(_mix64(combined), offsets, flat, word_starts)
 
 
-def detail_sets(shingles: Shingles, lead: int) -> Shingles:
-    """Three sets per document of ``shingle_hashes``, for ``ShingleSets`` (hashes with their
-    fingerprint in the top 32 bits): set ``3i`` holds the words document ``i`` repeats (twice
-    or more), ``3i + 1`` all its distinct words, ``3i + 2`` its first ``lead`` shingles."""
+def detail_sets(shingles: Shingles, lead: int) -> tuple[np.ndarray, np.ndarray]:
+    """Three sets per document of ``shingle_hashes``, for ``ShingleSets.add_sets``: set ``3i``
+    holds the words document ``i`` repeats (twice or more), ``3i + 1`` all its distinct
+    words, ``3i + 2`` its first ``lead`` shingles. Returns (fingerprints, each set sorted and
+    distinct, uint32; the size of each set)."""
     n = len(shingles.word_offsets) - 1
-    doc = np.repeat(np.arange(n, dtype=np.uint64), np.diff(shingles.word_offsets))
-    keys = np.sort((doc << _SHIFT_32) | (shingles.words >> _SHIFT_32))
+    keys = (np.repeat(np.arange(n, dtype=np.uint64), np.diff(shingles.word_offsets)) << _SHIFT_32) | (
+        shingles.words >> _SHIFT_32)
+    keys.sort()
     first = np.ones(len(keys), dtype=bool)
     np.not_equal(keys[1:], keys[:-1], out=first[1:])
     starts = np.flatnonzero(first)
+    repeated = np.diff(np.append(starts, len(keys))) >= 2
     distinct = keys[starts]
-    repeated = distinct[np.diff(np.append(starts, len(keys))) >= 2]
+    del keys, first, starts
     leads = lead_shingles(shingles, lead)
-    owner = np.concatenate([(repeated >> _SHIFT_32).astype(np.int64) * 3, (distinct >> _SHIFT_32).astype(np.int64) * 3 + 1,
-                            np.repeat(np.arange(n), leads.counts) * 3 + 2])
-    order = np.argsort(owner, kind="stable")
+    lead_keys = (np.repeat(np.arange(n, dtype=np.uint64), leads.counts) << _SHIFT_32) | (leads.hashes >> _SHIFT_32)
+    lead_keys.sort()
+    lead_first = np.ones(len(lead_keys), dtype=bool)
+    np.not_equal(lead_keys[1:], lead_keys[:-1], out=lead_first[1:])
+    lead_keys = lead_keys[lead_first]
+    # each part is sorted by document: place it in the document's slot of the output
+    parts = [distinct[repeated], distinct, lead_keys]
+    docs = [(part >> _SHIFT_32).astype(np.int64) for part in parts]
+    sizes = np.stack([np.bincount(d, minlength=n) for d in docs], axis=1).reshape(-1)  # set 3i + k
     offsets = np.zeros(3 * n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(owner, minlength=3 * n), out=offsets[1:])
-    values = np.concatenate([repeated << _SHIFT_32, distinct << _SHIFT_32, leads.hashes])
-    return Shingles(values[order], offsets)
+    np.cumsum(sizes, out=offsets[1:])
+    values = np.empty(int(offsets[-1]), dtype=np.uint32)
+    for k, (part, doc) in enumerate(zip(parts, docs)):
+        part_starts = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(sizes[k::3], out=part_starts[1:])
+        values[offsets[3 * doc + k] + np.arange(len(part)) - part_starts[doc]] = (part & _LOW_32).astype(np.uint32)
+    return values, sizes
 
 
 def lead_shingles(shingles: Shingles, lead: int) -> Shingles:
@@ -324,6 +337,13 @@ class ShingleSets:
         keys = keys[distinct]  # (np.unique would hash first: 5x slower here)
         self._file.write((keys & _LOW_32).astype(np.uint32).tobytes())
         sizes = np.bincount((keys >> _SHIFT_32).astype(np.int64), minlength=n)
+        self._ends.append(self._ends[-1][-1] + np.cumsum(sizes))
+
+    def add_sets(self, sets: tuple[np.ndarray, np.ndarray]) -> None:
+        """Appends sets given as (fingerprints, uint32, each set sorted and distinct; the size
+        of each set), as ``detail_sets`` makes them."""
+        values, sizes = sets
+        self._file.write(values.tobytes())
         self._ends.append(self._ends[-1][-1] + np.cumsum(sizes))
 
     def overlap(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
