@@ -6,17 +6,21 @@ outlets retitle the same story).
 
 1. Exact duplicates: articles whose keys are equal (xxh3-128 of the key).
 2. Near duplicates: word n-gram shingles of the key -> MinHash signatures -> LSH bands
-   (``pipeline/text/minhash.py``). Articles that share a band are candidates; a candidate pair
-   is a duplicate only if the real Jaccard similarity of their shingle sets reaches
-   ``dedup.threshold``. Pairs from ``dedup.review_min`` up to the threshold are kept and
-   listed in review.parquet: edited reprints often score there.
+   over the whole text and over its lead (``pipeline/text/minhash.py``). Articles that
+   share a band are candidates; a candidate pair is a duplicate when the real Jaccard
+   similarity of their shingle sets reaches ``dedup.threshold`` or the smaller lies inside
+   the other (``Overlap.contained``), and neither other figures (``figures_differ``) nor
+   other names (``names_differ``) are stated. The pairs not merged are listed in
+   review.parquet with their reason.
 3. Clusters: in the order of the kept-article rule (longest text, then earliest date, then
    smallest id), an article not yet in a cluster is kept and gathers every article not
-   yet in a cluster that duplicates it (``star_centres``). Every removed article thus
-   duplicates its kept article directly, with the Jaccard similarity reported.
+   yet in a cluster that duplicates it (``star_centres``), except that a roundup takes
+   none of the stories it holds (``roundup_edges``); then clusters join
+   (``join_clusters``). Every removed article lies inside or near its kept article, with
+   the Jaccard similarity reported.
 
 Articles are read in batches of ``dedup.batch_size``: only one batch's shingles are ever
-in memory; what grows with the corpus is the signature index (``permutations * 4`` bytes
+in memory; what grows with the corpus is the signature index (``minhash.width * 4`` bytes
 an article). The signature index of the kept articles is written to ``index/`` so a new
 drop can be checked against the corpus without recomputing it (``match_against_index``).
 """
