@@ -508,7 +508,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.sweep:
         settings += [
             {"ngram": n, "threshold": t, "review_min": min(t, 0.3), "permutations": b * r, "bands": b, "rows": r}
-            for b, r in ((14, 8), (40, 3)) for n in (3, 4, 5) for t in (0.4, 0.5, 0.6, 0.7, 0.8)
+            for b, r in ((14, 8), (40, 3)) for n in (3, 4, 5) for t in (0.4, 0.5, 0.6, 0.7)
         ]
     print(f"{'ngram':>5} {'thresh':>6} {'bands':>5}x{'rows':<4} {'P':>6} {'R':>6} {'pairs P':>8} {'pairs R':>8} "
           f"{'teaser':>6} {'t+para':>6} {'2 reprints':>10} {'templ.':>6} {'natural':>10} {'s':>5}  in base's cluster, by edit")

@@ -46,13 +46,15 @@ def test_quality_floors_on_the_labelled_evaluation(evaluation):
     decisions, _ = dedup_eval.run_dedup(evaluation, PARAMS)
     score = dedup_eval.score(evaluation, decisions)
     # pairs within the final clusters (what a user of the clusters sees), and removals
-    assert score["pairs_precision"] >= 0.99 and score["pairs_recall"] >= 0.96, score
-    assert score["precision"] >= 0.99 and score["recall"] >= 0.975, score
+    assert score["pairs_precision"] >= 0.995 and score["pairs_recall"] >= 0.97, score
+    assert score["precision"] >= 0.995 and score["recall"] >= 0.98, score
     # teasers / truncations, and two reprints of one base ending in one cluster
-    assert score["recall_teasers"]["teaser"] >= 0.92 and score["recall_teasers"]["teaser+paragraph"] >= 0.83, score
-    assert score["reprint_pairs_recall"] >= 0.94, score
+    assert score["recall_teasers"]["teaser"] >= 0.97 and score["recall_teasers"]["teaser+paragraph"] >= 0.84, score
+    assert score["reprint_pairs_recall"] >= 0.95, score
     # templated reports of different events whose figures differ: never merged
     assert score["templated_figures_differ_pairs"] >= 25 and score["templated_figures_differ_merged"] == [], score
+    # nor those of one formula about other names (congratulation cables: no figure to compare)
+    assert score["templated_pairs_merged"] == [], score
     # the evaluation is what it claims: real articles, edited variants, same-story negatives
     assert evaluation.info["bases"] >= 590 and evaluation.info["variants"] >= 700
     assert evaluation.info["groups"]["libya"] >= 100 and evaluation.info["groups"]["seed"] == 5
@@ -100,7 +102,7 @@ def test_kept_plus_duplicates_is_the_input(stage_run, evaluation):
 
 def test_no_two_kept_articles_are_duplicates(stage_run):
     """Every review pair carries its reason, and the kept set holds no pair at or above the
-    threshold among the verified candidates but pairs whose figures differ."""
+    threshold among the verified candidates but pairs whose figures or names differ."""
     out = stage_run / "out"
     review = pl.read_parquet(out / "review.parquet")
     kept = set(scan_partitions(out, (), "articles.parquet").collect()["id"])
@@ -115,7 +117,7 @@ def test_no_two_kept_articles_are_duplicates(stage_run):
     # a pair of kept articles above the threshold would have been a duplicate, unless its figures differ
     texts = scan_partitions(out, (), "articles.parquet").collect().select("id", "text").lazy()
     kept_pairs = review.filter(pl.col("id_a").is_in(list(kept)) & pl.col("id_b").is_in(list(kept))
-                               & (pl.col("reason") != "figures_differ"))
+                               & ~pl.col("reason").is_in(["figures_differ", "names_differ"]))
     again = dedup.pair_similarity(kept_pairs.select("id_a", "id_b"), texts, dedup.DedupParams.from_params(PARAMS))
     assert kept_pairs.height > 0 and (again["similarity"] < threshold).all()
 
@@ -165,7 +167,8 @@ def test_index_holds_the_kept_articles(stage_run):
         index = pl.read_parquet(partition(out, drop) / dedup.INDEX_FILE)
         kept = pl.read_parquet(partition(out, drop) / dedup.KEPT_FILE)
         assert sorted(index["id"]) == sorted(kept["id"]) and index["key_hash"].n_unique() == index.height
-        assert index.columns[2:] == [dedup.band_column(band) for band in range(PARAMS["dedup"]["bands"])]
+        d = PARAMS["dedup"]  # the bands of the text, then those of its lead
+        assert index.columns[2:] == [dedup.band_column(band) for band in range(d["bands"] + d["lead_bands"])]
         assert all(dtype == pl.UInt64 for dtype in index.dtypes[2:])
 
 
@@ -184,7 +187,7 @@ def test_minhash_estimates_the_real_jaccard(evaluation):
     params = dedup.DedupParams.from_params(PARAMS)
     result = dedup.deduplicate(evaluation.articles.lazy(), params)
     signed = dedup.signature_table(evaluation.articles.lazy(), params, "articles")
-    sig = dict(zip(signed["id"], signed["signature"].to_numpy()))
+    sig = dict(zip(signed["id"], signed["signature"].to_numpy()[:, :params.minhash.permutations]))  # not the lead's
     pairs = result.pair_ids().filter(pl.col("similarity") > 0)
     estimate = np.array([(sig[a] == sig[b]).mean() for a, b in zip(pairs["id_a"], pairs["id_b"])])
     true = pairs["similarity"].to_numpy()
@@ -239,6 +242,28 @@ def test_templated_reports_with_other_figures_go_to_review_and_reprints_merge():
     assert (review["similarity"] >= params.threshold).all()
 
 
+def test_one_formula_about_other_names_goes_to_review_and_its_reprint_merges(evaluation):
+    """Two real congratulation cables (SaudiNewsNet: to the president of Côte d'Ivoire, to
+    the governor-general of Jamaica) are one formula with other names and no figure, at a
+    Jaccard above the threshold: they stay apart (review: names_differ). A reprint of one,
+    with a dateline added and words changed, still merges with it."""
+    bases = evaluation.articles.join(evaluation.family.filter(pl.col("edits").list.len() == 0), on="id", how="semi")
+    cables = bases.filter(pl.col("title").str.contains("جامايكا|كوت ديفوار")).sort("title")
+    assert cables.height == 2
+    ivory, jamaica = cables["text"].to_list()
+    rng = np.random.default_rng(3)
+    vocabulary = np.array(["وزارة", "الصحة", "اليوم", "مجلس", "الوزراء", "الرياض"])
+    reprint = "الرياض - واس\n" + dedup_eval.change_words(jamaica, 0.08, vocabulary, rng)
+    articles = _articles({"ivory": ivory, "jamaica": jamaica, "reprint": reprint})
+    params = dedup.DedupParams.from_params(PARAMS)
+    result = dedup.deduplicate(articles.lazy(), params)
+    cluster = dict(zip(result.assignment["id"], result.assignment["cluster_id"]))
+    assert cluster["reprint"] == cluster["jamaica"] != cluster["ivory"]
+    review = result.review.filter(pl.col("reason") == "names_differ")
+    assert [set(pair) for pair in review.select("id_a", "id_b").iter_rows()] == [{"ivory", "jamaica"}]
+    assert review["similarity"][0] >= params.threshold  # Jaccard alone would merge them
+
+
 def test_figures_are_read_in_any_digit_script_and_notation():
     figures = pl.Series(["80,5", "٨٠٫٥", "80.50", "1,000", "١٬٠٠٠", "1000", "05", "21/7/2015", "2015-07-21"])
     values = pl.select(dedup.figure_value(pl.lit(figures))).to_series().to_list()
@@ -262,6 +287,50 @@ def test_a_teaser_joins_the_longer_reprint_that_took_its_base():
     assert overlap["similarity"][0] < params.threshold  # found by containment, not by Jaccard
 
 
+def test_a_teaser_opening_a_much_longer_reprint_joins_it_and_a_quoted_item_does_not():
+    """Real article B; L = B with a long article added after it (B is under a third of L);
+    T = the first 60 % of B, so under the share floor against L too. T opens as L does: it
+    is L's teaser and goes with it. The same words quoted further down a long roundup R
+    (another article first) stay apart."""
+    base, other = _snn_text("snn-2015-07-21-0004"), _snn_text("snn-2015-07-21-0008")
+    words = base.split()
+    teaser = " ".join(words[: int(len(words) * 0.6)])
+    longer = base + "\n" + other + "\n" + other.replace("\n", " ")[::-1]
+    roundup = other + "\n" + teaser + "\n" + other.replace("\n", " ")[::-1]
+    params = dedup.DedupParams.from_params(PARAMS)
+    for container, merged in ((longer, True), (roundup, False)):
+        articles = _articles({"container": container, "teaser": teaser})
+        pair = dedup.pair_similarity(pl.DataFrame({"id_a": ["container"], "id_b": ["teaser"]}), articles.lazy(), params)
+        assert pair["containment"][0] > params.containment_short and len(teaser) < 0.3 * len(container)
+        result = dedup.deduplicate(articles.lazy(), params)
+        removed = dict(zip(result.assignment["id"], result.assignment["duplicate_of"]))
+        assert removed == {"container": None, "teaser": "container" if merged else None}
+        assert pair["duplicate"][0] == merged
+
+
+def test_a_roundup_of_several_stories_does_not_put_them_in_one_cluster():
+    """Real articles X, Y, Z and a roundup R = X + Y + Z: each lies inside R (X opens it),
+    each under the Jaccard threshold with it, and they share nothing with one another. R
+    would take all three and make one cluster of three stories: they stay apart, their
+    pairs with R listed for review (left_by_clustering). A teaser of X and X itself, inside
+    a longer reprint of X, still go with it (they overlap each other)."""
+    stories = {name: _snn_text(f"snn-2015-07-21-{number}") for name, number in (("x", "0004"), ("y", "0101"), ("z", "0102"))}
+    roundup = "\n".join(stories.values())
+    params = dedup.DedupParams.from_params(PARAMS)
+    result = dedup.deduplicate(_articles({"roundup": roundup, **stories}).lazy(), params)
+    assert result.assignment["kind"].null_count() == 4  # all kept
+    review = result.review.filter(pl.col("id_a") == "roundup")
+    assert review.height >= 2 and set(review["reason"]) == {"left_by_clustering"}  # (pairs LSH proposed)
+    assert (review["similarity"] < params.threshold).all()
+
+    words = stories["x"].split()
+    longer = stories["x"] + "\n" + stories["y"]
+    teaser = " ".join(words[: int(len(words) * 0.6)])
+    result = dedup.deduplicate(_articles({"longer": longer, "x": stories["x"], "teaser": teaser}).lazy(), params)
+    assert dict(zip(result.assignment["id"], result.assignment["duplicate_of"])) == {
+        "longer": None, "x": "longer", "teaser": "longer"}
+
+
 def test_a_few_shared_sentences_or_a_quoted_item_do_not_make_a_duplicate():
     """Real articles: a short text whose ~40 words lie inside another is under the size
     floor (review: containment_only); a 70-word item quoted whole by a long roundup is a
@@ -275,14 +344,18 @@ def test_a_few_shared_sentences_or_a_quoted_item_do_not_make_a_duplicate():
 
     # (LSH seldom proposes such a pair: the rule itself, on the set sizes)
     params = dedup.DedupParams.from_params(PARAMS)
-    inside = dedup.Overlap(jaccard=np.array([0.1, 0.6]), containment=np.array([1.0, 1.0]),
-                           smaller=np.array([70, 420]), larger=np.array([700, 700]))
-    assert inside.contained(params).tolist() == [False, True]  # a quoted item; a teaser (60 %)
-    # a short text (under containment_min_shingles) counts only when almost whole inside:
-    # a 30-shingle teaser of an 80-shingle brief is; shared sentences with one of their own are not
-    short = dedup.Overlap(jaccard=np.array([0.37, 0.3, 0.15]), containment=np.array([1.0, 0.8, 1.0]),
-                          smaller=np.array([30, 30, 12]), larger=np.array([80, 80, 30]))
-    assert short.contained(params).tolist() == [True, False, False]
+    inside = dedup.Overlap(jaccard=np.array([0.1, 0.6, 0.1]), containment=np.array([1.0, 1.0, 1.0]),
+                           smaller=np.array([70, 420, 70]), larger=np.array([700, 700, 700]),
+                           lead=np.array([0.0, 0.0, 0.9]))
+    # a quoted item; a teaser (60 %); the opening of a much longer reprint (a teaser of it)
+    assert inside.contained(params).tolist() == [False, True, True]
+    # a short text (under containment_min_shingles) counts only when almost whole inside and
+    # opening as the other does: a 30-shingle teaser of an 80-shingle brief is; shared
+    # sentences with one of their own, or sentences from further down the other, are not
+    short = dedup.Overlap(jaccard=np.array([0.37, 0.3, 0.15, 0.37]), containment=np.array([1.0, 0.8, 1.0, 1.0]),
+                          smaller=np.array([30, 30, 12, 30]), larger=np.array([80, 80, 30, 80]),
+                          lead=np.array([1.0, 1.0, 1.0, 0.2]))
+    assert short.contained(params).tolist() == [True, False, False, False]
 
 
 def test_word_hashes_are_stable_and_do_not_depend_on_the_batch():

@@ -6,14 +6,18 @@ outlets retitle the same story).
 
 1. Exact duplicates: articles whose keys are equal (xxh3-128 of the key).
 2. Near duplicates: word n-gram shingles of the key -> MinHash signatures -> LSH bands
-   (``pipeline/text/minhash.py``). Articles that share a band are candidates; a candidate pair
-   is a duplicate only if the real Jaccard similarity of their shingle sets reaches
-   ``dedup.threshold``. Pairs from ``dedup.review_min`` up to the threshold are kept and
-   listed in review.parquet: edited reprints often score there.
+   over the whole text and over its lead (``pipeline/text/minhash.py``). Articles that
+   share a band are candidates; a candidate pair is a duplicate when the real Jaccard
+   similarity of their shingle sets reaches ``dedup.threshold`` or the smaller lies inside
+   the other (``Overlap.contained``), and neither other figures (``figures_differ``) nor
+   other names (``names_differ``) are stated. The pairs not merged are listed in
+   review.parquet with their reason.
 3. Clusters: in the order of the kept-article rule (longest text, then earliest date, then
    smallest id), an article not yet in a cluster is kept and gathers every article not
-   yet in a cluster that duplicates it (``star_centres``). Every removed article thus
-   duplicates its kept article directly, with the Jaccard similarity reported.
+   yet in a cluster that duplicates it (``star_centres``), except that a roundup takes
+   none of the stories it holds (``roundup_edges``); then clusters join
+   (``join_clusters``). Every removed article lies inside or near its kept article, with
+   the Jaccard similarity reported.
 
 Drops go in ``split.drop_order``: drop k against the kept articles of drops 1..k-1, which
 are fixed (never removed, never compared with each other), and within itself (``run``).
@@ -24,7 +28,7 @@ fingerprint) holds, so a new drop signs only its articles and the output equals 
 scratch.
 
 Articles are read in batches of ``dedup.batch_size``: only one batch's shingles are ever
-in memory; what grows with a drop is its signature matrix (``permutations * 4`` bytes an
+in memory; what grows with a drop is its signature matrix (``minhash.width * 4`` bytes an
 article).
 """
 
@@ -89,8 +93,10 @@ REVIEW_SCHEMA = pl.Schema({
 # The verified candidate pairs, as written to disk step by step (a, b: rank numbers, a < b).
 VERIFIED_SCHEMA = pl.Schema({
     "a": pl.Int64(), "b": pl.Int64(), "similarity": pl.Float64(), "containment": pl.Float64(),
-    "smaller": pl.Int64(), "larger": pl.Int64(),
+    "smaller": pl.Int64(), "larger": pl.Int64(), "lead": pl.Float64(),
 })
+# The sets of ``minhash.detail_sets``, three per document: set 3 * doc + one of these.
+REPEATED_WORDS, WORDS, LEAD_SHINGLES = 0, 1, 2
 SIMILARITY_BINS = [round(0.05 * i, 2) for i in range(21)]
 SIMILARITY_LABELS = [f"{lo:.2f}-{hi:.2f}" for lo, hi in zip(SIMILARITY_BINS, SIMILARITY_BINS[1:])]
 
@@ -111,6 +117,9 @@ class DedupParams:
     join_min: float
     figures_min: int
     figures_tolerance: float
+    names_min: int
+    names_share: float
+    lead_min: float
     engine: str = DEFAULT_ENGINE  # what signs the batches (pipeline/engines/): outputs are the same
 
     @classmethod
@@ -131,6 +140,9 @@ class DedupParams:
             join_min=float(dedup["join_min"]),
             figures_min=int(dedup["figures_min"]),
             figures_tolerance=float(dedup["figures_tolerance"]),
+            names_min=int(dedup["names_min"]),
+            names_share=float(dedup["names_share"]),
+            lead_min=float(dedup["lead_min"]),
             engine=engine_name(params),
         )
         if not 0 < result.review_min <= result.threshold <= 1:
@@ -157,15 +169,17 @@ def key_hashes(keys: pl.Series) -> pl.Series:
 
 def signature_table(articles: pl.LazyFrame, params: DedupParams, what: str,
                     shingle_sets: minhash.ShingleSets | None = None,
-                    figures: list[pl.DataFrame] | None = None) -> pl.DataFrame:
+                    figures: list[pl.DataFrame] | None = None,
+                    details: minhash.ShingleSets | None = None) -> pl.DataFrame:
     """id, key_hash, signature (Array[UInt32, permutations]) of every article, in input order.
 
     Articles are read ``batch_size`` at a time; the signatures fill one preallocated array
     (the frame wraps it without a copy). With ``shingle_sets``, each batch's shingle sets
-    are added to it, for verifying candidate pairs without reading the texts again; with
-    ``figures``, each batch's ``figure_table`` is appended to it (docs numbered in input order)."""
+    are added to it, for verifying candidate pairs without reading the texts again (and
+    their ``minhash.detail_sets`` to ``details``); with ``figures``, each batch's
+    ``figure_table`` is appended to it (docs numbered in input order)."""
     n = articles.select(pl.len()).collect().item()
-    signature = np.empty((n, params.minhash.permutations), dtype=np.uint32)
+    signature = np.empty((n, params.minhash.width), dtype=np.uint32)
     ids: list[pl.Series] = []
     hashes: list[pl.Series] = []
     progress = Progress(STAGE, f"{what} signed", total=n)
@@ -176,6 +190,8 @@ def signature_table(articles: pl.LazyFrame, params: DedupParams, what: str,
         signature[progress.count:progress.count + part.ids.len()] = part.signatures
         if shingle_sets is not None:
             shingle_sets.add(part.shingles)
+        if details is not None:
+            details.add_sets(minhash.detail_sets(part.shingles, params.minhash.lead_shingles))
         if figures is not None:
             figures.append(part.figures)
         ids.append(part.ids)
@@ -185,7 +201,7 @@ def signature_table(articles: pl.LazyFrame, params: DedupParams, what: str,
     return pl.DataFrame({
         "id": pl.concat(ids).rechunk() if ids else pl.Series([], dtype=pl.String),
         "key_hash": pl.concat(hashes).rechunk() if hashes else pl.Series([], dtype=pl.String),
-        "signature": pl.Series(signature, dtype=pl.Array(pl.UInt32, params.minhash.permutations)),
+        "signature": pl.Series(signature, dtype=pl.Array(pl.UInt32, params.minhash.width)),
     })
 
 
@@ -288,35 +304,68 @@ def figures_differ(figures: pl.DataFrame, a: np.ndarray, b: np.ndarray, params: 
     return differ
 
 
+def names_differ(details: minhash.ShingleSets, a: np.ndarray, b: np.ndarray, params: DedupParams) -> np.ndarray:
+    """Whether documents ``a[i]`` and ``b[i]`` (of ``details``, ``minhash.detail_sets``) are
+    one formula about other names: each has at least ``names_min`` words it repeats that
+    the other never uses, and those make at least ``names_share`` of the words it has and
+    the other lacks. The congratulation cable to another president, the same notice about
+    another person: the words that differ are the names, and a name recurs. A reprint's
+    edits (words changed, a paragraph added or dropped, a teaser's cut) leave words that
+    are mostly used once, or nothing on one side."""
+    differ = np.zeros(len(a), dtype=bool)
+    for first in range(0, len(a), params.verify_batch_pairs):
+        step = slice(first, first + params.verify_batch_pairs)
+        x, y = a[step], b[step]
+        shared, words_x, words_y = details.overlap(3 * x + WORDS, 3 * y + WORDS)
+        repeated_x_in_y, repeated_x, _ = details.overlap(3 * x + REPEATED_WORDS, 3 * y + WORDS)
+        repeated_y_in_x, repeated_y, _ = details.overlap(3 * y + REPEATED_WORDS, 3 * x + WORDS)
+        names_x, names_y = repeated_x - repeated_x_in_y, repeated_y - repeated_y_in_x
+        differ[step] = (
+            (names_x >= params.names_min) & (names_y >= params.names_min)
+            & (names_x >= params.names_share * (words_x - shared)) & (names_y >= params.names_share * (words_y - shared))
+        )
+    return differ
+
+
 # ------------------------------------------------------------------ verification
 
 
 @dataclass
 class Overlap:
     """The real overlap of pairs of shingle sets: Jaccard |A∩B| / |A∪B|, containment
-    |A∩B| / |smaller|, and the sizes of the smaller and the larger set."""
+    |A∩B| / |smaller|, the sizes of the smaller and the larger set, and ``lead``: the share
+    of the smaller's first ``lead_shingles`` shingles among the larger's first ones (read
+    only where the share floor decides, see ``verify_steps``; 0 elsewhere)."""
 
     jaccard: np.ndarray
     containment: np.ndarray
     smaller: np.ndarray
     larger: np.ndarray
+    lead: np.ndarray
 
     def inside(self, containment: float, params: DedupParams) -> np.ndarray:
         """At least ``containment`` of the smaller set lies inside the other, and the smaller
-        is not a small part of it (``containment_min_share``): a teaser, a truncation, not
-        a brief that a long roundup quotes."""
-        return (self.containment >= containment) & (self.smaller >= params.containment_min_share * self.larger)
+        is not a small part of it (``containment_min_share``) unless both begin alike
+        (``lead_min``): a teaser, a truncation, not a brief that a long roundup quotes."""
+        return (self.containment >= containment) & self.sized(params)
+
+    def sized(self, params: DedupParams) -> np.ndarray:
+        """The share floor: the smaller is at least ``containment_min_share`` of the larger,
+        or it opens as the larger does (a teaser is the lead of its article, whatever the
+        length of the reprint that took it; a roundup seldom opens with the item it quotes)."""
+        return (self.smaller >= params.containment_min_share * self.larger) | (self.lead >= params.lead_min)
 
     def contained(self, params: DedupParams) -> np.ndarray:
         """``inside`` at ``containment`` when the smaller is big enough (``containment_min_shingles``)
         for that to be more than a few shared sentences; a shorter one (down to
-        ``containment_short_min_shingles``) must lie almost whole inside (``containment_short``):
-        a short teaser is all inside its article, two or three shared sentences with a
-        sentence of their own around them are not."""
+        ``containment_short_min_shingles``) must lie almost whole inside (``containment_short``)
+        and open as the other does (``lead_min``): a short teaser is the lead of its article,
+        two or three shared sentences with a sentence of their own around them, or from
+        further down the other, are not."""
         long_enough = self.smaller >= params.containment_min_shingles
-        short = ~long_enough & (self.smaller >= params.containment_short_min_shingles)
+        short = ~long_enough & (self.smaller >= params.containment_short_min_shingles) & (self.lead >= params.lead_min)
         return (self.inside(params.containment, params) & long_enough) | (
-            self.inside(params.containment_short, params) & short)
+            (self.containment >= params.containment_short) & short)
 
     def similar(self, params: DedupParams) -> np.ndarray:
         return (self.jaccard >= params.threshold) | self.contained(params)
@@ -327,74 +376,88 @@ class Overlap:
         return cls(
             jaccard=np.divide(shared, union, out=np.zeros(len(shared)), where=union > 0),
             containment=np.divide(shared, smaller, out=np.zeros(len(shared)), where=smaller > 0),
-            smaller=smaller, larger=np.maximum(size_a, size_b),
+            smaller=smaller, larger=np.maximum(size_a, size_b), lead=np.zeros(len(shared)),
         )
 
     @classmethod
     def of_frame(cls, verified: pl.DataFrame) -> "Overlap":
         """The overlap of pairs read back from a ``VERIFIED_SCHEMA`` table."""
-        return cls(*(verified[name].to_numpy() for name in ("similarity", "containment", "smaller", "larger")))
+        return cls(*(verified[name].to_numpy() for name in ("similarity", "containment", "smaller", "larger", "lead")))
 
 
-def verify_steps(shingle_sets: minhash.ShingleSets, a: np.ndarray, b: np.ndarray,
+def verify_steps(shingle_sets: minhash.ShingleSets, details: minhash.ShingleSets | None, a: np.ndarray, b: np.ndarray,
                  params: DedupParams) -> Iterator[tuple[slice, Overlap]]:
     """Overlap of the sets of documents ``a[i]`` and ``b[i]`` of ``shingle_sets``,
     ``verify_batch_pairs`` pairs at a time (what bounds the memory of verification): the
-    step of the pairs and their overlap."""
+    step of the pairs and their overlap. Leads (from ``details``) are compared only for the
+    pairs whose smaller lies inside the other (``join_min`` or ``containment``) and is short
+    or under the share floor."""
     progress = Progress(STAGE, "pairs verified", total=len(a))
     for first in range(0, len(a), params.verify_batch_pairs):
         step = slice(first, first + params.verify_batch_pairs)
-        yield step, Overlap.of_sets(*shingle_sets.overlap(a[step], b[step]))
+        overlap = Overlap.of_sets(*shingle_sets.overlap(a[step], b[step]))
+        if details is not None:
+            small = (overlap.containment >= min(params.join_min, params.containment)) & (
+                ~overlap.sized(params) | (overlap.smaller < params.containment_min_shingles))
+            x, y = a[step][small], b[step][small]
+            shared, lead_x, lead_y = details.overlap(3 * x + LEAD_SHINGLES, 3 * y + LEAD_SHINGLES)
+            smaller = np.minimum(lead_x, lead_y)
+            overlap.lead[small] = np.divide(shared, smaller, out=np.zeros(len(x)), where=smaller > 0)
+        yield step, overlap
         progress.advance(len(a[step]))
     progress.done()
 
 
-def verify(shingle_sets: minhash.ShingleSets, a: np.ndarray, b: np.ndarray, params: DedupParams) -> Overlap:
+def verify(shingle_sets: minhash.ShingleSets, a: np.ndarray, b: np.ndarray, params: DedupParams,
+           details: minhash.ShingleSets | None = None) -> Overlap:
     """The overlap of all the pairs, in memory (``verify_steps``)."""
-    steps = [overlap for _, overlap in verify_steps(shingle_sets, a, b, params)]
+    steps = [overlap for _, overlap in verify_steps(shingle_sets, details, a, b, params)]
     return Overlap(*(np.concatenate([getattr(o, name) for o in steps]) if steps else np.zeros(0)
-                     for name in ("jaccard", "containment", "smaller", "larger")))
+                     for name in ("jaccard", "containment", "smaller", "larger", "lead")))
 
 
-def verify_to_files(shingle_sets: minhash.ShingleSets, a: np.ndarray, b: np.ndarray, doc: np.ndarray,
-                    params: DedupParams, folder: Path) -> pl.LazyFrame:
+def verify_to_files(shingle_sets: minhash.ShingleSets, details: minhash.ShingleSets, a: np.ndarray, b: np.ndarray,
+                    doc: np.ndarray, params: DedupParams, folder: Path) -> pl.LazyFrame:
     """Verifies candidate pairs of rank numbers ``a[i] < b[i]`` (``doc``: their rows in
     ``shingle_sets``) step by step, each step written to a Parquet file in ``folder``
     (VERIFIED_SCHEMA): the candidate pairs grow faster than the corpus (about N^1.8), so
     their verified list is read back lazily, never held whole."""
     folder.mkdir(parents=True, exist_ok=True)
     files = []
-    for step, overlap in verify_steps(shingle_sets, doc[a], doc[b], params):
+    for step, overlap in verify_steps(shingle_sets, details, doc[a], doc[b], params):
         files.append(folder / f"{len(files):08d}.parquet")
         pl.DataFrame({
             "a": a[step], "b": b[step], "similarity": overlap.jaccard, "containment": overlap.containment,
-            "smaller": overlap.smaller, "larger": overlap.larger,
+            "smaller": overlap.smaller, "larger": overlap.larger, "lead": overlap.lead,
         }, schema=VERIFIED_SCHEMA).write_parquet(files[-1])
     return pl.scan_parquet(files) if files else pl.LazyFrame(schema=VERIFIED_SCHEMA)
 
 
 def pair_similarity(pairs: pl.DataFrame, texts: pl.LazyFrame, params: DedupParams) -> pl.DataFrame:
     """Real similarity of the shingle sets of each pair (columns id_a, id_b), and whether
-    the pair is a duplicate by the stage's rule (Jaccard or containment, figures agreeing).
+    the pair is a duplicate by the stage's rule (Jaccard or containment, figures and names agreeing).
 
     ``texts`` (id, text; ids unique) must hold both sides. The articles of the pairs are
     read once, in batches, into ``minhash.ShingleSets`` (a temporary file), so no shingle
     set is held in memory per pair. Returns id_a, id_b, similarity (Jaccard), containment,
-    figures_differ, duplicate, in the order of ``pairs``."""
+    figures_differ, names_differ, duplicate, in the order of ``pairs``."""
     pairs = pairs.select("id_a", "id_b")
     if pairs.is_empty():
         return pairs.with_columns(similarity=pl.lit(None, dtype=pl.Float64), containment=pl.lit(None, dtype=pl.Float64),
-                                  figures_differ=pl.lit(None, dtype=pl.Boolean), duplicate=pl.lit(None, dtype=pl.Boolean))
+                                  figures_differ=pl.lit(None, dtype=pl.Boolean), names_differ=pl.lit(None, dtype=pl.Boolean),
+                                  duplicate=pl.lit(None, dtype=pl.Boolean))
     wanted = pl.concat([pairs["id_a"], pairs["id_b"]]).unique()
     numbered: list[pl.Series] = []
     figure_parts: list[pl.DataFrame] = []
     total = texts.select(pl.len()).collect().item()
     progress = Progress(STAGE, "articles read to verify pairs", total=total)
-    with minhash.ShingleSets() as shingle_sets:
+    with minhash.ShingleSets() as shingle_sets, minhash.ShingleSets() as details:
         for batch in batches(texts.select("id", "text"), params.batch_size):
             batch = with_match_words(batch.lazy().filter(pl.col("id").is_in(wanted.implode())))
             batch = batch.with_columns(figures=figure_snippets(pl.col("text"))).collect(engine="streaming")
-            shingle_sets.add(minhash.shingle_hashes(batch["words"], params.minhash.ngram))
+            shingles = minhash.shingle_hashes(batch["words"], params.minhash.ngram)
+            shingle_sets.add(shingles)
+            details.add_sets(minhash.detail_sets(shingles, params.minhash.lead_shingles))
             figure_parts.append(figure_table(batch["figures"], first_doc=progress.count))
             numbered.append(batch["id"])
             progress.advance(batch.height)
@@ -408,11 +471,13 @@ def pair_similarity(pairs: pl.DataFrame, texts: pl.LazyFrame, params: DedupParam
             number.rename({"id": "id_b", "doc": "b"}), on="id_b", how="left", maintain_order="left"
         )
         a, b = docs["a"].to_numpy(), docs["b"].to_numpy()
-        overlap = verify(shingle_sets, a, b, params)
+        overlap = verify(shingle_sets, a, b, params, details)
+        other_names = names_differ(details, a, b, params)
     differ = figures_differ(pl.concat(figure_parts), a, b, params)
     return pairs.with_columns(
         similarity=pl.Series(overlap.jaccard, dtype=pl.Float64), containment=pl.Series(overlap.containment, dtype=pl.Float64),
-        figures_differ=pl.Series(differ), duplicate=pl.Series(overlap.similar(params) & ~differ),
+        figures_differ=pl.Series(differ), names_differ=pl.Series(other_names),
+        duplicate=pl.Series(overlap.similar(params) & ~differ & ~other_names),
     )
 
 
@@ -475,6 +540,33 @@ def star_centres(n_docs: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return centre
 
 
+def roundup_edges(n_docs: int, a: np.ndarray, b: np.ndarray, is_edge: np.ndarray, inside_only: np.ndarray,
+                  apart: Any, rounds: int = 3) -> np.ndarray:
+    """The duplicate edges a-b (rank numbers, a < b) to take out because ``a`` is a roundup:
+    a kept article that would take, by containment alone (``inside_only``: under the
+    Jaccard threshold), two or more articles that lie apart from one another
+    (``apart(x, y) -> bool``: under ``join_min`` of the smaller inside the other). Each is a
+    duplicate of a part of it, not of one another: a roundup that opens with one story
+    and quotes another further down would put both in one cluster. Teasers and reprints
+    of one article inside a longer one overlap one another and stay. Those edges go
+    (their articles stay free for another cluster, and the pairs go to review as
+    ``left_by_clustering``); the star is drawn again, up to ``rounds`` times, since a
+    freed article may change who takes whom."""
+    dropped = np.zeros(len(a), dtype=bool)
+    for _ in range(rounds):
+        edge = is_edge & ~dropped
+        centre = star_centres(n_docs, a[edge], b[edge])
+        taken = edge & inside_only & (centre[b] == a)
+        members = pl.DataFrame({"kept": a[taken], "member": b[taken]})
+        pairs = members.join(members, on="kept", suffix="_2").filter(pl.col("member") < pl.col("member_2"))
+        far = pairs.filter(pl.Series(apart(pairs["member"].to_numpy(), pairs["member_2"].to_numpy()), dtype=pl.Boolean))
+        roundups = edge & inside_only & np.isin(a, far["kept"].unique().to_numpy())
+        if not roundups.any():
+            break
+        dropped |= roundups
+    return dropped
+
+
 def join_clusters(centre: np.ndarray, a: np.ndarray, b: np.ndarray,
                   close: Any, agree: Any) -> tuple[np.ndarray, pl.DataFrame]:
     """Star clusters (``centre``, from ``star_centres``) after joins: a kept article that
@@ -534,7 +626,7 @@ def join_clusters(centre: np.ndarray, a: np.ndarray, b: np.ndarray,
     return centre, moved
 
 
-REVIEW_REASONS = ("figures_differ", "left_by_clustering", "containment_only", "below_threshold")
+REVIEW_REASONS = ("figures_differ", "names_differ", "left_by_clustering", "containment_only", "below_threshold")
 
 
 def deduplicate(articles: pl.LazyFrame, params: DedupParams, corpus: CorpusIndex | None = None) -> DedupResult:
@@ -552,9 +644,9 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams, corpus: CorpusIndex
     verified and the clusters joined."""
     ranked = rank_order(articles.select("id", "n_chars", "published_date")).select("id").collect(engine="streaming")
     scratch = tempfile.TemporaryDirectory(prefix="dedup-verified-pairs-")
-    with minhash.ShingleSets() as shingle_sets:
+    with minhash.ShingleSets() as shingle_sets, minhash.ShingleSets() as details:
         figure_parts: list[pl.DataFrame] = []
-        signed = signature_table(articles, params, "articles", shingle_sets, figure_parts)
+        signed = signature_table(articles, params, "articles", shingle_sets, figure_parts, details)
         # Fixed articles of the corpus: the candidates of the new distinct texts, and exact copies.
         cross = pl.DataFrame(schema={"id_a": pl.String, "key_hash": pl.String})
         if corpus is not None and signed.height:
@@ -569,7 +661,7 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams, corpus: CorpusIndex
             write_table(corpus.articles(cross["id_a"].unique()), Path(scratch.name) / "corpus_candidates.parquet")
             fixed = scan_table(Path(scratch.name) / "corpus_candidates.parquet")
             fixed_parts: list[pl.DataFrame] = []
-            fixed_signed = signature_table(fixed, params, "corpus candidates", shingle_sets, fixed_parts)
+            fixed_signed = signature_table(fixed, params, "corpus candidates", shingle_sets, fixed_parts, details)
             figure_parts += [part.with_columns(pl.col("doc") + signed.height) for part in fixed_parts]
             n_fixed = fixed_signed.height
             signed = pl.concat([signed, fixed_signed])
@@ -600,7 +692,7 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams, corpus: CorpusIndex
         log(STAGE, f"{len(reps):,} distinct texts, {len(a):,} candidate pairs from "
                    f"{params.minhash.bands} bands x {params.minhash.rows} rows"
                    + (f" ({crossing.height:,} with {n_fixed:,} articles of earlier drops)" if corpus is not None else ""))
-        verified = verify_to_files(shingle_sets, a, b, doc, params, Path(scratch.name) / "verified_pairs")
+        verified = verify_to_files(shingle_sets, details, a, b, doc, params, Path(scratch.name) / "verified_pairs")
         del candidates, pairs, crossing
         # Only pairs that may be duplicates or listed for review are read back.
         relevant = verified.filter(
@@ -608,21 +700,27 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams, corpus: CorpusIndex
         ).collect()
         a, b, overlap = relevant["a"].to_numpy(), relevant["b"].to_numpy(), Overlap.of_frame(relevant)
         similar = overlap.similar(params)
-        differ = np.zeros(len(a), dtype=bool)
+        differ, other_names = np.zeros(len(a), dtype=bool), np.zeros(len(a), dtype=bool)
         differ[similar] = figures_differ(figures, doc[a[similar]], doc[b[similar]], params)
-        is_edge = similar & ~differ
-
-        def close(kept: np.ndarray, member: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            near = verify(shingle_sets, doc[kept], doc[member], params)
-            agree = ~figures_differ(figures, doc[kept], doc[member], params)
-            return near.inside(params.join_min, params) & agree, near.jaccard
+        check = similar & ~differ
+        other_names[check] = names_differ(details, doc[a[check]], doc[b[check]], params)
+        is_edge = check & ~other_names
 
         def agree(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-            return ~figures_differ(figures, doc[x], doc[y], params)
+            """Neither other figures nor other names."""
+            return ~figures_differ(figures, doc[x], doc[y], params) & ~names_differ(details, doc[x], doc[y], params)
+
+        def close(kept: np.ndarray, member: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            near = verify(shingle_sets, doc[kept], doc[member], params, details)
+            return near.inside(params.join_min, params) & agree(kept, member), near.jaccard
 
         # Clusters over distinct texts; exact copies follow their representative. A corpus
         # article keeps its decision: it takes new duplicates, but never joins another cluster.
-        edge_a, edge_b = a[is_edge], b[is_edge]
+        def apart(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+            return verify(shingle_sets, doc[x], doc[y], params).containment < params.join_min
+
+        clustered = is_edge & ~roundup_edges(len(doc), a, b, is_edge, overlap.jaccard < params.threshold, apart)
+        edge_a, edge_b = a[clustered], b[clustered]
         movable = edge_a >= n_fixed
         centre, joined = join_clusters(star_centres(len(doc), edge_a, edge_b), edge_a[movable], edge_b[movable], close, agree)
     kept_rank = centre[rep]
@@ -657,7 +755,7 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams, corpus: CorpusIndex
     contained_only = overlap.inside(params.containment, params) & ~is_edge
     below = (similarity >= params.review_min) & ~is_edge
     reason = np.select(
-        [differ, is_edge & ~same_cluster, contained_only, below], list(REVIEW_REASONS), default=""
+        [differ, other_names, is_edge & ~same_cluster, contained_only, below], list(REVIEW_REASONS), default=""
     )
     listed = reason != ""
     review = pl.DataFrame({
@@ -682,7 +780,7 @@ def index_table(signed: pl.DataFrame, params: minhash.MinHashParams) -> pl.DataF
     signature = signed["signature"].to_numpy()
     return signed.select("id", "key_hash").with_columns(
         pl.Series(band_column(band), minhash.band_keys(signature, params, band), dtype=pl.UInt64)
-        for band in range(params.bands)
+        for band in range(params.all_bands)
     )
 
 
@@ -712,7 +810,7 @@ class CorpusIndex:
         found = pl.DataFrame(schema={"a": pl.UInt32, "b": pl.Int64})
         index = self.scan(INDEX_FILE)
         positions = np.arange(len(signature), dtype=np.int64)
-        for band in range(params.minhash.bands):
+        for band in range(params.minhash.all_bands):
             new = pl.DataFrame({"key": minhash.band_keys(signature, params.minhash, band), "b": positions})
             old = index.select(key=pl.col(band_column(band))).with_row_index("a").join(
                 new.lazy().select("key"), on="key", how="semi").collect(engine="streaming")

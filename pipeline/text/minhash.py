@@ -33,7 +33,7 @@ import polars as pl
 import pyarrow as pa
 
 # Version of the shingle/signature scheme; an index built with another scheme is refused.
-SCHEME = "tabulated-words/poly-ngrams/affine-minhash/v2"
+SCHEME = "tabulated-words/poly-ngrams/affine-minhash+lead/v3"
 _NGRAM_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constant (golden ratio)
 _SHIFT_8, _SHIFT_30, _SHIFT_27, _SHIFT_31, _SHIFT_32 = (np.uint64(s) for s in (8, 30, 27, 31, 32))
 _BYTE_SEED = np.uint64(0x2545F4914F6CDD1D)  # any odd constant: (position 0, byte 0) must not map to 0
@@ -43,11 +43,19 @@ _MIX_1, _MIX_2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 
 @dataclass(frozen=True)
 class MinHashParams:
+    """Shingles, permutations and LSH bands. Besides its ``bands`` x ``rows`` over the whole
+    text, a document's signature has ``lead_bands`` x ``lead_rows`` values over its first
+    ``lead_shingles`` shingles (its lead): a teaser and its article share their lead while
+    their Jaccard similarity is low, so these bands propose them."""
+
     ngram: int
     permutations: int
     bands: int
     rows: int
     seed: int
+    lead_shingles: int
+    lead_bands: int
+    lead_rows: int
 
     def __post_init__(self) -> None:
         if self.ngram < 1:
@@ -65,17 +73,36 @@ class MinHashParams:
             bands=int(dedup["bands"]),
             rows=int(dedup["rows"]),
             seed=int(dedup["seed"]),
+            lead_shingles=int(dedup["lead_shingles"]),
+            lead_bands=int(dedup["lead_bands"]),
+            lead_rows=int(dedup["lead_rows"]),
         )
 
     def as_dict(self) -> dict[str, Any]:
         return {"scheme": SCHEME, "ngram": self.ngram, "permutations": self.permutations,
-                "bands": self.bands, "rows": self.rows, "seed": self.seed}
+                "bands": self.bands, "rows": self.rows, "seed": self.seed, "lead_shingles": self.lead_shingles,
+                "lead_bands": self.lead_bands, "lead_rows": self.lead_rows}
+
+    @property
+    def width(self) -> int:
+        """Values in a signature: ``permutations`` over the text, then those over its lead."""
+        return self.permutations + self.lead_bands * self.lead_rows
+
+    @property
+    def all_bands(self) -> int:
+        """LSH bands: ``bands`` over the text, then ``lead_bands`` over the lead."""
+        return self.bands + self.lead_bands
 
     def permutation_coefficients(self) -> tuple[np.ndarray, np.ndarray]:
+        """(a, b) of the ``width`` permutations (those of the lead drawn after the others)."""
         rng = np.random.Generator(np.random.PCG64(self.seed))
-        a = rng.integers(0, np.iinfo(np.uint64).max, size=self.permutations, dtype=np.uint64, endpoint=True) | np.uint64(1)
-        b = rng.integers(0, np.iinfo(np.uint64).max, size=self.permutations, dtype=np.uint64, endpoint=True)
-        return a, b
+        top = np.iinfo(np.uint64).max
+        a = rng.integers(0, top, size=self.permutations, dtype=np.uint64, endpoint=True) | np.uint64(1)
+        b = rng.integers(0, top, size=self.permutations, dtype=np.uint64, endpoint=True)
+        lead = self.width - self.permutations
+        a_lead = rng.integers(0, top, size=lead, dtype=np.uint64, endpoint=True) | np.uint64(1)
+        b_lead = rng.integers(0, top, size=lead, dtype=np.uint64, endpoint=True)
+        return np.concatenate([a, a_lead]), np.concatenate([b, b_lead])
 
 
 def _mix64(values: np.ndarray) -> np.ndarray:
@@ -120,10 +147,13 @@ def _utf8_hashes(strings: pl.Series) -> np.ndarray:
 
 @dataclass
 class Shingles:
-    """Flat shingle hashes of a batch: document ``i`` owns ``hashes[offsets[i]:offsets[i+1]]``."""
+    """Flat shingle hashes of a batch: document ``i`` owns ``hashes[offsets[i]:offsets[i+1]]``
+    (and, from ``shingle_hashes``, the hashes of its words ``words[word_offsets[i]:word_offsets[i+1]]``)."""
 
     hashes: np.ndarray  # uint64
     offsets: np.ndarray  # int64, len = documents + 1
+    words: np.ndarray | None = None  # uint64
+    word_offsets: np.ndarray | None = None  # int64, len = documents + 1
 
     @property
     def counts(self) -> np.ndarray:
@@ -145,7 +175,7 @@ def shingle_hashes(word_lists: pl.Series, ngram: int) -> Shingles:
     np.cumsum(counts, out=offsets[1:])
     total = int(offsets[-1])
     if total == 0:
-        return Shingles(np.zeros(0, dtype=np.uint64), offsets)
+        return Shingles(np.zeros(0, dtype=np.uint64), offsets, flat, word_starts)
     doc_of_shingle = np.repeat(np.arange(len(lengths)), counts)
     starts = word_starts[:-1][doc_of_shingle] + (np.arange(total) - offsets[:-1][doc_of_shingle])
     ends = word_starts[1:][doc_of_shingle]
@@ -156,50 +186,102 @@ def shingle_hashes(word_lists: pl.Series, ngram: int) -> Shingles:
         inside = position < ends
         step = combined * _NGRAM_MULTIPLIER + flat[np.minimum(position, last)]
         combined = np.where(inside, step, combined)
-    return Shingles(_mix64(combined), offsets)
+    return Shingles(_mix64(combined), offsets, flat, word_starts)
+
+
+def detail_sets(shingles: Shingles, lead: int) -> tuple[np.ndarray, np.ndarray]:
+    """Three sets per document of ``shingle_hashes``, for ``ShingleSets.add_sets``: set ``3i``
+    holds the words document ``i`` repeats (twice or more), ``3i + 1`` all its distinct
+    words, ``3i + 2`` its first ``lead`` shingles. Returns (fingerprints, each set sorted and
+    distinct, uint32; the size of each set)."""
+    n = len(shingles.word_offsets) - 1
+    keys = (np.repeat(np.arange(n, dtype=np.uint64), np.diff(shingles.word_offsets)) << _SHIFT_32) | (
+        shingles.words >> _SHIFT_32)
+    keys.sort()
+    first = np.ones(len(keys), dtype=bool)
+    np.not_equal(keys[1:], keys[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    repeated = np.diff(np.append(starts, len(keys))) >= 2
+    distinct = keys[starts]
+    del keys, first, starts
+    leads = lead_shingles(shingles, lead)
+    lead_keys = (np.repeat(np.arange(n, dtype=np.uint64), leads.counts) << _SHIFT_32) | (leads.hashes >> _SHIFT_32)
+    lead_keys.sort()
+    lead_first = np.ones(len(lead_keys), dtype=bool)
+    np.not_equal(lead_keys[1:], lead_keys[:-1], out=lead_first[1:])
+    lead_keys = lead_keys[lead_first]
+    # each part is sorted by document: place it in the document's slot of the output
+    parts = [distinct[repeated], distinct, lead_keys]
+    docs = [(part >> _SHIFT_32).astype(np.int64) for part in parts]
+    sizes = np.stack([np.bincount(d, minlength=n) for d in docs], axis=1).reshape(-1)  # set 3i + k
+    offsets = np.zeros(3 * n + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    values = np.empty(int(offsets[-1]), dtype=np.uint32)
+    for k, (part, doc) in enumerate(zip(parts, docs)):
+        part_starts = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(sizes[k::3], out=part_starts[1:])
+        values[offsets[3 * doc + k] + np.arange(len(part)) - part_starts[doc]] = (part & _LOW_32).astype(np.uint32)
+    return values, sizes
+
+
+def lead_shingles(shingles: Shingles, lead: int) -> Shingles:
+    """The first ``lead`` shingles of each document."""
+    counts = np.minimum(shingles.counts, lead)
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    doc = np.repeat(np.arange(len(counts)), counts)
+    return Shingles(shingles.hashes[shingles.offsets[:-1][doc] + np.arange(int(offsets[-1])) - offsets[:-1][doc]], offsets)
 
 
 def signatures(shingles: Shingles, params: MinHashParams, threads: int = 2) -> np.ndarray:
-    """MinHash signatures, shape (documents, permutations), uint32.
+    """MinHash signatures, shape (documents, ``params.width``), uint32: ``permutations``
+    values over all the shingles of a document, then ``lead_bands * lead_rows`` over its
+    first ``lead_shingles``.
 
     A document without shingles gets the all-ones signature (it matches nothing but
     another empty document, and the stage never sends empty documents here)."""
     a, b = params.permutation_coefficients()
     n_docs = len(shingles.offsets) - 1
-    result = np.full((n_docs, params.permutations), np.iinfo(np.uint32).max, dtype=np.uint32)
-    has_shingles = shingles.counts > 0
-    if not has_shingles.any():
+    result = np.full((n_docs, params.width), np.iinfo(np.uint32).max, dtype=np.uint32)
+    rows = np.flatnonzero(shingles.counts > 0)
+    if not len(rows):
         return result
-    rows = np.flatnonzero(has_shingles)
-    starts = shingles.offsets[:-1][rows]
+    lead = lead_shingles(shingles, params.lead_shingles)
 
     def fill(permutations: range) -> None:
-        buffer = np.empty(len(shingles.hashes), dtype=np.uint64)
+        buffers = {}
         for p in permutations:
-            np.multiply(shingles.hashes, a[p], out=buffer)
+            hashes, offsets = (shingles.hashes, shingles.offsets) if p < params.permutations else (lead.hashes, lead.offsets)
+            buffer = buffers.setdefault(len(hashes), np.empty(len(hashes), dtype=np.uint64))
+            np.multiply(hashes, a[p], out=buffer)
             buffer += b[p]
-            result[rows, p] = (np.minimum.reduceat(buffer, starts) >> _SHIFT_32).astype(np.uint32)
+            result[rows, p] = (np.minimum.reduceat(buffer, offsets[:-1][rows]) >> _SHIFT_32).astype(np.uint32)
 
-    parts = np.array_split(np.arange(params.permutations), max(1, threads))
+    parts = np.array_split(np.arange(params.width), max(1, threads))
     with ThreadPoolExecutor(max_workers=len(parts)) as pool:
         list(pool.map(lambda part: fill(range(part[0], part[-1] + 1)) if len(part) else None, parts))
     return result
 
 
 def band_keys(signature: np.ndarray, params: MinHashParams, band: int, docs: np.ndarray | None = None) -> np.ndarray:
-    """uint64 key of one band (its ``rows`` signature values) of each document, or of the
-    rows ``docs`` of ``signature``: one band at a time, so only one key per document is held."""
-    columns = slice(band * params.rows, (band + 1) * params.rows)
-    values = (signature[:, columns] if docs is None else signature[docs, columns]).astype(np.uint64)
+    """uint64 key of one band (``band`` < ``all_bands``: its ``rows`` signature values, or
+    ``lead_rows`` for a band of the lead) of each document, or of the rows ``docs`` of
+    ``signature``: one band at a time, so only one key per document is held."""
+    if band < params.bands:
+        first, rows = band * params.rows, params.rows
+    else:
+        first, rows = params.permutations + (band - params.bands) * params.lead_rows, params.lead_rows
+    values = (signature[:, first:first + rows] if docs is None else signature[docs, first:first + rows]).astype(np.uint64)
     keys = np.zeros(len(values), dtype=np.uint64)
-    for r in range(params.rows):
+    for r in range(rows):
         keys = keys * _NGRAM_MULTIPLIER + values[:, r]
     return _mix64(keys)
 
 
 def candidate_pairs(signature: np.ndarray, params: MinHashParams, max_bucket_size: int,
                     docs: np.ndarray | None = None) -> pl.DataFrame:
-    """Distinct pairs (a < b, positions in ``docs``) of documents that share a band key (LSH).
+    """Distinct pairs (a < b, positions in ``docs``) of documents that share a band key (LSH),
+    over all the bands (``all_bands``: of the text and of its lead).
 
     ``docs`` are the rows of ``signature`` to pair (default: all), in rank order (the
     preferred kept article first). A bucket of more than ``max_bucket_size`` documents pairs
@@ -208,7 +290,7 @@ def candidate_pairs(signature: np.ndarray, params: MinHashParams, max_bucket_siz
     many bands is held once."""
     found = pl.DataFrame(schema={"a": pl.Int64, "b": pl.Int64})
     positions = np.arange(len(signature) if docs is None else len(docs), dtype=np.int64)
-    for band in range(params.bands):
+    for band in range(params.all_bands):
         keys = band_keys(signature, params, band, docs)
         buckets = pl.DataFrame({"key": keys, "doc": positions}).filter(pl.len().over("key") > 1)
         if buckets.is_empty():
@@ -255,6 +337,13 @@ class ShingleSets:
         keys = keys[distinct]  # (np.unique would hash first: 5x slower here)
         self._file.write((keys & _LOW_32).astype(np.uint32).tobytes())
         sizes = np.bincount((keys >> _SHIFT_32).astype(np.int64), minlength=n)
+        self._ends.append(self._ends[-1][-1] + np.cumsum(sizes))
+
+    def add_sets(self, sets: tuple[np.ndarray, np.ndarray]) -> None:
+        """Appends sets given as (fingerprints, uint32, each set sorted and distinct; the size
+        of each set), as ``detail_sets`` makes them."""
+        values, sizes = sets
+        self._file.write(values.tobytes())
         self._ends.append(self._ends[-1][-1] + np.cumsum(sizes))
 
     def overlap(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
