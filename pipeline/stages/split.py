@@ -11,9 +11,9 @@ pair the dedup stage found similar crosses splits.
 Each group is decided by its **anchor**: the member that entered the corpus first, i.e.
 the member from the earliest drop (``split.drop_order`` lists drops in the order they
 arrived, appended by ``corpus add-drop``; drops not listed come after them, by name); within that drop, the earliest
-published, then the smallest id. The representative the dedup stage keeps plays no part:
-when a new drop brings a longer reprint of an existing article, dedup keeps the reprint,
-but the anchor is still the existing article, so the reprint inherits its split. Adding a
+published, then the smallest id. The representative the dedup stage keeps plays no part
+(dedup goes drop by drop: a longer reprint in a new drop is removed for the existing
+article, and inherits its split). Adding a
 drop therefore moves no article already in the dataset, with one unavoidable exception:
 a new article similar to two existing groups in different splits joins them, the merged
 group follows the older anchor, and the other group's members move (2 of 14,336 published
