@@ -226,7 +226,7 @@ def side_by_side(title: str, left: str, right: str, first: dict[str, dict[str, f
     rows = {**{s: first[s] for s in first}, **{s: second[s] for s in second if s not in first}}
     for stage in [*rows, "all stages"]:
         a = total(first) if stage == "all stages" else first.get(stage)
-        b = total(second) if stage == "all stages" else second.get(stage)
+        b = (total(second) if second else None) if stage == "all stages" else second.get(stage)
         cells = [f"{stage:<16}"]
         for figures, width in ((a, 18), (b, 20)):
             cells.append(f"{figures['wall']:>{width}.1f}{figures['cpu']:>9.1f}{figures['rss']:>9.2f}" if figures
@@ -265,6 +265,8 @@ def bench(articles: int, args: argparse.Namespace, baseline: Path | None) -> Non
     if "baseline" in steps:
         side_by_side(f"Full run: {args.baseline} beside this checkout", "base", "ours", steps["baseline"],
                      steps["full"], "ours/base")
+    if "baseline" not in steps and "incremental" not in steps:
+        side_by_side("Full run", "full", "", steps["full"], {}, "")
     if "incremental" in steps:
         incremental = {k: v for k, v in steps["incremental"].items() if k != "add-drop"}
         side_by_side("Full run and the run after the 1 % drop", "full", "new drop", steps["full"], incremental,
