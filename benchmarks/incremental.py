@@ -135,7 +135,13 @@ def project_copy(code: Path, root: Path, base: Path) -> Path:
         return root
     building = root.with_name(root.name + ".partial")
     shutil.rmtree(building, ignore_errors=True)
-    ignore = shutil.ignore_patterns(".venv", ".git", "build", "__pycache__", ".pytest_cache", "*.egg-info", "tmp", "cache")
+    anywhere = shutil.ignore_patterns(".venv", ".git", "__pycache__", ".pytest_cache", "*.egg-info")
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        """The checkout's outputs and caches; not a package's own build/ (web_assets/node_modules/vega/build)."""
+        top = {"build", "tmp", "cache"} if Path(folder) == code else set()
+        return set(anywhere(folder, names)) | (top & set(names))
+
     shutil.copytree(code, building, ignore=ignore)
     shutil.copytree(base, building / "data" / "raw" / "base")
     params = building / "params.yaml"
