@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -74,7 +75,8 @@ def test_dvc_repro_on_a_ray_cluster_gives_the_local_outputs(tmp_path, ray_cluste
         day.extractall(root / "data" / "raw" / "snn")
     params = root / "params.yaml"
     text = params.read_text(encoding="utf-8").replace("drop_order: [seed]", "drop_order: [snn]", 1)
-    text = text.replace("  batch_size: 5000 ", "  batch_size: 400 ", 1).replace("  batch_rows: 100000 ", "  batch_rows: 500 ", 1)
+    text = re.sub(r"\n  batch_size: \d+ ", "\n  batch_size: 400 ", text, count=1)  # clean's
+    text = re.sub(r"\n  batch_rows: \d+ ", "\n  batch_rows: 500 ", text, count=1)  # validate's
     params.write_text(text, encoding="utf-8")
     run_command("dvc", "repro", "validate", cwd=root)
     lock, outputs = (root / "dvc.lock").read_text(), output_files(root)
