@@ -454,8 +454,8 @@ def write_ngram_partitions(docs: pl.LazyFrame, rules: ContaminationRules, work_d
     for batch, (offset, length) in enumerate(batch_bounds(n_words, rules.memory_ngrams)):
         ngrams = article_ngrams(docs.slice(offset, length).select("key", "split", "text").collect(), rules.ngram)
         ngrams = ngrams.with_columns(partition=(pl.col("ngram") % rules.partitions).cast(pl.UInt32))
-        for (partition,), part in ngrams.partition_by("partition", as_dict=True, include_key=False).items():
-            write_table(part, work_dir / f"ngrams-{partition:05d}" / f"batch-{batch:05d}.parquet")
+        for (bucket,), part in ngrams.partition_by("partition", as_dict=True, include_key=False).items():
+            write_table(part, work_dir / f"ngrams-{bucket:05d}" / f"batch-{batch:05d}.parquet")
         write_table(ngrams.group_by("key").agg(ngrams=pl.len().cast(pl.Int64)), work_dir / "counts" / f"batch-{batch:05d}.parquet")
         progress.advance(length)
     progress.done()
@@ -570,16 +570,16 @@ def build_layer(docs: pl.LazyFrame, earlier: list[Path], rules: ContaminationRul
             ParquetAppender(layer / "held_out.parquet", HELD_OUT_NGRAMS) as held_out,
             ParquetAppender(work_dir / "shared.parquet", SHARED_NGRAMS) as shared_out,
         ):
-            for partition in range(rules.partitions):
-                folder = work_dir / f"ngrams-{partition:05d}"
+            for bucket in range(rules.partitions):
+                folder = work_dir / f"ngrams-{bucket:05d}"
                 if not folder.is_dir():
                     continue
                 owned, held, shared, new_distinct = join_partition(
                     scan_table(folder),
-                    _layer_tables(earlier, "owned.parquet", OWNED_NGRAMS, partition),
-                    _layer_tables(earlier, "held_out.parquet", HELD_OUT_NGRAMS, partition),
+                    _layer_tables(earlier, "owned.parquet", OWNED_NGRAMS, bucket),
+                    _layer_tables(earlier, "held_out.parquet", HELD_OUT_NGRAMS, bucket),
                 )
-                part = pl.lit(partition, pl.UInt32)
+                part = pl.lit(bucket, pl.UInt32)
                 owned_out.append(owned.select(partition=part, ngram="ngram", owner="owner"))
                 held_out.append(held.select(partition=part, ngram="ngram", key="key", split="split"))
                 shared_out.append(shared)
