@@ -551,12 +551,15 @@ def test_the_index_grows_drop_by_drop_as_if_built_from_nothing(sample_texts: lis
     for step, drops in enumerate(history):
         found, split_of = write_drops(tmp_path / f"input-{step}", drops)
         before = index_files(grown)
+        hashed_before = {path: path.stat().st_mtime_ns for path in grown.glob(f"drop=1/{split.HASHED_DIR}/**/*.parquet")}
         incremental = split.contamination(split.update_index(found, split_of, rules, grown), rules)
         scratch = split.contamination(split.update_index(found, split_of, rules, tmp_path / f"scratch-{step}"), rules)
         assert index_files(grown) == index_files(tmp_path / f"scratch-{step}"), step
         assert incremental.report.equals(scratch.report) and incremental.metrics == scratch.metrics, step
         if step in (1, 2):  # a drop added: the earlier layers stay as they were
             assert all(index_files(grown)[name] == content for name, content in before.items()), step
+        if step == 3:  # an article of drop 1 moved: its layer is joined again from the n-grams it hashed
+            assert hashed_before and all(path.stat().st_mtime_ns == mtime for path, mtime in hashed_before.items())
     # the later train article d contaminated the earlier test article b; the moved b no longer counts
     assert step and "b" not in set(scratch.report["id"])
 

@@ -74,7 +74,6 @@ from pipeline.plumbing.io import (
     partition,
     partition_drops,
     read_json,
-    reset_dir,
     scan_table,
     scratch_folder,
     write_json,
@@ -448,15 +447,16 @@ def write_ngram_partitions(docs: pl.LazyFrame, rules: ContaminationRules, work_d
     ``partitions``), and each article's count of distinct n-grams (``counts/``).
 
     ``docs``: key, split, text, n_words. Articles are read in batches of ``memory_ngrams`` words.
+    The partitions hold key and ngram only: an article that changes split is re-labelled, not re-hashed.
     """
     n_words = docs.select("n_words").collect()["n_words"]
     progress = Progress(STAGE, "articles hashed to n-grams", total=n_words.len())
     for batch, (offset, length) in enumerate(batch_bounds(n_words, rules.memory_ngrams)):
         ngrams = article_ngrams(docs.slice(offset, length).select("key", "split", "text").collect(), rules.ngram)
         ngrams = ngrams.with_columns(partition=(pl.col("ngram") % rules.partitions).cast(pl.UInt32))
-        for (bucket,), part in ngrams.partition_by("partition", as_dict=True, include_key=False).items():
+        for (bucket,), part in ngrams.select("key", "ngram", "partition").partition_by("partition", as_dict=True, include_key=False).items():
             write_table(part, work_dir / f"ngrams-{bucket:05d}" / f"batch-{batch:05d}.parquet")
-        write_table(ngrams.group_by("key").agg(ngrams=pl.len().cast(pl.Int64)), work_dir / "counts" / f"batch-{batch:05d}.parquet")
+        write_table(ngrams.group_by("key").agg(ngrams=pl.len().cast(pl.Int64)).sort("key"), work_dir / "counts" / f"batch-{batch:05d}.parquet")
         progress.advance(length)
     progress.done()
 
@@ -474,7 +474,10 @@ HELD_OUT_NGRAMS = pl.Schema({"partition": pl.UInt32(), "ngram": pl.UInt64(), "ke
 SHARED_NGRAMS = pl.Schema({"key": pl.UInt64(), "owner": pl.UInt64(), "shared": pl.Int64()})
 NEW_NGRAMS = pl.Schema({"key": pl.UInt64(), "split": SPLIT_TYPE, "ngram": pl.UInt64()})
 # Bumped when what a layer holds changes: every layer is then rebuilt.
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2
+# A layer's hashed n-grams (key, ngram by hash partition, and each article's count), kept
+# so that a layer rebuilt because its articles changed split joins them again unhashed.
+HASHED_DIR, HASHED_FILE = "ngrams", "hashed.json"
 
 
 def _layer_tables(layers: list[Path], name: str, schema: pl.Schema, partition: int | None = None) -> pl.LazyFrame:
@@ -555,27 +558,38 @@ def drop_docs(drop: DropArticles, split_of: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def build_layer(docs: pl.LazyFrame, earlier: list[Path], rules: ContaminationRules, layer: Path, fingerprint: str) -> None:
-    """Hash a drop's n-grams and write its layer (see LAYER_FILE) from the layers before it.
+def build_layer(
+    docs: pl.LazyFrame, earlier: list[Path], rules: ContaminationRules, layer: Path, fingerprint: str, hashed: str
+) -> None:
+    """Write a drop's layer (see LAYER_FILE) from the layers before it, hashing the drop's
+    n-grams unless the layer holds them already (``hashed``: what they were hashed from).
 
     Memory holds a batch of ``memory_ngrams`` words' n-grams while hashing, then one hash
     partition of the drop and of the earlier layers.
     """
-    reset_dir(layer)
+    ngrams_dir = layer / HASHED_DIR
+    kept = (ngrams_dir / HASHED_FILE).exists() and read_json(ngrams_dir / HASHED_FILE)["hashed"] == hashed
+    layer.mkdir(parents=True, exist_ok=True)
+    for old in layer.iterdir():
+        if not (kept and old == ngrams_dir):
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
+    if not kept:
+        write_ngram_partitions(docs, rules, ngrams_dir)
+        write_json(ngrams_dir / HASHED_FILE, {"hashed": hashed})  # last: interrupted hashing is done again
+    split_by_key = docs.select("key", "split").collect().lazy()
     distinct = []
     with scratch_folder(layer.parent) as work_dir:
-        write_ngram_partitions(docs, rules, work_dir)
         with (
             ParquetAppender(layer / "owned.parquet", OWNED_NGRAMS) as owned_out,
             ParquetAppender(layer / "held_out.parquet", HELD_OUT_NGRAMS) as held_out,
             ParquetAppender(work_dir / "shared.parquet", SHARED_NGRAMS) as shared_out,
         ):
             for bucket in range(rules.partitions):
-                folder = work_dir / f"ngrams-{bucket:05d}"
+                folder = ngrams_dir / f"ngrams-{bucket:05d}"
                 if not folder.is_dir():
                     continue
                 owned, held, shared, new_distinct = join_partition(
-                    scan_table(folder),
+                    scan_table(folder).join(split_by_key, on="key", how="left"),
                     _layer_tables(earlier, "owned.parquet", OWNED_NGRAMS, bucket),
                     _layer_tables(earlier, "held_out.parquet", HELD_OUT_NGRAMS, bucket),
                 )
@@ -588,7 +602,7 @@ def build_layer(docs: pl.LazyFrame, earlier: list[Path], rules: ContaminationRul
             scan_table(work_dir / "shared.parquet").group_by("key", "owner").agg(pl.col("shared").sum()).sort("key", "owner"),
             layer / "shared.parquet",
         )
-        counts = scan_table(work_dir / "counts") if (work_dir / "counts").is_dir() else pl.LazyFrame(schema={"key": pl.UInt64, "ngrams": pl.Int64})
+        counts = scan_table(ngrams_dir / "counts") if (ngrams_dir / "counts").is_dir() else pl.LazyFrame(schema={"key": pl.UInt64, "ngrams": pl.Int64})
         write_table(
             docs.select("key", "id", "split").join(counts, on="key", how="left", maintain_order="left")
             .with_columns(pl.col("ngrams").fill_null(0)).pipe(conform, LAYER_ARTICLES),
@@ -620,15 +634,18 @@ def update_index(drops: list[DropArticles], split_of: pl.LazyFrame, rules: Conta
 
     Drop k's layer is reused when its fingerprint (the index's, drop k's articles.parquet
     bytes, drop k-1's fingerprint) is unchanged and its articles are still in the splits it
-    recorded; otherwise it and every later layer are built again. So the index, whatever
+    recorded; otherwise it and every later layer are built again, from the n-grams the layer
+    hashed when its drop's bytes, place and the code are unchanged. So the index, whatever
     was there before, is byte for byte the one built from nothing. (An article changes split
     when a new article joins its group to an older group in another split.)
     """
     index_dir.mkdir(parents=True, exist_ok=True)
-    fingerprint = index_fingerprint(rules)
+    fingerprint = code_and_rules = index_fingerprint(rules)
     layers, rebuilding, reused = [], False, []
     for drop in drops:
-        fingerprint = hashlib.sha256(f"{fingerprint}\n{drop.name}\n{_digest(drop.path)}".encode()).hexdigest()
+        drop_digest = _digest(drop.path)
+        hashed = hashlib.sha256(f"{code_and_rules}\n{rules.memory_ngrams}\n{drop.rank}\n{drop_digest}".encode()).hexdigest()
+        fingerprint = hashlib.sha256(f"{fingerprint}\n{drop.name}\n{drop_digest}".encode()).hexdigest()
         layer = partition(index_dir, drop.name)
         docs = drop_docs(drop, split_of)
         if not rebuilding and (layer / LAYER_FILE).exists() and read_json(layer / LAYER_FILE)["fingerprint"] == fingerprint:
@@ -639,13 +656,13 @@ def update_index(drops: list[DropArticles], split_of: pl.LazyFrame, rules: Conta
                 reused.append(drop.name)
                 continue
             log(STAGE, f"contamination index: {moved:,} article(s) of drop {drop.name} changed split (a new article "
-                       "joined their group to an older one): rebuilding from that drop")
+                       "joined their group to an older one): joining again from that drop")
         rebuilding = True
-        build_layer(docs, layers, rules, layer, fingerprint)
+        build_layer(docs, layers, rules, layer, fingerprint, hashed)
         layers.append(layer)
     for stale in set(index_dir.iterdir()) - set(layers):  # drops no longer in the corpus
         shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
-    log(STAGE, f"contamination index: {len(reused)} drop(s) reused, {len(layers) - len(reused)} hashed")
+    log(STAGE, f"contamination index: {len(reused)} drop(s) reused, {len(layers) - len(reused)} built again")
     return layers
 
 
