@@ -74,6 +74,7 @@ from pipeline.plumbing.io import (
     partition,
     partition_drops,
     read_json,
+    reset_dir,
     scan_table,
     scratch_folder,
     write_json,
@@ -569,10 +570,12 @@ def build_layer(
     """
     ngrams_dir = layer / HASHED_DIR
     kept = (ngrams_dir / HASHED_FILE).exists() and read_json(ngrams_dir / HASHED_FILE)["hashed"] == hashed
-    layer.mkdir(parents=True, exist_ok=True)
-    for old in layer.iterdir():
-        if not (kept and old == ngrams_dir):
-            shutil.rmtree(old) if old.is_dir() else old.unlink()
+    if kept:  # everything but the hashed n-grams goes
+        for old in layer.iterdir():
+            if old != ngrams_dir:
+                (shutil.rmtree if old.is_dir() else Path.unlink)(old)
+    else:
+        reset_dir(layer)
     if not kept:
         write_ngram_partitions(docs, rules, ngrams_dir)
         write_json(ngrams_dir / HASHED_FILE, {"hashed": hashed})  # last: interrupted hashing is done again
