@@ -68,3 +68,74 @@ def test_words_keep_diacritics_inside_the_word():
     assert [w for w in re.split(r"\W+", text) if w] != text.split(" ")  # the pitfall is real
     words = pl.select(arabic_text.words(pl.lit(text))).item().to_list()
     assert words == text.split(" ")
+
+
+def test_nfkc_stable_characters_are_left_alone_by_nfkc_whatever_surrounds_them():
+    """``NFKC_STABLE`` lets ``nfkc`` skip a text made of these characters only: each must be
+    its own NFKC form, of combining class 0 and never the second half of a canonical
+    composition (then no neighbour can change it). Derived from unicodedata, not trusted."""
+    import unicodedata
+
+    second_halves = set()
+    for code in range(0x110000):
+        decomposition = unicodedata.decomposition(chr(code))
+        if decomposition and not decomposition.startswith("<") and len(parts := decomposition.split()) == 2:
+            second_halves.add(chr(int(parts[1], 16)))
+    stable = re.compile(arabic_text.portable_regex(arabic_text.NFKC_STABLE))
+    members = [chr(code) for code in range(0x3000) if stable.fullmatch(chr(code))]
+    assert len(members) > 400  # ASCII, Arabic, Latin-1 and punctuation
+    unsafe = [f"U+{ord(c):04X}" for c in members if unicodedata.normalize("NFKC", c) != c
+              or unicodedata.combining(c) or c in second_halves or unicodedata.category(c).startswith("M")]
+    assert unsafe == []
+
+
+def _texts_to_normalise() -> list[str | None]:
+    """Real article texts (SaudiNewsNet sample) and seeded random strings of the characters
+    the shortcuts of arabic_text must get right: presentation forms and ligatures, combining
+    marks (Arabic and other scripts, out of order), Hangul jamo, compatibility spaces and
+    punctuation, tabs, CR, NBSP, invisible marks, tatweel, Greek capital sigma, dotted I."""
+    import json
+    import random
+
+    from tests.conftest import SAUDI_SAMPLE
+
+    texts: list[str | None] = []
+    for path in sorted(SAUDI_SAMPLE.glob("*.json"))[:150]:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        texts += [record.get("content"), record.get("title")]
+    ranges = [(0x20, 0x250), (0x300, 0x370), (0x600, 0x700), (0x750, 0x780), (0x0900, 0x0980), (0x1100, 0x1200),
+              (0x2000, 0x2070), (0xAC00, 0xAC40), (0xFB50, 0xFDFF), (0xFE70, 0xFEFF)]
+    pool = [chr(c) for low, high in ranges for c in range(low, high)]
+    pool += ["\n", "\r", "\t", "\r\n", " ", "  ", "\u00a0", "\u200b", "\u0640", "\u0130", "\u03a3", "<p>", "&amp;"]
+    rng = random.Random(7)
+    texts += ["".join(rng.choice(pool) for _ in range(rng.randint(0, 30))) for _ in range(4000)]
+    return [*texts, None, ""]
+
+
+def test_shortcuts_give_what_the_plain_steps_give():
+    """``nfkc``, the one-pass removals, the whitespace and punctuation folds that leave a
+    lone space alone and ``arabic_ratio``'s counting give what the plain formulations give."""
+    frame = pl.DataFrame({"text": _texts_to_normalise()}, schema={"text": pl.String})
+    text = pl.col("text")
+    nfkc = text.str.normalize("NFKC")
+    plain_folded = (nfkc.str.replace_all(arabic_text.INVISIBLE_MARKS, "").str.replace_all(arabic_text.ARABIC_DIACRITICS, "")
+                    .str.replace_all(r"\p{M}", "").str.replace_all(arabic_text.TATWEEL, "", literal=True)
+                    .str.replace_many(arabic_text._FOLD_FROM, arabic_text._FOLD_TO))
+    plain_clean = (arabic_text.strip_html(text).str.normalize("NFKC").str.replace_all("\r\n?", "\n")
+                   .str.replace_all(arabic_text.INVISIBLE_MARKS, "").str.replace_all(arabic_text.CONTROL_CHARS, "")
+                   .str.replace_all(arabic_text.TATWEEL, "", literal=True).str.replace_all(r"[^\S\n]+", " ")
+                   .str.replace_all(r"(?m)^ +| +$", "").str.replace_all(r"\n{2,}", "\n").str.strip_chars("\n"))
+    letters = text.str.count_matches(r"\p{L}")
+    plain_ratio = pl.when(letters > 0).then(text.str.count_matches(r"[\p{Arabic}&&\p{L}]") / letters).otherwise(0.0)
+    expected = frame.select(
+        nfkc=nfkc, folded=plain_folded, clean=plain_clean, ratio=plain_ratio.cast(pl.Float64),
+        key=plain_folded.str.to_lowercase().str.replace_all(r"[^\p{L}\p{N}]+", " ").str.strip_chars(" "),
+    )
+    got = frame.select(
+        nfkc=arabic_text.nfkc(text), folded=arabic_text.folded(text), clean=arabic_text.clean_text(text),
+        ratio=arabic_text.arabic_ratio(text), key=arabic_text.match_key(text),
+    )
+    changed = frame.select((nfkc != text).sum()).item()
+    assert changed > 1000  # the random strings do need NFKC: the shortcut is exercised
+    for column in expected.columns:
+        assert got[column].to_list() == expected[column].to_list(), column
