@@ -89,6 +89,14 @@ def test_nfkc_stable_characters_are_left_alone_by_nfkc_whatever_surrounds_them()
     assert unsafe == []
 
 
+def test_caseless_characters_have_no_case():
+    """``CASELESS`` lets ``lowercase`` skip a text of these characters only."""
+    caseless = re.compile(arabic_text.portable_regex(arabic_text.CASELESS))
+    members = [chr(code) for code in range(0x3000) if caseless.fullmatch(chr(code))]
+    assert len(members) > 300
+    assert [f"U+{ord(c):04X}" for c in members if c.lower() != c] == []
+
+
 def _texts_to_normalise() -> list[str | None]:
     """Real article texts (SaudiNewsNet sample) and seeded random strings of the characters
     the shortcuts of arabic_text must get right: presentation forms and ligatures, combining
@@ -113,8 +121,9 @@ def _texts_to_normalise() -> list[str | None]:
 
 
 def test_shortcuts_give_what_the_plain_steps_give():
-    """``nfkc``, the one-pass removals, the whitespace and punctuation folds that leave a
-    lone space alone and ``arabic_ratio``'s counting give what the plain formulations give."""
+    """``nfkc``, ``lowercase``, the one-pass removals, the whitespace and punctuation folds
+    that leave a lone space alone and ``arabic_ratio``'s counting give what the plain
+    formulations give."""
     frame = pl.DataFrame({"text": _texts_to_normalise()}, schema={"text": pl.String})
     text = pl.col("text")
     nfkc = text.str.normalize("NFKC")

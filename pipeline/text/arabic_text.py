@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import html.entities
 import re
+from functools import partial
 
 import polars as pl
 
@@ -73,6 +74,9 @@ NFKC_STABLE = (
     r"\x{2027}-\x{202E}\x{2030}-\x{2032}\x{2035}\x{2038}-\x{203B}\x{203D}\x{203F}-\x{2046}\x{204A}-\x{2056}"
     r"\x{2058}-\x{205E}\x{2060}-\x{2064}\x{2066}-\x{206F}]"
 )
+# Characters without case (lowercasing leaves them as they are, whatever surrounds them):
+# ASCII but A-Z, the Arabic block, general punctuation. ``lowercase`` skips texts of these only.
+CASELESS = r"[\x{0000}-\x{0040}\x{005B}-\x{007F}\x{0600}-\x{06FF}\x{2000}-\x{206F}]"
 
 
 def _decode_entities(text: str) -> str:
@@ -94,17 +98,33 @@ def _unescape_html_entities(texts: pl.Series) -> pl.Series:
     return texts.scatter(rows, decoded)
 
 
-def _nfkc_where_needed(texts: pl.Series) -> pl.Series:
-    """NFKC of the (few) texts with a character outside ``NFKC_STABLE``; others untouched."""
-    rows = texts.str.contains(f"[^{NFKC_STABLE[1:]}").fill_null(False).arg_true()
+def _where_needed(texts: pl.Series, unchanged: str, change) -> pl.Series:
+    """``change(texts)`` for the (few) texts with a character outside the class
+    `unchanged`, which it leaves alone; the others untouched."""
+    rows = texts.str.contains(f"[^{unchanged[1:]}").fill_null(False).arg_true()
     if rows.len() == 0:
         return texts
-    return texts.scatter(rows, texts.gather(rows).str.normalize("NFKC"))
+    return texts.scatter(rows, change(texts.gather(rows)))
+
+
+def _nfkc_of(texts: pl.Series) -> pl.Series:
+    return texts.str.normalize("NFKC")
+
+
+def _lowercase_of(texts: pl.Series) -> pl.Series:
+    return texts.str.to_lowercase()
 
 
 def nfkc(text: pl.Expr) -> pl.Expr:
     """``str.normalize("NFKC")``, computed only for the texts it can change."""
-    return text.map_batches(_nfkc_where_needed, return_dtype=pl.String, is_elementwise=True)
+    return text.map_batches(partial(_where_needed, unchanged=NFKC_STABLE, change=_nfkc_of),
+                            return_dtype=pl.String, is_elementwise=True)
+
+
+def lowercase(text: pl.Expr) -> pl.Expr:
+    """``str.to_lowercase``, computed only for the texts it can change (Arabic has no case)."""
+    return text.map_batches(partial(_where_needed, unchanged=CASELESS, change=_lowercase_of),
+                            return_dtype=pl.String, is_elementwise=True)
 
 
 def strip_html(text: pl.Expr) -> pl.Expr:
@@ -155,7 +175,7 @@ def match_key(text: pl.Expr) -> pl.Expr:
 def match_key_of_folded(folded_text: pl.Expr) -> pl.Expr:
     """``match_key`` of a text already ``folded``."""
     return (
-        folded_text.str.to_lowercase()
+        lowercase(folded_text)
         # Punctuation, symbols, whitespace -> a space (a lone space, most matches, stays as it is).
         .str.replace_all(r"[^\p{L}\p{N}]{2,}|[^\p{L}\p{N} ]", " ")
         .str.strip_chars(" ")
