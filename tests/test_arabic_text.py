@@ -71,9 +71,10 @@ def test_words_keep_diacritics_inside_the_word():
 
 
 def test_nfkc_stable_characters_are_left_alone_by_nfkc_whatever_surrounds_them():
-    """``NFKC_STABLE`` lets ``nfkc`` skip a text made of these characters only: each must be
-    its own NFKC form, of combining class 0 and never the second half of a canonical
-    composition (then no neighbour can change it). Derived from unicodedata, not trusted."""
+    """``NFKC_STABLE`` and ``NFKC_LONE_MARKS`` let ``nfkc`` skip a text made of these
+    characters only (no two marks in a row): each must be its own NFKC form, of combining
+    class 0 and never the second half of a canonical composition (then no neighbour can
+    change it); a mark must be no part of a composition. Derived from unicodedata."""
     import unicodedata
 
     second_halves = set()
@@ -87,6 +88,14 @@ def test_nfkc_stable_characters_are_left_alone_by_nfkc_whatever_surrounds_them()
     unsafe = [f"U+{ord(c):04X}" for c in members if unicodedata.normalize("NFKC", c) != c
               or unicodedata.combining(c) or c in second_halves or unicodedata.category(c).startswith("M")]
     assert unsafe == []
+
+    lone_marks = re.compile(arabic_text.portable_regex(arabic_text.NFKC_LONE_MARKS))
+    marks = [chr(code) for code in range(0x3000) if lone_marks.fullmatch(chr(code))]
+    first_halves = {chr(int(d.split()[0], 16)) for d in map(unicodedata.decomposition, map(chr, range(0x110000)))
+                    if d and not d.startswith("<") and len(d.split()) == 2}
+    assert len(marks) > 40  # harakat, tanween, shadda, sukun, Quranic marks
+    assert [f"U+{ord(c):04X}" for c in marks if unicodedata.normalize("NFKC", c) != c or not unicodedata.combining(c)
+            or c in second_halves or c in first_halves] == []
 
 
 def test_caseless_characters_have_no_case():

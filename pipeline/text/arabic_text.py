@@ -64,9 +64,12 @@ NON_ARABIC_LETTER = r"[\p{L}&&\P{Arabic}]"
 # Characters NFKC leaves as they are whatever stands around them (normalised, combining
 # class 0, never the second half of a composition): ASCII, the Arabic block but its marks
 # and compatibility letters, Latin-1 and general punctuation but their compatibility
-# forms (tests/test_arabic_text.py derives the list from unicodedata). A text of these only
-# is its own NFKC form, so ``nfkc`` normalises just the other texts: NFKC was the costliest
-# step of cleaning and keying Arabic news, whose texts nearly all need nothing.
+# forms. And Arabic marks (harakat, Quranic marks) NFKC leaves alone when no other mark
+# stands next to them (normalised, no part of a composition; two marks in a row may be
+# reordered). tests/test_arabic_text.py derives both lists from unicodedata. A text of
+# these only, without two such marks in a row, is its own NFKC form, so ``nfkc``
+# normalises just the other texts: NFKC was the costliest step of cleaning and keying
+# Arabic news, of which nearly every text needs nothing.
 NFKC_STABLE = (
     r"[\x{0000}-\x{007F}\x{00A1}-\x{00A7}\x{00A9}\x{00AB}-\x{00AE}\x{00B0}-\x{00B1}\x{00B6}-\x{00B7}\x{00BB}"
     r"\x{00BF}-\x{00FF}\x{0600}-\x{060F}\x{061B}-\x{064A}\x{0660}-\x{066F}\x{0671}-\x{0674}\x{0679}-\x{06D5}"
@@ -74,9 +77,16 @@ NFKC_STABLE = (
     r"\x{2027}-\x{202E}\x{2030}-\x{2032}\x{2035}\x{2038}-\x{203B}\x{203D}\x{203F}-\x{2046}\x{204A}-\x{2056}"
     r"\x{2058}-\x{205E}\x{2060}-\x{2064}\x{2066}-\x{206F}]"
 )
+NFKC_LONE_MARKS = (
+    r"[\x{0610}-\x{061A}\x{064B}-\x{0652}\x{0656}-\x{065F}\x{0670}\x{06D6}-\x{06DC}\x{06DF}-\x{06E4}\x{06E7}-\x{06E8}"
+    r"\x{06EA}-\x{06ED}]"
+)
+# What NFKC may change: a character of neither list, or two of those marks in a row.
+NFKC_MAY_CHANGE = f"[^{NFKC_STABLE[1:-1]}{NFKC_LONE_MARKS[1:-1]}]|{NFKC_LONE_MARKS}{{2}}"
 # Characters without case (lowercasing leaves them as they are, whatever surrounds them):
 # ASCII but A-Z, the Arabic block, general punctuation. ``lowercase`` skips texts of these only.
 CASELESS = r"[\x{0000}-\x{0040}\x{005B}-\x{007F}\x{0600}-\x{06FF}\x{2000}-\x{206F}]"
+HAS_CASE = f"[^{CASELESS[1:]}"
 
 
 def _decode_entities(text: str) -> str:
@@ -98,10 +108,10 @@ def _unescape_html_entities(texts: pl.Series) -> pl.Series:
     return texts.scatter(rows, decoded)
 
 
-def _where_needed(texts: pl.Series, unchanged: str, change) -> pl.Series:
-    """``change(texts)`` for the (few) texts with a character outside the class
-    `unchanged`, which it leaves alone; the others untouched."""
-    rows = texts.str.contains(f"[^{unchanged[1:]}").fill_null(False).arg_true()
+def _where_needed(texts: pl.Series, may_change: str, change) -> pl.Series:
+    """``change(texts)`` for the (few) texts where the regex `may_change` finds what it may
+    change; the others untouched."""
+    rows = texts.str.contains(may_change).fill_null(False).arg_true()
     if rows.len() == 0:
         return texts
     return texts.scatter(rows, change(texts.gather(rows)))
@@ -117,13 +127,13 @@ def _lowercase_of(texts: pl.Series) -> pl.Series:
 
 def nfkc(text: pl.Expr) -> pl.Expr:
     """``str.normalize("NFKC")``, computed only for the texts it can change."""
-    return text.map_batches(partial(_where_needed, unchanged=NFKC_STABLE, change=_nfkc_of),
+    return text.map_batches(partial(_where_needed, may_change=NFKC_MAY_CHANGE, change=_nfkc_of),
                             return_dtype=pl.String, is_elementwise=True)
 
 
 def lowercase(text: pl.Expr) -> pl.Expr:
     """``str.to_lowercase``, computed only for the texts it can change (Arabic has no case)."""
-    return text.map_batches(partial(_where_needed, unchanged=CASELESS, change=_lowercase_of),
+    return text.map_batches(partial(_where_needed, may_change=HAS_CASE, change=_lowercase_of),
                             return_dtype=pl.String, is_elementwise=True)
 
 
