@@ -169,9 +169,10 @@ def tree_rss(process: psutil.Process) -> int:
     return total
 
 
-def measured(command: list[str], cwd: Path) -> dict[str, float]:
-    """Wall s, CPU s and peak RSS (GiB) of the process tree of a command, with the project's own code."""
-    environment = {**os.environ, "PYTHONPATH": str(cwd)}
+def measured(command: list[str], cwd: Path, code: Path | None = None) -> dict[str, float]:
+    """Wall s, CPU s and peak RSS (GiB) of the process tree of a command, with the project's
+    own code (or the checkout `code`)."""
+    environment = {**os.environ, "PYTHONPATH": str(code or cwd)}
     started = time.monotonic()
     process = subprocess.Popen(command, cwd=cwd, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                text=True)
