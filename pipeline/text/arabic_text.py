@@ -83,9 +83,13 @@ NFKC_LONE_MARKS = (
 )
 # What NFKC may change: a character of neither list, or two of those marks in a row.
 NFKC_MAY_CHANGE = f"[^{NFKC_STABLE[1:-1]}{NFKC_LONE_MARKS[1:-1]}]|{NFKC_LONE_MARKS}{{2}}"
-# Characters without case (lowercasing leaves them as they are, whatever surrounds them):
-# ASCII but A-Z, the Arabic block, general punctuation. ``lowercase`` skips texts of these only.
-CASELESS = r"[\x{0000}-\x{0040}\x{005B}-\x{007F}\x{0600}-\x{06FF}\x{2000}-\x{206F}]"
+# Characters lowercasing leaves as they are, whatever surrounds them: ASCII but A-Z,
+# Latin-1's punctuation (« ») and lowercase letters, the Arabic block, general punctuation.
+# ``lowercase`` skips texts of these only.
+CASELESS = (
+    r"[\x{0000}-\x{0040}\x{005B}-\x{007F}\x{0080}-\x{00BF}\x{00D7}\x{00DF}-\x{00FF}\x{0600}-\x{06FF}"
+    r"\x{2000}-\x{206F}]"
+)
 HAS_CASE = f"[^{CASELESS[1:]}"
 
 
