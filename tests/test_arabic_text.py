@@ -126,7 +126,8 @@ def _texts_to_normalise() -> list[str | None]:
     pool += ["\n", "\r", "\t", "\r\n", " ", "  ", "\u00a0", "\u200b", "\u0640", "\u0130", "\u03a3", "<p>", "&amp;"]
     rng = random.Random(7)
     texts += ["".join(rng.choice(pool) for _ in range(rng.randint(0, 30))) for _ in range(4000)]
-    return [*texts, None, ""]
+    # Shadda before and after fatha (NFKC puts fatha first), and alef with hamza above as two characters.
+    return [*texts, "محمَّد محمّـَد", "مُحمَّد", "ا\u0654علن", None, ""]
 
 
 def test_shortcuts_give_what_the_plain_steps_give():

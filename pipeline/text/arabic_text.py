@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import html.entities
 import re
+import unicodedata
 from functools import partial
 
 import polars as pl
@@ -64,12 +65,12 @@ NON_ARABIC_LETTER = r"[\p{L}&&\P{Arabic}]"
 # Characters NFKC leaves as they are whatever stands around them (normalised, combining
 # class 0, never the second half of a composition): ASCII, the Arabic block but its marks
 # and compatibility letters, Latin-1 and general punctuation but their compatibility
-# forms. And Arabic marks (harakat, Quranic marks) NFKC leaves alone when no other mark
-# stands next to them (normalised, no part of a composition; two marks in a row may be
-# reordered). tests/test_arabic_text.py derives both lists from unicodedata. A text of
-# these only, without two such marks in a row, is its own NFKC form, so ``nfkc``
-# normalises just the other texts: NFKC was the costliest step of cleaning and keying
-# Arabic news, of which nearly every text needs nothing.
+# forms. And Arabic marks (harakat, Quranic marks) NFKC leaves alone but for their order
+# (normalised, no part of a composition; marks in a row are sorted by combining class).
+# tests/test_arabic_text.py derives both lists from unicodedata. A text of these only,
+# its marks in order, is its own NFKC form, so ``nfkc`` normalises just the other texts:
+# NFKC was the costliest step of cleaning and keying Arabic news, of which nearly every
+# text needs nothing.
 NFKC_STABLE = (
     r"[\x{0000}-\x{007F}\x{00A1}-\x{00A7}\x{00A9}\x{00AB}-\x{00AE}\x{00B0}-\x{00B1}\x{00B6}-\x{00B7}\x{00BB}"
     r"\x{00BF}-\x{00FF}\x{0600}-\x{060F}\x{061B}-\x{064A}\x{0660}-\x{066F}\x{0671}-\x{0674}\x{0679}-\x{06D5}"
@@ -77,12 +78,18 @@ NFKC_STABLE = (
     r"\x{2027}-\x{202E}\x{2030}-\x{2032}\x{2035}\x{2038}-\x{203B}\x{203D}\x{203F}-\x{2046}\x{204A}-\x{2056}"
     r"\x{2058}-\x{205E}\x{2060}-\x{2064}\x{2066}-\x{206F}]"
 )
-NFKC_LONE_MARKS = (
-    r"[\x{0610}-\x{061A}\x{064B}-\x{0652}\x{0656}-\x{065F}\x{0670}\x{06D6}-\x{06DC}\x{06DF}-\x{06E4}\x{06E7}-\x{06E8}"
-    r"\x{06EA}-\x{06ED}]"
+_NFKC_LONE_MARKS = [chr(code) for low, high in ((0x0610, 0x061A), (0x064B, 0x0652), (0x0656, 0x065F), (0x0670, 0x0670),
+                                                   (0x06D6, 0x06DC), (0x06DF, 0x06E4), (0x06E7, 0x06E8), (0x06EA, 0x06ED))
+                    for code in range(low, high + 1)]
+NFKC_LONE_MARKS = "[" + "".join(_NFKC_LONE_MARKS) + "]"
+# Two of those marks out of NFKC's order (by combining class), which it would swap.
+_MARKS_OUT_OF_ORDER = "|".join(
+    "[{}][{}]".format("".join(m for m in _NFKC_LONE_MARKS if unicodedata.combining(m) == order),
+                      "".join(m for m in _NFKC_LONE_MARKS if unicodedata.combining(m) < order))
+    for order in sorted({unicodedata.combining(m) for m in _NFKC_LONE_MARKS})[1:]
 )
-# What NFKC may change: a character of neither list, or two of those marks in a row.
-NFKC_MAY_CHANGE = f"[^{NFKC_STABLE[1:-1]}{NFKC_LONE_MARKS[1:-1]}]|{NFKC_LONE_MARKS}{{2}}"
+# What NFKC may change: a character of neither list, or two of those marks out of order.
+NFKC_MAY_CHANGE = f"[^{NFKC_STABLE[1:-1]}{NFKC_LONE_MARKS[1:-1]}]|{_MARKS_OUT_OF_ORDER}"
 # Characters lowercasing leaves as they are, whatever surrounds them: ASCII but A-Z,
 # Latin-1's punctuation (« ») and lowercase letters, the Arabic block, general punctuation.
 # ``lowercase`` skips texts of these only.
