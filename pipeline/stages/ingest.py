@@ -64,6 +64,7 @@ _BOMS = (
 _SAMPLE_CHARS = 4096  # enough text to tell Arabic from mojibake
 _LETTERS = re.compile(r"[^\W\d_]+")
 _ARABIC_LETTERS = re.compile(r"[\u0621-\u064A\u0671-\u06D3\u06FA-\u06FC]+")
+_NOT_BLANK_BYTE = re.compile(rb"[^\x00 \t\r\n]")
 _CONTROL_BYTES = bytes([*range(0x01, 0x09), *range(0x0E, 0x1B), *range(0x1C, 0x20)])
 _DATE_FORMATS = ("%Y/%m/%d", "%d/%m/%Y", "%d-%m-%Y", "%Y%m%d")
 _BOM_PREFIXES = tuple(bom for bom, _ in _BOMS)
@@ -91,7 +92,7 @@ def decode_bytes(data: bytes, encoding: str = "auto") -> tuple[str, str]:
     are mostly valid UTF-8 with a few broken sequences are rejected rather than read as
     windows-1256 mojibake; windows-1256 is accepted only if it reads as Arabic.
     """
-    if not data.strip(b"\x00 \t\r\n"):
+    if not _NOT_BLANK_BYTE.search(data):  # data.strip() would copy a whole file to find out
         raise Rejected("empty", "no text (only whitespace or NUL bytes)" if data else "zero bytes")
     for bom, codec in _BOMS:
         if data.startswith(bom):
