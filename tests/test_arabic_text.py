@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import random
 import re
+import unicodedata
 
 import polars as pl
 import pytest
+from conftest import SAUDI_SAMPLE
 
 from pipeline.text import arabic_text
 
@@ -72,16 +76,12 @@ def test_words_keep_diacritics_inside_the_word():
 
 def test_nfkc_stable_characters_are_left_alone_by_nfkc_whatever_surrounds_them():
     """``NFKC_STABLE`` and ``NFKC_LONE_MARKS`` let ``nfkc`` skip a text made of these
-    characters only (no two marks in a row): each must be its own NFKC form, of combining
+    characters only (its marks in order): each must be its own NFKC form, of combining
     class 0 and never the second half of a canonical composition (then no neighbour can
     change it); a mark must be no part of a composition. Derived from unicodedata."""
-    import unicodedata
-
-    second_halves = set()
-    for code in range(0x110000):
-        decomposition = unicodedata.decomposition(chr(code))
-        if decomposition and not decomposition.startswith("<") and len(parts := decomposition.split()) == 2:
-            second_halves.add(chr(int(parts[1], 16)))
+    pairs = [d.split() for d in map(unicodedata.decomposition, map(chr, range(0x110000)))
+             if d and not d.startswith("<") and len(d.split()) == 2]
+    first_halves, second_halves = {chr(int(a, 16)) for a, _ in pairs}, {chr(int(b, 16)) for _, b in pairs}
     stable = re.compile(arabic_text.portable_regex(arabic_text.NFKC_STABLE))
     members = [chr(code) for code in range(0x3000) if stable.fullmatch(chr(code))]
     assert len(members) > 400  # ASCII, Arabic, Latin-1 and punctuation
@@ -91,8 +91,6 @@ def test_nfkc_stable_characters_are_left_alone_by_nfkc_whatever_surrounds_them()
 
     lone_marks = re.compile(arabic_text.portable_regex(arabic_text.NFKC_LONE_MARKS))
     marks = [chr(code) for code in range(0x3000) if lone_marks.fullmatch(chr(code))]
-    first_halves = {chr(int(d.split()[0], 16)) for d in map(unicodedata.decomposition, map(chr, range(0x110000)))
-                    if d and not d.startswith("<") and len(d.split()) == 2}
     assert len(marks) > 40  # harakat, tanween, shadda, sukun, Quranic marks
     assert [f"U+{ord(c):04X}" for c in marks if unicodedata.normalize("NFKC", c) != c or not unicodedata.combining(c)
             or c in second_halves or c in first_halves] == []
@@ -111,11 +109,6 @@ def _texts_to_normalise() -> list[str | None]:
     the shortcuts of arabic_text must get right: presentation forms and ligatures, combining
     marks (Arabic and other scripts, out of order), Hangul jamo, compatibility spaces and
     punctuation, tabs, CR, NBSP, invisible marks, tatweel, Greek capital sigma, dotted I."""
-    import json
-    import random
-
-    from tests.conftest import SAUDI_SAMPLE
-
     texts: list[str | None] = []
     for path in sorted(SAUDI_SAMPLE.glob("*.json"))[:150]:
         record = json.loads(path.read_text(encoding="utf-8"))
