@@ -634,7 +634,7 @@ def test_report_adds_up_and_describes_the_splits(versions: dict[str, Path]) -> N
     assert report.schema == split.CONTAMINATION_SCHEMA
     assert stage_report["contamination"]["test"]["articles_sharing_any_ngram"] == report.filter(pl.col("split") == "test").height
     headline = json.loads((versions["v2"] / "metrics" / "split.json").read_text())
-    assert headline == {"articles": kept.height, **{name: stage_report["splits"][name]["rows"] for name in SPLITS},
+    assert headline == {"input": kept.height, "articles": kept.height - stage_report["quarantined"], **{name: stage_report["splits"][name]["rows"] for name in SPLITS},
                         "quarantined": stage_report["quarantined"],
                         "contaminated_share": stage_report["contamination"]["gate"]["contaminated_share"],
                         "passed": stage_report["contamination"]["gate"]["passed"]}

@@ -8,17 +8,15 @@ duplicate threshold, typically an edited reprint), or a duplicate pair that dedu
 clustering left in two clusters. All kept members of a group land in one split, so no
 pair the dedup stage found similar crosses splits.
 
-Each group is decided by its **anchor**: the member that entered the corpus first, i.e.
-the member from the earliest drop (``split.drop_order`` lists drops in the order they
-arrived, appended by ``corpus add-drop``; drops not listed come after them, by name); within that drop, the earliest
-published, then the smallest id. The representative the dedup stage keeps plays no part
-(dedup goes drop by drop: a longer reprint in a new drop is removed for the existing
-article, and inherits its split). Adding a
-drop therefore moves no article already in the dataset, with one unavoidable exception:
-a new article similar to two existing groups in different splits joins them, the merged
-group follows the older anchor, and the other group's members move (2 of 14,336 published
-articles, 7 of 17,268 counting removed duplicates, when 8 days of SaudiNewsNet were added
-to its first 10: benchmarks/split_snn.py).
+Groups form drop by drop (``split.drop_order`` lists drops in the order they arrived,
+appended by ``corpus add-drop``; drops not listed come after them, by name), each drop
+after the ones before it, whose assignments never change (``assign_drop``): a new group
+is placed by its **anchor** (its earliest published member, then the smallest id); a group
+linked to earlier groups of one split joins that split; a group linked to earlier groups
+in different splits is set aside (quarantine, reason ``bridges_splits``), as either split
+would leak and a published article never moves. The representative the dedup stage keeps
+plays no part (dedup goes drop by drop: a longer reprint in a new drop is removed for the
+existing article, and inherits its split).
 
 Strategies (``split.strategy``):
 
@@ -47,10 +45,12 @@ batch of ``memory_ngrams`` words, then one of ``partitions`` partitions). The re
 whether the contaminated share of validation and test is within ``max_contaminated_share``
 (``contamination.gate``).
 
-Outputs: {train,validation,test}.parquet (article columns + cluster_id),
-assignments.parquet (every kept and removed article: cluster, anchor, split),
-contamination.parquet (held-out articles sharing n-grams with train), report.json (the
-figures of each split, the contamination figures and gate); the index (``--index``,
+Outputs, per drop in drop=<name>/ (reused while the drop's fingerprint holds; ``split_table``
+reads them over every drop): {train,validation,test}.parquet (article columns +
+cluster_id), assignments.parquet (every kept and removed article: cluster, anchor, split),
+quarantine.parquet (the kept articles set aside); corpus-wide: contamination.parquet
+(held-out articles sharing n-grams with train), report.json (the drops, the figures of
+each split, the contamination figures and gate); the index (``--index``,
 params.yaml ``paths.split_index``); metrics/split.json (articles per
 split, the gate) and, beside it, split_by_date.csv and split_by_source.csv for ``dvc plots``.
 """
@@ -93,10 +93,12 @@ from pipeline.plumbing.stage_command import StagePaths, add_stage_command
 from pipeline.text import arabic_text
 
 STAGE = "split"
-# Headline figures for `dvc metrics show` (name: key in the report): articles = train +
-# validation + test; contaminated_share and passed: the contamination gate.
+# Headline figures for `dvc metrics show` (name: key in the report): input = dedup's kept
+# articles = articles (train + validation + test) + quarantined (set aside as bridging splits);
+# contaminated_share and passed: the contamination gate.
 HEADLINE = {
-    "articles": "input.kept",
+    "input": "input.kept",
+    "articles": "published",
     **{name: f"splits.{name}.rows" for name in SPLITS},
     "quarantined": "quarantined",
     "contaminated_share": "contamination.gate.contaminated_share",
@@ -693,8 +695,8 @@ def index_fingerprint(rules: ContaminationRules) -> str:
 def update_index(drops: list[DropArticles], rules: ContaminationRules, index_dir: Path) -> list[Path]:
     """Bring the contamination index up to date; returns its layers, in drop order.
 
-    Drop k's layer is reused when its fingerprint (the index's rules and code, drop k's
-    fingerprint, drop k-1's layer fingerprint) is unchanged; otherwise it and every later
+    Drop k's layer is reused when its fingerprint (the contamination rules, drop k's
+    fingerprint, which covers the code, and drop k-1's layer fingerprint) is unchanged; otherwise it and every later
     layer are built again. As a new drop moves no earlier article, adding one builds its
     layer alone; whatever was there before, the index is byte for byte the one built from nothing.
     """
@@ -897,8 +899,9 @@ def split_drop(drop: DedupDrop, earlier: list[Path], rules: SplitRules, cutoffs:
 
 
 def _finished(folder: Path, fingerprint: str) -> dict[str, Any] | None:
-    """A drop folder's figures when its fingerprint is ``fingerprint``."""
-    figures = read_json(folder / DROP_FILE) if (folder / DROP_FILE).is_file() else {}
+    """A drop folder's figures when its fingerprint is ``fingerprint`` and its tables are there."""
+    tables = all((folder / f"{table}.parquet").is_file() for table in DROP_TABLES)
+    figures = read_json(folder / DROP_FILE) if tables and (folder / DROP_FILE).is_file() else {}
     return figures if figures.pop("fingerprint", None) == fingerprint else None
 
 
@@ -984,6 +987,7 @@ def run(
             "groups_of_several_kept_articles": groups["joined"].item(),
             "largest_group": groups["largest"].item(),
         },
+        "published": n_out,
         "quarantined": n_quarantined,
         "quarantined_by_reason": {BRIDGES_SPLITS: n_quarantined} if n_quarantined else {},
         "splits": stats,
