@@ -43,15 +43,18 @@ from pipeline.release import (  # noqa: E402
     publish,  # noqa: E402
 )
 from pipeline.release.versions import Version  # noqa: E402
+from pipeline.stages.split import split_table  # noqa: E402
 
 TOKEN = "hf_benchmark_token"
 
 PUSH_TO_HUB = """
-import sys, time, datasets
+import json, sys, time, datasets
 datasets.disable_progress_bars()
 repo_id, split_dir = sys.argv[1:]
+drops = json.load(open(f"{split_dir}/report.json"))["drops"]  # the split stage's per-drop tables, as split_table reads them
 started = time.perf_counter()
-corpus = datasets.DatasetDict({s: datasets.Dataset.from_parquet(f"{split_dir}/{s}.parquet") for s in ("train", "validation", "test")})
+corpus = datasets.DatasetDict({s: datasets.Dataset.from_parquet([f"{split_dir}/drop={d}/{s}.parquet" for d in drops])
+                               for s in ("train", "validation", "test")})
 corpus.push_to_hub(repo_id, commit_message="release")
 print(time.perf_counter() - started)
 """
@@ -118,7 +121,7 @@ def main() -> None:
             env = environment(hub, root / "hf-home")
             for name, version in versions.items():
                 run = root / name
-                articles = sum(pl.scan_parquet(run / "split" / f"{s}.parquet").select(pl.len()).collect().item() for s in SPLITS)
+                articles = sum(split_table(run / "split", s).select(pl.len()).collect().item() for s in SPLITS)
                 ours = measure(hub, "bench/corpus-publish", [
                     str(REPO / ".venv" / "bin" / "corpus"), "--params", str(root / "params.yaml"), "publish",
                     "--version", version, "--repo-id", "bench/corpus-publish",

@@ -1,6 +1,8 @@
-"""What a 1 % drop costs the split stage: `corpus split` on a corpus whose contamination
-index already holds the earlier drop (incremental), side by side with the same split from
-nothing (full: an empty index), in one run.
+"""What a 1 % drop costs the split stage: `corpus split` on a corpus whose output folder
+and contamination index already hold the earlier drop (incremental), side by side with the
+same split from nothing (full: empty folders), in one run; with ``--baseline DIR`` (a
+checkout of other code, e.g. ``git worktree add /tmp/split-main main``), the same two runs
+of that code too, interleaved with ours.
 
     .venv/bin/python benchmarks/split_incremental.py --articles 100000 --workdir /tmp/split-incremental
 
@@ -8,8 +10,9 @@ The corpus is benchmarks/incremental.py's (seeded: real SaudiNewsNet sentences r
 into articles of 150-600 words, 5 % reprints; drops ``base``, 99 %, and ``new``, 1 %), laid
 out as the dedup stage's output with every article its own cluster (no dedup run: the
 reprints stay as near-duplicate articles, so the contamination check has real work). The
-index of ``base`` alone is built first (not measured). Each measured run is one `corpus
-split` process: wall time, CPU time (user + sys) and peak RSS, and the ratio incremental / full.
+split of ``base`` alone is run first into the incremental run's folders (not measured).
+Each measured run is one `corpus split` process: wall time, CPU time (user + sys) and peak
+RSS, and the ratio incremental / full.
 """
 
 from __future__ import annotations
@@ -53,12 +56,14 @@ def dedup_layout(raw: Path, dedup_dir: Path) -> None:
         write_table(rows, partition(dedup_dir, drop) / "articles.parquet")
 
 
-def measure(args: list[str], log: Path) -> dict[str, float]:
-    """Wall s, CPU s and peak RSS (GiB) of one `corpus split` process (its output to `log`)."""
+def measure(args: list[str], log: Path, code: Path | None) -> dict[str, float]:
+    """Wall s, CPU s and peak RSS (GiB) of one `corpus split` process (its output to `log`),
+    running the pipeline package of ``code`` (None: this checkout)."""
+    env = os.environ | ({"PYTHONPATH": str(code)} if code else {})
     start = time.perf_counter()
     with log.open("w") as output:
-        process = subprocess.Popen([CORPUS, "--params", str(REPO / "params.yaml"), "split", *args],
-                                   stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen([CORPUS, "--params", str((code or REPO) / "params.yaml"), "split", *args],
+                                   stdout=output, stderr=subprocess.STDOUT, env=env)
         _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
@@ -66,9 +71,13 @@ def measure(args: list[str], log: Path) -> dict[str, float]:
     return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_gib": usage.ru_maxrss / 2**20}
 
 
-def split_args(dedup_dir: Path, out: Path, index: Path) -> list[str]:
-    return ["--input", str(dedup_dir), "--output", str(out / "split"), "--index", str(index),
+def split_args(dedup_dir: Path, out: Path) -> list[str]:
+    return ["--input", str(dedup_dir), "--output", str(out / "split"), "--index", str(out / "index"),
             "--metrics", str(out / "split.json")]
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
 
 
 def main() -> None:
@@ -76,38 +85,45 @@ def main() -> None:
     parser.add_argument("--articles", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/split-incremental"))
+    parser.add_argument("--baseline", type=Path, help="a checkout of the code to compare with (its pipeline/ and params.yaml)")
     args = parser.parse_args()
     work = args.workdir / f"{args.articles}-seed{args.seed}"
     if not (work / "dedup").is_dir():  # generated once for these arguments
         shutil.rmtree(work, ignore_errors=True)
         generate(args.articles, args.seed, work / "raw")
         dedup_layout(work / "raw", work / "dedup")
-    for previous in ("dedup-base", "base", "full", "incremental", "index-full", "index-incremental"):
-        shutil.rmtree(work / previous, ignore_errors=True)
     sizes = {drop: pl.scan_parquet(partition(work / "dedup", drop) / "articles.parquet").select(pl.len()).collect().item()
              for drop in ("base", "new")}
     words = pl.scan_parquet(sorted((work / "dedup").glob("drop=*/articles.parquet"))).select(pl.col("n_words").mean()).collect().item()
     print(f"corpus: {sizes['base']:,} + {sizes['new']:,} articles (mean {words:.0f} words)", flush=True)
-
     base_only = work / "dedup-base"
+    shutil.rmtree(base_only, ignore_errors=True)
     shutil.copytree(partition(work / "dedup", "base"), partition(base_only, "base"))
-    subprocess.run([CORPUS, "--params", str(REPO / "params.yaml"), "split", *split_args(base_only, work / "base", work / "index-incremental")],
-                   check=True, capture_output=True)
-    results = {
-        "full (empty index)": measure(split_args(work / "dedup", work / "full", work / "index-full"), work / "full.log"),
-        "incremental (index of base)": measure(split_args(work / "dedup", work / "incremental", work / "index-incremental"),
-                                               work / "incremental.log"),
-    }
-    same = all((work / "full" / "split" / name).read_bytes() == (work / "incremental" / "split" / name).read_bytes()
-               for name in os.listdir(work / "full" / "split"))
-    print(f"{'run':<30} {'wall s':>8} {'CPU s':>8} {'peak RSS GiB':>13}")
-    for name, figures in results.items():
-        print(f"{name:<30} {figures['wall_s']:>8.1f} {figures['cpu_s']:>8.1f} {figures['peak_rss_gib']:>13.2f}")
-    full, incremental = results.values()
-    print(f"{'incremental / full':<30} {incremental['wall_s'] / full['wall_s']:>8.2f} {incremental['cpu_s'] / full['cpu_s']:>8.2f} "
-          f"{incremental['peak_rss_gib'] / full['peak_rss_gib']:>13.2f}")
-    print(f"outputs byte-identical: {same}; index: {sum(f.stat().st_size for f in (work / 'index-full').rglob('*')) / 2**20:.0f} MiB, "
-          f"kept articles: {sum(f.stat().st_size for f in (work / 'dedup').rglob('*.parquet')) / 2**20:.0f} MiB")
+
+    codes = {"this": None} | ({"baseline": args.baseline.resolve()} if args.baseline else {})
+    for name, code in codes.items():
+        for run in ("full", "incremental"):
+            shutil.rmtree(work / name / run, ignore_errors=True)
+        (work / name).mkdir(parents=True, exist_ok=True)
+        measure(split_args(base_only, work / name / "incremental"), work / name / "base.log", code)
+    results = {}
+    for run in ("full", "incremental"):  # the codes interleaved, so a change of load hits both
+        for name, code in codes.items():
+            results[name, run] = measure(split_args(work / "dedup", work / name / run), work / name / f"{run}.log", code)
+    print(f"{'code':<10} {'run':<12} {'wall s':>8} {'CPU s':>8} {'peak RSS GiB':>13}")
+    for (name, run), figures in results.items():
+        print(f"{name:<10} {run:<12} {figures['wall_s']:>8.1f} {figures['cpu_s']:>8.1f} {figures['peak_rss_gib']:>13.2f}")
+    for name in codes:
+        full, incremental = results[name, "full"], results[name, "incremental"]
+        print(f"{name:<10} {'incr / full':<12} {incremental['wall_s'] / full['wall_s']:>8.2f} "
+              f"{incremental['cpu_s'] / full['cpu_s']:>8.2f} {incremental['peak_rss_gib'] / full['peak_rss_gib']:>13.2f}")
+        same = all(files(work / name / "full" / out) == files(work / name / "incremental" / out) for out in ("split", "index"))
+        print(f"{name}: incremental outputs byte-identical to full: {same}")
+    if args.baseline:
+        for run in ("full", "incremental"):
+            ours, theirs = results["this", run], results["baseline", run]
+            print(f"this / baseline, {run}: wall {ours['wall_s'] / theirs['wall_s']:.2f}, CPU {ours['cpu_s'] / theirs['cpu_s']:.2f}, "
+                  f"peak RSS {ours['peak_rss_gib'] / theirs['peak_rss_gib']:.2f}")
 
 
 if __name__ == "__main__":

@@ -107,7 +107,8 @@ def datasets_split(dedup_dir: Path, out: Path, params: dict) -> tuple[dict, floa
 def assignments(folder: Path, published_only: bool = True) -> dict[str, str]:
     """id -> split of the published (kept) articles, or of every article `corpus split`
     assigned (removed duplicates too: the split their content was published in)."""
-    table = pl.read_parquet(folder / "assignments.parquet")
+    stage_output = (folder / "report.json").exists()  # `corpus split`'s folder, else the datasets baseline's
+    table = split.split_table(folder, "assignments").collect() if stage_output else pl.read_parquet(folder / "assignments.parquet")
     if published_only and "kept" in table.columns:
         table = table.filter("kept")
     return dict(zip(table["id"], table["split"].cast(pl.String)))

@@ -94,16 +94,16 @@ def test_a_new_drop_runs_only_its_own_per_drop_stages(grown):
     assert "Data and pipelines are up to date." in run_command("dvc", "status", cwd=root)
 
 
-def test_the_split_hashes_only_the_new_drop(grown):
-    """The split's contamination index keeps the earlier drops' layers as they were (DVC
-    leaves the `persist` output in place); the test below shows it equals one built from
-    nothing (and must run after this one: it rebuilds the project from scratch)."""
+def test_the_split_assigns_and_hashes_only_the_new_drop(grown):
+    """The split keeps the earlier drops' folders and contamination index layers as they
+    were (DVC leaves the `persist` outputs in place); the test below shows they equal those
+    built from nothing (and must run after this one: it rebuilds the project from scratch)."""
     root, _, _ = grown
-    index = root / "build" / "split_index"
     new_drop_ingested = (root / "build" / "ingest" / "drop=snn-b" / "report.json").stat().st_mtime_ns
-    for drop in ("seed", "snn-a"):  # dedup leaves the earlier drops' kept articles as they were
-        assert (partition(index, drop) / "layer.json").stat().st_mtime_ns < new_drop_ingested, drop
-    assert (partition(index, "snn-b") / "layer.json").stat().st_mtime_ns > new_drop_ingested
+    for folder, marker in (("split_index", "layer.json"), ("split", "drop.json")):
+        for drop in ("seed", "snn-a"):  # dedup leaves the earlier drops' kept articles as they were
+            assert (partition(root / "build" / folder, drop) / marker).stat().st_mtime_ns < new_drop_ingested, drop
+        assert (partition(root / "build" / folder, "snn-b") / marker).stat().st_mtime_ns > new_drop_ingested
 
 
 def test_the_incremental_run_equals_a_run_from_scratch(grown):

@@ -26,6 +26,7 @@ from conftest import REPO, SAUDI_SAMPLE, SEED, VENV_BIN
 from hub_server import LocalHub, metadata_errors
 from pipeline_runs import GX_DIR, check_headline_funnel, run_pipeline
 
+from pipeline.plumbing.io import partition, write_json
 from pipeline.plumbing.params import load_params, section
 from pipeline.plumbing.schema import ARTICLE_SCHEMA, CLUSTER_ID, CLUSTERED_ARTICLE_SCHEMA, QUARANTINE_REASONS, SPLITS, conform
 from pipeline.release import card, card_figures, publish
@@ -85,7 +86,7 @@ def gate_failures(generations, tmp_path_factory) -> dict[str, Path]:
 
 
 def split_tables(run: Path) -> dict[str, pl.DataFrame]:
-    return {split: pl.read_parquet(run / "split" / f"{split}.parquet") for split in SPLITS}
+    return {name: split.split_table(run / "split", name).collect() for name in SPLITS}
 
 
 def stage_dirs(run: Path) -> dict[str, Path]:
@@ -150,6 +151,7 @@ _SHARD_MEMORY = """
 import json, sys
 from pathlib import Path
 import psutil
+from pipeline.plumbing.io import partition, write_json
 from pipeline.plumbing.params import load_params, section
 from pipeline.release import publish
 settings = publish.Settings.from_params(section(load_params(sys.argv[3]), "publish") | {"shard_rows": 1000})
@@ -173,10 +175,12 @@ def test_shards_are_built_holding_a_shard_not_the_split(tmp_path):
     )
     split_dir, folder = tmp_path / "split", tmp_path / "release"
     (folder / "data").mkdir(parents=True)
-    split_dir.mkdir()
+    partition(split_dir, "big").mkdir(parents=True)
+    write_json(split_dir / "report.json", {"drops": ["big"]})  # the split stage's layout, as split_table reads it
     for name in SPLITS:
         table = train if name == "train" else train.head(0)
-        conform(table, CLUSTERED_ARTICLE_SCHEMA).write_parquet(split_dir / f"{name}.parquet", row_group_size=1000)
+        conform(table, CLUSTERED_ARTICLE_SCHEMA).write_parquet(partition(split_dir, "big") / f"{name}.parquet",
+                                                               row_group_size=1000)
     measured = subprocess.run([sys.executable, "-c", _SHARD_MEMORY, str(split_dir), str(folder), str(REPO / "params.yaml")],
                               capture_output=True, text=True, check=True, cwd=REPO)
     figures = json.loads(measured.stdout.splitlines()[-1])
@@ -254,15 +258,18 @@ def test_card_accounts_for_every_input(built, generations):
     assert inputs == len(list(SAUDI_SAMPLE.glob("*.json")))  # one article a file
     published = sum(t.height for t in split_tables(run).values())
     duplicates = pl.read_parquet(run / "dedup" / "duplicates.parquet").height
-    quarantine = pl.read_parquet(run / "clean" / "quarantine.parquet")  # ingest's and clean's
+    quarantine = pl.concat([pl.read_parquet(run / "clean" / "quarantine.parquet").select("stage", "reason"),  # ingest's and clean's
+                            split.split_table(run / "split", "quarantine").select("stage", "reason").collect()])
     assert duplicates and quarantine.height and inputs == published + duplicates + quarantine.height
     at = quarantine["stage"].value_counts()
     at = dict(zip(at["stage"], at["count"]))
     assert (f"**{inputs:,} inputs = {published:,} published + {duplicates:,} duplicates removed + "
-            f"{quarantine.height:,} quarantined** ({at.get('ingest', 0):,} at ingest, {at.get('clean', 0):,} at clean)") in body
+            f"{quarantine.height:,} quarantined** ({at.get('ingest', 0):,} at ingest, {at.get('clean', 0):,} at clean, "
+            f"{at.get('split', 0):,} at split)") in body
     for (stage, reason), rows in quarantine.group_by("stage", "reason"):
         assert f"| {stage} | `{reason}` | {rows.height:,} | {QUARANTINE_REASONS[reason]} |" in body
-    assert f"| {published:,} | {' / '.join(f'{t.height:,}' for t in split_tables(run).values())} | none |" in body
+    assert (f"| {published:,} | {' / '.join(f'{t.height:,}' for t in split_tables(run).values())} | "
+            f"{at.get('split', 0):,} quarantined (similar to published articles of two splits) |") in body
 
 
 def test_card_cleaning_figures_are_the_clean_stage_outputs(built, generations):
@@ -431,10 +438,11 @@ def test_values_from_the_drops_are_escaped_where_the_card_prints_them(generation
             (run / stage).symlink_to(first / stage)
     shutil.copytree(first / "split", run / "split")
     script, broken = "<script>alert(1)</script>", "Al | Riyadh\nNews"
-    train = pl.read_parquet(run / "split" / "train.parquet")
+    (train_file,) = (run / "split").glob("drop=*/train.parquet")  # one drop
+    train = pl.read_parquet(train_file)
     row = pl.int_range(pl.len())
     train.with_columns(source=pl.when(row < 60).then(pl.lit(script)).when(row < 100).then(pl.lit(broken))
-                       .otherwise("source")).write_parquet(run / "split" / "train.parquet")
+                       .otherwise("source")).write_parquet(train_file)
     hostile = dataclasses.replace(settings(license=SAUDI_LICENSE), provenance={"saudinewsnet*": {
         "origin": "SNN | <img src=x onerror=alert(2)>\n| forged | row |", "url": "javascript:alert(3)",
         "license": SAUDI_LICENSE, "notes": "<b>bold</b> `code` [link](https://example.org)"}})

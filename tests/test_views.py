@@ -85,7 +85,7 @@ CHARTS = [
     ("build_dedup_plots_cluster_sizes_csv", "build/dedup/plots/cluster_sizes.csv", "size", ["clusters"],
      "cluster size (kept article + its duplicates)", "clusters"),
     ("Articles_taken_out__by_reason_and_stage", "build/plots/quarantine_by_stage.csv", "reason",
-     ["ingest", "clean", "dedup"], "reason", "articles"),
+     ["ingest", "clean", "dedup", "split"], "reason", "articles"),
     ("Articles_per_drop__after_each_step", "build/plots/articles_by_drop.csv", "drop",
      ["inputs", "ingested", "cleaned", "deduplicated", "published"], "drop", "articles"),
     ("Characters_per_published_article__by_split", "build/plots/chars_by_split.csv", "n_chars",
@@ -162,6 +162,7 @@ def test_plot_tables_add_up_to_the_stage_reports(built):
     assert sum(int(row["ingest"]) for row in reasons) == metrics["ingest"]["quarantined"]
     assert sum(int(row["clean"]) for row in reasons) == metrics["clean"]["quarantined"]
     assert sum(int(row["dedup"]) for row in reasons) == metrics["dedup"]["duplicates"]
+    assert sum(int(row["split"]) for row in reasons) == metrics["split"]["quarantined"]
     for name, column, first_bin in (("chars_by_split", "n_chars", "0-249"), ("words_by_split", "n_words", "0-49")):
         rows = table(name)
         assert rows[0][column] == first_bin and len(rows) == 8

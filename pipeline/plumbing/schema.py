@@ -57,6 +57,8 @@ QUARANTINE_REASONS: dict[str, str] = {
     "low_arabic_ratio": "share of Arabic letters below quality.min_arabic_ratio",
     "repetitive": "share of repeated lines above quality.max_repeated_line_share",
     "not_arabic": "the text is identified as a language other than quality.languages (detail: the language and its score)",
+    "bridges_splits": "a new article similar to published articles of different splits: in either split it would leak "
+                      "into the other, and a published article never moves (detail: the groups it links)",
 }
 
 # Outputs of the dedup stage.

@@ -21,13 +21,14 @@ from typing import Any
 
 import polars as pl
 
-from pipeline.plumbing.io import partition_report, scan_table
+from pipeline.plumbing.io import partition_report
 from pipeline.plumbing.schema import QUARANTINE_REASONS, SPLITS
+from pipeline.stages.split import split_table
 from pipeline.stages.validate import Check
 
 REPORTING_STAGES = ("ingest", "clean", "dedup", "validate", "split")
 # Stages that set inputs aside by quarantine (their reports have quarantined_by_reason).
-QUARANTINING_STAGES = ("ingest", "clean")
+QUARANTINING_STAGES = ("ingest", "clean", "split")
 UNKNOWN_LICENSE = "unknown"
 
 
@@ -63,7 +64,7 @@ def _length_stats(column: str) -> list[pl.Expr]:
 def data_figures(split_dir: Path) -> dict[str, Any]:
     """Counts, length statistics, outlets, drops and dates of the published articles."""
     articles = pl.concat([
-        scan_table(split_dir / f"{split}.parquet").select("source", "drop", "published_date", "n_chars", "n_words")
+        split_table(split_dir, split).select("source", "drop", "published_date", "n_chars", "n_words")
         .with_columns(split=pl.lit(split)) for split in SPLITS
     ])
     aggregations = [pl.len().alias("articles"), *_length_stats("n_chars"), *_length_stats("n_words"),
@@ -99,7 +100,7 @@ def example_record(split_dir: Path, excerpt_chars: int = 300) -> dict[str, Any] 
     """The first published article (of the first split that has one) as JSON, its text cut
     to `excerpt_chars` characters, and its split; None when nothing is published."""
     for split in SPLITS:
-        first = scan_table(split_dir / f"{split}.parquet").head(1).collect()
+        first = split_table(split_dir, split).head(1).collect()
         if first.height:
             record = first.row(0, named=True)
             if len(record["text"]) > excerpt_chars:
@@ -128,9 +129,10 @@ def check_counts(reports: dict[str, dict[str, Any]], split_sizes: dict[str, int]
         ("validate: articles = dedup's kept articles", validate["articles"], dedup["kept"]),
         ("split: input = dedup's kept articles", split["input"]["kept"], dedup["kept"]),
         ("split: duplicates = dedup's duplicates", split["input"]["duplicates"], dedup["duplicates"]),
+        ("split: input = published + quarantined", split["input"]["kept"], published + split["quarantined"]),
         *((f"split: {name} articles reported = in the split table", split["splits"][name]["rows"], split_sizes[name])
           for name in SPLITS),
-        ("published = dedup's kept articles", published, dedup["kept"]),
+        ("published = dedup's kept articles - split's quarantined", published, dedup["kept"] - split["quarantined"]),
     ]
     wrong = [f"{what}: {found:,} != {want:,}" for what, found, want in expected if found != want]
     if wrong:
@@ -159,7 +161,8 @@ def funnel(reports: dict[str, dict[str, Any]], split_sizes: dict[str, int]) -> l
         ("validate", "Great Expectations suites: a gate, removes nothing", validate["articles"], validate["articles"],
          f"none ({validate['passed']:,} of {validate['expectations']:,} expectations passed)"),
         ("split", "train / validation / test, by group", split["input"]["kept"],
-         " / ".join(f"{split_sizes[name]:,}" for name in SPLITS), "none"),
+         " / ".join(f"{split_sizes[name]:,}" for name in SPLITS),
+         f"{split['quarantined']:,} quarantined (similar to published articles of two splits)"),
     ]
     return [{"stage": stage, "does": does, "input": f"{n_in:,}", "output": n_out if isinstance(n_out, str) else f"{n_out:,}",
              "aside": aside} for stage, does, n_in, n_out, aside in rows]

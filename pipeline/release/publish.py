@@ -53,8 +53,6 @@ from pipeline.plumbing.io import (
     batches,
     read_json,
     reset_dir,
-    scan_table,
-    table_rows,
     write_json,
     write_table,
     write_text,
@@ -66,6 +64,7 @@ from pipeline.plumbing.schema import CLUSTERED_ARTICLE_COLUMNS, CLUSTERED_ARTICL
 from pipeline.release import card, card_figures, croissant, manifests
 from pipeline.release.manifests import RecordDiff
 from pipeline.release.versions import CARD_PATH, MANIFEST_PATH, RELEASE_PATH, Version, VersionError
+from pipeline.stages.split import split_table
 from pipeline.stages.validate import RESULTS_FILE
 
 STAGE = "publish"
@@ -179,9 +178,9 @@ def write_shards(split_dir: Path, folder: Path, settings: Settings) -> tuple[lis
     split table lists a drop's articles together), not a drop's whole split."""
     shards: list[Shard] = []
     manifest_parts = [pl.DataFrame(schema=manifests.MANIFEST_SCHEMA)]
-    progress = Progress(STAGE, "articles", total=sum(table_rows(split_dir / f"{split}.parquet") for split in SPLITS))
+    progress = Progress(STAGE, "articles", total=sum(split_table(split_dir, split).select(pl.len()).collect().item() for split in SPLITS))
     for split in SPLITS:
-        articles = conform(scan_table(split_dir / f"{split}.parquet"), CLUSTERED_ARTICLE_SCHEMA)
+        articles = conform(split_table(split_dir, split), CLUSTERED_ARTICLE_SCHEMA)
         sizes = dict(articles.group_by("drop", maintain_order=True).len().collect().iter_rows())
         written: dict[str, list[tuple[Shard, pl.DataFrame]]] = {drop: [] for drop in sizes}
         pending: dict[str, list[pl.DataFrame]] = {drop: [] for drop in sizes}

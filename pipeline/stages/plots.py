@@ -3,8 +3,8 @@
 Derived from what the stages already wrote (their report.json and the tables), so no
 stage changes its outputs for a chart. Written to ``paths.plots``:
 
-* ``quarantine_by_stage.csv``: per reason, articles taken out at ingest, at clean, and
-  removed as duplicates by dedup (one column a stage).
+* ``quarantine_by_stage.csv``: per reason, articles taken out at ingest, at clean,
+  removed as duplicates by dedup, and set aside by split (one column a stage).
 * ``articles_by_drop.csv``: per drop, its inputs, the articles ingest made of them, those
   clean kept, those dedup kept, and those published (one column a step).
 * ``chars_by_split.csv`` / ``words_by_split.csv``: length distribution of the published
@@ -18,11 +18,12 @@ from typing import Any
 
 import polars as pl
 
-from pipeline.plumbing.io import partition_report, read_json, scan_partitions, scan_table, write_text
+from pipeline.plumbing.io import REPORT_FILE, partition_report, read_json, scan_partitions, write_text
 from pipeline.plumbing.params import drop_order, path_of
 from pipeline.plumbing.progress import log
 from pipeline.plumbing.schema import SPLITS
 from pipeline.plumbing.stage_command import StagePaths, add_stage_command
+from pipeline.stages.split import split_table
 
 STAGE = "plots"
 # Left bin edges; each length scale roughly doubles (articles span 80 to 100,000 characters).
@@ -30,12 +31,14 @@ CHAR_BINS = (0, 250, 500, 1000, 2000, 4000, 8000, 16000)
 WORD_BINS = (0, 50, 100, 200, 400, 800, 1600, 3200)
 
 
-def quarantine_by_stage(ingest: dict[str, Any], clean: dict[str, Any], dedup: dict[str, Any]) -> pl.DataFrame:
+def quarantine_by_stage(ingest: dict[str, Any], clean: dict[str, Any], dedup: dict[str, Any],
+                        split: dict[str, Any]) -> pl.DataFrame:
     """Articles taken out per reason (rows) and stage (columns), from the stage reports."""
     taken_out = {
         "ingest": ingest["quarantined_by_reason"],
         "clean": clean["quarantined_by_reason"],
         "dedup": {f"{kind}_duplicate": n for kind, n in dedup["duplicates_by_kind"].items()},
+        "split": split["quarantined_by_reason"],
     }
     reasons = list(dict.fromkeys(reason for by_reason in taken_out.values() for reason in by_reason))
     return pl.DataFrame(
@@ -78,8 +81,8 @@ def run(stage_dirs: dict[str, Path], output_dir: Path, drops: tuple[str, ...] = 
     the stages written drop by drop read in the order of `drops`."""
     output_dir.mkdir(parents=True, exist_ok=True)
     reports = {name: partition_report(stage_dirs[name]) for name in ("ingest", "clean")}
-    reports["dedup"] = read_json(stage_dirs["dedup"] / "report.json")
-    splits = {split: scan_table(stage_dirs["split"] / f"{split}.parquet") for split in SPLITS}
+    reports |= {name: read_json(stage_dirs[name] / REPORT_FILE) for name in ("dedup", "split")}
+    splits = {name: split_table(stage_dirs["split"], name) for name in SPLITS}
     ingested = scan_partitions(stage_dirs["ingest"], drops, "articles")
     quarantined = scan_partitions(stage_dirs["ingest"], drops, "quarantine.parquet")
     steps = {
@@ -90,7 +93,7 @@ def run(stage_dirs: dict[str, Path], output_dir: Path, drops: tuple[str, ...] = 
         "published": pl.concat(list(splits.values())),
     }
     tables = {
-        "quarantine_by_stage": quarantine_by_stage(reports["ingest"], reports["clean"], reports["dedup"]),
+        "quarantine_by_stage": quarantine_by_stage(reports["ingest"], reports["clean"], reports["dedup"], reports["split"]),
         "articles_by_drop": articles_by_drop({step: table.select("drop") for step, table in steps.items()}),
         "chars_by_split": lengths_by_split(splits, "n_chars", CHAR_BINS),
         "words_by_split": lengths_by_split(splits, "n_words", WORD_BINS),

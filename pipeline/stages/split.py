@@ -8,17 +8,15 @@ duplicate threshold, typically an edited reprint), or a duplicate pair that dedu
 clustering left in two clusters. All kept members of a group land in one split, so no
 pair the dedup stage found similar crosses splits.
 
-Each group is decided by its **anchor**: the member that entered the corpus first, i.e.
-the member from the earliest drop (``split.drop_order`` lists drops in the order they
-arrived, appended by ``corpus add-drop``; drops not listed come after them, by name); within that drop, the earliest
-published, then the smallest id. The representative the dedup stage keeps plays no part
-(dedup goes drop by drop: a longer reprint in a new drop is removed for the existing
-article, and inherits its split). Adding a
-drop therefore moves no article already in the dataset, with one unavoidable exception:
-a new article similar to two existing groups in different splits joins them, the merged
-group follows the older anchor, and the other group's members move (2 of 14,336 published
-articles, 7 of 17,268 counting removed duplicates, when 8 days of SaudiNewsNet were added
-to its first 10: benchmarks/split_snn.py).
+Groups form drop by drop (``split.drop_order`` lists drops in the order they arrived,
+appended by ``corpus add-drop``; drops not listed come after them, by name), each drop
+after the ones before it, whose assignments never change (``assign_drop``): a new group
+is placed by its **anchor** (its earliest published member, then the smallest id); a group
+linked to earlier groups of one split joins that split; a group linked to earlier groups
+in different splits is set aside (quarantine, reason ``bridges_splits``), as either split
+would leak and a published article never moves. The representative the dedup stage keeps
+plays no part (dedup goes drop by drop: a longer reprint in a new drop is removed for the
+existing article, and inherits its split).
 
 Strategies (``split.strategy``):
 
@@ -47,10 +45,12 @@ batch of ``memory_ngrams`` words, then one of ``partitions`` partitions). The re
 whether the contaminated share of validation and test is within ``max_contaminated_share``
 (``contamination.gate``).
 
-Outputs: {train,validation,test}.parquet (article columns + cluster_id),
-assignments.parquet (every kept and removed article: cluster, anchor, split),
-contamination.parquet (held-out articles sharing n-grams with train), report.json (the
-figures of each split, the contamination figures and gate); the index (``--index``,
+Outputs, per drop in drop=<name>/ (reused while the drop's fingerprint holds; ``split_table``
+reads them over every drop): {train,validation,test}.parquet (article columns +
+cluster_id), assignments.parquet (every kept and removed article: cluster, anchor, split),
+quarantine.parquet (the kept articles set aside); corpus-wide: contamination.parquet
+(held-out articles sharing n-grams with train), report.json (the drops, the figures of
+each split, the contamination figures and gate); the index (``--index``,
 params.yaml ``paths.split_index``); metrics/split.json (articles per
 split, the gate) and, beside it, split_by_date.csv and split_by_source.csv for ``dvc plots``.
 """
@@ -69,7 +69,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from pipeline.plumbing.fingerprint import code_digest, digest, files_digest
 from pipeline.plumbing.io import (
+    PARTITION_PREFIX,
+    REPORT_FILE,
     ParquetAppender,
     partition,
     partition_drops,
@@ -85,16 +88,19 @@ from pipeline.plumbing.io import (
 )
 from pipeline.plumbing.params import ParamsError, drop_order, path_of, section
 from pipeline.plumbing.progress import Progress, log
-from pipeline.plumbing.schema import CLUSTER_ID, CLUSTERED_ARTICLE_SCHEMA, SPLITS, conform
+from pipeline.plumbing.schema import CLUSTER_ID, CLUSTERED_ARTICLE_SCHEMA, QUARANTINE_SCHEMA, SPLITS, conform
 from pipeline.plumbing.stage_command import StagePaths, add_stage_command
 from pipeline.text import arabic_text
 
 STAGE = "split"
-# Headline figures for `dvc metrics show` (name: key in the report): articles = train +
-# validation + test; contaminated_share and passed: the contamination gate.
+# Headline figures for `dvc metrics show` (name: key in the report): input = dedup's kept
+# articles = articles (train + validation + test) + quarantined (set aside as bridging splits);
+# contaminated_share and passed: the contamination gate.
 HEADLINE = {
-    "articles": "input.kept",
+    "input": "input.kept",
+    "articles": "published",
     **{name: f"splits.{name}.rows" for name in SPLITS},
+    "quarantined": "quarantined",
     "contaminated_share": "contamination.gate.contaminated_share",
     "passed": "contamination.gate.passed",
 }
@@ -260,17 +266,9 @@ def drop_rank(drop_order: tuple[str, ...]) -> pl.Expr:
     )
 
 
-def first_dated_drop(members: pl.LazyFrame, drop_order: tuple[str, ...]) -> pl.DataFrame:
-    """anchor_date, rows: the articles (kept and removed) of the earliest drop that has a
-    dated one, by published date (null: undated). Later drops do not change it."""
-    ranked = members.with_columns(rank=drop_rank(drop_order))
-    first = ranked.filter(pl.col("published_date").is_not_null()).sort("rank", "drop").select("rank", "drop").head(1)
-    return (
-        ranked.join(first, on=["rank", "drop"])
-        .group_by(anchor_date="published_date")
-        .agg(rows=pl.len())
-        .collect()
-    )
+def drop_rows_by_date(members: pl.LazyFrame) -> pl.DataFrame:
+    """anchor_date, rows: a drop's articles (kept and removed) by published date (null: undated)."""
+    return members.group_by(anchor_date="published_date").agg(rows=pl.len()).collect()
 
 
 def group_anchors(members: pl.LazyFrame, drop_order: tuple[str, ...]) -> pl.LazyFrame:
@@ -354,50 +352,132 @@ def derive_cutoffs(rows_by_date: pl.DataFrame, ratios: dict[str, float]) -> tupl
 
 
 @dataclass
-class Assignment:
-    members: pl.LazyFrame  # ASSIGNMENT_SCHEMA: every article of every cluster and its split
-    validation_from: date | None = None  # the time cut-offs used (time strategy)
+class Cutoffs:
+    """The time strategy's cut-off dates: from params, derived from the first dated drop
+    (and then kept for every later drop), or none yet (no dated article so far)."""
+
+    validation_from: date | None = None
     test_from: date | None = None
-    cutoffs_derived: bool = False
+    derived: bool = False
+
+    @classmethod
+    def from_rules(cls, rules: SplitRules) -> "Cutoffs":
+        return cls(rules.validation_from, rules.test_from, derived=rules.strategy == "time" and rules.test_from is None)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"validation_from": _iso(self.validation_from), "test_from": _iso(self.test_from), "derived": self.derived}
+
+    @classmethod
+    def from_dict(cls, saved: dict[str, Any]) -> "Cutoffs":
+        return cls(_as_date(saved["validation_from"], "validation_from"), _as_date(saved["test_from"], "test_from"),
+                   saved["derived"])
+
+
+def _iso(day: date | None) -> str | None:
+    return day.isoformat() if day else None
+
+
+@dataclass
+class DropAssignment:
+    members: pl.DataFrame  # ASSIGNMENT_SCHEMA: the drop's articles and their split
+    bridging: pl.DataFrame  # BRIDGING_SCHEMA: the drop's articles set aside (in no split)
+    cutoffs: Cutoffs  # those in force after the drop
+
+
+BRIDGING_SCHEMA = pl.Schema({"id": pl.String(), "kept": pl.Boolean(), "detail": pl.String()})
+BRIDGES_SPLITS = "bridges_splits"  # the quarantine reason (schema.QUARANTINE_REASONS)
+
+
+def assign_drop(
+    members: pl.LazyFrame, review: pl.LazyFrame | None, earlier: pl.LazyFrame, rules: SplitRules, cutoffs: Cutoffs
+) -> DropAssignment:
+    """The split of one drop's cluster members (``cluster_members`` of the drop), given the
+    assignments of the drops before it (``earlier``, ASSIGNMENT_SCHEMA), which never change.
+
+    The drop's clusters, joined by its review pairs among them, form its groups. A group
+    linked to no earlier article (by a shared cluster or a review pair) is new: its anchor
+    (``group_anchors``) decides its split. A group linked to earlier groups of one split
+    joins that split (named after the smallest of their anchor ids). A group linked to
+    earlier groups in different splits bridges them: its articles would leak in either split
+    and the earlier ones are published, so they are set aside (``bridging``, naming the
+    groups it links) and later drops do not see them. So a drop moves no earlier article.
+    """
+    if review is None:
+        grouped = members.with_columns(group=pl.col(CLUSTER_ID))
+    else:
+        joined = review_groups(members, review).lazy()  # pairs with an earlier article have no cluster here
+        grouped = members.join(joined, on=CLUSTER_ID, how="left", maintain_order="left").with_columns(
+            group=pl.coalesce("group", CLUSTER_ID)
+        )
+    grouped = grouped.collect()
+    group_of = grouped.lazy().select("id", CLUSTER_ID, "group")
+    old = earlier.select("id", CLUSTER_ID, "anchor_id", "split")
+    links = [group_of.select("group", CLUSTER_ID).unique().join(old.drop("id").unique(), on=CLUSTER_ID)
+             .select("group", "anchor_id", "split")]
+    if review is not None:
+        for new, other in (("id_a", "id_b"), ("id_b", "id_a")):
+            links.append(review.select(new, other).join(group_of.select(pl.col("id").alias(new), "group"), on=new)
+                         .join(old.select(pl.col("id").alias(other), "anchor_id", "split"), on=other)
+                         .select("group", "anchor_id", "split"))
+    linked = (
+        pl.concat(links).unique().sort("group", "split", "anchor_id")
+        .group_by("group", maintain_order=True)
+        .agg(splits=pl.col("split").n_unique(), anchor_id=pl.col("anchor_id").first(), split=pl.col("split").first(),
+             detail=pl.format("{} ({})", "anchor_id", "split").str.join(", "))
+        .collect()
+    )
+    bridging = linked.filter(pl.col("splits") > 1)
+    joins = linked.filter(pl.col("splits") == 1).select("group", "anchor_id", "split")
+
+    new_groups = grouped.lazy().join(linked.lazy(), on="group", how="anti")
+    if rules.strategy == "time" and cutoffs.test_from is None and cutoffs.derived:
+        derived = derive_cutoffs(drop_rows_by_date(members), rules.ratios)
+        if derived is not None:
+            cutoffs = Cutoffs(*derived, derived=True)
+            log(STAGE, f"time split: derived validation_from {cutoffs.validation_from}, test_from {cutoffs.test_from} "
+                       "(from the first dated drop; later drops do not move them)")
+    if rules.strategy == "hash":
+        split = hash_split(salted_unit(pl.col("anchor_id"), rules.salt), rules.ratios)
+    elif cutoffs.test_from is None:
+        split = pl.lit(UNDATED_SPLIT, dtype=SPLIT_TYPE)  # no article dated so far
+    else:
+        split = time_split(pl.col("anchor_date"), cutoffs.validation_from, cutoffs.test_from)
+    decided = pl.concat([
+        group_anchors(new_groups, rules.drop_order).select("group", "anchor_id", split.alias("split")),
+        joins.lazy(),
+    ])
+    return DropAssignment(
+        members=conform(grouped.lazy().join(decided, on="group", maintain_order="left"), ASSIGNMENT_SCHEMA).collect(),
+        bridging=grouped.join(bridging.select("group", detail=pl.lit("links earlier groups in different splits: ")
+                                              + pl.col("detail")), on="group", maintain_order="left")
+        .pipe(conform, BRIDGING_SCHEMA),
+        cutoffs=cutoffs,
+    )
+
+
+@dataclass
+class Assignment:
+    members: pl.DataFrame  # ASSIGNMENT_SCHEMA: every article of every cluster and its split
+    bridging: pl.DataFrame  # BRIDGING_SCHEMA: the articles set aside
+    cutoffs: Cutoffs
 
 
 def assign_splits(
     kept: pl.LazyFrame, duplicates: pl.LazyFrame | None, rules: SplitRules, review: pl.LazyFrame | None = None
 ) -> Assignment:
-    """The split of every cluster member, decided by its group's anchor.
-
-    A group is a dedup cluster, or (given the dedup review pairs) the clusters that
-    pairs of its review.parquet join.
-    """
-    members = cluster_members(kept, duplicates)
-    if review is None:
-        members = members.with_columns(group=pl.col(CLUSTER_ID))
-    else:
-        groups = review_groups(members, review).lazy()
-        members = members.join(groups, on=CLUSTER_ID, how="left", maintain_order="left").with_columns(
-            group=pl.coalesce("group", CLUSTER_ID)
-        )
-    anchors = group_anchors(members, rules.drop_order)
-    assignment = Assignment(members)
-    if rules.strategy == "hash":
-        split = hash_split(salted_unit(pl.col("anchor_id"), rules.salt), rules.ratios)
-    else:
-        assignment.validation_from, assignment.test_from = rules.validation_from, rules.test_from
-        if rules.test_from is None:
-            derived = derive_cutoffs(first_dated_drop(members, rules.drop_order), rules.ratios)
-            assignment.cutoffs_derived = True
-            if derived is not None:
-                assignment.validation_from, assignment.test_from = derived
-        if assignment.test_from is None:
-            log(STAGE, "time split: no article is dated, every article goes to train")
-            split = pl.lit(UNDATED_SPLIT, dtype=SPLIT_TYPE)
-        else:
-            split = time_split(pl.col("anchor_date"), assignment.validation_from, assignment.test_from)
-    assignment.members = conform(
-        members.join(anchors.with_columns(split=split), on="group", how="left", maintain_order="left"),
-        ASSIGNMENT_SCHEMA,
-    )
-    return assignment
+    """``assign_drop`` on each drop in drop order, in memory: the splits of a corpus given as
+    frames (the stage keeps each drop's assignment on disk instead)."""
+    members = cluster_members(kept, duplicates).with_columns(rank=drop_rank(rules.drop_order)).collect()
+    drops = members.select("rank", "drop").unique().sort("rank", "drop")
+    cutoffs, assigned, bridging = Cutoffs.from_rules(rules), [], []
+    for name in drops["drop"]:
+        done = pl.concat(assigned).lazy() if assigned else pl.LazyFrame(schema=ASSIGNMENT_SCHEMA)
+        drop = assign_drop(members.lazy().filter(pl.col("drop") == name).drop("rank"), review, done, rules, cutoffs)
+        assigned.append(drop.members)
+        bridging.append(drop.bridging)
+        cutoffs = drop.cutoffs
+    return Assignment(pl.concat(assigned) if assigned else pl.DataFrame(schema=ASSIGNMENT_SCHEMA),
+                      pl.concat(bridging) if bridging else pl.DataFrame(schema=BRIDGING_SCHEMA), cutoffs)
 
 
 # ---------------------------------------------------------------------------- contamination
@@ -448,7 +528,6 @@ def write_ngram_partitions(docs: pl.LazyFrame, rules: ContaminationRules, work_d
     ``partitions``), and each article's count of distinct n-grams (``counts/``).
 
     ``docs``: key, split, text, n_words. Articles are read in batches of ``memory_ngrams`` words.
-    The partitions hold key and ngram only: an article that changes split is re-labelled, not re-hashed.
     """
     n_words = docs.select("n_words").collect()["n_words"]
     progress = Progress(STAGE, "articles hashed to n-grams", total=n_words.len())
@@ -475,10 +554,7 @@ HELD_OUT_NGRAMS = pl.Schema({"partition": pl.UInt32(), "ngram": pl.UInt64(), "ke
 SHARED_NGRAMS = pl.Schema({"key": pl.UInt64(), "owner": pl.UInt64(), "shared": pl.Int64()})
 NEW_NGRAMS = pl.Schema({"key": pl.UInt64(), "split": SPLIT_TYPE, "ngram": pl.UInt64()})
 # Bumped when what a layer holds changes: every layer is then rebuilt.
-INDEX_FORMAT = 2
-# A layer's hashed n-grams (key, ngram by hash partition, and each article's count), kept
-# so that a layer rebuilt because its articles changed split joins them again unhashed.
-HASHED_DIR, HASHED_FILE = "ngrams", "hashed.json"
+INDEX_FORMAT = 3
 
 
 def _layer_tables(layers: list[Path], name: str, schema: pl.Schema, partition: int | None = None) -> pl.LazyFrame:
@@ -545,43 +621,34 @@ class DropArticles:
     name: str
     path: Path  # the drop's articles.parquet (dedup's output)
     rank: int  # its place in the drop order
+    split_of: pl.LazyFrame  # id, split of its published articles (the others have no n-grams in the index)
+    fingerprint: str  # what its articles and their splits were computed from (the split's drop fingerprint)
 
 
-def drop_docs(drop: DropArticles, split_of: pl.LazyFrame) -> pl.LazyFrame:
-    """key, id, split, text, n_words of the drop's kept articles, in the file's order."""
+def drop_docs(drop: DropArticles) -> pl.LazyFrame:
+    """key, id, split, text, n_words of the drop's published articles, in the file's order."""
     return (
         scan_table(drop.path)
         .select("id", "text", "n_words")
         .with_row_index("row")
-        .join(split_of, on="id", how="left", maintain_order="left")
+        .join(drop.split_of, on="id", maintain_order="left")
         .select(key=pl.lit(drop.rank << KEY_BITS, pl.UInt64) + pl.col("row").cast(pl.UInt64), id="id", split="split",
                 text="text", n_words="n_words")
     )
 
 
-def build_layer(
-    docs: pl.LazyFrame, earlier: list[Path], rules: ContaminationRules, layer: Path, fingerprint: str, hashed: str
-) -> None:
-    """Write a drop's layer (see LAYER_FILE) from the layers before it, hashing the drop's
-    n-grams unless the layer holds them already (``hashed``: what they were hashed from).
+def build_layer(docs: pl.LazyFrame, earlier: list[Path], rules: ContaminationRules, layer: Path, fingerprint: str) -> None:
+    """Write a drop's layer (see LAYER_FILE) from the layers before it.
 
     Memory holds a batch of ``memory_ngrams`` words' n-grams while hashing, then one hash
     partition of the drop and of the earlier layers.
     """
-    ngrams_dir = layer / HASHED_DIR
-    kept = (ngrams_dir / HASHED_FILE).exists() and read_json(ngrams_dir / HASHED_FILE)["hashed"] == hashed
-    if kept:  # everything but the hashed n-grams goes
-        for old in layer.iterdir():
-            if old != ngrams_dir:
-                (shutil.rmtree if old.is_dir() else Path.unlink)(old)
-    else:
-        reset_dir(layer)
-    if not kept:
-        write_ngram_partitions(docs, rules, ngrams_dir)
-        write_json(ngrams_dir / HASHED_FILE, {"hashed": hashed})  # last: interrupted hashing is done again
+    reset_dir(layer)
     split_by_key = docs.select("key", "split").collect().lazy()
     distinct = []
     with scratch_folder(layer.parent) as work_dir:
+        ngrams_dir = work_dir / "ngrams"
+        write_ngram_partitions(docs, rules, ngrams_dir)
         with (
             ParquetAppender(layer / "owned.parquet", OWNED_NGRAMS) as owned_out,
             ParquetAppender(layer / "held_out.parquet", HELD_OUT_NGRAMS) as held_out,
@@ -620,52 +687,35 @@ def build_layer(
 
 
 def index_fingerprint(rules: ContaminationRules) -> str:
-    """What every layer depends on besides the drops: the n-gram rules, the code that hashes
-    (this module, the word normalisation, Polars' hash) and the layout."""
-    code = [Path(__file__), Path(arabic_text.__file__)]
-    parts = [INDEX_FORMAT, rules.ngram, rules.partitions, pl.__version__, *(_digest(path) for path in code)]
-    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+    """What every layer depends on besides its drop's fingerprint (which covers the code):
+    the n-gram rules, Polars' hash and the layout."""
+    return digest(str(INDEX_FORMAT), str(rules.ngram), str(rules.partitions), pl.__version__)
 
 
-def _digest(path: Path) -> str:
-    with path.open("rb") as opened:
-        return hashlib.file_digest(opened, "sha256").hexdigest()
-
-
-def update_index(drops: list[DropArticles], split_of: pl.LazyFrame, rules: ContaminationRules, index_dir: Path) -> list[Path]:
+def update_index(drops: list[DropArticles], rules: ContaminationRules, index_dir: Path) -> list[Path]:
     """Bring the contamination index up to date; returns its layers, in drop order.
 
-    Drop k's layer is reused when its fingerprint (the index's, drop k's articles.parquet
-    bytes, drop k-1's fingerprint) is unchanged and its articles are still in the splits it
-    recorded; otherwise it and every later layer are built again, from the n-grams the layer
-    hashed when its drop's bytes, place and the code are unchanged. So the index, whatever
-    was there before, is byte for byte the one built from nothing. (An article changes split
-    when a new article joins its group to an older group in another split.)
+    Drop k's layer is reused when its fingerprint (the contamination rules, drop k's
+    fingerprint, which covers the code, and drop k-1's layer fingerprint) is unchanged; otherwise it and every later
+    layer are built again. As a new drop moves no earlier article, adding one builds its
+    layer alone; whatever was there before, the index is byte for byte the one built from nothing.
     """
     index_dir.mkdir(parents=True, exist_ok=True)
-    fingerprint = code_and_rules = index_fingerprint(rules)
+    fingerprint = index_fingerprint(rules)
     layers, rebuilding, reused = [], False, []
     for drop in drops:
-        drop_digest = _digest(drop.path)
-        hashed = hashlib.sha256(f"{code_and_rules}\n{rules.memory_ngrams}\n{drop.rank}\n{drop_digest}".encode()).hexdigest()
-        fingerprint = hashlib.sha256(f"{fingerprint}\n{drop.name}\n{drop_digest}".encode()).hexdigest()
+        fingerprint = digest(fingerprint, drop.name, drop.fingerprint)
         layer = partition(index_dir, drop.name)
-        docs = drop_docs(drop, split_of)
         if not rebuilding and (layer / LAYER_FILE).exists() and read_json(layer / LAYER_FILE)["fingerprint"] == fingerprint:
-            recorded = scan_table(layer / "articles.parquet").select("key", "split").collect()
-            moved = recorded.join(docs.select("key", "split").collect(), on=["key", "split"], how="anti", nulls_equal=True).height
-            if moved == 0:
-                layers.append(layer)
-                reused.append(drop.name)
-                continue
-            log(STAGE, f"contamination index: {moved:,} article(s) of drop {drop.name} changed split (a new article "
-                       "joined their group to an older one): joining again from that drop")
+            layers.append(layer)
+            reused.append(drop.name)
+            continue
         rebuilding = True
-        build_layer(docs, layers, rules, layer, fingerprint, hashed)
+        build_layer(drop_docs(drop), layers, rules, layer, fingerprint)
         layers.append(layer)
     for stale in set(index_dir.iterdir()) - set(layers):  # drops no longer in the corpus
         shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
-    log(STAGE, f"contamination index: {len(reused)} drop(s) reused, {len(layers) - len(reused)} built again")
+    log(STAGE, f"contamination index: {len(reused)} drop(s) reused, {len(layers) - len(reused)} built")
     return layers
 
 
@@ -769,66 +819,153 @@ def rows_by(splits: dict[str, pl.LazyFrame], column: str) -> pl.DataFrame:
     )
 
 
-@dataclass
-class DedupOutput:
-    """What the split reads of the dedup stage's output."""
+@dataclass(frozen=True)
+class DedupDrop:
+    """One drop of the dedup stage's output, as the split reads it."""
 
-    drops: list[DropArticles]  # the kept articles, drop by drop in drop order
-    duplicates: pl.LazyFrame | None
-    review: pl.LazyFrame | None
+    name: str
+    rank: int  # its place in the drop order
+    articles: Path  # the kept articles
+    duplicates: Path | None  # the articles removed for them (None: clusters are the kept articles alone)
+    review: Path | None  # review pairs with one of the drop's articles (None: no pair joins clusters)
+
+    @property
+    def files(self) -> list[Path]:
+        return [path for path in (self.articles, self.duplicates, self.review) if path is not None]
 
 
-def dedup_output(input_dir: Path, drops_in_order: list[str]) -> DedupOutput:
-    """The kept articles (drop=<name>/articles.parquet, or one articles table when the
-    input is not laid out by drop), duplicates.parquet and review.parquet."""
+def dedup_output(input_dir: Path, drops_in_order: list[str]) -> list[DedupDrop]:
+    """The drops of the dedup output, in drop order: drop=<name>/{articles,duplicates,review}.parquet,
+    or one drop ``corpus`` when the input is not laid out by drop (a folder with these
+    tables, or an articles table)."""
     names = partition_drops(input_dir, drops_in_order) if input_dir.is_dir() else []
-    paths = [partition(input_dir, name) / "articles.parquet" for name in names]
+    folders = [partition(input_dir, name) for name in names]
     if not names:
-        names, paths = ["corpus"], [input_dir / "articles.parquet" if input_dir.is_dir() else input_dir]
-    return DedupOutput(
-        drops=[DropArticles(name, path, rank) for rank, (name, path) in enumerate(zip(names, paths))],
-        duplicates=_optional_table(input_dir / "duplicates.parquet", "clusters are the kept articles alone"),
-        review=_optional_table(input_dir / "review.parquet", "review pairs join no clusters"),
+        names, folders = ["corpus"], [input_dir if input_dir.is_dir() else None]
+    drops = []
+    for rank, (name, folder) in enumerate(zip(names, folders)):
+        tables = [_optional_table(folder, table, without) for table, without in
+                  (("duplicates.parquet", "clusters are the kept articles alone"),
+                   ("review.parquet", "review pairs join no clusters"))] if folder else [None, None]
+        drops.append(DedupDrop(name, rank, folder / "articles.parquet" if folder else input_dir, *tables))
+    return drops
+
+
+def _optional_table(folder: Path, table: str, without: str) -> Path | None:
+    if (folder / table).exists():
+        return folder / table
+    log(STAGE, f"{folder / table} not found: {without}")
+    return None
+
+
+# A drop's outputs, in <output>/drop=<name>/: the split tables, its assignments, its
+# quarantine, and DROP_FILE (its figures and its fingerprint, written last).
+ASSIGNMENTS, QUARANTINE, DROP_FILE = "assignments.parquet", "quarantine.parquet", "drop.json"
+DROP_TABLES = (*SPLITS, "assignments", "quarantine")
+
+
+def split_drop(drop: DedupDrop, earlier: list[Path], rules: SplitRules, cutoffs: Cutoffs, folder: Path,
+               fingerprint: str) -> dict[str, Any]:
+    """Assign one drop after the drops whose folders are ``earlier`` and write its folder;
+    returns its figures (what DROP_FILE holds)."""
+    kept = scan_table(drop.articles)
+    missing = kept.select(pl.col(CLUSTER_ID).null_count()).collect().item()
+    if missing:
+        raise ValueError(f"{missing:,} kept articles of drop {drop.name} have no {CLUSTER_ID} (is it the dedup output?)")
+    duplicates = scan_table(drop.duplicates) if drop.duplicates else None
+    review = scan_table(drop.review) if drop.review and rules.group_review_pairs else None
+    done = pl.concat([scan_table(path / ASSIGNMENTS) for path in earlier]) if earlier else pl.LazyFrame(schema=ASSIGNMENT_SCHEMA)
+    assigned = assign_drop(cluster_members(kept, duplicates), review, done, rules, cutoffs)
+    set_aside = assigned.bridging.filter("kept").select("id", "detail")
+    tagged = kept.join(assigned.members.lazy().filter("kept").select("id", "split"), on="id", how="left", maintain_order="left")
+    quarantine = kept.join(set_aside.lazy(), on="id", maintain_order="left").with_columns(
+        stage=pl.lit(STAGE), reason=pl.lit(BRIDGES_SPLITS))
+    reset_dir(folder)
+    write_tables(
+        {folder / f"{name}.parquet": conform(tagged.filter(pl.col("split") == name), CLUSTERED_ARTICLE_SCHEMA) for name in SPLITS}
+        | {folder / ASSIGNMENTS: assigned.members.lazy(), folder / QUARANTINE: conform(quarantine, QUARANTINE_SCHEMA)}
     )
+    figures = {
+        "kept": kept.select(pl.len()).collect().item(),
+        "duplicates": duplicates.select(pl.len()).collect().item() if duplicates is not None else 0,
+        "quarantined": set_aside.height,
+        "cutoffs": assigned.cutoffs.as_dict(),
+    }
+    if set_aside.height:
+        log(STAGE, f"drop {drop.name}: {set_aside.height:,} article(s) set aside ({BRIDGES_SPLITS}): each is similar to "
+                   f"articles already in different splits, e.g. {set_aside['id'][0]} {set_aside['detail'][0]}")
+    write_json(folder / DROP_FILE, figures | {"fingerprint": fingerprint})
+    return figures
+
+
+def _finished(folder: Path, fingerprint: str) -> dict[str, Any] | None:
+    """A drop folder's figures when its fingerprint is ``fingerprint`` and its tables are there."""
+    tables = all((folder / f"{table}.parquet").is_file() for table in DROP_TABLES)
+    figures = read_json(folder / DROP_FILE) if tables and (folder / DROP_FILE).is_file() else {}
+    return figures if figures.pop("fingerprint", None) == fingerprint else None
+
+
+def split_table(split_dir: Path, table: str) -> pl.LazyFrame:
+    """One of the split stage's per-drop tables over every drop, drops in drop order:
+    ``train``, ``validation``, ``test`` (CLUSTERED_ARTICLE_SCHEMA), ``assignments``
+    (ASSIGNMENT_SCHEMA) or ``quarantine`` (QUARANTINE_SCHEMA)."""
+    return _drop_tables(split_dir, read_json(split_dir / REPORT_FILE)["drops"], table)
+
+
+def _drop_tables(split_dir: Path, drops: list[str], table: str) -> pl.LazyFrame:
+    if table not in DROP_TABLES:
+        raise ValueError(f"the split stage has no table {table!r}: one of {', '.join(DROP_TABLES)}")
+    return pl.concat([scan_table(partition(split_dir, drop) / f"{table}.parquet") for drop in drops])
 
 
 def run(
     input_dir: Path, output_dir: Path, metrics_path: Path | None, params: dict[str, Any], index_dir: Path | None = None
 ) -> dict[str, Any]:
     """The split stage. ``index_dir``: the contamination index to bring up to date (None: one
-    built from nothing in a scratch folder)."""
+    built from nothing in a scratch folder).
+
+    Drops go in drop order, each assigned after the ones before it (``assign_drop``). A
+    drop's folder is reused while its fingerprint holds: the split params (but the drop
+    order and the contamination check), the stage's code, the drop's dedup tables and the
+    previous drop's fingerprint. So a new drop is the only one assigned, and the result is
+    byte for byte that of a run from an empty output folder."""
     split_params = section(params, STAGE)
     rules = SplitRules.from_params(split_params)
     contamination_rules = ContaminationRules.from_params(split_params)
-    dedup = dedup_output(input_dir, drop_order(params))
-    kept = pl.concat([scan_table(drop.path) for drop in dedup.drops])
-    duplicates, review = dedup.duplicates, dedup.review if rules.group_review_pairs else None
-    counted = kept.select(rows=pl.len(), missing=pl.col(CLUSTER_ID).null_count(), clusters=pl.col(CLUSTER_ID).n_unique())
-    n_in, missing_clusters, n_clusters = counted.collect().row(0)
-    if missing_clusters:
-        raise ValueError(f"{missing_clusters:,} kept articles have no {CLUSTER_ID} (is {input_dir} the dedup output?)")
+    drops = dedup_output(input_dir, drop_order(params))
+    folders = [partition(output_dir, drop.name) for drop in drops]
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for stale in set(output_dir.glob(f"{PARTITION_PREFIX}*")) - set(folders):
+        shutil.rmtree(stale)  # a drop no longer listed: later ones were assigned without it
+    assignment_params = {key: value for key, value in split_params.items() if key not in ("drop_order", "contamination")}
+    fingerprint = digest(json.dumps(assignment_params, sort_keys=True, default=str), code_digest(__name__))
+    cutoffs, figures, indexed = Cutoffs.from_rules(rules), [], []
+    for position, (drop, folder) in enumerate(zip(drops, folders)):
+        fingerprint = digest(fingerprint, drop.name, *(files_digest(path) for path in drop.files))
+        if (found := _finished(folder, fingerprint)) is not None:
+            log(STAGE, f"drop {drop.name}: unchanged since the last run, its folder is reused")
+        else:
+            found = split_drop(drop, folders[:position], rules, cutoffs, folder, fingerprint)
+        cutoffs = Cutoffs.from_dict(found["cutoffs"])
+        figures.append(found)
+        split_of = scan_table(folder / ASSIGNMENTS).filter("kept").select("id", "split")
+        indexed.append(DropArticles(drop.name, drop.articles, drop.rank, split_of, fingerprint))
 
-    assignment = assign_splits(kept, duplicates, rules, review)
-    split_of = assignment.members.filter("kept").select("id", "split")
-    tagged = kept.join(split_of, on="id", how="left", maintain_order="left")
-    split_paths = {name: output_dir / f"{name}.parquet" for name in SPLITS}
-    write_tables(
-        {path: conform(tagged.filter(pl.col("split") == name), CLUSTERED_ARTICLE_SCHEMA) for name, path in split_paths.items()}
-        | {output_dir / "assignments.parquet": assignment.members}
-    )
-    splits = {name: scan_table(path) for name, path in split_paths.items()}
-
+    names = [drop.name for drop in drops]
+    splits = {name: _drop_tables(output_dir, names, name) for name in SPLITS}
+    n_in, n_quarantined = (sum(found[key] for found in figures) for key in ("kept", "quarantined"))
     stats = split_statistics(splits, rules.ratios)
     n_out = sum(s["rows"] for s in stats.values())
-    if n_in != n_out:
-        raise RuntimeError(f"split lost articles: {n_in} in, {n_out} in the splits")
-    log(STAGE, f"{n_in:,} articles -> " + ", ".join(f"{name} {s['rows']:,} ({s['share']:.1%})" for name, s in stats.items()))
+    if n_in != n_out + n_quarantined:
+        raise RuntimeError(f"split lost articles: {n_in} in, {n_out} in the splits, {n_quarantined} set aside")
+    log(STAGE, f"{n_in:,} articles -> " + ", ".join(f"{name} {s['rows']:,} ({s['share']:.1%})" for name, s in stats.items())
+        + f", {n_quarantined:,} set aside")
 
     if index_dir is None:
         with scratch_folder(output_dir) as scratch:
-            found = contamination(update_index(dedup.drops, split_of, contamination_rules, scratch), contamination_rules)
+            found = contamination(update_index(indexed, contamination_rules, scratch), contamination_rules)
     else:
-        found = contamination(update_index(dedup.drops, split_of, contamination_rules, index_dir), contamination_rules)
+        found = contamination(update_index(indexed, contamination_rules, index_dir), contamination_rules)
     write_table(found.report, output_dir / "contamination.parquet")
     gate = found.metrics["gate"]
     log(STAGE, f"contamination: test {found.metrics['test']['contaminated_share']:.2%} and validation "
@@ -836,42 +973,33 @@ def run(
                f"{contamination_rules.article_overlap:.0%} of their {contamination_rules.ngram}-grams in train "
                f"(gate {gate['max_contaminated_share']:.2%}: {'passed' if gate['passed'] else 'FAILED'})")
 
-    group_sizes = scan_table(output_dir / "assignments.parquet").filter("kept").group_by("anchor_id").agg(rows=pl.len())
+    group_sizes = _drop_tables(output_dir, names, "assignments").filter("kept").group_by("anchor_id").agg(rows=pl.len())
     groups = group_sizes.select(groups=pl.len(), largest=pl.col("rows").max(), joined=(pl.col("rows") > 1).sum()).collect()
+    clusters = pl.concat([scan_table(drop.articles).select(CLUSTER_ID) for drop in drops]).select(pl.col(CLUSTER_ID).n_unique())
     report: dict[str, Any] = {
         "strategy": rules.strategy,
+        "drops": names,
         "input": {
             "kept": n_in,
-            "duplicates": duplicates.select(pl.len()).collect().item() if duplicates is not None else 0,
-            "clusters": n_clusters,
+            "duplicates": sum(found["duplicates"] for found in figures),
+            "clusters": clusters.collect().item(),
             "groups": groups["groups"].item(),
             "groups_of_several_kept_articles": groups["joined"].item(),
             "largest_group": groups["largest"].item(),
         },
+        "published": n_out,
+        "quarantined": n_quarantined,
+        "quarantined_by_reason": {BRIDGES_SPLITS: n_quarantined} if n_quarantined else {},
         "splits": stats,
         "contamination": found.metrics,
     }
     if rules.strategy == "time":
-        report["time"] = {
-            "validation_from": str(assignment.validation_from) if assignment.validation_from else None,
-            "test_from": str(assignment.test_from) if assignment.test_from else None,
-            "derived": assignment.cutoffs_derived,
-        }
-        if assignment.cutoffs_derived and assignment.test_from:
-            log(STAGE, f"time split: derived validation_from {assignment.validation_from}, test_from "
-                       f"{assignment.test_from} (from the first dated drop; later drops do not move them)")
+        report["time"] = cutoffs.as_dict()
     write_stage_report(report, output_dir, metrics_path, HEADLINE)
     if metrics_path:
         write_text(metrics_path.parent / "split_by_date.csv", rows_by(splits, "published_date").write_csv())
         write_text(metrics_path.parent / "split_by_source.csv", rows_by(splits, "source").write_csv())
     return report
-
-
-def _optional_table(path: Path, without: str) -> pl.LazyFrame | None:
-    if path.exists():
-        return scan_table(path)
-    log(STAGE, f"{path} not found: {without}")
-    return None
 
 
 def add_command(commands) -> None:
