@@ -199,7 +199,8 @@ def test_manifest_and_validation_results_ship_with_the_release(built, generation
     record = json.loads((built.folder / RELEASE_PATH).read_text())
     assert record["version"] == "1.0.0" and record["articles"] == manifest.height
     assert set(record["files"]) == {p.relative_to(built.folder).as_posix() for p in built.folder.rglob("*")
-                                    if p.is_file() and p.name not in ("README.md", "release.json")}
+                                    if p.is_file() and p.name not in ("README.md", "release.json")
+                                    and publish.STATE_DIR not in p.parts}  # what the build keeps for the next
     assert publish.VALIDATION_PATH in record["files"]
 
 
@@ -802,6 +803,7 @@ def test_a_release_after_a_new_drop_sends_its_shards_and_the_changed_files_only(
     assert shards == seed_shards and len(seed_shards) == 2  # train and validation
     assert changed - shards <= {"README.md", MANIFEST_PATH, RELEASE_PATH, "croissant.json", "validation/results.json"}
     assert set(before) <= set(commit.files)  # nothing deleted
+    assert not [path for path in commit.files if path.startswith(f"{publish.STATE_DIR}/")]  # the build's state stays home
     first_shards = {path for path in before if path.startswith("data/")}
     assert first_shards and all(commit.files[path].oid == before[path].oid for path in first_shards)
 

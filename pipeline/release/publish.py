@@ -11,7 +11,10 @@ Two steps, so that ``dvc repro`` stays offline and free of side effects:
    from ``dataset_card.md`` with this run's figures (every stage's ``report.json``, checked
    to add up: inputs = published + duplicates + quarantined) and what params.yaml
    ``publish.provenance`` says of each drop. Same inputs and params, same bytes.
-   ``datasets.load_dataset("build/hub")`` loads it.
+   ``datasets.load_dataset("build/hub")`` loads it. The folder is kept between runs (a
+   ``persist`` DVC output): a drop's shards in a split are written again only when their
+   rows, the shard params or the code changed (``write_shards``), so a new drop's build
+   writes its own shards and the small files.
 
 2. **Release** (``corpus publish``, run by hand or CI after ``dvc repro``): refused,
    with nothing built or sent, unless the validation passed (the validate stage's report)
@@ -47,7 +50,7 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
+import xxhash
 
 from pipeline.commands import add_parser
 from pipeline.plumbing.fingerprint import code_digest, digest
@@ -75,9 +78,11 @@ STAGE = "publish"
 CARD_TEMPLATE = Path("dataset_card.md")
 CROISSANT_PATH = "croissant.json"
 VALIDATION_PATH = f"validation/{RESULTS_FILE}"  # the validate stage's results, shipped with the release
-# What each drop's shards in each split were built from (fingerprints) and their figures:
-# kept with them in the build folder (a persistent DVC output), never released.
-STATE_PATH = ".shards.json"
+# What each drop's shards in each split were built from (fingerprints), their figures and
+# their articles' manifest rows: kept with them in the build folder (a persistent DVC
+# output), never released.
+STATE_DIR = ".build"
+STATE_FILE = f"{STATE_DIR}/shards.json"
 # Articles read from a split table at a time: a row group of it, read once (memory holds
 # about a row group of text, as in every stage; see PARQUET_OPTIONS).
 READ_ROWS = PARQUET_OPTIONS["row_group_size"]
@@ -207,18 +212,27 @@ def shard_shaping(settings: Settings) -> str:
     return digest(shape, code_digest(__name__), pa.__version__, pl.__version__)
 
 
-def split_manifest(rows: pl.LazyFrame, split: str, shaping: str) -> tuple[pl.DataFrame, list[DropRows]]:
-    """The record manifest of a split (a drop's rows together, drops in order) and its
-    drops. Read ``READ_ROWS`` articles at a time; a drop's fingerprint is the hash of its
-    records' content hashes in order (every published column of every article)."""
-    parts = [manifests.manifest_rows(batch, split) for batch in batches(rows, READ_ROWS)]
-    records = pl.concat([pl.DataFrame(schema=manifests.MANIFEST_SCHEMA), *parts]).with_row_index("row")
-    drops = records.group_by("drop", maintain_order=True).agg(
-        first=pl.col("row").min(), last=pl.col("row").max(), rows=pl.len(), hashes=pl.col("content_sha256").str.join())
-    order = drops.select("drop", rank=pl.int_range(pl.len()))
-    manifest = records.join(order, on="drop", maintain_order="left").sort("rank", "row").select(manifests.MANIFEST_SCHEMA.names())
-    return manifest, [DropRows(split, drop, first, last, n, digest(shaping, split, drop, hashes))
-                      for drop, first, last, n, hashes in drops.iter_rows()]
+def split_drops(rows: pl.LazyFrame, split: str, shaping: str) -> list[DropRows]:
+    """The drops of a split in its order, read ``READ_ROWS`` articles at a time. A drop's
+    fingerprint hashes its rows in order (Polars' hash of each row's columns: fast, and
+    stable for a Polars version, which `shaping` holds)."""
+    hashers: dict[str, Any] = {}
+    spans: dict[str, tuple[int, int, int]] = {}  # drop -> first and last row, rows
+    offset = 0
+    for batch in batches(rows, READ_ROWS):
+        hashed = batch.select("drop").with_columns(hash=batch.hash_rows(), row=pl.int_range(offset, offset + batch.height))
+        for (drop,), of_drop in hashed.group_by("drop", maintain_order=True):
+            hashers.setdefault(drop, xxhash.xxh3_128()).update(of_drop["hash"].to_numpy().tobytes())
+            first, _, n = spans.get(drop, (of_drop["row"][0], 0, 0))
+            spans[drop] = (first, of_drop["row"][-1], n + of_drop.height)
+        offset += batch.height
+    return [DropRows(split, drop, first, last, n, digest(shaping, split, drop, hashers[drop].hexdigest()))
+            for drop, (first, last, n) in spans.items()]
+
+
+def manifest_part(split: str, drop: str) -> str:
+    """Where the build keeps the manifest rows of a drop's articles in a split."""
+    return f"{STATE_DIR}/manifest/{split}-{drop}.parquet"
 
 
 def write_shards(split_dir: Path, folder: Path, settings: Settings) -> tuple[list[Shard], pl.DataFrame]:
@@ -227,61 +241,64 @@ def write_shards(split_dir: Path, folder: Path, settings: Settings) -> tuple[lis
     order, articles in its order), so a new drop adds shards and leaves the other drops'
     shards byte for byte as they were. Returns the shards and the record manifest.
 
-    The shards of a drop in a split that a previous build of `folder` wrote from the same
-    fingerprint (``STATE_PATH``) are kept as they are, not rewritten: a new drop costs
-    reading the split tables (for the manifest) and writing its own shards. A shard is
-    written a row group at a time, so memory holds ``READ_ROWS`` articles and a row
-    group whatever ``shard_rows`` is."""
+    The shards (and manifest rows) of a drop in a split that a previous build of `folder`
+    made from the same fingerprint (``STATE_FILE``) are kept as they are: a new drop costs
+    reading the split tables once (to hash the rows) and writing its own shards. A shard is
+    written a row group at a time, so memory holds ``READ_ROWS`` articles and a row group
+    whatever ``shard_rows`` is."""
     shaping = shard_shaping(settings)
-    previous = read_json(folder / STATE_PATH) if (folder / STATE_PATH).is_file() else {}
-    manifest_parts = [pl.DataFrame(schema=manifests.MANIFEST_SCHEMA)]
-    built: dict[str, dict[str, Any]] = {}  # (split/drop) -> its fingerprint and shards, as STATE_PATH keeps them
+    previous = read_json(folder / STATE_FILE) if (folder / STATE_FILE).is_file() else {}
+    built: dict[str, dict[str, Any]] = {}  # (split/drop) -> its fingerprint, shards and manifest, as STATE_FILE keeps them
     to_write: list[DropRows] = []
     for split in SPLITS:
-        manifest, drops = split_manifest(split_rows(split_dir, split), split, shaping)
-        manifest_parts.append(manifest)
-        for drop in drops:
+        for drop in split_drops(split_rows(split_dir, split), split, shaping):
             kept = previous.get(drop.key, {})
-            if kept.get("fingerprint") == drop.fingerprint and all(
+            if kept.get("fingerprint") == drop.fingerprint and (folder / kept["manifest"]).is_file() and all(
                     (folder / shard["path"]).is_file() and (folder / shard["path"]).stat().st_size == shard["file_bytes"]
                     for shard in kept["shards"]):
                 built[drop.key] = kept
             else:
-                built[drop.key] = {"fingerprint": drop.fingerprint, "shards": []}
+                built[drop.key] = {"fingerprint": drop.fingerprint, "shards": [], "manifest": manifest_part(drop.split, drop.drop)}
                 to_write.append(drop)
     reused = len(built) - len(to_write)
     # Until they are written, the state must not vouch for the shards about to be replaced.
-    write_json(folder / STATE_PATH, {key: state for key, state in built.items() if state["shards"]})
+    write_json(folder / STATE_FILE, {key: state for key, state in built.items() if state["shards"]})
     progress = Progress(STAGE, "articles", total=sum(drop.rows for drop in to_write))
     for drop in to_write:
         rows = split_rows(split_dir, drop.split).slice(drop.first, drop.last - drop.first + 1)
         built[drop.key]["shards"] = [dataclasses.asdict(shard) for shard in write_drop_shards(rows, drop, folder, settings)]
         progress.advance(drop.rows)
-    write_json(folder / STATE_PATH, built)
+    write_json(folder / STATE_FILE, built)
     shards = [Shard(**shard) for state in built.values() for shard in state["shards"]]
     progress.done(f"{len(shards)} shard(s): {reused} drop-split(s) kept as built before, {len(to_write)} written")
-    return shards, pl.concat(manifest_parts)
+    manifest = pl.concat([pl.DataFrame(schema=manifests.MANIFEST_SCHEMA),
+                          *(pl.read_parquet(folder / state["manifest"]) for state in built.values())])
+    return shards, manifest
 
 
 def write_drop_shards(rows: pl.LazyFrame, drop: DropRows, folder: Path, settings: Settings) -> list[Shard]:
-    """The articles of `drop` among `rows` (its stretch of the split table) as its shards."""
+    """The articles of `drop` among `rows` (its stretch of the split table) as its shards,
+    and their manifest rows (``manifest_part``)."""
     articles = (batch.filter(pl.col("drop") == drop.drop) for batch in batches(rows, READ_ROWS))
     count = math.ceil(drop.rows / settings.shard_rows)
     shards, waiting = [], pl.DataFrame(schema=CLUSTERED_ARTICLE_SCHEMA)
-    for index in range(count):
-        path, size = shard_name(drop.split, drop.drop, index, count), min(settings.shard_rows, drop.rows - index * settings.shard_rows)
-        arrow_bytes = ArrowBytes()
-        # One Arrow chunk a column a row group (the appender's): the bytes must not depend
-        # on how Polars chunked the rows it read (that follows its thread count), as
-        # Parquet pages are cut chunk by chunk.
-        with ParquetAppender(folder / path, hub_arrow_schema(), settings.row_group_rows, **PARQUET_WRITE_OPTIONS) as shard:
-            while arrow_bytes.rows < size:
-                if waiting.is_empty():
-                    waiting = next(articles)
-                part, waiting = waiting.head(size - arrow_bytes.rows), waiting.slice(size - arrow_bytes.rows)
-                shard.append(part)
-                arrow_bytes.add(part)
-        shards.append(Shard(path, drop.split, drop.drop, size, arrow_bytes.total(), (folder / path).stat().st_size))
+    with ParquetAppender(folder / manifest_part(drop.split, drop.drop), manifests.MANIFEST_SCHEMA) as records:
+        for index in range(count):
+            path = shard_name(drop.split, drop.drop, index, count)
+            size = min(settings.shard_rows, drop.rows - index * settings.shard_rows)
+            arrow_bytes = ArrowBytes()
+            # One Arrow chunk a column a row group (the appender's): the bytes must not
+            # depend on how Polars chunked the rows it read (that follows its thread
+            # count), as Parquet pages are cut chunk by chunk.
+            with ParquetAppender(folder / path, hub_arrow_schema(), settings.row_group_rows, **PARQUET_WRITE_OPTIONS) as shard:
+                while arrow_bytes.rows < size:
+                    if waiting.is_empty():
+                        waiting = next(articles)
+                    part, waiting = waiting.head(size - arrow_bytes.rows), waiting.slice(size - arrow_bytes.rows)
+                    shard.append(part)
+                    records.append(manifests.manifest_rows(part, drop.split))
+                    arrow_bytes.add(part)
+            shards.append(Shard(path, drop.split, drop.drop, size, arrow_bytes.total(), (folder / path).stat().st_size))
     log(STAGE, f"{drop.key}: {drop.rows:,} articles in {count} shard(s)")
     return shards
 
@@ -442,7 +459,8 @@ def build(split_dir: Path, stage_dirs: dict[str, Path], validation_results: Path
     write_json(folder / RELEASE_PATH, release_record(result, None))
     unreleased = manifests.changelog_entry(settings.version, None, None, None, result.split_sizes)
     write_text(folder / CARD_PATH, render_card(result, template, [unreleased]))
-    built = {s.path for s in shards} | {MANIFEST_PATH, VALIDATION_PATH, CROISSANT_PATH, RELEASE_PATH, CARD_PATH, STATE_PATH}
+    built = ({s.path for s in shards} | {manifest_part(s.split, s.drop) for s in shards}
+             | {MANIFEST_PATH, VALIDATION_PATH, CROISSANT_PATH, RELEASE_PATH, CARD_PATH, STATE_FILE})
     for path in sorted(folder.rglob("*"), reverse=True):  # a folder after what it holds
         if path.is_dir() and not any(path.iterdir()):
             path.rmdir()
@@ -474,7 +492,7 @@ def _sha256(path: Path) -> str:
 
 def publish_metrics(build: Build) -> dict[str, Any]:
     """The headline figures of the build, what `dvc metrics show` lists. No report.json
-    beside them: everything in build/hub but its STATE_PATH is released, and
+    beside them: everything in build/hub but its STATE_DIR is released, and
     manifest/release.json already has the articles per split and the size of every shard."""
     return {
         "version": str(build.settings.version),
@@ -579,7 +597,7 @@ def write_release_folder(built: Build, release_dir: Path, changelog: list[dict[s
     release_dir = reset_dir(release_dir)
     for path in built.folder.rglob("*"):
         relative = path.relative_to(built.folder).as_posix()
-        if path.is_file() and relative not in (CARD_PATH, RELEASE_PATH, CROISSANT_PATH, STATE_PATH):
+        if path.is_file() and relative not in (CARD_PATH, RELEASE_PATH, CROISSANT_PATH) and not relative.startswith(f"{STATE_DIR}/"):
             target = release_dir / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
