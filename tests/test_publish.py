@@ -183,10 +183,10 @@ def test_shards_are_built_a_row_group_at_a_time_whatever_their_size(tmp_path):
                                str(rows)], capture_output=True, text=True, check=True, cwd=REPO)
     figures = json.loads(measured.stdout.splitlines()[-1])
     assert figures["shards"] == 1
-    # Measured: 290 MiB (a 10k-row batch of the split, 46 MB of text, held a few times over
-    # while it is read, hashed for the manifest and written), the same with 1,000-row shards;
-    # 730 MiB when a shard was converted and written whole.
-    assert figures["grew"] < 400 * 2**20, f"grew {figures['grew'] / 2**20:.0f} MiB while writing a 40,000-row shard"
+    # Measured: 370-390 MiB with shards of 10,000, 20,000 or 40,000 rows (a 10,000-row batch
+    # of the split, 46 MB of text, held several times over while it is read, converted,
+    # hashed for the manifest and written); 750 MiB when a shard was converted and written whole.
+    assert figures["grew"] < 520 * 2**20, f"grew {figures['grew'] / 2**20:.0f} MiB while writing a 40,000-row shard"
 
 
 def test_manifest_and_validation_results_ship_with_the_release(built, generations):
