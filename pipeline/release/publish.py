@@ -258,7 +258,8 @@ def write_shards(split_dir: Path, folder: Path, settings: Settings) -> tuple[lis
                     for shard in kept["shards"]):
                 built[drop.key] = kept
             else:
-                built[drop.key] = {"fingerprint": drop.fingerprint, "shards": [], "manifest": manifest_part(drop.split, drop.drop)}
+                built[drop.key] = {"fingerprint": drop.fingerprint, "shards": [],
+                                   "manifest": manifest_part(drop.split, drop.drop)}
                 to_write.append(drop)
     reused = len(built) - len(to_write)
     # Until they are written, the state must not vouch for the shards about to be replaced.
@@ -290,7 +291,8 @@ def write_drop_shards(rows: pl.LazyFrame, drop: DropRows, folder: Path, settings
             # One Arrow chunk a column a row group (the appender's): the bytes must not
             # depend on how Polars chunked the rows it read (that follows its thread
             # count), as Parquet pages are cut chunk by chunk.
-            with ParquetAppender(folder / path, hub_arrow_schema(), settings.row_group_rows, **PARQUET_WRITE_OPTIONS) as shard:
+            with ParquetAppender(folder / path, hub_arrow_schema(), settings.row_group_rows,
+                                 **PARQUET_WRITE_OPTIONS) as shard:
                 while arrow_bytes.rows < size:
                     if waiting.is_empty():
                         waiting = next(articles)
@@ -597,7 +599,9 @@ def write_release_folder(built: Build, release_dir: Path, changelog: list[dict[s
     release_dir = reset_dir(release_dir)
     for path in built.folder.rglob("*"):
         relative = path.relative_to(built.folder).as_posix()
-        if path.is_file() and relative not in (CARD_PATH, RELEASE_PATH, CROISSANT_PATH) and not relative.startswith(f"{STATE_DIR}/"):
+        # The release writes its own card, record and Croissant; the build's state is not released.
+        left_out = relative in (CARD_PATH, RELEASE_PATH, CROISSANT_PATH) or relative.startswith(f"{STATE_DIR}/")
+        if path.is_file() and not left_out:
             target = release_dir / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
