@@ -131,6 +131,7 @@ class Commit:
     title: str
     files: dict[str, Blob]
     date: str
+    operations: tuple[tuple[str, str], ...] = ()  # (operation, path) as the client's commit call sent them
 
 
 @dataclass
@@ -217,14 +218,15 @@ class LocalHub:
     def _is_lfs(path: str, content: bytes) -> bool:
         return path.endswith((".parquet", ".arrow")) or len(content) > 10_000_000 or b"\0" in content[:512]
 
-    def _commit(self, repo: Repo, branch: str, parent: str | None, title: str, files: dict[str, Blob]) -> str:
+    def _commit(self, repo: Repo, branch: str, parent: str | None, title: str, files: dict[str, Blob],
+                operations: tuple[tuple[str, str], ...] = ()) -> str:
         self._counter += 1
         digest = hashlib.sha1(f"{repo.repo_id}|{parent}|{title}|{self._counter}".encode())
         for path in sorted(files):
             digest.update(f"{path}:{files[path].oid}".encode())
         oid = digest.hexdigest()
         date = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", ".000Z")
-        repo.commits[oid] = Commit(oid, parent, title, files, date)
+        repo.commits[oid] = Commit(oid, parent, title, files, date, operations)
         repo.branches[branch] = oid
         return oid
 
@@ -320,7 +322,8 @@ class LocalHub:
                     tree = {p: b for p, b in tree.items() if not p.startswith(prefix)}
                 else:
                     raise HubError(400, f"unknown commit operation {key}")
-            oid = self._commit(repo, revision, head.oid, header["summary"], tree)
+            operations = tuple((line["key"], line["value"]["path"]) for line in lines[1:])
+            oid = self._commit(repo, revision, head.oid, header["summary"], tree, operations)
         return {"success": True, "commitOid": oid, "commitUrl": f"{self.url}/datasets/{repo_id}/commit/{oid}", "hookOutput": ""}
 
     def create_tag(self, repo_id: str, revision: str, body: dict) -> dict:

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -154,7 +155,7 @@ import psutil
 from pipeline.plumbing.io import partition, write_json
 from pipeline.plumbing.params import load_params, section
 from pipeline.release import publish
-settings = publish.Settings.from_params(section(load_params(sys.argv[3]), "publish") | {"shard_rows": 1000})
+settings = publish.Settings.from_params(section(load_params(sys.argv[3]), "publish") | {"shard_rows": int(sys.argv[4])})
 before = psutil.Process().memory_info().rss
 shards, _ = publish.write_shards(Path(sys.argv[1]), Path(sys.argv[2]), settings)
 peak = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmHWM:"))
@@ -162,11 +163,12 @@ print(json.dumps({"shards": len(shards), "grew": peak - before}))
 """
 
 
-def test_shards_are_built_holding_a_shard_not_the_split(tmp_path):
-    """The build's memory follows publish.shard_rows, not the corpus (issue 10: it read a
-    drop's whole split to cut each shard, 2.2 GB at 300k articles)."""
-    rows, chars = 20_000, 10_000
-    text = "خبر " * (chars // 4)  # 10,000 characters, 18 KB in UTF-8: the split holds about 370 MB of text
+def test_shards_are_built_a_row_group_at_a_time_whatever_their_size(tmp_path):
+    """The build's memory follows neither publish.shard_rows nor the split: here one shard
+    holds the whole split (issue 10: a 100k-row shard was held about 5 times while written,
+    2.5 GB at 300k articles)."""
+    rows, chars = 40_000, 2_500
+    text = "خبر " * (chars // 4)  # 2,500 characters, 4.6 KB in UTF-8: the split holds about 185 MB of text
     train = pl.select(pl.int_range(rows).alias("n")).select(
         id=pl.format("{}", "n"), drop=pl.lit("big"), source_file=pl.format("f{}", "n"), title=pl.lit("عنوان"),
         text=pl.format("{} {}", "n", pl.lit(text)), **{c: pl.lit(None) for c in ("url", "source", "published_date", "raw_sha256")},
@@ -180,14 +182,15 @@ def test_shards_are_built_holding_a_shard_not_the_split(tmp_path):
     for name in SPLITS:
         table = train if name == "train" else train.head(0)
         conform(table, CLUSTERED_ARTICLE_SCHEMA).write_parquet(partition(split_dir, "big") / f"{name}.parquet",
-                                                               row_group_size=1000)
-    measured = subprocess.run([sys.executable, "-c", _SHARD_MEMORY, str(split_dir), str(folder), str(REPO / "params.yaml")],
-                              capture_output=True, text=True, check=True, cwd=REPO)
+                                                               row_group_size=10_000)
+    measured = subprocess.run([sys.executable, "-c", _SHARD_MEMORY, str(split_dir), str(folder), str(REPO / "params.yaml"),
+                               str(rows)], capture_output=True, text=True, check=True, cwd=REPO)
     figures = json.loads(measured.stdout.splitlines()[-1])
-    assert figures["shards"] == rows // 1000
-    # Measured: 167 MiB a shard at a time (18 MB of text, held a few times over while it is
-    # read ahead, converted and written), 342 MiB when the whole split was read for each.
-    assert figures["grew"] < 250 * 2**20, f"grew {figures['grew'] / 2**20:.0f} MiB while writing 1,000-row shards"
+    assert figures["shards"] == 1
+    # Measured: 370-390 MiB with shards of 10,000, 20,000 or 40,000 rows (a 10,000-row batch
+    # of the split, 46 MB of text, held several times over while it is read, converted,
+    # hashed for the manifest and written); 750 MiB when a shard was converted and written whole.
+    assert figures["grew"] < 520 * 2**20, f"grew {figures['grew'] / 2**20:.0f} MiB while writing a 40,000-row shard"
 
 
 def test_manifest_and_validation_results_ship_with_the_release(built, generations):
@@ -200,7 +203,8 @@ def test_manifest_and_validation_results_ship_with_the_release(built, generation
     record = json.loads((built.folder / RELEASE_PATH).read_text())
     assert record["version"] == "1.0.0" and record["articles"] == manifest.height
     assert set(record["files"]) == {p.relative_to(built.folder).as_posix() for p in built.folder.rglob("*")
-                                    if p.is_file() and p.name not in ("README.md", "release.json")}
+                                    if p.is_file() and p.name not in ("README.md", "release.json")
+                                    and publish.STATE_DIR not in p.parts}  # what the build keeps for the next
     assert publish.VALIDATION_PATH in record["files"]
 
 
@@ -483,6 +487,63 @@ def test_build_is_byte_identical(built, generations, tmp_path):
         assert (built.folder / path).read_bytes() == (again.folder / path).read_bytes(), path
 
 
+def folder_files(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def shard_stats(folder: Path) -> dict[str, tuple[int, int]]:
+    """Inode and modification time of each shard: the same when the build left it alone."""
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (folder / "data").glob("*.parquet")}
+
+
+def test_a_new_drop_writes_its_shards_only_and_the_build_equals_one_from_scratch(generations, tmp_path):
+    """The build keeps the shards of a drop and split whose rows, params and code are those
+    they were built from: after the seed drop is added only its shards are written, and
+    the folder is byte for byte a build from an empty folder; a drop gone, a changed row
+    group size or a shard deleted by hand make it what a build from scratch makes too."""
+    first, second = generations["first"], generations["second"]
+    folder = tmp_path / "hub"
+    build(first, folder)
+    kept = shard_stats(folder)
+    assert all(name.split("-")[1] == "saudinewsnet" for name in kept)
+    unchanged = {split: table.filter(pl.col("drop") == "saudinewsnet") for split, table in split_tables(first).items()}
+    assert all(unchanged[split].equals(table.filter(pl.col("drop") == "saudinewsnet"))
+               for split, table in split_tables(second).items())  # the seed drop moves no earlier article
+
+    incremental = build(second, folder)
+    assert folder_files(folder) == folder_files(build(second, tmp_path / "scratch").folder)
+    after = shard_stats(folder)
+    assert {name: after[name] for name in kept} == kept  # not rewritten
+    assert {shard.path for shard in incremental.shards} - {f"data/{name}" for name in kept} == {
+        path for split, table in split_tables(second).items() for path in shard_names(table.filter(pl.col("drop") == "seed"), split)}
+
+    build(first, folder)  # the seed drop gone again
+    assert folder_files(folder) == folder_files(build(first, tmp_path / "scratch-first").folder)
+    assert shard_stats(folder) == kept
+
+    (folder / "data" / next(iter(kept))).unlink()
+    regrouped = dataclasses.replace(settings(), row_group_rows=50)
+    publish.build(first / "split", stage_dirs(first), first / "validate" / "results.json", folder, regrouped, TEMPLATE)
+    scratch = publish.build(first / "split", stage_dirs(first), first / "validate" / "results.json", tmp_path / "scratch-50",
+                            regrouped, TEMPLATE)
+    assert folder_files(folder) == folder_files(scratch.folder)
+    assert pq.ParquetFile(next(folder.glob("data/train-*"))).metadata.row_group(0).num_rows == 50
+
+
+def test_shards_written_a_row_group_at_a_time_are_those_of_the_whole_table_at_once(built, tmp_path):
+    """Bytes and num_bytes of each shard are what pyarrow writes and counts for the shard's
+    rows converted from Polars in one piece (as earlier releases were built), whatever the
+    batches they came in."""
+    schema = publish.hub_arrow_schema()
+    for shard in built.shards:
+        rows = pl.read_parquet(built.folder / shard.path)
+        table = pa.Table.from_batches(rows.to_arrow().cast(schema).to_batches(), schema=schema).combine_chunks()
+        pq.write_table(table, tmp_path / "whole.parquet", row_group_size=built.settings.row_group_rows,
+                       **publish.PARQUET_WRITE_OPTIONS)
+        assert (tmp_path / "whole.parquet").read_bytes() == (built.folder / shard.path).read_bytes(), shard.path
+        assert shard.arrow_bytes == table.nbytes, shard.path
+
+
 # Reads croissant.json files (paths or addresses) with mlcroissant, as a user would, and
 # prints, for each, its errors, records per record set and metadata as JSON.
 CROISSANT_SCRIPT = """
@@ -736,17 +797,21 @@ def test_an_interrupted_release_leaves_no_tag_and_the_next_run_completes_it(sess
 
 def test_a_release_after_a_new_drop_sends_its_shards_and_the_changed_files_only(session, generations):
     """v1.1.0 adds the seed drop to v1.0.0's SaudiNewsNet sample: its commit adds the seed's
-    shards and changes the card, manifest and the like; no shard of the earlier drop."""
+    shards and changes the card, manifest and the like; no shard of the earlier drop is
+    sent (the commit's operations, as the Hub received them) and nothing is deleted."""
     repo = session.hub.repos[REPO_ID]
     commit = repo.commits[session.heads["v1.1.0"]]
     before = repo.commits[commit.parent].files
     changed = {path for path, blob in commit.files.items() if path not in before or before[path].oid != blob.oid}
+    sent = {path for _, path in commit.operations}
+    assert sent == changed and {operation for operation, _ in commit.operations} <= {"file", "lfsFile"}
     shards = {path for path in changed if path.startswith("data/")}
     seed_shards = {path for split in SPLITS for path in shard_names(split_tables(generations["second"])[split].filter(
         pl.col("drop") == "seed"), split)}
     assert shards == seed_shards and len(seed_shards) == 2  # train and validation
     assert changed - shards <= {"README.md", MANIFEST_PATH, RELEASE_PATH, "croissant.json", "validation/results.json"}
     assert set(before) <= set(commit.files)  # nothing deleted
+    assert not [path for path in commit.files if path.startswith(f"{publish.STATE_DIR}/")]  # the build's state stays home
     first_shards = {path for path in before if path.startswith("data/")}
     assert first_shards and all(commit.files[path].oid == before[path].oid for path in first_shards)
 

@@ -140,22 +140,25 @@ class ParquetAppender:
     """One Parquet file written a DataFrame at a time, in row groups of ``PARQUET_OPTIONS``
     whatever the sizes of the frames: the file depends on its rows only, and memory holds a
     frame and a row group. (A streaming sink of a scan reads ahead of its writer: sinking
-    cleaned articles peaked at 0.3 GB for 30k of them, 0.66 GB for 184k, 0.83 GB for 736k.)"""
+    cleaned articles peaked at 0.3 GB for 30k of them, 0.66 GB for 184k, 0.83 GB for 736k.)
+    A file of another kind (the published shards) gives its Arrow schema, row-group size and
+    `pyarrow.parquet.ParquetWriter` options."""
 
-    def __init__(self, path: str | Path, schema: pl.Schema) -> None:
+    def __init__(self, path: str | Path, schema: pl.Schema | pa.Schema, row_group_rows: int | None = None,
+                 **writer_options: Any) -> None:
         self._path = Path(path)
         self._path.parent.mkdir(parents=True, exist_ok=True)
         self._temporary = _temporary_name(self._path)
-        self._schema = pl.DataFrame(schema=schema).to_arrow().schema
-        self._pending = self._schema.empty_table()
-        self._rows = PARQUET_OPTIONS["row_group_size"]
+        self._schema = schema if isinstance(schema, pa.Schema) else pl.DataFrame(schema=schema).to_arrow().schema
+        self._pending = pa.Table.from_batches([], schema=self._schema)  # (Schema.empty_table imports pandas: 1-2 s)
+        self._rows = row_group_rows or PARQUET_OPTIONS["row_group_size"]
         with self._on_failure():
             self._writer = pq.ParquetWriter(
                 self._temporary,
                 self._schema,
-                compression=PARQUET_OPTIONS["compression"],
-                compression_level=PARQUET_OPTIONS["compression_level"],
-                write_statistics=PARQUET_OPTIONS["statistics"],
+                **(writer_options or {"compression": PARQUET_OPTIONS["compression"],
+                                      "compression_level": PARQUET_OPTIONS["compression_level"],
+                                      "write_statistics": PARQUET_OPTIONS["statistics"]}),
             )
 
     def append(self, frame: pl.DataFrame) -> None:

@@ -11,7 +11,10 @@ Two steps, so that ``dvc repro`` stays offline and free of side effects:
    from ``dataset_card.md`` with this run's figures (every stage's ``report.json``, checked
    to add up: inputs = published + duplicates + quarantined) and what params.yaml
    ``publish.provenance`` says of each drop. Same inputs and params, same bytes.
-   ``datasets.load_dataset("build/hub")`` loads it.
+   ``datasets.load_dataset("build/hub")`` loads it. The folder is kept between runs (a
+   ``persist`` DVC output): a drop's shards in a split are written again only when their
+   rows, the shard params or the code changed (``write_shards``), so a new drop's build
+   writes its own shards and the small files.
 
 2. **Release** (``corpus publish``, run by hand or CI after ``dvc repro``): refused,
    with nothing built or sent, unless the validation passed (the validate stage's report)
@@ -33,6 +36,7 @@ Two steps, so that ``dvc repro`` stays offline and free of side effects:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -46,10 +50,13 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
+import xxhash
 
 from pipeline.commands import add_parser
+from pipeline.plumbing.fingerprint import code_digest, digest
 from pipeline.plumbing.io import (
+    PARQUET_OPTIONS,
+    ParquetAppender,
     batches,
     read_json,
     reset_dir,
@@ -71,6 +78,14 @@ STAGE = "publish"
 CARD_TEMPLATE = Path("dataset_card.md")
 CROISSANT_PATH = "croissant.json"
 VALIDATION_PATH = f"validation/{RESULTS_FILE}"  # the validate stage's results, shipped with the release
+# What each drop's shards in each split were built from (fingerprints), their figures and
+# their articles' manifest rows: kept with them in the build folder (a persistent DVC
+# output), never released.
+STATE_DIR = ".build"
+STATE_FILE = f"{STATE_DIR}/shards.json"
+# Articles read from a split table at a time: a row group of it, read once (memory holds
+# about a row group of text, as in every stage; see PARQUET_OPTIONS).
+READ_ROWS = PARQUET_OPTIONS["row_group_size"]
 
 # The published table is the split tables' (CLUSTERED_ARTICLE_SCHEMA), column for column.
 # Arrow types of the shards (`string`, not Polars' `large_string`, so `datasets` reads
@@ -134,6 +149,7 @@ class Settings:
 class Shard:
     path: str  # relative to the release folder
     split: str
+    drop: str
     rows: int
     arrow_bytes: int  # in-memory size, the Hub's num_bytes
     file_bytes: int
@@ -166,53 +182,153 @@ def shard_name(split: str, drop: str, index: int, count: int) -> str:
     return f"data/{split}-{drop}-{index:05d}-of-{count:05d}.parquet"
 
 
+def split_rows(split_dir: Path, split: str) -> pl.LazyFrame:
+    """A split's published articles, a drop's together, drops in order: the one place the
+    build opens the split tables."""
+    return conform(split_table(split_dir, split), CLUSTERED_ARTICLE_SCHEMA)
+
+
+@dataclass(frozen=True)
+class DropRows:
+    """The articles of one drop in one split: where they lie in the split table, and what
+    their shards are built from (their content, and what else shapes a shard's bytes)."""
+
+    split: str
+    drop: str
+    first: int  # row of the split table of its first article
+    last: int  # and of its last (a drop's articles are together: nothing else between, as a rule)
+    rows: int
+    fingerprint: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.split}/{self.drop}"
+
+
+def shard_shaping(settings: Settings) -> str:
+    """Hash of what shapes a shard's bytes besides its rows: the shard params, this module's
+    code (and that of what it imports) and the Arrow and Polars versions that write them."""
+    shape = json.dumps({"shard_rows": settings.shard_rows, "row_group_rows": settings.row_group_rows})
+    return digest(shape, code_digest(__name__), pa.__version__, pl.__version__)
+
+
+def split_drops(rows: pl.LazyFrame, split: str, shaping: str) -> list[DropRows]:
+    """The drops of a split in its order, read ``READ_ROWS`` articles at a time. A drop's
+    fingerprint hashes its rows in order (Polars' hash of each row's columns: fast, and
+    stable for a Polars version, which `shaping` holds)."""
+    hashers: dict[str, Any] = {}
+    spans: dict[str, tuple[int, int, int]] = {}  # drop -> first and last row, rows
+    offset = 0
+    for batch in batches(rows, READ_ROWS):
+        hashed = batch.select("drop").with_columns(hash=batch.hash_rows(), row=pl.int_range(offset, offset + batch.height))
+        for (drop,), of_drop in hashed.group_by("drop", maintain_order=True):
+            hashers.setdefault(drop, xxhash.xxh3_128()).update(of_drop["hash"].to_numpy().tobytes())
+            first, _, n = spans.get(drop, (of_drop["row"][0], 0, 0))
+            spans[drop] = (first, of_drop["row"][-1], n + of_drop.height)
+        offset += batch.height
+    return [DropRows(split, drop, first, last, n, digest(shaping, split, drop, hashers[drop].hexdigest()))
+            for drop, (first, last, n) in spans.items()]
+
+
+def manifest_part(split: str, drop: str) -> str:
+    """Where the build keeps the manifest rows of a drop's articles in a split."""
+    return f"{STATE_DIR}/manifest/{split}-{drop}.parquet"
+
+
 def write_shards(split_dir: Path, folder: Path, settings: Settings) -> tuple[list[Shard], pl.DataFrame]:
     """Each split's articles as Parquet shards of at most ``shard_rows`` rows, a drop at a
     time (``data/{split}-{drop}-NNNNN-of-NNNNN.parquet``, drops in the split table's
-    order, articles in its order): a new drop adds shards and leaves the other drops'
-    shards byte for byte as they were, so a release uploads only the new ones. Returns
-    the shards and the record manifest.
+    order, articles in its order), so a new drop adds shards and leaves the other drops'
+    shards byte for byte as they were. Returns the shards and the record manifest.
 
-    A split table is read once, ``shard_rows`` rows at a time, each drop's rows waiting
-    until they fill a shard: memory holds a shard per drop being filled (one or two, as the
-    split table lists a drop's articles together), not a drop's whole split."""
-    shards: list[Shard] = []
-    manifest_parts = [pl.DataFrame(schema=manifests.MANIFEST_SCHEMA)]
-    progress = Progress(STAGE, "articles", total=sum(split_table(split_dir, split).select(pl.len()).collect().item() for split in SPLITS))
+    The shards (and manifest rows) of a drop in a split that a previous build of `folder`
+    made from the same fingerprint (``STATE_FILE``) are kept as they are: a new drop costs
+    reading the split tables once (to hash the rows) and writing its own shards. A shard is
+    written a row group at a time, so memory holds ``READ_ROWS`` articles and a row group
+    whatever ``shard_rows`` is."""
+    shaping = shard_shaping(settings)
+    previous = read_json(folder / STATE_FILE) if (folder / STATE_FILE).is_file() else {}
+    built: dict[str, dict[str, Any]] = {}  # (split/drop) -> its fingerprint, shards and manifest, as STATE_FILE keeps them
+    to_write: list[DropRows] = []
     for split in SPLITS:
-        articles = conform(split_table(split_dir, split), CLUSTERED_ARTICLE_SCHEMA)
-        sizes = dict(articles.group_by("drop", maintain_order=True).len().collect().iter_rows())
-        written: dict[str, list[tuple[Shard, pl.DataFrame]]] = {drop: [] for drop in sizes}
-        pending: dict[str, list[pl.DataFrame]] = {drop: [] for drop in sizes}
-        for batch in batches(articles, settings.shard_rows):
-            for (drop,), rows in batch.group_by("drop", maintain_order=True):
-                pending[drop].append(rows)
-                waiting = sum(part.height for part in pending[drop])
-                done = sum(shard.rows for shard, _ in written[drop])
-                while waiting >= settings.shard_rows or (waiting and done + waiting == sizes[drop]):
-                    held = pl.concat(pending[drop])
-                    chunk, pending[drop] = held.head(settings.shard_rows), [held.slice(settings.shard_rows)]
-                    path = shard_name(split, drop, len(written[drop]), math.ceil(sizes[drop] / settings.shard_rows))
-                    shard = _write_shard(chunk, folder, path, split, settings)
-                    written[drop].append((shard, manifests.manifest_rows(chunk, split)))
-                    progress.advance(chunk.height)
-                    waiting, done = waiting - chunk.height, done + chunk.height
-        for drop in sizes:
-            shards.extend(shard for shard, _ in written[drop])
-            manifest_parts.extend(manifest for _, manifest in written[drop])
-        log(STAGE, f"{split}: {sum(sizes.values()):,} articles of {len(sizes)} drop(s) in "
-                   f"{sum(len(of_drop) for of_drop in written.values())} shard(s)")
-    progress.done(f"{len(shards)} shard(s)")
-    return shards, pl.concat(manifest_parts)
+        for drop in split_drops(split_rows(split_dir, split), split, shaping):
+            kept = previous.get(drop.key, {})
+            if kept.get("fingerprint") == drop.fingerprint and (folder / kept["manifest"]).is_file() and all(
+                    (folder / shard["path"]).is_file() and (folder / shard["path"]).stat().st_size == shard["file_bytes"]
+                    for shard in kept["shards"]):
+                built[drop.key] = kept
+            else:
+                built[drop.key] = {"fingerprint": drop.fingerprint, "shards": [],
+                                   "manifest": manifest_part(drop.split, drop.drop)}
+                to_write.append(drop)
+    reused = len(built) - len(to_write)
+    # Until they are written, the state must not vouch for the shards about to be replaced.
+    write_json(folder / STATE_FILE, {key: state for key, state in built.items() if state["shards"]})
+    progress = Progress(STAGE, "articles", total=sum(drop.rows for drop in to_write))
+    for drop in to_write:
+        rows = split_rows(split_dir, drop.split).slice(drop.first, drop.last - drop.first + 1)
+        built[drop.key]["shards"] = [dataclasses.asdict(shard) for shard in write_drop_shards(rows, drop, folder, settings)]
+        progress.advance(drop.rows)
+    write_json(folder / STATE_FILE, built)
+    shards = [Shard(**shard) for state in built.values() for shard in state["shards"]]
+    progress.done(f"{len(shards)} shard(s): {reused} drop-split(s) kept as built before, {len(to_write)} written")
+    manifest = pl.concat([pl.DataFrame(schema=manifests.MANIFEST_SCHEMA),
+                          *(pl.read_parquet(folder / state["manifest"]) for state in built.values())])
+    return shards, manifest
 
 
-def _write_shard(chunk: pl.DataFrame, folder: Path, path: str, split: str, settings: Settings) -> Shard:
-    schema = hub_arrow_schema()
-    # One Arrow chunk a column: the bytes must not depend on how Polars chunked the rows it
-    # read (that follows its thread count), as Parquet pages are cut chunk by chunk.
-    table = pa.Table.from_batches(chunk.to_arrow().cast(schema).to_batches(), schema=schema).combine_chunks()
-    pq.write_table(table, folder / path, row_group_size=settings.row_group_rows, **PARQUET_WRITE_OPTIONS)
-    return Shard(path, split, chunk.height, table.nbytes, (folder / path).stat().st_size)
+def write_drop_shards(rows: pl.LazyFrame, drop: DropRows, folder: Path, settings: Settings) -> list[Shard]:
+    """The articles of `drop` among `rows` (its stretch of the split table) as its shards,
+    and their manifest rows (``manifest_part``)."""
+    articles = (batch.filter(pl.col("drop") == drop.drop) for batch in batches(rows, READ_ROWS))
+    count = math.ceil(drop.rows / settings.shard_rows)
+    shards, waiting = [], pl.DataFrame(schema=CLUSTERED_ARTICLE_SCHEMA)
+    with ParquetAppender(folder / manifest_part(drop.split, drop.drop), manifests.MANIFEST_SCHEMA) as records:
+        for index in range(count):
+            path = shard_name(drop.split, drop.drop, index, count)
+            size = min(settings.shard_rows, drop.rows - index * settings.shard_rows)
+            arrow_bytes = ArrowBytes()
+            # One Arrow chunk a column a row group (the appender's): the bytes must not
+            # depend on how Polars chunked the rows it read (that follows its thread
+            # count), as Parquet pages are cut chunk by chunk.
+            with ParquetAppender(folder / path, hub_arrow_schema(), settings.row_group_rows,
+                                 **PARQUET_WRITE_OPTIONS) as shard:
+                while arrow_bytes.rows < size:
+                    if waiting.is_empty():
+                        waiting = next(articles)
+                    part, waiting = waiting.head(size - arrow_bytes.rows), waiting.slice(size - arrow_bytes.rows)
+                    shard.append(part)
+                    records.append(manifests.manifest_rows(part, drop.split))
+                    arrow_bytes.add(part)
+            shards.append(Shard(path, drop.split, drop.drop, size, arrow_bytes.total(), (folder / path).stat().st_size))
+    log(STAGE, f"{drop.key}: {drop.rows:,} articles in {count} shard(s)")
+    return shards
+
+
+class ArrowBytes:
+    """The in-memory size of a shard's Arrow table (the Hub's num_bytes), counted from the
+    parts it is written from as pyarrow's ``Table.nbytes`` counts a table of one chunk a
+    column: values (a string's 4-byte offset and its text), and a validity bitmap for a
+    column with nulls."""
+
+    _WIDTHS = {pl.Date(): 4, pl.Int64(): 8, pl.Float64(): 8}
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.text = {name: 0 for name, dtype in CLUSTERED_ARTICLE_SCHEMA.items() if dtype == pl.String()}
+        self.nulls = dict.fromkeys(CLUSTERED_ARTICLE_SCHEMA.names(), 0)
+
+    def add(self, part: pl.DataFrame) -> None:
+        self.rows += part.height
+        counts = part.select(*(pl.col(name).str.len_bytes().sum().alias(f"text {name}") for name in self.text),
+                             *(pl.col(name).null_count().alias(f"nulls {name}") for name in self.nulls)).row(0, named=True)
+        self.text = {name: n + counts[f"text {name}"] for name, n in self.text.items()}
+        self.nulls = {name: n + counts[f"nulls {name}"] for name, n in self.nulls.items()}
+
+    def total(self) -> int:
+        values = sum(self.text[name] + 4 * self.rows if name in self.text else self._WIDTHS[dtype] * self.rows
+                     for name, dtype in CLUSTERED_ARTICLE_SCHEMA.items())
+        return values + sum(-(-self.rows // 8) for n in self.nulls.values() if n)
 
 
 # ------------------------------------------------------------------------- card
@@ -329,20 +445,29 @@ def card_context(split_dir: Path, stage_dirs: dict[str, Path], validation_result
 
 def build(split_dir: Path, stage_dirs: dict[str, Path], validation_results: Path, folder: Path, settings: Settings,
           template: Path) -> Build:
-    """Write the release folder; same inputs and settings give the same bytes. The figures
-    are gathered and checked first, so a run whose figures do not add up writes nothing."""
+    """Write the release folder; same inputs and settings give the same bytes, whatever
+    the folder held before: the shards of a previous build that still hold are kept (see
+    `write_shards`), the small files are rewritten and anything else is removed. The
+    figures are gathered and checked first, so a run whose figures do not add up writes
+    nothing."""
     context = card_context(split_dir, stage_dirs, validation_results, settings)
-    folder = reset_dir(folder)
-    (folder / "data").mkdir()
+    (folder / "data").mkdir(parents=True, exist_ok=True)
     shards, manifest = write_shards(split_dir, folder, settings)
     write_table(manifest, folder / MANIFEST_PATH)
-    (folder / VALIDATION_PATH).parent.mkdir()
+    (folder / VALIDATION_PATH).parent.mkdir(exist_ok=True)
     shutil.copyfile(validation_results, folder / VALIDATION_PATH)
     result = Build(folder, settings, shards, manifest, context)
     write_croissant(result, folder)
     write_json(folder / RELEASE_PATH, release_record(result, None))
     unreleased = manifests.changelog_entry(settings.version, None, None, None, result.split_sizes)
     write_text(folder / CARD_PATH, render_card(result, template, [unreleased]))
+    built = ({s.path for s in shards} | {manifest_part(s.split, s.drop) for s in shards}
+             | {MANIFEST_PATH, VALIDATION_PATH, CROISSANT_PATH, RELEASE_PATH, CARD_PATH, STATE_FILE})
+    for path in sorted(folder.rglob("*"), reverse=True):  # a folder after what it holds
+        if path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+        elif not path.is_dir() and path.relative_to(folder).as_posix() not in built:
+            path.unlink()  # a shard of a drop gone or cut otherwise, a file older builds wrote
     return result
 
 
@@ -369,8 +494,8 @@ def _sha256(path: Path) -> str:
 
 def publish_metrics(build: Build) -> dict[str, Any]:
     """The headline figures of the build, what `dvc metrics show` lists. No report.json
-    beside them: everything in build/hub is released, and manifest/release.json already
-    has the articles per split and the size of every shard."""
+    beside them: everything in build/hub but its STATE_DIR is released, and
+    manifest/release.json already has the articles per split and the size of every shard."""
     return {
         "version": str(build.settings.version),
         "articles": sum(build.split_sizes.values()),
@@ -474,7 +599,9 @@ def write_release_folder(built: Build, release_dir: Path, changelog: list[dict[s
     release_dir = reset_dir(release_dir)
     for path in built.folder.rglob("*"):
         relative = path.relative_to(built.folder).as_posix()
-        if path.is_file() and relative not in (CARD_PATH, RELEASE_PATH, CROISSANT_PATH):
+        # The release writes its own card, record and Croissant; the build's state is not released.
+        left_out = relative in (CARD_PATH, RELEASE_PATH, CROISSANT_PATH) or relative.startswith(f"{STATE_DIR}/")
+        if path.is_file() and not left_out:
             target = release_dir / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
