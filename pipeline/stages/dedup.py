@@ -156,8 +156,8 @@ class DedupParams:
 
 
 def with_match_words(articles: pl.LazyFrame) -> pl.LazyFrame:
-    """Adds ``key`` (the match key of the text) and ``words`` (its words)."""
-    return articles.with_columns(key=arabic_text.match_key(pl.col("text"))).with_columns(
+    """Adds ``key`` (the match key of the text, names on "عبد" joined) and ``words`` (its words)."""
+    return articles.with_columns(key=arabic_text.joined_names(arabic_text.match_key(pl.col("text")))).with_columns(
         words=arabic_text.key_words(pl.col("key"))
     )
 
