@@ -267,11 +267,67 @@ def test_one_formula_about_other_names_goes_to_review_and_its_reprint_merges(eva
     assert review["similarity"][0] >= params.threshold  # Jaccard alone would merge them
 
 
+def test_a_reprint_without_the_telling_figure_goes_with_the_closer_report():
+    """Two weekly reports of one template with other figures stay apart (figures_differ).
+    A reprint of the shorter one whose figures were all cut is similar to both (no figure
+    left to disagree on): it goes with the one it is closer to, not with the longer one
+    (which the kept-article rule would have it removed for)."""
+    week = ("أعلن بنك المغرب أنه ضخ مبلغ 80,5 مليار درهم، من بينها 39,3 مليار في شكل تسبيقات لمدة 7 أيام، "
+            "خلال الأسبوع الممتد من 16 إلى 22 يوليو 2015. وأوضح البنك في نشرته الأسبوعية أن متوسط حجم "
+            "التداول في السوق بين البنوك بلغ 3,1 مليار درهم، وأن سعر الفائدة استقر عند 2,50 في المائة. ")
+    other_week = (week.replace("80,5", "79,1").replace("39,3", "36,7").replace("16 إلى 22", "23 إلى 29")
+                  .replace("3,1", "2,4").replace("وأوضح البنك في نشرته الأسبوعية", "وأشار البنك في بيانه الصادر أمس"))
+    # the rest of the report: one text for both weeks (a real article's words, no figure)
+    rest = " ".join(word for word in _snn_text("snn-2015-07-21-0004").split() if not any(c.isdigit() for c in word))
+    week, other_week = week + rest, other_week + rest + " وتأتي هذه العمليات في إطار السياسة النقدية للبنك."
+    reprint = "".join(c for c in week if not c.isdigit())
+    articles = _articles({"week": week, "other-week": other_week, "reprint": reprint})
+    params = dedup.DedupParams.from_params(PARAMS)
+    pairs = dedup.pair_similarity(pl.DataFrame({"id_a": ["reprint", "reprint", "week"],
+                                                "id_b": ["week", "other-week", "other-week"]}), articles.lazy(), params)
+    assert pairs["duplicate"].to_list() == [True, True, False] and pairs["figures_differ"][2]
+    assert pairs["similarity"][0] > pairs["similarity"][1]
+    result = dedup.deduplicate(articles.lazy(), params)
+    cluster = dict(zip(result.assignment["id"], result.assignment["cluster_id"]))
+    assert cluster == {"other-week": "other-week", "week": "week", "reprint": "week"}
+
+
+def test_a_reprint_that_opens_with_another_story_does_not_take_that_story():
+    """Real article X (202 words) and a real short article Y (87 words). A reprint of X
+    that opens with Y whole (a quoted story) takes X (Jaccard) and holds Y (containment,
+    opening alike), but Y lies apart from X: it is no duplicate of the reprint, it stays."""
+    x, y = _snn_text("snn-2015-07-21-0102"), _snn_text("snn-2015-07-21-1203")
+    articles = _articles({"reprint": y + "\n" + x, "x": x, "y": y})
+    params = dedup.DedupParams.from_params(PARAMS)
+    pairs = dedup.pair_similarity(pl.DataFrame({"id_a": ["reprint", "reprint"], "id_b": ["x", "y"]}), articles.lazy(), params)
+    assert pairs["duplicate"].to_list() == [True, True] and pairs["similarity"][1] < params.threshold
+    result = dedup.deduplicate(articles.lazy(), params)
+    assert dict(zip(result.assignment["id"], result.assignment["duplicate_of"])) == {
+        "reprint": None, "x": "reprint", "y": None}
+    assert result.review.filter(pl.col("id_b") == "y")["reason"].to_list() == ["left_by_clustering"]
+
+
+def test_a_name_on_abd_in_one_or_two_words_is_one_text():
+    """Outlets write "عبد العزيز" and "عبدالعزيز" for one name: a real article and its
+    reprint that writes every such name the other way are exact duplicates for dedup."""
+    text = _snn_text("snn-2015-07-21-0004") + "\nوقال الأمير عبدالعزيز بن عبدالله إن الأمير عبدالرحمن وصل."
+    reprint = text.replace("عبدال", "عبد ال")
+    assert reprint != text
+    result = dedup.deduplicate(_articles({"a": text, "b": reprint}).lazy(), dedup.DedupParams.from_params(PARAMS))
+    removed = result.assignment.filter(pl.col("kind").is_not_null())
+    assert removed.select("id", "duplicate_of", "kind").row(0) == ("a", "b", "exact")  # b is longer: kept
+
+
 def test_figures_are_read_in_any_digit_script_and_notation():
     figures = pl.Series(["80,5", "٨٠٫٥", "80.50", "1,000", "١٬٠٠٠", "1000", "05", "21/7/2015", "2015-07-21"])
     values = pl.select(dedup.figure_value(pl.lit(figures))).to_series().to_list()
     assert values[:3] == ["80.5"] * 3 and values[3:6] == ["1000"] * 3 and values[6] == "5"
     assert values[7] == values[8]  # a date day first or year first: one fact
+    # a score or range with a hyphen or a dash is one figure, whichever dash
+    snippets = pl.select(dedup.figure_snippets(pl.lit(pl.Series(["فاز 2 - 1 على", "فاز 2 – 1 على"])))).to_series()
+    assert snippets.to_list() == [["فاز 2 - 1 على"], ["فاز 2 – 1 على"]]
+    table = dedup.figure_table(snippets)
+    assert table["context"].n_unique() == 1 and table["value"].n_unique() == 1
 
 
 def test_a_teaser_joins_the_longer_reprint_that_took_its_base():
