@@ -302,6 +302,9 @@ def test_a_reprint_without_the_telling_figure_goes_with_the_closer_report():
     result = dedup.deduplicate(articles.lazy(), params)
     cluster = dict(zip(result.assignment["id"], result.assignment["cluster_id"]))
     assert cluster == {"other-week": "other-week", "week": "week", "reprint": "week"}
+    reasons = {frozenset(pair): reason for *pair, reason in result.review.select("id_a", "id_b", "reason").iter_rows()}
+    assert reasons == {frozenset({"week", "other-week"}): "figures_differ",
+                       frozenset({"reprint", "other-week"}): "left_by_clustering"}
 
 
 def test_a_reprint_that_opens_with_another_story_does_not_take_that_story():

@@ -750,8 +750,8 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams, corpus: CorpusIndex
         def apart(x: np.ndarray, y: np.ndarray) -> np.ndarray:
             return verify(shingle_sets, doc[x], doc[y], params).containment < params.join_min
 
-        is_edge &= ~conflicting_edges(a, b, is_edge, similar & (differ | other_names), overlap.jaccard)
-        clustered = is_edge & ~roundup_edges(len(doc), a, b, is_edge, overlap.jaccard < params.threshold, apart)
+        kept_apart = is_edge & ~conflicting_edges(a, b, is_edge, similar & (differ | other_names), overlap.jaccard)
+        clustered = kept_apart & ~roundup_edges(len(doc), a, b, kept_apart, overlap.jaccard < params.threshold, apart)
         edge_a, edge_b = a[clustered], b[clustered]
         movable = edge_a >= n_fixed
         centre, joined = join_clusters(star_centres(len(doc), edge_a, edge_b), edge_a[movable], edge_b[movable], close, agree)
