@@ -2,6 +2,7 @@
 
     python benchmarks/dedup_eval.py            # prints precision / recall / F1 at params.yaml
     python benchmarks/dedup_eval.py --sweep    # and for other n-gram sizes and thresholds
+    python benchmarks/dedup_eval.py --seeds 20150721 1 2 3 4   # five draws of the variants: each, mean, worst
 
 What it builds (the same builder serves tests/test_dedup.py and benchmarks/dedup_vs_datatrove.py):
 
@@ -484,51 +485,89 @@ def with_dedup_params(params: dict[str, Any], **changes: Any) -> dict[str, Any]:
     return {**params, "dedup": {**params["dedup"], **changes}}
 
 
-def build_sample_evaluation(workdir: Path, params: dict[str, Any]) -> Evaluation:
+def build_sample_evaluation(workdir: Path, params: dict[str, Any], seeds: tuple[int, ...] = (SEED,)) -> Evaluation:
+    """The labelled evaluation (``sample_articles`` + variants) of the first of ``seeds``."""
+    return sample_evaluations(workdir, params, seeds[:1])[0]
+
+
+def sample_evaluations(workdir: Path, params: dict[str, Any], seeds: tuple[int, ...]) -> list[Evaluation]:
+    """One labelled evaluation per seed of the variants: the same cleaned base articles
+    (ingested and cleaned once), other random variants (other edits, words, teaser cuts)."""
     bases = sample_articles(workdir, params)
     natural = bases.filter(pl.col("group").str.starts_with("cluster")).select("id", "group")
     templated = bases.filter(pl.col("group").str.starts_with("templated:")).select("id", "group", "figures")
-    evaluation = build_evaluation(bases.drop("file", "figures"), natural_groups=natural, negative_groups=templated)
-    evaluation.info["groups"] = dict(bases.group_by("group").len().sort("group").iter_rows())
-    return evaluation
+    evaluations = []
+    for seed in seeds:
+        evaluation = build_evaluation(bases.drop("file", "figures"), seed=seed, natural_groups=natural,
+                                      negative_groups=templated)
+        evaluation.info["groups"] = dict(bases.group_by("group").len().sort("group").iter_rows())
+        evaluation.info["seed"] = seed
+        evaluations.append(evaluation)
+    return evaluations
+
+
+# The figures a draw is judged on: the worst draw is the lowest of each, but for the merges of
+# templated reports with other figures (the highest).
+SUMMARY = ("precision", "recall", "pairs_precision", "pairs_recall", "teaser", "teaser+paragraph", "reprint_pairs_recall")
+
+
+def summary(s: dict[str, Any]) -> dict[str, float]:
+    return {**{k: s[k] for k in SUMMARY if k in s}, **s["recall_teasers"],
+            "templated_merged": len(s["templated_figures_differ_merged"]), "templated_pairs": s["templated_figures_differ_pairs"],
+            "natural_merged": s["natural_reprint_pairs_merged"], "natural_pairs": s["natural_reprint_pairs"]}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--params", default=str(REPO / "params.yaml"))
     parser.add_argument("--sweep", action="store_true", help="also score other n-gram sizes and thresholds")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[SEED],
+                        help="seeds of the variants: one evaluation each (same bases), scored apart, then mean "
+                             "and worst (default: %(default)s)")
     args = parser.parse_args(argv)
     params = load_params(args.params)
     with tempfile.TemporaryDirectory() as tmp:
-        evaluation = build_sample_evaluation(Path(tmp), params)
-    print(f"evaluation corpus: {evaluation.articles.height} articles = {evaluation.info['bases']} real "
-          f"(SaudiNewsNet sample + seeds) + {evaluation.info['variants']} variants; "
-          f"{evaluation.info['variants']} removals needed")
+        evaluations = sample_evaluations(Path(tmp), params, tuple(args.seeds))
+    info = evaluations[0].info
+    print(f"evaluation corpus: {evaluations[0].articles.height} articles = {info['bases']} real "
+          f"(SaudiNewsNet sample + templated reports + seeds) + {info['variants']} variants (seed {args.seeds[0]}); "
+          f"{len(evaluations)} draw(s) of the variants, seeds {args.seeds}")
     settings = [{}]
     if args.sweep:
         settings += [
             {"ngram": n, "threshold": t, "review_min": min(t, 0.3), "permutations": b * r, "bands": b, "rows": r}
             for b, r in ((14, 8), (40, 3)) for n in (3, 4, 5) for t in (0.4, 0.5, 0.6, 0.7)
         ]
-    print(f"{'ngram':>5} {'thresh':>6} {'bands':>5}x{'rows':<4} {'P':>6} {'R':>6} {'pairs P':>8} {'pairs R':>8} "
+    print(f"{'':>5} {'ngram':>5} {'thresh':>6} {'bands':>5}x{'rows':<4} {'P':>6} {'R':>6} {'pairs P':>8} {'pairs R':>8} "
           f"{'teaser':>6} {'t+para':>6} {'2 reprints':>10} {'templ.':>6} {'natural':>10} {'s':>5}  in base's cluster, by edit")
     for change in settings:
         p = with_dedup_params(params, **change)
-        started = time.perf_counter()
-        decisions, _ = run_dedup(evaluation, p)
-        s = score(evaluation, decisions)
         d = p["dedup"]
-        print(f"{d['ngram']:>5} {d['threshold']:>6} {d['bands']:>5}x{d['rows']:<4} {s['precision']:>6.3f} {s['recall']:>6.3f} "
-              f"{s['pairs_precision']:>8.3f} {s['pairs_recall']:>8.3f} {s['recall_teasers']['teaser']:>6.3f} "
-              f"{s['recall_teasers']['teaser+paragraph']:>6.3f} {s['reprint_pairs_recall']:>10.3f} "
-              f"{len(s['templated_figures_differ_merged']):>2}/{s['templated_figures_differ_pairs']:<3} "
-              f"{s['natural_reprint_pairs_merged']:>5}/{s['natural_reprint_pairs']:<4} "
-              f"{time.perf_counter() - started:>5.1f}  {s['recall_by_edit']}" + ("  <- params.yaml" if not change else ""))
+        rows = []
+        for evaluation in evaluations:
+            started = time.perf_counter()
+            s = score(evaluation, run_dedup(evaluation, p)[0])
+            rows.append(summary(s))
+            _print_row(str(evaluation.info["seed"] % 100000), d, rows[-1], time.perf_counter() - started,
+                       f"{s['recall_by_edit']}" + ("  <- params.yaml" if not change else ""))
+        if len(rows) > 1:
+            keys = rows[0].keys()
+            mean = {k: sum(r[k] for r in rows) / len(rows) for k in keys}
+            worst = {k: (max if k in ("templated_merged", "natural_merged") else min)(r[k] for r in rows) for k in keys}
+            _print_row("mean", d, mean, None, "")
+            _print_row("worst", d, worst, None, "")
     print("teaser / t+para: recall of teasers (first 50-70 %), and of teasers with a paragraph added or dropped; "
           "2 reprints: pairs of two variants of one base in one cluster; templ.: templated reports whose "
-          f"figures differ merged / pairs; templated pairs merged whatever their figures: "
-          f"{score(evaluation, run_dedup(evaluation, params)[0])['templated_pairs_merged']}")
+          "figures differ merged / pairs; natural: pairs of natural reprints merged / pairs (not scored)")
     return 0
+
+
+def _print_row(label: str, d: dict[str, Any], s: dict[str, float], seconds: float | None, tail: str) -> None:
+    print(f"{label:>5} {d['ngram']:>5} {d['threshold']:>6} {d['bands']:>5}x{d['rows']:<4} {s['precision']:>6.3f} "
+          f"{s['recall']:>6.3f} {s['pairs_precision']:>8.3f} {s['pairs_recall']:>8.3f} {s['teaser']:>6.3f} "
+          f"{s['teaser+paragraph']:>6.3f} {s['reprint_pairs_recall']:>10.3f} "
+          f"{s['templated_merged']:>2g}/{s['templated_pairs']:<3g} {s['natural_merged']:>5g}/{s['natural_pairs']:<4g} "
+          f"{'' if seconds is None else f'{seconds:.1f}':>5}  {tail}", flush=True)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -192,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for label, command, out, extra_env in runs:
         env = {**os.environ, "PYTHONHASHSEED": "0", **extra_env}
+        if out is not None and out.exists():  # our stage would reuse the drop folders of an earlier run
+            shutil.rmtree(out)
         measured = measure(command, workdir / f"{len(results)}.log", args.timeout, env)
         if measured is None:
             results.append({"tool": label, "seconds": None})

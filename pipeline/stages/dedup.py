@@ -156,8 +156,8 @@ class DedupParams:
 
 
 def with_match_words(articles: pl.LazyFrame) -> pl.LazyFrame:
-    """Adds ``key`` (the match key of the text) and ``words`` (its words)."""
-    return articles.with_columns(key=arabic_text.match_key(pl.col("text"))).with_columns(
+    """Adds ``key`` (the match key of the text, names on "عبد" joined) and ``words`` (its words)."""
+    return articles.with_columns(key=arabic_text.joined_names(arabic_text.match_key(pl.col("text")))).with_columns(
         words=arabic_text.key_words(pl.col("key"))
     )
 
@@ -236,9 +236,9 @@ def _signer(params: DedupParams, keep_shingles: bool, with_figures: bool):
 # A figure in running text with the word before and after it (when a word is there): the
 # context that tells which fact the figure states ("مبلغ 80,5 مليار"). Digits of any script
 # (\p{Nd}: ASCII, Arabic-Indic, Persian), grouped by . , and the Arabic separators ٫ ٬; a
-# run joined by / - : (a date, a time, a score) is one figure.
+# run joined by / : or a hyphen or dash (- – — −: a date, a time, a score) is one figure.
 _NUMBER = r"\p{Nd}+(?:[.,٫٬]\p{Nd}+)*"
-_FIGURE = (rf"(?:[\p{{L}}\p{{M}}]+[^\p{{L}}\p{{M}}\p{{N}}\n]{{0,3}})?{_NUMBER}(?: ?[/:-] ?{_NUMBER})*"
+_FIGURE = (rf"(?:[\p{{L}}\p{{M}}]+[^\p{{L}}\p{{M}}\p{{N}}\n]{{0,3}})?{_NUMBER}(?: ?[/:\-‐‒–—−] ?{_NUMBER})*"
            r"(?:[^\p{L}\p{M}\p{N}\n]{0,3}[\p{L}\p{M}]+)?")
 _FIGURE_PARTS = r"^([\p{L}\p{M}]*)[^\p{L}\p{M}\p{N}]*(\p{Nd}.*\p{Nd}|\p{Nd})[^\p{L}\p{M}\p{N}]*([\p{L}\p{M}]*)$"
 _SEPARATOR = "x"  # stands for . , ٫ ٬ through match_key (which drops punctuation)
@@ -543,12 +543,14 @@ def star_centres(n_docs: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def roundup_edges(n_docs: int, a: np.ndarray, b: np.ndarray, is_edge: np.ndarray, inside_only: np.ndarray,
                   apart: Any, rounds: int = 3) -> np.ndarray:
     """The duplicate edges a-b (rank numbers, a < b) to take out because ``a`` is a roundup:
-    a kept article that would take, by containment alone (``inside_only``: under the
-    Jaccard threshold), two or more articles that lie apart from one another
-    (``apart(x, y) -> bool``: under ``join_min`` of the smaller inside the other). Each is a
-    duplicate of a part of it, not of one another: a roundup that opens with one story
-    and quotes another further down would put both in one cluster. Teasers and reprints
-    of one article inside a longer one overlap one another and stay. Those edges go
+    a kept article that would take two or more articles that lie apart from one another
+    (``apart(x, y) -> bool``: under ``join_min`` of the smaller inside the other), one of
+    them at least by containment alone (``inside_only``: under the Jaccard threshold). Each
+    is a duplicate of a part of it, not of one another: a roundup that opens with one story
+    and quotes another further down would put both in one cluster, and so would a reprint
+    that quotes the opening of another story (beside that reprint's own base, which the
+    quoted story lies apart from). Teasers and reprints of one article inside a longer one
+    overlap one another and stay. The inside-only edges of a roundup go
     (their articles stay free for another cluster, and the pairs go to review as
     ``left_by_clustering``); the star is drawn again, up to ``rounds`` times, since a
     freed article may change who takes whom."""
@@ -556,14 +558,43 @@ def roundup_edges(n_docs: int, a: np.ndarray, b: np.ndarray, is_edge: np.ndarray
     for _ in range(rounds):
         edge = is_edge & ~dropped
         centre = star_centres(n_docs, a[edge], b[edge])
-        taken = edge & inside_only & (centre[b] == a)
-        members = pl.DataFrame({"kept": a[taken], "member": b[taken]})
-        pairs = members.join(members, on="kept", suffix="_2").filter(pl.col("member") < pl.col("member_2"))
+        taken = edge & (centre[b] == a)
+        members = pl.DataFrame({"kept": a[taken], "member": b[taken], "inside_only": inside_only[taken]})
+        pairs = members.join(members, on="kept", suffix="_2").filter(
+            (pl.col("member") < pl.col("member_2")) & (pl.col("inside_only") | pl.col("inside_only_2")))
         far = pairs.filter(pl.Series(apart(pairs["member"].to_numpy(), pairs["member_2"].to_numpy()), dtype=pl.Boolean))
         roundups = edge & inside_only & np.isin(a, far["kept"].unique().to_numpy())
         if not roundups.any():
             break
         dropped |= roundups
+    return dropped
+
+
+def conflicting_edges(a: np.ndarray, b: np.ndarray, is_edge: np.ndarray, conflict: np.ndarray,
+                      similarity: np.ndarray) -> np.ndarray:
+    """The duplicate edges a-b (rank numbers, a < b) to take out because they join two
+    articles that state different facts (``conflict``: a similar pair with other figures or
+    names): an article that duplicates both is a duplicate of the closer one only (higher
+    ``similarity``; on a tie, the better ranked). A reprint of a templated report that lost
+    the figure telling it from the report of another week (a date cut with a sentence)
+    otherwise goes with whichever of the two is longer."""
+    index = np.flatnonzero(is_edge)
+    edges = pl.DataFrame({
+        "x": np.concatenate([a[index], b[index]]), "y": np.concatenate([b[index], a[index]]),
+        "edge": np.concatenate([index, index]), "similarity": np.concatenate([similarity[index]] * 2),
+    })
+    pairs = pl.DataFrame({"p": a[conflict], "q": b[conflict]})
+    # x duplicates p and q, which differ: the edge to the farther one goes
+    both = (
+        edges.join(pairs, left_on="y", right_on="p").rename({"y": "p"})
+        .join(edges, left_on=["x", "q"], right_on=["x", "y"], suffix="_q")
+    )
+    farther = np.where(
+        (both["similarity"] < both["similarity_q"]).to_numpy()
+        | ((both["similarity"] == both["similarity_q"]) & (both["p"] > both["q"])).to_numpy(),
+        both["edge"].to_numpy(), both["edge_q"].to_numpy())
+    dropped = np.zeros(len(a), dtype=bool)
+    dropped[farther] = True
     return dropped
 
 
@@ -719,7 +750,8 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams, corpus: CorpusIndex
         def apart(x: np.ndarray, y: np.ndarray) -> np.ndarray:
             return verify(shingle_sets, doc[x], doc[y], params).containment < params.join_min
 
-        clustered = is_edge & ~roundup_edges(len(doc), a, b, is_edge, overlap.jaccard < params.threshold, apart)
+        kept_apart = is_edge & ~conflicting_edges(a, b, is_edge, similar & (differ | other_names), overlap.jaccard)
+        clustered = kept_apart & ~roundup_edges(len(doc), a, b, kept_apart, overlap.jaccard < params.threshold, apart)
         edge_a, edge_b = a[clustered], b[clustered]
         movable = edge_a >= n_fixed
         centre, joined = join_clusters(star_centres(len(doc), edge_a, edge_b), edge_a[movable], edge_b[movable], close, agree)

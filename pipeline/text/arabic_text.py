@@ -215,6 +215,13 @@ def folded(text: pl.Expr) -> pl.Expr:
     )
 
 
+def joined_names(key: pl.Expr) -> pl.Expr:
+    """A ``match_key`` with the names built on "عبد" written as one word: outlets write
+    "عبد العزيز" and "عبدالعزيز", "عبد الله" and "عبدالله" for one name. Dedup compares
+    these keys; the other stages keep ``match_key`` itself (their outputs stay the same)."""
+    return key.str.replace_all(r"(^| )عبد (ال)", "${1}عبد${2}")
+
+
 def words(text: pl.Expr) -> pl.Expr:
     """List of words (Unicode-aware: diacritics stay inside their word)."""
     return text.str.extract_all(WORD)

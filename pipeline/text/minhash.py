@@ -33,7 +33,7 @@ import polars as pl
 import pyarrow as pa
 
 # Version of the shingle/signature scheme; an index built with another scheme is refused.
-SCHEME = "tabulated-words/poly-ngrams/affine-minhash+lead/v3"
+SCHEME = "tabulated-words/poly-ngrams/affine-minhash+lead/v4"  # v4: names on "عبد" joined
 _NGRAM_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constant (golden ratio)
 _SHIFT_8, _SHIFT_30, _SHIFT_27, _SHIFT_31, _SHIFT_32 = (np.uint64(s) for s in (8, 30, 27, 31, 32))
 _BYTE_SEED = np.uint64(0x2545F4914F6CDD1D)  # any odd constant: (position 0, byte 0) must not map to 0
