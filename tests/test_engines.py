@@ -15,6 +15,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import polars as pl
 import pytest
 import yaml
 from conftest import REPO, SAUDI_ZIPS, VENV_BIN, copy_project, run_command
@@ -67,27 +68,44 @@ def _set_engine(root: Path, name: str) -> None:
 
 
 def test_dvc_repro_on_a_ray_cluster_gives_the_local_outputs(tmp_path, ray_cluster):
-    """A day of SaudiNewsNet (1.7k articles) as the one drop, up to validation, in small
-    batches (several, so their order counts): the local engine, then a Ray cluster of two
-    nodes. Every output file and dvc.lock are the same."""
+    """A day of SaudiNewsNet (2.9k records) and 400 records of the next day as two drops, up
+    to validation, in small batches (several, so their order counts): the local engine, then
+    a Ray cluster of two nodes. Dedup groups the LSH bands and verifies the candidate pairs
+    (of the first drop, then of the second against the first's index) on the workers. Every
+    output file and dvc.lock are the same."""
     root = copy_project(tmp_path / "project")
     with zipfile.ZipFile(SAUDI_ZIPS / "2015-07-21.zip") as day:
         day.extractall(root / "data" / "raw" / "snn")
+    with zipfile.ZipFile(SAUDI_ZIPS / "2015-07-22.zip") as day:
+        records = json.loads(day.read("2015-07-22.json"))[:400]
+    (root / "data" / "raw" / "snn2").mkdir()
+    (root / "data" / "raw" / "snn2" / "2015-07-22.json").write_text(json.dumps(records, ensure_ascii=False))
     params = root / "params.yaml"
-    text = params.read_text(encoding="utf-8").replace("drop_order: [seed]", "drop_order: [snn]", 1)
+    text = params.read_text(encoding="utf-8").replace("drop_order: [seed]", "drop_order: [snn, snn2]", 1)
     text = re.sub(r"\n  batch_size: \d+ ", "\n  batch_size: 400 ", text, count=1)  # clean's
     text = re.sub(r"\n  batch_rows: \d+ ", "\n  batch_rows: 500 ", text, count=1)  # validate's
+    text = re.sub(r"\n  verify_batch_pairs: \d+ ", "\n  verify_batch_pairs: 100 ", text, count=1)  # dedup's
     params.write_text(text, encoding="utf-8")
     run_command("dvc", "repro", "validate", cwd=root)
     lock, outputs = (root / "dvc.lock").read_text(), output_files(root)
     rows = json.loads((root / "build" / "validate" / "rows" / "drop=snn" / "results.json").read_text())
     assert rows["batches"] > 1 and rows["articles"] > 1000
     pages = _data_docs_runs(root)
+    dedup = root / "build" / "dedup"
+    first = json.loads((dedup / "drop=snn" / "report.json").read_text())
+    assert first["candidate_pairs"] > 3 * 100 and first["duplicates_by_kind"]["near"] > 0  # several tasks of pairs
+    # the second drop has near duplicates of the first's articles: candidates from its index
+    kept_first = pl.read_parquet(dedup / "drop=snn" / "articles.parquet", columns=["id"])["id"]
+    second = pl.read_parquet(dedup / "drop=snn2" / "duplicates.parquet", columns=["duplicate_of", "kind"])
+    assert second.filter((pl.col("kind") == "near") & pl.col("duplicate_of").is_in(kept_first.implode())).height
 
     _set_engine(root, "ray")
     shutil.rmtree(root / "build")
-    log = run_command("dvc", "repro", "--force", "validate", cwd=root)
+    repro = subprocess.run(["dvc", "repro", "--force", "validate"], cwd=root, capture_output=True, text=True)
+    assert repro.returncode == 0, repro.stdout + repro.stderr
+    log = repro.stdout + repro.stderr
     assert "Running stage 'clean@snn'" in log
+    assert log.count("bands grouped and pairs verified on the ray engine") == 2, log
     assert (root / "dvc.lock").read_text() == lock
     assert output_files(root).keys() == outputs.keys()
     different = [name for name, data in output_files(root).items() if data != outputs[name]]
