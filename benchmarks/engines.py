@@ -1,17 +1,24 @@
 """The local engine against Ray (one node, 2 worker CPUs), stage by stage: the stages whose
-per-batch work runs on the engine (clean, dedup's signing, the row suite of validate), on a
+per-batch work runs on the engine (clean, dedup, the row suite of validate), on a
 generated corpus.
 
     .venv/bin/python benchmarks/engines.py --articles 10000
-    .venv/bin/python benchmarks/engines.py --articles 300000 --workdir /data/engines-bench
+    .venv/bin/python benchmarks/engines.py --articles 100000 --stages dedup "dedup new drop"
 
 The corpus is ``benchmarks/incremental.py``'s (real SaudiNewsNet sentences recombined into
-articles, seeded), one drop ``base``. The project is built up to dedup with the local
-engine (`dvc repro dedup`), then each stage command runs on each engine, one after the
-other: ``corpus clean --drop base --engine local|ray``, ``corpus dedup --engine
-local|ray``, ``corpus validate --drop base --engine local|ray``. The script starts a one-node Ray cluster (``ray start --head
---num-cpus 2``, on 127.0.0.1) and stops it at the end: do not run it while another Ray
-cluster of yours runs on the machine.
+articles, seeded), two drops: ``base`` and ``new`` (1 % of the articles, reprinting some of
+base's). The project is built up to dedup with the local engine (`dvc repro dedup`), then
+each stage command runs on each engine, one after the other:
+
+* clean: ``corpus clean --drop base --engine local|ray``;
+* dedup: ``corpus dedup --engine local|ray`` from an empty output folder: both drops,
+  base alone then new against base's index;
+* dedup new drop: the same with base's folder kept, so only the new drop is deduplicated,
+  against the index of base (what a drop added costs);
+* validate rows: ``corpus validate --drop base --engine local|ray``.
+
+The script starts a one-node Ray cluster (``ray start --head --num-cpus 2``, on 127.0.0.1)
+and stops it at the end: do not run it while another Ray cluster of yours runs on the machine.
 
 Per stage and engine it prints wall time, CPU seconds (all, and the driver's: the command's
 own process tree) and peak RSS: of the command's process tree, plus for Ray those of the
@@ -40,9 +47,20 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.incremental import generate, project_copy  # noqa: E402
+from pipeline.plumbing.params import with_list_item  # noqa: E402
 
 BIN = Path(sys.executable).parent
-STAGES = {"clean": ["clean", "--drop", "base"], "dedup": ["dedup"], "validate rows": ["validate", "--drop", "base"]}
+STAGES = {"clean": ["clean", "--drop", "base"], "dedup": ["dedup"], "dedup new drop": ["dedup"],
+          "validate rows": ["validate", "--drop", "base"]}
+
+
+def clear_outputs(stage: str, project: Path) -> None:
+    """Dedup reuses a drop's folder whose inputs did not change (the engine is not one of
+    them): take out what the measured command is to compute."""
+    if stage == "dedup":
+        shutil.rmtree(project / "build" / "dedup", ignore_errors=True)
+    elif stage == "dedup new drop":
+        shutil.rmtree(project / "build" / "dedup" / "drop=new", ignore_errors=True)
 
 
 class Sampler(threading.Thread):
@@ -118,6 +136,7 @@ def main() -> None:
     parser.add_argument("--articles", type=int, action="append", help="corpus size (repeatable; default 10000)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/engines-bench"))
+    parser.add_argument("--stages", nargs="+", choices=list(STAGES), default=list(STAGES))
     args = parser.parse_args()
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
     os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ['PATH']}"
@@ -127,20 +146,26 @@ def main() -> None:
             work = args.workdir / str(articles)
             shutil.rmtree(work, ignore_errors=True)
             generate(articles, args.seed, work / "corpus")
-            project = project_copy(work / "project", work / "corpus" / "base")
+            project = project_copy(REPO, work / "project", work / "corpus" / "base")
+            shutil.copytree(work / "corpus" / "new", project / "data" / "raw" / "new")
+            params = project / "params.yaml"
+            params.write_text(with_list_item(params.read_text(encoding="utf-8"), "split", "drop_order", "new"),
+                              encoding="utf-8")
             subprocess.run([str(BIN / "dvc"), "repro", "dedup"], cwd=project, check=True, capture_output=True)
-            figures = {(stage, engine): measured([str(BIN / "corpus"), *command, "--engine", engine], project,
-                                                 engine == "ray")
-                       for stage, command in STAGES.items() for engine in ("local", "ray")}
-            print(f"\n{articles:,} articles (drop base: {articles - max(1, round(articles * 0.01)):,}), "
-                  f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; Ray: one node, 2 CPUs")
-            print(f"{'stage':<15}{'engine':<8}{'wall s':>8}{'CPU s':>8}{'driver CPU s':>14}{'RSS GiB':>9}"
-                  f"{'wall ray/local':>16}{'CPU ray/local':>15}")
-            for (stage, engine), row in figures.items():
-                local = figures[(stage, "local")]
-                ratios = f"{row['wall'] / local['wall']:>16.2f}{row['cpu'] / local['cpu']:>15.2f}" if engine == "ray" else ""
-                print(f"{stage:<15}{engine:<8}{row['wall']:>8.1f}{row['cpu']:>8.1f}{row['driver']:>14.1f}"
-                      f"{row['rss']:>9.2f}{ratios}")
+            print(f"\n{articles:,} articles (drop base: {articles - max(1, round(articles * 0.01)):,}) on "
+                  f"{os.cpu_count()} cores; Ray: one node, 2 CPUs; load: the 1-minute load average after the command")
+            print(f"{'stage':<16}{'engine':<8}{'wall s':>8}{'CPU s':>8}{'driver CPU s':>14}{'RSS GiB':>9}"
+                  f"{'wall ray/local':>16}{'CPU ray/local':>15}{'load':>6}", flush=True)
+            for stage in args.stages:
+                rows = {}
+                for engine in ("local", "ray"):
+                    clear_outputs(stage, project)
+                    rows[engine] = row = measured([str(BIN / "corpus"), *STAGES[stage], "--engine", engine], project,
+                                                  engine == "ray")
+                    ratios = (f"{row['wall'] / rows['local']['wall']:>16.2f}{row['cpu'] / rows['local']['cpu']:>15.2f}"
+                              if engine == "ray" else " " * 31)
+                    print(f"{stage:<16}{engine:<8}{row['wall']:>8.1f}{row['cpu']:>8.1f}{row['driver']:>14.1f}"
+                          f"{row['rss']:>9.2f}{ratios}{os.getloadavg()[0]:>6.1f}", flush=True)
     finally:
         subprocess.run([str(BIN / "ray"), "stop", "--force"], capture_output=True)
 

@@ -15,13 +15,17 @@ import sys
 import zipfile
 from pathlib import Path
 
+import polars as pl
 import pytest
 import yaml
-from conftest import REPO, SAUDI_ZIPS, VENV_BIN, copy_project, run_command
-from pipeline_runs import output_files
+from conftest import REPO, SAUDI_ZIPS, VENV_BIN, copy_project, run_command, run_corpus
+from pipeline_runs import folder_files, output_files
 
+from benchmarks import dedup_eval
 from pipeline.engines.engine import engine_name
-from pipeline.plumbing.params import ParamsError
+from pipeline.plumbing.io import partition, scan_partitions, write_table
+from pipeline.plumbing.params import ParamsError, load_params
+from pipeline.stages.dedup import DUPLICATES_FILE, KEPT_FILE
 
 OBJECT_STORE_BYTES = str(100 * 2**20)  # per node; the test's batches are a few MB
 
@@ -77,17 +81,22 @@ def test_dvc_repro_on_a_ray_cluster_gives_the_local_outputs(tmp_path, ray_cluste
     text = params.read_text(encoding="utf-8").replace("drop_order: [seed]", "drop_order: [snn]", 1)
     text = re.sub(r"\n  batch_size: \d+ ", "\n  batch_size: 400 ", text, count=1)  # clean's
     text = re.sub(r"\n  batch_rows: \d+ ", "\n  batch_rows: 500 ", text, count=1)  # validate's
+    text = re.sub(r"\n  verify_batch_pairs: \d+ ", "\n  verify_batch_pairs: 100 ", text, count=1)  # dedup's
     params.write_text(text, encoding="utf-8")
     run_command("dvc", "repro", "validate", cwd=root)
     lock, outputs = (root / "dvc.lock").read_text(), output_files(root)
     rows = json.loads((root / "build" / "validate" / "rows" / "drop=snn" / "results.json").read_text())
     assert rows["batches"] > 1 and rows["articles"] > 1000
+    dedup = json.loads((root / "build" / "dedup" / "drop=snn" / "report.json").read_text())
+    assert dedup["candidate_pairs"] > 3 * 100 and dedup["duplicates_by_kind"]["near"] > 0  # several tasks of pairs
     pages = _data_docs_runs(root)
 
     _set_engine(root, "ray")
     shutil.rmtree(root / "build")
-    log = run_command("dvc", "repro", "--force", "validate", cwd=root)
-    assert "Running stage 'clean@snn'" in log
+    repro = subprocess.run(["dvc", "repro", "--force", "validate"], cwd=root, capture_output=True, text=True)
+    assert repro.returncode == 0, repro.stdout + repro.stderr
+    assert "Running stage 'clean@snn'" in repro.stdout
+    assert "bands grouped and pairs verified on the ray engine" in repro.stderr
     assert (root / "dvc.lock").read_text() == lock
     assert output_files(root).keys() == outputs.keys()
     different = [name for name, data in output_files(root).items() if data != outputs[name]]
@@ -103,6 +112,36 @@ def _data_docs_runs(root: Path) -> list[tuple[str, ...]]:
     runs = sorted(page.relative_to(site).parts[:-2] for page in site.rglob("*.html"))
     assert len(runs) >= 4, runs  # two suites, several batches
     return runs
+
+
+def test_dedup_against_earlier_drops_on_a_ray_cluster_gives_the_local_outputs(tmp_path, ray_cluster):
+    """The drops of the labelled dedup evaluation (real articles: the seeds, the SaudiNewsNet
+    sample with its reprints, templated reports), each deduplicated against the index of
+    those before it, with `corpus dedup --engine local`, then `--engine ray`: the LSH bands
+    (of a drop, and of a drop against the index) and the verification of the candidate
+    pairs on the two nodes' workers give the local engine's files, byte for byte."""
+    params = load_params(REPO / "params.yaml")
+    evaluation = dedup_eval.build_sample_evaluation(tmp_path / "evaluation", params)
+    clean = tmp_path / "clean"
+    for (drop,), articles in evaluation.articles.group_by("drop"):
+        write_table(articles, partition(clean, drop) / KEPT_FILE)
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(re.sub(r"\n  verify_batch_pairs: \d+ ", "\n  verify_batch_pairs: 200 ",
+                                  (REPO / "params.yaml").read_text(encoding="utf-8"), count=1), encoding="utf-8")
+    logs = {engine: run_corpus("--params", str(params_file), "dedup", "--input", str(clean), "--output",
+                               str(tmp_path / engine), "--metrics", str(tmp_path / f"{engine}.json"), "--engine",
+                               engine).stderr
+            for engine in ("local", "ray")}
+    drops = evaluation.articles["drop"].n_unique()
+    assert drops >= 3 and logs["ray"].count("bands grouped and pairs verified on the ray engine") == drops
+    assert folder_files(tmp_path / "ray") == folder_files(tmp_path / "local")
+    report = json.loads((tmp_path / "local" / "report.json").read_text())
+    assert report["candidate_pairs"] > 5 * 200
+    # later drops lost articles to earlier drops' kept ones: their candidates came from the index
+    kept = scan_partitions(tmp_path / "local", sorted(report["drops"]), KEPT_FILE).select("id", "drop").collect()
+    removed = pl.read_parquet(tmp_path / "local" / DUPLICATES_FILE).join(
+        kept.rename({"id": "duplicate_of", "drop": "kept_drop"}), on="duplicate_of")
+    assert removed.filter((pl.col("drop") != pl.col("kept_drop")) & (pl.col("kind") == "near")).height
 
 
 def test_the_default_engine_does_not_import_ray():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Callable, Iterable, Iterator, Protocol
 
 import polars as pl
 
@@ -24,6 +24,12 @@ class Engine(Protocol):
         """``make_worker()(batch, first_row)`` for each consecutive `batch_size` rows of
         `table` (``io.batches``' slices), in their order; a table without rows is one empty
         batch, so the outputs still get their columns."""
+        ...
+
+    def map_tasks(self, work: Callable[[Any, Any], Any], shared: Any, items: Iterable[Any]) -> Iterator[Any]:
+        """``work(shared, item)`` for each item, one task an item, in the items' order. `shared`
+        (read-only: arrays, a tuple of them) goes to the workers once; `items` are read as
+        tasks are started, so a generator of large items is not held whole."""
         ...
 
 

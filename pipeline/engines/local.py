@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import polars as pl
 
@@ -19,3 +19,6 @@ class LocalEngine:
         for batch in batches(table, batch_size, at_least_one=True):
             yield work(batch, first_row)
             first_row += batch.height
+
+    def map_tasks(self, work: Callable[[Any, Any], Any], shared: Any, items: Iterable[Any]) -> Iterator[Any]:
+        return (work(shared, item) for item in items)

@@ -15,6 +15,13 @@ at row groups and Ray's block sizes instead). Polars reads ``s3://``, ``gs://`` 
 Workers are actors (``ActorPoolStrategy``), one a CPU of the cluster, each building the
 stage's per-batch function once. Results come back in the order of the batches
 (``preserve_order``); the stage writes them on the driver with its own writers.
+
+Work that is not a slice of a table (dedup's LSH bands and its steps of candidate pairs)
+runs as Ray tasks (``map_tasks``): the data all tasks read is put in the object store once
+(numpy arrays are read from it without a copy), each task gets its own item, and at most
+two tasks a CPU wait or run at a time, so the driver builds items only as fast as the
+cluster takes them (Ray's pattern for limiting pending tasks). Paths in the items must be
+absolute.
 """
 
 from __future__ import annotations
@@ -22,7 +29,8 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-from typing import Any, Callable, Iterator
+from collections import deque
+from typing import Any, Callable, Iterable, Iterator
 
 import polars as pl
 import pyarrow as pa
@@ -66,6 +74,11 @@ class _BatchWorker:
         return pa.table({"result": pa.array(results, pa.large_binary())})
 
 
+@ray.remote
+def _task(work: Callable[[Any, Any], Any], shared: Any, item: Any) -> Any:
+    return work(shared, item)
+
+
 class RayEngine:
     name = "ray"
 
@@ -86,3 +99,14 @@ class RayEngine:
         for block in results.iter_batches(batch_size=None, batch_format="pyarrow"):
             for result in block.column("result").to_pylist():
                 yield pickle.loads(result)
+
+    def map_tasks(self, work: Callable[[Any, Any], Any], shared: Any, items: Iterable[Any]) -> Iterator[Any]:
+        shared_ref = ray.put(shared)
+        limit = 2 * max(1, int(ray.cluster_resources().get("CPU", 1)))
+        pending: deque[ray.ObjectRef] = deque()
+        for item in items:
+            if len(pending) >= limit:
+                yield ray.get(pending.popleft())
+            pending.append(_task.remote(work, shared_ref, item))
+        while pending:
+            yield ray.get(pending.popleft())

@@ -30,6 +30,11 @@ scratch.
 Articles are read in batches of ``dedup.batch_size``: only one batch's shingles are ever
 in memory; what grows with a drop is its signature matrix (``minhash.width * 4`` bytes an
 article).
+
+On an engine (``dedup.engine``, pipeline/engines/) the batches are signed, the LSH bands
+grouped (a task a band, of the drop and against the index) and the candidate pairs verified
+(a task a step of pairs, with the shingle sets of its articles) on the workers; the
+decisions on the verified pairs and the clustering stay here. Same outputs, byte for byte.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ import numpy as np
 import polars as pl
 import xxhash
 
-from pipeline.engines.engine import DEFAULT_ENGINE, add_engine_option, engine_name, open_engine, with_engine
+from pipeline.engines.engine import DEFAULT_ENGINE, Engine, add_engine_option, engine_name, open_engine, with_engine
 from pipeline.plumbing.fingerprint import code_digest, digest, files_digest
 from pipeline.plumbing.io import (
     PARTITION_PREFIX,
@@ -120,7 +125,9 @@ class DedupParams:
     names_min: int
     names_share: float
     lead_min: float
-    engine: str = DEFAULT_ENGINE  # what signs the batches (pipeline/engines/): outputs are the same
+    # what signs the batches, groups the LSH bands and verifies the candidate pairs
+    # (pipeline/engines/; clustering stays here): outputs are the same
+    engine: str = DEFAULT_ENGINE
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "DedupParams":
@@ -416,15 +423,49 @@ def verify(shingle_sets: minhash.ShingleSets, a: np.ndarray, b: np.ndarray, para
                      for name in ("jaccard", "containment", "smaller", "larger", "lead")))
 
 
+def verify_on_engine(engine: Engine, shingle_sets: minhash.ShingleSets, details: minhash.ShingleSets,
+                     a: np.ndarray, b: np.ndarray, params: DedupParams) -> Iterator[tuple[slice, Overlap]]:
+    """``verify_steps`` with each step a task of `engine`: the task gets the step's pairs and
+    the sets of their documents (``ShingleSets.subset``) and runs ``verify`` on them. The
+    local engine verifies in place instead (no copy of the sets)."""
+    if engine.name == "local":
+        yield from verify_steps(shingle_sets, details, a, b, params)
+        return
+    step_starts = range(0, len(a), params.verify_batch_pairs)
+
+    def tasks() -> Iterator[tuple]:
+        for first in step_starts:
+            x, y = a[first:first + params.verify_batch_pairs], b[first:first + params.verify_batch_pairs]
+            docs = np.unique(np.concatenate([x, y]))
+            detail_docs = (3 * docs[:, None] + np.arange(3)).ravel()  # ``minhash.detail_sets``: three a document
+            yield (shingle_sets.subset(docs), details.subset(detail_docs), np.searchsorted(docs, x),
+                   np.searchsorted(docs, y))
+
+    progress = Progress(STAGE, f"pairs verified on {engine.name}", total=len(a))
+    for first, overlap in zip(step_starts, engine.map_tasks(partial(_verify_task, params=params), None, tasks())):
+        yield slice(first, first + params.verify_batch_pairs), overlap
+        progress.advance(len(overlap.jaccard))
+    progress.done()
+
+
+def _verify_task(_: None, task: tuple, params: DedupParams) -> Overlap:
+    """``verify_on_engine``'s task: ``verify`` over the sets it was sent."""
+    sets, detail_sets, a, b = task
+    with minhash.ShingleSets() as shingle_sets, minhash.ShingleSets() as details:
+        shingle_sets.add_sets(sets)
+        details.add_sets(detail_sets)
+        return verify(shingle_sets, a, b, params, details)
+
+
 def verify_to_files(shingle_sets: minhash.ShingleSets, details: minhash.ShingleSets, a: np.ndarray, b: np.ndarray,
-                    doc: np.ndarray, params: DedupParams, folder: Path) -> pl.LazyFrame:
+                    doc: np.ndarray, params: DedupParams, folder: Path, engine: Engine) -> pl.LazyFrame:
     """Verifies candidate pairs of rank numbers ``a[i] < b[i]`` (``doc``: their rows in
-    ``shingle_sets``) step by step, each step written to a Parquet file in ``folder``
-    (VERIFIED_SCHEMA): the candidate pairs grow faster than the corpus (about N^1.8), so
-    their verified list is read back lazily, never held whole."""
+    ``shingle_sets``) step by step on `engine` (``verify_on_engine``), each step written to
+    a Parquet file in ``folder`` (VERIFIED_SCHEMA): the candidate pairs grow faster than the
+    corpus (about N^1.8), so their verified list is read back lazily, never held whole."""
     folder.mkdir(parents=True, exist_ok=True)
     files = []
-    for step, overlap in verify_steps(shingle_sets, details, doc[a], doc[b], params):
+    for step, overlap in verify_on_engine(engine, shingle_sets, details, doc[a], doc[b], params):
         files.append(folder / f"{len(files):08d}.parquet")
         pl.DataFrame({
             "a": a[step], "b": b[step], "similarity": overlap.jaccard, "containment": overlap.containment,
@@ -674,6 +715,7 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams, corpus: CorpusIndex
     batch at a time, and their sets on disk (``minhash.ShingleSets``) until the pairs are
     verified and the clusters joined."""
     ranked = rank_order(articles.select("id", "n_chars", "published_date")).select("id").collect(engine="streaming")
+    engine = open_engine({}, params.engine)
     scratch = tempfile.TemporaryDirectory(prefix="dedup-verified-pairs-")
     with minhash.ShingleSets() as shingle_sets, minhash.ShingleSets() as details:
         figure_parts: list[pl.DataFrame] = []
@@ -682,7 +724,7 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams, corpus: CorpusIndex
         cross = pl.DataFrame(schema={"id_a": pl.String, "key_hash": pl.String})
         if corpus is not None and signed.height:
             distinct = signed.select("key_hash", "signature").unique("key_hash", keep="first", maintain_order=True)
-            near = corpus.candidates(distinct["signature"].to_numpy(), params)
+            near = corpus.candidates(distinct["signature"].to_numpy(), params, engine.map_tasks)
             cross = pl.concat([
                 corpus.exact(distinct["key_hash"]),
                 near.select("id_a", key_hash=distinct["key_hash"].gather(near["b"])),
@@ -712,7 +754,8 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams, corpus: CorpusIndex
         rep = rep.to_series().to_numpy()
         reps = np.flatnonzero((rep == rank) & (rank >= n_fixed))
 
-        candidates = minhash.candidate_pairs(signed["signature"].to_numpy(), params.minhash, params.max_bucket_size, doc[reps])
+        candidates = minhash.candidate_pairs(signed["signature"].to_numpy(), params.minhash, params.max_bucket_size,
+                                             doc[reps], engine.map_tasks)
         a, b = reps[candidates["a"].to_numpy()], reps[candidates["b"].to_numpy()]
         # a corpus article (rank < n_fixed) and the new distinct text of that key
         fixed_rank = pl.DataFrame({"id_a": ids[:n_fixed], "a": rank[:n_fixed]})
@@ -722,8 +765,9 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams, corpus: CorpusIndex
         a, b = pairs["a"].to_numpy(), pairs["b"].to_numpy()
         log(STAGE, f"{len(reps):,} distinct texts, {len(a):,} candidate pairs from "
                    f"{params.minhash.bands} bands x {params.minhash.rows} rows"
-                   + (f" ({crossing.height:,} with {n_fixed:,} articles of earlier drops)" if corpus is not None else ""))
-        verified = verify_to_files(shingle_sets, details, a, b, doc, params, Path(scratch.name) / "verified_pairs")
+                   + (f" ({crossing.height:,} with {n_fixed:,} articles of earlier drops)" if corpus is not None else "")
+                   + f"; bands grouped and pairs verified on the {engine.name} engine")
+        verified = verify_to_files(shingle_sets, details, a, b, doc, params, Path(scratch.name) / "verified_pairs", engine)
         del candidates, pairs, crossing
         # Only pairs that may be duplicates or listed for review are read back.
         relevant = verified.filter(
@@ -834,28 +878,33 @@ class CorpusIndex:
         return self.scan(INDEX_FILE).select(id_a="id", key_hash="key_hash").join(
             pl.LazyFrame({"key_hash": key_hashes}), on="key_hash", how="semi").collect(engine="streaming")
 
-    def candidates(self, signature: np.ndarray, params: DedupParams) -> pl.DataFrame:
+    def candidates(self, signature: np.ndarray, params: DedupParams,
+                   map_tasks: minhash.MapTasks | None = None) -> pl.DataFrame:
         """id_a, b: corpus articles sharing a band key with new document ``b`` (a row of
         ``signature``), as ``minhash.candidate_pairs`` with the corpus ranked first: a bucket
         of more than ``max_bucket_size`` (corpus and new) pairs its new members with its
-        first corpus article only."""
+        first corpus article only. One task a band (``band_candidates``, through an engine's
+        ``map_tasks``; default: here, one after the other)."""
         found = pl.DataFrame(schema={"a": pl.UInt32, "b": pl.Int64})
-        index = self.scan(INDEX_FILE)
-        positions = np.arange(len(signature), dtype=np.int64)
-        for band in range(params.minhash.all_bands):
-            new = pl.DataFrame({"key": minhash.band_keys(signature, params.minhash, band), "b": positions})
-            old = index.select(key=pl.col(band_column(band))).with_row_index("a").join(
-                new.lazy().select("key"), on="key", how="semi").collect(engine="streaming")
-            if old.is_empty():
-                continue
-            sizes = old.group_by("key").agg(first=pl.col("a").min(), size=pl.len()).join(
-                new.group_by("key").len(), on="key")
-            capped = sizes.filter(pl.col("size") + pl.col("len") > params.max_bucket_size).select("key", "first")
-            pairs = old.join(new, on="key").join(capped, on="key", how="left").filter(
-                pl.col("first").is_null() | (pl.col("a") == pl.col("first")))
-            found = pl.concat([found, pairs.select("a", "b")]).unique()
-        ids = index.select("id").with_row_index("a").join(found.lazy().select("a"), on="a", how="semi")
+        resolved = CorpusIndex(tuple(Path(folder).resolve() for folder in self.folders))  # for the workers
+        work = partial(resolved.band_candidates, params=params)
+        for pairs in (map_tasks or minhash.map_in_order)(work, signature, range(params.minhash.all_bands)):
+            found = pl.concat([found, pairs]).unique()
+        ids = self.scan(INDEX_FILE).select("id").with_row_index("a").join(found.lazy().select("a"), on="a", how="semi")
         return found.join(ids.collect(engine="streaming"), on="a").select(id_a="id", b="b").sort("id_a", "b")
+
+    def band_candidates(self, signature: np.ndarray, band: int, params: DedupParams) -> pl.DataFrame:
+        """a (row of the corpus index), b (row of ``signature``): the pairs of ``candidates``
+        that share the key of one band."""
+        new = pl.DataFrame({"key": minhash.band_keys(signature, params.minhash, band),
+                            "b": np.arange(len(signature), dtype=np.int64)})
+        old = self.scan(INDEX_FILE).select(key=pl.col(band_column(band))).with_row_index("a").join(
+            new.lazy().select("key"), on="key", how="semi").collect(engine="streaming")
+        sizes = old.group_by("key").agg(first=pl.col("a").min(), size=pl.len()).join(new.group_by("key").len(), on="key")
+        capped = sizes.filter(pl.col("size") + pl.col("len") > params.max_bucket_size).select("key", "first")
+        pairs = old.join(new, on="key").join(capped, on="key", how="left").filter(
+            pl.col("first").is_null() | (pl.col("a") == pl.col("first")))
+        return pairs.select("a", "b")
 
     def articles(self, ids: pl.Series) -> pl.LazyFrame:
         """The kept corpus articles with these ids, in drop and file order."""
@@ -890,7 +939,7 @@ def match_against_index(articles: pl.LazyFrame, index_dir: Path, params: dict[st
     )
     rest = new.filter(~pl.col("id").is_in(exact["id"].implode()))
     # New articles are verified under a prefixed id: a drop may reuse an id of the corpus.
-    found = corpus.candidates(rest["signature"].to_numpy(), dedup)
+    found = corpus.candidates(rest["signature"].to_numpy(), dedup, open_engine({}, dedup.engine).map_tasks)
     candidates = found.select("id_a", id_b=NEW_PREFIX + rest["id"].gather(found["b"]))
     texts = pl.concat([corpus.articles(candidates["id_a"].unique()).select("id", "text"),
                        articles.select(id=NEW_PREFIX + pl.col("id"), text="text")])

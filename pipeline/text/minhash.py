@@ -26,7 +26,8 @@ import os
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import polars as pl
@@ -279,32 +280,45 @@ def band_keys(signature: np.ndarray, params: MinHashParams, band: int, docs: np.
 
 
 def candidate_pairs(signature: np.ndarray, params: MinHashParams, max_bucket_size: int,
-                    docs: np.ndarray | None = None) -> pl.DataFrame:
+                    docs: np.ndarray | None = None, map_tasks: MapTasks | None = None) -> pl.DataFrame:
     """Distinct pairs (a < b, positions in ``docs``) of documents that share a band key (LSH),
     over all the bands (``all_bands``: of the text and of its lead).
 
     ``docs`` are the rows of ``signature`` to pair (default: all), in rank order (the
     preferred kept article first). A bucket of more than ``max_bucket_size`` documents pairs
     each member with the bucket's first member only, so a very common band (templated
-    articles) stays linear, not quadratic. Bands are taken one at a time: a pair found in
-    many bands is held once."""
+    articles) stays linear, not quadratic. Each band is grouped on its own (``band_pairs``,
+    one task a band through ``map_tasks``, an engine's: a cluster groups the bands; default:
+    here, one after the other); a pair found in many bands is held once."""
     found = pl.DataFrame(schema={"a": pl.Int64, "b": pl.Int64})
-    positions = np.arange(len(signature) if docs is None else len(docs), dtype=np.int64)
-    for band in range(params.all_bands):
-        keys = band_keys(signature, params, band, docs)
-        buckets = pl.DataFrame({"key": keys, "doc": positions}).filter(pl.len().over("key") > 1)
-        if buckets.is_empty():
-            continue
-        buckets = buckets.with_columns(size=pl.len().over("key"), first=pl.col("doc").min().over("key"))
-        small = buckets.filter(pl.col("size") <= max_bucket_size).select("key", "doc")
-        pairs = small.join(small, on="key", suffix="_b").filter(pl.col("doc") < pl.col("doc_b"))
-        star = buckets.filter((pl.col("size") > max_bucket_size) & (pl.col("doc") != pl.col("first")))
-        found = pl.concat([
-            found,
-            pairs.select(a=pl.col("doc"), b=pl.col("doc_b")),
-            star.select(a=pl.col("first"), b=pl.col("doc")),
-        ]).unique()
+    work = partial(band_pairs, params=params, max_bucket_size=max_bucket_size)
+    for pairs in (map_tasks or map_in_order)(work, (signature, docs), range(params.all_bands)):
+        found = pl.concat([found, pairs]).unique()
     return found.sort("a", "b")
+
+
+def band_pairs(rows: tuple[np.ndarray, np.ndarray | None], band: int, params: MinHashParams,
+               max_bucket_size: int) -> pl.DataFrame:
+    """a, b: the pairs of ``candidate_pairs`` that share the key of one band; ``rows`` is
+    (``signature``, ``docs``)."""
+    signature, docs = rows
+    positions = np.arange(len(signature) if docs is None else len(docs), dtype=np.int64)
+    keys = band_keys(signature, params, band, docs)
+    buckets = pl.DataFrame({"key": keys, "doc": positions}).filter(pl.len().over("key") > 1)
+    buckets = buckets.with_columns(size=pl.len().over("key"), first=pl.col("doc").min().over("key"))
+    small = buckets.filter(pl.col("size") <= max_bucket_size).select("key", "doc")
+    pairs = small.join(small, on="key", suffix="_b").filter(pl.col("doc") < pl.col("doc_b"))
+    star = buckets.filter((pl.col("size") > max_bucket_size) & (pl.col("doc") != pl.col("first")))
+    return pl.concat([pairs.select(a=pl.col("doc"), b=pl.col("doc_b")), star.select(a=pl.col("first"), b=pl.col("doc"))])
+
+
+# ``map_tasks`` of an engine (pipeline/engines/): ``work(shared, item)`` for each item, in order.
+MapTasks = Callable[[Callable[[Any, Any], Any], Any, Iterable[Any]], Iterable[Any]]
+
+
+def map_in_order(work: Callable[[Any, Any], Any], shared: Any, items: Iterable[Any]) -> Iterator[Any]:
+    """``MapTasks`` in this process (the local engine's)."""
+    return (work(shared, item) for item in items)
 
 
 class ShingleSets:
@@ -353,10 +367,7 @@ class ShingleSets:
         Only the sets of the documents of these pairs are read (the caller bounds memory by
         asking for a step of pairs at a time); every fingerprint of ``a[i]`` is looked up
         among those of ``b[i]`` by binary search."""
-        if len(self._ends) > 1:
-            self._file.flush()
-            self._ends = [np.concatenate(self._ends)]
-        offsets = self._ends[0]
+        offsets = self._offsets()
         sizes = np.diff(offsets)
         docs = np.unique(np.concatenate([a, b]))
         values = self._read(docs, offsets)
@@ -374,6 +385,21 @@ class ShingleSets:
         hit = keys[np.minimum(found, len(keys) - 1)] == queries
         shared = np.bincount(owner, weights=hit, minlength=len(a)).astype(np.int64)
         return shared, counts, sizes[b]
+
+    def subset(self, docs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The sets of ``docs`` (sorted, distinct) as ``add_sets`` takes them: a ShingleSets
+        they are added to numbers them 0, 1, ... (what a worker verifying a step of pairs
+        gets, ``np.searchsorted(docs, a)`` its pairs)."""
+        offsets = self._offsets()
+        return self._read(docs, offsets).astype(np.uint32), np.diff(offsets)[docs]
+
+    def _offsets(self) -> np.ndarray:
+        """Where each document's set begins in the file (and the end of the last), once the
+        sets added so far are written."""
+        if len(self._ends) > 1:
+            self._file.flush()
+            self._ends = [np.concatenate(self._ends)]
+        return self._ends[0]
 
     def _read(self, docs: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         """The stored sets of ``docs`` (sorted), concatenated: one read per run of
