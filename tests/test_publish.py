@@ -32,7 +32,7 @@ from pipeline.plumbing.params import load_params, section
 from pipeline.plumbing.schema import ARTICLE_SCHEMA, CLUSTER_ID, CLUSTERED_ARTICLE_SCHEMA, QUARANTINE_REASONS, SPLITS, conform
 from pipeline.release import card, card_figures, publish
 from pipeline.release.versions import MANIFEST_PATH, RELEASE_PATH
-from pipeline.stages import split, validate
+from pipeline.stages import split as split_stage, validate
 
 TEMPLATE = REPO / "dataset_card.md"
 REPO_ID = "tests/arabic-news"
@@ -81,13 +81,13 @@ def gate_failures(generations, tmp_path_factory) -> dict[str, Path]:
     strict["split"]["contamination"] |= {"article_overlap": 0.01, "max_contaminated_share": 0.0}
     contaminated = runs["contaminated"]
     (contaminated / "split").unlink()
-    split_report = split.run(first / "dedup", contaminated / "split", None, strict)
+    split_report = split_stage.run(first / "dedup", contaminated / "split", None, strict)
     assert split_report["contamination"]["gate"]["passed"] is False
     return runs
 
 
 def split_tables(run: Path) -> dict[str, pl.DataFrame]:
-    return {name: split.split_table(run / "split", name).collect() for name in SPLITS}
+    return {name: split_stage.split_table(run / "split", name).collect() for name in SPLITS}
 
 
 def stage_dirs(run: Path) -> dict[str, Path]:
@@ -263,7 +263,7 @@ def test_card_accounts_for_every_input(built, generations):
     published = sum(t.height for t in split_tables(run).values())
     duplicates = pl.read_parquet(run / "dedup" / "duplicates.parquet").height
     quarantine = pl.concat([pl.read_parquet(run / "clean" / "quarantine.parquet").select("stage", "reason"),  # ingest's and clean's
-                            split.split_table(run / "split", "quarantine").select("stage", "reason").collect()])
+                            split_stage.split_table(run / "split", "quarantine").select("stage", "reason").collect()])
     assert duplicates and quarantine.height and inputs == published + duplicates + quarantine.height
     at = quarantine["stage"].value_counts()
     at = dict(zip(at["stage"], at["count"]))
