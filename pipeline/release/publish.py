@@ -50,16 +50,17 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
-import xxhash
 
 from pipeline.commands import add_parser
-from pipeline.plumbing.fingerprint import code_digest, digest
+from pipeline.plumbing.fingerprint import code_digest, digest, files_digest
 from pipeline.plumbing.io import (
     PARQUET_OPTIONS,
     ParquetAppender,
     batches,
     read_json,
     reset_dir,
+    scan_table,
+    table_rows,
     write_json,
     write_table,
     write_text,
@@ -71,7 +72,7 @@ from pipeline.plumbing.schema import CLUSTERED_ARTICLE_COLUMNS, CLUSTERED_ARTICL
 from pipeline.release import card, card_figures, croissant, manifests
 from pipeline.release.manifests import RecordDiff
 from pipeline.release.versions import CARD_PATH, MANIFEST_PATH, RELEASE_PATH, Version, VersionError
-from pipeline.stages.split import split_table
+from pipeline.stages.split import drop_table_files
 from pipeline.stages.validate import RESULTS_FILE
 
 STAGE = "publish"
@@ -182,21 +183,14 @@ def shard_name(split: str, drop: str, index: int, count: int) -> str:
     return f"data/{split}-{drop}-{index:05d}-of-{count:05d}.parquet"
 
 
-def split_rows(split_dir: Path, split: str) -> pl.LazyFrame:
-    """A split's published articles, a drop's together, drops in order: the one place the
-    build opens the split tables."""
-    return conform(split_table(split_dir, split), CLUSTERED_ARTICLE_SCHEMA)
-
-
 @dataclass(frozen=True)
 class DropRows:
-    """The articles of one drop in one split: where they lie in the split table, and what
-    their shards are built from (their content, and what else shapes a shard's bytes)."""
+    """The articles of one drop in one split (the split stage's table of that drop), and
+    what their shards are built from (the table's bytes, and what else shapes a shard's)."""
 
     split: str
     drop: str
-    first: int  # row of the split table of its first article
-    last: int  # and of its last (a drop's articles are together: nothing else between, as a rule)
+    path: Path  # the split stage's table of the drop's articles in the split
     rows: int
     fingerprint: str
 
@@ -212,22 +206,14 @@ def shard_shaping(settings: Settings) -> str:
     return digest(shape, code_digest(__name__), pa.__version__, pl.__version__)
 
 
-def split_drops(rows: pl.LazyFrame, split: str, shaping: str) -> list[DropRows]:
-    """The drops of a split in its order, read ``READ_ROWS`` articles at a time. A drop's
-    fingerprint hashes its rows in order (Polars' hash of each row's columns: fast, and
-    stable for a Polars version, which `shaping` holds)."""
-    hashers: dict[str, Any] = {}
-    spans: dict[str, tuple[int, int, int]] = {}  # drop -> first and last row, rows
-    offset = 0
-    for batch in batches(rows, READ_ROWS):
-        hashed = batch.select("drop").with_columns(hash=batch.hash_rows(), row=pl.int_range(offset, offset + batch.height))
-        for (drop,), of_drop in hashed.group_by("drop", maintain_order=True):
-            hashers.setdefault(drop, xxhash.xxh3_128()).update(of_drop["hash"].to_numpy().tobytes())
-            first, _, n = spans.get(drop, (of_drop["row"][0], 0, 0))
-            spans[drop] = (first, of_drop["row"][-1], n + of_drop.height)
-        offset += batch.height
-    return [DropRows(split, drop, first, last, n, digest(shaping, split, drop, hashers[drop].hexdigest()))
-            for drop, (first, last, n) in spans.items()]
+def split_drops(split_dir: Path, split: str, shaping: str) -> list[DropRows]:
+    """The drops that have articles in a split, in drop order: the one place the build
+    opens the split tables. A drop's fingerprint hashes its table's bytes (read, not decoded)."""
+    found = []
+    for drop, path in drop_table_files(split_dir, split):
+        if rows := table_rows(path):
+            found.append(DropRows(split, drop, path, rows, digest(shaping, split, drop, files_digest(path))))
+    return found
 
 
 def manifest_part(split: str, drop: str) -> str:
@@ -243,7 +229,7 @@ def write_shards(split_dir: Path, folder: Path, settings: Settings) -> tuple[lis
 
     The shards (and manifest rows) of a drop in a split that a previous build of `folder`
     made from the same fingerprint (``STATE_FILE``) are kept as they are: a new drop costs
-    reading the split tables once (to hash the rows) and writing its own shards. A shard is
+    hashing the bytes of the split tables of each drop and writing its own shards. A shard is
     written a row group at a time, so memory holds ``READ_ROWS`` articles and a row group
     whatever ``shard_rows`` is."""
     shaping = shard_shaping(settings)
@@ -251,7 +237,7 @@ def write_shards(split_dir: Path, folder: Path, settings: Settings) -> tuple[lis
     built: dict[str, dict[str, Any]] = {}  # (split/drop) -> its fingerprint, shards and manifest, as STATE_FILE keeps them
     to_write: list[DropRows] = []
     for split in SPLITS:
-        for drop in split_drops(split_rows(split_dir, split), split, shaping):
+        for drop in split_drops(split_dir, split, shaping):
             kept = previous.get(drop.key, {})
             if kept.get("fingerprint") == drop.fingerprint and (folder / kept["manifest"]).is_file() and all(
                     (folder / shard["path"]).is_file() and (folder / shard["path"]).stat().st_size == shard["file_bytes"]
@@ -266,8 +252,7 @@ def write_shards(split_dir: Path, folder: Path, settings: Settings) -> tuple[lis
     write_json(folder / STATE_FILE, {key: state for key, state in built.items() if state["shards"]})
     progress = Progress(STAGE, "articles", total=sum(drop.rows for drop in to_write))
     for drop in to_write:
-        rows = split_rows(split_dir, drop.split).slice(drop.first, drop.last - drop.first + 1)
-        built[drop.key]["shards"] = [dataclasses.asdict(shard) for shard in write_drop_shards(rows, drop, folder, settings)]
+        built[drop.key]["shards"] = [dataclasses.asdict(shard) for shard in write_drop_shards(drop, folder, settings)]
         progress.advance(drop.rows)
     write_json(folder / STATE_FILE, built)
     shards = [Shard(**shard) for state in built.values() for shard in state["shards"]]
@@ -277,10 +262,9 @@ def write_shards(split_dir: Path, folder: Path, settings: Settings) -> tuple[lis
     return shards, manifest
 
 
-def write_drop_shards(rows: pl.LazyFrame, drop: DropRows, folder: Path, settings: Settings) -> list[Shard]:
-    """The articles of `drop` among `rows` (its stretch of the split table) as its shards,
-    and their manifest rows (``manifest_part``)."""
-    articles = (batch.filter(pl.col("drop") == drop.drop) for batch in batches(rows, READ_ROWS))
+def write_drop_shards(drop: DropRows, folder: Path, settings: Settings) -> list[Shard]:
+    """The articles of `drop` as its shards, and their manifest rows (``manifest_part``)."""
+    articles = batches(conform(scan_table(drop.path), CLUSTERED_ARTICLE_SCHEMA), READ_ROWS)
     count = math.ceil(drop.rows / settings.shard_rows)
     shards, waiting = [], pl.DataFrame(schema=CLUSTERED_ARTICLE_SCHEMA)
     with ParquetAppender(folder / manifest_part(drop.split, drop.drop), manifests.MANIFEST_SCHEMA) as records:

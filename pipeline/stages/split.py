@@ -552,7 +552,6 @@ LAYER_ARTICLES = pl.Schema({"key": pl.UInt64(), "id": pl.String(), "split": SPLI
 OWNED_NGRAMS = pl.Schema({"partition": pl.UInt32(), "ngram": pl.UInt64(), "owner": pl.UInt64()})
 HELD_OUT_NGRAMS = pl.Schema({"partition": pl.UInt32(), "ngram": pl.UInt64(), "key": pl.UInt64(), "split": SPLIT_TYPE})
 SHARED_NGRAMS = pl.Schema({"key": pl.UInt64(), "owner": pl.UInt64(), "shared": pl.Int64()})
-NEW_NGRAMS = pl.Schema({"key": pl.UInt64(), "split": SPLIT_TYPE, "ngram": pl.UInt64()})
 # Bumped when what a layer holds changes: every layer is then rebuilt.
 INDEX_FORMAT = 3
 
@@ -909,13 +908,22 @@ def split_table(split_dir: Path, table: str) -> pl.LazyFrame:
     """One of the split stage's per-drop tables over every drop, drops in drop order:
     ``train``, ``validation``, ``test`` (CLUSTERED_ARTICLE_SCHEMA), ``assignments``
     (ASSIGNMENT_SCHEMA) or ``quarantine`` (QUARANTINE_SCHEMA)."""
-    return _drop_tables(split_dir, read_json(split_dir / REPORT_FILE)["drops"], table)
+    return pl.concat([scan_table(path) for _, path in drop_table_files(split_dir, table)])
+
+
+def drop_table_files(split_dir: Path, table: str) -> list[tuple[str, Path]]:
+    """(drop, file) of one of the split stage's per-drop tables, drops in drop order."""
+    return [(drop, _drop_table_file(split_dir, drop, table)) for drop in read_json(split_dir / REPORT_FILE)["drops"]]
+
+
+def _drop_table_file(split_dir: Path, drop: str, table: str) -> Path:
+    if table not in DROP_TABLES:
+        raise ValueError(f"the split stage has no table {table!r}: one of {', '.join(DROP_TABLES)}")
+    return partition(split_dir, drop) / f"{table}.parquet"
 
 
 def _drop_tables(split_dir: Path, drops: list[str], table: str) -> pl.LazyFrame:
-    if table not in DROP_TABLES:
-        raise ValueError(f"the split stage has no table {table!r}: one of {', '.join(DROP_TABLES)}")
-    return pl.concat([scan_table(partition(split_dir, drop) / f"{table}.parquet") for drop in drops])
+    return pl.concat([scan_table(_drop_table_file(split_dir, drop, table)) for drop in drops])
 
 
 def run(
