@@ -22,6 +22,7 @@ import numpy as np
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a script from anywhere
+from pipeline.engines.local import LocalEngine  # noqa: E402
 from pipeline.plumbing.params import load_params  # noqa: E402
 from pipeline.stages import dedup  # noqa: E402
 from pipeline.text import minhash  # noqa: E402
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     counted = {}
     for label, cap in (("capped", params.max_bucket_size), ("uncapped", len(signature))):
         started = time.perf_counter()
-        counted[label] = (minhash.candidate_pairs(signature, params.minhash, cap).height, time.perf_counter() - started)
+        counted[label] = (minhash.candidate_pairs(signature, params.minhash, cap, LocalEngine().map_tasks).height, time.perf_counter() - started)
         print(f"{label:>9} (max_bucket_size {cap:,}): {counted[label][0]:,} candidate pairs in {counted[label][1]:.1f} s")
     (pairs, seconds), (pairs_all, seconds_all) = counted["capped"], counted["uncapped"]
     print(f"capped / uncapped: candidate pairs {pairs / pairs_all:.3f}x, seconds {seconds / seconds_all:.2f}x")

@@ -755,7 +755,7 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams, corpus: CorpusIndex
         reps = np.flatnonzero((rep == rank) & (rank >= n_fixed))
 
         candidates = minhash.candidate_pairs(signed["signature"].to_numpy(), params.minhash, params.max_bucket_size,
-                                             doc[reps], engine.map_tasks)
+                                             engine.map_tasks, doc[reps])
         a, b = reps[candidates["a"].to_numpy()], reps[candidates["b"].to_numpy()]
         # a corpus article (rank < n_fixed) and the new distinct text of that key
         fixed_rank = pl.DataFrame({"id_a": ids[:n_fixed], "a": rank[:n_fixed]})
@@ -878,17 +878,16 @@ class CorpusIndex:
         return self.scan(INDEX_FILE).select(id_a="id", key_hash="key_hash").join(
             pl.LazyFrame({"key_hash": key_hashes}), on="key_hash", how="semi").collect(engine="streaming")
 
-    def candidates(self, signature: np.ndarray, params: DedupParams,
-                   map_tasks: minhash.MapTasks | None = None) -> pl.DataFrame:
+    def candidates(self, signature: np.ndarray, params: DedupParams, map_tasks: minhash.MapTasks) -> pl.DataFrame:
         """id_a, b: corpus articles sharing a band key with new document ``b`` (a row of
         ``signature``), as ``minhash.candidate_pairs`` with the corpus ranked first: a bucket
         of more than ``max_bucket_size`` (corpus and new) pairs its new members with its
         first corpus article only. One task a band (``band_candidates``, through an engine's
-        ``map_tasks``; default: here, one after the other)."""
+        ``map_tasks``)."""
         found = pl.DataFrame(schema={"a": pl.UInt32, "b": pl.Int64})
         resolved = CorpusIndex(tuple(Path(folder).resolve() for folder in self.folders))  # for the workers
         work = partial(resolved.band_candidates, params=params)
-        for pairs in (map_tasks or minhash.map_in_order)(work, signature, range(params.minhash.all_bands)):
+        for pairs in map_tasks(work, signature, range(params.minhash.all_bands)):
             found = pl.concat([found, pairs]).unique()
         ids = self.scan(INDEX_FILE).select("id").with_row_index("a").join(found.lazy().select("a"), on="a", how="semi")
         return found.join(ids.collect(engine="streaming"), on="a").select(id_a="id", b="b").sort("id_a", "b")

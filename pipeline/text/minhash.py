@@ -27,7 +27,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import polars as pl
@@ -280,7 +280,7 @@ def band_keys(signature: np.ndarray, params: MinHashParams, band: int, docs: np.
 
 
 def candidate_pairs(signature: np.ndarray, params: MinHashParams, max_bucket_size: int,
-                    docs: np.ndarray | None = None, map_tasks: MapTasks | None = None) -> pl.DataFrame:
+                    map_tasks: MapTasks, docs: np.ndarray | None = None) -> pl.DataFrame:
     """Distinct pairs (a < b, positions in ``docs``) of documents that share a band key (LSH),
     over all the bands (``all_bands``: of the text and of its lead).
 
@@ -288,11 +288,11 @@ def candidate_pairs(signature: np.ndarray, params: MinHashParams, max_bucket_siz
     preferred kept article first). A bucket of more than ``max_bucket_size`` documents pairs
     each member with the bucket's first member only, so a very common band (templated
     articles) stays linear, not quadratic. Each band is grouped on its own (``band_pairs``,
-    one task a band through ``map_tasks``, an engine's: a cluster groups the bands; default:
-    here, one after the other); a pair found in many bands is held once."""
+    one task a band through ``map_tasks``, an engine's: the local one groups them here, one
+    after the other, a cluster on its workers); a pair found in many bands is held once."""
     found = pl.DataFrame(schema={"a": pl.Int64, "b": pl.Int64})
     work = partial(band_pairs, params=params, max_bucket_size=max_bucket_size)
-    for pairs in (map_tasks or map_in_order)(work, (signature, docs), range(params.all_bands)):
+    for pairs in map_tasks(work, (signature, docs), range(params.all_bands)):
         found = pl.concat([found, pairs]).unique()
     return found.sort("a", "b")
 
@@ -314,11 +314,6 @@ def band_pairs(rows: tuple[np.ndarray, np.ndarray | None], band: int, params: Mi
 
 # ``map_tasks`` of an engine (pipeline/engines/): ``work(shared, item)`` for each item, in order.
 MapTasks = Callable[[Callable[[Any, Any], Any], Any, Iterable[Any]], Iterable[Any]]
-
-
-def map_in_order(work: Callable[[Any, Any], Any], shared: Any, items: Iterable[Any]) -> Iterator[Any]:
-    """``MapTasks`` in this process (the local engine's)."""
-    return (work(shared, item) for item in items)
 
 
 class ShingleSets:
