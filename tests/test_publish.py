@@ -29,10 +29,18 @@ from pipeline_runs import GX_DIR, check_headline_funnel, run_pipeline
 
 from pipeline.plumbing.io import partition, write_json
 from pipeline.plumbing.params import load_params, section
-from pipeline.plumbing.schema import ARTICLE_SCHEMA, CLUSTER_ID, CLUSTERED_ARTICLE_SCHEMA, QUARANTINE_REASONS, SPLITS, conform
+from pipeline.plumbing.schema import (
+    ARTICLE_SCHEMA,
+    CLUSTER_ID,
+    CLUSTERED_ARTICLE_SCHEMA,
+    QUARANTINE_REASONS,
+    SPLITS,
+    conform,
+)
 from pipeline.release import card, card_figures, publish
 from pipeline.release.versions import MANIFEST_PATH, RELEASE_PATH
-from pipeline.stages import split as split_stage, validate
+from pipeline.stages import split as split_stage
+from pipeline.stages import validate
 
 TEMPLATE = REPO / "dataset_card.md"
 REPO_ID = "tests/arabic-news"

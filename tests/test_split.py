@@ -619,6 +619,21 @@ def test_outputs_are_byte_identical_on_rerun(versions: dict[str, Path], tmp_path
             assert (first / relative / name).read_bytes() == (again / relative / name).read_bytes(), name
 
 
+def test_a_run_over_an_older_output_folder_keeps_only_what_it_writes(versions: dict[str, Path], tmp_path: Path) -> None:
+    """The output folder persists between runs (a DVC `persist` output): what an older
+    layout left there (whole-corpus split tables) must go, or dvc.lock differs from a
+    fresh clone's."""
+    reused = tmp_path / "reused"
+    shutil.copytree(versions["v1"] / "split", reused)
+    (reused / "train.parquet").write_bytes((reused / "drop=a-2015" / "train.parquet").read_bytes())
+    (reused / "old-layer").mkdir()
+    (reused / "old-layer" / "part.parquet").write_bytes(b"left by an older run")
+    split.run(versions["v1"] / "dedup", reused, None, PARAMS)
+    fresh = tmp_path / "fresh"
+    split.run(versions["v1"] / "dedup", fresh, None, PARAMS)
+    assert folder_bytes(reused) == folder_bytes(fresh)
+
+
 def test_report_adds_up_and_describes_the_splits(versions: dict[str, Path]) -> None:
     stage_report = json.loads((versions["v2"] / "split" / "report.json").read_text())
     kept = scan_partitions(versions["v2"] / "dedup", (), "articles.parquet").collect()

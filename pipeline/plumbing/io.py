@@ -241,6 +241,17 @@ def reset_dir(directory: str | Path) -> Path:
     return directory
 
 
+def keep_only(directory: str | Path, kept: Iterable[Path]) -> Path:
+    """`directory` (made if missing) holding only the entries `kept` of it, everything else
+    removed: a folder kept between runs (a DVC ``persist`` output) that must hold no more
+    than a run from an empty one writes (a drop no longer listed, what an older layout left)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in set(directory.iterdir()) - set(kept):
+        shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+    return directory
+
+
 def write_json(path: str | Path, data: Any) -> Path:
     """Pretty, key-sorted JSON with a trailing newline (stable diffs in git)."""
     return write_text(path, json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True) + "\n")

@@ -40,7 +40,6 @@ decisions on the verified pairs and the clustering stay here. Same outputs, byte
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -55,9 +54,9 @@ import xxhash
 from pipeline.engines.engine import DEFAULT_ENGINE, Engine, add_engine_option, engine_name, open_engine, with_engine
 from pipeline.plumbing.fingerprint import code_digest, digest, files_digest
 from pipeline.plumbing.io import (
-    PARTITION_PREFIX,
     REPORT_FILE,
     batches,
+    keep_only,
     partition,
     partition_drops,
     read_json,
@@ -1090,10 +1089,10 @@ def run(input_path: Path, output_dir: Path, metrics_path: Path | None, params: d
     drops = drop_inputs(input_path, params)
     if not drops:
         raise ValueError(f"dedup: no articles in {input_path}")
-    output_dir.mkdir(parents=True, exist_ok=True)
     folders = {drop.name: partition(output_dir, drop.name) for drop in drops}
-    for stale in set(output_dir.glob(f"{PARTITION_PREFIX}*")) - set(folders.values()):
-        shutil.rmtree(stale)  # a drop no longer listed: later ones were built without it
+    # Only the drops' folders are kept (a drop no longer listed goes, as later ones were
+    # built without it); the corpus-wide files are written again below.
+    keep_only(output_dir, folders.values())
     fingerprint = digest(json.dumps(section(params, STAGE), sort_keys=True), code_digest(__name__))
     reports: dict[str, dict[str, Any]] = {}
     for position, drop in enumerate(drops):

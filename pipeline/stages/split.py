@@ -60,7 +60,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import shutil
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -71,9 +70,9 @@ import polars as pl
 
 from pipeline.plumbing.fingerprint import code_digest, digest, files_digest
 from pipeline.plumbing.io import (
-    PARTITION_PREFIX,
     REPORT_FILE,
     ParquetAppender,
+    keep_only,
     partition,
     partition_drops,
     read_json,
@@ -712,8 +711,7 @@ def update_index(drops: list[DropArticles], rules: ContaminationRules, index_dir
         rebuilding = True
         build_layer(drop_docs(drop), layers, rules, layer, fingerprint)
         layers.append(layer)
-    for stale in set(index_dir.iterdir()) - set(layers):  # drops no longer in the corpus
-        shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+    keep_only(index_dir, layers)  # drops no longer in the corpus go
     log(STAGE, f"contamination index: {len(reused)} drop(s) reused, {len(layers) - len(reused)} built")
     return layers
 
@@ -942,9 +940,9 @@ def run(
     contamination_rules = ContaminationRules.from_params(split_params)
     drops = dedup_output(input_dir, drop_order(params))
     folders = [partition(output_dir, drop.name) for drop in drops]
-    output_dir.mkdir(parents=True, exist_ok=True)
-    for stale in set(output_dir.glob(f"{PARTITION_PREFIX}*")) - set(folders):
-        shutil.rmtree(stale)  # a drop no longer listed: later ones were assigned without it
+    # Only the drops' folders are kept (a drop no longer listed goes, as later ones are
+    # assigned without it); the corpus-wide files are written again below.
+    keep_only(output_dir, folders)
     assignment_params = {key: value for key, value in split_params.items() if key not in ("drop_order", "contamination")}
     fingerprint = digest(json.dumps(assignment_params, sort_keys=True, default=str), code_digest(__name__))
     cutoffs, figures, indexed = Cutoffs.from_rules(rules), [], []
