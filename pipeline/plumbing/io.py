@@ -21,11 +21,12 @@ import shutil
 import tempfile
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+from polars.io.plugins import register_io_source
 
 PARQUET_OPTIONS: dict[str, Any] = {
     "compression": "zstd",
@@ -371,6 +372,30 @@ def batches(frame: pl.LazyFrame, size: int, at_least_one: bool = False) -> Itera
     for offset in range(0, rows, size):
         yield frame.slice(offset, size).collect(engine="streaming")
         _return_freed_memory()
+
+
+def lazy_frames(frames: Callable[[], Iterable[pl.DataFrame]], schema: pl.Schema) -> pl.LazyFrame:
+    """A lazy frame of the rows of ``frames()`` (frames computed in Python one at a time, say
+    a batch of a scan joined with a table in memory), for a streaming sink: the sink pulls a
+    frame when it has room, so memory holds a few frames, not the table, and the file has
+    the bytes of the same rows sunk from one frame. (A streaming left join of a scan with a
+    frame, order kept, held the whole scan: 1.3 GB for 300k articles of 2,300 characters.)"""
+
+    def source(columns: list[str] | None, predicate: pl.Expr | None, n_rows: int | None, _: int | None):
+        left = n_rows
+        for frame in frames():
+            if predicate is not None:
+                frame = frame.filter(predicate)
+            if columns is not None:
+                frame = frame.select(columns)
+            if left is not None:
+                frame = frame.head(left)
+                left -= frame.height
+            yield frame
+            if left == 0:
+                return
+
+    return register_io_source(source, schema=schema)
 
 
 def _return_freed_memory() -> None:

@@ -57,6 +57,7 @@ from pipeline.plumbing.io import (
     REPORT_FILE,
     batches,
     keep_only,
+    lazy_frames,
     partition,
     partition_drops,
     read_json,
@@ -1050,7 +1051,9 @@ def deduplicate_drop(drop: DropInput, corpus: CorpusIndex | None, folder: Path, 
     log(STAGE, f"drop {drop.name}: {n_in:,} articles, against {len(corpus.folders) if corpus else 0} earlier drop(s)")
     result = deduplicate(articles, params, corpus)
     reset_dir(folder)
-    labelled = articles.join(result.assignment.lazy(), on="id", how="left", maintain_order="left")
+    labelled = lazy_frames(lambda: (batch.join(result.assignment, on="id", how="left", maintain_order="left")
+                                    for batch in batches(articles, params.batch_size)),
+                           articles.join(result.assignment.lazy(), on="id", how="left").collect_schema())
     # Two passes, not io.write_tables' one: as fast here, and one row group in memory less.
     write_table(conform(labelled.filter(pl.col("kind").is_null()), CLUSTERED_ARTICLE_SCHEMA), folder / KEPT_FILE)
     write_table(conform(labelled.filter(pl.col("kind").is_not_null()), DUPLICATE_SCHEMA), folder / DUPLICATES_FILE)
