@@ -100,6 +100,7 @@ VERIFIED_SCHEMA = pl.Schema({
     "a": pl.Int64(), "b": pl.Int64(), "similarity": pl.Float64(), "containment": pl.Float64(),
     "smaller": pl.Int64(), "larger": pl.Int64(), "lead": pl.Float64(),
 })
+VERIFY_CHUNK_PAIRS = 1 << 20  # candidate pairs unpacked to rank numbers at a time (``verify_to_files``)
 # The sets of ``minhash.detail_sets``, three per document: set 3 * doc + one of these.
 REPEATED_WORDS, WORDS, LEAD_SHINGLES = 0, 1, 2
 SIMILARITY_BINS = [round(0.05 * i, 2) for i in range(21)]
@@ -457,20 +458,24 @@ def _verify_task(_: None, task: tuple, params: DedupParams) -> Overlap:
         return verify(shingle_sets, a, b, params, details)
 
 
-def verify_to_files(shingle_sets: minhash.ShingleSets, details: minhash.ShingleSets, a: np.ndarray, b: np.ndarray,
+def verify_to_files(shingle_sets: minhash.ShingleSets, details: minhash.ShingleSets, codes: np.ndarray,
                     doc: np.ndarray, params: DedupParams, folder: Path, engine: Engine) -> pl.LazyFrame:
-    """Verifies candidate pairs of rank numbers ``a[i] < b[i]`` (``doc``: their rows in
-    ``shingle_sets``) step by step on `engine` (``verify_on_engine``), each step written to
-    a Parquet file in ``folder`` (VERIFIED_SCHEMA): the candidate pairs grow faster than the
-    corpus (about N^1.8), so their verified list is read back lazily, never held whole."""
+    """Verifies candidate pairs of rank numbers a < b (``codes``: ``minhash.pair_code``;
+    ``doc``: their rows in ``shingle_sets``) step by step on `engine` (``verify_on_engine``),
+    each step written to a Parquet file in ``folder`` (VERIFIED_SCHEMA): the candidate pairs
+    grow faster than the corpus (about N^1.8), so only their codes are held (8 bytes a pair),
+    unpacked a million or so at a time, and their verified list is read back lazily."""
     folder.mkdir(parents=True, exist_ok=True)
     files = []
-    for step, overlap in verify_on_engine(engine, shingle_sets, details, doc[a], doc[b], params):
-        files.append(folder / f"{len(files):08d}.parquet")
-        pl.DataFrame({
-            "a": a[step], "b": b[step], "similarity": overlap.jaccard, "containment": overlap.containment,
-            "smaller": overlap.smaller, "larger": overlap.larger, "lead": overlap.lead,
-        }, schema=VERIFIED_SCHEMA).write_parquet(files[-1])
+    chunk = params.verify_batch_pairs * max(1, VERIFY_CHUNK_PAIRS // params.verify_batch_pairs)
+    for first in range(0, len(codes), chunk):
+        a, b = minhash.pair_parts(codes[first:first + chunk])
+        for step, overlap in verify_on_engine(engine, shingle_sets, details, doc[a], doc[b], params):
+            files.append(folder / f"{len(files):08d}.parquet")
+            pl.DataFrame({
+                "a": a[step], "b": b[step], "similarity": overlap.jaccard, "containment": overlap.containment,
+                "smaller": overlap.smaller, "larger": overlap.larger, "lead": overlap.lead,
+            }, schema=VERIFIED_SCHEMA).write_parquet(files[-1])
     return pl.scan_parquet(files) if files else pl.LazyFrame(schema=VERIFIED_SCHEMA)
 
 
@@ -754,21 +759,24 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams, corpus: CorpusIndex
         rep = rep.to_series().to_numpy()
         reps = np.flatnonzero((rep == rank) & (rank >= n_fixed))
 
-        candidates = minhash.candidate_pairs(signed["signature"].to_numpy(), params.minhash, params.max_bucket_size,
-                                             engine.map_tasks, doc[reps])
-        a, b = reps[candidates["a"].to_numpy()], reps[candidates["b"].to_numpy()]
+        # Candidate pairs of rank numbers, as sorted codes (``minhash.pair_code``; ``reps``
+        # increases, so positions in it map to ranks in order)
+        a, b = minhash.pair_parts(minhash.pair_codes(signed["signature"].to_numpy(), params.minhash,
+                                                     params.max_bucket_size, engine.map_tasks, doc[reps]))
+        codes = minhash.pair_code(reps[a], reps[b])
+        del a, b
         # a corpus article (rank < n_fixed) and the new distinct text of that key
         fixed_rank = pl.DataFrame({"id_a": ids[:n_fixed], "a": rank[:n_fixed]})
         text_rank = pl.DataFrame({"key_hash": key_hash, "b": rep}).filter(pl.col("b") >= n_fixed).unique("key_hash")
         crossing = cross.join(fixed_rank, on="id_a").join(text_rank, on="key_hash").select("a", "b")
-        pairs = pl.concat([pl.DataFrame({"a": a, "b": b}), crossing]).unique().sort("a", "b")
-        a, b = pairs["a"].to_numpy(), pairs["b"].to_numpy()
-        log(STAGE, f"{len(reps):,} distinct texts, {len(a):,} candidate pairs from "
+        if crossing.height:
+            codes = np.union1d(codes, minhash.pair_code(crossing["a"].to_numpy(), crossing["b"].to_numpy()))
+        log(STAGE, f"{len(reps):,} distinct texts, {len(codes):,} candidate pairs from "
                    f"{params.minhash.bands} bands x {params.minhash.rows} rows"
                    + (f" ({crossing.height:,} with {n_fixed:,} articles of earlier drops)" if corpus is not None else "")
                    + f"; bands grouped and pairs verified on the {engine.name} engine")
-        verified = verify_to_files(shingle_sets, details, a, b, doc, params, Path(scratch.name) / "verified_pairs", engine)
-        del candidates, pairs, crossing
+        verified = verify_to_files(shingle_sets, details, codes, doc, params, Path(scratch.name) / "verified_pairs", engine)
+        del codes, crossing
         # Only pairs that may be duplicates or listed for review are read back.
         relevant = verified.filter(
             (pl.col("similarity") >= params.review_min) | (pl.col("containment") >= params.containment)

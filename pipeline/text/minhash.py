@@ -282,34 +282,71 @@ def band_keys(signature: np.ndarray, params: MinHashParams, band: int, docs: np.
 def candidate_pairs(signature: np.ndarray, params: MinHashParams, max_bucket_size: int,
                     map_tasks: MapTasks, docs: np.ndarray | None = None) -> pl.DataFrame:
     """Distinct pairs (a < b, positions in ``docs``) of documents that share a band key (LSH),
-    over all the bands (``all_bands``: of the text and of its lead).
+    over all the bands (``all_bands``: of the text and of its lead), sorted: ``pair_codes``
+    as a frame."""
+    a, b = pair_parts(pair_codes(signature, params, max_bucket_size, map_tasks, docs))
+    return pl.DataFrame({"a": a, "b": b})
+
+
+def pair_code(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """uint64 code ``a << 32 | b`` of pairs of document numbers (< 2**32): codes sort as the pairs do."""
+    return (np.asarray(a).astype(np.uint64) << _SHIFT_32) | np.asarray(b).astype(np.uint64)
+
+
+def pair_parts(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(a, b), int64, of ``pair_code`` codes."""
+    return (codes >> _SHIFT_32).astype(np.int64), (codes & _LOW_32).astype(np.int64)
+
+
+def pair_codes(signature: np.ndarray, params: MinHashParams, max_bucket_size: int,
+               map_tasks: MapTasks, docs: np.ndarray | None = None) -> np.ndarray:
+    """The pairs of ``candidate_pairs`` as sorted, distinct uint64 codes ``a << 32 | b``.
 
     ``docs`` are the rows of ``signature`` to pair (default: all), in rank order (the
     preferred kept article first). A bucket of more than ``max_bucket_size`` documents pairs
     each member with the bucket's first member only, so a very common band (templated
     articles) stays linear, not quadratic. Each band is grouped on its own (``band_pairs``,
     one task a band through ``map_tasks``, an engine's: the local one groups them here, one
-    after the other, a cluster on its workers); a pair found in many bands is held once."""
-    found = pl.DataFrame(schema={"a": pl.Int64, "b": pl.Int64})
-    work = partial(band_pairs, params=params, max_bucket_size=max_bucket_size)
-    for pairs in map_tasks(work, (signature, docs), range(params.all_bands)):
-        found = pl.concat([found, pairs]).unique()
-    return found.sort("a", "b")
+    after the other, a cluster on its workers); a pair found in many bands is held once
+    (8 bytes: the pairs grow faster than the documents). The bands' codes are gathered and
+    made distinct when they outgrow the distinct ones so far: a few sorts, not one a band."""
+    found, pending = np.zeros(0, dtype=np.uint64), []
+    for codes in map_tasks(partial(band_pairs, params=params, max_bucket_size=max_bucket_size), (signature, docs),
+                           range(params.all_bands)):
+        pending.append(codes)
+        if sum(len(part) for part in pending) > max(len(found), 1 << 20):
+            found, pending = _distinct(np.concatenate([found, *pending])), []
+    return _distinct(np.concatenate([found, *pending]))
+
+
+def _distinct(codes: np.ndarray) -> np.ndarray:
+    """Sorted distinct values, in place of ``codes`` (np.unique copies and hashes first)."""
+    codes.sort()
+    keep = np.ones(len(codes), dtype=bool)
+    np.not_equal(codes[1:], codes[:-1], out=keep[1:])
+    return codes[keep]
 
 
 def band_pairs(rows: tuple[np.ndarray, np.ndarray | None], band: int, params: MinHashParams,
-               max_bucket_size: int) -> pl.DataFrame:
-    """a, b: the pairs of ``candidate_pairs`` that share the key of one band; ``rows`` is
-    (``signature``, ``docs``)."""
+               max_bucket_size: int) -> np.ndarray:
+    """The pairs of ``pair_codes`` that share the key of one band (codes ``a << 32 | b``, not
+    distinct); ``rows`` is (``signature``, ``docs``)."""
     signature, docs = rows
-    positions = np.arange(len(signature) if docs is None else len(docs), dtype=np.int64)
     keys = band_keys(signature, params, band, docs)
-    buckets = pl.DataFrame({"key": keys, "doc": positions}).filter(pl.len().over("key") > 1)
-    buckets = buckets.with_columns(size=pl.len().over("key"), first=pl.col("doc").min().over("key"))
-    small = buckets.filter(pl.col("size") <= max_bucket_size).select("key", "doc")
-    pairs = small.join(small, on="key", suffix="_b").filter(pl.col("doc") < pl.col("doc_b"))
-    star = buckets.filter((pl.col("size") > max_bucket_size) & (pl.col("doc") != pl.col("first")))
-    return pl.concat([pairs.select(a=pl.col("doc"), b=pl.col("doc_b")), star.select(a=pl.col("first"), b=pl.col("doc"))])
+    order = np.argsort(keys, kind="stable")  # by key, then position: a bucket's first member is its smallest
+    keys = keys[order]
+    bucket_start = np.ones(len(keys), dtype=bool)
+    np.not_equal(keys[1:], keys[:-1], out=bucket_start[1:])
+    starts = np.flatnonzero(bucket_start)
+    bucket = np.cumsum(bucket_start) - 1
+    size = np.diff(np.append(starts, len(keys)))[bucket]
+    place = np.arange(len(keys)) - starts[bucket]  # a member's place in its bucket
+    # a small bucket: each member with every later one; a big one: its first with each other
+    later = np.where((size >= 2) & (size <= max_bucket_size), size - 1 - place, 0)
+    member = np.repeat(np.arange(len(keys)), later)
+    partner = member + 1 + np.arange(len(member)) - np.repeat(np.cumsum(later) - later, later)
+    star = np.flatnonzero((size > max_bucket_size) & (place > 0))
+    return np.concatenate([pair_code(order[member], order[partner]), pair_code(order[starts[bucket[star]]], order[star])])
 
 
 # ``map_tasks`` of an engine (pipeline/engines/): ``work(shared, item)`` for each item, in order.
