@@ -55,6 +55,7 @@ from pipeline.engines.engine import DEFAULT_ENGINE, Engine, add_engine_option, e
 from pipeline.plumbing.fingerprint import code_digest, digest, files_digest
 from pipeline.plumbing.io import (
     REPORT_FILE,
+    ParquetAppender,
     batches,
     keep_only,
     lazy_frames,
@@ -100,7 +101,9 @@ VERIFIED_SCHEMA = pl.Schema({
     "a": pl.Int64(), "b": pl.Int64(), "similarity": pl.Float64(), "containment": pl.Float64(),
     "smaller": pl.Int64(), "larger": pl.Int64(), "lead": pl.Float64(),
 })
+FIGURES_STEP_PAIRS = 100_000  # pairs whose articles' figures are read at a time (``deduplicate``)
 VERIFY_CHUNK_PAIRS = 1 << 20  # candidate pairs unpacked to rank numbers at a time (``verify_to_files``)
+FIGURE_SCHEMA = pl.Schema({"doc": pl.UInt32(), "context": pl.UInt64(), "value": pl.UInt64()})  # ``figure_table``
 # The sets of ``minhash.detail_sets``, three per document: set 3 * doc + one of these.
 REPEATED_WORDS, WORDS, LEAD_SHINGLES = 0, 1, 2
 SIMILARITY_BINS = [round(0.05 * i, 2) for i in range(21)]
@@ -177,17 +180,19 @@ def key_hashes(keys: pl.Series) -> pl.Series:
 
 def signature_table(articles: pl.LazyFrame, params: DedupParams, what: str,
                     shingle_sets: minhash.ShingleSets | None = None,
-                    figures: list[pl.DataFrame] | None = None,
-                    details: minhash.ShingleSets | None = None) -> pl.DataFrame:
+                    figures: list[pl.DataFrame] | ParquetAppender | None = None,
+                    details: minhash.ShingleSets | None = None,
+                    signature_file: minhash.SignatureFile | None = None) -> pl.DataFrame:
     """id, key_hash, signature (Array[UInt32, permutations]) of every article, in input order.
 
     Articles are read ``batch_size`` at a time; the signatures fill one preallocated array
-    (the frame wraps it without a copy). With ``shingle_sets``, each batch's shingle sets
+    (the frame wraps it without a copy), or with ``signature_file`` go to it, and the frame
+    has no signature column. With ``shingle_sets``, each batch's shingle sets
     are added to it, for verifying candidate pairs without reading the texts again (and
     their ``minhash.detail_sets`` to ``details``); with ``figures``, each batch's
     ``figure_table`` is appended to it (docs numbered in input order)."""
     n = articles.select(pl.len()).collect().item()
-    signature = np.empty((n, params.minhash.width), dtype=np.uint32)
+    signature = np.empty((0 if signature_file is not None else n, params.minhash.width), dtype=np.uint32)
     ids: list[pl.Series] = []
     hashes: list[pl.Series] = []
     progress = Progress(STAGE, f"{what} signed", total=n)
@@ -195,7 +200,10 @@ def signature_table(articles: pl.LazyFrame, params: DedupParams, what: str,
     signed = with_match_words(articles.select("id", "text")).with_columns(figures=figure_snippets(pl.col("text")))
     signer = partial(_signer, params, shingle_sets is not None, figures is not None)
     for part in open_engine({}, params.engine).map_batches(signed.select(columns), signer, params.batch_size):
-        signature[progress.count:progress.count + part.ids.len()] = part.signatures
+        if signature_file is not None:
+            signature_file.add(part.signatures)
+        else:
+            signature[progress.count:progress.count + part.ids.len()] = part.signatures
         if shingle_sets is not None:
             shingle_sets.add(part.shingles)
         if details is not None:
@@ -206,11 +214,13 @@ def signature_table(articles: pl.LazyFrame, params: DedupParams, what: str,
         hashes.append(part.key_hashes)
         progress.advance(part.ids.len())
     progress.done()
-    return pl.DataFrame({
+    signed = pl.DataFrame({
         "id": pl.concat(ids).rechunk() if ids else pl.Series([], dtype=pl.String),
         "key_hash": pl.concat(hashes).rechunk() if hashes else pl.Series([], dtype=pl.String),
-        "signature": pl.Series(signature, dtype=pl.Array(pl.UInt32, params.minhash.width)),
     })
+    if signature_file is not None:
+        return signed
+    return signed.with_columns(signature=pl.Series(signature, dtype=pl.Array(pl.UInt32, params.minhash.width)))
 
 
 @dataclass
@@ -533,7 +543,7 @@ def pair_similarity(pairs: pl.DataFrame, texts: pl.LazyFrame, params: DedupParam
 @dataclass
 class DedupResult:
     assignment: pl.DataFrame  # id, cluster_id, duplicate_of, similarity, kind (nulls on kept rows)
-    index: pl.DataFrame  # signatures of the kept articles: id, key_hash, signature
+    index: pl.LazyFrame  # ``index_table`` of the kept articles, by id (computed a batch at a time as it is read)
     ranked_ids: pl.Series  # the article ids in the order of the kept-article rule
     # verified candidate pairs (VERIFIED_SCHEMA; a, b: positions in ranked_ids), read from a
     # file in ``scratch``, which lives as long as this result
@@ -715,37 +725,45 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams, corpus: CorpusIndex
     it duplicates), the others are clustered among themselves as without a corpus. Only the
     corpus articles that are candidates of a new one (or its exact copy) are read back.
 
-    What is held for the whole input: the signed table (id, key hash, signature), the rank
-    of each article, the figures, the candidate pairs and the assignment; shingles live one
-    batch at a time, and their sets on disk (``minhash.ShingleSets``) until the pairs are
-    verified and the clusters joined."""
+    What is held for the whole input: ids and key hashes, the rank of each article, the
+    figures, the candidate pairs (8 bytes each) and the assignment; shingles live one batch
+    at a time, their sets and the signatures on disk (``minhash.ShingleSets``,
+    ``minhash.SignatureFile``) until the pairs are verified, the clusters joined and the
+    index written."""
     ranked = rank_order(articles.select("id", "n_chars", "published_date")).select("id").collect(engine="streaming")
     engine = open_engine({}, params.engine)
     scratch = tempfile.TemporaryDirectory(prefix="dedup-verified-pairs-")
+    signatures = minhash.SignatureFile(params.minhash.width)  # rows as in `signed`
     with minhash.ShingleSets() as shingle_sets, minhash.ShingleSets() as details:
-        figure_parts: list[pl.DataFrame] = []
-        signed = signature_table(articles, params, "articles", shingle_sets, figure_parts, details)
-        # Fixed articles of the corpus: the candidates of the new distinct texts, and exact copies.
-        cross = pl.DataFrame(schema={"id_a": pl.String, "key_hash": pl.String})
-        if corpus is not None and signed.height:
-            distinct = signed.select("key_hash", "signature").unique("key_hash", keep="first", maintain_order=True)
-            near = corpus.candidates(distinct["signature"].to_numpy(), params, engine.map_tasks)
-            cross = pl.concat([
-                corpus.exact(distinct["key_hash"]),
-                near.select("id_a", key_hash=distinct["key_hash"].gather(near["b"])),
-            ]).unique(maintain_order=True)
-        n_fixed = 0
-        if cross.height:  # read once into a scratch file (signing reads it a batch at a time)
-            write_table(corpus.articles(cross["id_a"].unique()), Path(scratch.name) / "corpus_candidates.parquet")
-            fixed = scan_table(Path(scratch.name) / "corpus_candidates.parquet")
-            fixed_parts: list[pl.DataFrame] = []
-            fixed_signed = signature_table(fixed, params, "corpus candidates", shingle_sets, fixed_parts, details)
-            figure_parts += [part.with_columns(pl.col("doc") + signed.height) for part in fixed_parts]
-            n_fixed = fixed_signed.height
-            signed = pl.concat([signed, fixed_signed])
-            ranked = pl.concat([rank_order(fixed.select("id", "n_chars", "published_date")).select("id").collect(), ranked])
-        figures = pl.concat(figure_parts) if figure_parts else figure_table(pl.Series([], dtype=pl.List(pl.String)))
-        del figure_parts
+        # The figures go to a file, read back for the pairs of a step (``differ``).
+        with ParquetAppender(Path(scratch.name) / "figures.parquet", FIGURE_SCHEMA) as figure_rows:
+            signed = signature_table(articles, params, "articles", shingle_sets, figure_rows, details, signatures)
+            # Fixed articles of the corpus: the candidates of the new distinct texts, and exact copies.
+            cross = pl.DataFrame(schema={"id_a": pl.String, "key_hash": pl.String})
+            if corpus is not None and signed.height:
+                distinct = signed.select("key_hash").with_row_index("row").unique("key_hash", keep="first",
+                                                                                   maintain_order=True)
+                rows = distinct["row"].to_numpy()
+                near = corpus.candidates(lambda band: signatures.band_keys(params.minhash, band, rows), params,
+                                         engine.map_tasks)
+                cross = pl.concat([
+                    corpus.exact(distinct["key_hash"]),
+                    near.select("id_a", key_hash=distinct["key_hash"].gather(near["b"])),
+                ]).unique(maintain_order=True)
+            n_fixed = 0
+            if cross.height:  # read once into a scratch file (signing reads it a batch at a time)
+                write_table(corpus.articles(cross["id_a"].unique()), Path(scratch.name) / "corpus_candidates.parquet")
+                fixed = scan_table(Path(scratch.name) / "corpus_candidates.parquet")
+                fixed_parts: list[pl.DataFrame] = []
+                fixed_signed = signature_table(fixed, params, "corpus candidates", shingle_sets, fixed_parts, details,
+                                               signatures)
+                for part in fixed_parts:
+                    figure_rows.append(part.with_columns(pl.col("doc") + signed.height))
+                n_fixed = fixed_signed.height
+                signed = pl.concat([signed, fixed_signed])
+                ranked = pl.concat([rank_order(fixed.select("id", "n_chars", "published_date")).select("id").collect(),
+                                    ranked])
+        figures = scan_table(Path(scratch.name) / "figures.parquet")
         if signed["id"].n_unique() != signed.height:
             raise ValueError("dedup: article ids are not unique")
         # Rank r is the r-th preferred article of the corpus; doc[r] its row in `signed`.
@@ -761,8 +779,8 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams, corpus: CorpusIndex
 
         # Candidate pairs of rank numbers, as sorted codes (``minhash.pair_code``; ``reps``
         # increases, so positions in it map to ranks in order)
-        a, b = minhash.pair_parts(minhash.pair_codes(signed["signature"].to_numpy(), params.minhash,
-                                                     params.max_bucket_size, engine.map_tasks, doc[reps]))
+        keys = (signatures.band_keys(params.minhash, band, doc[reps]) for band in range(params.minhash.all_bands))
+        a, b = minhash.pair_parts(minhash.pair_codes(keys, params.max_bucket_size, engine.map_tasks))
         codes = minhash.pair_code(reps[a], reps[b])
         del a, b
         # a corpus article (rank < n_fixed) and the new distinct text of that key
@@ -783,15 +801,26 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams, corpus: CorpusIndex
         ).collect()
         a, b, overlap = relevant["a"].to_numpy(), relevant["b"].to_numpy(), Overlap.of_frame(relevant)
         similar = overlap.similar(params)
+
+        def other_figures(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+            """``figures_differ`` of the articles of ranks x[i], y[i], with the figures of a step of pairs read."""
+            found = np.zeros(len(x), dtype=bool)
+            for first in range(0, len(x), FIGURES_STEP_PAIRS):
+                step_x, step_y = doc[x[first:first + FIGURES_STEP_PAIRS]], doc[y[first:first + FIGURES_STEP_PAIRS]]
+                docs = pl.Series(np.unique(np.concatenate([step_x, step_y])), dtype=pl.UInt32)
+                found[first:first + FIGURES_STEP_PAIRS] = figures_differ(
+                    figures.filter(pl.col("doc").is_in(docs.implode())).collect(), step_x, step_y, params)
+            return found
+
         differ, other_names = np.zeros(len(a), dtype=bool), np.zeros(len(a), dtype=bool)
-        differ[similar] = figures_differ(figures, doc[a[similar]], doc[b[similar]], params)
+        differ[similar] = other_figures(a[similar], b[similar])
         check = similar & ~differ
         other_names[check] = names_differ(details, doc[a[check]], doc[b[check]], params)
         is_edge = check & ~other_names
 
         def agree(x: np.ndarray, y: np.ndarray) -> np.ndarray:
             """Neither other figures nor other names."""
-            return ~figures_differ(figures, doc[x], doc[y], params) & ~names_differ(details, doc[x], doc[y], params)
+            return ~other_figures(x, y) & ~names_differ(details, doc[x], doc[y], params)
 
         def close(kept: np.ndarray, member: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             near = verify(shingle_sets, doc[kept], doc[member], params, details)
@@ -847,7 +876,11 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams, corpus: CorpusIndex
         "containment": overlap.containment[listed], "same_cluster": same_cluster[listed], "reason": reason[listed],
     }).sort(["similarity", "id_a", "id_b"], descending=[True, False, False])
     kept = np.flatnonzero((kept_rank == rank) & (rank >= n_fixed))
-    index = signed[doc[kept][ids.gather(kept).arg_sort().to_numpy()]]  # sorted by id
+    rows = doc[kept][ids.gather(kept).arg_sort().to_numpy()]  # sorted by id
+    index = lazy_frames(lambda: (index_table(signed[rows[first:first + params.batch_size]],
+                                             signatures.read(rows[first:first + params.batch_size]), params.minhash)
+                                 for first in range(0, max(len(rows), 1), params.batch_size)),
+                        index_table(signed.head(0), np.zeros((0, params.minhash.width), np.uint32), params.minhash).schema)
     return DedupResult(assignment, index, ids, verified, review, scratch)
 
 
@@ -858,10 +891,9 @@ def band_column(band: int) -> str:
     return f"band_{band:03d}"
 
 
-def index_table(signed: pl.DataFrame, params: minhash.MinHashParams) -> pl.DataFrame:
-    """id, key_hash and the key of each LSH band (``band_000``, ...) of signed articles: what
-    later drops are looked up in, a band (one column) at a time."""
-    signature = signed["signature"].to_numpy()
+def index_table(signed: pl.DataFrame, signature: np.ndarray, params: minhash.MinHashParams) -> pl.DataFrame:
+    """id, key_hash (of ``signed``) and the key of each LSH band (``band_000``, ...) of their
+    ``signature`` rows: what later drops are looked up in, a band (one column) at a time."""
     return signed.select("id", "key_hash").with_columns(
         pl.Series(band_column(band), minhash.band_keys(signature, params, band), dtype=pl.UInt64)
         for band in range(params.all_bands)
@@ -886,25 +918,26 @@ class CorpusIndex:
         return self.scan(INDEX_FILE).select(id_a="id", key_hash="key_hash").join(
             pl.LazyFrame({"key_hash": key_hashes}), on="key_hash", how="semi").collect(engine="streaming")
 
-    def candidates(self, signature: np.ndarray, params: DedupParams, map_tasks: minhash.MapTasks) -> pl.DataFrame:
-        """id_a, b: corpus articles sharing a band key with new document ``b`` (a row of
-        ``signature``), as ``minhash.candidate_pairs`` with the corpus ranked first: a bucket
-        of more than ``max_bucket_size`` (corpus and new) pairs its new members with its
-        first corpus article only. One task a band (``band_candidates``, through an engine's
-        ``map_tasks``)."""
+    def candidates(self, band_keys: Any, params: DedupParams, map_tasks: minhash.MapTasks) -> pl.DataFrame:
+        """id_a, b: corpus articles sharing a band key with new document ``b`` (``band_keys(band)``:
+        the keys of the new documents, ``minhash.band_keys``), as ``minhash.pair_codes`` with
+        the corpus ranked first: a bucket of more than ``max_bucket_size`` (corpus and new)
+        pairs its new members with its first corpus article only. One task a band
+        (``band_candidates``, through an engine's ``map_tasks``), its keys read as it starts."""
         found = pl.DataFrame(schema={"a": pl.UInt32, "b": pl.Int64})
         resolved = CorpusIndex(tuple(Path(folder).resolve() for folder in self.folders))  # for the workers
         work = partial(resolved.band_candidates, params=params)
-        for pairs in map_tasks(work, signature, range(params.minhash.all_bands)):
+        bands = ((band, band_keys(band)) for band in range(params.minhash.all_bands))
+        for pairs in map_tasks(work, None, bands):
             found = pl.concat([found, pairs]).unique()
         ids = self.scan(INDEX_FILE).select("id").with_row_index("a").join(found.lazy().select("a"), on="a", how="semi")
         return found.join(ids.collect(engine="streaming"), on="a").select(id_a="id", b="b").sort("id_a", "b")
 
-    def band_candidates(self, signature: np.ndarray, band: int, params: DedupParams) -> pl.DataFrame:
-        """a (row of the corpus index), b (row of ``signature``): the pairs of ``candidates``
-        that share the key of one band."""
-        new = pl.DataFrame({"key": minhash.band_keys(signature, params.minhash, band),
-                            "b": np.arange(len(signature), dtype=np.int64)})
+    def band_candidates(self, _: None, band_keys: tuple[int, np.ndarray], params: DedupParams) -> pl.DataFrame:
+        """a (row of the corpus index), b (new document): the pairs of ``candidates`` that
+        share the key of one band; ``band_keys`` is (the band, the keys of the new documents)."""
+        band, keys = band_keys
+        new = pl.DataFrame({"key": keys, "b": np.arange(len(keys), dtype=np.int64)})
         old = self.scan(INDEX_FILE).select(key=pl.col(band_column(band))).with_row_index("a").join(
             new.lazy().select("key"), on="key", how="semi").collect(engine="streaming")
         sizes = old.group_by("key").agg(first=pl.col("a").min(), size=pl.len()).join(new.group_by("key").len(), on="key")
@@ -946,7 +979,9 @@ def match_against_index(articles: pl.LazyFrame, index_dir: Path, params: dict[st
     )
     rest = new.filter(~pl.col("id").is_in(exact["id"].implode()))
     # New articles are verified under a prefixed id: a drop may reuse an id of the corpus.
-    found = corpus.candidates(rest["signature"].to_numpy(), dedup, open_engine({}, dedup.engine).map_tasks)
+    signature = rest["signature"].to_numpy()
+    found = corpus.candidates(lambda band: minhash.band_keys(signature, dedup.minhash, band), dedup,
+                              open_engine({}, dedup.engine).map_tasks)
     candidates = found.select("id_a", id_b=NEW_PREFIX + rest["id"].gather(found["b"]))
     texts = pl.concat([corpus.articles(candidates["id_a"].unique()).select("id", "text"),
                        articles.select(id=NEW_PREFIX + pl.col("id"), text="text")])
@@ -1075,7 +1110,7 @@ def deduplicate_drop(drop: DropInput, corpus: CorpusIndex | None, folder: Path, 
         .join(about.rename({"id": "id_b", "title": "title_b", "source": "source_b"}), on="id_b", how="left", maintain_order="left")
     )
     write_table(conform(review, REVIEW_SCHEMA), folder / REVIEW_FILE)
-    write_table(index_table(result.index, params.minhash), folder / INDEX_FILE)
+    write_table(result.index, folder / INDEX_FILE)
     report = drop_report(n_in, result, params)
     write_json(folder / REPORT_FILE, report | {FINGERPRINT: fingerprint})
     return report

@@ -283,8 +283,9 @@ def candidate_pairs(signature: np.ndarray, params: MinHashParams, max_bucket_siz
                     map_tasks: MapTasks, docs: np.ndarray | None = None) -> pl.DataFrame:
     """Distinct pairs (a < b, positions in ``docs``) of documents that share a band key (LSH),
     over all the bands (``all_bands``: of the text and of its lead), sorted: ``pair_codes``
-    as a frame."""
-    a, b = pair_parts(pair_codes(signature, params, max_bucket_size, map_tasks, docs))
+    of the rows ``docs`` of ``signature`` (default: all), as a frame."""
+    keys = (band_keys(signature, params, band, docs) for band in range(params.all_bands))
+    a, b = pair_parts(pair_codes(keys, max_bucket_size, map_tasks))
     return pl.DataFrame({"a": a, "b": b})
 
 
@@ -298,41 +299,38 @@ def pair_parts(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (codes >> _SHIFT_32).astype(np.int64), (codes & _LOW_32).astype(np.int64)
 
 
-def pair_codes(signature: np.ndarray, params: MinHashParams, max_bucket_size: int,
-               map_tasks: MapTasks, docs: np.ndarray | None = None) -> np.ndarray:
-    """The pairs of ``candidate_pairs`` as sorted, distinct uint64 codes ``a << 32 | b``.
+def pair_codes(keys_of_bands: Iterable[np.ndarray], max_bucket_size: int, map_tasks: MapTasks) -> np.ndarray:
+    """Distinct pairs of documents that share a band key (LSH), as sorted uint64 codes
+    (``pair_code`` of a < b, positions in the key arrays), given each band's keys of the
+    documents (``band_keys``), documents in rank order (the preferred kept article first).
 
-    ``docs`` are the rows of ``signature`` to pair (default: all), in rank order (the
-    preferred kept article first). A bucket of more than ``max_bucket_size`` documents pairs
-    each member with the bucket's first member only, so a very common band (templated
-    articles) stays linear, not quadratic. Each band is grouped on its own (``band_pairs``,
-    one task a band through ``map_tasks``, an engine's: the local one groups them here, one
-    after the other, a cluster on its workers); a pair found in many bands is held once
-    (8 bytes: the pairs grow faster than the documents). The bands' codes are gathered and
-    made distinct when they outgrow the distinct ones so far: a few sorts, not one a band."""
-    found, pending = np.zeros(0, dtype=np.uint64), []
-    for codes in map_tasks(partial(band_pairs, params=params, max_bucket_size=max_bucket_size), (signature, docs),
-                           range(params.all_bands)):
-        pending.append(codes)
-        if sum(len(part) for part in pending) > max(len(found), 1 << 20):
-            found, pending = _distinct(np.concatenate([found, *pending])), []
-    return _distinct(np.concatenate([found, *pending]))
+    A bucket of more than ``max_bucket_size`` documents pairs each member with the bucket's
+    first member only, so a very common band (templated articles) stays linear, not
+    quadratic. Each band is grouped on its own (``bucket_pairs``, one task a band through
+    ``map_tasks``, an engine's: the local one groups them here, one after the other, a
+    cluster on its workers; a band's keys are read as its task starts); a pair found in
+    many bands is held once (8 bytes: the pairs grow faster than the documents, and
+    another copy of them while a band is merged in)."""
+    found = np.zeros(0, dtype=np.uint64)
+    for codes in map_tasks(partial(bucket_pairs, max_bucket_size=max_bucket_size), None, keys_of_bands):
+        merged = np.concatenate([found, _distinct(codes)])
+        del found
+        found = _distinct(merged, kind="stable")  # two sorted runs: timsort merges them in linear time
+        del merged
+    return found
 
 
-def _distinct(codes: np.ndarray) -> np.ndarray:
-    """Sorted distinct values, in place of ``codes`` (np.unique copies and hashes first)."""
-    codes.sort()
+def _distinct(codes: np.ndarray, kind: str = "quicksort") -> np.ndarray:
+    """Sorted distinct values, sorting ``codes`` in place (np.unique copies first)."""
+    codes.sort(kind=kind)
     keep = np.ones(len(codes), dtype=bool)
     np.not_equal(codes[1:], codes[:-1], out=keep[1:])
     return codes[keep]
 
 
-def band_pairs(rows: tuple[np.ndarray, np.ndarray | None], band: int, params: MinHashParams,
-               max_bucket_size: int) -> np.ndarray:
-    """The pairs of ``pair_codes`` that share the key of one band (codes ``a << 32 | b``, not
-    distinct); ``rows`` is (``signature``, ``docs``)."""
-    signature, docs = rows
-    keys = band_keys(signature, params, band, docs)
+def bucket_pairs(_: None, keys: np.ndarray, max_bucket_size: int) -> np.ndarray:
+    """The pairs of ``pair_codes`` that share a key of one band (``keys``: one a document),
+    as codes, not distinct."""
     order = np.argsort(keys, kind="stable")  # by key, then position: a bucket's first member is its smallest
     keys = keys[order]
     bucket_start = np.ones(len(keys), dtype=bool)
@@ -436,15 +434,59 @@ class ShingleSets:
     def _read(self, docs: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         """The stored sets of ``docs`` (sorted), concatenated: one read per run of
         consecutive documents, so memory holds only what this step needs."""
-        breaks = np.flatnonzero(np.diff(docs) != 1) + 1
-        run_first = docs[np.concatenate([[0], breaks])] if len(docs) else docs
-        run_last = docs[np.concatenate([breaks - 1, [len(docs) - 1]])] if len(docs) else docs
-        begin, end = offsets[run_first], offsets[run_last + 1]
-        values = np.empty(int((end - begin).sum()), dtype=np.uint32)
-        view = memoryview(values).cast("B")
-        fd, at = self._file.fileno(), 0
-        for lo, hi in zip((begin * 4).tolist(), (end * 4).tolist()):
-            if hi > lo and os.preadv(fd, [view[at:at + hi - lo]], lo) != hi - lo:
-                raise OSError(f"short read of the shingle sets at byte {lo}")
-            at += hi - lo
-        return values.astype(np.uint64)
+        run_first, run_last = _runs(docs)
+        return _read_ranges(self._file, offsets[run_first], offsets[run_last + 1]).astype(np.uint64)
+
+
+def _runs(docs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The first and last document of each run of consecutive ones of ``docs`` (sorted, distinct)."""
+    if not len(docs):
+        return docs, docs
+    breaks = np.flatnonzero(np.diff(docs) != 1) + 1
+    return docs[np.concatenate([[0], breaks])], docs[np.concatenate([breaks - 1, [len(docs) - 1]])]
+
+
+def _read_ranges(file: Any, begin: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """The uint32 values ``begin[i]:end[i]`` of ``file``, concatenated."""
+    values = np.empty(int((end - begin).sum()), dtype=np.uint32)
+    view = memoryview(values).cast("B")
+    fd, at = file.fileno(), 0
+    for lo, hi in zip((begin * 4).tolist(), (end * 4).tolist()):
+        if hi > lo and os.preadv(fd, [view[at:at + hi - lo]], lo) != hi - lo:
+            raise OSError(f"short read of {file.name} at byte {lo}")
+        at += hi - lo
+    return values
+
+
+class SignatureFile:
+    """The signatures (``signatures``) of documents 0, 1, 2... in a temporary file, deleted
+    with this object: what a drop would otherwise hold whole (``width * 4`` bytes a
+    document). Read back as the rows of given documents, or one band's keys at a time."""
+
+    def __init__(self, width: int) -> None:
+        self.width, self.rows = width, 0
+        self._file = tempfile.TemporaryFile(prefix="dedup-signatures-")
+
+    def add(self, signature: np.ndarray) -> None:
+        """Appends the signatures of a batch of documents (numbered on from those already added)."""
+        self._file.write(np.ascontiguousarray(signature, dtype=np.uint32).tobytes())
+        self._file.flush()
+        self.rows += len(signature)
+
+    def read(self, docs: np.ndarray) -> np.ndarray:
+        """The signatures of ``docs`` (distinct, any order), shape (len(docs), width)."""
+        order = np.argsort(docs, kind="stable")
+        run_first, run_last = _runs(np.asarray(docs, dtype=np.int64)[order])
+        rows = np.empty((len(docs), self.width), dtype=np.uint32)
+        rows[order] = _read_ranges(self._file, run_first * self.width, (run_last + 1) * self.width).reshape(-1, self.width)
+        return rows
+
+    def band_keys(self, params: MinHashParams, band: int, docs: np.ndarray | None = None,
+                  chunk: int = 1 << 16) -> np.ndarray:
+        """``band_keys`` of the stored signatures (of ``docs``), read ``chunk`` documents at a time."""
+        keys = np.empty(self.rows, dtype=np.uint64)
+        for first in range(0, self.rows, chunk):
+            last = min(first + chunk, self.rows)
+            block = _read_ranges(self._file, np.array([first * self.width]), np.array([last * self.width]))
+            keys[first:last] = band_keys(block.reshape(-1, self.width), params, band)
+        return keys if docs is None else keys[docs]
