@@ -395,26 +395,29 @@ class ShingleSets:
         and ``b[i]`` share, and the size of each set.
 
         Only the sets of the documents of these pairs are read (the caller bounds memory by
-        asking for a step of pairs at a time); every fingerprint of ``a[i]`` is looked up
-        among those of ``b[i]`` by binary search."""
+        asking for a step of pairs at a time). Each side's sets are laid out pair after pair
+        as (pair << 32 | fingerprint), sorted, and the two sides merged (a stable sort of two
+        sorted runs is a linear merge): a fingerprint both sets hold is a value twice."""
         offsets = self._offsets()
         sizes = np.diff(offsets)
         docs = np.unique(np.concatenate([a, b]))
         values = self._read(docs, offsets)
-        # (local document << 32 | fingerprint), local documents numbered in `docs`: sorted
-        keys = (np.repeat(np.arange(len(docs), dtype=np.uint64), sizes[docs]) << _SHIFT_32) | values
         starts = np.zeros(len(docs), dtype=np.int64)
         np.cumsum(sizes[docs][:-1], out=starts[1:])
-        local_a, local_b = np.searchsorted(docs, a), np.searchsorted(docs, b)
-        counts = sizes[a]
-        ends = np.cumsum(counts)
-        owner = np.repeat(np.arange(len(a)), counts)
-        positions = starts[local_a][owner] + (np.arange(ends[-1] if len(ends) else 0) - (ends - counts)[owner])
-        queries = (local_b.astype(np.uint64)[owner] << _SHIFT_32) | values[positions]
-        found = np.searchsorted(keys, queries)
-        hit = keys[np.minimum(found, len(keys) - 1)] == queries
-        shared = np.bincount(owner, weights=hit, minlength=len(a)).astype(np.int64)
-        return shared, counts, sizes[b]
+
+        def side(members: np.ndarray) -> np.ndarray:
+            counts = sizes[members]
+            ends = np.cumsum(counts)
+            owner = np.repeat(np.arange(len(members), dtype=np.int64), counts)
+            positions = starts[np.searchsorted(docs, members)][owner] + (
+                np.arange(ends[-1] if len(ends) else 0) - (ends - counts)[owner])
+            return (owner.astype(np.uint64) << _SHIFT_32) | values[positions]
+
+        merged = np.concatenate([side(a), side(b)])
+        merged.sort(kind="stable")
+        twice = merged[1:][merged[1:] == merged[:-1]]
+        shared = np.bincount((twice >> _SHIFT_32).astype(np.int64), minlength=len(a))
+        return shared, sizes[a], sizes[b]
 
     def subset(self, docs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The sets of ``docs`` (sorted, distinct) as ``add_sets`` takes them: a ShingleSets
