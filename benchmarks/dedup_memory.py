@@ -1,7 +1,8 @@
 """Dedup's CPU time and peak RSS on one drop at two sizes, this code beside another revision's.
 
     .venv/bin/python benchmarks/dedup_memory.py --workdir /tmp/dedup-memory --sizes 100000 300000 --baseline main
-    .venv/bin/python benchmarks/dedup_memory.py --workdir /tmp/dedup-memory --input build/clean/drop=base/articles.parquet
+    .venv/bin/python benchmarks/dedup_memory.py --workdir /tmp/dedup-memory \
+        --input /tmp/perf-bench/300000/project/build/clean/drop=base/articles.parquet --sizes 50000 150000
 
 The drop: the first N articles of ``--input`` (a table of cleaned articles, e.g. the clean
 stage's ``drop=base/articles.parquet`` of benchmarks/incremental.py's project), or, without
@@ -91,8 +92,8 @@ def main() -> None:
                 shutil.rmtree(output, ignore_errors=True)
                 print(f"  {size:,} articles, {name} ...", flush=True)
                 figures[size][name].append(measured(
-                    [corpus, "--params", str(REPO / "params.yaml"), "dedup", "--input", str(drop), "--output", str(output),
-                     "--metrics", str(work / f"metrics-{size}-{name}.json")], work, code))
+                    [corpus, "--params", str(REPO / "params.yaml"), "dedup", "--input", str(drop),
+                     "--output", str(output), "--metrics", str(work / f"metrics-{size}-{name}.json")], work, code))
                 outputs[name] = output_files(output)
                 shutil.rmtree(output)
         same = outputs["this"] == outputs["baseline"]

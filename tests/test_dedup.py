@@ -17,7 +17,8 @@ from pipeline_runs import folder_files
 
 from benchmarks import dedup_eval
 from benchmarks.shared_corpus import SAUDI_SAMPLE
-from pipeline.plumbing.io import partition, read_json, scan_partitions, write_table
+from pipeline.engines.local import LocalEngine
+from pipeline.plumbing.io import lazy_frames, partition, read_json, scan_partitions, write_table
 from pipeline.plumbing.params import load_params
 from pipeline.plumbing.schema import ARTICLE_SCHEMA
 from pipeline.stages import dedup
@@ -440,6 +441,66 @@ def test_word_hashes_are_stable_and_do_not_depend_on_the_batch():
     assert minhash.word_hashes(pl.Series(["x", "y", "وزارة"]).slice(2, 1))[0] == hashes[0]
     # pinned: signatures in a stored index depend on it (change SCHEME with it)
     assert hashes[0] == 0xE7AC60AAD953B21D
+
+
+def test_candidate_pairs_are_every_pair_sharing_a_band_key_with_big_buckets_capped():
+    """``minhash.pair_codes`` (numpy, codes merged band by band) against the pairs counted in
+    Python: every pair of a bucket of at most ``max_bucket_size``, a bigger one's first
+    member with each other; distinct, sorted. Few distinct values make big buckets."""
+    params = dedup.DedupParams.from_params(PARAMS).minhash
+    signature = np.random.default_rng(7).integers(0, 3, size=(300, params.width)).astype(np.uint32)
+    docs = np.sort(np.random.default_rng(8).choice(300, size=200, replace=False))
+    for cap in (2, 5, 1000):
+        expected = set()
+        for band in range(params.all_bands):
+            buckets: dict[int, list[int]] = {}
+            for position, key in enumerate(minhash.band_keys(signature, params, band, docs).tolist()):
+                buckets.setdefault(key, []).append(position)
+            for members in buckets.values():
+                if len(members) > cap:
+                    expected |= {(members[0], other) for other in members[1:]}
+                else:
+                    expected |= {(x, y) for i, x in enumerate(members) for y in members[i + 1:]}
+        found = minhash.candidate_pairs(signature, params, cap, LocalEngine().map_tasks, docs)
+        assert list(found.iter_rows()) == sorted(expected)
+
+
+def test_set_overlap_and_signatures_read_back_from_disk_are_exact(evaluation):
+    """``ShingleSets.overlap`` (both sides merged) counts what Python's sets count, and
+    ``SignatureFile`` gives back the rows and band keys of the signatures it was given."""
+    params = dedup.DedupParams.from_params(PARAMS).minhash
+    words = dedup.with_match_words(evaluation.articles.lazy().head(400).select("id", "text")).collect()["words"]
+    shingles = minhash.shingle_hashes(words, params.ngram)
+    sets = [set((shingles.hashes[shingles.offsets[i]:shingles.offsets[i + 1]] >> np.uint64(32)).tolist())
+            for i in range(len(words))]
+    rng = np.random.default_rng(3)
+    a, b = rng.integers(0, len(words), 3000), rng.integers(0, len(words), 3000)
+    a[:50] = b[:50]  # a set with itself
+    with minhash.ShingleSets() as shingle_sets:
+        shingle_sets.add(shingles)
+        shared, size_a, size_b = shingle_sets.overlap(a, b)
+    assert shared.tolist() == [len(sets[x] & sets[y]) for x, y in zip(a.tolist(), b.tolist())]
+    assert size_a.tolist() == [len(sets[x]) for x in a.tolist()]
+    assert size_b.tolist() == [len(sets[y]) for y in b.tolist()]
+    signature = minhash.signatures(shingles, params)
+    stored = minhash.SignatureFile(params.width)
+    for first in range(0, len(signature), 150):
+        stored.add(signature[first:first + 150])
+    rows = rng.permutation(len(signature))[:120]
+    assert np.array_equal(stored.read(rows), signature[rows])
+    assert np.array_equal(stored.band_keys(params, 41, rows, chunk=64), minhash.band_keys(signature, params, 41, rows))
+
+
+def test_a_table_written_a_frame_at_a_time_has_the_bytes_of_the_whole(evaluation, tmp_path):
+    """``io.lazy_frames``, how dedup writes a drop's folder without holding the drop: the
+    same bytes as the rows sunk from one frame, with a filter and a projection pushed down."""
+    articles = evaluation.articles.select("id", "title", "n_chars")
+    frames = lazy_frames(lambda: (articles.slice(first, 700) for first in range(0, articles.height, 700)),
+                         articles.schema)
+    for name, frame in {"whole": articles.lazy(), "frames": frames}.items():
+        write_table(frame.filter(pl.col("n_chars") > 900).select("title", "id"), tmp_path / f"{name}.parquet")
+    assert (tmp_path / "whole.parquet").read_bytes() == (tmp_path / "frames.parquet").read_bytes()
+    assert pl.read_parquet(tmp_path / "frames.parquet").height < articles.height
 
 
 def test_verified_pairs_are_kept_on_disk_and_read_back_lazily(evaluation):

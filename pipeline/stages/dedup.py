@@ -28,8 +28,10 @@ fingerprint) holds, so a new drop signs only its articles and the output equals 
 scratch.
 
 Articles are read in batches of ``dedup.batch_size``: only one batch's shingles are ever
-in memory; what grows with a drop is its signature matrix (``minhash.width * 4`` bytes an
-article).
+in memory; their sets, signatures and figures go to temporary files, read back a band, a
+step of pairs or a batch at a time, and a drop's folder is written a batch at a time. What
+grows with a drop is its ids, key hashes and ranks (about 100 bytes an article) and its
+candidate pairs (8 bytes a pair).
 
 On an engine (``dedup.engine``, pipeline/engines/) the batches are signed, the LSH bands
 grouped (a task a band, of the drop and against the index) and the candidate pairs verified
@@ -726,16 +728,16 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams, corpus: CorpusIndex
     corpus articles that are candidates of a new one (or its exact copy) are read back.
 
     What is held for the whole input: ids and key hashes, the rank of each article, the
-    figures, the candidate pairs (8 bytes each) and the assignment; shingles live one batch
-    at a time, their sets and the signatures on disk (``minhash.ShingleSets``,
-    ``minhash.SignatureFile``) until the pairs are verified, the clusters joined and the
-    index written."""
+    candidate pairs (8 bytes each) and the assignment; shingles live one batch at a time,
+    their sets, the signatures and the figures on disk (``minhash.ShingleSets``,
+    ``minhash.SignatureFile``, a Parquet file) until the pairs are verified, the clusters
+    joined and the index written."""
     ranked = rank_order(articles.select("id", "n_chars", "published_date")).select("id").collect(engine="streaming")
     engine = open_engine({}, params.engine)
     scratch = tempfile.TemporaryDirectory(prefix="dedup-verified-pairs-")
     signatures = minhash.SignatureFile(params.minhash.width)  # rows as in `signed`
     with minhash.ShingleSets() as shingle_sets, minhash.ShingleSets() as details:
-        # The figures go to a file, read back for the pairs of a step (``differ``).
+        # The figures go to a file, read back for the pairs of a step (``other_figures``).
         with ParquetAppender(Path(scratch.name) / "figures.parquet", FIGURE_SCHEMA) as figure_rows:
             signed = signature_table(articles, params, "articles", shingle_sets, figure_rows, details, signatures)
             # Fixed articles of the corpus: the candidates of the new distinct texts, and exact copies.
@@ -743,8 +745,8 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams, corpus: CorpusIndex
             if corpus is not None and signed.height:
                 distinct = signed.select("key_hash").with_row_index("row").unique("key_hash", keep="first",
                                                                                    maintain_order=True)
-                rows = distinct["row"].to_numpy()
-                near = corpus.candidates(lambda band: signatures.band_keys(params.minhash, band, rows), params,
+                distinct_rows = distinct["row"].to_numpy()
+                near = corpus.candidates(lambda band: signatures.band_keys(params.minhash, band, distinct_rows), params,
                                          engine.map_tasks)
                 cross = pl.concat([
                     corpus.exact(distinct["key_hash"]),
@@ -793,7 +795,8 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams, corpus: CorpusIndex
                    f"{params.minhash.bands} bands x {params.minhash.rows} rows"
                    + (f" ({crossing.height:,} with {n_fixed:,} articles of earlier drops)" if corpus is not None else "")
                    + f"; bands grouped and pairs verified on the {engine.name} engine")
-        verified = verify_to_files(shingle_sets, details, codes, doc, params, Path(scratch.name) / "verified_pairs", engine)
+        verified = verify_to_files(shingle_sets, details, codes, doc, params, Path(scratch.name) / "verified_pairs",
+                                   engine)
         del codes, crossing
         # Only pairs that may be duplicates or listed for review are read back.
         relevant = verified.filter(
@@ -877,10 +880,10 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams, corpus: CorpusIndex
     }).sort(["similarity", "id_a", "id_b"], descending=[True, False, False])
     kept = np.flatnonzero((kept_rank == rank) & (rank >= n_fixed))
     rows = doc[kept][ids.gather(kept).arg_sort().to_numpy()]  # sorted by id
+    empty = index_table(signed.head(0), np.zeros((0, params.minhash.width), np.uint32), params.minhash)
     index = lazy_frames(lambda: (index_table(signed[rows[first:first + params.batch_size]],
                                              signatures.read(rows[first:first + params.batch_size]), params.minhash)
-                                 for first in range(0, max(len(rows), 1), params.batch_size)),
-                        index_table(signed.head(0), np.zeros((0, params.minhash.width), np.uint32), params.minhash).schema)
+                                 for first in range(0, max(len(rows), 1), params.batch_size)), empty.schema)
     return DedupResult(assignment, index, ids, verified, review, scratch)
 
 

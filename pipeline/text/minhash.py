@@ -10,14 +10,15 @@ The pieces, in the order the dedup stage uses them:
   permutation is ``h -> a*h + b (mod 2**64)`` with odd ``a`` on an already well-mixed 64-bit
   shingle hash; the minimum over a document's shingles is kept (its top 32 bits).
 * ``band_keys``: one uint64 key per document for a band of ``rows`` signature values.
-* ``candidate_pairs``: pairs of documents that share a band key (LSH), band by band.
+* ``pair_codes`` (``candidate_pairs`` as a frame): pairs of documents that share a band
+  key (LSH), band by band, as sorted uint64 codes.
 * ``ShingleSets``: the shingle sets, written to a temporary file batch by batch, and the
   real overlap of given pairs (shared shingles, set sizes) read back from it a step of
-  pairs at a time.
+  pairs at a time. ``SignatureFile``: the signatures, likewise.
 
-Memory: a batch holds its own shingles only; what stays for the whole corpus is the
-signature matrix (``permutations * 4`` bytes a document), an offset into the shingle-set
-file (8 bytes a document) and the candidate pairs.
+Memory: a batch holds its own shingles only; what stays for the whole corpus is an offset
+into the shingle-set file (8 bytes a document), one band's keys at a time (8 bytes a
+document) and the candidate pairs (8 bytes a pair).
 """
 
 from __future__ import annotations
@@ -344,7 +345,8 @@ def bucket_pairs(_: None, keys: np.ndarray, max_bucket_size: int) -> np.ndarray:
     member = np.repeat(np.arange(len(keys)), later)
     partner = member + 1 + np.arange(len(member)) - np.repeat(np.cumsum(later) - later, later)
     star = np.flatnonzero((size > max_bucket_size) & (place > 0))
-    return np.concatenate([pair_code(order[member], order[partner]), pair_code(order[starts[bucket[star]]], order[star])])
+    return np.concatenate([pair_code(order[member], order[partner]),
+                           pair_code(order[starts[bucket[star]]], order[star])])
 
 
 # ``map_tasks`` of an engine (pipeline/engines/): ``work(shared, item)`` for each item, in order.
@@ -481,7 +483,8 @@ class SignatureFile:
         order = np.argsort(docs, kind="stable")
         run_first, run_last = _runs(np.asarray(docs, dtype=np.int64)[order])
         rows = np.empty((len(docs), self.width), dtype=np.uint32)
-        rows[order] = _read_ranges(self._file, run_first * self.width, (run_last + 1) * self.width).reshape(-1, self.width)
+        values = _read_ranges(self._file, run_first * self.width, (run_last + 1) * self.width)
+        rows[order] = values.reshape(-1, self.width)
         return rows
 
     def band_keys(self, params: MinHashParams, band: int, docs: np.ndarray | None = None,
