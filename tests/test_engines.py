@@ -18,7 +18,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
-from conftest import REPO, SAUDI_ZIPS, VENV_BIN, copy_project, run_command, run_corpus
+from conftest import CP1256, REPO, SAUDI_ZIPS, SEED, VENV_BIN, copy_project, run_command, run_corpus
 from pipeline_runs import folder_files, output_files
 
 from benchmarks import dedup_eval
@@ -71,20 +71,38 @@ def _set_engine(root: Path, name: str) -> None:
 
 
 def test_dvc_repro_on_a_ray_cluster_gives_the_local_outputs(tmp_path, ray_cluster):
-    """A day of SaudiNewsNet (1.7k articles) as the one drop, up to validation, in small
-    batches (several, so their order counts): the local engine, then a Ray cluster of two
-    nodes. Every output file and dvc.lock are the same."""
+    """A day of SaudiNewsNet (1.7k articles) as the one drop, with the seed articles, a
+    folder of windows-1256 articles and files ingest quarantines, up to validation, in
+    small batches (several, so their order counts; ingest reads the files in tasks of
+    about 20 kB): the local engine, then a Ray cluster of two nodes. Every output file and
+    dvc.lock are the same."""
     root = copy_project(tmp_path / "project")
+    drop = root / "data" / "raw" / "snn"
     with zipfile.ZipFile(SAUDI_ZIPS / "2015-07-21.zip") as day:
-        day.extractall(root / "data" / "raw" / "snn")
+        day.extractall(drop)
+    for article in sorted(SEED.glob("*.txt")):
+        shutil.copy(article, drop)
+    (drop / "cp1256").mkdir()
+    for article in sorted(CP1256.rglob("*.txt"))[::100]:
+        shutil.copy(article, drop / "cp1256")
+    (drop / "a-export.jsonl").write_text('{"text": "نص"}\n{"text": \n[1]\n{"text": 5}\n', encoding="utf-8")
+    (drop / "b-empty.txt").write_bytes(b"")
+    (drop / "notes.pdf").write_bytes(b"%PDF-1.4")
     params = root / "params.yaml"
     text = params.read_text(encoding="utf-8").replace("drop_order: [seed]", "drop_order: [snn]", 1)
-    text = re.sub(r"\n  batch_size: \d+ ", "\n  batch_size: 400 ", text, count=1)  # clean's
+    text = re.sub(r"\n  task_bytes: \d+ ", "\n  task_bytes: 20000 ", text, count=1)  # ingest's
+    text = re.sub(r"\n  batch_size: \d+ ", "\n  batch_size: 1000 ", text, count=1)  # ingest's
+    text = re.sub(r"\nclean:\n  batch_size: \d+ ", "\nclean:\n  batch_size: 400 ", text, count=1)
     text = re.sub(r"\n  batch_rows: \d+ ", "\n  batch_rows: 500 ", text, count=1)  # validate's
     text = re.sub(r"\n  verify_batch_pairs: \d+ ", "\n  verify_batch_pairs: 100 ", text, count=1)  # dedup's
     params.write_text(text, encoding="utf-8")
     run_command("dvc", "repro", "validate", cwd=root)
     lock, outputs = (root / "dvc.lock").read_text(), output_files(root)
+    ingested = json.loads((root / "build" / "ingest" / "drop=snn" / "report.json").read_text())
+    assert ingested["quarantined_by_reason"] == {"empty": 85, "unreadable_record": 2, "unsupported_format": 1,
+                                                 "wrong_type": 1}  # empty: 84 records of the day, one file
+    assert ingested["drops"]["snn"]["encodings"] == {"utf-8": 7, "windows-1256": 30}
+    assert ingested["articles"] > 2 * 1000  # several Parquet parts
     rows = json.loads((root / "build" / "validate" / "rows" / "drop=snn" / "results.json").read_text())
     assert rows["batches"] > 1 and rows["articles"] > 1000
     dedup = json.loads((root / "build" / "dedup" / "drop=snn" / "report.json").read_text())
@@ -96,6 +114,7 @@ def test_dvc_repro_on_a_ray_cluster_gives_the_local_outputs(tmp_path, ray_cluste
     repro = subprocess.run(["dvc", "repro", "--force", "validate"], cwd=root, capture_output=True, text=True)
     assert repro.returncode == 0, repro.stdout + repro.stderr
     assert "Running stage 'clean@snn'" in repro.stdout
+    assert "files read on the ray engine" in repro.stderr
     assert "bands grouped and pairs verified on the ray engine" in repro.stderr
     assert (root / "dvc.lock").read_text() == lock
     assert output_files(root).keys() == outputs.keys()
