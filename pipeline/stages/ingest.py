@@ -417,18 +417,23 @@ class DropReader:
             raise Rejected("too_large", f"{len(raw):,} bytes > {self.config.max_article_bytes:,}")
         values: dict[str, Any] = {}
         for column, names in self.config.columns.items():
-            name = next((n for n in names if record.get(n) not in (None, "")), None)
-            values[column] = None if name is None else record[name]
-            accepted = _ACCEPTED_TYPES.get(column, str)
-            if name is not None and (isinstance(values[column], bool) or not isinstance(values[column], accepted)):
-                # Never str() it: a list or struct would pass as the text "['a']".
-                raise Rejected("wrong_type", f"{column} (field '{name}') is {type(values[column]).__name__}, "
-                               f"not {'a string' if accepted is str else 'a string, a date or a yyyymmdd number'}")
+            values[column] = None
+            for name in names:  # the first field that has a value
+                value = record.get(name)
+                if value is None or value == "":
+                    continue
+                accepted = _ACCEPTED_TYPES.get(column, str)
+                if isinstance(value, bool) or not isinstance(value, accepted):
+                    # Never str() it: a list or struct would pass as the text "['a']".
+                    raise Rejected("wrong_type", f"{column} (field '{name}') is {type(value).__name__}, "
+                                   f"not {'a string' if accepted is str else 'a string, a date or a yyyymmdd number'}")
+                values[column] = value
+                break
         if values.get("text") is None:
             if not any(n in record for n in self.config.columns["text"]):
                 raise Rejected("unreadable_record", f"no text field (looked for {', '.join(self.config.columns['text'])})")
             raise Rejected("empty", "the text field is empty")
-        if not values["text"].strip():
+        if values["text"].isspace():  # not strip(): that copies the text
             raise Rejected("empty", "the text field holds no text")
         return self._article(locator, raw, values)
 
