@@ -74,6 +74,7 @@ _BOM_PREFIXES = tuple(bom for bom, _ in _BOMS)
 # A record value's types, by column; others: str. date covers datetime, int a yyyymmdd number.
 _ACCEPTED_TYPES = {"published_date": (str, date, int)}
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # may stand for a lone surrogate
+_FRAME_ROWS = 5_000  # a task's articles are made a frame this many at a time
 _TOO_DEEP = f"JSON nested deeper than the parser follows (about {sys.getrecursionlimit():,} levels)"
 
 
@@ -697,12 +698,20 @@ def read_files(drop: tuple[Path, DropConfig], relatives: list[str]) -> FilesRead
     """A task of ingest, on an engine's worker: the entries `relatives` of the drop (its
     absolute path and its config), read in their order."""
     reader = DropReader(*drop)
+    frames: list[pl.DataFrame] = []
     articles: list[dict[str, Any]] = []
     quarantined: list[dict[str, Any]] = []
     for relative in relatives:
         for row in reader.entry_rows(relative):
-            (quarantined if "reason" in row else articles).append(row)
-    return FilesRead(_article_frame(articles), quarantined, reader.counts)
+            if "reason" in row:
+                quarantined.append(row)
+                continue
+            articles.append(row)
+            if len(articles) == _FRAME_ROWS:  # rows as Python objects take several times a frame's memory
+                frames.append(_article_frame(articles))
+                articles = []
+    frames.append(_article_frame(articles))
+    return FilesRead(pl.concat(frames), quarantined, reader.counts)
 
 
 def _tasks(reader: DropReader, task_bytes: int) -> Iterator[list[str]]:
