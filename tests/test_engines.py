@@ -178,3 +178,25 @@ def test_the_default_engine_does_not_import_ray():
 def test_an_unknown_engine_is_refused(engine):
     with pytest.raises(ParamsError, match="engine"):
         engine_name({"engine": engine})
+
+
+def test_the_cluster_configs_are_valid_and_share_the_project_path():
+    """deploy/: the `ray up` config passes Ray's own cluster schema (with Ray's defaults
+    filled in, as `ray up` does), and the KubeRay job mounts its ReadWriteMany claim at the
+    path the ray up nodes mount the project at, in the head and every worker pod."""
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    ray_up = yaml.safe_load((REPO / "deploy" / "ray-cluster.yaml").read_text(encoding="utf-8"))
+    validate_config(prepare_config(ray_up))
+    project = "/srv/corpus"
+    assert any(f" {project}" in command for command in ray_up["initialization_commands"])
+    claim, job = yaml.safe_load_all((REPO / "deploy" / "kuberay-rayjob.yaml").read_text(encoding="utf-8"))
+    assert claim["kind"] == "PersistentVolumeClaim" and claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert job["kind"] == "RayJob" and f"cd {project} && dvc repro" in job["spec"]["entrypoint"]
+    cluster = job["spec"]["rayClusterSpec"]
+    for group in [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]:
+        pod = group["template"]["spec"]
+        volumes = {volume["name"]: volume["persistentVolumeClaim"]["claimName"] for volume in pod["volumes"]}
+        mounts = {mount["mountPath"]: volumes[mount["name"]] for mount in pod["containers"][0]["volumeMounts"]}
+        assert mounts == {project: claim["metadata"]["name"]}
+    assert f"COPY . {project}" in (REPO / "deploy" / "Dockerfile").read_text(encoding="utf-8")
