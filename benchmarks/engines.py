@@ -54,7 +54,8 @@ from benchmarks.incremental import generate, project_copy  # noqa: E402
 from pipeline.plumbing.params import with_list_item  # noqa: E402
 
 BIN = Path(sys.executable).parent
-STAGES = {"ingest": ["ingest", "--drop", "base"], "clean": ["clean", "--drop", "base"], "dedup": ["dedup"], "dedup new drop": ["dedup"],
+STAGES = {"ingest": ["ingest", "--drop", "base"], "clean": ["clean", "--drop", "base"], "dedup": ["dedup"],
+          "dedup new drop": ["dedup"],
           "validate rows": ["validate", "--drop", "base"]}
 
 

@@ -165,7 +165,7 @@ def test_dedup_against_earlier_drops_on_a_ray_cluster_gives_the_local_outputs(tm
 
 def test_the_default_engine_does_not_import_ray():
     code = (
-        "import sys; from pipeline import cli; from pipeline.stages import clean, validate, dedup; "
+        "import sys; from pipeline import cli; from pipeline.stages import ingest, clean, validate, dedup; "
         "from pipeline.engines.engine import open_engine; from pipeline.plumbing.params import load_params; "
         "assert open_engine(load_params()).name == 'local'; "
         "print(sorted(name for name in sys.modules if name == 'ray' or name.startswith('ray.')))"

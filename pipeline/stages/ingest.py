@@ -28,8 +28,8 @@ import os
 import re
 import sys
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import date, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, AnyStr, Iterable, Iterator, Literal
 
@@ -764,8 +764,8 @@ def _article_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
 # ---------------------------------------------------------------------------- stage
 
 
-def run(raw_dir: Path, output_dir: Path, metrics_path: Path | None, ingest_params: dict[str, Any], drops: list[str] | None = None,
-        engine: Engine | None = None) -> IngestResult:
+def run(raw_dir: Path, output_dir: Path, metrics_path: Path | None, ingest_params: dict[str, Any],
+        drops: list[str] | None = None, engine: Engine | None = None) -> IngestResult:
     """Ingest every drop under `raw_dir` (or only `drops`) into `output_dir`, reading the
     files on `engine` (default: local)."""
     drop_dirs = list_drops(raw_dir)
