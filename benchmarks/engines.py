@@ -141,6 +141,8 @@ def main() -> None:
     parser.add_argument("--articles", type=int, action="append", help="corpus size (repeatable; default 10000)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/engines-bench"))
+    parser.add_argument("--reuse", action="store_true", help="measure in the project an earlier run built in "
+                        "--workdir (say, one whose Ray cluster went down), without building it again")
     parser.add_argument("--corpus", type=Path, help="a corpus benchmarks/incremental.py generated (base/, new/), "
                         "used instead of generating one; it must have --articles articles")
     parser.add_argument("--stages", nargs="+", choices=list(STAGES), default=list(STAGES))
@@ -151,15 +153,17 @@ def main() -> None:
         start_cluster()
         for articles in args.articles or [10000]:
             work = args.workdir / str(articles)
-            shutil.rmtree(work, ignore_errors=True)
-            corpus = args.corpus or work / "corpus"
-            if not args.corpus:
-                generate(articles, args.seed, corpus)
-            project = project_copy(REPO, work / "project", corpus / "base")
-            shutil.copytree(corpus / "new", project / "data" / "raw" / "new")
-            params = project / "params.yaml"
-            params.write_text(with_list_item(params.read_text(encoding="utf-8"), "split", "drop_order", "new"),
-                              encoding="utf-8")
+            project = work / "project"
+            if not (args.reuse and project.is_dir()):
+                shutil.rmtree(work, ignore_errors=True)
+                corpus = args.corpus or work / "corpus"
+                if not args.corpus:
+                    generate(articles, args.seed, corpus)
+                project_copy(REPO, project, corpus / "base")
+                shutil.copytree(corpus / "new", project / "data" / "raw" / "new")
+                params = project / "params.yaml"
+                params.write_text(with_list_item(params.read_text(encoding="utf-8"), "split", "drop_order", "new"),
+                                  encoding="utf-8")
             built = "clean" if set(args.stages) <= {"ingest", "clean"} else "dedup"
             subprocess.run([str(BIN / "dvc"), "repro", built], cwd=project, check=True, capture_output=True)
             print(f"\n{articles:,} articles (drop base: {articles - max(1, round(articles * 0.01)):,}) on "
