@@ -1,15 +1,19 @@
 """The local engine against Ray (one node, 2 worker CPUs), stage by stage: the stages whose
-per-batch work runs on the engine (clean, dedup, the row suite of validate), on a
+per-batch work runs on the engine (ingest, clean, dedup, the row suite of validate), on a
 generated corpus.
 
     .venv/bin/python benchmarks/engines.py --articles 10000
     .venv/bin/python benchmarks/engines.py --articles 100000 --stages dedup "dedup new drop"
+    .venv/bin/python benchmarks/engines.py --articles 300000 --corpus /tmp/perf-bench/300000/corpus --stages ingest clean
 
 The corpus is ``benchmarks/incremental.py``'s (real SaudiNewsNet sentences recombined into
 articles, seeded), two drops: ``base`` and ``new`` (1 % of the articles, reprinting some of
-base's). The project is built up to dedup with the local engine (`dvc repro dedup`), then
-each stage command runs on each engine, one after the other:
+base's; ``--corpus``: one that script made already, copied). The project is built with the
+local engine as far as the chosen stages need (`dvc repro dedup`, or `clean` when only
+ingest and clean are measured), then each stage command runs on each engine, one after the
+other:
 
+* ingest: ``corpus ingest --drop base --engine local|ray`` (the drop's files read in tasks);
 * clean: ``corpus clean --drop base --engine local|ray``;
 * dedup: ``corpus dedup --engine local|ray`` from an empty output folder: both drops,
   base alone then new against base's index;
@@ -50,7 +54,8 @@ from benchmarks.incremental import generate, project_copy  # noqa: E402
 from pipeline.plumbing.params import with_list_item  # noqa: E402
 
 BIN = Path(sys.executable).parent
-STAGES = {"clean": ["clean", "--drop", "base"], "dedup": ["dedup"], "dedup new drop": ["dedup"],
+STAGES = {"ingest": ["ingest", "--drop", "base"], "clean": ["clean", "--drop", "base"], "dedup": ["dedup"],
+          "dedup new drop": ["dedup"],
           "validate rows": ["validate", "--drop", "base"]}
 
 
@@ -136,6 +141,10 @@ def main() -> None:
     parser.add_argument("--articles", type=int, action="append", help="corpus size (repeatable; default 10000)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/engines-bench"))
+    parser.add_argument("--reuse", action="store_true", help="measure in the project an earlier run built in "
+                        "--workdir (say, one whose Ray cluster went down), without building it again")
+    parser.add_argument("--corpus", type=Path, help="a corpus benchmarks/incremental.py generated (base/, new/), "
+                        "used instead of generating one; it must have --articles articles")
     parser.add_argument("--stages", nargs="+", choices=list(STAGES), default=list(STAGES))
     args = parser.parse_args()
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
@@ -144,14 +153,19 @@ def main() -> None:
         start_cluster()
         for articles in args.articles or [10000]:
             work = args.workdir / str(articles)
-            shutil.rmtree(work, ignore_errors=True)
-            generate(articles, args.seed, work / "corpus")
-            project = project_copy(REPO, work / "project", work / "corpus" / "base")
-            shutil.copytree(work / "corpus" / "new", project / "data" / "raw" / "new")
-            params = project / "params.yaml"
-            params.write_text(with_list_item(params.read_text(encoding="utf-8"), "split", "drop_order", "new"),
-                              encoding="utf-8")
-            subprocess.run([str(BIN / "dvc"), "repro", "dedup"], cwd=project, check=True, capture_output=True)
+            project = work / "project"
+            if not (args.reuse and project.is_dir()):
+                shutil.rmtree(work, ignore_errors=True)
+                corpus = args.corpus or work / "corpus"
+                if not args.corpus:
+                    generate(articles, args.seed, corpus)
+                project_copy(REPO, project, corpus / "base")
+                shutil.copytree(corpus / "new", project / "data" / "raw" / "new")
+                params = project / "params.yaml"
+                params.write_text(with_list_item(params.read_text(encoding="utf-8"), "split", "drop_order", "new"),
+                                  encoding="utf-8")
+            built = "clean" if set(args.stages) <= {"ingest", "clean"} else "dedup"
+            subprocess.run([str(BIN / "dvc"), "repro", built], cwd=project, check=True, capture_output=True)
             print(f"\n{articles:,} articles (drop base: {articles - max(1, round(articles * 0.01)):,}) on "
                   f"{os.cpu_count()} cores; Ray: one node, 2 CPUs; load: the 1-minute load average after the command")
             print(f"{'stage':<16}{'engine':<8}{'wall s':>8}{'CPU s':>8}{'driver CPU s':>14}{'RSS GiB':>9}"

@@ -1,6 +1,7 @@
 """Ingest's record reading on clean UTF-8 drops: this checkout against another revision.
 
     python benchmarks/ingest_throughput.py [--zips N] [--repeat R] [--against REV]
+    python benchmarks/ingest_throughput.py --drop FOLDER [--repeat R] [--against REV]
 
 Builds one drop per format from the first N SaudiNewsNet daily zips (their JSON arrays
 as given, the same records as JSON lines, and as a CSV of title, content, url,
@@ -11,15 +12,23 @@ alternating in one process, best of R. Prints seconds and the ratio current / RE
 format, and checks both give the same rows. The per-line decoding of issue 11 item 5
 only runs for files that are not clean in one encoding, so on these the ratio should
 stay near 1.
+
+With ``--drop FOLDER`` (a drop, e.g. a generated corpus's ``base``): the whole stage,
+``ingest.run`` of that drop (reading, the articles' lengths, writing the Parquet parts and
+the quarantine), each revision in its own process, alternating, best of R; prints CPU
+seconds (the process's, all threads) and peak RSS per revision and their ratios, and
+checks the two wrote the same bytes.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import importlib.util
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -73,12 +82,53 @@ def read_rows(module, drop: Path, params: dict) -> tuple[float, list]:
     return time.perf_counter() - start, rows
 
 
+def run_stage(revision: str | None, drop: Path, output: Path) -> None:
+    """`ingest.run` of `drop` with `revision`'s module (None: this checkout's), in this
+    process; prints its CPU seconds and peak RSS as JSON."""
+    module = ingest if revision is None else ingest_module_at(revision)
+    module.run(drop.parent, output, None, section(load_params(REPO / "params.yaml"), "ingest"), [drop.name])
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({"cpu": usage.ru_utime + usage.ru_stime, "rss": usage.ru_maxrss / 2**20}))
+
+
+def compare_stage(drop: Path, against: str, repeat: int) -> None:
+    print(f"ingest.run of {drop} ({sum(1 for _ in drop.rglob('*'))} files), best of {repeat}; CPU s and peak RSS "
+          f"GiB of the process (imports included)")
+    best: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
+        outputs = {name: Path(tmp) / name for name in (against, "current")}
+        for _ in range(repeat):
+            for name, output in outputs.items():
+                command = [sys.executable, __file__, "--run-stage", str(drop), str(output)]
+                command += ["--stage-revision", against] if name == against else []
+                figures = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+                best[name] = {key: min(value, best.get(name, figures)[key]) for key, value in figures.items()}
+        written = {name: {path.relative_to(output): hashlib.sha256(path.read_bytes()).digest()
+                          for path in sorted(output.rglob("*")) if path.is_file()} for name, output in outputs.items()}
+        assert written[against] == written["current"], "the two revisions wrote different files"
+    print(f"{'':<12}{'CPU s':>8}{'RSS GiB':>9}")
+    for name, figures in best.items():
+        print(f"{name:<12}{figures['cpu']:>8.1f}{figures['rss']:>9.2f}")
+    print(f"{'current/' + against:<12}{best['current']['cpu'] / best[against]['cpu']:>8.2f}"
+          f"{best['current']['rss'] / best[against]['rss']:>9.2f}  (same files: yes)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--zips", type=int, default=3, help="daily zips to use (default: %(default)s)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each, the best counts (default: %(default)s)")
     parser.add_argument("--against", default="main", help="revision to compare with (default: %(default)s)")
+    parser.add_argument("--drop", type=Path, help="time the whole stage on this drop folder instead")
+    parser.add_argument("--run-stage", nargs=2, type=Path, metavar=("DROP", "OUTPUT"), help=argparse.SUPPRESS)
+    parser.add_argument("--stage-revision", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.run_stage:
+        return run_stage(args.stage_revision, *args.run_stage)
+    if args.drop:
+        print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
+        compare_stage(args.drop.resolve(), args.against, args.repeat)
+        print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} after")
+        return
     params = section(load_params(REPO / "params.yaml"), "ingest")
     baseline = ingest_module_at(args.against)
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")

@@ -18,7 +18,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
-from conftest import REPO, SAUDI_ZIPS, VENV_BIN, copy_project, run_command, run_corpus
+from conftest import CP1256, REPO, SAUDI_ZIPS, SEED, VENV_BIN, copy_project, run_command, run_corpus
 from pipeline_runs import folder_files, output_files
 
 from benchmarks import dedup_eval
@@ -71,20 +71,38 @@ def _set_engine(root: Path, name: str) -> None:
 
 
 def test_dvc_repro_on_a_ray_cluster_gives_the_local_outputs(tmp_path, ray_cluster):
-    """A day of SaudiNewsNet (1.7k articles) as the one drop, up to validation, in small
-    batches (several, so their order counts): the local engine, then a Ray cluster of two
-    nodes. Every output file and dvc.lock are the same."""
+    """A day of SaudiNewsNet (1.7k articles) as the one drop, with the seed articles, a
+    folder of windows-1256 articles and files ingest quarantines, up to validation, in
+    small batches (several, so their order counts; ingest reads the files in tasks of
+    about 20 kB): the local engine, then a Ray cluster of two nodes. Every output file and
+    dvc.lock are the same."""
     root = copy_project(tmp_path / "project")
+    drop = root / "data" / "raw" / "snn"
     with zipfile.ZipFile(SAUDI_ZIPS / "2015-07-21.zip") as day:
-        day.extractall(root / "data" / "raw" / "snn")
+        day.extractall(drop)
+    for article in sorted(SEED.glob("*.txt")):
+        shutil.copy(article, drop)
+    (drop / "cp1256").mkdir()
+    for article in sorted(CP1256.rglob("*.txt"))[::100]:
+        shutil.copy(article, drop / "cp1256")
+    (drop / "a-export.jsonl").write_text('{"text": "نص"}\n{"text": \n[1]\n{"text": 5}\n', encoding="utf-8")
+    (drop / "b-empty.txt").write_bytes(b"")
+    (drop / "notes.pdf").write_bytes(b"%PDF-1.4")
     params = root / "params.yaml"
     text = params.read_text(encoding="utf-8").replace("drop_order: [seed]", "drop_order: [snn]", 1)
-    text = re.sub(r"\n  batch_size: \d+ ", "\n  batch_size: 400 ", text, count=1)  # clean's
+    text = re.sub(r"\n  task_bytes: \d+ ", "\n  task_bytes: 20000 ", text, count=1)  # ingest's
+    text = re.sub(r"\n  batch_size: \d+ ", "\n  batch_size: 1000 ", text, count=1)  # ingest's
+    text = re.sub(r"\nclean:\n  batch_size: \d+ ", "\nclean:\n  batch_size: 400 ", text, count=1)
     text = re.sub(r"\n  batch_rows: \d+ ", "\n  batch_rows: 500 ", text, count=1)  # validate's
     text = re.sub(r"\n  verify_batch_pairs: \d+ ", "\n  verify_batch_pairs: 100 ", text, count=1)  # dedup's
     params.write_text(text, encoding="utf-8")
     run_command("dvc", "repro", "validate", cwd=root)
     lock, outputs = (root / "dvc.lock").read_text(), output_files(root)
+    ingested = json.loads((root / "build" / "ingest" / "drop=snn" / "report.json").read_text())
+    assert ingested["quarantined_by_reason"] == {"empty": 85, "unreadable_record": 2, "unsupported_format": 1,
+                                                 "wrong_type": 1}  # empty: 84 records of the day, one file
+    assert ingested["drops"]["snn"]["encodings"] == {"utf-8": 7, "windows-1256": 30}
+    assert ingested["articles"] > 2 * 1000  # several Parquet parts
     rows = json.loads((root / "build" / "validate" / "rows" / "drop=snn" / "results.json").read_text())
     assert rows["batches"] > 1 and rows["articles"] > 1000
     dedup = json.loads((root / "build" / "dedup" / "drop=snn" / "report.json").read_text())
@@ -96,6 +114,7 @@ def test_dvc_repro_on_a_ray_cluster_gives_the_local_outputs(tmp_path, ray_cluste
     repro = subprocess.run(["dvc", "repro", "--force", "validate"], cwd=root, capture_output=True, text=True)
     assert repro.returncode == 0, repro.stdout + repro.stderr
     assert "Running stage 'clean@snn'" in repro.stdout
+    assert "files read on the ray engine" in repro.stderr
     assert "bands grouped and pairs verified on the ray engine" in repro.stderr
     assert (root / "dvc.lock").read_text() == lock
     assert output_files(root).keys() == outputs.keys()
@@ -146,7 +165,7 @@ def test_dedup_against_earlier_drops_on_a_ray_cluster_gives_the_local_outputs(tm
 
 def test_the_default_engine_does_not_import_ray():
     code = (
-        "import sys; from pipeline import cli; from pipeline.stages import clean, validate, dedup; "
+        "import sys; from pipeline import cli; from pipeline.stages import ingest, clean, validate, dedup; "
         "from pipeline.engines.engine import open_engine; from pipeline.plumbing.params import load_params; "
         "assert open_engine(load_params()).name == 'local'; "
         "print(sorted(name for name in sys.modules if name == 'ray' or name.startswith('ray.')))"
@@ -159,3 +178,25 @@ def test_the_default_engine_does_not_import_ray():
 def test_an_unknown_engine_is_refused(engine):
     with pytest.raises(ParamsError, match="engine"):
         engine_name({"engine": engine})
+
+
+def test_the_cluster_configs_are_valid_and_share_the_project_path():
+    """deploy/: the `ray up` config passes Ray's own cluster schema (with Ray's defaults
+    filled in, as `ray up` does), and the KubeRay job mounts its ReadWriteMany claim at the
+    path the ray up nodes mount the project at, in the head and every worker pod."""
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    ray_up = yaml.safe_load((REPO / "deploy" / "ray-cluster.yaml").read_text(encoding="utf-8"))
+    validate_config(prepare_config(ray_up))
+    project = "/srv/corpus"
+    assert any(f" {project}" in command for command in ray_up["initialization_commands"])
+    claim, job = yaml.safe_load_all((REPO / "deploy" / "kuberay-rayjob.yaml").read_text(encoding="utf-8"))
+    assert claim["kind"] == "PersistentVolumeClaim" and claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert job["kind"] == "RayJob" and f"cd {project} && dvc repro" in job["spec"]["entrypoint"]
+    cluster = job["spec"]["rayClusterSpec"]
+    for group in [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]:
+        pod = group["template"]["spec"]
+        volumes = {volume["name"]: volume["persistentVolumeClaim"]["claimName"] for volume in pod["volumes"]}
+        mounts = {mount["mountPath"]: volumes[mount["name"]] for mount in pod["containers"][0]["volumeMounts"]}
+        assert mounts == {project: claim["metadata"]["name"]}
+    assert f"COPY . {project}" in (REPO / "deploy" / "Dockerfile").read_text(encoding="utf-8")

@@ -16,12 +16,12 @@ Workers are actors (``ActorPoolStrategy``), one a CPU of the cluster, each build
 stage's per-batch function once. Results come back in the order of the batches
 (``preserve_order``); the stage writes them on the driver with its own writers.
 
-Work that is not a slice of a table (dedup's LSH bands and its steps of candidate pairs)
-runs as Ray tasks (``map_tasks``): the data all tasks read is put in the object store once
-(numpy arrays are read from it without a copy), each task gets its own item, and at most
-two tasks a CPU wait or run at a time, so the driver builds items only as fast as the
-cluster takes them (Ray's pattern for limiting pending tasks). Paths in the items must be
-absolute.
+Work that is not a slice of a table (ingest's runs of files, dedup's LSH bands and its
+steps of candidate pairs) runs as Ray tasks (``map_tasks``): the data all tasks read is
+put in the object store once (numpy arrays are read from it without a copy), each task
+gets its own item, and at most two tasks a CPU wait or run at a time, so the driver builds
+items only as fast as the cluster takes them (Ray's pattern for limiting pending tasks).
+Paths in the items must be absolute.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, AnyStr, Iterable, Iterator, Literal
 
@@ -38,6 +39,8 @@ import pyarrow.parquet as pq
 import pydantic
 import yaml
 
+from pipeline.engines.engine import Engine, add_engine_option, open_engine, with_engine
+from pipeline.engines.local import LocalEngine
 from pipeline.plumbing.io import partition, write_parts, write_stage_report, write_table
 from pipeline.plumbing.params import section
 from pipeline.plumbing.progress import Progress, log
@@ -71,6 +74,7 @@ _BOM_PREFIXES = tuple(bom for bom, _ in _BOMS)
 # A record value's types, by column; others: str. date covers datetime, int a yyyymmdd number.
 _ACCEPTED_TYPES = {"published_date": (str, date, int)}
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # may stand for a lone surrogate
+_FRAME_ROWS = 5_000  # a task's articles are made a frame this many at a time
 _TOO_DEEP = f"JSON nested deeper than the parser follows (about {sys.getrecursionlimit():,} levels)"
 
 
@@ -294,31 +298,40 @@ class DropReader:
 
     def rows(self) -> Iterator[dict[str, Any]]:
         """Article rows and quarantine rows (those carry a ``reason``), in file order."""
-        root = self.drop_dir.resolve()
+        for relative in self.entries():
+            yield from self.entry_rows(relative)
+
+    @cached_property
+    def root(self) -> Path:
+        return self.drop_dir.resolve()
+
+    def entries(self) -> list[str]:
+        """The drop's inputs (files, and links to anything), as paths relative to it, in the
+        order they are read; drop.yaml is not one."""
         # rglob lists links (to files, folders, nowhere) without descending into linked folders.
-        entries = sorted(
-            (p for p in root.rglob("*") if p.name != DROP_CONFIG and (p.is_symlink() or not p.is_dir())),
-            key=lambda p: p.relative_to(root).as_posix(),
-        )
-        for path in entries:
-            relative = path.relative_to(root).as_posix()
-            try:
-                target = resolve_inside(path, root)
-            except Rejected as rejected:
-                yield self._rejected(relative, None, rejected)
-                continue
-            if target.is_dir():  # a link to a folder of the drop: its files are read where they are
-                continue
-            suffix = path.suffix.lower()
-            self._count("formats", suffix or "(none)")
-            if not target.is_file():
-                yield self._rejected(relative, None, Rejected("unsupported_format", "not a regular file (a pipe, socket or device)"))
-            elif suffix in TEXT_SUFFIXES:
-                yield self._text_file(target, relative)
-            elif suffix in RECORD_SUFFIXES:
-                yield from self._record_file(target, relative, suffix)
-            else:
-                yield self._rejected(relative, None, Rejected("unsupported_format", f"'{suffix or path.name}' files are not read"))
+        return sorted(path.relative_to(self.root).as_posix() for path in self.root.rglob("*")
+                      if path.name != DROP_CONFIG and (path.is_symlink() or not path.is_dir()))
+
+    def entry_rows(self, relative: str) -> Iterator[dict[str, Any]]:
+        """The rows of one of the drop's `entries`."""
+        path = self.root / relative
+        try:
+            target = resolve_inside(path, self.root)
+        except Rejected as rejected:
+            yield self._rejected(relative, None, rejected)
+            return
+        if target.is_dir():  # a link to a folder of the drop: its files are read where they are
+            return
+        suffix = path.suffix.lower()
+        self._count("formats", suffix or "(none)")
+        if not target.is_file():
+            yield self._rejected(relative, None, Rejected("unsupported_format", "not a regular file (a pipe, socket or device)"))
+        elif suffix in TEXT_SUFFIXES:
+            yield self._text_file(target, relative)
+        elif suffix in RECORD_SUFFIXES:
+            yield from self._record_file(target, relative, suffix)
+        else:
+            yield self._rejected(relative, None, Rejected("unsupported_format", f"'{suffix or path.name}' files are not read"))
 
     def _text_file(self, path: Path, relative: str) -> dict[str, Any]:
         size = path.stat().st_size
@@ -405,18 +418,23 @@ class DropReader:
             raise Rejected("too_large", f"{len(raw):,} bytes > {self.config.max_article_bytes:,}")
         values: dict[str, Any] = {}
         for column, names in self.config.columns.items():
-            name = next((n for n in names if record.get(n) not in (None, "")), None)
-            values[column] = None if name is None else record[name]
-            accepted = _ACCEPTED_TYPES.get(column, str)
-            if name is not None and (isinstance(values[column], bool) or not isinstance(values[column], accepted)):
-                # Never str() it: a list or struct would pass as the text "['a']".
-                raise Rejected("wrong_type", f"{column} (field '{name}') is {type(values[column]).__name__}, "
-                               f"not {'a string' if accepted is str else 'a string, a date or a yyyymmdd number'}")
+            values[column] = None
+            for name in names:  # the first field that has a value
+                value = record.get(name)
+                if value is None or value == "":
+                    continue
+                accepted = _ACCEPTED_TYPES.get(column, str)
+                if isinstance(value, bool) or not isinstance(value, accepted):
+                    # Never str() it: a list or struct would pass as the text "['a']".
+                    raise Rejected("wrong_type", f"{column} (field '{name}') is {type(value).__name__}, "
+                                   f"not {'a string' if accepted is str else 'a string, a date or a yyyymmdd number'}")
+                values[column] = value
+                break
         if values.get("text") is None:
             if not any(n in record for n in self.config.columns["text"]):
                 raise Rejected("unreadable_record", f"no text field (looked for {', '.join(self.config.columns['text'])})")
             raise Rejected("empty", "the text field is empty")
-        if not values["text"].strip():
+        if values["text"].isspace():  # not strip(): that copies the text
             raise Rejected("empty", "the text field holds no text")
         return self._article(locator, raw, values)
 
@@ -631,32 +649,29 @@ class IngestResult:
     report: dict[str, Any]
 
 
-def ingest_drops(drop_dirs: list[Path], ingest_params: dict[str, Any], articles_dir: Path) -> IngestResult:
-    """Read every drop, writing article batches to ``articles_dir`` as they fill."""
+def ingest_drops(drop_dirs: list[Path], ingest_params: dict[str, Any], articles_dir: Path,
+                 engine: Engine | None = None) -> IngestResult:
+    """Read every drop, writing article batches to ``articles_dir`` as they fill. The files
+    are read on `engine` (default: local), in tasks of consecutive files (``read_files``)."""
+    engine = engine or LocalEngine()
     batch_size = int(ingest_params["batch_size"])
     quarantined: list[dict[str, Any]] = []
     per_drop: dict[str, dict[str, Any]] = {}
     progress = Progress(STAGE, "inputs")
 
-    def batches() -> Iterator[pl.DataFrame]:
-        buffer: list[dict[str, Any]] = []
+    def article_frames() -> Iterator[pl.DataFrame]:
         for drop_dir in drop_dirs:
             reader = DropReader(drop_dir, DropConfig.load(drop_dir, ingest_params))
-            for row in reader.rows():
-                progress.advance()
-                if "reason" in row:
-                    quarantined.append(row)
-                    continue
-                buffer.append(row)
-                if len(buffer) >= batch_size:
-                    yield _article_frame(buffer)
-                    buffer = []
-            per_drop[drop_dir.name] = reader.counts
-        if buffer:
-            yield _article_frame(buffer)
+            per_drop[drop_dir.name] = counts = reader.counts
+            tasks = _tasks(reader, int(ingest_params["task_bytes"]))
+            for read in engine.map_tasks(read_files, (reader.root, reader.config), tasks):
+                progress.advance(read.articles.height + len(read.quarantined))
+                quarantined.extend(read.quarantined)
+                _add_counts(counts, read.counts)
+                yield read.articles
 
-    articles = write_parts(batches(), articles_dir, ARTICLE_SCHEMA)
-    progress.done(f"{articles:,} articles, {len(quarantined):,} quarantined")
+    articles = write_parts(_in_batches(article_frames(), batch_size), articles_dir, ARTICLE_SCHEMA)
+    progress.done(f"{articles:,} articles, {len(quarantined):,} quarantined; files read on the {engine.name} engine")
     quarantine = pl.DataFrame(quarantined, schema=QUARANTINE_SCHEMA)
     reasons = quarantine.group_by("reason").len().sort("reason")
     report = {
@@ -669,6 +684,79 @@ def ingest_drops(drop_dirs: list[Path], ingest_params: dict[str, Any], articles_
     return IngestResult(articles, quarantine, report)
 
 
+@dataclass
+class FilesRead:
+    """What a task of ingest read: its articles (with their lengths), its quarantine rows
+    and its formats, encodings and unparsed dates (``DropReader.counts``)."""
+
+    articles: pl.DataFrame
+    quarantined: list[dict[str, Any]]
+    counts: dict[str, Any]
+
+
+def read_files(drop: tuple[Path, DropConfig], relatives: list[str]) -> FilesRead:
+    """A task of ingest, on an engine's worker: the entries `relatives` of the drop (its
+    absolute path and its config), read in their order."""
+    reader = DropReader(*drop)
+    frames: list[pl.DataFrame] = []
+    articles: list[dict[str, Any]] = []
+    quarantined: list[dict[str, Any]] = []
+    for relative in relatives:
+        for row in reader.entry_rows(relative):
+            if "reason" in row:
+                quarantined.append(row)
+                continue
+            articles.append(row)
+            if len(articles) == _FRAME_ROWS:  # rows as Python objects take several times a frame's memory
+                frames.append(_article_frame(articles))
+                articles = []
+    frames.append(_article_frame(articles))
+    return FilesRead(pl.concat(frames), quarantined, reader.counts)
+
+
+def _tasks(reader: DropReader, task_bytes: int) -> Iterator[list[str]]:
+    """The drop's entries in runs of consecutive ones of about `task_bytes` bytes (at least
+    one entry: a larger file is a task alone), so a drop of many small files is a few
+    tasks, not one a file. How they are grouped does not change any output."""
+    task: list[str] = []
+    size = 0
+    for relative in reader.entries():
+        task.append(relative)
+        size += (reader.root / relative).lstat().st_size
+        if size >= task_bytes:
+            yield task
+            task, size = [], 0
+    if task:
+        yield task
+
+
+def _add_counts(total: dict[str, Any], counts: dict[str, Any]) -> None:
+    """Add a task's ``DropReader.counts`` to the drop's (keys in the order first seen, as
+    when one reader reads the whole drop)."""
+    for kind in ("formats", "encodings"):
+        for key, count in counts[kind].items():
+            total[kind][key] = total[kind].get(key, 0) + count
+    total["unparsed_dates"] += counts["unparsed_dates"]
+
+
+def _in_batches(frames: Iterable[pl.DataFrame], size: int) -> Iterator[pl.DataFrame]:
+    """The rows of `frames`, in their order, as frames of `size` rows (the last one fewer;
+    none without rows): the Parquet parts do not depend on how the rows were read."""
+    held: list[pl.DataFrame] = []
+    rows = 0
+    for frame in frames:
+        held.append(frame)
+        rows += frame.height
+        if rows >= size:
+            table = pl.concat(held)
+            whole = rows - rows % size
+            for start in range(0, whole, size):
+                yield table.slice(start, size).rechunk()
+            held, rows = [table.slice(whole)], rows - whole
+    if rows:
+        yield pl.concat(held).rechunk()
+
+
 def _article_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
     return arabic_text.with_lengths(pl.DataFrame(rows, schema=ARTICLE_SCHEMA))
 
@@ -676,8 +764,10 @@ def _article_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
 # ---------------------------------------------------------------------------- stage
 
 
-def run(raw_dir: Path, output_dir: Path, metrics_path: Path | None, ingest_params: dict[str, Any], drops: list[str] | None = None) -> IngestResult:
-    """Ingest every drop under `raw_dir` (or only `drops`) into `output_dir`."""
+def run(raw_dir: Path, output_dir: Path, metrics_path: Path | None, ingest_params: dict[str, Any],
+        drops: list[str] | None = None, engine: Engine | None = None) -> IngestResult:
+    """Ingest every drop under `raw_dir` (or only `drops`) into `output_dir`, reading the
+    files on `engine` (default: local)."""
     drop_dirs = list_drops(raw_dir)
     if drops:
         missing = set(drops) - {d.name for d in drop_dirs}
@@ -685,7 +775,7 @@ def run(raw_dir: Path, output_dir: Path, metrics_path: Path | None, ingest_param
             raise FileNotFoundError(f"no such drop under {raw_dir}: {', '.join(sorted(missing))}")
         drop_dirs = [d for d in drop_dirs if d.name in drops]
     log(STAGE, f"{len(drop_dirs)} drop(s) under {raw_dir}: {', '.join(d.name for d in drop_dirs)}")
-    result = ingest_drops(drop_dirs, ingest_params, output_dir / "articles")
+    result = ingest_drops(drop_dirs, ingest_params, output_dir / "articles", engine)
     write_table(result.quarantine, output_dir / "quarantine.parquet")
     write_stage_report(result.report, output_dir, metrics_path, HEADLINE)
     return result
@@ -698,13 +788,15 @@ def add_command(commands) -> None:
     parser.add_argument("--drop", action="append", dest="drops",
                         help="ingest this drop into its own folder, <output>/drop=<name>/ (repeatable; what "
                         "`dvc repro` runs); without it, every drop goes into one table at <output>")
+    add_engine_option(parser)
 
 
 def _main(paths: StagePaths, params: dict[str, Any], args) -> int:
+    engine = open_engine(with_engine(params, args.engine))
     if not args.drops:
-        run(paths.input, paths.output, paths.metrics, section(params, "ingest"))
+        run(paths.input, paths.output, paths.metrics, section(params, "ingest"), engine=engine)
         return 0
     # Drop by drop, each with its report.json; `corpus totals` sums them into the metrics.
     for drop in args.drops:
-        run(paths.input, partition(paths.output, drop), None, section(params, "ingest"), [drop])
+        run(paths.input, partition(paths.output, drop), None, section(params, "ingest"), [drop], engine)
     return 0
