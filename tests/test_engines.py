@@ -161,7 +161,7 @@ def test_split_ngram_hashing_on_a_ray_cluster_gives_the_local_outputs(tmp_path, 
                                str(tmp_path / engine / "split"), "--index", str(tmp_path / engine / "index"),
                                "--metrics", str(tmp_path / engine / "split.json"), "--engine", engine).stderr
             for engine in ("local", "ray")}
-    assert "n-grams on the ray engine" in logs["ray"] and "n-grams on the local engine" in logs["local"]
+    assert "n-grams hashed on the ray engine" in logs["ray"] and "n-grams hashed on the local engine" in logs["local"]
     assert folder_files(tmp_path / "ray") == folder_files(tmp_path / "local")
     report = json.loads((tmp_path / "local" / "split" / "report.json").read_text())
     assert report["drops"] == ["base", "new"] and report["contamination"]["test"]["articles_sharing_any_ngram"] > 0

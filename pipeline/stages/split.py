@@ -560,7 +560,7 @@ def write_ngram_partitions(texts: pl.LazyFrame, rules: ContaminationRules, work_
     ``engine``'s tasks (``ngram_batch``) and written here, in their order.
     """
     n_words = texts.select("n_words").collect()["n_words"]
-    progress = Progress(STAGE, f"articles hashed to n-grams on the {engine.name} engine", total=n_words.len())
+    progress = Progress(STAGE, "articles hashed to n-grams", total=n_words.len())
     bounds = batch_bounds(n_words, rules.memory_ngrams)
     found = engine.map_tasks(partial(ngram_batch, rules=rules), texts.select("key", "text"), bounds)
     for batch, ((_, length), ngrams) in enumerate(zip(bounds, found)):
@@ -737,6 +737,7 @@ def update_index(drops: list[DropArticles], rules: ContaminationRules, index_dir
     layer alone; whatever was there before, the index is byte for byte the one built from nothing.
     """
     index_dir.mkdir(parents=True, exist_ok=True)
+    engine = engine or LocalEngine()
     fingerprint = index_fingerprint(rules)
     layers, rebuilding, reused = [], False, []
     for drop in drops:
@@ -747,10 +748,11 @@ def update_index(drops: list[DropArticles], rules: ContaminationRules, index_dir
             reused.append(drop.name)
             continue
         rebuilding = True
-        build_layer(drop, layers, rules, layer, fingerprint, engine or LocalEngine())
+        build_layer(drop, layers, rules, layer, fingerprint, engine)
         layers.append(layer)
     keep_only(index_dir, layers)  # drops no longer in the corpus go
-    log(STAGE, f"contamination index: {len(reused)} drop(s) reused, {len(layers) - len(reused)} built")
+    log(STAGE, f"contamination index: {len(reused)} drop(s) reused, {len(layers) - len(reused)} built "
+               f"(n-grams hashed on the {engine.name} engine)")
     return layers
 
 
