@@ -22,6 +22,8 @@ from conftest import CP1256, REPO, SAUDI_ZIPS, SEED, VENV_BIN, copy_project, run
 from pipeline_runs import folder_files, output_files
 
 from benchmarks import dedup_eval
+from benchmarks.incremental import generate
+from benchmarks.split_incremental import dedup_layout
 from pipeline.engines.engine import engine_name
 from pipeline.plumbing.io import partition, scan_partitions, write_table
 from pipeline.plumbing.params import ParamsError, load_params
@@ -161,6 +163,28 @@ def test_dedup_against_earlier_drops_on_a_ray_cluster_gives_the_local_outputs(tm
     removed = pl.read_parquet(tmp_path / "local" / DUPLICATES_FILE).join(
         kept.rename({"id": "duplicate_of", "drop": "kept_drop"}), on="duplicate_of")
     assert removed.filter((pl.col("drop") != pl.col("kept_drop")) & (pl.col("kind") == "near")).height
+
+
+def test_split_ngram_hashing_on_a_ray_cluster_gives_the_local_outputs(tmp_path, ray_cluster):
+    """`corpus split` of two drops of articles recombined from SaudiNewsNet sentences (with
+    reprints, so held-out articles share n-grams with train), the second against the index
+    of the first, with `--engine local`, then `--engine ray`: the contamination index's
+    n-grams are hashed in batches of 20k words on the two nodes' workers, and the split
+    folders and the index are the local engine's, byte for byte."""
+    generate(1500, 7, tmp_path / "raw")
+    dedup_layout(tmp_path / "raw", tmp_path / "dedup")
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(re.sub(r"\n    memory_ngrams: \d+ ", "\n    memory_ngrams: 20000 ",
+                                  (REPO / "params.yaml").read_text(encoding="utf-8"), count=1), encoding="utf-8")
+    logs = {engine: run_corpus("--params", str(params_file), "split", "--input", str(tmp_path / "dedup"), "--output",
+                               str(tmp_path / engine / "split"), "--index", str(tmp_path / engine / "index"),
+                               "--metrics", str(tmp_path / engine / "split.json"), "--engine", engine).stderr
+            for engine in ("local", "ray")}
+    assert "n-grams hashed on the ray engine" in logs["ray"] and "n-grams hashed on the local engine" in logs["local"]
+    assert folder_files(tmp_path / "ray") == folder_files(tmp_path / "local")
+    report = json.loads((tmp_path / "local" / "split" / "report.json").read_text())
+    assert report["drops"] == ["base", "new"] and report["contamination"]["test"]["articles_sharing_any_ngram"] > 0
+    assert report["contamination"]["test"]["distinct_ngrams"] > 20_000  # many batches
 
 
 def test_the_default_engine_does_not_import_ray():

@@ -41,7 +41,9 @@ keeps one layer a drop, built in drop order from the drop's kept articles and th
 before it, and reused while they are unchanged; so a new drop's articles are the only ones
 hashed, its train n-grams are looked up in the earlier validation and test n-grams and its
 held-out ones in every train n-gram, hash partition by hash partition on disk (memory: a
-batch of ``memory_ngrams`` words, then one of ``partitions`` partitions). The report says
+batch of ``memory_ngrams`` words, then one of ``partitions`` partitions). Each batch is
+hashed by a task of the engine (params.yaml ``engine``, ``--engine``: on a Ray cluster's
+workers with ``ray``), reading its own rows; the index is the same bytes on every engine. The report says
 whether the contaminated share of validation and test is within ``max_contaminated_share``
 (``contamination.gate``).
 
@@ -62,12 +64,15 @@ import json
 import math
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
+from pipeline.engines.engine import Engine, add_engine_option, open_engine, with_engine
+from pipeline.engines.local import LocalEngine
 from pipeline.plumbing.fingerprint import code_digest, digest, files_digest
 from pipeline.plumbing.io import (
     REPORT_FILE,
@@ -122,9 +127,12 @@ CONTAMINATION_SCHEMA = pl.Schema({
     "closest_train_id": pl.String(),  # the train article that shares most of them
     "ngrams_shared_with_closest": pl.Int64(),
 })
-# Seed of Polars' hash for words and n-grams. That hash may change between Polars
-# versions, which is fine: n-gram hashes only meet other hashes of the same run.
+# Seed of Polars' hash for words; an n-gram's hash is a polynomial of its words' hashes
+# (an odd 64-bit multiplier: the golden ratio's). Polars' hash may change between Polars
+# versions, which is fine: n-gram hashes only meet other hashes of the same index, and
+# the index is rebuilt when Polars changes (``index_fingerprint``).
 NGRAM_HASH_SEED = 13
+NGRAM_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
 
 
 @dataclass(frozen=True)
@@ -483,30 +491,51 @@ def assign_splits(
 
 
 def article_ngrams(articles: pl.DataFrame, n: int) -> pl.DataFrame:
-    """Distinct word n-gram hashes of each article: key, split, ngram (UInt64).
+    """Word n-gram hashes of each article (key, text): key, ngram (UInt64), repeats included.
 
-    Words are hashed first, then each run of n word hashes; an article with fewer than n
-    words has none. Works on a batch in memory (the shifts run across the whole batch and
-    n-grams that would straddle two articles are dropped).
+    Words are hashed by Polars (one pass over the batch's words), then each run of n word
+    hashes by a polynomial in numpy (n vectorised passes over the flat array, no frame of
+    n shifted columns); an article with fewer than n words has none. Works on a batch in
+    memory: 8 bytes a word for the hashes, 16 an n-gram for the result.
     """
-    words = arabic_text.key_words(arabic_text.match_key(pl.col("text")))
-    return (
-        articles.lazy()
-        .select("key", "split", word=words)
-        .with_columns(n_words=pl.col("word").list.len(), pos=pl.int_ranges(0, pl.col("word").list.len()))
-        .explode("word", "pos")
-        .with_columns(word=pl.col("word").hash(NGRAM_HASH_SEED))
-        .select(
-            "key",
-            "split",
-            ngram=pl.struct([pl.col("word").shift(-k).alias(f"w{k}") for k in range(n)]).hash(NGRAM_HASH_SEED),
-            complete=pl.col("pos") + n <= pl.col("n_words"),
-        )
-        .filter("complete")
-        .drop("complete")
-        .unique(["key", "ngram"], maintain_order=True)
-        .collect()
-    )
+    words = articles.select(pl.col("key").cast(pl.UInt64), word=arabic_text.key_words(arabic_text.match_key(pl.col("text"))))
+    lengths = words["word"].list.len().fill_null(0).to_numpy().astype(np.int64)
+    hashes = words["word"].explode(empty_as_null=False).drop_nulls().hash(NGRAM_HASH_SEED).to_numpy()
+    counts = np.maximum(lengths - n + 1, 0)  # n-grams an article has
+    total = int(counts.sum())
+    if total == 0:
+        return pl.DataFrame(schema={"key": pl.UInt64, "ngram": pl.UInt64})
+    # The n-gram starting at word i of the batch: (((h[i] * M + h[i+1]) * M + ...) + h[i+n-1]),
+    # for every i whose n-gram ends inside its article.
+    article = np.repeat(np.arange(len(lengths)), counts)
+    first_word = np.cumsum(lengths) - lengths
+    first_ngram = np.cumsum(counts) - counts
+    starts = first_word[article] + (np.arange(total) - first_ngram[article])
+    ngrams = hashes[starts]
+    for k in range(1, n):
+        ngrams *= NGRAM_MULTIPLIER
+        ngrams += hashes[starts + k]
+    return pl.DataFrame({"key": words["key"].gather(article), "ngram": ngrams})
+
+
+@dataclass
+class NgramBatch:
+    parts: dict[int, pl.DataFrame]  # hash partition -> the distinct (key, ngram) pairs in it
+    counts: pl.DataFrame  # key, ngrams: an article's distinct n-grams
+
+
+def ngram_batch(texts: pl.LazyFrame, rows: tuple[int, int], rules: ContaminationRules) -> NgramBatch:
+    """The n-grams of rows [offset, offset + length) of ``texts`` (key, text), by hash
+    partition: a task of ``write_ngram_partitions`` (on an engine's worker, which reads its
+    rows itself). Repeats are dropped partition by partition (a pair is in one partition):
+    hash tables of a partition's size are three times faster than one of the batch's."""
+    offset, length = rows
+    ngrams = article_ngrams(texts.slice(offset, length).collect(), rules.ngram)
+    parts = ngrams.with_columns(partition=(pl.col("ngram") % rules.partitions).cast(pl.UInt32)).partition_by(
+        "partition", as_dict=True, include_key=False)
+    parts = {bucket: part.unique() for (bucket,), part in parts.items()}
+    counts = pl.concat([part.select("key") for part in parts.values()] or [ngrams.select("key")])
+    return NgramBatch(parts, counts.group_by("key").agg(ngrams=pl.len().cast(pl.Int64)).sort("key"))
 
 
 def batch_bounds(n_words: pl.Series, words_per_batch: int) -> list[tuple[int, int]]:
@@ -522,20 +551,22 @@ def batch_bounds(n_words: pl.Series, words_per_batch: int) -> list[tuple[int, in
     return bounds
 
 
-def write_ngram_partitions(docs: pl.LazyFrame, rules: ContaminationRules, work_dir: Path) -> None:
+def write_ngram_partitions(texts: pl.LazyFrame, rules: ContaminationRules, work_dir: Path, engine: Engine) -> None:
     """Hash every article's n-grams and write them partitioned by hash (``ngram`` modulo
     ``partitions``), and each article's count of distinct n-grams (``counts/``).
 
-    ``docs``: key, split, text, n_words. Articles are read in batches of ``memory_ngrams`` words.
+    ``texts``: key, text, n_words of the articles to hash, a plain scan of their file (a
+    slice of it reads those rows alone). Batches of ``memory_ngrams`` words are hashed by
+    ``engine``'s tasks (``ngram_batch``) and written here, in their order.
     """
-    n_words = docs.select("n_words").collect()["n_words"]
+    n_words = texts.select("n_words").collect()["n_words"]
     progress = Progress(STAGE, "articles hashed to n-grams", total=n_words.len())
-    for batch, (offset, length) in enumerate(batch_bounds(n_words, rules.memory_ngrams)):
-        ngrams = article_ngrams(docs.slice(offset, length).select("key", "split", "text").collect(), rules.ngram)
-        ngrams = ngrams.with_columns(partition=(pl.col("ngram") % rules.partitions).cast(pl.UInt32))
-        for (bucket,), part in ngrams.select("key", "ngram", "partition").partition_by("partition", as_dict=True, include_key=False).items():
+    bounds = batch_bounds(n_words, rules.memory_ngrams)
+    found = engine.map_tasks(partial(ngram_batch, rules=rules), texts.select("key", "text"), bounds)
+    for batch, ((_, length), ngrams) in enumerate(zip(bounds, found)):
+        for bucket, part in ngrams.parts.items():
             write_table(part, work_dir / f"ngrams-{bucket:05d}" / f"batch-{batch:05d}.parquet")
-        write_table(ngrams.group_by("key").agg(ngrams=pl.len().cast(pl.Int64)).sort("key"), work_dir / "counts" / f"batch-{batch:05d}.parquet")
+        write_table(ngrams.counts, work_dir / "counts" / f"batch-{batch:05d}.parquet")
         progress.advance(length)
     progress.done()
 
@@ -552,7 +583,7 @@ OWNED_NGRAMS = pl.Schema({"partition": pl.UInt32(), "ngram": pl.UInt64(), "owner
 HELD_OUT_NGRAMS = pl.Schema({"partition": pl.UInt32(), "ngram": pl.UInt64(), "key": pl.UInt64(), "split": SPLIT_TYPE})
 SHARED_NGRAMS = pl.Schema({"key": pl.UInt64(), "owner": pl.UInt64(), "shared": pl.Int64()})
 # Bumped when what a layer holds changes: every layer is then rebuilt.
-INDEX_FORMAT = 3
+INDEX_FORMAT = 4  # 4: n-grams hashed by a polynomial of the word hashes
 
 
 def _layer_tables(layers: list[Path], name: str, schema: pl.Schema, partition: int | None = None) -> pl.LazyFrame:
@@ -623,30 +654,35 @@ class DropArticles:
     fingerprint: str  # what its articles and their splits were computed from (the split's drop fingerprint)
 
 
-def drop_docs(drop: DropArticles) -> pl.LazyFrame:
-    """key, id, split, text, n_words of the drop's published articles, in the file's order."""
+def drop_rows(drop: DropArticles) -> pl.LazyFrame:
+    """key, id, text, n_words of every kept article of the drop, in the file's order: a plain
+    scan of its (absolute) path, so a slice of it reads those rows alone (a slice after a
+    join would read every row's text)."""
     return (
-        scan_table(drop.path)
+        scan_table(drop.path.resolve())
         .select("id", "text", "n_words")
         .with_row_index("row")
-        .join(drop.split_of, on="id", maintain_order="left")
-        .select(key=pl.lit(drop.rank << KEY_BITS, pl.UInt64) + pl.col("row").cast(pl.UInt64), id="id", split="split",
-                text="text", n_words="n_words")
+        .select(key=pl.lit(drop.rank << KEY_BITS, pl.UInt64) + pl.col("row").cast(pl.UInt64), id="id", text="text",
+                n_words="n_words")
     )
 
 
-def build_layer(docs: pl.LazyFrame, earlier: list[Path], rules: ContaminationRules, layer: Path, fingerprint: str) -> None:
+def build_layer(drop: DropArticles, earlier: list[Path], rules: ContaminationRules, layer: Path, fingerprint: str,
+                engine: Engine) -> None:
     """Write a drop's layer (see LAYER_FILE) from the layers before it.
 
     Memory holds a batch of ``memory_ngrams`` words' n-grams while hashing, then one hash
     partition of the drop and of the earlier layers.
     """
     reset_dir(layer)
+    rows = drop_rows(drop)
+    # the published articles (the others' n-grams are dropped by the inner join below)
+    docs = rows.select("key", "id").join(drop.split_of, on="id", maintain_order="left")
     split_by_key = docs.select("key", "split").collect().lazy()
     distinct = []
     with scratch_folder(layer.parent) as work_dir:
         ngrams_dir = work_dir / "ngrams"
-        write_ngram_partitions(docs, rules, ngrams_dir)
+        write_ngram_partitions(rows, rules, ngrams_dir, engine)
         with (
             ParquetAppender(layer / "owned.parquet", OWNED_NGRAMS) as owned_out,
             ParquetAppender(layer / "held_out.parquet", HELD_OUT_NGRAMS) as held_out,
@@ -657,7 +693,7 @@ def build_layer(docs: pl.LazyFrame, earlier: list[Path], rules: ContaminationRul
                 if not folder.is_dir():
                     continue
                 owned, held, shared, new_distinct = join_partition(
-                    scan_table(folder).join(split_by_key, on="key", how="left"),
+                    scan_table(folder).join(split_by_key, on="key"),
                     _layer_tables(earlier, "owned.parquet", OWNED_NGRAMS, bucket),
                     _layer_tables(earlier, "held_out.parquet", HELD_OUT_NGRAMS, bucket),
                 )
@@ -690,8 +726,10 @@ def index_fingerprint(rules: ContaminationRules) -> str:
     return digest(str(INDEX_FORMAT), str(rules.ngram), str(rules.partitions), pl.__version__)
 
 
-def update_index(drops: list[DropArticles], rules: ContaminationRules, index_dir: Path) -> list[Path]:
-    """Bring the contamination index up to date; returns its layers, in drop order.
+def update_index(drops: list[DropArticles], rules: ContaminationRules, index_dir: Path,
+                 engine: Engine | None = None) -> list[Path]:
+    """Bring the contamination index up to date; returns its layers, in drop order. The
+    n-grams are hashed on ``engine`` (default: the local one).
 
     Drop k's layer is reused when its fingerprint (the contamination rules, drop k's
     fingerprint, which covers the code, and drop k-1's layer fingerprint) is unchanged; otherwise it and every later
@@ -699,6 +737,7 @@ def update_index(drops: list[DropArticles], rules: ContaminationRules, index_dir
     layer alone; whatever was there before, the index is byte for byte the one built from nothing.
     """
     index_dir.mkdir(parents=True, exist_ok=True)
+    engine = engine or LocalEngine()
     fingerprint = index_fingerprint(rules)
     layers, rebuilding, reused = [], False, []
     for drop in drops:
@@ -709,10 +748,11 @@ def update_index(drops: list[DropArticles], rules: ContaminationRules, index_dir
             reused.append(drop.name)
             continue
         rebuilding = True
-        build_layer(drop_docs(drop), layers, rules, layer, fingerprint)
+        build_layer(drop, layers, rules, layer, fingerprint, engine)
         layers.append(layer)
     keep_only(index_dir, layers)  # drops no longer in the corpus go
-    log(STAGE, f"contamination index: {len(reused)} drop(s) reused, {len(layers) - len(reused)} built")
+    log(STAGE, f"contamination index: {len(reused)} drop(s) reused, {len(layers) - len(reused)} built "
+               f"(n-grams hashed on the {engine.name} engine)")
     return layers
 
 
@@ -967,11 +1007,12 @@ def run(
     log(STAGE, f"{n_in:,} articles -> " + ", ".join(f"{name} {s['rows']:,} ({s['share']:.1%})" for name, s in stats.items())
         + f", {n_quarantined:,} set aside")
 
+    engine = open_engine(params)
     if index_dir is None:
         with scratch_folder(output_dir) as scratch:
-            found = contamination(update_index(indexed, contamination_rules, scratch), contamination_rules)
+            found = contamination(update_index(indexed, contamination_rules, scratch, engine), contamination_rules)
     else:
-        found = contamination(update_index(indexed, contamination_rules, index_dir), contamination_rules)
+        found = contamination(update_index(indexed, contamination_rules, index_dir, engine), contamination_rules)
     write_table(found.report, output_dir / "contamination.parquet")
     gate = found.metrics["gate"]
     log(STAGE, f"contamination: test {found.metrics['test']['contaminated_share']:.2%} and validation "
@@ -1016,9 +1057,10 @@ def add_command(commands) -> None:
     )
     parser.add_argument("--index", type=Path, help="the contamination index, one layer a drop, brought up to date "
                         "(default: <paths.split_index>; with --output, none is kept unless --index is given)")
+    add_engine_option(parser)
 
 
 def _main(paths: StagePaths, params: dict[str, Any], args) -> int:
     index = args.index or (None if args.output else path_of(params, "split_index"))
-    run(paths.input, paths.output, paths.metrics, params, index)
+    run(paths.input, paths.output, paths.metrics, with_engine(params, args.engine), index)
     return 0
