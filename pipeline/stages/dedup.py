@@ -817,7 +817,8 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams, corpus: CorpusIndex
         star = star_centres(len(doc), edge_a, edge_b)
         kept_or_inside = (star[edge_a] == edge_a) | (star[edge_b] == edge_b) | (
             overlap.containment[clustered] >= params.containment)
-        through = movable & kept_or_inside
+        # (the cluster that moves is the worse ranked one: never an earlier drop's)
+        through = movable & kept_or_inside & (np.maximum(star[edge_a], star[edge_b]) >= n_fixed)
         centre, joined = join_clusters(star, edge_a[through], edge_b[through], close, agree)
     kept_rank = centre[rep]
     similarity = overlap.jaccard
