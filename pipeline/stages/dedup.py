@@ -407,15 +407,16 @@ def verify_steps(shingle_sets: minhash.ShingleSets, details: minhash.ShingleSets
     ``verify_batch_pairs`` pairs at a time (what bounds the memory of verification): the
     step of the pairs and their overlap. Leads (from ``details``) are compared only where
     they can decide: for the pairs whose smaller lies inside the other (``join_min`` or
-    ``containment_lead``) and is short, under the share floor or under ``containment``."""
+    ``containment``) and is short or under the share floor, and for those between
+    ``containment_lead`` and ``containment``."""
     progress = Progress(STAGE, "pairs verified", total=len(a))
     for first in range(0, len(a), params.verify_batch_pairs):
         step = slice(first, first + params.verify_batch_pairs)
         overlap = Overlap.of_sets(*shingle_sets.overlap(a[step], b[step]))
         if details is not None:
-            small = (overlap.containment >= min(params.join_min, params.containment_lead)) & (
-                ~overlap.sized(params) | (overlap.smaller < params.containment_min_shingles)
-                | (overlap.containment < params.containment))
+            small = ((overlap.containment >= min(params.join_min, params.containment)) & (
+                ~overlap.sized(params) | (overlap.smaller < params.containment_min_shingles))) | (
+                (overlap.containment >= params.containment_lead) & (overlap.containment < params.containment))
             x, y = a[step][small], b[step][small]
             shared, lead_x, lead_y = details.overlap(3 * x + LEAD_SHINGLES, 3 * y + LEAD_SHINGLES)
             smaller = np.minimum(lead_x, lead_y)
