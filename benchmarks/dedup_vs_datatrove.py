@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -86,10 +87,18 @@ class PeakMemory:
         return self.peak
 
 
-def measure(command: list[str], log: Path, timeout: float, env: dict[str, str] | None = None) -> tuple[float, int] | None:
-    """Run a command; (wall seconds, peak RSS bytes), or None if it ran out of time (it is
-    then stopped, with its process tree). Its output goes to `log`."""
-    started = time.perf_counter()
+def children_cpu_seconds() -> float:
+    """User + system CPU seconds of this process's waited-for descendants (a tool's worker
+    processes count once their parent has waited for them)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measure(command: list[str], log: Path, timeout: float,
+            env: dict[str, str] | None = None) -> tuple[float, float, int] | None:
+    """Run a command; (wall seconds, CPU seconds, peak RSS bytes), or None if it ran out of
+    time (it is then stopped, with its process tree). Its output goes to `log`."""
+    started, cpu_before = time.perf_counter(), children_cpu_seconds()
     with log.open("w") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
         memory = PeakMemory(process.pid)
@@ -105,7 +114,7 @@ def measure(command: list[str], log: Path, timeout: float, env: dict[str, str] |
     peak = memory.stop()
     if code != 0:
         raise RuntimeError(f"{' '.join(command)} failed ({code}); see {log}")
-    return time.perf_counter() - started, peak
+    return time.perf_counter() - started, children_cpu_seconds() - cpu_before, peak
 
 
 def decisions_from_csv(path: Path, all_ids: pl.Series) -> pl.DataFrame:
@@ -118,6 +127,21 @@ def decisions_from_csv(path: Path, all_ids: pl.Series) -> pl.DataFrame:
     )
 
 
+def print_ratios_to_ours(results: list[dict[str, Any]]) -> None:
+    """Each other tool's wall time, CPU time and peak RSS as multiples of our first run's."""
+    ours = next((r for r in results if r["tool"].startswith("ours") and r["seconds"]), None)
+    others = [r for r in results if not r["tool"].startswith(("ours", "baseline"))]
+    if ours is None or not others:
+        return
+    print(f"\nas multiples of ours (load average now {os.getloadavg()[0]:.1f}):")
+    for r in others:
+        if r["seconds"] is None:
+            print(f"{r['tool']:<62} did not finish")
+            continue
+        print(f"{r['tool']:<62} wall {r['seconds'] / ours['seconds']:.1f}x, CPU {r['cpu_seconds'] / ours['cpu_seconds']:.1f}x, "
+              f"peak RSS {r['peak_rss_mib'] / ours['peak_rss_mib']:.2f}x")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variants", type=int, nargs=2, default=(2, 3), metavar=("MIN", "MAX"))
@@ -126,7 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, help="keep the corpus and outputs here (default: a temp dir)")
     parser.add_argument("--tools", nargs="+", choices=["ours", "datatrove", "text-dedup"],
                         default=["ours", "datatrove", "text-dedup"])
-    parser.add_argument("--timeout", type=float, default=1800, help="seconds a run may take (default: %(default)s)")
+    parser.add_argument("--timeout", type=float, default=1800,
+                        help="seconds a run may take (default: %(default)s; datatrove's defaults took "
+                             "over 1,500 s on a loaded machine)")
     parser.add_argument("--baseline", type=Path, metavar="DIR",
                         help="also run the dedup of another checkout (e.g. `git worktree add DIR main`), "
                              "alternating with ours, and print the ratios")
@@ -188,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
                                                    str(shards), str(out), *extra], out, {}))
 
     print(f"load average before the runs: {os.getloadavg()[0]:.1f} (2 cores)")
-    print(f"\n{'tool':<62} {'wall s':>7} {'docs/s':>8} {'peak RSS':>9} {'P':>6} {'R':>6} {'F1':>6} "
+    print(f"\n{'tool':<62} {'wall s':>7} {'CPU s':>7} {'docs/s':>8} {'peak RSS':>9} {'P':>6} {'R':>6} {'F1':>6} "
           f"{'pairs P':>8} {'pairs R':>8}")
     results = []
     for label, command, out, extra_env in runs:
@@ -200,20 +226,22 @@ def main(argv: list[str] | None = None) -> int:
             results.append({"tool": label, "seconds": None})
             print(f"{label:<62} did not finish in {args.timeout:.0f} s", flush=True)
             continue
-        seconds, peak = measured
+        seconds, cpu, peak = measured
         if (out / "duplicates.parquet").exists():  # our stage's output
             removed = pl.read_parquet(out / "duplicates.parquet").select("id", "duplicate_of")
             decisions = pl.DataFrame({"id": evaluation.articles["id"]}).join(removed, on="id", how="left")
         else:
             decisions = decisions_from_csv(out / "decisions.csv", evaluation.articles["id"])
         s = dedup_eval.score(evaluation, decisions)
-        results.append({"tool": label, "seconds": round(seconds, 1), "docs_per_s": round(n / seconds),
+        results.append({"tool": label, "seconds": round(seconds, 1), "cpu_seconds": round(cpu, 1),
+                        "docs_per_s": round(n / seconds),
                         "peak_rss_mib": round(peak / 2**20), **{k: s[k] for k in ("precision", "recall", "f1",
                                                                                   "pairs_precision", "pairs_recall")}})
         r = results[-1]
-        print(f"{label:<62} {r['seconds']:>7.1f} {r['docs_per_s']:>8,} {r['peak_rss_mib']:>6,} MiB {r['precision']:>6.3f} "
+        print(f"{label:<62} {r['seconds']:>7.1f} {r['cpu_seconds']:>7.1f} {r['docs_per_s']:>8,} {r['peak_rss_mib']:>6,} MiB {r['precision']:>6.3f} "
               f"{r['recall']:>6.3f} {r['f1']:>6.3f} {r['pairs_precision']:>8.3f} {r['pairs_recall']:>8.3f}", flush=True)
     (workdir / "results.json").write_text(json.dumps(results, indent=2))
+    print_ratios_to_ours(results)
     if args.baseline:
         timed = [r for r in results if r["tool"].startswith(("ours", "baseline")) and r["seconds"]]
         mean = {name: [r for r in timed if r["tool"].startswith(name)] for name in ("ours", "baseline")}

@@ -59,14 +59,14 @@ def test_quality_floors_on_the_labelled_evaluation(evaluations, draw):
     decisions, _ = dedup_eval.run_dedup(evaluation, PARAMS)
     score = dedup_eval.score(evaluation, decisions)
     # pairs within the final clusters (what a user of the clusters sees), and removals. The
-    # floors are what holds on every draw (worst of five: pairs 1.000 / 0.964, removals
-    # 1.000 / 0.980, teasers 0.943, with a paragraph changed 0.819, two reprints 0.956); the
-    # issue's goals (pairs recall and teasers >= 0.97) hold on the mean (0.971 / 0.975).
-    assert score["pairs_precision"] >= 0.999 and score["pairs_recall"] >= 0.96, score
-    assert score["precision"] >= 0.999 and score["recall"] >= 0.98, score
+    # floors are what holds on every draw (worst of five: pairs 1.000 / 0.981, removals
+    # 1.000 / 0.990, teasers 0.971, with a paragraph changed 0.917, two reprints 0.976): the
+    # issue's goals (pairs recall and teasers >= 0.97) on each draw.
+    assert score["pairs_precision"] >= 0.999 and score["pairs_recall"] >= 0.975, score
+    assert score["precision"] >= 0.999 and score["recall"] >= 0.985, score
     # teasers / truncations, and two reprints of one base ending in one cluster
-    assert score["recall_teasers"]["teaser"] >= 0.94 and score["recall_teasers"]["teaser+paragraph"] >= 0.81, score
-    assert score["reprint_pairs_recall"] >= 0.95, score
+    assert score["recall_teasers"]["teaser"] >= 0.97 and score["recall_teasers"]["teaser+paragraph"] >= 0.91, score
+    assert score["reprint_pairs_recall"] >= 0.97, score
     # templated reports of different events whose figures differ: never merged
     assert score["templated_figures_differ_pairs"] >= 25 and score["templated_figures_differ_merged"] == [], score
     # nor those of one formula about other names (congratulation cables: no figure to compare)
@@ -383,6 +383,44 @@ def test_a_teaser_opening_a_much_longer_reprint_joins_it_and_a_quoted_item_does_
         assert pair["duplicate"][0] == merged
 
 
+def test_a_cluster_joins_a_better_one_through_a_member_that_duplicates_a_member_there():
+    """Ranks 0-4: cluster 0 = {0 (a reprint), 1 (its natural reprint B)}; cluster 2 = {2 (a
+    teaser of B with a paragraph added, not a duplicate of B), 3 (a plain teaser of B, taken
+    by 2, which ranks before it)}, and 4 alone. The edge 3-1 (the teaser inside B) moves
+    cluster 2 into cluster 0 when its members are close to 0 and agree with its members;
+    not when one of them states other figures."""
+    centre = np.array([0, 0, 2, 2, 4])
+    a, b = np.array([1]), np.array([3])
+
+    def close(kept, members):
+        return np.ones(len(members), dtype=bool), np.full(len(members), 0.4)
+
+    centre_after, moved = dedup.join_clusters(centre, a, b, close, lambda x, y: np.ones(len(x), dtype=bool))
+    assert centre_after.tolist() == [0, 0, 0, 0, 4]
+    assert sorted(moved["rep"].to_list()) == [2, 3] and set(moved["kept_rank"]) == {0}
+    other_figures = lambda x, y: ~((x == 2) & (y == 1))  # noqa: E731
+    assert dedup.join_clusters(centre, a, b, close, other_figures)[0].tolist() == centre.tolist()
+
+
+def test_a_short_teaser_with_a_footer_line_goes_with_its_article():
+    """Real articles: T = the first 30 % of B (about 40 shingles) with a footer line added
+    lies about 0.76 inside B (the footer is its own), under containment and far under
+    containment_short, but opens as B does: T is removed for B. The first 30 % of a shorter
+    article C with the same footer is 0.71 inside it (a third of it its own): it stays."""
+    footer = "للاشتراك في خدمة الأخبار العاجلة أرسل رقم 1 إلى 88888"
+    params = dedup.DedupParams.from_params(PARAMS)
+    for number, merged in (("0004", True), ("1203", False)):
+        base = _snn_text(f"snn-2015-07-21-{number}")
+        words = base.split()
+        teaser = " ".join(words[: int(len(words) * 0.3)]) + "\n" + footer
+        articles = _articles({"base": base, "teaser": teaser})
+        pair = dedup.pair_similarity(pl.DataFrame({"id_a": ["base"], "id_b": ["teaser"]}), articles.lazy(), params)
+        assert params.containment_lead - 0.05 < pair["containment"][0] < params.containment
+        result = dedup.deduplicate(articles.lazy(), params)
+        removed = dict(zip(result.assignment["id"], result.assignment["duplicate_of"]))
+        assert removed == {"base": None, "teaser": "base" if merged else None}
+
+
 def test_a_roundup_of_several_stories_does_not_put_them_in_one_cluster():
     """Real articles X, Y, Z and a roundup R = X + Y + Z: each lies inside R (X opens it),
     each under the Jaccard threshold with it, and they share nothing with one another. R
@@ -427,10 +465,18 @@ def test_a_few_shared_sentences_or_a_quoted_item_do_not_make_a_duplicate():
     # a short text (under containment_min_shingles) counts only when almost whole inside and
     # opening as the other does: a 30-shingle teaser of an 80-shingle brief is; shared
     # sentences with one of their own, or sentences from further down the other, are not
+    # (the lead of a text of 30 shingles or fewer is all of it: its lead share is at most its containment)
     short = dedup.Overlap(jaccard=np.array([0.37, 0.3, 0.15, 0.37]), containment=np.array([1.0, 0.8, 1.0, 1.0]),
                           smaller=np.array([30, 30, 12, 30]), larger=np.array([80, 80, 30, 80]),
-                          lead=np.array([1.0, 1.0, 1.0, 0.2]))
+                          lead=np.array([1.0, 0.8, 1.0, 0.2]))
     assert short.contained(params).tolist() == [True, False, False, False]
+    # either size, opening exactly as the other does (lead_same), counts from containment_lead:
+    # a teaser with a footer line or a paragraph of its own; not when it opens otherwise, nor
+    # when more of it is its own
+    opening = dedup.Overlap(jaccard=np.array([0.25, 0.4, 0.25, 0.2]), containment=np.array([0.76, 0.76, 0.76, 0.7]),
+                            smaller=np.array([41, 120, 41, 41]), larger=np.array([120, 200, 120, 120]),
+                            lead=np.array([1.0, 0.93, 0.8, 1.0]))
+    assert opening.contained(params).tolist() == [True, True, False, False]
 
 
 def test_word_hashes_are_stable_and_do_not_depend_on_the_batch():

@@ -125,6 +125,8 @@ class DedupParams:
     containment_min_share: float
     containment_short: float
     containment_short_min_shingles: int
+    containment_lead: float
+    lead_same: float
     join_min: float
     figures_min: int
     figures_tolerance: float
@@ -150,6 +152,8 @@ class DedupParams:
             containment_min_share=float(dedup["containment_min_share"]),
             containment_short=float(dedup["containment_short"]),
             containment_short_min_shingles=int(dedup["containment_short_min_shingles"]),
+            containment_lead=float(dedup["containment_lead"]),
+            lead_same=float(dedup["lead_same"]),
             join_min=float(dedup["join_min"]),
             figures_min=int(dedup["figures_min"]),
             figures_tolerance=float(dedup["figures_tolerance"]),
@@ -162,6 +166,8 @@ class DedupParams:
             raise ValueError("dedup: need 0 < review_min <= threshold <= 1")
         if not 0 < result.threshold <= result.containment <= result.containment_short <= 1 or not 0 < result.join_min <= 1:
             raise ValueError("dedup: need 0 < threshold <= containment <= containment_short <= 1 and 0 < join_min <= 1")
+        if not 0 < result.containment_lead <= result.containment or not result.lead_min <= result.lead_same <= 1:
+            raise ValueError("dedup: need 0 < containment_lead <= containment and lead_min <= lead_same <= 1")
         return result
 
 
@@ -381,11 +387,15 @@ class Overlap:
         ``containment_short_min_shingles``) must lie almost whole inside (``containment_short``)
         and open as the other does (``lead_min``): a short teaser is the lead of its article,
         two or three shared sentences with a sentence of their own around them, or from
-        further down the other, are not."""
+        further down the other, are not. Either size counts from ``containment_lead`` when it
+        opens as the other does (``lead_same`` of its lead inside the other's): a teaser with
+        a footer line or a paragraph of its own added lies 0.75-0.8 inside its article."""
         long_enough = self.smaller >= params.containment_min_shingles
-        short = ~long_enough & (self.smaller >= params.containment_short_min_shingles) & (self.lead >= params.lead_min)
+        sized = self.smaller >= params.containment_short_min_shingles
+        short = ~long_enough & sized & (self.lead >= params.lead_min)
+        same_opening = sized & (self.lead >= params.lead_same) & (self.containment >= params.containment_lead)
         return (self.inside(params.containment, params) & long_enough) | (
-            (self.containment >= params.containment_short) & short)
+            (self.containment >= params.containment_short) & short) | same_opening
 
     def similar(self, params: DedupParams) -> np.ndarray:
         return (self.jaccard >= params.threshold) | self.contained(params)
@@ -409,16 +419,18 @@ def verify_steps(shingle_sets: minhash.ShingleSets, details: minhash.ShingleSets
                  params: DedupParams) -> Iterator[tuple[slice, Overlap]]:
     """Overlap of the sets of documents ``a[i]`` and ``b[i]`` of ``shingle_sets``,
     ``verify_batch_pairs`` pairs at a time (what bounds the memory of verification): the
-    step of the pairs and their overlap. Leads (from ``details``) are compared only for the
-    pairs whose smaller lies inside the other (``join_min`` or ``containment``) and is short
-    or under the share floor."""
+    step of the pairs and their overlap. Leads (from ``details``) are compared only where
+    they can decide: for the pairs whose smaller lies inside the other (``join_min`` or
+    ``containment``) and is short or under the share floor, and for those between
+    ``containment_lead`` and ``containment``."""
     progress = Progress(STAGE, "pairs verified", total=len(a))
     for first in range(0, len(a), params.verify_batch_pairs):
         step = slice(first, first + params.verify_batch_pairs)
         overlap = Overlap.of_sets(*shingle_sets.overlap(a[step], b[step]))
         if details is not None:
-            small = (overlap.containment >= min(params.join_min, params.containment)) & (
-                ~overlap.sized(params) | (overlap.smaller < params.containment_min_shingles))
+            small = ((overlap.containment >= min(params.join_min, params.containment)) & (
+                ~overlap.sized(params) | (overlap.smaller < params.containment_min_shingles))) | (
+                (overlap.containment >= params.containment_lead) & (overlap.containment < params.containment))
             x, y = a[step][small], b[step][small]
             shared, lead_x, lead_y = details.overlap(3 * x + LEAD_SHINGLES, 3 * y + LEAD_SHINGLES)
             smaller = np.minimum(lead_x, lead_y)
@@ -658,8 +670,9 @@ def conflicting_edges(a: np.ndarray, b: np.ndarray, is_edge: np.ndarray, conflic
 
 def join_clusters(centre: np.ndarray, a: np.ndarray, b: np.ndarray,
                   close: Any, agree: Any) -> tuple[np.ndarray, pl.DataFrame]:
-    """Star clusters (``centre``, from ``star_centres``) after joins: a kept article that
-    duplicates a member of a better cluster (edge a-b) moves there with its own members
+    """Star clusters (``centre``, from ``star_centres``) after joins: a cluster with an
+    article that duplicates a member of a better cluster (edge a-b: the caller passes the
+    edges that may join, see ``deduplicate``) moves there with all its members
     when every one of them is close enough to that cluster's kept article
     (``close(kept, members) -> (bool, jaccard)``, checked on the real sets) and none
     states other figures than a member there (``agree(x, y) -> bool``). A teaser of an
@@ -668,8 +681,8 @@ def join_clusters(centre: np.ndarray, a: np.ndarray, b: np.ndarray,
     a cluster that took in another never moves.
     Returns the new centres and the moved articles: kept_rank, rep, similarity."""
     ends, others = np.concatenate([a, b]), np.concatenate([b, a])
-    wants = (centre[ends] == ends) & (centre[others] != others) & (centre[others] != ends)
-    options = pl.DataFrame({"kept": ends[wants], "target": centre[others[wants]]}).unique().sort("kept", "target")
+    wants = centre[others] < centre[ends]
+    options = pl.DataFrame({"kept": centre[ends[wants]], "target": centre[others[wants]]}).unique().sort("kept", "target")
     moved = pl.DataFrame(schema={"kept_rank": pl.Int64, "rep": pl.Int64, "similarity": pl.Float64})
     if options.is_empty():
         return centre, moved
@@ -800,7 +813,7 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams, corpus: CorpusIndex
         del codes, crossing
         # Only pairs that may be duplicates or listed for review are read back.
         relevant = verified.filter(
-            (pl.col("similarity") >= params.review_min) | (pl.col("containment") >= params.containment)
+            (pl.col("similarity") >= params.review_min) | (pl.col("containment") >= params.containment_lead)
         ).collect()
         a, b, overlap = relevant["a"].to_numpy(), relevant["b"].to_numpy(), Overlap.of_frame(relevant)
         similar = overlap.similar(params)
@@ -838,7 +851,17 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams, corpus: CorpusIndex
         clustered = kept_apart & ~roundup_edges(len(doc), a, b, kept_apart, overlap.jaccard < params.threshold, apart)
         edge_a, edge_b = a[clustered], b[clustered]
         movable = edge_a >= n_fixed
-        centre, joined = join_clusters(star_centres(len(doc), edge_a, edge_b), edge_a[movable], edge_b[movable], close, agree)
+        # A cluster joins through its kept article's edges, or through a member that lies
+        # inside an article of the other cluster (or holds one): a teaser kept with a longer
+        # teaser of its base, when a reprint took the base. Not through an edge between two
+        # members by Jaccard alone: two teasers of templated reports share the template's
+        # opening (the "aid plane no. N" reports of different planes).
+        star = star_centres(len(doc), edge_a, edge_b)
+        kept_or_inside = (star[edge_a] == edge_a) | (star[edge_b] == edge_b) | (
+            overlap.containment[clustered] >= params.containment)
+        # (the cluster that moves is the worse ranked one: never an earlier drop's)
+        through = movable & kept_or_inside & (np.maximum(star[edge_a], star[edge_b]) >= n_fixed)
+        centre, joined = join_clusters(star, edge_a[through], edge_b[through], close, agree)
     kept_rank = centre[rep]
     similarity = overlap.jaccard
     table = pl.DataFrame({"rank": rank, "id": ids, "key_hash": key_hash, "rep": rep, "kept_rank": kept_rank})
