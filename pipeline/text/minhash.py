@@ -314,6 +314,8 @@ def pair_codes(keys_of_bands: Iterable[np.ndarray], max_bucket_size: int, map_ta
     another copy of them while a band is merged in)."""
     found = np.zeros(0, dtype=np.uint64)
     for codes in map_tasks(partial(bucket_pairs, max_bucket_size=max_bucket_size), None, keys_of_bands):
+        if not codes.flags.writeable:  # a Ray task's result, read from the object store without a copy
+            codes = codes.copy()
         merged = np.concatenate([found, _distinct(codes)])
         del found
         found = _distinct(merged, kind="stable")  # two sorted runs: timsort merges them in linear time
