@@ -146,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variants", type=int, nargs=2, default=(2, 3), metavar=("MIN", "MAX"))
     parser.add_argument("--datatrove-python", default="/work/bench-venv/bin/python")
+    parser.add_argument("--datatrove-runs", nargs="+", choices=["defaults", "ours"], default=["defaults", "ours"],
+                        help="datatrove at its defaults and/or with our shingles and bands (each takes minutes)")
     parser.add_argument("--textdedup-python", default="/work/bench-venv-textdedup/bin/python")
     parser.add_argument("--workdir", type=Path, help="keep the corpus and outputs here (default: a temp dir)")
     parser.add_argument("--tools", nargs="+", choices=["ours", "datatrove", "text-dedup"],
@@ -196,8 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     if "datatrove" in args.tools and not Path(args.datatrove_python).exists():
         print(f"datatrove skipped: no {args.datatrove_python}")
     elif "datatrove" in args.tools:
-        for label, ngram, buckets, rows in (("defaults: 5-grams, 14x8", 5, 14, 8),
-                                            (f"our shingles/bands: {ours}", d["ngram"], d["bands"], d["rows"])):
+        configs = {"defaults": ("defaults: 5-grams, 14x8", 5, 14, 8),
+                   "ours": (f"our shingles/bands: {ours}", d["ngram"], d["bands"], d["rows"])}
+        for label, ngram, buckets, rows in (configs[name] for name in args.datatrove_runs):
             out = workdir / f"datatrove-{ngram}-{buckets}x{rows}"
             runs.append((f"datatrove ({label})", [args.datatrove_python, str(HERE / "datatrove_minhash.py"), str(shards),
                                                   str(out), "--ngram", str(ngram), "--buckets", str(buckets),
