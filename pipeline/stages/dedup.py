@@ -1101,7 +1101,9 @@ def drop_inputs(input_path: Path, params: dict[str, Any]) -> list[DropInput]:
     articles = scan_table(input_path)
     names = set(articles.select(pl.col("drop").unique()).collect()["drop"])
     listed = [drop for drop in dict.fromkeys(drop_order(params)) if drop in names]
-    return [DropInput(drop, articles.filter(pl.col("drop") == drop), input_path)
+    # A table of one drop is read as it is: a slice of a filtered scan (a batch of the drop)
+    # scans the table from its start again.
+    return [DropInput(drop, articles if len(names) == 1 else articles.filter(pl.col("drop") == drop), input_path)
             for drop in listed + sorted(names - set(listed))]
 
 
