@@ -500,7 +500,10 @@ def article_ngrams(articles: pl.DataFrame, n: int) -> pl.DataFrame:
     n shifted columns); an article with fewer than n words has none. Works on a batch in
     memory: 8 bytes a word for the hashes, 16 an n-gram for the result.
     """
-    words = articles.select(pl.col("key").cast(pl.UInt64), word=arabic_text.key_words(arabic_text.match_key(pl.col("text"))))
+    # The match key in a column of its own: inside ``key_words`` (which reads its argument
+    # twice) the expression would be computed twice, half of the words' cost.
+    words = articles.select(pl.col("key").cast(pl.UInt64), match_key=arabic_text.match_key(pl.col("text"))).select(
+        "key", word=arabic_text.key_words(pl.col("match_key")))
     lengths = words["word"].list.len().fill_null(0).to_numpy().astype(np.int64)
     hashes = words["word"].explode(empty_as_null=False).drop_nulls().hash(NGRAM_HASH_SEED).to_numpy()
     counts = np.maximum(lengths - n + 1, 0)  # n-grams an article has
@@ -508,15 +511,18 @@ def article_ngrams(articles: pl.DataFrame, n: int) -> pl.DataFrame:
     if total == 0:
         return pl.DataFrame(schema={"key": pl.UInt64, "ngram": pl.UInt64})
     # The n-gram starting at word i of the batch: (((h[i] * M + h[i+1]) * M + ...) + h[i+n-1]),
-    # for every i whose n-gram ends inside its article.
+    # computed for every i of the batch on contiguous slices (no gathers), then kept for the
+    # i whose n-gram ends inside its article.
     article = np.repeat(np.arange(len(lengths)), counts)
     first_word = np.cumsum(lengths) - lengths
     first_ngram = np.cumsum(counts) - counts
     starts = first_word[article] + (np.arange(total) - first_ngram[article])
-    ngrams = hashes[starts]
+    windows = len(hashes) - n + 1
+    ngrams = hashes[:windows].copy()
     for k in range(1, n):
         ngrams *= NGRAM_MULTIPLIER
-        ngrams += hashes[starts + k]
+        ngrams += hashes[k:k + windows]
+    ngrams = ngrams[starts]
     return pl.DataFrame({"key": words["key"].gather(article), "ngram": ngrams})
 
 
