@@ -61,8 +61,9 @@ def dedup_layout(raw: Path, dedup_dir: Path) -> None:
 
 def measure(args: list[str], log: Path, code: Path | None) -> dict[str, float]:
     """Wall s, CPU s and peak RSS (GiB) of one `corpus split` process (its output to `log`),
-    running the pipeline package of ``code`` (None: this checkout)."""
-    env = os.environ | ({"PYTHONPATH": str(code)} if code else {})
+    running the pipeline package of ``code`` (None: the checkout this script is in, say a
+    `git archive` of a commit, while the working tree changes)."""
+    env = os.environ | {"PYTHONPATH": str(code or REPO)}
     start = time.perf_counter()
     with log.open("w") as output:
         process = subprocess.Popen([CORPUS, "--params", str((code or REPO) / "params.yaml"), "split", *args],
