@@ -615,8 +615,15 @@ def join_partition(
     against every owner, and earlier held-out articles against the new owners; and per split
     the new distinct held-out n-grams and the new ones among them found in train.
     """
-    owned_before = owned_before.select("ngram", "owner")
-    held_before = held_before.select("ngram", "key", "split")
+    # Only the earlier n-grams the drop has count: the earlier tables are read once and cut
+    # down to them (a hash table of the drop's n-grams, probed by the earlier ones), so what
+    # follows works at the drop's size, not the corpus's (and reads nothing twice).
+    new = new.collect().lazy()
+    ngrams = new.select("ngram").unique()
+    owned_before, held_before = (frame.lazy() for frame in pl.collect_all([
+        owned_before.select("ngram", "owner").join(ngrams, on="ngram", how="semi"),
+        held_before.select("ngram", "key", "split").join(ngrams, on="ngram", how="semi"),
+    ], engine="streaming"))
     owned = (
         new.filter(pl.col("split") == "train")
         .group_by("ngram")
