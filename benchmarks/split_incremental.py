@@ -15,7 +15,8 @@ Each measured run is one `corpus split` process: wall time, CPU time (user + sys
 RSS, and the ratio incremental / full. With a baseline, the split outputs of the two codes
 are compared too (all but drop.json, which holds the code's fingerprint, and the index,
 whose hashes other code may compute otherwise); ``--full-only`` measures the full runs
-alone (a large corpus on a busy machine).
+alone (a large corpus on a busy machine), and with ``--from-full`` each incremental run
+starts from its full run's folders less the new drop's (no split of ``base`` alone).
 """
 
 from __future__ import annotations
@@ -91,6 +92,8 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/split-incremental"))
     parser.add_argument("--baseline", type=Path, help="a checkout of the code to compare with (its pipeline/ and params.yaml)")
     parser.add_argument("--full-only", action="store_true", help="the full runs alone (a large corpus on a busy machine)")
+    parser.add_argument("--from-full", action="store_true", help="each incremental run starts from its full run's folders "
+                        "less the new drop's, not from a split of the first drop alone (half the time: a large corpus)")
     args = parser.parse_args()
     work = args.workdir / f"{args.articles}-seed{args.seed}"
     if not (work / "dedup").is_dir():  # generated once for these arguments
@@ -111,11 +114,15 @@ def main() -> None:
         for run in ("full", "incremental"):
             shutil.rmtree(work / name / run, ignore_errors=True)
         (work / name).mkdir(parents=True, exist_ok=True)
-        if not args.full_only:
+        if not (args.full_only or args.from_full):
             measure(split_args(base_only, work / name / "incremental"), work / name / "base.log", code)
     results = {}
     for run in runs:  # the codes interleaved, so a change of load hits both
         for name, code in codes.items():
+            if run == "incremental" and args.from_full:
+                for out in ("split", "index"):
+                    shutil.copytree(work / name / "full" / out, work / name / run / out,
+                                    ignore=shutil.ignore_patterns(partition(".", "new").name))
             results[name, run] = measure(split_args(work / "dedup", work / name / run), work / name / f"{run}.log", code)
     print(f"{'code':<10} {'run':<12} {'wall s':>8} {'CPU s':>8} {'peak RSS GiB':>13}")
     for (name, run), figures in results.items():
