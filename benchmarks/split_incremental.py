@@ -92,8 +92,9 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/split-incremental"))
     parser.add_argument("--baseline", type=Path, help="a checkout of the code to compare with (its pipeline/ and params.yaml)")
     parser.add_argument("--full-only", action="store_true", help="the full runs alone (a large corpus on a busy machine)")
-    parser.add_argument("--from-full", action="store_true", help="each incremental run starts from its full run's folders "
-                        "less the new drop's, not from a split of the first drop alone (half the time: a large corpus)")
+    parser.add_argument("--from-full", action="store_true",
+                        help="each incremental run starts from its full run's folders less the new drop's, "
+                        "not from a split of the first drop alone (half the time: a large corpus)")
     args = parser.parse_args()
     work = args.workdir / f"{args.articles}-seed{args.seed}"
     if not (work / "dedup").is_dir():  # generated once for these arguments

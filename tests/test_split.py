@@ -619,7 +619,7 @@ def test_outputs_are_byte_identical_on_rerun(versions: dict[str, Path], tmp_path
             assert (first / relative / name).read_bytes() == (again / relative / name).read_bytes(), name
 
 
-def test_split_tables_written_in_batches_are_the_rows_written_at_once(versions: dict[str, Path], tmp_path: Path) -> None:
+def test_split_tables_written_in_batches_are_the_rows_written_at_once(versions: dict[str, Path], tmp_path: Path):
     """A drop's split tables and quarantine are written a batch of articles at a time (memory
     bounded by a batch, not by the drop); the files are those of the same rows written at
     once, in the order of the kept articles, whatever the batch size."""
@@ -628,20 +628,22 @@ def test_split_tables_written_in_batches_are_the_rows_written_at_once(versions: 
     ids = kept.select("id").collect()["id"]
     assert ids.len() > 100
     set_aside = pl.DataFrame({"id": ids.gather([3, 50, 51]), "detail": ["links a (train), b (test)"] * 3})
-    split_of = (split.split_table(versions["v2"] / "split", "assignments").filter("kept").select("id", "split").collect()
-                .join(set_aside, on="id", how="anti"))
+    assignments = split.split_table(versions["v2"] / "split", "assignments")
+    split_of = assignments.filter("kept").select("id", "split").collect().join(set_aside, on="id", how="anti")
     assert split_of["split"].n_unique() == len(SPLITS)
     at_once = tmp_path / "at-once"
     tagged = kept.join(split_of.lazy(), on="id", how="left", maintain_order="left")
     for name in SPLITS:
-        write_table(conform(tagged.filter(pl.col("split") == name), CLUSTERED_ARTICLE_SCHEMA), at_once / f"{name}.parquet")
+        table = conform(tagged.filter(pl.col("split") == name), CLUSTERED_ARTICLE_SCHEMA)
+        write_table(table, at_once / f"{name}.parquet")
     write_table(conform(kept.join(set_aside.lazy(), on="id", maintain_order="left").with_columns(
         stage=pl.lit("split"), reason=pl.lit(split.BRIDGES_SPLITS)), QUARANTINE_SCHEMA), at_once / split.QUARANTINE)
     for rows in (7, 64, ids.len()):
         batched = tmp_path / f"batches-of-{rows}"
         split.write_article_tables(kept, split_of, set_aside, batched, rows=rows)
         for table in (*SPLITS, "quarantine"):
-            assert (batched / f"{table}.parquet").read_bytes() == (at_once / f"{table}.parquet").read_bytes(), (rows, table)
+            written = (batched / f"{table}.parquet").read_bytes()
+            assert written == (at_once / f"{table}.parquet").read_bytes(), (rows, table)
     assert pl.read_parquet(at_once / split.QUARANTINE)["id"].to_list() == set_aside["id"].to_list()
 
 

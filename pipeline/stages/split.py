@@ -956,7 +956,8 @@ def write_article_tables(kept: pl.LazyFrame, split_of: pl.DataFrame, set_aside: 
     the whole drop's text: 1.3 GiB for 300k articles.) The split of each row is looked up
     once, on the ids alone; each table is a pass over the articles (reading them is a
     small part of writing them)."""
-    split_by_row = kept.select("id").join(split_of.lazy(), on="id", how="left", maintain_order="left").collect()["split"]
+    split_by_row = (kept.select("id").join(split_of.lazy(), on="id", how="left", maintain_order="left")
+                    .collect()["split"])
 
     def tagged() -> Iterator[pl.DataFrame]:
         for offset, batch in enumerate(batches(kept, rows)):
@@ -964,9 +965,11 @@ def write_article_tables(kept: pl.LazyFrame, split_of: pl.DataFrame, set_aside: 
 
     articles = lazy_frames(tagged, kept.collect_schema() | {"split": SPLIT_TYPE})
     for name in SPLITS:
-        write_table(conform(articles.filter(pl.col("split") == name), CLUSTERED_ARTICLE_SCHEMA), folder / f"{name}.parquet")
+        table = conform(articles.filter(pl.col("split") == name), CLUSTERED_ARTICLE_SCHEMA)
+        write_table(table, folder / f"{name}.parquet")
     # Usually none: a pass over the articles only when some are set aside.
-    quarantined = articles.filter(pl.col("split").is_null()) if set_aside.height else pl.LazyFrame(schema=articles.collect_schema())
+    quarantined = (articles.filter(pl.col("split").is_null()) if set_aside.height
+                   else pl.LazyFrame(schema=articles.collect_schema()))
     quarantine = quarantined.join(set_aside.lazy(), on="id", maintain_order="left").with_columns(
         stage=pl.lit(STAGE), reason=pl.lit(BRIDGES_SPLITS))
     write_table(conform(quarantine, QUARANTINE_SCHEMA), folder / QUARANTINE)
