@@ -184,8 +184,12 @@ def test_index_holds_the_kept_articles(stage_run):
         kept = pl.read_parquet(partition(out, drop) / dedup.KEPT_FILE)
         assert sorted(index["id"]) == sorted(kept["id"]) and index["key_hash"].n_unique() == index.height
         d = PARAMS["dedup"]  # the bands of the text, then those of its lead
-        assert index.columns[2:] == [dedup.band_column(band) for band in range(d["bands"] + d["lead_bands"])]
-        assert all(dtype == pl.UInt64 for dtype in index.dtypes[2:])
+        assert index.columns[2:-1] == [dedup.band_column(band) for band in range(d["bands"] + d["lead_bands"])]
+        assert all(dtype == pl.UInt64 for dtype in index.dtypes[2:-1])
+        # row: where the article's sets are among those the folder keeps, one an input article
+        sizes = pl.read_parquet(partition(out, drop) / dedup.SETS_FILE)
+        assert sizes.height == kept.height + pl.scan_parquet(partition(out, drop) / dedup.DUPLICATES_FILE).select(pl.len()).collect().item()
+        assert index["row"].n_unique() == index.height and index["row"].max() < sizes.height
 
 
 def test_shingles_stay_inside_their_document():

@@ -28,6 +28,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import numpy as np
@@ -35,7 +36,7 @@ import polars as pl
 import pyarrow as pa
 
 # Version of the shingle/signature scheme; an index built with another scheme is refused.
-SCHEME = "tabulated-words/poly-ngrams/affine-minhash+lead/v4"  # v4: names on "عبد" joined
+SCHEME = "tabulated-words/poly-ngrams/affine-minhash+lead/v5"  # v4: names on "عبد" joined; v5: sets kept
 _NGRAM_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constant (golden ratio)
 _SHIFT_8, _SHIFT_30, _SHIFT_27, _SHIFT_31, _SHIFT_32 = (np.uint64(s) for s in (8, 30, 27, 31, 32))
 _BYTE_SEED = np.uint64(0x2545F4914F6CDD1D)  # any odd constant: (position 0, byte 0) must not map to 0
@@ -363,11 +364,29 @@ class ShingleSets:
     shingle hash), sorted; only the offset of each document stays in memory (8 bytes). Two
     different shingles of one document pair share 32 bits with probability about
     |A| |B| / 2**32 (2e-5 for 300-shingle articles: no visible effect on the similarity).
-    Use as a context manager: the file is deleted on exit."""
+    Use as a context manager: the file is closed on exit (a temporary one deleted)."""
 
-    def __init__(self) -> None:
-        self._file = tempfile.TemporaryFile(prefix="dedup-shingle-sets-")
+    def __init__(self, path: Path | None = None) -> None:
+        """Sets in a temporary file, or in the file ``path`` (which stays: see ``keep``)."""
+        self._file = tempfile.TemporaryFile(prefix="dedup-shingle-sets-") if path is None else open(path, "w+b")
         self._ends = [np.zeros(1, dtype=np.int64)]
+
+    @classmethod
+    def stored(cls, path: Path, sizes: np.ndarray) -> "ShingleSets":
+        """The sets a ShingleSets kept in the file ``path`` (``keep``), given the size of each, to read."""
+        sets = cls.__new__(cls)
+        sets._file = open(path, "rb")
+        sets._ends = [np.concatenate([np.zeros(1, dtype=np.int64), np.cumsum(sizes, dtype=np.int64)])]
+        return sets
+
+    def keep(self, n_sets: int) -> np.ndarray:
+        """Cuts the file after its first ``n_sets`` sets (those added after them are dropped)
+        and returns the size of each of those: with the file, what ``stored`` reads."""
+        offsets = self._offsets()
+        self._file.flush()
+        self._file.truncate(int(offsets[n_sets]) * 4)
+        self._ends = [offsets[:n_sets + 1]]
+        return np.diff(self._ends[0])
 
     def __enter__(self) -> "ShingleSets":
         return self
