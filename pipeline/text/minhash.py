@@ -34,6 +34,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 # Version of the shingle/signature scheme; an index built with another scheme is refused.
 SCHEME = "tabulated-words/poly-ngrams/affine-minhash+lead/v5"  # v4: names on "عبد" joined; v5: sets kept
@@ -119,19 +120,21 @@ def _mix64(values: np.ndarray) -> np.ndarray:
 
 
 def word_hashes(words: pl.Series) -> np.ndarray:
-    """uint64 hash of every word of a flat String series (each distinct word hashed once).
+    """uint64 hash of every word of a flat String series without nulls (each distinct word hashed once).
 
     Tabulation hashing over the UTF-8 bytes, in numpy over the Arrow buffer of the distinct
     words (no Python per word): a word's hash is the splitmix64 mix of the sum of one
     pseudo-random 64-bit value per (position, byte) and its length. Stable across versions
-    and machines (it is only integer arithmetic on the bytes)."""
-    distinct = words.unique()
-    return words.replace_strict(distinct, pl.Series(_utf8_hashes(distinct), dtype=pl.UInt64),
-                                return_dtype=pl.UInt64).to_numpy()
+    and machines (it is only integer arithmetic on the bytes). The distinct words come from
+    Arrow's dictionary encoding (a third of the CPU of Polars' unique + replace_strict)."""
+    encoded = pc.dictionary_encode(words.to_arrow())
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
+    return _utf8_hashes(encoded.dictionary)[encoded.indices.to_numpy()]
 
 
-def _utf8_hashes(strings: pl.Series) -> np.ndarray:
-    array = strings.to_arrow().cast(pa.large_string())
+def _utf8_hashes(strings: pa.Array) -> np.ndarray:
+    array = strings.cast(pa.large_string())
     if len(array) == 0:
         return np.zeros(0, dtype=np.uint64)
     offsets = np.frombuffer(array.buffers()[1], dtype=np.int64, count=len(array) + 1, offset=array.offset * 8)
@@ -179,16 +182,22 @@ def shingle_hashes(word_lists: pl.Series, ngram: int) -> Shingles:
     total = int(offsets[-1])
     if total == 0:
         return Shingles(np.zeros(0, dtype=np.uint64), offsets, flat, word_starts)
-    doc_of_shingle = np.repeat(np.arange(len(lengths)), counts)
-    starts = word_starts[:-1][doc_of_shingle] + (np.arange(total) - offsets[:-1][doc_of_shingle])
-    ends = word_starts[1:][doc_of_shingle]
-    combined = np.zeros(total, dtype=np.uint64)
-    last = len(flat) - 1
-    for k in range(ngram):
-        position = starts + k
-        inside = position < ends
-        step = combined * _NGRAM_MULTIPLIER + flat[np.minimum(position, last)]
-        combined = np.where(inside, step, combined)
+    # The n-gram of every run of `ngram` words of the batch, by slices (no gather a word);
+    # a document's shingles are the runs from its words but the last ngram - 1 ...
+    windows = flat[:max(len(flat) - ngram + 1, 0)].copy()
+    for k in range(1, ngram):
+        windows *= _NGRAM_MULTIPLIER
+        windows += flat[k:k + len(windows)]
+    starts = np.arange(total) + np.repeat(word_starts[:-1] - offsets[:-1], counts)  # each shingle's first word
+    combined = windows[np.minimum(starts, len(windows) - 1)] if len(windows) else np.zeros(total, dtype=np.uint64)
+    # ... and a document shorter than ngram has one shingle: all its words
+    short = np.flatnonzero((lengths < ngram) & (lengths > 0))
+    if len(short):
+        first, length, last = word_starts[short], lengths[short], len(flat) - 1
+        short_hash = np.zeros(len(short), dtype=np.uint64)
+        for k in range(ngram):
+            short_hash = np.where(k < length, short_hash * _NGRAM_MULTIPLIER + flat[np.minimum(first + k, last)], short_hash)
+        combined[offsets[short]] = short_hash
     return Shingles(_mix64(combined), offsets, flat, word_starts)
 
 
