@@ -19,8 +19,8 @@ and params saves that run); then, ``--rounds`` times, alternating between the co
 Printed: wall time, CPU time (user + sys) and peak RSS (the process tree) of each run, the
 ratios this / baseline, and whether both codes decided the same: every file of the last
 drop's folder and of the corpus-wide outputs but the index and the stored sets (the index's
-format differs between codes; a report.json without its fingerprint), and the lookup's
-matches.
+format differs between codes; report.json as ``dedup_memory.comparable_report``), and the
+lookup's matches.
 """
 
 from __future__ import annotations
@@ -35,13 +35,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.dedup_memory import comparable_report  # noqa: E402
 from benchmarks.incremental import measured  # noqa: E402
 from pipeline.plumbing.io import partition, partition_drops, read_json, write_json  # noqa: E402
 from pipeline.plumbing.params import drop_order, load_params, with_list_item  # noqa: E402
 from pipeline.stages import dedup  # noqa: E402
 
-# The files of a drop's folder that hold its index (their format may change with the code).
-INDEX_FILES = {dedup.INDEX_FILE, dedup.SETS_FILE, dedup.SHINGLE_SETS_FILE, dedup.DETAIL_SETS_FILE, dedup.FIGURES_FILE}
 LOOKUP = """
 import sys
 import polars as pl
@@ -56,11 +55,11 @@ def decisions(folder: Path, drop: str) -> dict[str, bytes]:
     """The decision outputs of the last drop and of the corpus (not the index: see INDEX_FILES)."""
     files = {}
     for path in sorted(p for p in [*partition(folder, drop).iterdir(), *folder.iterdir()] if p.is_file()):
-        if path.name in INDEX_FILES:
+        if path.name in dedup.INDEX_FILES:
             continue
         data = path.read_bytes()
-        if path.name == "report.json" and path.parent != folder:
-            data = json.dumps({k: v for k, v in json.loads(data).items() if k != dedup.FINGERPRINT}, sort_keys=True).encode()
+        if path.name == "report.json":
+            data = json.dumps(comparable_report(json.loads(data)), sort_keys=True).encode()
         files[path.relative_to(folder).as_posix()] = data
     for path in sorted((folder / "plots").glob("*")):
         files[f"plots/{path.name}"] = path.read_bytes()

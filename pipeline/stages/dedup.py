@@ -22,8 +22,10 @@ outlets retitle the same story).
 Drops go in ``split.drop_order``: drop k against the kept articles of drops 1..k-1, which
 are fixed (never removed, never compared with each other), and within itself (``run``).
 Each drop's folder keeps the band keys of its kept articles (``index_table``), which later
-drops, and ``match_against_index``, look up a band at a time (``CorpusIndex``); a folder is
-reused while its fingerprint (params, code, the drop's input, the previous drop's
+drops, and ``match_against_index``, look up a band at a time (``CorpusIndex``), and what
+verifying a pair with one of its articles takes (shingle sets, ``minhash.detail_sets``,
+figures: INDEX_FILES), read back for the candidates found instead of their texts; a folder
+is reused while its fingerprint (params, code, the drop's input, the previous drop's
 fingerprint) holds, so a new drop signs only its articles and the output equals a run from
 scratch.
 
@@ -31,7 +33,8 @@ Articles are read in batches of ``dedup.batch_size``: only one batch's shingles 
 in memory; their sets, signatures and figures go to temporary files, read back a band, a
 step of pairs or a batch at a time, and a drop's folder is written a batch at a time. What
 grows with a drop is its ids, key hashes and ranks (about 100 bytes an article) and its
-candidate pairs (8 bytes a pair).
+candidate pairs (8 bytes a pair); on disk, its folder's sets (about 3 KB an article of 400
+words).
 
 On an engine (``dedup.engine``, pipeline/engines/) the batches are signed, the LSH bands
 grouped (a task a band, of the drop and against the index) and the candidate pairs verified
@@ -92,6 +95,7 @@ SETS_FILE = "sets.parquet"  # the size of each stored set of each article, in in
 SHINGLE_SETS_FILE = "shingle_sets.u32"  # their shingle sets (``minhash.ShingleSets``)
 DETAIL_SETS_FILE = "detail_sets.u32"  # their ``minhash.detail_sets``
 FIGURES_FILE = "figures.parquet"  # their ``figure_table`` (row: the article's, in input order)
+INDEX_FILES = (INDEX_FILE, SETS_FILE, SHINGLE_SETS_FILE, DETAIL_SETS_FILE, FIGURES_FILE)
 FINGERPRINT = "fingerprint"  # in the drop's report.json: what its folder was computed from
 INDEX_DIR = "index"  # <output>/index/meta.json: what `match_against_index` reads the corpus's index with
 INDEX_META = "meta.json"
@@ -1198,8 +1202,7 @@ def deduplicate_drop(drop: DropInput, corpus: CorpusIndex | None, folder: Path, 
 
 def _finished(folder: Path, fingerprint: str) -> dict[str, Any] | None:
     """The report of a drop's folder when its fingerprint is ``fingerprint`` and its tables are there."""
-    tables = all((folder / table).is_file() for table in (KEPT_FILE, DUPLICATES_FILE, REVIEW_FILE, INDEX_FILE,
-                                                          SETS_FILE, SHINGLE_SETS_FILE, DETAIL_SETS_FILE, FIGURES_FILE))
+    tables = all((folder / table).is_file() for table in (KEPT_FILE, DUPLICATES_FILE, REVIEW_FILE, *INDEX_FILES))
     report = read_json(folder / REPORT_FILE) if tables and (folder / REPORT_FILE).is_file() else {}
     return report if report.get(FINGERPRINT) == fingerprint else None
 
