@@ -79,7 +79,8 @@ def main() -> None:
     params_file = work / "params.yaml"
     text = (REPO / "params.yaml").read_text(encoding="utf-8")
     project_params = args.clean.resolve().parents[1] / "params.yaml"
-    for drop in partition_drops(args.clean.resolve(), drop_order(load_params(project_params)) if project_params.is_file() else []):
+    listed = drop_order(load_params(project_params)) if project_params.is_file() else []
+    for drop in partition_drops(args.clean.resolve(), listed):
         text = with_list_item(text, "split", "drop_order", drop)
     params_file.write_text(text, encoding="utf-8")
     drops = partition_drops(args.clean.resolve(), drop_order(load_params(params_file)))
