@@ -14,7 +14,8 @@ times; the same params.yaml (this checkout's) for both. Printed: wall time, CPU 
 sys) and peak RSS (the process tree, sampled every 0.1 s) of each run, the ratios this /
 baseline, the growth of the peak per 1,000 articles between the two sizes and the peak it
 extrapolates to at 1M, and whether both codes wrote the same bytes (every file of the output
-folder; in the drops' report.json, all but the fingerprint, which hashes the code).
+folder but the index; in the report.json files, all but the fingerprint, which hashes the code, and
+the index's scheme version).
 """
 
 from __future__ import annotations
@@ -33,16 +34,26 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.incremental import measured  # noqa: E402
 from pipeline.plumbing.io import partition, scan_table, write_table  # noqa: E402
-from pipeline.stages.dedup import FINGERPRINT, KEPT_FILE  # noqa: E402
+from pipeline.stages.dedup import FINGERPRINT, INDEX_FILES, KEPT_FILE  # noqa: E402
+
+
+def comparable_report(report: dict) -> dict:
+    """A report.json without what names the code: a drop's fingerprint (it hashes the code)
+    and the index's scheme version among the stage's params."""
+    report = {k: v for k, v in report.items() if k != FINGERPRINT}
+    if "params" in report:
+        report["params"] = {k: v for k, v in report["params"].items() if k != "scheme"}
+    return report
 
 
 def output_files(folder: Path) -> dict[str, bytes]:
-    """Every file under an output folder; a report.json without its fingerprint."""
+    """Every file under an output folder but the index (a drop's INDEX_FILES and
+    index/meta.json: their format changes with the code); report.json: ``comparable_report``."""
     files = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in (*INDEX_FILES, "meta.json")):
         data = path.read_bytes()
-        if path.name == "report.json" and path.parent != folder:
-            data = json.dumps({k: v for k, v in json.loads(data).items() if k != FINGERPRINT}, sort_keys=True).encode()
+        if path.name == "report.json":
+            data = json.dumps(comparable_report(json.loads(data)), sort_keys=True).encode()
         files[path.relative_to(folder).as_posix()] = data
     return files
 

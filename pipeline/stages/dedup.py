@@ -22,8 +22,10 @@ outlets retitle the same story).
 Drops go in ``split.drop_order``: drop k against the kept articles of drops 1..k-1, which
 are fixed (never removed, never compared with each other), and within itself (``run``).
 Each drop's folder keeps the band keys of its kept articles (``index_table``), which later
-drops, and ``match_against_index``, look up a band at a time (``CorpusIndex``); a folder is
-reused while its fingerprint (params, code, the drop's input, the previous drop's
+drops, and ``match_against_index``, look up a band at a time (``CorpusIndex``), and what
+verifying a pair with one of its articles takes (shingle sets, ``minhash.detail_sets``,
+figures: INDEX_FILES), read back for the candidates found instead of their texts; a folder
+is reused while its fingerprint (params, code, the drop's input, the previous drop's
 fingerprint) holds, so a new drop signs only its articles and the output equals a run from
 scratch.
 
@@ -31,7 +33,8 @@ Articles are read in batches of ``dedup.batch_size``: only one batch's shingles 
 in memory; their sets, signatures and figures go to temporary files, read back a band, a
 step of pairs or a batch at a time, and a drop's folder is written a batch at a time. What
 grows with a drop is its ids, key hashes and ranks (about 100 bytes an article) and its
-candidate pairs (8 bytes a pair).
+candidate pairs (8 bytes a pair); on disk, its folder's sets (about 3 KB an article of 400
+words).
 
 On an engine (``dedup.engine``, pipeline/engines/) the batches are signed, the LSH bands
 grouped (a task a band, of the drop and against the index) and the candidate pairs verified
@@ -87,6 +90,12 @@ KEPT_FILE = "articles.parquet"  # the kept articles
 DUPLICATES_FILE = "duplicates.parquet"  # the removed ones (also all drops' in one table in <output>/)
 REVIEW_FILE = "review.parquet"  # pairs with one of its articles to review (also all drops' in <output>/)
 INDEX_FILE = "index.parquet"  # the band keys of its kept articles (index_table), for later drops
+# What verifying a pair with one of its articles takes (``deduplicate``'s ``store``), for later drops:
+SETS_FILE = "sets.parquet"  # the size of each stored set of each article, in input order (SET_COLUMNS)
+SHINGLE_SETS_FILE = "shingle_sets.u32"  # their shingle sets (``minhash.ShingleSets``)
+DETAIL_SETS_FILE = "detail_sets.u32"  # their ``minhash.detail_sets``
+FIGURES_FILE = "figures.parquet"  # their ``figure_table`` (row: the article's, in input order)
+INDEX_FILES = (INDEX_FILE, SETS_FILE, SHINGLE_SETS_FILE, DETAIL_SETS_FILE, FIGURES_FILE)
 FINGERPRINT = "fingerprint"  # in the drop's report.json: what its folder was computed from
 INDEX_DIR = "index"  # <output>/index/meta.json: what `match_against_index` reads the corpus's index with
 INDEX_META = "meta.json"
@@ -108,6 +117,7 @@ VERIFY_CHUNK_PAIRS = 1 << 20  # candidate pairs unpacked to rank numbers at a ti
 FIGURE_SCHEMA = pl.Schema({"doc": pl.UInt32(), "context": pl.UInt64(), "value": pl.UInt64()})  # ``figure_table``
 # The sets of ``minhash.detail_sets``, three per document: set 3 * doc + one of these.
 REPEATED_WORDS, WORDS, LEAD_SHINGLES = 0, 1, 2
+SET_COLUMNS = ("shingles", "repeated_words", "words", "lead_shingles")  # SETS_FILE: the shingle set, then the details
 SIMILARITY_BINS = [round(0.05 * i, 2) for i in range(21)]
 SIMILARITY_LABELS = [f"{lo:.2f}-{hi:.2f}" for lo, hi in zip(SIMILARITY_BINS, SIMILARITY_BINS[1:])]
 
@@ -296,16 +306,19 @@ def number_value(number: pl.Expr) -> pl.Expr:
 def figure_table(snippets: pl.Series, first_doc: int = 0) -> pl.DataFrame:
     """doc, context, value (UInt64 hashes) of the figures of documents ``first_doc``, ... of a
     List[String] of ``figure_snippets``; the context is the match keys of the words around.
-    Hashes are compared for equality within one run only (never stored)."""
+    The hashes are stable (``minhash.word_hashes``): a drop's folder keeps them (FIGURES_FILE)."""
     parts = (
         pl.DataFrame({"snippet": snippets}).with_row_index("doc", offset=first_doc).explode("snippet").drop_nulls()
         .select("doc", parts=pl.col("snippet").str.extract_groups(_FIGURE_PARTS)).unnest("parts")
     )
     before, number, after = parts.columns[1:]
-    return parts.select(
+    figures = parts.select(
         "doc",
-        context=pl.concat_str(arabic_text.match_key(pl.col(before)), arabic_text.match_key(pl.col(after)), separator="|").hash(),
-        value=figure_value(pl.col(number)).hash(),
+        context=pl.concat_str(arabic_text.match_key(pl.col(before)), arabic_text.match_key(pl.col(after)), separator="|"),
+        value=figure_value(pl.col(number)),
+    )
+    return figures.with_columns(
+        pl.Series(name, minhash.word_hashes(figures[name].fill_null("")), dtype=pl.UInt64) for name in ("context", "value")
     ).unique(maintain_order=True)
 
 
@@ -503,13 +516,15 @@ def verify_to_files(shingle_sets: minhash.ShingleSets, details: minhash.ShingleS
     return pl.scan_parquet(files) if files else pl.LazyFrame(schema=VERIFIED_SCHEMA)
 
 
-def pair_similarity(pairs: pl.DataFrame, texts: pl.LazyFrame, params: DedupParams) -> pl.DataFrame:
+def pair_similarity(pairs: pl.DataFrame, texts: pl.LazyFrame, params: DedupParams,
+                    corpus: CorpusIndex | None = None) -> pl.DataFrame:
     """Real similarity of the shingle sets of each pair (columns id_a, id_b), and whether
     the pair is a duplicate by the stage's rule (Jaccard or containment, figures and names agreeing).
 
-    ``texts`` (id, text; ids unique) must hold both sides. The articles of the pairs are
-    read once, in batches, into ``minhash.ShingleSets`` (a temporary file), so no shingle
-    set is held in memory per pair. Returns id_a, id_b, similarity (Jaccard), containment,
+    ``texts`` (id, text; ids unique) must hold both sides, but for the articles of
+    ``corpus``, whose stored sets are read instead (``CorpusIndex.stored_sets``). The articles
+    of the pairs are read once, in batches, into ``minhash.ShingleSets`` (a temporary file),
+    so no shingle set is held in memory per pair. Returns id_a, id_b, similarity (Jaccard), containment,
     figures_differ, names_differ, duplicate, in the order of ``pairs``."""
     pairs = pairs.select("id_a", "id_b")
     if pairs.is_empty():
@@ -532,6 +547,10 @@ def pair_similarity(pairs: pl.DataFrame, texts: pl.LazyFrame, params: DedupParam
             numbered.append(batch["id"])
             progress.advance(batch.height)
         progress.done(f"{pairs.height:,} pairs")
+        if corpus is not None:
+            read = pl.concat(numbered) if numbered else pl.Series([], dtype=pl.String)
+            numbered.append(corpus.stored_sets(wanted.filter(~wanted.is_in(read.implode())), shingle_sets, details,
+                                               figure_parts, read.len(), params.batch_size)["id"])
         number = pl.DataFrame({"id": pl.concat(numbered) if numbered else pl.Series([], dtype=pl.String)})
         number = number.with_row_index("doc")
         missing = wanted.filter(~wanted.is_in(number["id"].implode()))
@@ -731,14 +750,18 @@ def join_clusters(centre: np.ndarray, a: np.ndarray, b: np.ndarray,
 REVIEW_REASONS = ("figures_differ", "names_differ", "left_by_clustering", "containment_only", "below_threshold")
 
 
-def deduplicate(articles: pl.LazyFrame, params: DedupParams, corpus: CorpusIndex | None = None) -> DedupResult:
+def deduplicate(articles: pl.LazyFrame, params: DedupParams, corpus: CorpusIndex | None = None,
+                store: Path | None = None) -> DedupResult:
     """The dedup decision for a table of articles (ARTICLE_SCHEMA), as a function of its rows,
     and with ``corpus``, of the kept articles of earlier drops (``CorpusIndex``).
 
     Those are fixed: ranked before every new article, never removed, never paired with each
     other. A new article that duplicates one of them is removed for it (the best ranked one
     it duplicates), the others are clustered among themselves as without a corpus. Only the
-    corpus articles that are candidates of a new one (or its exact copy) are read back.
+    corpus articles that are candidates of a new one (or its exact copy) are read back: their
+    stored sets, not their texts (``CorpusIndex.stored_sets``). With ``store`` (a drop's
+    folder), the sets and figures of every input article are kept there (SETS_FILE ...), for
+    the drops after it; the index's ``row`` points into them.
 
     What is held for the whole input: ids and key hashes, the rank of each article, the
     candidate pairs (8 bytes each) and the assignment; shingles live one batch at a time,
@@ -749,10 +772,12 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams, corpus: CorpusIndex
     engine = open_engine({}, params.engine)
     scratch = tempfile.TemporaryDirectory(prefix="dedup-verified-pairs-")
     signatures = minhash.SignatureFile(params.minhash.width)  # rows as in `signed`
-    with minhash.ShingleSets() as shingle_sets, minhash.ShingleSets() as details:
+    with minhash.ShingleSets(None if store is None else store / SHINGLE_SETS_FILE) as shingle_sets, \
+            minhash.ShingleSets(None if store is None else store / DETAIL_SETS_FILE) as details:
         # The figures go to a file, read back for the pairs of a step (``other_figures``).
         with ParquetAppender(Path(scratch.name) / "figures.parquet", FIGURE_SCHEMA) as figure_rows:
             signed = signature_table(articles, params, "articles", shingle_sets, figure_rows, details, signatures)
+            n_own = signed.height
             # Fixed articles of the corpus: the candidates of the new distinct texts, and exact copies.
             cross = pl.DataFrame(schema={"id_a": pl.String, "key_hash": pl.String})
             if corpus is not None and signed.height:
@@ -766,18 +791,12 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams, corpus: CorpusIndex
                     near.select("id_a", key_hash=distinct["key_hash"].gather(near["b"])),
                 ]).unique(maintain_order=True)
             n_fixed = 0
-            if cross.height:  # read once into a scratch file (signing reads it a batch at a time)
-                write_table(corpus.articles(cross["id_a"].unique()), Path(scratch.name) / "corpus_candidates.parquet")
-                fixed = scan_table(Path(scratch.name) / "corpus_candidates.parquet")
-                fixed_parts: list[pl.DataFrame] = []
-                fixed_signed = signature_table(fixed, params, "corpus candidates", shingle_sets, fixed_parts, details,
-                                               signatures)
-                for part in fixed_parts:
-                    figure_rows.append(part.with_columns(pl.col("doc") + signed.height))
-                n_fixed = fixed_signed.height
-                signed = pl.concat([signed, fixed_signed])
-                ranked = pl.concat([rank_order(fixed.select("id", "n_chars", "published_date")).select("id").collect(),
-                                    ranked])
+            if cross.height:  # their sets after the drop's (no signatures: they are not banded again)
+                fixed = corpus.stored_sets(cross["id_a"].unique(), shingle_sets, details, figure_rows, n_own,
+                                           params.batch_size)
+                n_fixed = fixed.height
+                signed = pl.concat([signed, fixed.select("id", "key_hash")])
+                ranked = pl.concat([rank_order(fixed.lazy()).select("id").collect(), ranked])
         figures = scan_table(Path(scratch.name) / "figures.parquet")
         if signed["id"].n_unique() != signed.height:
             raise ValueError("dedup: article ids are not unique")
@@ -862,6 +881,11 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams, corpus: CorpusIndex
         # (the cluster that moves is the worse ranked one: never an earlier drop's)
         through = movable & kept_or_inside & (np.maximum(star[edge_a], star[edge_b]) >= n_fixed)
         centre, joined = join_clusters(star, edge_a[through], edge_b[through], close, agree)
+        if store is not None:  # the drop's own sets (the corpus's were added after them)
+            sizes = [shingle_sets.keep(n_own), *details.keep(3 * n_own).reshape(-1, 3).T]
+            write_table(pl.DataFrame(dict(zip(SET_COLUMNS, sizes)), schema=dict.fromkeys(SET_COLUMNS, pl.UInt32)),
+                        store / SETS_FILE)
+            write_table(figures.filter(pl.col("doc") < n_own).rename({"doc": "row"}), store / FIGURES_FILE)
     kept_rank = centre[rep]
     similarity = overlap.jaccard
     table = pl.DataFrame({"rank": rank, "id": ids, "key_hash": key_hash, "rep": rep, "kept_rank": kept_rank})
@@ -903,9 +927,10 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams, corpus: CorpusIndex
     }).sort(["similarity", "id_a", "id_b"], descending=[True, False, False])
     kept = np.flatnonzero((kept_rank == rank) & (rank >= n_fixed))
     rows = doc[kept][ids.gather(kept).arg_sort().to_numpy()]  # sorted by id
-    empty = index_table(signed.head(0), np.zeros((0, params.minhash.width), np.uint32), params.minhash)
+    empty = index_table(signed.head(0), np.zeros((0, params.minhash.width), np.uint32), rows[:0], params.minhash)
     index = lazy_frames(lambda: (index_table(signed[rows[first:first + params.batch_size]],
-                                             signatures.read(rows[first:first + params.batch_size]), params.minhash)
+                                             signatures.read(rows[first:first + params.batch_size]),
+                                             rows[first:first + params.batch_size], params.minhash)
                                  for first in range(0, max(len(rows), 1), params.batch_size)), empty.schema)
     return DedupResult(assignment, index, ids, verified, review, scratch)
 
@@ -917,13 +942,15 @@ def band_column(band: int) -> str:
     return f"band_{band:03d}"
 
 
-def index_table(signed: pl.DataFrame, signature: np.ndarray, params: minhash.MinHashParams) -> pl.DataFrame:
+def index_table(signed: pl.DataFrame, signature: np.ndarray, rows: np.ndarray,
+                params: minhash.MinHashParams) -> pl.DataFrame:
     """id, key_hash (of ``signed``) and the key of each LSH band (``band_000``, ...) of their
-    ``signature`` rows: what later drops are looked up in, a band (one column) at a time."""
+    ``signature`` rows, and ``row``, where their sets are in the drop's stored ones (``rows``):
+    what later drops are looked up in, a band (one column) at a time."""
     return signed.select("id", "key_hash").with_columns(
         pl.Series(band_column(band), minhash.band_keys(signature, params, band), dtype=pl.UInt64)
         for band in range(params.all_bands)
-    )
+    ).with_columns(row=pl.Series(rows, dtype=pl.UInt32))
 
 
 @dataclass(frozen=True)
@@ -976,6 +1003,37 @@ class CorpusIndex:
         """The kept corpus articles with these ids, in drop and file order."""
         return self.scan(KEPT_FILE).filter(pl.col("id").is_in(ids.implode()))
 
+    def stored_sets(self, ids: pl.Series, shingle_sets: minhash.ShingleSets, details: minhash.ShingleSets,
+                    figures: list[pl.DataFrame] | ParquetAppender, first_doc: int, batch_size: int) -> pl.DataFrame:
+        """id, key_hash, n_chars, published_date of the corpus articles ``ids``, whose stored
+        sets (``deduplicate``'s ``store``) are added to ``shingle_sets`` and ``details`` in
+        the frame's order, ``batch_size`` at a time, and their figures appended to ``figures``
+        (docs numbered on from ``first_doc``): what verifying pairs with them takes, without
+        reading or signing their texts again."""
+        found: list[pl.DataFrame] = []
+        for folder in self.folders:
+            rows = scan_table(folder / INDEX_FILE).select("id", "key_hash", "row").filter(
+                pl.col("id").is_in(ids.implode())).collect().sort("row")
+            if rows.is_empty():
+                continue
+            sizes = pl.read_parquet(folder / SETS_FILE)
+            with minhash.ShingleSets.stored(folder / SHINGLE_SETS_FILE, sizes[SET_COLUMNS[0]].to_numpy()) as stored, \
+                    minhash.ShingleSets.stored(folder / DETAIL_SETS_FILE,
+                                               sizes.select(SET_COLUMNS[1:]).to_numpy().ravel()) as stored_details:
+                for first in range(0, rows.height, batch_size):
+                    row = rows["row"][first:first + batch_size].to_numpy().astype(np.int64)
+                    shingle_sets.add_sets(stored.subset(row))
+                    details.add_sets(stored_details.subset((3 * row[:, None] + np.arange(3)).ravel()))
+            docs = rows.select("row", doc=pl.int_range(first_doc, first_doc + rows.height, dtype=pl.UInt32))
+            figures.append(scan_table(folder / FIGURES_FILE).join(docs.lazy(), on="row").select(
+                "doc", "context", "value").collect())
+            about = scan_table(folder / KEPT_FILE).select("id", "n_chars", "published_date").join(
+                rows.lazy().select("id"), on="id", how="semi").collect()
+            found.append(rows.select("id", "key_hash").join(about, on="id", how="left", maintain_order="left"))
+            first_doc += rows.height
+        return pl.concat(found) if found else pl.DataFrame(schema={
+            "id": pl.String, "key_hash": pl.String, "n_chars": pl.Int64, "published_date": pl.Date})
+
 
 def match_against_index(articles: pl.LazyFrame, index_dir: Path, params: dict[str, Any]) -> pl.DataFrame:
     """Which of `articles` are already in the corpus indexed at `index_dir`.
@@ -1009,10 +1067,9 @@ def match_against_index(articles: pl.LazyFrame, index_dir: Path, params: dict[st
     found = corpus.candidates(lambda band: minhash.band_keys(signature, dedup.minhash, band), dedup,
                               open_engine({}, dedup.engine).map_tasks)
     candidates = found.select("id_a", id_b=NEW_PREFIX + rest["id"].gather(found["b"]))
-    texts = pl.concat([corpus.articles(candidates["id_a"].unique()).select("id", "text"),
-                       articles.select(id=NEW_PREFIX + pl.col("id"), text="text")])
+    texts = articles.select(id=NEW_PREFIX + pl.col("id"), text="text")
     near = (
-        pair_similarity(candidates, texts, dedup)
+        pair_similarity(candidates, texts, dedup, corpus)
         .filter("duplicate")
         .sort(["id_b", "similarity", "id_a"], descending=[False, True, False])
         .unique("id_b", keep="first", maintain_order=True)
@@ -1120,8 +1177,7 @@ def deduplicate_drop(drop: DropInput, corpus: CorpusIndex | None, folder: Path, 
             raise ValueError(f"dedup: article id {clash['id'][0]} of drop {drop.name} is already in an earlier drop")
     n_in = articles.select(pl.len()).collect().item()
     log(STAGE, f"drop {drop.name}: {n_in:,} articles, against {len(corpus.folders) if corpus else 0} earlier drop(s)")
-    result = deduplicate(articles, params, corpus)
-    reset_dir(folder)
+    result = deduplicate(articles, params, corpus, store=reset_dir(folder))
     labelled = lazy_frames(lambda: (batch.join(result.assignment, on="id", how="left", maintain_order="left")
                                     for batch in batches(articles, params.batch_size)),
                            articles.join(result.assignment.lazy(), on="id", how="left").collect_schema())
@@ -1146,7 +1202,7 @@ def deduplicate_drop(drop: DropInput, corpus: CorpusIndex | None, folder: Path, 
 
 def _finished(folder: Path, fingerprint: str) -> dict[str, Any] | None:
     """The report of a drop's folder when its fingerprint is ``fingerprint`` and its tables are there."""
-    tables = all((folder / table).is_file() for table in (KEPT_FILE, DUPLICATES_FILE, REVIEW_FILE, INDEX_FILE))
+    tables = all((folder / table).is_file() for table in (KEPT_FILE, DUPLICATES_FILE, REVIEW_FILE, *INDEX_FILES))
     report = read_json(folder / REPORT_FILE) if tables and (folder / REPORT_FILE).is_file() else {}
     return report if report.get(FINGERPRINT) == fingerprint else None
 
