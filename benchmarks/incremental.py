@@ -175,10 +175,10 @@ def tree_rss(process: psutil.Process) -> int:
     return total
 
 
-def measured(command: list[str], cwd: Path, code: Path | None = None) -> dict[str, float]:
+def measured(command: list[str], cwd: Path, code: Path | None = None, env: dict[str, str] | None = None) -> dict[str, float]:
     """Wall s, CPU s and peak RSS (GiB) of the process tree of a command, with the project's
-    own code (or the checkout `code`)."""
-    environment = {**os.environ, "PYTHONPATH": str(code or cwd)}
+    own code (or the checkout `code`), in this environment updated with `env`."""
+    environment = {**os.environ, "PYTHONPATH": str(code or cwd), **(env or {})}
     started = time.monotonic()
     process = subprocess.Popen(command, cwd=cwd, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                text=True)
