@@ -36,7 +36,7 @@ chromium: /usr/bin/chromium
 # --compile-bytecode skips a venv that is already up to date), so a stage's process loads GX,
 # Polars, DVC... instead of compiling their sources at each start, which it does where
 # PYTHONDONTWRITEBYTECODE is set (containers, CI) or site-packages is read-only: `corpus
-# validate --drop` of a 3k drop 9.9 -> 5.7 CPU s (benchmarks/README.md, "A new drop").
+# validate --drop` of a 3k drop 11.8 -> 6.1 CPU s (benchmarks/README.md, "A new drop").
 $(VENV)/.installed: requirements.lock pyproject.toml Makefile
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)

@@ -58,7 +58,7 @@ def test_command_help_imports_no_heavy_library():
 
 @pytest.mark.parametrize("package", ["great_expectations", "polars", "dvc"])
 def test_libraries_are_installed_compiled(package):
-    """`make install` writes the libraries' bytecode (uv --compile-bytecode): where Python may
+    """`make install` writes the libraries' bytecode (compileall): where Python may
     not write it (PYTHONDONTWRITEBYTECODE, a read-only venv), every stage's process would
     compile GX's, Polars's and DVC's sources again at start, seconds a command."""
     missing = without_bytecode(package)
