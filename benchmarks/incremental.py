@@ -20,12 +20,18 @@ time (user + sys of DVC and everything it ran) and peak RSS of the whole process
 and for the run after the new drop, and the ratio incremental / full. DVC's own start-up
 (about 1-2 s a call) is in both runs: at small sizes it dominates the incremental figures.
 
+Beside that breakdown, what a user runs: one ``dvc repro`` of the whole pipeline in a second
+fresh copy (``project-whole``), then ``corpus add-drop`` and one ``dvc repro`` again; the
+script prints the ratio the user sees, (add-drop + dvc repro) / full dvc repro, in CPU and
+wall time (``--no-breakdown`` measures only this).
+
 Resumable: everything of a size lives under ``WORKDIR/<articles>/``: the corpus is
 generated once (kept while the seed is the same), and each measured step is saved to
 ``results.json`` as it finishes, so a killed run goes on from the next stage group and a
 finished one only prints its figures (``--fresh`` measures again on the same corpus).
-``--baseline REV`` also runs the full pipeline of REV's code (checked out with ``git
-worktree`` under WORKDIR) on the same corpus and prints both side by side, with the ratios.
+``--baseline REV`` also runs REV's code (checked out with ``git worktree`` under WORKDIR) the
+same way on the same corpus (full runs only with ``--full-only``), in copies of their own
+(``baseline``, ``baseline-whole``), and prints both side by side, with the ratios.
 """
 
 from __future__ import annotations
@@ -169,10 +175,10 @@ def tree_rss(process: psutil.Process) -> int:
     return total
 
 
-def measured(command: list[str], cwd: Path, code: Path | None = None) -> dict[str, float]:
+def measured(command: list[str], cwd: Path, code: Path | None = None, env: dict[str, str] | None = None) -> dict[str, float]:
     """Wall s, CPU s and peak RSS (GiB) of the process tree of a command, with the project's
-    own code (or the checkout `code`)."""
-    environment = {**os.environ, "PYTHONPATH": str(code or cwd)}
+    own code (or the checkout `code`), in this environment updated with `env`."""
+    environment = {**os.environ, "PYTHONPATH": str(code or cwd), **(env or {})}
     started = time.monotonic()
     process = subprocess.Popen(command, cwd=cwd, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                text=True)
@@ -219,6 +225,39 @@ def run_stages(results: Results, run: str, project: Path) -> None:
         results.run(run, group, ["dvc", "repro", "--single-item", group], project)
 
 
+def add_drop_command(work: Path) -> list[str]:
+    return ["corpus", "add-drop", str(work / "corpus" / "new"), "--name", "new"]
+
+
+def run_code(results: Results, prefix: str, code: Path, work: Path, args: argparse.Namespace) -> None:
+    """The runs of one checkout's code: per stage group and/or one `dvc repro`, full and after the drop.
+    Runs are named `<prefix>full`, `<prefix>incremental`, `<prefix>whole`, `<prefix>whole-incremental`."""
+    base = work / "corpus" / "base"
+    name = prefix.rstrip("-") or "project"
+    if not args.no_breakdown:
+        project = project_copy(code, work / name, base)
+        run_stages(results, f"{prefix}full", project)
+        if not args.full_only:
+            results.run(f"{prefix}incremental", "add-drop", add_drop_command(work), project)
+            run_stages(results, f"{prefix}incremental", project)
+    whole = project_copy(code, work / f"{name}-whole", base)
+    results.run(f"{prefix}whole", "dvc repro", ["dvc", "repro"], whole)
+    if not args.full_only:
+        results.run(f"{prefix}whole-incremental", "add-drop", add_drop_command(work), whole)
+        results.run(f"{prefix}whole-incremental", "dvc repro", ["dvc", "repro"], whole)
+
+
+def user_ratio(label: str, full: dict[str, float], after: dict[str, dict[str, float]]) -> None:
+    """One row: a full `dvc repro`, then add-drop and `dvc repro` after it, and their ratio."""
+    added, repro = after.get("add-drop"), after.get("dvc repro")
+    cells = f"{label:<16}{full['wall']:>12.1f}{full['cpu']:>9.1f}"
+    if added and repro:
+        wall, cpu = added["wall"] + repro["wall"], added["cpu"] + repro["cpu"]
+        cells += (f"{added['wall']:>16.1f}{added['cpu']:>9.1f}{repro['wall']:>13.1f}{repro['cpu']:>9.1f}"
+                  f"{cpu / full['cpu']:>29.3f}{wall / full['wall']:>7.3f}")
+    print(cells)
+
+
 def total(stages: dict[str, dict[str, float]]) -> dict[str, float]:
     return {"wall": sum(s["wall"] for s in stages.values()), "cpu": sum(s["cpu"] for s in stages.values()),
             "rss": max(s["rss"] for s in stages.values())}
@@ -247,7 +286,8 @@ def bench(articles: int, args: argparse.Namespace, baseline: Path | None) -> Non
     work = args.workdir / str(articles)
     if args.fresh:
         shutil.rmtree(work / "project", ignore_errors=True)
-        shutil.rmtree(work / "baseline", ignore_errors=True)
+        for name in ("baseline", "project-whole", "baseline-whole"):
+            shutil.rmtree(work / name, ignore_errors=True)
         (work / "results.json").unlink(missing_ok=True)
     work.mkdir(parents=True, exist_ok=True)
     made = corpus(work, articles, args.seed)
@@ -255,33 +295,40 @@ def bench(articles: int, args: argparse.Namespace, baseline: Path | None) -> Non
         raise SystemExit(f"{work / 'results.json'} is of another seed: run with --fresh")
     results = Results(work / "results.json")
     results.steps["seed"] = args.seed
+    # a results.json of before the `whole` runs named the baseline's full run `baseline`
+    if "baseline" in results.steps:
+        results.steps.setdefault("baseline-full", results.steps.pop("baseline"))
     print(f"{articles:,} articles (drops: base {made['base']:,}, new {made['new']:,}; mean article "
           f"{made['mean_words']:.0f} words, {made['mean_chars']:,.0f} characters), load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
-    project = project_copy(REPO, work / "project", work / "corpus" / "base")
-    run_stages(results, "full", project)
+    run_code(results, "", REPO, work, args)
     if baseline:
-        run_stages(results, "baseline", project_copy(baseline, work / "baseline", work / "corpus" / "base"))
-    if not args.full_only:
-        results.run("incremental", "add-drop", ["corpus", "add-drop", str(work / "corpus" / "new"), "--name", "new"],
-                    project)
-        run_stages(results, "incremental", project)
+        run_code(results, "baseline-", baseline, work, args)
     steps = results.steps
     print(f"\n{articles:,} articles, mean {made['mean_words']:.0f} words ({made['mean_chars']:,.0f} characters); "
           f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    if "baseline" in steps:
-        side_by_side(f"Full run: {args.baseline} beside this checkout", "base", "ours", steps["baseline"],
+    for prefix, code in (("baseline-", args.baseline), ("", "this checkout")):
+        if f"{prefix}full" in steps and f"{prefix}incremental" in steps:
+            incremental = {k: v for k, v in steps[f"{prefix}incremental"].items() if k != "add-drop"}
+            side_by_side(f"{code}: full run and the run after the 1 % drop", "full", "new drop",
+                         steps[f"{prefix}full"], incremental, "incr/full")
+            added = steps[f"{prefix}incremental"].get("add-drop")
+            if added:
+                print(f"{'add-drop':<16}{'':>36}{added['wall']:>20.1f}{added['cpu']:>9.1f}{added['rss']:>9.2f}"
+                      f"{added['cpu'] / total(steps[f'{prefix}full'])['cpu']:>16.3f}"
+                      f"{added['wall'] / total(steps[f'{prefix}full'])['wall']:>7.3f}")
+        elif f"{prefix}full" in steps:
+            side_by_side(f"{code}: full run", "full", "", steps[f"{prefix}full"], {}, "")
+    if "baseline-full" in steps and "full" in steps:
+        side_by_side(f"Full run: {args.baseline} beside this checkout", "base", "ours", steps["baseline-full"],
                      steps["full"], "ours/base")
-    if "baseline" not in steps and "incremental" not in steps:
-        side_by_side("Full run", "full", "", steps["full"], {}, "")
-    if "incremental" in steps:
-        incremental = {k: v for k, v in steps["incremental"].items() if k != "add-drop"}
-        side_by_side("Full run and the run after the 1 % drop", "full", "new drop", steps["full"], incremental,
-                     "incr/full")
-        added = steps["incremental"].get("add-drop")
-        if added:
-            print(f"{'add-drop':<16}{'':>36}{added['wall']:>20.1f}{added['cpu']:>9.1f}{added['rss']:>9.2f}"
-                  f"{added['cpu'] / total(steps['full'])['cpu']:>16.3f}")
+    if "whole" in steps:
+        print("\nWhat a user runs: one `dvc repro`, then `corpus add-drop` + one `dvc repro`")
+        print(f"{'code':<16}{'full wall s':>12}{'CPU s':>9}{'add-drop wall s':>16}{'CPU s':>9}{'repro wall s':>13}"
+              f"{'CPU s':>9}{'(add-drop + repro)/full CPU':>29}{'wall':>7}")
+        for prefix, code in (("baseline-", args.baseline), ("", "this checkout")):
+            if f"{prefix}whole" in steps:
+                user_ratio(str(code)[:15], steps[f"{prefix}whole"]["dvc repro"], steps.get(f"{prefix}whole-incremental", {}))
 
 
 def baseline_checkout(revision: str, workdir: Path) -> Path:
@@ -303,6 +350,8 @@ def main() -> None:
     parser.add_argument("--baseline", metavar="REV", help="also run the full pipeline of this git revision's code")
     parser.add_argument("--full-only", action="store_true", help="the full run(s) only, no new drop")
     parser.add_argument("--fresh", action="store_true", help="measure again (the generated corpus is kept)")
+    parser.add_argument("--no-breakdown", action="store_true",
+                        help="only the whole-pipeline `dvc repro` runs, not stage group by stage group")
     args = parser.parse_args()
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"

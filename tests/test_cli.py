@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import REPO
@@ -30,6 +32,12 @@ def imported_by_help(*commands: str) -> set[str]:
     return set(json.loads(result.stdout))
 
 
+def without_bytecode(package: str) -> list[Path]:
+    """The sources of an installed package that have no compiled bytecode (.pyc) beside them."""
+    root = Path(importlib.util.find_spec(package).origin).parent  # found, not imported
+    return [source for source in root.rglob("*.py") if not Path(importlib.util.cache_from_source(source)).is_file()]
+
+
 def help_text(*args: str) -> str:
     """What `corpus <args> --help` prints, 100 columns wide."""
     with pytest.MonkeyPatch.context() as patch:
@@ -46,6 +54,15 @@ def test_corpus_help_imports_no_data_library():
 
 def test_command_help_imports_no_heavy_library():
     assert not imported_by_help(*(command.name for command in COMMANDS)) & set(HEAVY)
+
+
+@pytest.mark.parametrize("package", ["great_expectations", "polars", "dvc"])
+def test_libraries_are_installed_compiled(package):
+    """`make install` writes the libraries' bytecode (compileall): where Python may
+    not write it (PYTHONDONTWRITEBYTECODE, a read-only venv), every stage's process would
+    compile GX's, Polars's and DVC's sources again at start, seconds a command."""
+    missing = without_bytecode(package)
+    assert not missing, f"{len(missing)} sources of {package} without bytecode, e.g. {missing[0]}: run `make install`"
 
 
 def test_corpus_help_lists_every_command_with_a_one_line_summary():

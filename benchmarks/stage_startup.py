@@ -1,0 +1,93 @@
+"""What a stage's process costs besides its work, with and without the libraries' bytecode:
+the commands `dvc repro` runs after a new drop whose work is small (the corpus-level stages
+and the new drop's row checks) on a built project, each run alternately with the bytecode
+`make install` writes and without it (Python then compiles every module it imports, GX's,
+Polars's..., as it does at each start where PYTHONDONTWRITEBYTECODE is set and the venv has
+no .pyc, which was the case before `make install` compiled them), side by side, as ratios.
+
+    .venv/bin/python benchmarks/stage_startup.py --project /tmp/perf-bench/300000/project --drop new --rounds 2
+
+`--project` is a project `dvc repro` built (read only here): its stages' outputs are linked
+into a scratch project under `--workdir`, where the commands write theirs. Without bytecode
+means PYTHONDONTWRITEBYTECODE=1 and PYTHONPYCACHEPREFIX pointing at an empty folder, so no
+.pyc is found and none is written; with bytecode, the same but no prefix. Our own package
+is compiled in both (PYTHONDONTWRITEBYTECODE). CPU seconds are user + sys of the process
+(benchmarks/incremental.py's `measured`); the figures are the medians over the rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.incremental import measured  # noqa: E402
+
+# Read by the commands: linked. Written by them: copied (validate's rows) or made afresh.
+LINKED = ("ingest", "clean", "line_counts", "dedup", "split")
+COPIED = ("validate/rows",)
+
+
+def scratch_project(built: Path, work: Path) -> Path:
+    """A project whose stage inputs are `built`'s (linked) and whose outputs are its own."""
+    project = work / "project"
+    shutil.rmtree(project, ignore_errors=True)
+    (project / "build").mkdir(parents=True)
+    for name in ("params.yaml", "gx", "expectations"):
+        (shutil.copytree if (built / name).is_dir() else shutil.copyfile)(built / name, project / name)
+    for name in LINKED:
+        (project / "build" / name).symlink_to(built / "build" / name)
+    for name in COPIED:
+        shutil.copytree(built / "build" / name, project / "build" / name)
+    return project
+
+
+def commands(drop: str) -> list[list[str]]:
+    return [["corpus", "repeated-lines"], ["corpus", "totals"], ["corpus", "validate", "--drop", drop],
+            ["corpus", "validate", "--corpus"], ["corpus", "plots"]]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--project", type=Path, required=True, help="a project `dvc repro` built")
+    parser.add_argument("--drop", required=True, help="the drop whose rows `corpus validate --drop` checks")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/stage-startup"))
+    args = parser.parse_args()
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    work = args.workdir.resolve()
+    project = scratch_project(args.project.resolve(), work)
+    no_bytecode = work / "no-bytecode"  # stays empty: nothing is written with PYTHONDONTWRITEBYTECODE
+    no_bytecode.mkdir(exist_ok=True)
+    modes = {"without": {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": str(no_bytecode)},
+             "with": {"PYTHONDONTWRITEBYTECODE": "1"}}
+    os.environ.pop("PYTHONPYCACHEPREFIX", None)
+    print(f"{args.project}: load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
+    print(f"{'command':<34}{'without: wall s':>16}{'CPU s':>8}{'with: wall s':>14}{'CPU s':>8}{'with/without CPU':>18}")
+    totals = {mode: 0.0 for mode in modes}
+    for command in commands(args.drop):
+        runs: dict[str, list[dict[str, float]]] = {mode: [] for mode in modes}
+        for _ in range(args.rounds):
+            for mode, env in modes.items():
+                runs[mode].append(measured(command, project, code=REPO, env=env))
+        median = {mode: {key: statistics.median(run[key] for run in runs[mode]) for key in ("wall", "cpu")}
+                  for mode in modes}
+        for mode in modes:
+            totals[mode] += median[mode]["cpu"]
+        print(f"{' '.join(command):<34}{median['without']['wall']:>16.1f}{median['without']['cpu']:>8.1f}"
+              f"{median['with']['wall']:>14.1f}{median['with']['cpu']:>8.1f}"
+              f"{median['with']['cpu'] / median['without']['cpu']:>18.3f}", flush=True)
+    print(f"{'all':<34}{'':>16}{totals['without']:>8.1f}{'':>14}{totals['with']:>8.1f}"
+          f"{totals['with'] / totals['without']:>18.3f}")
+    print(f"load average now {os.getloadavg()[0]:.1f}")
+    shutil.rmtree(work)
+
+
+if __name__ == "__main__":
+    main()
