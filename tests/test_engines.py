@@ -7,9 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import zipfile
@@ -23,46 +21,43 @@ from pipeline_runs import folder_files, output_files
 
 from benchmarks import dedup_eval
 from benchmarks.incremental import generate
+from benchmarks.ray_cluster import LocalRayCluster, exited
 from benchmarks.split_incremental import dedup_layout
 from pipeline.engines.engine import engine_name
 from pipeline.plumbing.io import partition, scan_partitions, write_table
 from pipeline.plumbing.params import ParamsError, load_params
 from pipeline.stages.dedup import DUPLICATES_FILE, KEPT_FILE
 
-OBJECT_STORE_BYTES = str(100 * 2**20)  # per node; the test's batches are a few MB
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+OBJECT_STORE_BYTES = 100 * 2**20  # per node; the test's batches are a few MB
 
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    """A real two-node Ray cluster on 127.0.0.1 (one CPU each), RAY_ADDRESS pointing at it;
-    stopped afterwards whatever happens. Ray 2.60 authenticates its nodes and clients with a
-    token: a fresh one, in the environment the nodes and the stage commands inherit."""
-    ray = str(VENV_BIN / "ray")
-    address = f"127.0.0.1:{_free_port()}"
-    settings = {"RAY_ADDRESS": address, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
-    before = {name: os.environ.get(name) for name in settings}
-    os.environ.update({name: value for name, value in settings.items() if name != "RAY_ADDRESS"})
-    common = ["--num-cpus", "1", "--node-ip-address", "127.0.0.1", "--object-store-memory", OBJECT_STORE_BYTES,
-              "--disable-usage-stats"]
-    try:
-        run_command(ray, "start", "--head", "--port", address.split(":")[1], "--include-dashboard", "false", *common,
-                    cwd=REPO)
-        run_command(ray, "start", "--address", address, *common, cwd=REPO)
-        os.environ["RAY_ADDRESS"] = address
-        yield address
-    finally:
-        subprocess.run([ray, "stop", "--force"], capture_output=True)
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    """A real two-node Ray cluster on 127.0.0.1 (one CPU each), RAY_ADDRESS and its auth
+    token in the environment the stage commands inherit; stopped afterwards whatever
+    happens, and only it (benchmarks/ray_cluster.py: not ``ray stop``, which stops every
+    Ray cluster of the machine)."""
+    before = dict(os.environ)
+    with LocalRayCluster(VENV_BIN / "ray", [1, 1], OBJECT_STORE_BYTES) as cluster:
+        os.environ.update(cluster.env)
+        try:
+            yield cluster
+        finally:
+            os.environ.clear()
+            os.environ.update(before)
+
+
+def test_stopping_a_cluster_leaves_another_one_running(ray_cluster):
+    """A second cluster started beside the test's and stopped: its processes are gone, the
+    test's cluster still runs tasks (``ray stop --force`` here killed other people's clusters)."""
+    with LocalRayCluster(VENV_BIN / "ray", [1], OBJECT_STORE_BYTES) as other:
+        others = other.processes()
+        assert len(others) >= 3 and not {process.pid for process in others} & {
+            process.pid for process in ray_cluster.processes()}
+    assert all(exited(process) for process in others)
+    assert ray_cluster.processes() and run_command(
+        sys.executable, "-c", "import ray; ray.init(); print(ray.get(ray.remote(lambda: 6 * 7).remote()))",
+        cwd=REPO).split()[-1] == "42"
 
 
 def _set_engine(root: Path, name: str) -> None:
