@@ -182,6 +182,28 @@ def test_split_ngram_hashing_on_a_ray_cluster_gives_the_local_outputs(tmp_path, 
     assert report["contamination"]["test"]["distinct_ngrams"] > 20_000  # many batches
 
 
+def test_publish_shards_on_a_ray_cluster_are_the_local_ones(tmp_path, reproduced_seed, ray_cluster):
+    """The seed run's release folder (5 articles) built with shards of one article (each a
+    task): on the Ray cluster, the same shards, manifests and build state as on the local
+    engine, byte for byte."""
+    params = tmp_path / "params.yaml"
+    text = (REPO / "params.yaml").read_text(encoding="utf-8")
+    params.write_text(re.sub(r"\n  shard_rows: \d+ ", "\n  shard_rows: 1 ", text, count=1), encoding="utf-8")
+    build = reproduced_seed / "build"
+    folders = {}
+    for engine in ("local", "ray"):
+        folders[engine] = tmp_path / engine
+        result = run_corpus("--params", str(params), "publish", "--build-only", "--engine", engine,
+                            "--input", str(build / "split"), "--stage-outputs", str(build),
+                            "--validation", str(build / "validate" / "results.json"), "--output", str(folders[engine]),
+                            "--metrics", str(tmp_path / f"{engine}.json"), "--card-template", str(REPO / "dataset_card.md"),
+                            cwd=tmp_path)
+        assert f"written on the {engine} engine" in result.stderr
+    shards = sorted((folders["local"] / "data").glob("*.parquet"))
+    assert len(shards) == 5 and len([shard for shard in shards if shard.name.startswith("train-")]) > 1
+    assert folder_files(folders["ray"]) == folder_files(folders["local"])
+
+
 def test_the_default_engine_does_not_import_ray():
     code = (
         "import sys; from pipeline import cli; from pipeline.stages import ingest, clean, validate, dedup; "
