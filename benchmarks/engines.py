@@ -1,11 +1,12 @@
-"""The local engine against Ray (one node, 2 worker CPUs), stage by stage: the stages whose
-per-batch work runs on the engine (ingest, clean, dedup, the row suite of validate), on a
-generated corpus.
+r"""The local engine against Ray (one node, 2 worker CPUs), stage by stage: the stages whose
+per-batch work runs on the engine (ingest, clean, dedup, the row suite of validate,
+publish's shards), on a generated corpus.
 
     .venv/bin/python benchmarks/engines.py --articles 10000
     .venv/bin/python benchmarks/engines.py --articles 100000 --stages dedup "dedup new drop"
     .venv/bin/python benchmarks/engines.py --articles 300000 --corpus /tmp/perf-bench/300000/corpus --stages ingest clean
-    .venv/bin/python benchmarks/engines.py --articles 300000 --built /tmp/perf-bench/300000/project --stages dedup "validate rows"
+    .venv/bin/python benchmarks/engines.py --articles 300000 --built /tmp/perf-bench/300000/project \
+        --stages dedup "dedup new drop" "validate rows" publish
 
 The corpus is ``benchmarks/incremental.py``'s (real SaudiNewsNet sentences recombined into
 articles, seeded), two drops: ``base`` and ``new`` (1 % of the articles, reprinting some of
@@ -20,14 +21,17 @@ other:
   base alone then new against base's index;
 * dedup new drop: the same with base's folder kept, so only the new drop is deduplicated,
   against the index of base (what a drop added costs);
-* validate rows: ``corpus validate --drop base --engine local|ray``.
+* validate rows: ``corpus validate --drop base --engine local|ray``;
+* publish: ``corpus publish --build-only --engine local|ray`` into an empty release folder
+  (each shard a task).
 
 The script starts a one-node Ray cluster (``ray start --head --num-cpus 2``, on 127.0.0.1,
 free ports, ``benchmarks/ray_cluster.py``) and stops it, only it, at the end.
 
 ``--built``: a project ``benchmarks/incremental.py`` finished (drops seed, base and new, every
 stage built) whose clean and dedup outputs are copied into this code's project instead of
-building them with ``dvc repro`` (the dedup and validate stages measured from there).
+building them with ``dvc repro`` (the dedup and validate stages measured from there);
+publish reads its split tables and stage reports where they are.
 
 Per stage and engine it prints wall time, CPU seconds (all, and the driver's: the command's
 own process tree) and peak RSS: of the command's process tree, plus for Ray those of the
@@ -61,7 +65,7 @@ from pipeline.plumbing.params import with_list_item  # noqa: E402
 BIN = Path(sys.executable).parent
 STAGES = {"ingest": ["ingest", "--drop", "base"], "clean": ["clean", "--drop", "base"], "dedup": ["dedup"],
           "dedup new drop": ["dedup"],
-          "validate rows": ["validate", "--drop", "base"]}
+          "validate rows": ["validate", "--drop", "base"], "publish": ["publish", "--build-only"]}
 
 
 def clear_outputs(stage: str, project: Path) -> None:
@@ -71,6 +75,17 @@ def clear_outputs(stage: str, project: Path) -> None:
         shutil.rmtree(project / "build" / "dedup", ignore_errors=True)
     elif stage == "dedup new drop":
         shutil.rmtree(project / "build" / "dedup" / "drop=new", ignore_errors=True)
+    elif stage == "publish":  # a build keeps the shards of an earlier one
+        shutil.rmtree(project / "build" / "hub", ignore_errors=True)
+
+
+def stage_command(stage: str, built: Path | None) -> list[str]:
+    """The stage's command; publish of a --built project reads its split tables and reports."""
+    if stage == "publish" and built:
+        outputs = built / "build"
+        return [*STAGES[stage], "--input", str(outputs / "split"), "--stage-outputs", str(outputs),
+                "--validation", str(outputs / "validate" / "results.json")]
+    return STAGES[stage]
 
 
 class Sampler(threading.Thread):
@@ -172,11 +187,12 @@ def main() -> None:
                 params = project / "params.yaml"
                 params.write_text(with_list_item(params.read_text(encoding="utf-8"), "split", "drop_order", "new"),
                                   encoding="utf-8")
-                if args.built:
+                if args.built and set(args.stages) - {"publish"}:
                     for stage in ("clean", "dedup"):
                         shutil.copytree(args.built / "build" / stage, project / "build" / stage)
             if not args.built:
-                built = "clean" if set(args.stages) <= {"ingest", "clean"} else "dedup"
+                built = ("clean" if set(args.stages) <= {"ingest", "clean"} else
+                         "split" if "publish" in args.stages else "dedup")
                 subprocess.run([str(BIN / "dvc"), "repro", built], cwd=project, check=True, capture_output=True)
             print(f"\n{articles:,} articles (drop base: {articles - max(1, round(articles * 0.01)):,}) on "
                   f"{os.cpu_count()} cores; Ray: one node, 2 CPUs; load: the 1-minute load average after the command")
@@ -186,8 +202,8 @@ def main() -> None:
                 rows = {}
                 for engine in ("local", "ray"):
                     clear_outputs(stage, project)
-                    rows[engine] = row = measured([str(BIN / "corpus"), *STAGES[stage], "--engine", engine], project,
-                                                  cluster if engine == "ray" else None)
+                    command = [str(BIN / "corpus"), *stage_command(stage, args.built), "--engine", engine]
+                    rows[engine] = row = measured(command, project, cluster if engine == "ray" else None)
                     ratios = (f"{row['wall'] / rows['local']['wall']:>16.2f}{row['cpu'] / rows['local']['cpu']:>15.2f}"
                               if engine == "ray" else " " * 31)
                     print(f"{stage:<16}{engine:<8}{row['wall']:>8.1f}{row['cpu']:>8.1f}{row['driver']:>14.1f}"

@@ -196,8 +196,8 @@ def test_publish_shards_on_a_ray_cluster_are_the_local_ones(tmp_path, reproduced
         result = run_corpus("--params", str(params), "publish", "--build-only", "--engine", engine,
                             "--input", str(build / "split"), "--stage-outputs", str(build),
                             "--validation", str(build / "validate" / "results.json"), "--output", str(folders[engine]),
-                            "--metrics", str(tmp_path / f"{engine}.json"), "--card-template", str(REPO / "dataset_card.md"),
-                            cwd=tmp_path)
+                            "--metrics", str(tmp_path / f"{engine}.json"),
+                            "--card-template", str(REPO / "dataset_card.md"), cwd=tmp_path)
         assert f"written on the {engine} engine" in result.stderr
     shards = sorted((folders["local"] / "data").glob("*.parquet"))
     assert len(shards) == 5 and len([shard for shard in shards if shard.name.startswith("train-")]) > 1
