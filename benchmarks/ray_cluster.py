@@ -3,8 +3,9 @@
 ``ray stop`` stops every Ray process of the machine it finds by name (raylet, gcs_server,
 workers...), whoever started them: another person's cluster or a benchmark's as well. Here
 each node is ``ray start --block`` in a session of its own (``start_new_session``): the
-processes Ray launches for it (GCS, raylet, agents, workers) inherit its process group,
-and stopping the cluster kills those groups only. Each cluster gets its own ``--temp-dir``
+processes Ray launches for it (GCS, raylet, agents, and the workers, which make process
+groups of their own) stay in its session, and stopping the cluster kills that session's
+processes only. Each cluster gets its own ``--temp-dir``
 (sessions, logs, sockets) and its own free ports, so two clusters, and two runs of the
 tests, can live side by side.
 """
@@ -14,7 +15,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -80,26 +80,30 @@ class LocalRayCluster:
             time.sleep(0.5)
 
     def processes(self) -> list[psutil.Process]:
-        """The cluster's live processes: those of its nodes' process groups."""
-        groups, found = {node.pid for node in self.nodes}, []
+        """The cluster's live processes: those of its nodes' sessions."""
+        sessions, found = {node.pid for node in self.nodes}, []
         for process in psutil.process_iter():
             try:
-                if os.getpgid(process.pid) in groups and not exited(process):
+                if os.getsid(process.pid) in sessions and not exited(process):
                     found.append(process)
             except (OSError, psutil.Error):
                 continue
         return found
 
     def stop(self) -> None:
-        """SIGKILL to the nodes' process groups, as ``ray stop --force`` does to every Ray
-        process (on SIGTERM, raylet and GCS take more than 10 s here, waiting on each other;
-        the cluster's state is thrown away anyway). Nothing outside them is signalled."""
-        members = self.processes()
-        for node in self.nodes:
-            try:
-                os.killpg(node.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        """SIGKILL to the processes of the nodes' sessions, as ``ray stop --force`` does to
+        every Ray process (on SIGTERM, raylet and GCS take more than 10 s here, waiting on
+        each other; the cluster's state is thrown away anyway). Nothing outside them is
+        signalled; a worker started while they are listed is found the second time."""
+        members: list[psutil.Process] = []
+        for _ in range(2):
+            found = self.processes()
+            for process in found:
+                try:
+                    process.kill()
+                except psutil.NoSuchProcess:
+                    pass
+            members += found
         _wait_exited(members, 10)
         for node in self.nodes:
             node.wait()

@@ -47,13 +47,28 @@ def ray_cluster():
             os.environ.update(before)
 
 
+# A detached actor outlives its job: a worker process, which makes a process group of its own.
+_DETACHED_ACTOR = """
+import ray
+ray.init()
+@ray.remote
+class Kept:
+    def ping(self):
+        return 1
+assert ray.get(Kept.options(name="kept", lifetime="detached").remote().ping.remote()) == 1
+"""
+
+
 def test_stopping_a_cluster_leaves_another_one_running(ray_cluster):
-    """A second cluster started beside the test's and stopped: its processes are gone, the
-    test's cluster still runs tasks (``ray stop --force`` here killed other people's clusters)."""
+    """A second cluster started beside the test's, with a worker, and stopped: its processes
+    (the worker too) are gone, the test's cluster still runs tasks (``ray stop --force``
+    here killed other people's clusters)."""
     with LocalRayCluster(VENV_BIN / "ray", [1], OBJECT_STORE_BYTES) as other:
+        subprocess.run([sys.executable, "-c", _DETACHED_ACTOR], env=os.environ | other.env, check=True,
+                       capture_output=True)
         others = other.processes()
-        assert len(others) >= 3 and not {process.pid for process in others} & {
-            process.pid for process in ray_cluster.processes()}
+        assert [process for process in others if os.getpgid(process.pid) != os.getsid(process.pid)]  # the worker
+        assert not {process.pid for process in others} & {process.pid for process in ray_cluster.processes()}
     assert all(exited(process) for process in others)
     assert ray_cluster.processes() and run_command(
         sys.executable, "-c", "import ray; ray.init(); print(ray.get(ray.remote(lambda: 6 * 7).remote()))",
