@@ -5,9 +5,8 @@ workers...), whoever started them: another person's cluster or a benchmark's as 
 each node is ``ray start --block`` in a session of its own (``start_new_session``): the
 processes Ray launches for it (GCS, raylet, agents, and the workers, which make process
 groups of their own) stay in its session, and stopping the cluster kills that session's
-processes only. Each cluster gets its own ``--temp-dir``
-(sessions, logs, sockets) and its own free ports, so two clusters, and two runs of the
-tests, can live side by side.
+processes only. Each cluster gets its own ``--temp-dir`` (sessions, logs, sockets) and its
+own free ports, so two clusters, and two runs of the tests, can live side by side.
 """
 
 from __future__ import annotations
