@@ -7,9 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import zipfile
@@ -23,46 +21,58 @@ from pipeline_runs import folder_files, output_files
 
 from benchmarks import dedup_eval
 from benchmarks.incremental import generate
+from benchmarks.ray_cluster import LocalRayCluster, exited
 from benchmarks.split_incremental import dedup_layout
 from pipeline.engines.engine import engine_name
 from pipeline.plumbing.io import partition, scan_partitions, write_table
 from pipeline.plumbing.params import ParamsError, load_params
 from pipeline.stages.dedup import DUPLICATES_FILE, KEPT_FILE
 
-OBJECT_STORE_BYTES = str(100 * 2**20)  # per node; the test's batches are a few MB
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+OBJECT_STORE_BYTES = 100 * 2**20  # per node; the test's batches are a few MB
 
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    """A real two-node Ray cluster on 127.0.0.1 (one CPU each), RAY_ADDRESS pointing at it;
-    stopped afterwards whatever happens. Ray 2.60 authenticates its nodes and clients with a
-    token: a fresh one, in the environment the nodes and the stage commands inherit."""
-    ray = str(VENV_BIN / "ray")
-    address = f"127.0.0.1:{_free_port()}"
-    settings = {"RAY_ADDRESS": address, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
-    before = {name: os.environ.get(name) for name in settings}
-    os.environ.update({name: value for name, value in settings.items() if name != "RAY_ADDRESS"})
-    common = ["--num-cpus", "1", "--node-ip-address", "127.0.0.1", "--object-store-memory", OBJECT_STORE_BYTES,
-              "--disable-usage-stats"]
-    try:
-        run_command(ray, "start", "--head", "--port", address.split(":")[1], "--include-dashboard", "false", *common,
-                    cwd=REPO)
-        run_command(ray, "start", "--address", address, *common, cwd=REPO)
-        os.environ["RAY_ADDRESS"] = address
-        yield address
-    finally:
-        subprocess.run([ray, "stop", "--force"], capture_output=True)
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    """A real two-node Ray cluster on 127.0.0.1 (one CPU each), RAY_ADDRESS and its auth
+    token in the environment the stage commands inherit; stopped afterwards whatever
+    happens, and only it (benchmarks/ray_cluster.py: not ``ray stop``, which stops every
+    Ray cluster of the machine)."""
+    before = dict(os.environ)
+    with LocalRayCluster(VENV_BIN / "ray", [1, 1], OBJECT_STORE_BYTES) as cluster:
+        os.environ.update(cluster.env)
+        try:
+            yield cluster
+        finally:
+            os.environ.clear()
+            os.environ.update(before)
+
+
+# A detached actor outlives its job: a worker process, which makes a process group of its own.
+_DETACHED_ACTOR = """
+import ray
+ray.init()
+@ray.remote
+class Kept:
+    def ping(self):
+        return 1
+assert ray.get(Kept.options(name="kept", lifetime="detached").remote().ping.remote()) == 1
+"""
+
+
+def test_stopping_a_cluster_leaves_another_one_running(ray_cluster):
+    """A second cluster started beside the test's, with a worker, and stopped: its processes
+    (the worker too) are gone, the test's cluster still runs tasks (``ray stop --force``
+    here killed other people's clusters)."""
+    with LocalRayCluster(VENV_BIN / "ray", [1], OBJECT_STORE_BYTES) as other:
+        subprocess.run([sys.executable, "-c", _DETACHED_ACTOR], env=os.environ | other.env, check=True,
+                       capture_output=True)
+        others = other.processes()
+        assert [process for process in others if os.getpgid(process.pid) != os.getsid(process.pid)]  # the worker
+        assert not {process.pid for process in others} & {process.pid for process in ray_cluster.processes()}
+    assert all(exited(process) for process in others)
+    assert ray_cluster.processes() and run_command(
+        sys.executable, "-c", "import ray; ray.init(); print(ray.get(ray.remote(lambda: 6 * 7).remote()))",
+        cwd=REPO).split()[-1] == "42"
 
 
 def _set_engine(root: Path, name: str) -> None:
@@ -185,6 +195,28 @@ def test_split_ngram_hashing_on_a_ray_cluster_gives_the_local_outputs(tmp_path, 
     report = json.loads((tmp_path / "local" / "split" / "report.json").read_text())
     assert report["drops"] == ["base", "new"] and report["contamination"]["test"]["articles_sharing_any_ngram"] > 0
     assert report["contamination"]["test"]["distinct_ngrams"] > 20_000  # many batches
+
+
+def test_publish_shards_on_a_ray_cluster_are_the_local_ones(tmp_path, reproduced_seed, ray_cluster):
+    """The seed run's release folder (5 articles) built with shards of one article (each a
+    task): on the Ray cluster, the same shards, manifests and build state as on the local
+    engine, byte for byte."""
+    params = tmp_path / "params.yaml"
+    text = (REPO / "params.yaml").read_text(encoding="utf-8")
+    params.write_text(re.sub(r"\n  shard_rows: \d+ ", "\n  shard_rows: 1 ", text, count=1), encoding="utf-8")
+    build = reproduced_seed / "build"
+    folders = {}
+    for engine in ("local", "ray"):
+        folders[engine] = tmp_path / engine
+        result = run_corpus("--params", str(params), "publish", "--build-only", "--engine", engine,
+                            "--input", str(build / "split"), "--stage-outputs", str(build),
+                            "--validation", str(build / "validate" / "results.json"), "--output", str(folders[engine]),
+                            "--metrics", str(tmp_path / f"{engine}.json"),
+                            "--card-template", str(REPO / "dataset_card.md"), cwd=tmp_path)
+        assert f"written on the {engine} engine" in result.stderr
+    shards = sorted((folders["local"] / "data").glob("*.parquet"))
+    assert len(shards) == 5 and len([shard for shard in shards if shard.name.startswith("train-")]) > 1
+    assert folder_files(folders["ray"]) == folder_files(folders["local"])
 
 
 def test_the_default_engine_does_not_import_ray():

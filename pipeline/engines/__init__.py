@@ -8,7 +8,7 @@ batch, in the order of the rows, and the stage writes them with its own writers
 (``pipeline/plumbing/io.py``). Batches are the same slices of the same rows on every
 engine, so the outputs are the same bytes whichever engine ran them. Work that is not a
 slice of a table (ingest's runs of a drop's files, dedup's LSH bands, its steps of
-candidate pairs, split's batches of n-grams) goes through ``map_tasks``: a function of data shared by all tasks and of
+candidate pairs, split's batches of n-grams, publish's shards) goes through ``map_tasks``: a function of data shared by all tasks and of
 each task's own item.
 
 * ``local`` (the default): this process, one batch after the other. Ray is not imported.

@@ -17,7 +17,7 @@ stage's per-batch function once. Results come back in the order of the batches
 (``preserve_order``); the stage writes them on the driver with its own writers.
 
 Work that is not a slice of a table (ingest's runs of files, dedup's LSH bands and its
-steps of candidate pairs, split's batches of n-grams) runs as Ray tasks (``map_tasks``): the data all tasks read is
+steps of candidate pairs, split's batches of n-grams, publish's shards) runs as Ray tasks (``map_tasks``): the data all tasks read is
 put in the object store once (numpy arrays are read from it without a copy), each task
 gets its own item, and at most two tasks a CPU wait or run at a time, so the driver builds
 items only as fast as the cluster takes them (Ray's pattern for limiting pending tasks).

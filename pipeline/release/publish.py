@@ -52,6 +52,7 @@ import polars as pl
 import pyarrow as pa
 
 from pipeline.commands import add_parser
+from pipeline.engines.engine import DEFAULT_ENGINE, add_engine_option, engine_name, open_engine
 from pipeline.plumbing.fingerprint import code_digest, digest, files_digest
 from pipeline.plumbing.io import (
     PARQUET_OPTIONS,
@@ -221,7 +222,8 @@ def manifest_part(split: str, drop: str) -> str:
     return f"{STATE_DIR}/manifest/{split}-{drop}.parquet"
 
 
-def write_shards(split_dir: Path, folder: Path, settings: Settings) -> tuple[list[Shard], pl.DataFrame]:
+def write_shards(split_dir: Path, folder: Path, settings: Settings,
+                 engine: str = DEFAULT_ENGINE) -> tuple[list[Shard], pl.DataFrame]:
     """Each split's articles as Parquet shards of at most ``shard_rows`` rows, a drop at a
     time (``data/{split}-{drop}-NNNNN-of-NNNNN.parquet``, drops in the split table's
     order, articles in its order), so a new drop adds shards and leaves the other drops'
@@ -229,9 +231,11 @@ def write_shards(split_dir: Path, folder: Path, settings: Settings) -> tuple[lis
 
     The shards (and manifest rows) of a drop in a split that a previous build of `folder`
     made from the same fingerprint (``STATE_FILE``) are kept as they are: a new drop costs
-    hashing the bytes of the split tables of each drop and writing its own shards. A shard is
-    written a row group at a time, so memory holds ``READ_ROWS`` articles and a row group
-    whatever ``shard_rows`` is."""
+    hashing the bytes of the split tables of each drop and writing its own shards. Each
+    shard is a task of `engine` (``write_shard``: the same bytes on every engine), which
+    writes it a row group at a time, so a task's memory holds ``READ_ROWS`` articles and a
+    row group whatever ``shard_rows`` is; its manifest rows come back to this process,
+    which writes each drop's (``manifest_part``)."""
     shaping = shard_shaping(settings)
     previous = read_json(folder / STATE_FILE) if (folder / STATE_FILE).is_file() else {}
     built: dict[str, dict[str, Any]] = {}  # (split/drop) -> its fingerprint, shards and manifest, as STATE_FILE keeps them
@@ -251,42 +255,51 @@ def write_shards(split_dir: Path, folder: Path, settings: Settings) -> tuple[lis
     # Until they are written, the state must not vouch for the shards about to be replaced.
     write_json(folder / STATE_FILE, {key: state for key, state in built.items() if state["shards"]})
     progress = Progress(STAGE, "articles", total=sum(drop.rows for drop in to_write))
-    for drop in to_write:
-        built[drop.key]["shards"] = [dataclasses.asdict(shard) for shard in write_drop_shards(drop, folder, settings)]
-        progress.advance(drop.rows)
+    if to_write:
+        # Absolute paths: a task may run in another process or on another node (the
+        # folders mounted at the same place).
+        tasks = ((dataclasses.replace(drop, path=drop.path.resolve()), index)
+                 for drop in to_write for index in range(shard_count(drop, settings)))
+        written = open_engine({}, engine).map_tasks(write_shard, (folder.resolve(), settings), tasks)
+        for drop in to_write:
+            with ParquetAppender(folder / manifest_part(drop.split, drop.drop), manifests.MANIFEST_SCHEMA) as records:
+                for _ in range(shard_count(drop, settings)):
+                    shard, manifest_rows = next(written)
+                    records.append(manifest_rows)
+                    built[drop.key]["shards"].append(dataclasses.asdict(shard))
+            progress.advance(drop.rows)
+            log(STAGE, f"{drop.key}: {drop.rows:,} articles in {shard_count(drop, settings)} shard(s)")
     write_json(folder / STATE_FILE, built)
     shards = [Shard(**shard) for state in built.values() for shard in state["shards"]]
-    progress.done(f"{len(shards)} shard(s): {reused} drop-split(s) kept as built before, {len(to_write)} written")
+    progress.done(f"{len(shards)} shard(s): {reused} drop-split(s) kept as built before, {len(to_write)} written "
+                  f"on the {engine} engine")
     manifest = pl.concat([pl.DataFrame(schema=manifests.MANIFEST_SCHEMA),
                           *(pl.read_parquet(folder / state["manifest"]) for state in built.values())])
     return shards, manifest
 
 
-def write_drop_shards(drop: DropRows, folder: Path, settings: Settings) -> list[Shard]:
-    """The articles of `drop` as its shards, and their manifest rows (``manifest_part``)."""
-    articles = batches(conform(scan_table(drop.path), CLUSTERED_ARTICLE_SCHEMA), READ_ROWS)
-    count = math.ceil(drop.rows / settings.shard_rows)
-    shards, waiting = [], pl.DataFrame(schema=CLUSTERED_ARTICLE_SCHEMA)
-    with ParquetAppender(folder / manifest_part(drop.split, drop.drop), manifests.MANIFEST_SCHEMA) as records:
-        for index in range(count):
-            path = shard_name(drop.split, drop.drop, index, count)
-            size = min(settings.shard_rows, drop.rows - index * settings.shard_rows)
-            arrow_bytes = ArrowBytes()
-            # One Arrow chunk a column a row group (the appender's): the bytes must not
-            # depend on how Polars chunked the rows it read (that follows its thread
-            # count), as Parquet pages are cut chunk by chunk.
-            with ParquetAppender(folder / path, hub_arrow_schema(), settings.row_group_rows,
-                                 **PARQUET_WRITE_OPTIONS) as shard:
-                while arrow_bytes.rows < size:
-                    if waiting.is_empty():
-                        waiting = next(articles)
-                    part, waiting = waiting.head(size - arrow_bytes.rows), waiting.slice(size - arrow_bytes.rows)
-                    shard.append(part)
-                    records.append(manifests.manifest_rows(part, drop.split))
-                    arrow_bytes.add(part)
-            shards.append(Shard(path, drop.split, drop.drop, size, arrow_bytes.total(), (folder / path).stat().st_size))
-    log(STAGE, f"{drop.key}: {drop.rows:,} articles in {count} shard(s)")
-    return shards
+def shard_count(drop: DropRows, settings: Settings) -> int:
+    return math.ceil(drop.rows / settings.shard_rows)
+
+
+def write_shard(shared: tuple[Path, Settings], task: tuple[DropRows, int]) -> tuple[Shard, pl.DataFrame]:
+    """Shard number `index` of `drop` in `folder` (an engine task: ``shared`` is the folder
+    and the settings, ``task`` the drop and the index), and its articles' manifest rows."""
+    (folder, settings), (drop, index) = shared, task
+    first = index * settings.shard_rows
+    size = min(settings.shard_rows, drop.rows - first)
+    path = shard_name(drop.split, drop.drop, index, shard_count(drop, settings))
+    arrow_bytes, records = ArrowBytes(), []
+    # One Arrow chunk a column a row group (the appender's): the bytes must not depend on
+    # how Polars chunked the rows it read (that follows its thread count), as Parquet
+    # pages are cut chunk by chunk.
+    with ParquetAppender(folder / path, hub_arrow_schema(), settings.row_group_rows, **PARQUET_WRITE_OPTIONS) as shard:
+        for part in batches(conform(scan_table(drop.path), CLUSTERED_ARTICLE_SCHEMA).slice(first, size), READ_ROWS):
+            shard.append(part)
+            records.append(manifests.manifest_rows(part, drop.split))
+            arrow_bytes.add(part)
+    return (Shard(path, drop.split, drop.drop, size, arrow_bytes.total(), (folder / path).stat().st_size),
+            pl.concat(records))
 
 
 class ArrowBytes:
@@ -428,15 +441,15 @@ def card_context(split_dir: Path, stage_dirs: dict[str, Path], validation_result
 
 
 def build(split_dir: Path, stage_dirs: dict[str, Path], validation_results: Path, folder: Path, settings: Settings,
-          template: Path) -> Build:
+          template: Path, engine: str = DEFAULT_ENGINE) -> Build:
     """Write the release folder; same inputs and settings give the same bytes, whatever
     the folder held before: the shards of a previous build that still hold are kept (see
     `write_shards`), the small files are rewritten and anything else is removed. The
     figures are gathered and checked first, so a run whose figures do not add up writes
-    nothing."""
+    nothing. `engine` writes the shards (the same bytes on every engine)."""
     context = card_context(split_dir, stage_dirs, validation_results, settings)
     (folder / "data").mkdir(parents=True, exist_ok=True)
-    shards, manifest = write_shards(split_dir, folder, settings)
+    shards, manifest = write_shards(split_dir, folder, settings, engine)
     write_table(manifest, folder / MANIFEST_PATH)
     (folder / VALIDATION_PATH).parent.mkdir(exist_ok=True)
     shutil.copyfile(validation_results, folder / VALIDATION_PATH)
@@ -644,16 +657,18 @@ def release_gate_failures(reports: dict[str, dict[str, Any]], validation_results
 
 
 def run(split_dir: Path, stage_dirs: dict[str, Path], validation_results: Path, hub_dir: Path, release_dir: Path,
-        metrics_path: Path | None, settings: Settings, template: Path, mode: str, offline: bool = False) -> int:
+        metrics_path: Path | None, settings: Settings, template: Path, mode: str, offline: bool = False,
+        engine: str = DEFAULT_ENGINE) -> int:
     """mode: 'build' (the DVC stage, never gated), 'dry-run', or 'release' (uploads if a
     token is found). A dry run or a release is refused, before anything is built or sent,
-    when the run did not pass its gates. `offline`: a dry run that does not ask the Hub."""
+    when the run did not pass its gates. `offline`: a dry run that does not ask the Hub.
+    `engine` writes the shards."""
     if mode != "build":
         failures = release_gate_failures(card_figures.stage_reports(stage_dirs), validation_results, split_dir)
         if failures:
             raise ReleaseRefused(f"refusing to release {settings.version.tag}, nothing was uploaded:\n"
                                  + "\n".join(f"  - {failure}" for failure in failures))
-    built = build(split_dir, stage_dirs, validation_results, hub_dir, settings, template)
+    built = build(split_dir, stage_dirs, validation_results, hub_dir, settings, template, engine)
     if metrics_path:
         write_json(metrics_path, publish_metrics(built))
     log(STAGE, f"built {settings.version.tag} in {hub_dir}")
@@ -703,6 +718,7 @@ def add_command(commands) -> None:
     parser.add_argument("--offline", action="store_true",
                         help="a dry run without the Hub (planned as a first release); without it, a Hub that "
                         "cannot be read is an error")
+    add_engine_option(parser)
     parser.set_defaults(handler=_main, mode="release")
 
 
@@ -721,6 +737,7 @@ def _main(args) -> int:
         args.card_template,
         args.mode,
         args.offline,
+        engine_name(params, args.engine),
     )
     # Two publishes at once would build into the same folders: one at a time per checkout.
     with checkout_lock(args.params):
