@@ -258,17 +258,19 @@ def write_shards(split_dir: Path, folder: Path, settings: Settings,
     if to_write:
         # Absolute paths: a task may run in another process or on another node (the
         # folders mounted at the same place).
+        counts = [shard_count(drop, settings) for drop in to_write]
         tasks = ((dataclasses.replace(drop, path=drop.path.resolve()), index)
-                 for drop in to_write for index in range(shard_count(drop, settings)))
+                 for drop, count in zip(to_write, counts) for index in range(count))
         written = open_engine({}, engine).map_tasks(write_shard, (folder.resolve(), settings), tasks)
-        for drop in to_write:
-            with ParquetAppender(folder / manifest_part(drop.split, drop.drop), manifests.MANIFEST_SCHEMA) as records:
-                for _ in range(shard_count(drop, settings)):
+        for drop, count in zip(to_write, counts):
+            state = built[drop.key]
+            with ParquetAppender(folder / state["manifest"], manifests.MANIFEST_SCHEMA) as records:
+                for _ in range(count):
                     shard, manifest_rows = next(written)
                     records.append(manifest_rows)
-                    built[drop.key]["shards"].append(dataclasses.asdict(shard))
+                    state["shards"].append(dataclasses.asdict(shard))
             progress.advance(drop.rows)
-            log(STAGE, f"{drop.key}: {drop.rows:,} articles in {shard_count(drop, settings)} shard(s)")
+            log(STAGE, f"{drop.key}: {drop.rows:,} articles in {count} shard(s)")
     write_json(folder / STATE_FILE, built)
     shards = [Shard(**shard) for state in built.values() for shard in state["shards"]]
     progress.done(f"{len(shards)} shard(s): {reused} drop-split(s) kept as built before, {len(to_write)} written "
