@@ -310,9 +310,15 @@ class DropReader:
     def entries(self) -> list[str]:
         """The drop's inputs (files, and links to anything), as paths relative to it, in the
         order they are read; drop.yaml is not one."""
+        return sorted(self.sizes)
+
+    @cached_property
+    def sizes(self) -> dict[str, int]:
+        """The size of each of the drop's inputs (a link's own), by its `entries` name; at a
+        URL, from the listing (no request a file)."""
         # rglob lists links (to files, folders, nowhere) without descending into linked folders.
-        return sorted(path.relative_to(self.root).as_posix() for path in self.root.rglob("*")
-                      if path.name != DROP_CONFIG and (path.is_symlink() or not path.is_dir()))
+        return {path.relative_to(self.root).as_posix(): path.lstat().st_size for path in self.root.rglob("*")
+                if path.name != DROP_CONFIG and (path.is_symlink() or not path.is_dir())}
 
     def entry_rows(self, relative: str) -> Iterator[dict[str, Any]]:
         """The rows of one of the drop's `entries`."""
@@ -725,7 +731,7 @@ def _tasks(reader: DropReader, task_bytes: int) -> Iterator[list[str]]:
     size = 0
     for relative in reader.entries():
         task.append(relative)
-        size += (reader.root / relative).lstat().st_size
+        size += reader.sizes[relative]
         if size >= task_bytes:
             yield task
             task, size = [], 0
