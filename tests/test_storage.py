@@ -59,6 +59,19 @@ def test_a_drop_read_from_s3_gives_the_ingest_outputs_of_the_drop_on_disk(tmp_pa
     assert folder_files(tmp_path / "copy") == folder_files(drop)
 
 
+def test_a_drop_at_a_url_of_an_fsspec_file_system_reads_the_same(tmp_path):
+    """A protocol pyarrow.fs does not know goes through fsspec (here its in-memory file
+    system, in this process)."""
+    import fsspec
+
+    _drop(tmp_path / "raw" / "mixed")
+    fsspec.filesystem("memory").put(str(tmp_path / "raw"), f"/{tmp_path.name}/raw", recursive=True)
+    ingest.run(storage_path(f"memory://{tmp_path.name}/raw"), tmp_path / "memory", None, _ingest_params(), ["mixed"])
+    ingest.run(tmp_path / "raw", tmp_path / "disk", None, _ingest_params(), ["mixed"])
+    assert folder_files(tmp_path / "memory") == folder_files(tmp_path / "disk")
+    fsspec.filesystem("memory").rm(f"/{tmp_path.name}", recursive=True)
+
+
 def test_validate_drop_reads_a_drop_at_an_s3_url(tmp_path, s3_server):
     """`corpus validate-drop s3://...`: the drop's ingest outputs are those of the drop on
     disk, and its report counts every input."""
