@@ -54,7 +54,8 @@ class Location:
     pyarrow.fs resolves), or any protocol an installed fsspec implementation knows. It has
     the part of `pathlib.Path`'s interface that the readers use (``/``, name, suffix,
     parent, exists, is_file, is_dir, iterdir, rglob, relative_to, stat, read_bytes,
-    read_text, open), so the same code reads a local `Path` or a `Location`.
+    read_text, unlink), so the same code reads a local `Path` or a `Location`; pyarrow's
+    readers and writers take it through `arrow_file`.
 
     Credentials and endpoint come from the usual places of the file system: for S3 the AWS
     environment variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION,
@@ -174,15 +175,6 @@ class Location:
         if pattern != "*":
             raise ValueError(f"Location.rglob takes '*' only, not {pattern!r}")
         return iter(self._listed(recursive=True))
-
-    def open(self, mode: str = "rb"):
-        """A binary file: read with random access (``rb``) or written (``wb``: the object
-        appears when the file is closed)."""
-        if mode == "rb":
-            return self.filesystem.open_input_file(self.path)
-        if mode == "wb":
-            return self.filesystem.open_output_stream(self.path)
-        raise ValueError(f"Location.open takes 'rb' or 'wb', not {mode!r}")
 
     def read_bytes(self) -> bytes:
         with self.filesystem.open_input_stream(self.path) as stream:
@@ -345,7 +337,8 @@ class ParquetAppender:
     multipart upload for a large one), and the store makes an object visible only when
     its upload completes, on closing, after the footer. So the file is complete or absent:
     a write that fails is closed and its key deleted; a killed writer never completes its
-    upload (the store drops the parts: S3's AbortIncompleteMultipartUpload lifecycle rule)."""
+    upload (its parts stay invisible; S3's AbortIncompleteMultipartUpload lifecycle rule
+    removes them)."""
 
     def __init__(self, path: str | Path | Location, schema: pl.Schema | pa.Schema, row_group_rows: int | None = None,
                  **writer_options: Any) -> None:
