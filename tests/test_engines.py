@@ -1,5 +1,6 @@
 """The engines (pipeline/engines/): the stages' per-batch work on a real Ray cluster (a head
 and a worker node started on this machine) gives the local engine's outputs byte for byte,
+also when its tasks read and write at s3:// URLs (a local S3-API server, tests/s3_server.py),
 and the default path does not import Ray."""
 
 from __future__ import annotations
