@@ -18,8 +18,10 @@ from pipeline_runs import folder_files
 from s3_server import BUCKET
 from test_ingest import _bad_drop, _ingest_params
 
+from pipeline import cli
 from pipeline.drops import copy_drop
 from pipeline.plumbing.io import Location, ParquetAppender, storage_path
+from pipeline.plumbing.params import load_params
 from pipeline.stages import ingest
 
 
@@ -87,6 +89,17 @@ def test_validate_drop_reads_a_drop_at_an_s3_url(tmp_path, s3_server):
     assert report["path"] == url and report["inputs"] == on_disk.report["inputs"]
     assert sum(report["outcomes"].values()) == report["inputs"]
     assert report["quarantine_reasons"]["unsupported_format"] == 1
+
+
+def test_add_drop_adds_a_drop_at_an_s3_url_as_a_local_tracked_drop(project, monkeypatch, s3_server):
+    """`corpus add-drop s3://... --name NAME` copies the drop into paths.raw/NAME (DVC tracks
+    local folders), validates the copy and tracks it."""
+    s3_server.upload(SEED, f"s3://{BUCKET}/incoming/seed-again")
+    monkeypatch.chdir(project)
+    assert cli.main(["add-drop", f"s3://{BUCKET}/incoming/seed-again", "--name", "from-s3"]) == 0
+    assert folder_files(project / "data" / "raw" / "from-s3") == folder_files(SEED)
+    assert (project / "data" / "raw" / "from-s3.dvc").is_file()
+    assert load_params(project / "params.yaml")["split"]["drop_order"] == ["seed", "from-s3"]
 
 
 def test_a_parquet_file_written_to_s3_is_complete_or_absent(tmp_path, s3_server):
