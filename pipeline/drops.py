@@ -371,7 +371,8 @@ def _added(name: str, raw_dir: Path, params_path: Path, push: bool) -> int:
 
 def add_validate_command(commands) -> None:
     check = add_parser(commands, "validate-drop")
-    check.add_argument("path", type=storage_path, help="folder of the drop (a local path, or a URL: s3://bucket/drops/x)")
+    check.add_argument("path", type=storage_path,
+                       help="folder of the drop (a local path, or a URL: s3://bucket/drops/x)")
     check.add_argument("--output", type=Path, help="report folder (default: paths.validate_drop/<folder name>)")
     _common_options(check)
     check.set_defaults(handler=_validate_main)

@@ -260,7 +260,8 @@ def test_reading_and_writing_at_s3_urls_on_a_ray_cluster_gives_the_local_files(t
             batches = list(engine.map_batches(table, lambda: lambda batch, first_row: batch, 7))
             assert len(batches) > 2 and pl.concat(batches).equals(expected)
 
-        settings = publish.Settings.from_params(section(load_params(REPO / "params.yaml"), "publish") | {"shard_rows": 1})
+        publish_params = section(load_params(REPO / "params.yaml"), "publish")
+        settings = publish.Settings.from_params(publish_params | {"shard_rows": 1})
         split_dir, shaping = reproduced_seed / "build" / "split", publish.shard_shaping(settings)
         tasks = [(dataclasses.replace(drop, path=drop.path.resolve()), index)
                  for split in SPLITS for drop in publish.split_drops(split_dir, split, shaping)
