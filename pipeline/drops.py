@@ -46,7 +46,7 @@ import polars as pl
 import yaml
 
 from pipeline.commands import add_parser
-from pipeline.plumbing.io import read_json, reset_dir, scan_table, write_json, write_text
+from pipeline.plumbing.io import copy_file, read_json, reset_dir, scan_table, storage_path, write_json, write_text
 from pipeline.plumbing.locks import checkout_lock, utc_now
 from pipeline.plumbing.params import ParamsError, load_params, path_of, section, with_list_item
 from pipeline.plumbing.schema import QUARANTINE_REASONS
@@ -212,7 +212,7 @@ def copy_drop(source: Path, destination: Path) -> None:
         if real.is_dir():
             target.mkdir(exist_ok=True)
         elif real.is_file():
-            shutil.copyfile(real, target)
+            copy_file(real, target)
 
 
 def _dvc(*command: str) -> subprocess.CompletedProcess:
@@ -371,7 +371,8 @@ def _added(name: str, raw_dir: Path, params_path: Path, push: bool) -> int:
 
 def add_validate_command(commands) -> None:
     check = add_parser(commands, "validate-drop")
-    check.add_argument("path", type=Path, help="folder of the drop")
+    check.add_argument("path", type=storage_path,
+                       help="folder of the drop (a local path, or a URL: s3://bucket/drops/x)")
     check.add_argument("--output", type=Path, help="report folder (default: paths.validate_drop/<folder name>)")
     _common_options(check)
     check.set_defaults(handler=_validate_main)
@@ -379,7 +380,7 @@ def add_validate_command(commands) -> None:
 
 def add_add_command(commands) -> None:
     add = add_parser(commands, "add-drop")
-    add.add_argument("path", type=Path, help="folder of the drop")
+    add.add_argument("path", type=storage_path, help="folder of the drop (a local path, or a URL: s3://bucket/drops/x)")
     add.add_argument("--name", required=True, help="name of the new drop: the folder under paths.raw")
     add.add_argument("--push", action="store_true", help="also `dvc push` the drop to the default remote")
     _common_options(add)

@@ -58,6 +58,16 @@ def reproduced_seed(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def s3_server():
+    """A local S3-API server (tests/s3_server.py) for a module's tests, its AWS variables in
+    the environment meanwhile (a Ray cluster started after it gives them to its nodes)."""
+    from s3_server import S3Server, environment_with
+
+    with S3Server(VENV_BIN / "moto_server") as server, environment_with(server.env):
+        yield server
+
+
 def built_copy(project: Path, root: Path) -> Path:
     """A copy of a project (git repo, DVC cache, build/) at `root`, to change freely."""
     shutil.copytree(project, root, symlinks=True)

@@ -1,9 +1,11 @@
 """The engines (pipeline/engines/): the stages' per-batch work on a real Ray cluster (a head
 and a worker node started on this machine) gives the local engine's outputs byte for byte,
+also when its tasks read and write at s3:// URLs (a local S3-API server, tests/s3_server.py),
 and the default path does not import Ray."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -18,25 +20,32 @@ import pytest
 import yaml
 from conftest import CP1256, REPO, SAUDI_ZIPS, SEED, VENV_BIN, copy_project, run_command, run_corpus
 from pipeline_runs import folder_files, output_files
+from s3_server import BUCKET
+from test_ingest import _bad_drop, _ingest_params
 
 from benchmarks import dedup_eval
 from benchmarks.incremental import generate
 from benchmarks.ray_cluster import LocalRayCluster, exited
 from benchmarks.split_incremental import dedup_layout
 from pipeline.engines.engine import engine_name
-from pipeline.plumbing.io import partition, scan_partitions, write_table
-from pipeline.plumbing.params import ParamsError, load_params
+from pipeline.engines.local import LocalEngine
+from pipeline.plumbing.io import partition, scan_partitions, scan_table, storage_path, write_table
+from pipeline.plumbing.params import ParamsError, load_params, section
+from pipeline.plumbing.schema import SPLITS
+from pipeline.release import publish
+from pipeline.stages import ingest
 from pipeline.stages.dedup import DUPLICATES_FILE, KEPT_FILE
 
 OBJECT_STORE_BYTES = 100 * 2**20  # per node; the test's batches are a few MB
 
 
 @pytest.fixture(scope="module")
-def ray_cluster():
+def ray_cluster(s3_server):
     """A real two-node Ray cluster on 127.0.0.1 (one CPU each), RAY_ADDRESS and its auth
     token in the environment the stage commands inherit; stopped afterwards whatever
     happens, and only it (benchmarks/ray_cluster.py: not ``ray stop``, which stops every
-    Ray cluster of the machine)."""
+    Ray cluster of the machine). Its nodes have the AWS variables of the local S3 server
+    (tests/s3_server.py), as a real cluster's nodes have their credentials."""
     before = dict(os.environ)
     with LocalRayCluster(VENV_BIN / "ray", [1, 1], OBJECT_STORE_BYTES) as cluster:
         os.environ.update(cluster.env)
@@ -217,6 +226,59 @@ def test_publish_shards_on_a_ray_cluster_are_the_local_ones(tmp_path, reproduced
     shards = sorted((folders["local"] / "data").glob("*.parquet"))
     assert len(shards) == 5 and len([shard for shard in shards if shard.name.startswith("train-")]) > 1
     assert folder_files(folders["ray"]) == folder_files(folders["local"])
+
+
+def test_reading_and_writing_at_s3_urls_on_a_ray_cluster_gives_the_local_files(tmp_path, s3_server, ray_cluster,
+                                                                                 reproduced_seed):
+    """The engines' tasks on a local S3-API server (moto's), on the two nodes' workers and
+    on the local engine: ingest's tasks read a drop at s3:// (every kind of input, the seed
+    articles and windows-1256 ones, tasks of about 20 kB), and its outputs are those of the
+    drop read from disk; map_batches' tasks read their slices of a Parquet table at s3://;
+    publish's shard tasks (shards of one article) write the shards to s3://, the bytes of
+    the shards the local engine writes to disk."""
+    from pipeline.engines.ray import RayEngine
+
+    drop = tmp_path / "raw" / "mixed"
+    _bad_drop(drop)
+    shutil.copytree(SEED, drop / "seed")
+    for article in sorted(CP1256.rglob("*.txt"))[::200]:
+        (drop / "cp1256").mkdir(exist_ok=True)
+        shutil.copy(article, drop / "cp1256")
+    s3_server.upload(tmp_path / "raw", f"s3://{BUCKET}/raw")
+    params = _ingest_params() | {"task_bytes": 20_000}
+    ray_engine = RayEngine()
+    try:
+        on_disk = ingest.run(tmp_path / "raw", tmp_path / "disk", None, params, ["mixed"])
+        at_url = ingest.run(storage_path(f"s3://{BUCKET}/raw"), tmp_path / "s3", None, params, ["mixed"], ray_engine)
+        assert folder_files(tmp_path / "s3") == folder_files(tmp_path / "disk")
+        assert at_url.report["drops"]["mixed"]["encodings"]["windows-1256"] > 5 and on_disk.articles > 15
+
+        s3_server.upload(tmp_path / "disk" / "articles", f"s3://{BUCKET}/articles")
+        table = scan_table(f"s3://{BUCKET}/articles")
+        expected = scan_table(tmp_path / "disk" / "articles").collect()
+        for engine in (LocalEngine(), ray_engine):
+            batches = list(engine.map_batches(table, lambda: lambda batch, first_row: batch, 7))
+            assert len(batches) > 2 and pl.concat(batches).equals(expected)
+
+        publish_params = section(load_params(REPO / "params.yaml"), "publish")
+        settings = publish.Settings.from_params(publish_params | {"shard_rows": 1})
+        split_dir, shaping = reproduced_seed / "build" / "split", publish.shard_shaping(settings)
+        tasks = [(dataclasses.replace(drop, path=drop.path.resolve()), index)
+                 for split in SPLITS for drop in publish.split_drops(split_dir, split, shaping)
+                 for index in range(publish.shard_count(drop, settings))]
+        written = {}
+        for name, engine, folder in [("disk", LocalEngine(), tmp_path / "shards"),
+                                     ("local engine", LocalEngine(), storage_path(f"s3://{BUCKET}/shards-local")),
+                                     ("ray engine", ray_engine, storage_path(f"s3://{BUCKET}/shards-ray"))]:
+            written[name] = [(shard, manifest.to_dicts())
+                             for shard, manifest in engine.map_tasks(publish.write_shard, (folder, settings), tasks)]
+        assert len(tasks) == 5 and written["ray engine"] == written["local engine"] == written["disk"]
+        assert s3_server.files(f"s3://{BUCKET}/shards-ray") == folder_files(tmp_path / "shards")
+        assert s3_server.files(f"s3://{BUCKET}/shards-local") == folder_files(tmp_path / "shards")
+    finally:
+        import ray
+
+        ray.shutdown()
 
 
 def test_the_default_engine_does_not_import_ray():

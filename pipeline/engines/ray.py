@@ -21,7 +21,8 @@ steps of candidate pairs, split's batches of n-grams, publish's shards) runs as 
 put in the object store once (numpy arrays are read from it without a copy), each task
 gets its own item, and at most two tasks a CPU wait or run at a time, so the driver builds
 items only as fast as the cluster takes them (Ray's pattern for limiting pending tasks).
-Paths in the items must be absolute.
+Paths in the items must be absolute, or URLs (``io.Location``: a worker resolves one with
+its own credentials).
 """
 
 from __future__ import annotations

@@ -8,6 +8,10 @@ Every writer writes to a hidden temporary name in the target's folder and rename
 place once complete, so a full disk or a killed run never leaves a truncated file (or a
 folder missing parts) under a name a later stage or DVC would take as finished; a failed
 write raises `WriteFailed`, naming the path.
+
+What the engines' workers read and write may also be at a URL (``s3://bucket/key``, any
+file system pyarrow.fs or fsspec knows): `storage_path` gives a `Location` for a URL, a
+`Path` for a local path, and readers use the two alike (see `Location`).
 """
 
 from __future__ import annotations
@@ -20,11 +24,14 @@ import re
 import shutil
 import tempfile
 from contextlib import contextmanager, suppress
-from pathlib import Path
+from functools import cached_property
+from pathlib import Path, PurePosixPath
+from types import SimpleNamespace
 from typing import Any, Callable, Iterable, Iterator
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from polars.io.plugins import register_io_source
 
@@ -39,17 +46,197 @@ PARQUET_OPTIONS: dict[str, Any] = {
 }
 
 
-def scan_table(path: str | Path) -> pl.LazyFrame:
-    """Lazily scan a Parquet file or a directory of Parquet part files."""
-    path = Path(path)
+# ---------------------------------------------------------------------------- storage
+
+
+class Location:
+    """A file or folder at a URL: ``s3://bucket/key`` (and ``gs://``, ``hdfs://``, which
+    pyarrow.fs resolves), or any protocol an installed fsspec implementation knows. It has
+    the part of `pathlib.Path`'s interface that the readers use (``/``, name, suffix,
+    parent, exists, is_file, is_dir, iterdir, rglob, relative_to, stat, read_bytes,
+    read_text, unlink), so the same code reads a local `Path` or a `Location`; pyarrow's
+    readers and writers take it through `arrow_file`.
+
+    Credentials and endpoint come from the usual places of the file system: for S3 the AWS
+    environment variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION,
+    AWS_ENDPOINT_URL) or ``~/.aws``. A Location is pickled as its URL: a worker of another
+    process or node resolves the file system, and its own credentials, where it runs.
+
+    An object store has no folders, links, pipes or renames: a "folder" is a key prefix
+    (``mkdir`` makes nothing), a file appears whole when its upload completes (see
+    `ParquetAppender`)."""
+
+    def __init__(self, url: str, resolved: tuple[pafs.FileSystem, str] | None = None,
+                 info: pafs.FileInfo | None = None) -> None:
+        self.url = url.rstrip("/")
+        if resolved is not None:
+            self.__dict__["_resolved"] = resolved
+        if info is not None:
+            self.__dict__["_info"] = info
+
+    @cached_property
+    def _resolved(self) -> tuple[pafs.FileSystem, str]:
+        try:
+            return pafs.FileSystem.from_uri(self.url)
+        except pa.ArrowInvalid:  # a scheme Arrow does not know: an fsspec implementation's
+            import fsspec
+
+            filesystem, path = fsspec.core.url_to_fs(self.url)
+            return pafs.PyFileSystem(pafs.FSSpecHandler(filesystem)), path
+
+    @property
+    def filesystem(self) -> pafs.FileSystem:
+        return self._resolved[0]
+
+    @property
+    def path(self) -> str:
+        """The path in `filesystem` (for S3, ``bucket/key``)."""
+        return self._resolved[1]
+
+    @cached_property
+    def _info(self) -> pafs.FileInfo:
+        return self.filesystem.get_file_info(self.path)
+
+    def _child(self, relative: str, info: pafs.FileInfo | None = None) -> "Location":
+        # The file system is resolved once, by the first Location that touches storage.
+        resolved = (self.filesystem, f"{self.path}/{relative}") if "_resolved" in self.__dict__ else None
+        return Location(f"{self.url}/{relative}", resolved, info)
+
+    def __truediv__(self, relative: str | PurePosixPath) -> "Location":
+        return self._child(str(relative).strip("/"))
+
+    def __reduce__(self):
+        return Location, (self.url,)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Location) and other.url == self.url
+
+    def __hash__(self) -> int:
+        return hash(self.url)
+
+    def __lt__(self, other: "Location") -> bool:
+        return self.url < other.url
+
+    def __str__(self) -> str:
+        return self.url
+
+    def __repr__(self) -> str:
+        return f"Location({self.url!r})"
+
+    @property
+    def name(self) -> str:
+        return self.url.rsplit("/", 1)[-1]
+
+    @property
+    def suffix(self) -> str:
+        return PurePosixPath(self.name).suffix
+
+    @property
+    def parent(self) -> "Location":
+        resolved = (self.filesystem, self.path.rsplit("/", 1)[0]) if "_resolved" in self.__dict__ else None
+        return Location(self.url.rsplit("/", 1)[0], resolved)
+
+    def resolve(self) -> "Location":
+        return self
+
+    def exists(self) -> bool:
+        return self._info.type != pafs.FileType.NotFound
+
+    def is_file(self) -> bool:
+        return self._info.type == pafs.FileType.File
+
+    def is_dir(self) -> bool:
+        return self._info.type == pafs.FileType.Directory
+
+    def is_symlink(self) -> bool:
+        return False
+
+    def stat(self) -> SimpleNamespace:
+        if not self.exists():
+            raise FileNotFoundError(f"{self.url} does not exist")
+        return SimpleNamespace(st_size=self._info.size)
+
+    lstat = stat
+
+    def relative_to(self, other: "Location") -> PurePosixPath:
+        if not self.url.startswith(f"{other.url}/"):
+            raise ValueError(f"{self.url} is not inside {other.url}")
+        return PurePosixPath(self.url[len(other.url) + 1:])
+
+    def _listed(self, recursive: bool) -> list["Location"]:
+        selector = pafs.FileSelector(self.path, recursive=recursive)
+        return [self._child(info.path[len(self.path) + 1:], info) for info in self.filesystem.get_file_info(selector)]
+
+    def iterdir(self) -> Iterator["Location"]:
+        return iter(self._listed(recursive=False))
+
+    def rglob(self, pattern: str) -> Iterator["Location"]:
+        """Everything below this folder (only the pattern ``*``: what the readers use)."""
+        if pattern != "*":
+            raise ValueError(f"Location.rglob takes '*' only, not {pattern!r}")
+        return iter(self._listed(recursive=True))
+
+    def read_bytes(self) -> bytes:
+        with self.filesystem.open_input_stream(self.path) as stream:
+            return stream.readall()
+
+    def read_text(self, encoding: str = "utf-8") -> str:
+        return self.read_bytes().decode(encoding)
+
+    def mkdir(self, parents: bool = False, exist_ok: bool = False) -> None:
+        """Nothing to make: an object store's folders are the prefixes of its keys."""
+
+    def unlink(self, missing_ok: bool = False) -> None:
+        try:
+            self.filesystem.delete_file(self.path)
+        except FileNotFoundError:
+            if not missing_ok:
+                raise
+
+
+def arrow_file(path: Path | Location) -> tuple[str | Path, pafs.FileSystem | None]:
+    """`path` as pyarrow's readers and writers take it: a path and its file system (None:
+    the local one)."""
+    return (path.path, path.filesystem) if isinstance(path, Location) else (path, None)
+
+
+def copy_file(source: Path | Location, target: Path) -> None:
+    """The file `source`, local or at a URL, copied to the local path `target`."""
+    if isinstance(source, Path):
+        shutil.copyfile(source, target)
+    else:
+        pafs.copy_files(source.path, str(target), source_filesystem=source.filesystem,
+                        destination_filesystem=pafs.LocalFileSystem())
+
+
+URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def storage_path(where: str | os.PathLike) -> Path | Location:
+    """A URL (``s3://bucket/drops/x``) as a `Location`, a local path (or a ``file://`` URL)
+    as a `Path`: ``Path("s3://b/x")`` would be the local path ``s3:/b/x``."""
+    if isinstance(where, (Path, Location)):
+        return where
+    text = os.fspath(where)
+    if text.startswith("file://"):
+        return Path(text.removeprefix("file://"))
+    return Location(text) if URL.match(text) else Path(text)
+
+
+def scan_table(path: str | Path | Location) -> pl.LazyFrame:
+    """Lazily scan a Parquet file or a directory of Parquet part files, local or at a URL
+    (Polars reads ``s3://`` itself, with the same AWS environment variables; an engine's
+    worker that collects its slice of the scan reads the URL where it runs)."""
+    path = storage_path(path)
     if path.is_dir():
-        parts = sorted(path.glob("*.parquet"))
+        parts = (sorted(path.glob("*.parquet")) if isinstance(path, Path)
+                 else sorted(part.url for part in path.iterdir() if part.suffix == ".parquet" and part.is_file()))
         if not parts:
             raise FileNotFoundError(f"{path} holds no .parquet files")
         return pl.scan_parquet(parts)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist (has the previous stage run?)")
-    return pl.scan_parquet(path)
+    return pl.scan_parquet(str(path) if isinstance(path, Location) else path)
 
 
 class WriteFailed(Exception):
@@ -115,7 +302,7 @@ def _failure_named(paths: list[Path], temporaries: list[Path]) -> Iterator[None]
                           "nothing was left under that name") from error
 
 
-def _remove(path: Path) -> None:
+def _remove(path: Path | Location) -> None:
     if path.is_dir():
         shutil.rmtree(path, ignore_errors=True)
     else:
@@ -143,20 +330,30 @@ class ParquetAppender:
     frame and a row group. (A streaming sink of a scan reads ahead of its writer: sinking
     cleaned articles peaked at 0.3 GB for 30k of them, 0.66 GB for 184k, 0.83 GB for 736k.)
     A file of another kind (the published shards) gives its Arrow schema, row-group size and
-    `pyarrow.parquet.ParquetWriter` options."""
+    `pyarrow.parquet.ParquetWriter` options.
 
-    def __init__(self, path: str | Path, schema: pl.Schema | pa.Schema, row_group_rows: int | None = None,
+    At a URL (a `Location`) the file is written to its final key, with no temporary name
+    (an object store cannot rename): it is uploaded as it is written (one PUT, or a
+    multipart upload for a large one), and the store makes an object visible only when
+    its upload completes, on closing, after the footer. So the file is complete or absent:
+    a write that fails is closed and its key deleted; a killed writer never completes its
+    upload (its parts stay invisible; S3's AbortIncompleteMultipartUpload lifecycle rule
+    removes them)."""
+
+    def __init__(self, path: str | Path | Location, schema: pl.Schema | pa.Schema, row_group_rows: int | None = None,
                  **writer_options: Any) -> None:
-        self._path = Path(path)
+        self._path = storage_path(path)
         self._path.parent.mkdir(parents=True, exist_ok=True)
-        self._temporary = _temporary_name(self._path)
+        self._temporary = self._path if isinstance(self._path, Location) else _temporary_name(self._path)
         self._schema = schema if isinstance(schema, pa.Schema) else pl.DataFrame(schema=schema).to_arrow().schema
         self._pending = pa.Table.from_batches([], schema=self._schema)  # (Schema.empty_table imports pandas: 1-2 s)
         self._rows = row_group_rows or PARQUET_OPTIONS["row_group_size"]
+        target, filesystem = arrow_file(self._temporary)
         with self._on_failure():
             self._writer = pq.ParquetWriter(
-                self._temporary,
+                target,
                 self._schema,
+                filesystem=filesystem,
                 **(writer_options or {"compression": PARQUET_OPTIONS["compression"],
                                       "compression_level": PARQUET_OPTIONS["compression_level"],
                                       "write_statistics": PARQUET_OPTIONS["statistics"]}),
@@ -183,7 +380,7 @@ class ParquetAppender:
         return self
 
     def __exit__(self, exc_type, error, traceback) -> None:
-        if error is not None:  # the file stays unfinished: not renamed into place
+        if error is not None:  # the file stays unfinished: not renamed into place (at a URL: deleted once closed)
             with suppress(OSError):  # the disk that failed a write may fail the footer too
                 self._writer.close()
             _remove(self._temporary)
@@ -192,7 +389,8 @@ class ParquetAppender:
             if self._pending.num_rows:
                 self._write(self._pending)
             self._writer.close()
-        os.replace(self._temporary, self._path)
+        if self._temporary != self._path:
+            os.replace(self._temporary, self._path)
 
 
 def write_tables(outputs: dict[Path, pl.LazyFrame]) -> None:

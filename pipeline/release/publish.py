@@ -56,6 +56,7 @@ from pipeline.engines.engine import DEFAULT_ENGINE, add_engine_option, engine_na
 from pipeline.plumbing.fingerprint import code_digest, digest, files_digest
 from pipeline.plumbing.io import (
     PARQUET_OPTIONS,
+    Location,
     ParquetAppender,
     batches,
     read_json,
@@ -284,9 +285,11 @@ def shard_count(drop: DropRows, settings: Settings) -> int:
     return math.ceil(drop.rows / settings.shard_rows)
 
 
-def write_shard(shared: tuple[Path, Settings], task: tuple[DropRows, int]) -> tuple[Shard, pl.DataFrame]:
+def write_shard(shared: tuple[Path | Location, Settings], task: tuple[DropRows, int]) -> tuple[Shard, pl.DataFrame]:
     """Shard number `index` of `drop` in `folder` (an engine task: ``shared`` is the folder
-    and the settings, ``task`` the drop and the index), and its articles' manifest rows."""
+    and the settings, ``task`` the drop and the index), and its articles' manifest rows.
+    `folder` may be at a URL (``s3://...``): the shard is then written to its final key,
+    complete or absent (``io.ParquetAppender``)."""
     (folder, settings), (drop, index) = shared, task
     first = index * settings.shard_rows
     size = min(settings.shard_rows, drop.rows - first)

@@ -1,6 +1,8 @@
 """Ingest: raw drops (folders of files) -> the canonical article table + quarantine.
 
-A drop is a folder under ``paths.raw``. Files are read in sorted path order:
+A drop is a folder under ``paths.raw``, or at a URL (``s3://bucket/drops/NAME``: `corpus
+validate-drop` and `add-drop` read it there; see ``io.Location``). Files are read in
+sorted path order:
 
 * ``.txt``: one article per file; the title is resolved by the clean stage (first
   meaningful line), so ingest keeps the whole decoded text.
@@ -41,7 +43,7 @@ import yaml
 
 from pipeline.engines.engine import Engine, add_engine_option, open_engine, with_engine
 from pipeline.engines.local import LocalEngine
-from pipeline.plumbing.io import partition, write_parts, write_stage_report, write_table
+from pipeline.plumbing.io import Location, arrow_file, partition, write_parts, write_stage_report, write_table
 from pipeline.plumbing.params import section
 from pipeline.plumbing.progress import Progress, log
 from pipeline.plumbing.schema import ARTICLE_SCHEMA, QUARANTINE_SCHEMA
@@ -169,7 +171,7 @@ class DropConfigError(ValueError):
     """drop.yaml cannot be used; the message names the file, the key and what is allowed."""
 
 
-def read_drop_yaml(path: Path) -> DropYaml:
+def read_drop_yaml(path: Path | Location) -> DropYaml:
     """drop.yaml parsed (safe YAML: no tags that build objects) and checked against DropYaml."""
     try:
         declared = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -220,7 +222,7 @@ class DropConfig:
     max_article_bytes: int = 5_000_000
 
     @classmethod
-    def load(cls, drop_dir: Path, ingest_params: dict[str, Any]) -> "DropConfig":
+    def load(cls, drop_dir: Path | Location, ingest_params: dict[str, Any]) -> "DropConfig":
         config = cls(
             name=drop_dir.name,
             encoding=ingest_params.get("encoding", "auto"),
@@ -292,7 +294,7 @@ def parse_date(value: Any) -> date | None:
 class DropReader:
     """Turns the files of one drop into article rows and quarantine rows."""
 
-    drop_dir: Path
+    drop_dir: Path | Location
     config: DropConfig
     counts: dict[str, Any] = field(default_factory=lambda: {"formats": {}, "encodings": {}, "unparsed_dates": 0})
 
@@ -302,15 +304,21 @@ class DropReader:
             yield from self.entry_rows(relative)
 
     @cached_property
-    def root(self) -> Path:
+    def root(self) -> Path | Location:
         return self.drop_dir.resolve()
 
     def entries(self) -> list[str]:
         """The drop's inputs (files, and links to anything), as paths relative to it, in the
         order they are read; drop.yaml is not one."""
+        return sorted(self.sizes)
+
+    @cached_property
+    def sizes(self) -> dict[str, int]:
+        """The size of each of the drop's inputs (a link's own), by its `entries` name; at a
+        URL, from the listing (no request a file)."""
         # rglob lists links (to files, folders, nowhere) without descending into linked folders.
-        return sorted(path.relative_to(self.root).as_posix() for path in self.root.rglob("*")
-                      if path.name != DROP_CONFIG and (path.is_symlink() or not path.is_dir()))
+        return {path.relative_to(self.root).as_posix(): path.lstat().st_size for path in self.root.rglob("*")
+                if path.name != DROP_CONFIG and (path.is_symlink() or not path.is_dir())}
 
     def entry_rows(self, relative: str) -> Iterator[dict[str, Any]]:
         """The rows of one of the drop's `entries`."""
@@ -377,8 +385,9 @@ class DropReader:
         times). A JSONL or CSV file that is not valid as a whole in one encoding is
         decoded line by line, so one bad line is one bad record."""
         if suffix == ".parquet":
-            return [_with_raw_bytes(record)
-                    for batch in pq.ParquetFile(path).iter_batches(batch_size=2_000) for record in batch.to_pylist()]
+            source, filesystem = arrow_file(path)
+            return [_with_raw_bytes(record) for batch in pq.ParquetFile(source, filesystem=filesystem).iter_batches(
+                batch_size=2_000) for record in batch.to_pylist()]
         data = path.read_bytes()
         if suffix == ".json":
             text, encoding = decode_bytes(data, self.config.encoding)
@@ -636,7 +645,7 @@ def _canonical_bytes(record: Any) -> bytes:
 # ---------------------------------------------------------------------------- tables
 
 
-def list_drops(raw_dir: Path) -> list[Path]:
+def list_drops(raw_dir: Path | Location) -> list[Path | Location]:
     if not raw_dir.is_dir():
         raise FileNotFoundError(f"raw data folder {raw_dir} not found")
     return sorted(p for p in raw_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -649,7 +658,7 @@ class IngestResult:
     report: dict[str, Any]
 
 
-def ingest_drops(drop_dirs: list[Path], ingest_params: dict[str, Any], articles_dir: Path,
+def ingest_drops(drop_dirs: list[Path | Location], ingest_params: dict[str, Any], articles_dir: Path,
                  engine: Engine | None = None) -> IngestResult:
     """Read every drop, writing article batches to ``articles_dir`` as they fill. The files
     are read on `engine` (default: local), in tasks of consecutive files (``read_files``)."""
@@ -694,7 +703,7 @@ class FilesRead:
     counts: dict[str, Any]
 
 
-def read_files(drop: tuple[Path, DropConfig], relatives: list[str]) -> FilesRead:
+def read_files(drop: tuple[Path | Location, DropConfig], relatives: list[str]) -> FilesRead:
     """A task of ingest, on an engine's worker: the entries `relatives` of the drop (its
     absolute path and its config), read in their order."""
     reader = DropReader(*drop)
@@ -722,7 +731,7 @@ def _tasks(reader: DropReader, task_bytes: int) -> Iterator[list[str]]:
     size = 0
     for relative in reader.entries():
         task.append(relative)
-        size += (reader.root / relative).lstat().st_size
+        size += reader.sizes[relative]
         if size >= task_bytes:
             yield task
             task, size = [], 0
@@ -764,7 +773,7 @@ def _article_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
 # ---------------------------------------------------------------------------- stage
 
 
-def run(raw_dir: Path, output_dir: Path, metrics_path: Path | None, ingest_params: dict[str, Any],
+def run(raw_dir: Path | Location, output_dir: Path, metrics_path: Path | None, ingest_params: dict[str, Any],
         drops: list[str] | None = None, engine: Engine | None = None) -> IngestResult:
     """Ingest every drop under `raw_dir` (or only `drops`) into `output_dir`, reading the
     files on `engine` (default: local)."""
