@@ -40,14 +40,18 @@ value and, for a derived column, of the original title or text line; it exits 1,
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import math
 import os
 import re
+import sys
+import types
 import warnings
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import polars as pl
 
@@ -262,6 +266,35 @@ def suite_parameters(params: dict[str, Any], target: Target, rules: BoilerplateR
 # ---------------------------------------------------------------------------- GX
 
 
+# Imported by GX at start for expectations the suites do not use (a KL-divergence test and
+# its chart): a third of `import great_expectations`, paid by every process that validates.
+GX_UNUSED_IMPORTS = ("scipy.stats", "altair")
+
+
+class _LoadedOnFirstUse(types.ModuleType):
+    """Stands in for a module while another library imports it: the module itself is
+    imported when one of its attributes is first read (never, if nothing uses it)."""
+
+    def __getattr__(self, attribute: str) -> Any:
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        return getattr(importlib.import_module(self.__name__), attribute)
+
+
+@contextmanager
+def loaded_on_first_use(*modules: str) -> Iterator[None]:
+    """Within the block, an import of one of `modules` (not yet imported) binds a stand-in
+    that imports the module on first use; after it, importing them works as usual."""
+    standing_in = {name: _LoadedOnFirstUse(name) for name in modules if name not in sys.modules}
+    sys.modules.update(standing_in)
+    try:
+        yield
+    finally:
+        for name, stand_in in standing_in.items():
+            if sys.modules.get(name) is stand_in:
+                del sys.modules[name]
+
+
 def open_gx_project(gx_dir: Path, output_dir: Path):
     """The repository's GX project, writing its results and Data Docs under output_dir."""
     if not (gx_dir / "great_expectations.yml").is_file():
@@ -272,7 +305,8 @@ def open_gx_project(gx_dir: Path, output_dir: Path):
         # GX 1.24 imports the deprecated sre_constants/sre_parse: not ours to fix, and
         # `python -W error` (or `pytest -W error`) would otherwise stop here.
         warnings.filterwarnings("ignore", r"module 'sre_(constants|parse)' is deprecated", DeprecationWarning)
-        import great_expectations as gx  # about 5 s: only commands that validate pay for it
+        with loaded_on_first_use(*GX_UNUSED_IMPORTS):
+            import great_expectations as gx  # 2-3 s: only commands that validate pay for it
         from great_expectations.execution_engine import pandas_execution_engine
 
     # GX fingerprints each pandas batch by hashing every value of it (for batches under this
