@@ -620,20 +620,27 @@ FINGERPRINT_FILE = "fingerprint.json"
 ROW_PARAMS = ("quality", "boilerplate", "validate")  # the params sections the row suite reads
 
 
-def rows_fingerprint(articles: Path, params: dict[str, Any], gx_dir: Path) -> str:
-    """A drop's row checks hold while this does: the params they read as configured
-    (``max: today`` stays so, as DVC tracks it), the code, the GX project and its suites
-    (great_expectations.yml keeps them in ../expectations), the drop's kept articles."""
+def suites_fingerprint(params: dict[str, Any], gx_dir: Path) -> str:
+    """What every drop's row checks depend on but its articles: the params they read as
+    configured (``max: today`` stays so, as DVC tracks it), the code, the GX project and its
+    suites (great_expectations.yml keeps them in ../expectations)."""
     configured = json.dumps({name: section(params, name) for name in ROW_PARAMS}, sort_keys=True, default=str)
-    return digest(configured, code_digest(__name__), files_digest(gx_dir), files_digest(gx_dir.parent / "expectations"),
-                  files_digest(articles))
+    return digest(configured, code_digest(__name__), files_digest(gx_dir), files_digest(gx_dir.parent / "expectations"))
+
+
+def rows_fingerprint(articles: Path, suites: str) -> str:
+    """A drop's row checks hold while this does: `suites` (``suites_fingerprint``) and the
+    drop's kept articles."""
+    return digest(suites, files_digest(articles))
 
 
 def run_drop(
-    input_path: Path, rows_dir: Path, gx_output_dir: Path, params: dict[str, Any], gx_dir: Path
+    input_path: Path, rows_dir: Path, gx_output_dir: Path, params: dict[str, Any], gx_dir: Path,
+    suites: str | None = None,
 ) -> ValidationReport:
-    """The row suite on one drop's kept articles."""
-    fingerprint = rows_fingerprint(input_path, params, gx_dir)
+    """The row suite on one drop's kept articles (`suites`: their ``suites_fingerprint``,
+    when known)."""
+    fingerprint = rows_fingerprint(input_path, suites or suites_fingerprint(params, gx_dir))
     gx_output_dir.mkdir(parents=True, exist_ok=True)
     log(STAGE, f"validating the rows of {input_path} with the suites in {gx_dir} (Great Expectations)")
     report, table = run_row_suite(scan_table(input_path), CORPUS, params, gx_dir, gx_output_dir)
@@ -653,13 +660,14 @@ def run_corpus(
     process, so GX is set up once however many drops are checked."""
     output_dir.mkdir(parents=True, exist_ok=True)
     rows_dir, drops, checked = output_dir / ROWS_DIR, partition_drops(input_dir, drop_order(params)), []
+    suites = suites_fingerprint(params, gx_dir)
     for drop in drops:
         articles, rows = partition(input_dir, drop) / "articles.parquet", partition(rows_dir, drop)
         done = rows / FINGERPRINT_FILE
-        if done.exists() and read_json(done)["fingerprint"] == rows_fingerprint(articles, params, gx_dir):
+        if done.exists() and read_json(done)["fingerprint"] == rows_fingerprint(articles, suites):
             log(STAGE, f"drop {drop}: unchanged since its rows were checked, their results are reused")
         else:
-            run_drop(articles, rows, partition(output_dir, drop), params, gx_dir)
+            run_drop(articles, rows, partition(output_dir, drop), params, gx_dir, suites)
         checked.append((report_from_json(read_json(rows / RESULTS_FILE)), scan_table(rows / TABLE_COLUMNS_FILE).collect()))
     keep_only(rows_dir, [partition(rows_dir, drop) for drop in drops])  # drops no longer in the corpus go
     log(STAGE, f"the corpus: {len(checked)} drop(s) of checked rows, and the table suite (Great Expectations)")
