@@ -151,11 +151,14 @@ def test_validating_drop_by_drop_gives_the_whole_table_validation(tmp_path):
     assert (tmp_path / "corpus" / "report.json").read_bytes() == (tmp_path / "whole" / "report.json").read_bytes()
 
     # Run again, a drop's row checks are reused while its fingerprint holds (the same
-    # results); a changed param checks every drop again.
+    # results); a changed param checks every drop again, and a drop no longer there goes.
     rows = {name: partition(tmp_path / "corpus" / "rows", name) / "results.json" for name in ("early", "late")}
     checked = {name: path.stat().st_mtime_ns for name, path in rows.items()}
     validate.run_corpus(tmp_path / "dedup", tmp_path / "corpus", None, strict, GX_DIR)
     assert {name: path.stat().st_mtime_ns for name, path in rows.items()} == checked
     assert read_json(tmp_path / "corpus" / "results.json") == by_drop_results
+    gone = partition(tmp_path / "corpus" / "rows", "gone")  # a drop no longer in the corpus
+    gone.mkdir()
     assert validate.run_corpus(tmp_path / "dedup", tmp_path / "corpus", None, PARAMS, GX_DIR).success
     assert all(path.stat().st_mtime_ns > checked[name] for name, path in rows.items())
+    assert not gone.exists()
