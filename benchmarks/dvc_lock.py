@@ -11,8 +11,8 @@ tracks (`boilerplate`'s curated lists, 200-odd lines, in most of them). Given a 
 dvc.lock, this prints the CPU time of one such rewrite (DVC's own `modify_yaml`, median of
 --rounds) for: the lock as it is; without the entries of stages that a dvc.yaml (its
 project's, or --dvc-yaml) does not define (a stage per drop that became one stage, like
-`validate_rows@<drop>`, and entries an older layout left: DVC never removes them); and both with every per-drop entry repeated for 10 and 30
-drops, as the lock grows. Compare the ratios: the machine's load moves the seconds.
+`validate_rows@<drop>`, and entries an older layout left: DVC never removes them); and
+both with every per-drop entry repeated for 10 and 30 drops, as the lock grows. Compare the ratios: the machine's load moves the seconds.
 """
 
 from __future__ import annotations
@@ -78,9 +78,11 @@ def main() -> None:
     print(f"{args.lock}: drops {drops}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"{'lock':<44}{'entries':>8}{'lines':>8}{'CPU s a rewrite':>17}{'ratio':>7}")
     first = None
-    for label, data in (("as it is", lock), ("only the stages of the dvc.yaml", pruned),
-                        ("as it is, 10 drops", with_drops(lock, 10)), ("only its stages, 10 drops", with_drops(pruned, 10)),
-                        ("as it is, 30 drops", with_drops(lock, 30)), ("only its stages, 30 drops", with_drops(pruned, 30))):
+    cases = [("as it is", lock), ("only the stages of the dvc.yaml", pruned)]
+    for drops_count in (10, 30):
+        cases += [(f"as it is, {drops_count} drops", with_drops(lock, drops_count)),
+                  (f"only its stages, {drops_count} drops", with_drops(pruned, drops_count))]
+    for label, data in cases:
         lines, cpu = rewrite_cpu(data, args.rounds)
         first = first or cpu
         print(f"{label:<44}{len(data['stages']):>8}{lines:>8}{cpu:>17.3f}{cpu / first:>7.2f}")
