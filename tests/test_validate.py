@@ -248,7 +248,6 @@ def test_excerpts_show_the_failing_part_and_nothing_that_drives_a_terminal():
     assert validate.original_excerpt("الرءيسيه", "الرئيسية", None) == "الرئيسية"
 
 
-
 def test_gx_loads_what_it_imports_for_unused_expectations_only_on_use(corpus, tmp_path):
     """scipy.stats and altair (GX's KL-divergence expectation and its chart: a third of
     GX's import) are loaded only when used: a fresh interpreter that runs the row suite on
