@@ -7,6 +7,10 @@ no .pyc, which was the case before `make install` compiled them), side by side, 
 
     .venv/bin/python benchmarks/stage_startup.py --project /tmp/perf-bench/300000/project --drop new --rounds 2
 
+`validate --drop NAME` then `validate --corpus` is what `dvc repro`'s one validate stage does
+after a new drop, in two processes: on a project built by this code the second reuses every
+drop's row checks (their fingerprints hold), on one built before it checks every drop again.
+
 `--project` is a project `dvc repro` built (read only here): its stages' outputs are linked
 into a scratch project under `--workdir`, where the commands write theirs. Without bytecode
 means PYTHONDONTWRITEBYTECODE=1 and PYTHONPYCACHEPREFIX pointing at an empty folder, so no

@@ -80,7 +80,7 @@ def grown(reproduced_seed, tmp_path_factory) -> tuple[Path, str, dict[str, dict[
 
 def test_a_new_drop_runs_only_its_own_per_drop_stages(grown):
     root, output, kept_before = grown
-    for stage in ("ingest", "line_counts", "clean", "validate_rows"):
+    for stage in ("ingest", "line_counts", "clean"):
         assert f"Running stage '{stage}@snn-b'" in output
     for drop in ("seed", "snn-a"):
         for stage in ("ingest", "line_counts", "clean"):
@@ -88,7 +88,11 @@ def test_a_new_drop_runs_only_its_own_per_drop_stages(grown):
         # Dedup reuses the earlier drops' folders (issue 10 item 2): their kept articles,
         # duplicates, index and report do not change, so they are not validated again.
         assert folder_files(partition(root / "build" / "dedup", drop)) == kept_before[drop]
-        assert f"Stage 'validate_rows@{drop}' didn't change, skipping" in output
+    # The validate stage checks the new drop's rows alone (one process, GX set up once).
+    rows = root / "build" / "validate" / "rows"
+    assert [drop for drop in ("seed", "snn-a", "snn-b") if partition(rows, drop).stat().st_mtime_ns
+            > (root / "build" / "ingest" / "drop=snn-b" / "report.json").stat().st_mtime_ns] == ["snn-b"]
+    assert sorted(path.name for path in rows.iterdir()) == ["drop=seed", "drop=snn-a", "drop=snn-b"]
     for drop in ("seed", "snn-a", "snn-b"):
         assert (root / "build" / "clean" / f"drop={drop}" / "articles.parquet").is_file()
     assert "Data and pipelines are up to date." in run_command("dvc", "status", cwd=root)
@@ -137,10 +141,7 @@ def test_validating_drop_by_drop_gives_the_whole_table_validation(tmp_path):
     dedup.run(tmp_path / "clean", tmp_path / "dedup", None, PARAMS)
     # Articles under 200 words fail a row check in both drops: failing rows and example ids add up.
     strict = PARAMS | {"quality": PARAMS["quality"] | {"min_words": 200}}
-    for name in ("early", "late"):
-        validate.run_drop(partition(tmp_path / "dedup", name) / "articles.parquet", partition(tmp_path / "rows", name),
-                          tmp_path / "gx" / name, strict, GX_DIR)
-    by_drop = validate.run_corpus(tmp_path / "rows", tmp_path / "corpus", None, strict, GX_DIR)
+    by_drop = validate.run_corpus(tmp_path / "dedup", tmp_path / "corpus", None, strict, GX_DIR)
     whole = validate.run(tmp_path / "dedup", tmp_path / "whole", None, strict, GX_DIR)
     assert by_drop.articles == whole.articles > 200 and by_drop.batches == 2 and whole.batches == 1
     assert [check.name for check in whole.failed] == [check.name for check in by_drop.failed] != []
@@ -148,3 +149,16 @@ def test_validating_drop_by_drop_gives_the_whole_table_validation(tmp_path):
     by_drop_results = read_json(tmp_path / "corpus" / "results.json")
     assert by_drop_results | {"batches": 1} == read_json(tmp_path / "whole" / "results.json")
     assert (tmp_path / "corpus" / "report.json").read_bytes() == (tmp_path / "whole" / "report.json").read_bytes()
+
+    # Run again, a drop's row checks are reused while its fingerprint holds (the same
+    # results); a changed param checks every drop again, and a drop no longer there goes.
+    rows = {name: partition(tmp_path / "corpus" / "rows", name) / "results.json" for name in ("early", "late")}
+    checked = {name: path.stat().st_mtime_ns for name, path in rows.items()}
+    validate.run_corpus(tmp_path / "dedup", tmp_path / "corpus", None, strict, GX_DIR)
+    assert {name: path.stat().st_mtime_ns for name, path in rows.items()} == checked
+    assert read_json(tmp_path / "corpus" / "results.json") == by_drop_results
+    gone = partition(tmp_path / "corpus" / "rows", "gone")  # a drop no longer in the corpus
+    gone.mkdir()
+    assert validate.run_corpus(tmp_path / "dedup", tmp_path / "corpus", None, PARAMS, GX_DIR).success
+    assert all(path.stat().st_mtime_ns > checked[name] for name, path in rows.items())
+    assert not gone.exists()

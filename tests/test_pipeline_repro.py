@@ -59,8 +59,7 @@ _PLUMBING = {"pipeline/plumbing/params.py", "pipeline/plumbing/progress.py", "pi
              "pipeline/plumbing/locks.py", "pipeline/commands.py", "pipeline/engines/engine.py",
              "pipeline/engines/local.py", "pipeline/engines/ray.py"}
 # Stages named otherwise than the module whose command they run.
-_STAGE_MODULES = {"line_counts": "stages/clean", "repeated_lines": "stages/clean", "validate_rows": "stages/validate",
-                  "publish": "release/publish"}
+_STAGE_MODULES = {"line_counts": "stages/clean", "repeated_lines": "stages/clean", "publish": "release/publish"}
 
 
 def _pipeline_imports(path: str, seen: set[str]) -> set[str]:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import hashlib
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -243,3 +246,22 @@ def test_excerpts_show_the_failing_part_and_nothing_that_drives_a_terminal():
     keys, original = "اول سطر\nالرءيسيه\nثالث", "أوّل سطر\nالرئيسية\nثالث"
     assert validate.original_excerpt(keys, original, r"(?m)^(?:الرءيسيه)$") == "الرئيسية"
     assert validate.original_excerpt("الرءيسيه", "الرئيسية", None) == "الرئيسية"
+
+
+def test_gx_loads_what_it_imports_for_unused_expectations_only_on_use(corpus, tmp_path):
+    """scipy.stats and altair (GX's KL-divergence expectation and its chart: a third of
+    GX's import) are loaded only when used: a fresh interpreter that runs the row suite on
+    the corpus never loads them, and GX's module still reaches them when it is used."""
+    code = ("import json, sys\nimport polars as pl\nfrom pathlib import Path\n"
+            "from pipeline.plumbing.params import load_params\nfrom pipeline.stages import validate\n"
+            "report, _ = validate.run_row_suite(pl.scan_parquet(sys.argv[2]), validate.CORPUS,"
+            " load_params(Path('params.yaml')), Path('gx'), Path(sys.argv[1]))\n"
+            "loaded = [name for name in ('scipy.stats', 'altair') if name in sys.modules]\n"
+            "from great_expectations.expectations.core import expect_column_kl_divergence_to_be_less_than as kl\n"
+            "print(json.dumps({'passed': report.success, 'loaded': loaded,"
+            " 'entropy': float(kl.stats.entropy([0.5, 0.5], [0.9, 0.1])), 'chart': kl.alt.Chart.__name__}))")
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "out"), str(corpus)], cwd=REPO,
+                            capture_output=True, text=True, check=True)
+    outcome = json.loads(result.stdout.splitlines()[-1])
+    assert outcome["passed"] and outcome["loaded"] == []
+    assert outcome["entropy"] == pytest.approx(0.5108, abs=1e-3) and outcome["chart"] == "Chart"

@@ -18,13 +18,14 @@ from ``schema.py``, so a bound lives in one place.
 Checks that need a derived value (Arabic ratio, line match keys, text hash) get it as an
 extra column computed with the shared functions before the frame goes to GX.
 
-`dvc repro` validates a drop at a time: ``corpus validate --drop NAME`` runs the row suites
-on the drop's kept articles (``paths.dedup/drop=NAME/``) and keeps, besides its results,
-the compact columns (id, text hash, length) of the table suite
-(``paths.validate/rows/drop=NAME/``); ``corpus validate --corpus`` adds the drops' row
-checks up and runs the table suite once on their compact columns. An unchanged drop is
-not validated again, and memory holds a batch of rows (``validate.batch_rows``) and the
-compact columns. ``corpus validate`` alone validates one table whole.
+`dvc repro` validates a drop at a time, in one process (``corpus validate --corpus``): the
+row suites on each drop's kept articles (``paths.dedup/drop=NAME/``), keeping, besides
+their results, the compact columns (id, text hash, length) of the table suite
+(``paths.validate/rows/drop=NAME/``, reused while the drop's fingerprint holds, so an
+unchanged drop is not validated again); then the drops' row checks added up and the table
+suite once on their compact columns. Memory holds a batch of rows
+(``validate.batch_rows``) and the compact columns. ``corpus validate --drop NAME`` checks
+one drop's rows alone; ``corpus validate`` validates one table whole.
 
 Outputs (``paths.validate``): ``results.json`` (every check: passed or not, failing rows,
 examples) and ``report.json`` (counts and the names of the failed expectations), DVC
@@ -40,19 +41,26 @@ value and, for a derived column, of the original title or text line; it exits 1,
 from __future__ import annotations
 
 import datetime as dt
+import importlib
+import json
 import math
 import os
 import re
+import sys
+import types
 import warnings
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import polars as pl
 
 from pipeline.engines.engine import add_engine_option, open_engine, with_engine
+from pipeline.plumbing.fingerprint import code_digest, digest, files_digest
 from pipeline.plumbing.io import (
+    keep_only,
     partition,
     partition_drops,
     read_json,
@@ -262,6 +270,35 @@ def suite_parameters(params: dict[str, Any], target: Target, rules: BoilerplateR
 # ---------------------------------------------------------------------------- GX
 
 
+# Imported by GX at start for expectations the suites do not use (a KL-divergence test and
+# its chart): a third of `import great_expectations`, paid by every process that validates.
+GX_UNUSED_IMPORTS = ("scipy.stats", "altair")
+
+
+class _LoadedOnFirstUse(types.ModuleType):
+    """Stands in for a module while another library imports it: the module itself is
+    imported when one of its attributes is first read (never, if nothing uses it)."""
+
+    def __getattr__(self, attribute: str) -> Any:
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        return getattr(importlib.import_module(self.__name__), attribute)
+
+
+@contextmanager
+def loaded_on_first_use(*modules: str) -> Iterator[None]:
+    """Within the block, an import of one of `modules` (not yet imported) binds a stand-in
+    that imports the module on first use; after it, importing them works as usual."""
+    standing_in = {name: _LoadedOnFirstUse(name) for name in modules if name not in sys.modules}
+    sys.modules.update(standing_in)
+    try:
+        yield
+    finally:
+        for name, stand_in in standing_in.items():
+            if sys.modules.get(name) is stand_in:
+                del sys.modules[name]
+
+
 def open_gx_project(gx_dir: Path, output_dir: Path):
     """The repository's GX project, writing its results and Data Docs under output_dir."""
     if not (gx_dir / "great_expectations.yml").is_file():
@@ -272,7 +309,8 @@ def open_gx_project(gx_dir: Path, output_dir: Path):
         # GX 1.24 imports the deprecated sre_constants/sre_parse: not ours to fix, and
         # `python -W error` (or `pytest -W error`) would otherwise stop here.
         warnings.filterwarnings("ignore", r"module 'sre_(constants|parse)' is deprecated", DeprecationWarning)
-        import great_expectations as gx  # about 5 s: only commands that validate pay for it
+        with loaded_on_first_use(*GX_UNUSED_IMPORTS):
+            import great_expectations as gx  # 2-3 s: only commands that validate pay for it
         from great_expectations.execution_engine import pandas_execution_engine
 
     # GX fingerprints each pandas batch by hashing every value of it (for batches under this
@@ -433,7 +471,7 @@ def run_table_suite(
     """The table suite over the ``TABLE_COLUMNS`` of every drop (compact: an id, a hash and
     a length an article), added to the drops' row checks, summed (``merge_row_reports``)."""
     if not drops:
-        raise ValueError("no drop's row checks to add up: run `corpus validate --drop NAME` for each drop first")
+        raise ValueError("no drop's row checks to add up: no drop=<name>/ folder of kept articles in the input")
     runner = _gx_runner(params, target, gx_dir, output_dir, stage)
     rows = merge_row_reports([report for report, _ in drops], int(section(params, "validate")["examples"]))
     rows = replace(rows, parameters=_configured(runner.parameters, params))
@@ -576,32 +614,64 @@ def run(input_path: Path, output_dir: Path, metrics_path: Path | None, params: d
 # <paths.validate>/drop=<name>/, outside it, as GX stamps them with the run time.
 ROWS_DIR = "rows"
 TABLE_COLUMNS_FILE = "table_columns.parquet"
+# What a drop's row checks were computed from (``rows_fingerprint``); written last, so a
+# drop interrupted before it is checked again.
+FINGERPRINT_FILE = "fingerprint.json"
+ROW_PARAMS = ("quality", "boilerplate", "validate")  # the params sections the row suite reads
+
+
+def suites_fingerprint(params: dict[str, Any], gx_dir: Path) -> str:
+    """What every drop's row checks depend on but its articles: the params they read as
+    configured (``max: today`` stays so, as DVC tracks it), the code, the GX project and its
+    suites (great_expectations.yml keeps them in ../expectations)."""
+    configured = json.dumps({name: section(params, name) for name in ROW_PARAMS}, sort_keys=True, default=str)
+    return digest(configured, code_digest(__name__), files_digest(gx_dir), files_digest(gx_dir.parent / "expectations"))
+
+
+def rows_fingerprint(articles: Path, suites: str) -> str:
+    """A drop's row checks hold while this does: `suites` (``suites_fingerprint``) and the
+    drop's kept articles."""
+    return digest(suites, files_digest(articles))
 
 
 def run_drop(
-    input_path: Path, rows_dir: Path, gx_output_dir: Path, params: dict[str, Any], gx_dir: Path
+    input_path: Path, rows_dir: Path, gx_output_dir: Path, params: dict[str, Any], gx_dir: Path,
+    suites: str | None = None,
 ) -> ValidationReport:
-    """The row suite on one drop's kept articles: an unchanged drop is not validated again."""
+    """The row suite on one drop's kept articles (`suites`: their ``suites_fingerprint``,
+    when known)."""
+    fingerprint = rows_fingerprint(input_path, suites or suites_fingerprint(params, gx_dir))
     gx_output_dir.mkdir(parents=True, exist_ok=True)
     log(STAGE, f"validating the rows of {input_path} with the suites in {gx_dir} (Great Expectations)")
     report, table = run_row_suite(scan_table(input_path), CORPUS, params, gx_dir, gx_output_dir)
     write_table(table, reset_dir(rows_dir) / TABLE_COLUMNS_FILE)
-    return _write_outcome(report, rows_dir, None)
+    report = _write_outcome(report, rows_dir, None)
+    write_json(rows_dir / FINGERPRINT_FILE, {"fingerprint": fingerprint})
+    return report
 
 
 def run_corpus(
-    rows_dir: Path, output_dir: Path, metrics_path: Path | None, params: dict[str, Any], gx_dir: Path
+    input_dir: Path, output_dir: Path, metrics_path: Path | None, params: dict[str, Any], gx_dir: Path
 ) -> ValidationReport:
-    """The corpus's validation from its drops' row checks (``run_drop``): their sum, and
-    the table suite (ids unique, texts distinct, mean length) on their compact columns."""
+    """The corpus's validation, a drop at a time: each drop's row checks (``run_drop``) on
+    its kept articles (``input_dir/drop=<name>/``), reused while the drop's fingerprint holds
+    (``rows_fingerprint``: a new drop is the only one checked), then their sum and the
+    table suite (ids unique, texts distinct, mean length) on their compact columns. One
+    process, so GX is set up once however many drops are checked."""
     output_dir.mkdir(parents=True, exist_ok=True)
-    drops = [
-        (report_from_json(read_json(partition(rows_dir, drop) / RESULTS_FILE)),
-         scan_table(partition(rows_dir, drop) / TABLE_COLUMNS_FILE).collect())
-        for drop in partition_drops(rows_dir, drop_order(params))
-    ]
-    log(STAGE, f"the corpus: {len(drops)} drop(s) of checked rows, and the table suite (Great Expectations)")
-    return _write_outcome(run_table_suite(drops, CORPUS, params, gx_dir, output_dir), output_dir, metrics_path)
+    rows_dir, drops, checked = output_dir / ROWS_DIR, partition_drops(input_dir, drop_order(params)), []
+    suites = suites_fingerprint(params, gx_dir)
+    for drop in drops:
+        articles, rows = partition(input_dir, drop) / "articles.parquet", partition(rows_dir, drop)
+        done = rows / FINGERPRINT_FILE
+        if done.exists() and read_json(done)["fingerprint"] == rows_fingerprint(articles, suites):
+            log(STAGE, f"drop {drop}: unchanged since its rows were checked, their results are reused")
+        else:
+            run_drop(articles, rows, partition(output_dir, drop), params, gx_dir, suites)
+        checked.append((report_from_json(read_json(rows / RESULTS_FILE)), scan_table(rows / TABLE_COLUMNS_FILE).collect()))
+    keep_only(rows_dir, [partition(rows_dir, drop) for drop in drops])  # drops no longer in the corpus go
+    log(STAGE, f"the corpus: {len(checked)} drop(s) of checked rows, and the table suite (Great Expectations)")
+    return _write_outcome(run_table_suite(checked, CORPUS, params, gx_dir, output_dir), output_dir, metrics_path)
 
 
 def _write_outcome(report: ValidationReport, output_dir: Path, metrics_path: Path | None) -> ValidationReport:
@@ -621,10 +691,10 @@ def add_command(commands) -> None:
     scope = parser.add_mutually_exclusive_group()
     scope.add_argument("--drop", action="append", dest="drops",
                        help="only the row checks of this drop's kept articles, <input>/drop=<name>/, into "
-                       f"<output>/{ROWS_DIR}/drop=<name>/ (repeatable; what `dvc repro` runs a drop at a time)")
+                       f"<output>/{ROWS_DIR}/drop=<name>/ (repeatable)")
     scope.add_argument("--corpus", action="store_true",
-                       help=f"the corpus from its drops' row checks (<output>/{ROWS_DIR}/): their sum and the "
-                       "table suite")
+                       help=f"the corpus a drop at a time (what `dvc repro` runs): each drop's row checks into "
+                       f"<output>/{ROWS_DIR}/drop=<name>/ (an unchanged drop's reused), their sum and the table suite")
     add_engine_option(parser)
 
 
@@ -638,7 +708,7 @@ def _main(paths: StagePaths, params: dict[str, Any], args) -> int:
             for drop in args.drops
         ]
     elif args.corpus:
-        reports = [run_corpus(paths.output / ROWS_DIR, paths.output, paths.metrics, params, gx_dir)]
+        reports = [run_corpus(paths.input, paths.output, paths.metrics, params, gx_dir)]
     else:
         reports = [run(paths.input, paths.output, paths.metrics, params, gx_dir)]
     return 0 if all(report.success for report in reports) else 1
