@@ -541,8 +541,8 @@ def ngram_batch(texts: pl.LazyFrame, rows: tuple[int, int], rules: Contamination
     columns. The batch's keys are consecutive (``drop_rows``): its articles' counts are a
     count of each key's offset."""
     offset, length = rows
-    ngrams = article_ngrams(texts.slice(offset, length).collect(), rules.ngram)
-    parts = ngrams.select(
+    # Chained: the batch's n-grams are not held beside their packed pairs.
+    parts = article_ngrams(texts.slice(offset, length).collect(), rules.ngram).select(
         pair=pl.col("key").cast(pl.UInt128) * 2**64 + pl.col("ngram").cast(pl.UInt128),
         partition=(pl.col("ngram") % rules.partitions).cast(pl.UInt32),
     ).partition_by("partition", as_dict=True, include_key=False)
