@@ -320,12 +320,6 @@ def test_line_rules_remove_furniture_anywhere(line, rule):
     assert lines["removed_as"].to_list() == [None, rule, None]
 
 
-def test_a_line_rule_needs_a_pattern():
-    # Its patterns run one by one: a rule without one would match nothing, silently.
-    with pytest.raises(ValueError, match="credit.patterns must list at least one regex"):
-        clean.LineRule.from_params("credit", {"zone": "edge", "max_words": 8, "patterns": []})
-
-
 def test_line_rules_at_the_edges_only():
     head = ["الرباط - هسبريس", "كتب: محمد أحمد", "تاريخ النشر: الثلاثاء 01 مايو 2012"]
     tail = ["المصدر: وكالات", "شارك", "رابط مختصر", "الكلمات الدالة: الصحة، المستشفيات"]

@@ -78,13 +78,13 @@ ZONES = ("any", "head", "tail", "edge")
 @dataclass(frozen=True)
 class LineRule:
     """One family of furniture lines (params.yaml ``boilerplate.line_rules``): its name,
-    where in an article it applies, the longest line it takes, and its patterns, regexes
-    over ``arabic_text.folded`` lines."""
+    where in an article it applies, the longest line it takes, and its patterns as one
+    regex over ``arabic_text.folded`` lines."""
 
     name: str
     zone: str
     max_words: int
-    patterns: tuple[str, ...]
+    regex: str
 
     @classmethod
     def from_params(cls, name: str, rule: dict[str, Any]) -> "LineRule":
@@ -92,10 +92,8 @@ class LineRule:
             raise ValueError(f"boilerplate.line_rules: {name!r} must be a name of ASCII letters, digits and _")
         if rule["zone"] not in ZONES:
             raise ValueError(f"boilerplate.line_rules.{name}.zone must be one of {', '.join(ZONES)}, not {rule['zone']!r}")
-        if not rule.get("patterns"):
-            raise ValueError(f"boilerplate.line_rules.{name}.patterns must list at least one regex")
-        patterns = tuple(arabic_text.folded_of(pattern) for pattern in rule["patterns"])
-        return cls(name, rule["zone"], int(rule["max_words"]), patterns)
+        patterns = [arabic_text.folded_of(pattern) for pattern in rule["patterns"]]
+        return cls(name, rule["zone"], int(rule["max_words"]), "|".join(f"(?:{p})" for p in patterns))
 
 
 @dataclass(frozen=True)
@@ -161,13 +159,11 @@ class BoilerplateRules:
     def line_rule(self, folded: pl.Expr, n_words: pl.Expr, zones: tuple[str, ...]) -> pl.Expr:
         """The name of the first line rule of one of ``zones`` that a line matches (null for
         none), from its ``arabic_text.folded`` text and its number of words (a line too long
-        for a rule is left to the next). Each rule's patterns run one by one on the lines
-        short enough for it that no earlier rule took: one regex of a zone's rules as named
-        groups (or as one alternation) got slow as the rules grew (line classification 2.4
-        times as long with 16 rules), and so did a rule's patterns as one alternation (the
-        dates rule's 7 patterns took 3 times as long joined); and those lines are picked
-        out (``_first_line_rule``) rather than masked (a mask copies the column: masking
-        took 70 % of the rules' time)."""
+        for a rule is left to the next). Each rule's regex runs alone on the lines short
+        enough for it that no earlier rule took: one regex of a zone's rules as named groups
+        (or as one alternation) got slow as the rules grew (line classification 2.4 times as
+        long with 16 rules), and those lines are picked out (``_first_line_rule``) rather
+        than masked (a mask copies the column: masking took 70 % of the rules' time)."""
         rules = tuple(rule for rule in self.line_rules if rule.zone in zones)
         if not rules:
             return pl.lit(None, dtype=pl.String)
@@ -192,11 +188,7 @@ def _first_line_rule(rules: tuple[LineRule, ...], lines: pl.Series) -> pl.Series
     names = pl.Series("rule", [None] * len(lines), dtype=pl.String)
     for rule in rules:
         rows = ((n_words <= rule.max_words) & names.is_null()).arg_true()
-        candidates = folded.gather(rows)
-        matched = pl.repeat(False, len(candidates), eager=True)
-        for pattern in rule.patterns:
-            matched |= candidates.str.contains(pattern).fill_null(False)
-        names.scatter(rows.filter(matched), rule.name)
+        names.scatter(rows.filter(folded.gather(rows).str.find(rule.regex).is_not_null()), rule.name)
     return names
 
 
