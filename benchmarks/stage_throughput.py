@@ -1,17 +1,20 @@
 """The per-drop stages' throughput, this checkout beside another revision, on one drop:
 ``corpus ingest``, ``corpus line-counts``, ``corpus clean`` and ``corpus validate --drop``
-(what `dvc repro` runs a drop at a time), each code's command after the other's, in rounds.
+(what `dvc repro` runs a drop at a time), and ``corpus split`` (every drop, its
+contamination index built from nothing), each code's command after the other's, in rounds.
 
     # a project to run them in: benchmarks/incremental.py's generated corpus, built once
     .venv/bin/python benchmarks/incremental.py --articles 30000 --workdir /tmp/throughput-bench --full-only
     .venv/bin/python benchmarks/stage_throughput.py --project /tmp/throughput-bench/30000/project --baseline main
 
 Each command runs in the project (its raw drop, its repeated lines and dedup output are the
-inputs) with a params file whose stage outputs point into ``WORKDIR/<code>/``, with the
+inputs) with a params file whose stage outputs point into ``WORKDIR/<code>/``, emptied
+before each run (split would reuse its drops' folders and index layers), with the
 code of the checkout first on PYTHONPATH. Printed per stage: wall time, CPU time (user +
 sys) and peak RSS of the process tree (``incremental.measured``) for both codes, summed
-over the rounds, the ratios ours / baseline, and whether the two codes' outputs are the same
-bytes (every file but GX's own result and Data Docs files, which carry the run's time).
+over the rounds, the ratios ours / baseline (and of the stages together), and whether the
+two codes' outputs are the same bytes (every file but GX's own result and Data Docs files,
+which carry the run's time).
 The machine's load average is printed before and after: compare the ratios, not seconds.
 """
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import filecmp
+import json
 import os
 import shutil
 import sys
@@ -37,10 +41,12 @@ STAGES = {
     "line_counts": (["line-counts", "--drop", "{drop}"], ["line_counts"]),
     "clean": (["clean", "--drop", "{drop}"], ["clean"]),
     "validate_rows": (["validate", "--drop", "{drop}"], ["validate"]),
+    "split": (["split"], ["split", "split_index"]),
 }
 # Outputs compared byte for byte (relative to the run's folder): GX's result store and Data
 # Docs (validate/drop=<name>/) are stamped with the run's time.
-COMPARED = {"ingest": "ingest", "line_counts": "line_counts", "clean": "clean", "validate_rows": "validate/rows"}
+COMPARED = {"ingest": ["ingest"], "line_counts": ["line_counts"], "clean": ["clean"], "validate_rows": ["validate/rows"],
+            "split": ["split", "split_index"]}
 
 
 def run_params(project: Path, out: Path, stages: list[str]) -> Path:
@@ -57,11 +63,22 @@ def run_params(project: Path, out: Path, stages: list[str]) -> Path:
 
 
 def different_files(left: Path, right: Path) -> list[str]:
-    """Files (relative) that are missing on one side or differ in their bytes."""
+    """Files (relative) that are missing on one side or differ in their bytes (a JSON file
+    but its ``fingerprint``: split's drop and index-layer fingerprints cover its code)."""
     names = {p.relative_to(left) for p in left.rglob("*") if p.is_file()}
     names |= {p.relative_to(right) for p in right.rglob("*") if p.is_file()}
     return sorted(str(n) for n in names
-                  if not (left / n).is_file() or not (right / n).is_file() or not filecmp.cmp(left / n, right / n, shallow=False))
+                  if not (left / n).is_file() or not (right / n).is_file() or not _same(left / n, right / n))
+
+
+def _same(left: Path, right: Path) -> bool:
+    if filecmp.cmp(left, right, shallow=False):
+        return True
+    if left.suffix != ".json":
+        return False
+    left_json, right_json = (json.loads(path.read_text(encoding="utf-8")) for path in (left, right))
+    return (isinstance(left_json, dict) and isinstance(right_json, dict)
+            and {**left_json, "fingerprint": None} == {**right_json, "fingerprint": None})
 
 
 def main() -> None:
@@ -90,6 +107,8 @@ def main() -> None:
                 out = workdir / code
                 out.mkdir(parents=True, exist_ok=True)
                 params = run_params(project, out, stages)
+                for name in STAGES[stage][1]:
+                    shutil.rmtree(out / name, ignore_errors=True)
                 # The installed entry point, not `python -m` (which would put the project's own
                 # copy of the code, its working folder, first on sys.path).
                 argv = [str(Path(sys.executable).parent / "corpus"), "--params", str(params),
@@ -104,14 +123,21 @@ def main() -> None:
     print(f"{'stage':<15}{'base wall':>10}{'CPU':>8}{'RSS GiB':>9}{'ours wall':>11}{'CPU':>8}{'RSS GiB':>9}"
           f"{'CPU ratio':>11}{'wall':>7}{'RSS':>7}  same bytes")
     for stage in stages:
-        base, ours = totals["base"][stage], totals["ours"][stage]
-        differ = different_files(workdir / "base" / COMPARED[stage], workdir / "ours" / COMPARED[stage])
-        same = "yes" if not differ else f"NO: {', '.join(differ[:3])}"
-        print(f"{stage:<15}{base['wall']:>10.1f}{base['cpu']:>8.1f}{base['rss']:>9.2f}{ours['wall']:>11.1f}"
-              f"{ours['cpu']:>8.1f}{ours['rss']:>9.2f}{ours['cpu'] / base['cpu']:>11.2f}{ours['wall'] / base['wall']:>7.2f}"
-              f"{ours['rss'] / base['rss']:>7.2f}  {same}")
+        differ = [f"{folder}/{name}" for folder in COMPARED[stage]
+                  for name in different_files(workdir / "base" / folder, workdir / "ours" / folder)]
+        _print_row(stage, totals["base"][stage], totals["ours"][stage], "yes" if not differ else f"NO: {', '.join(differ[:3])}")
+    if len(stages) > 1:
+        summed = {code: {key: sum(totals[code][stage][key] for stage in stages) for key in ("wall", "cpu")}
+                  | {"rss": max(totals[code][stage]["rss"] for stage in stages)} for code in codes}
+        _print_row("together", summed["base"], summed["ours"], "")
     shutil.rmtree(workdir / "base", ignore_errors=True)
     shutil.rmtree(workdir / "ours", ignore_errors=True)
+
+
+def _print_row(name: str, base: dict[str, float], ours: dict[str, float], same: str) -> None:
+    print(f"{name:<15}{base['wall']:>10.1f}{base['cpu']:>8.1f}{base['rss']:>9.2f}{ours['wall']:>11.1f}"
+          f"{ours['cpu']:>8.1f}{ours['rss']:>9.2f}{ours['cpu'] / base['cpu']:>11.2f}{ours['wall'] / base['wall']:>7.2f}"
+          f"{ours['rss'] / base['rss']:>7.2f}  {same}")
 
 
 if __name__ == "__main__":

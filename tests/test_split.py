@@ -684,3 +684,35 @@ def test_report_adds_up_and_describes_the_splits(versions: dict[str, Path]) -> N
     by_date = pl.read_csv(versions["v2"] / "metrics" / "split_by_date.csv")
     assert by_date.columns == ["published_date", *SPLITS]
     assert by_date.select(pl.sum_horizontal(SPLITS)).to_series().sum() == kept["published_date"].is_not_null().sum()
+
+
+def test_ngram_batch_is_every_distinct_window_of_each_article():
+    """The vectorised n-grams (a mask of each article's last n - 1 words, pairs packed for
+    the repeats, counts by key offset) against a plain loop over each article's words, on
+    real articles cut to lengths around n (none, exactly n, a repeated window)."""
+    n, mask = 13, 2**64 - 1
+    texts = [json.loads(path.read_text(encoding="utf-8"))["content"] for path in sorted(SAUDI_SAMPLE.glob("*.json"))[:6]]
+    cut = [" ".join(text.split()[:length]) for text, length in zip(texts, (0, 5, 12, 13, 14, 400))]
+    cut.append(cut[4] + "\n" + cut[4])  # a window that repeats: counted once
+    first_key = (3 << split.KEY_BITS) + 7
+    articles = pl.DataFrame({"key": [first_key + row for row in range(len(cut))], "text": cut},
+                            schema={"key": pl.UInt64, "text": pl.String})
+    expected: dict[int, set[int]] = {}
+    for key, text in articles.iter_rows():
+        words = arabic_text.match_key_of(text).split()
+        hashes = pl.Series(words, dtype=pl.String).hash(split.NGRAM_HASH_SEED).to_list()
+        for start in range(len(words) - n + 1):
+            value = 0
+            for word_hash in hashes[start:start + n]:
+                value = (value * int(split.NGRAM_MULTIPLIER) + word_hash) & mask
+            expected.setdefault(key, set()).add(value)
+    rules = split.ContaminationRules(n, 0.5, 0.03, 10**6, 4)
+    batch = split.ngram_batch(articles.lazy(), (0, articles.height), rules)
+    found: dict[int, set[int]] = {}
+    for bucket, part in batch.parts.items():
+        assert (part["ngram"] % 4 == bucket).all() and not part.is_duplicated().any()
+        for key, ngram in part.iter_rows():
+            found.setdefault(key, set()).add(ngram)
+    assert found == expected and set(expected) == {first_key + row for row in (3, 4, 5, 6)}
+    assert dict(batch.counts.iter_rows()) == {key: len(values) for key, values in expected.items()}
+    assert batch.counts["key"].is_sorted()
