@@ -75,6 +75,17 @@ def _pipeline_imports(path: str, seen: set[str]) -> set[str]:
     return seen
 
 
+def test_dvc_lock_has_only_the_stages_of_dvc_yaml():
+    """DVC never removes the entry of a stage dvc.yaml no longer has; a stale entry is
+    rewritten with the lock after every stage `dvc repro` runs, at a cost for nothing."""
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    drops = yaml.safe_load((REPO / "params.yaml").read_text())["split"]["drop_order"]
+    defined = {f"{name}@{drop}" if "foreach" in spec else name
+               for name, spec in stages.items() for drop in (drops if "foreach" in spec else [None])}
+    locked = set(yaml.safe_load((REPO / "dvc.lock").read_text())["stages"])
+    assert locked == defined, f"dvc.lock's stale entries {sorted(locked - defined)}, missing {sorted(defined - locked)}"
+
+
 def test_every_stage_depends_on_the_code_it_runs():
     """A stage's outputs go stale silently if `dvc repro` does not see a change to code it imports."""
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
