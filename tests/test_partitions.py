@@ -9,6 +9,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+import yaml
 from conftest import SAUDI_SAMPLE, built_copy, run_command, run_corpus
 from pipeline_runs import GX_DIR, folder_files, output_files
 
@@ -162,3 +163,50 @@ def test_validating_drop_by_drop_gives_the_whole_table_validation(tmp_path):
     assert validate.run_corpus(tmp_path / "dedup", tmp_path / "corpus", None, PARAMS, GX_DIR).success
     assert all(path.stat().st_mtime_ns > checked[name] for name, path in rows.items())
     assert not gone.exists()
+
+
+def _changed(value):
+    """Another value of a boilerplate param's type."""
+    if isinstance(value, list):
+        return [*value, "سطر لم يرد في أي مقال"] if value else ["سطر لم يرد في أي مقال"]
+    if isinstance(value, dict):  # the line rules: the first one only
+        return dict(list(value.items())[:1])
+    return value + 1 if isinstance(value, int) else value
+
+
+def test_line_counts_read_only_the_boilerplate_rules_its_stage_lists(reproduced_seed, tmp_path):
+    """dvc.yaml's line_counts@<drop> lists a few boilerplate params (its dvc.lock entries stay
+    short): every other rule changed, a drop's line counts are the same bytes."""
+    root = built_copy(reproduced_seed, tmp_path / "project")
+    stage = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]["line_counts"]["do"]
+    listed = {key.removeprefix("boilerplate.") for key in stage["params"] if key.startswith("boilerplate.")}
+    params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
+    assert listed and "boilerplate" not in stage["params"] and listed < set(params["boilerplate"])
+    params["boilerplate"] = {key: value if key in listed else _changed(value)
+                             for key, value in params["boilerplate"].items()}
+    (root / "other.yaml").write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
+    counts = root / "build" / "line_counts" / "drop=seed" / clean.LINE_COUNTS_FILE
+    before = counts.read_bytes()
+    run_corpus("--params", "other.yaml", "line-counts", "--drop", "seed", cwd=root)
+    assert counts.read_bytes() == before
+    # and a listed one changes them
+    params["boilerplate"]["repeated_lines"]["max_chars"] = 5
+    (root / "other.yaml").write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
+    run_corpus("--params", "other.yaml", "line-counts", "--drop", "seed", cwd=root)
+    assert counts.read_bytes() != before
+
+
+def test_a_drop_is_cleaned_with_the_rules_its_repeated_lines_were_learnt_with(reproduced_seed, tmp_path):
+    """clean@<drop>'s dvc.lock entry lists no boilerplate params: a change of the rules
+    reaches it through repeated_lines' folder (boilerplate.json), which clean applies."""
+    root = built_copy(reproduced_seed, tmp_path / "project")
+    params = root / "params.yaml"
+    values = yaml.safe_load(params.read_text(encoding="utf-8"))
+    values["boilerplate"]["paragraph_min_words"] += 1
+    params.write_text(yaml.safe_dump(values, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    assert "clean@seed" not in run_command("dvc", "status", "clean@seed", cwd=root)
+    run_command("dvc", "repro", "--single-item", "repeated_lines", cwd=root)
+    assert "clean@seed" in run_command("dvc", "status", "clean@seed", cwd=root)
+    learnt = read_json(root / "build" / "repeated_lines" / "drop=seed" / clean.BOILERPLATE_FILE)
+    assert learnt == section(load_params(params), "boilerplate")
+    assert list(learnt["line_rules"]) == list(section(PARAMS, "boilerplate")["line_rules"])  # their order matters

@@ -36,6 +36,7 @@ repeated lines, ``corpus clean --drop NAME`` cleans the drop with its table.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from functools import partial
@@ -51,11 +52,13 @@ from pipeline.plumbing.io import (
     batches,
     partition,
     partition_drops,
+    read_json,
     reset_dir,
     scan_table,
     scratch_folder,
     write_stage_report,
     write_table,
+    write_text,
 )
 from pipeline.plumbing.params import drop_order, load_params, path_of, section
 from pipeline.plumbing.progress import Progress, log
@@ -585,9 +588,11 @@ def add_command(commands) -> None:
     add_engine_option(parser)
 
 
-# Per-drop files of the line-counts and repeated-lines commands.
+# Per-drop files of the line-counts and repeated-lines commands (and the boilerplate rules
+# repeated-lines learnt with, which clean --drop applies).
 LINE_COUNTS_FILE = "short_lines.parquet"
 REPEATED_LINES_FILE = "repeated_lines.parquet"
+BOILERPLATE_FILE = "boilerplate.json"
 
 
 def _count_lines_main(args) -> int:
@@ -610,6 +615,9 @@ def _repeated_lines_main(args) -> int:
     counts = ((drop, scan_table(partition(counted, drop) / LINE_COUNTS_FILE)) for drop in drops)
     for drop, repeated in repeated_lines_by_drop(counts, rules):
         write_table(repeated, partition(output, drop) / REPEATED_LINES_FILE)
+        # In params.yaml's order (not key-sorted): the first line rule that matches a line names it.
+        write_text(partition(output, drop) / BOILERPLATE_FILE,
+                   json.dumps(section(params, "boilerplate"), ensure_ascii=False, indent=2) + "\n")
         log(STAGE, f"drop {drop}: {repeated.height:,} repeated lines")
     return 0
 
@@ -624,5 +632,10 @@ def _main(paths: StagePaths, params: dict[str, Any], args) -> int:
     repeated_dir = path_of(params, "repeated_lines")
     for drop in args.drops:
         repeated = scan_table(partition(repeated_dir, drop) / REPEATED_LINES_FILE).collect()
-        run(partition(paths.input, drop), partition(paths.output, drop), None, params, repeated)
+        # The rules the drop's repeated lines were learnt with: clean@<drop> depends on them
+        # through that folder, so its dvc.lock entry need not list the rules (a drop's entries
+        # are rewritten with the lock after every stage `dvc repro` runs).
+        rules = read_json(partition(repeated_dir, drop) / BOILERPLATE_FILE)
+        run(partition(paths.input, drop), partition(paths.output, drop), None, {**params, "boilerplate": rules},
+            repeated)
     return 0
