@@ -43,6 +43,7 @@ _SHIFT_8, _SHIFT_30, _SHIFT_27, _SHIFT_31, _SHIFT_32 = (np.uint64(s) for s in (8
 _BYTE_SEED = np.uint64(0x2545F4914F6CDD1D)  # any odd constant: (position 0, byte 0) must not map to 0
 _LOW_32 = np.uint64(0xFFFFFFFF)
 _MIX_1, _MIX_2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+SIGNATURE_BLOCK_SHINGLES = 1 << 18  # ``signatures``: 2 MiB of hashes and as much permuted, per thread
 
 
 @dataclass(frozen=True)
@@ -259,20 +260,42 @@ def signatures(shingles: Shingles, params: MinHashParams, threads: int = 2) -> n
     if not len(rows):
         return result
     lead = lead_shingles(shingles, params.lead_shingles)
+    signed = np.empty((len(rows), params.width), dtype=np.uint32)  # the rows with shingles
 
     def fill(permutations: range) -> None:
-        buffers = {}
-        for p in permutations:
-            hashes, offsets = (shingles.hashes, shingles.offsets) if p < params.permutations else (lead.hashes, lead.offsets)
-            buffer = buffers.setdefault(len(hashes), np.empty(len(hashes), dtype=np.uint64))
-            np.multiply(hashes, a[p], out=buffer)
-            buffer += b[p]
-            result[rows, p] = (np.minimum.reduceat(buffer, offsets[:-1][rows]) >> _SHIFT_32).astype(np.uint32)
+        for sets, chosen in ((shingles, [p for p in permutations if p < params.permutations]),
+                             (lead, [p for p in permutations if p >= params.permutations])):
+            if chosen:
+                _min_hashes(sets.hashes, sets.offsets[:-1][rows], a, b, chosen, signed)
 
     parts = np.array_split(np.arange(params.width), max(1, threads))
     with ThreadPoolExecutor(max_workers=len(parts)) as pool:
         list(pool.map(lambda part: fill(range(part[0], part[-1] + 1)) if len(part) else None, parts))
+    if len(rows) == n_docs:
+        return signed
+    result[rows] = signed
     return result
+
+
+def _min_hashes(hashes: np.ndarray, starts: np.ndarray, a: np.ndarray, b: np.ndarray, permutations: list[int],
+                out: np.ndarray) -> None:
+    """``out[i, p]``: the top 32 bits of the minimum of ``a[p] * h + b[p]`` over the hashes
+    ``h`` of document ``i`` (``hashes[starts[i]:starts[i + 1]]``, the last to the end), for
+    each permutation ``p``. Documents go a block of about SIGNATURE_BLOCK_SHINGLES shingles
+    at a time through every permutation: the block and its permuted copy stay in the CPU's
+    cache (over a whole batch, each permutation streams them through memory: 1.8x the CPU)."""
+    cuts = np.unique(np.append(np.searchsorted(starts, np.arange(0, len(hashes), SIGNATURE_BLOCK_SHINGLES)),
+                               len(starts)))
+    ends = np.append(starts[1:], len(hashes))
+    buffer = np.empty(int(max(ends[last - 1] - starts[first] for first, last in zip(cuts[:-1], cuts[1:]))),
+                      dtype=np.uint64)
+    for first, last in zip(cuts[:-1].tolist(), cuts[1:].tolist()):
+        lo, hi = starts[first], ends[last - 1]
+        block, permuted, block_starts = hashes[lo:hi], buffer[:hi - lo], starts[first:last] - lo
+        for p in permutations:
+            np.multiply(block, a[p], out=permuted)
+            permuted += b[p]
+            out[first:last, p] = np.minimum.reduceat(permuted, block_starts) >> _SHIFT_32
 
 
 def band_keys(signature: np.ndarray, params: MinHashParams, band: int, docs: np.ndarray | None = None) -> np.ndarray:
