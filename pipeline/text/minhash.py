@@ -134,17 +134,27 @@ def word_hashes(words: pl.Series) -> np.ndarray:
     return _utf8_hashes(encoded.dictionary)[encoded.indices.to_numpy()]
 
 
-def _utf8_hashes(strings: pa.Array) -> np.ndarray:
+def utf8_bytes(strings: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, data) of Arrow strings without a copy of their bytes: string ``i`` is
+    ``data[offsets[i]:offsets[i + 1]]``, its UTF-8 (a null one empty)."""
     array = strings.cast(pa.large_string())
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
     if len(array) == 0:
-        return np.zeros(0, dtype=np.uint64)
+        return np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.uint8)
     offsets = np.frombuffer(array.buffers()[1], dtype=np.int64, count=len(array) + 1, offset=array.offset * 8)
-    data = np.frombuffer(array.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
-    starts, lengths = offsets[:-1] - offsets[0], np.diff(offsets)
+    return offsets - offsets[0], np.frombuffer(array.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
+
+
+def _utf8_hashes(strings: pa.Array) -> np.ndarray:
+    offsets, data = utf8_bytes(strings)
+    if len(offsets) == 1:
+        return np.zeros(0, dtype=np.uint64)
+    starts, lengths = offsets[:-1], np.diff(offsets)
     # each byte's position in its word, then one well-mixed value per (position, byte)
-    owner = np.repeat(np.arange(len(array)), lengths)
+    owner = np.repeat(np.arange(len(lengths)), lengths)
     position = (np.arange(len(data)) - starts[owner]).astype(np.uint64)
-    sums = np.zeros(len(array), dtype=np.uint64)
+    sums = np.zeros(len(lengths), dtype=np.uint64)
     nonempty = lengths > 0
     if nonempty.any():
         table = _mix64((position << _SHIFT_8) ^ data.astype(np.uint64) ^ _BYTE_SEED)
