@@ -460,36 +460,29 @@ class ShingleSets:
         and ``b[i]`` share, and the size of each set.
 
         Only the sets of the documents of these pairs are read (the caller bounds memory by
-        asking for a step of pairs at a time). Each side's sets are laid out pair after pair
-        as (pair << 32 | fingerprint), sorted, and the two sides merged (a stable sort of two
-        sorted runs is a linear merge): a fingerprint both sets hold is a value twice."""
+        asking for a step of pairs at a time), as the rows of a sparse matrix (a fingerprint
+        its column): the element-wise product of the rows of the two sides keeps the
+        fingerprints both hold, a linear merge of two sorted rows in scipy's compiled code
+        (a third of the CPU of laying the pairs' sets out and sorting them in numpy)."""
+        from scipy.sparse import csr_matrix  # 0.4 s to import: only when pairs are verified
+
         offsets = self._offsets()
         sizes = np.diff(offsets)
         docs = np.unique(np.concatenate([a, b]))
-        values = self._read(docs, offsets)
-        starts = np.zeros(len(docs), dtype=np.int64)
-        np.cumsum(sizes[docs][:-1], out=starts[1:])
-
-        def side(members: np.ndarray) -> np.ndarray:
-            counts = sizes[members]
-            ends = np.cumsum(counts)
-            owner = np.repeat(np.arange(len(members), dtype=np.int64), counts)
-            positions = starts[np.searchsorted(docs, members)][owner] + (
-                np.arange(ends[-1] if len(ends) else 0) - (ends - counts)[owner])
-            return (owner.astype(np.uint64) << _SHIFT_32) | values[positions]
-
-        merged = np.concatenate([side(a), side(b)])
-        merged.sort(kind="stable")
-        twice = merged[1:][merged[1:] == merged[:-1]]
-        shared = np.bincount((twice >> _SHIFT_32).astype(np.int64), minlength=len(a))
-        return shared, sizes[a], sizes[b]
+        starts = np.zeros(len(docs) + 1, dtype=np.int64)
+        np.cumsum(sizes[docs], out=starts[1:])
+        values = self._read(docs, offsets).astype(np.int64)
+        # each set is sorted and distinct: canonical rows, which scipy merges
+        sets = csr_matrix((np.ones(len(values), dtype=np.int8), values, starts), shape=(len(docs), 1 << 32))
+        both = sets[np.searchsorted(docs, a)].multiply(sets[np.searchsorted(docs, b)])
+        return np.diff(both.indptr).astype(np.int64), sizes[a], sizes[b]
 
     def subset(self, docs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The sets of ``docs`` (sorted, distinct) as ``add_sets`` takes them: a ShingleSets
         they are added to numbers them 0, 1, ... (what a worker verifying a step of pairs
         gets, ``np.searchsorted(docs, a)`` its pairs)."""
         offsets = self._offsets()
-        return self._read(docs, offsets).astype(np.uint32), np.diff(offsets)[docs]
+        return self._read(docs, offsets), np.diff(offsets)[docs]
 
     def _offsets(self) -> np.ndarray:
         """Where each document's set begins in the file (and the end of the last), once the
@@ -503,7 +496,7 @@ class ShingleSets:
         """The stored sets of ``docs`` (sorted), concatenated: one read per run of
         consecutive documents, so memory holds only what this step needs."""
         run_first, run_last = _runs(docs)
-        return _read_ranges(self._file, offsets[run_first], offsets[run_last + 1]).astype(np.uint64)
+        return _read_ranges(self._file, offsets[run_first], offsets[run_last + 1])
 
 
 def _runs(docs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
