@@ -272,24 +272,23 @@ def signatures(shingles: Shingles, params: MinHashParams, threads: int = 2) -> n
     another empty document, and the stage never sends empty documents here)."""
     a, b = params.permutation_coefficients()
     n_docs = len(shingles.offsets) - 1
-    result = np.full((n_docs, params.width), np.iinfo(np.uint32).max, dtype=np.uint32)
     rows = np.flatnonzero(shingles.counts > 0)
-    if not len(rows):
-        return result
-    lead = lead_shingles(shingles, params.lead_shingles)
     signed = np.empty((len(rows), params.width), dtype=np.uint32)  # the rows with shingles
+    if len(rows):
+        lead = lead_shingles(shingles, params.lead_shingles)
 
-    def fill(permutations: range) -> None:
-        for sets, chosen in ((shingles, [p for p in permutations if p < params.permutations]),
-                             (lead, [p for p in permutations if p >= params.permutations])):
-            if chosen:
-                _min_hashes(sets.hashes, sets.offsets[:-1][rows], a, b, chosen, signed)
+        def fill(permutations: range) -> None:
+            for sets, chosen in ((shingles, [p for p in permutations if p < params.permutations]),
+                                 (lead, [p for p in permutations if p >= params.permutations])):
+                if chosen:
+                    _min_hashes(sets.hashes, sets.offsets[:-1][rows], a, b, chosen, signed)
 
-    parts = np.array_split(np.arange(params.width), max(1, threads))
-    with ThreadPoolExecutor(max_workers=len(parts)) as pool:
-        list(pool.map(lambda part: fill(range(part[0], part[-1] + 1)) if len(part) else None, parts))
+        parts = np.array_split(np.arange(params.width), max(1, threads))
+        with ThreadPoolExecutor(max_workers=len(parts)) as pool:
+            list(pool.map(lambda part: fill(range(part[0], part[-1] + 1)) if len(part) else None, parts))
     if len(rows) == n_docs:
         return signed
+    result = np.full((n_docs, params.width), np.iinfo(np.uint32).max, dtype=np.uint32)
     result[rows] = signed
     return result
 
