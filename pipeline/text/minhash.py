@@ -127,8 +127,9 @@ def word_hashes(words: pl.Series) -> np.ndarray:
     words (no Python per word): a word's hash is the splitmix64 mix of the sum of one
     pseudo-random 64-bit value per (position, byte) and its length. Stable across versions
     and machines (it is only integer arithmetic on the bytes). The distinct words come from
-    Arrow's dictionary encoding (a third of the CPU of Polars' unique + replace_strict)."""
-    encoded = pc.dictionary_encode(words.to_arrow())
+    Arrow's dictionary encoding (a third of the CPU of Polars' unique + replace_strict), of
+    Polars' string views as they are (a copy of the words as Arrow strings first: 1.3x the CPU)."""
+    encoded = pc.dictionary_encode(words.to_arrow(compat_level=pl.CompatLevel.newest()))
     if isinstance(encoded, pa.ChunkedArray):
         encoded = encoded.combine_chunks()
     return _utf8_hashes(encoded.dictionary)[encoded.indices.to_numpy()]
