@@ -14,8 +14,8 @@ times; the same params.yaml (this checkout's) for both. Printed: wall time, CPU 
 sys) and peak RSS (the process tree, sampled every 0.1 s) of each run, the ratios this /
 baseline, the growth of the peak per 1,000 articles between the two sizes and the peak it
 extrapolates to at 1M, and whether both codes wrote the same bytes (every file of the output
-folder but the index; in the report.json files, all but the fingerprint, which hashes the code, and
-the index's scheme version).
+folder, the index too when both wrote one signature scheme; in the report.json files, all but the
+fingerprint, which hashes the code, and the index's scheme version).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.incremental import measured  # noqa: E402
 from pipeline.plumbing.io import partition, scan_table, write_table  # noqa: E402
-from pipeline.stages.dedup import FINGERPRINT, INDEX_FILES, KEPT_FILE  # noqa: E402
+from pipeline.stages.dedup import FINGERPRINT, INDEX_DIR, INDEX_FILES, INDEX_META, KEPT_FILE  # noqa: E402
 
 
 def comparable_report(report: dict) -> dict:
@@ -46,11 +46,18 @@ def comparable_report(report: dict) -> dict:
     return report
 
 
-def output_files(folder: Path) -> dict[str, bytes]:
-    """Every file under an output folder but the index (a drop's INDEX_FILES and
-    index/meta.json: their format changes with the code); report.json: ``comparable_report``."""
+def index_scheme(folder: Path) -> str:
+    """The signature scheme an output folder's index was written with (``minhash.SCHEME``)."""
+    return json.loads((folder / INDEX_DIR / INDEX_META).read_text())["minhash"]["scheme"]
+
+
+def output_files(folder: Path, with_index: bool = False) -> dict[str, bytes]:
+    """Every file under an output folder but, unless ``with_index`` (both codes wrote one
+    scheme), the index (a drop's INDEX_FILES and index/meta.json: their format changes with
+    the scheme); report.json: ``comparable_report``."""
     files = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in (*INDEX_FILES, "meta.json")):
+    skipped = () if with_index else (*INDEX_FILES, INDEX_META)
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in skipped):
         data = path.read_bytes()
         if path.name == "report.json":
             data = json.dumps(comparable_report(json.loads(data)), sort_keys=True).encode()
@@ -105,10 +112,13 @@ def main() -> None:
                 figures[size][name].append(measured(
                     [corpus, "--params", str(REPO / "params.yaml"), "dedup", "--input", str(drop),
                      "--output", str(output), "--metrics", str(work / f"metrics-{size}-{name}.json")], work, code))
-                outputs[name] = output_files(output)
+                outputs[name] = output
+            with_index = index_scheme(outputs["this"]) == index_scheme(outputs["baseline"])
+            same = output_files(outputs["this"], with_index) == output_files(outputs["baseline"], with_index)
+            for output in outputs.values():
                 shutil.rmtree(output)
-        same = outputs["this"] == outputs["baseline"]
-        print(f"{size:,} articles (mean {words[size]:.0f} words): same output bytes as {args.baseline}: {same}")
+        print(f"{size:,} articles (mean {words[size]:.0f} words): same output bytes as {args.baseline}"
+              f"{' (index too: same scheme)' if with_index else ' (but the index: another scheme)'}: {same}")
 
     print(f"\ndedup of one drop, this code vs {args.baseline} (source {source}), runs alternating")
     print(f"{'articles':>9} {'code':<9} {'wall s':>8} {'CPU s':>8} {'peak RSS GiB':>13}")

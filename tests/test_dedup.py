@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+import xxhash
 from conftest import REPO, run_corpus
 from pipeline_runs import folder_files
 
@@ -226,6 +227,32 @@ def test_shingles_stay_inside_their_document():
     first, last = shingles.hashes[0], shingles.hashes[3]
     assert first == last  # "a b c" is the same shingle wherever it stands
     assert len(set(shingles.hashes.tolist())) == 3
+
+
+def test_signatures_are_each_permutations_minimum_over_the_documents_shingles(monkeypatch):
+    """``minhash.signatures`` goes a block of documents at a time through the permutations:
+    whatever the blocks (a document across two, one longer than a block, empty ones), each
+    value is the minimum of its permutation over the document's shingles (its lead's for
+    the lead's values), and an empty document's are all ones."""
+    params = dedup.DedupParams.from_params(PARAMS).minhash
+    rng = np.random.default_rng(5)
+    counts = np.array([0, 40, 3, 0, 130, 1, 57, 0, 64, 22])
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    hashes = rng.integers(0, np.iinfo(np.uint64).max, offsets[-1], dtype=np.uint64, endpoint=True)
+    monkeypatch.setattr(minhash, "SIGNATURE_BLOCK_SHINGLES", 50)
+    signature = minhash.signatures(minhash.Shingles(hashes, offsets), params)
+    a, b = params.permutation_coefficients()
+    for doc, count in enumerate(counts.tolist()):
+        own = hashes[offsets[doc]:offsets[doc + 1]]
+        expected = [int((own[:params.lead_shingles if p >= params.permutations else count] * a[p] + b[p]).min()) >> 32
+                    if count else 2**32 - 1 for p in range(params.width)]
+        assert signature[doc].tolist() == expected
+
+
+def test_key_hashes_are_the_xxh3_of_each_keys_utf8():
+    keys = pl.Series(["", "وزير الخارجية", "a b", "", "عبدالله 2015", "x" * 5000, "é"])
+    for part in (keys, keys.slice(2, 4), keys.slice(6, 1), keys.slice(0, 0)):
+        assert dedup.key_hashes(part).to_list() == [xxhash.xxh3_128_hexdigest(k.encode()) for k in part.to_list()]
 
 
 def test_minhash_estimates_the_real_jaccard(evaluation):

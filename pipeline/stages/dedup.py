@@ -192,8 +192,12 @@ def with_match_words(articles: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def key_hashes(keys: pl.Series) -> pl.Series:
-    """xxh3-128 (hex) of each match key: equal keys <=> exact duplicates."""
-    return pl.Series("key_hash", [xxhash.xxh3_128_hexdigest(k.encode("utf-8")) for k in keys.to_list()], dtype=pl.String)
+    """xxh3-128 (hex) of each match key: equal keys <=> exact duplicates. The keys' bytes
+    are hashed where Arrow holds them (no Python string a key: a third of the CPU)."""
+    offsets, data = minhash.utf8_bytes(keys.to_arrow())
+    data, hexdigest = memoryview(data), xxhash.xxh3_128_hexdigest
+    bounds = offsets.tolist()
+    return pl.Series("key_hash", [hexdigest(data[lo:hi]) for lo, hi in zip(bounds[:-1], bounds[1:])], dtype=pl.String)
 
 
 def signature_table(articles: pl.LazyFrame, params: DedupParams, what: str,
