@@ -393,15 +393,6 @@ class ParquetAppender:
             os.replace(self._temporary, self._path)
 
 
-def write_tables(outputs: dict[Path, pl.LazyFrame]) -> None:
-    """Sink several lazy tables in one streaming pass, so a plan they share (say, the
-    cleaned articles feeding both the kept table and the quarantine) runs once."""
-    with _written_in_place_of([Path(path) for path in outputs]) as temporaries:
-        sinks = [frame.sink_parquet(temporary, lazy=True, maintain_order=True, **PARQUET_OPTIONS)
-                 for temporary, frame in zip(temporaries, outputs.values())]
-        pl.collect_all(sinks, engine="streaming")
-
-
 @contextmanager
 def scratch_folder(near: str | Path) -> Iterator[Path]:
     """A folder for a stage's intermediate files, next to `near` (same disk), removed
@@ -409,6 +400,13 @@ def scratch_folder(near: str | Path) -> Iterator[Path]:
     Path(near).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".scratch-", dir=near) as scratch:
         yield Path(scratch)
+
+
+def write_scratch(table: pl.DataFrame, path: Path) -> None:
+    """An intermediate file of a stage (in its ``scratch_folder``), read once, soon after:
+    LZ4 without statistics, half the CPU of the outputs' zstd to write and to read."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.write_parquet(path, compression="lz4", statistics=False)
 
 
 def write_parts(batches: Iterable[pl.DataFrame], directory: str | Path, schema: pl.Schema) -> int:

@@ -56,6 +56,7 @@ from pipeline.plumbing.io import (
     reset_dir,
     scan_table,
     scratch_folder,
+    write_scratch,
     write_stage_report,
     write_table,
     write_text,
@@ -448,8 +449,9 @@ def normalise_in_batches(
     for index, batch in enumerate(batches(articles, batch_size, at_least_one=True)):
         normalised = normalise_fields(batch.lazy(), rules).collect()
         if keep_normalised:
-            _write_scratch(normalised, normalised_dir, index)
-        _write_scratch(short_line_counts(article_lines(normalised.lazy()), rules).collect(), counts_dir, index)
+            write_scratch(normalised, normalised_dir / f"part-{index:05d}.parquet")
+        write_scratch(short_line_counts(article_lines(normalised.lazy()), rules).collect(),
+                      counts_dir / f"part-{index:05d}.parquet")
         progress.advance(batch.height)
     progress.done()
     # Adding up holds one row per distinct short line of the corpus; the result is small.
@@ -507,11 +509,6 @@ def _cleaner(
 ) -> Callable[[pl.DataFrame, int], CleanResult]:
     """Pass 2's per-batch work, built once per engine worker."""
     return lambda batch, _first_row: clean_articles(batch, repeated, rules, quality)
-
-
-def _write_scratch(table: pl.DataFrame, folder: Path, index: int) -> None:
-    # Read once, soon after: fast over small.
-    table.write_parquet(folder / f"part-{index:05d}.parquet", compression="lz4")
 
 
 def run(

@@ -1185,7 +1185,6 @@ def deduplicate_drop(drop: DropInput, corpus: CorpusIndex | None, folder: Path, 
     labelled = lazy_frames(lambda: (batch.join(result.assignment, on="id", how="left", maintain_order="left")
                                     for batch in batches(articles, params.batch_size)),
                            articles.join(result.assignment.lazy(), on="id", how="left").collect_schema())
-    # Two passes, not io.write_tables' one: as fast here, and one row group in memory less.
     write_table(conform(labelled.filter(pl.col("kind").is_null()), CLUSTERED_ARTICLE_SCHEMA), folder / KEPT_FILE)
     write_table(conform(labelled.filter(pl.col("kind").is_not_null()), DUPLICATE_SCHEMA), folder / DUPLICATES_FILE)
     listed = pl.concat([result.review["id_a"], result.review["id_b"]]).unique()

@@ -88,6 +88,7 @@ from pipeline.plumbing.io import (
     scan_table,
     scratch_folder,
     write_json,
+    write_scratch,
     write_stage_report,
     write_table,
     write_text,
@@ -585,18 +586,11 @@ def write_ngram_partitions(texts: pl.LazyFrame, rules: ContaminationRules, work_
     bounds = batch_bounds(n_words, rules.memory_ngrams)
     found = engine.map_tasks(partial(ngram_batch, rules=rules), texts.select("key", "text"), bounds)
     for batch, ((_, length), ngrams) in enumerate(zip(bounds, found)):
-        for bucket, part in ngrams.parts.items():
-            _write_scratch(part, work_dir / f"ngrams-{bucket:05d}" / f"batch-{batch:05d}.parquet")
-        _write_scratch(ngrams.counts, work_dir / "counts" / f"batch-{batch:05d}.parquet")
+        for bucket, part in ngrams.parts.items():  # n-gram hashes do not compress anyway
+            write_scratch(part, work_dir / f"ngrams-{bucket:05d}" / f"batch-{batch:05d}.parquet")
+        write_scratch(ngrams.counts, work_dir / "counts" / f"batch-{batch:05d}.parquet")
         progress.advance(length)
     progress.done()
-
-
-def _write_scratch(table: pl.DataFrame, path: Path) -> None:
-    # Read once, soon after: LZ4 without statistics, half the CPU of the outputs' zstd to
-    # write and to read (n-gram hashes do not compress anyway).
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table.write_parquet(path, compression="lz4", statistics=False)
 
 
 # The contamination index: one layer a drop, build/split_index/drop=<name>/, built in drop
