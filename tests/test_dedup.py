@@ -595,6 +595,42 @@ def test_set_overlap_and_signatures_read_back_from_disk_are_exact(evaluation):
     assert np.array_equal(stored.band_keys(params, 41, rows, chunk=64), minhash.band_keys(signature, params, 41, rows))
 
 
+def test_band_partitions_the_signing_batches_write_give_the_pairs_of_the_signatures(evaluation, tmp_path):
+    """A cluster's path for the LSH bands (``minhash.BandPartitions``): each signed batch writes
+    every band's keys to a partition of its own, a band's task reads them back (in a rank
+    order of the articles) and pairs its buckets; the task is handed the band's number
+    only. The same candidate pairs as from the driver's signature file."""
+    params = dataclasses.replace(dedup.DedupParams.from_params(PARAMS), batch_size=300)
+    articles = evaluation.articles.lazy().select("id", "text")
+    signatures = minhash.SignatureFile(params.minhash.width)
+    partitions = minhash.BandPartitions(tmp_path / "bands")
+    signed = dedup.signature_table(articles, params, "articles", signature_file=signatures,
+                                   band_partitions=partitions)
+    batches = -(-signed.height // params.batch_size)
+    assert batches > 2 and sorted(path.name for path in (tmp_path / "bands").iterdir()) == [
+        f"band={band:03d}" for band in range(params.minhash.all_bands)]
+    assert all(len(list(folder.iterdir())) == batches for folder in (tmp_path / "bands").iterdir())
+    docs = np.random.default_rng(5).permutation(signed.height)[:signed.height - 100]
+    handed: list[object] = []
+
+    def map_tasks(work, shared, items):
+        items = list(items)
+        handed.extend(items)
+        return LocalEngine().map_tasks(work, shared, items)
+
+    bands = range(params.minhash.all_bands)
+    from_partitions = minhash.pair_codes(bands, params.max_bucket_size, map_tasks,
+                                         dataclasses.replace(partitions, rows=signed.height), docs)
+    from_signatures = minhash.pair_codes((signatures.band_keys(params.minhash, band, docs) for band in bands),
+                                         params.max_bucket_size, LocalEngine().map_tasks)
+    assert handed == list(bands)
+    assert len(from_signatures) > 100 and np.array_equal(from_partitions, from_signatures)
+    with pytest.raises(ValueError, match="holds the keys of"):  # a missing partition is an error, not fewer pairs
+        next(iter(sorted((tmp_path / "bands" / "band=007").iterdir()))).unlink()
+        minhash.pair_codes(bands, params.max_bucket_size, map_tasks,
+                           dataclasses.replace(partitions, rows=signed.height), docs)
+
+
 def test_a_table_written_a_frame_at_a_time_has_the_bytes_of_the_whole(evaluation, tmp_path):
     """``io.lazy_frames``, how dedup writes a drop's folder without holding the drop: the
     same bytes as the rows sunk from one frame, with a filter and a projection pushed down."""

@@ -154,26 +154,34 @@ def _data_docs_runs(root: Path) -> list[tuple[str, ...]]:
     return runs
 
 
-def test_dedup_against_earlier_drops_on_a_ray_cluster_gives_the_local_outputs(tmp_path, ray_cluster):
+def test_dedup_against_earlier_drops_on_a_ray_cluster_gives_the_local_outputs(tmp_path, s3_server, ray_cluster):
     """The drops of the labelled dedup evaluation (real articles: the seeds, the SaudiNewsNet
     sample with its reprints, templated reports), each deduplicated against the index of
     those before it, with `corpus dedup --engine local`, then `--engine ray`: the LSH bands
     (of a drop, and of a drop against the index) and the verification of the candidate
-    pairs on the two nodes' workers give the local engine's files, byte for byte."""
+    pairs on the two nodes' workers give the local engine's files, byte for byte. On Ray
+    the signing tasks hand the band tasks their keys through partitions in `engine.scratch`
+    (here at s3://: a band task that found fewer keys than articles would fail), deleted
+    after each drop."""
     params = load_params(REPO / "params.yaml")
     evaluation = dedup_eval.build_sample_evaluation(tmp_path / "evaluation", params)
     clean = tmp_path / "clean"
     for (drop,), articles in evaluation.articles.group_by("drop"):
         write_table(articles, partition(clean, drop) / KEPT_FILE)
     params_file = tmp_path / "params.yaml"
-    params_file.write_text(re.sub(r"\n  verify_batch_pairs: \d+ ", "\n  verify_batch_pairs: 200 ",
-                                  (REPO / "params.yaml").read_text(encoding="utf-8"), count=1), encoding="utf-8")
+    text = re.sub(r"\n  verify_batch_pairs: \d+ ", "\n  verify_batch_pairs: 200 ",
+                  (REPO / "params.yaml").read_text(encoding="utf-8"), count=1)
+    text = text.replace('\n  scratch: "" ', f'\n  scratch: s3://{BUCKET}/scratch ', 1)
+    params_file.write_text(re.sub(r"\n  batch_size: 10000 ", "\n  batch_size: 300 ", text, count=1),  # dedup's
+                           encoding="utf-8")
     logs = {engine: run_corpus("--params", str(params_file), "dedup", "--input", str(clean), "--output",
                                str(tmp_path / engine), "--metrics", str(tmp_path / f"{engine}.json"), "--engine",
                                engine).stderr
             for engine in ("local", "ray")}
     drops = evaluation.articles["drop"].n_unique()
     assert drops >= 3 and logs["ray"].count("bands grouped and pairs verified on the ray engine") == drops
+    assert logs["ray"].count(f"(band keys handed over in s3://{BUCKET}/scratch/corpus-shared-") == drops
+    assert "band keys handed over" not in logs["local"] and not s3_server.files(f"s3://{BUCKET}/scratch")
     assert folder_files(tmp_path / "ray") == folder_files(tmp_path / "local")
     report = json.loads((tmp_path / "local" / "report.json").read_text())
     assert report["candidate_pairs"] > 5 * 200

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any, Callable, Iterable, Iterator, Protocol
+from pathlib import Path
+from typing import Any, Callable, ContextManager, Iterable, Iterator, Protocol
 
 import polars as pl
 
+from pipeline.plumbing.io import Location
 from pipeline.plumbing.params import ParamsError
 
 ENGINES = ("local", "ray")
@@ -32,6 +34,13 @@ class Engine(Protocol):
         tasks are started, so a generator of large items is not held whole."""
         ...
 
+    def shared_folder(self, where: str) -> ContextManager[Path | Location | None]:
+        """A new folder for the files a stage's workers hand each other (dedup's LSH band
+        partitions), inside `where` (params.yaml ``engine.scratch``: a path every worker
+        reads and writes, or a URL; empty: the system's temporary folder), deleted on exit;
+        None when the workers are this process (the local engine: nothing to hand over)."""
+        ...
+
 
 def engine_name(params: dict[str, Any], choice: str | None = None) -> str:
     """The engine to run on: `choice` (``--engine``), else params.yaml ``engine.name``, else local."""
@@ -43,6 +52,15 @@ def engine_name(params: dict[str, Any], choice: str | None = None) -> str:
     if choice not in ENGINES:
         raise ParamsError(f"params.yaml 'engine.name' must be one of {', '.join(ENGINES)}, not {choice!r}")
     return choice
+
+
+def engine_scratch(params: dict[str, Any]) -> str:
+    """params.yaml ``engine.scratch``: where an engine's ``shared_folder`` goes ("": the system's temporary folder)."""
+    engine_name(params)  # the section is a mapping
+    scratch = params.get("engine", {}).get("scratch") or ""
+    if not isinstance(scratch, str):
+        raise ParamsError(f"params.yaml 'engine.scratch' must be a path or URL, not {scratch!r}")
+    return scratch
 
 
 def open_engine(params: dict[str, Any], choice: str | None = None) -> Engine:

@@ -37,7 +37,8 @@ candidate pairs (8 bytes a pair); on disk, its folder's sets (about 3 KB an arti
 words).
 
 On an engine (``dedup.engine``, pipeline/engines/) the batches are signed, the LSH bands
-grouped (a task a band, of the drop and against the index) and the candidate pairs verified
+grouped (a task a band, of the drop and against the index; on a cluster the signing tasks
+hand a band's task its keys through storage, ``minhash.BandPartitions``) and the candidate pairs verified
 (a task a step of pairs, with the shingle sets of its articles) on the workers; the
 decisions on the verified pairs and the clustering stay here. Same outputs, byte for byte.
 """
@@ -47,7 +48,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,15 @@ import numpy as np
 import polars as pl
 import xxhash
 
-from pipeline.engines.engine import DEFAULT_ENGINE, Engine, add_engine_option, engine_name, open_engine, with_engine
+from pipeline.engines.engine import (
+    DEFAULT_ENGINE,
+    Engine,
+    add_engine_option,
+    engine_name,
+    engine_scratch,
+    open_engine,
+    with_engine,
+)
 from pipeline.plumbing.fingerprint import code_digest, digest, files_digest
 from pipeline.plumbing.io import (
     REPORT_FILE,
@@ -146,6 +155,7 @@ class DedupParams:
     # what signs the batches, groups the LSH bands and verifies the candidate pairs
     # (pipeline/engines/; clustering stays here): outputs are the same
     engine: str = DEFAULT_ENGINE
+    scratch: str = ""  # where the engine's workers hand each other the LSH band partitions (``engine_scratch``)
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "DedupParams":
@@ -171,6 +181,7 @@ class DedupParams:
             names_share=float(dedup["names_share"]),
             lead_min=float(dedup["lead_min"]),
             engine=engine_name(params),
+            scratch=engine_scratch(params),
         )
         if not 0 < result.review_min <= result.threshold <= 1:
             raise ValueError("dedup: need 0 < review_min <= threshold <= 1")
@@ -204,7 +215,8 @@ def signature_table(articles: pl.LazyFrame, params: DedupParams, what: str,
                     shingle_sets: minhash.ShingleSets | None = None,
                     figures: list[pl.DataFrame] | ParquetAppender | None = None,
                     details: minhash.ShingleSets | None = None,
-                    signature_file: minhash.SignatureFile | None = None) -> pl.DataFrame:
+                    signature_file: minhash.SignatureFile | None = None,
+                    band_partitions: minhash.BandPartitions | None = None) -> pl.DataFrame:
     """id, key_hash, signature (Array[UInt32, permutations]) of every article, in input order.
 
     Articles are read ``batch_size`` at a time; the signatures fill one preallocated array
@@ -212,7 +224,8 @@ def signature_table(articles: pl.LazyFrame, params: DedupParams, what: str,
     has no signature column. With ``shingle_sets``, each batch's shingle sets
     are added to it, for verifying candidate pairs without reading the texts again (and
     their ``minhash.detail_sets`` to ``details``); with ``figures``, each batch's
-    ``figure_table`` is appended to it (docs numbered in input order)."""
+    ``figure_table`` is appended to it (docs numbered in input order); with ``band_partitions``,
+    the task that signs a batch writes its LSH band keys there."""
     n = articles.select(pl.len()).collect().item()
     signature = np.empty((0 if signature_file is not None else n, params.minhash.width), dtype=np.uint32)
     ids: list[pl.Series] = []
@@ -220,7 +233,7 @@ def signature_table(articles: pl.LazyFrame, params: DedupParams, what: str,
     progress = Progress(STAGE, f"{what} signed", total=n)
     columns = ["id", "key", "words"] + (["figures"] if figures is not None else [])
     signed = with_match_words(articles.select("id", "text")).with_columns(figures=figure_snippets(pl.col("text")))
-    signer = partial(_signer, params, shingle_sets is not None, figures is not None)
+    signer = partial(_signer, params, shingle_sets is not None, figures is not None, band_partitions)
     for part in open_engine({}, params.engine).map_batches(signed.select(columns), signer, params.batch_size):
         if signature_file is not None:
             signature_file.add(part.signatures)
@@ -257,18 +270,23 @@ class SignedBatch:
 
 
 def sign_batch(batch: pl.DataFrame, first_row: int, params: DedupParams, keep_shingles: bool,
-               with_figures: bool) -> SignedBatch:
+               with_figures: bool, band_partitions: minhash.BandPartitions | None = None) -> SignedBatch:
     shingles = minhash.shingle_hashes(batch["words"], params.minhash.ngram)
+    signature = minhash.signatures(shingles, params.minhash)
+    if band_partitions is not None:
+        band_partitions.add(first_row, signature, params.minhash)
     return SignedBatch(
-        batch["id"], key_hashes(batch["key"]), minhash.signatures(shingles, params.minhash),
+        batch["id"], key_hashes(batch["key"]), signature,
         shingles if keep_shingles else None,
         figure_table(batch["figures"], first_doc=first_row) if with_figures else None,
     )
 
 
-def _signer(params: DedupParams, keep_shingles: bool, with_figures: bool):
+def _signer(params: DedupParams, keep_shingles: bool, with_figures: bool,
+            band_partitions: minhash.BandPartitions | None):
     """``sign_batch`` as an engine worker's per-batch function."""
-    return partial(sign_batch, params=params, keep_shingles=keep_shingles, with_figures=with_figures)
+    return partial(sign_batch, params=params, keep_shingles=keep_shingles, with_figures=with_figures,
+                   band_partitions=band_partitions)
 
 
 # ------------------------------------------------------------------ figures
@@ -776,11 +794,16 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams, corpus: CorpusIndex
     engine = open_engine({}, params.engine)
     scratch = tempfile.TemporaryDirectory(prefix="dedup-verified-pairs-")
     signatures = minhash.SignatureFile(params.minhash.width)  # rows as in `signed`
+    # On a cluster the signing tasks write the LSH band keys to partitions the band tasks read
+    # (None: the local engine reads them from the signature file).
     with minhash.ShingleSets(None if store is None else store / SHINGLE_SETS_FILE) as shingle_sets, \
-            minhash.ShingleSets(None if store is None else store / DETAIL_SETS_FILE) as details:
+            minhash.ShingleSets(None if store is None else store / DETAIL_SETS_FILE) as details, \
+            engine.shared_folder(params.scratch) as shared:
+        partitions = None if shared is None else minhash.BandPartitions(shared)
         # The figures go to a file, read back for the pairs of a step (``other_figures``).
         with ParquetAppender(Path(scratch.name) / "figures.parquet", FIGURE_SCHEMA) as figure_rows:
-            signed = signature_table(articles, params, "articles", shingle_sets, figure_rows, details, signatures)
+            signed = signature_table(articles, params, "articles", shingle_sets, figure_rows, details, signatures,
+                                     partitions)
             n_own = signed.height
             # Fixed articles of the corpus: the candidates of the new distinct texts, and exact copies.
             cross = pl.DataFrame(schema={"id_a": pl.String, "key_hash": pl.String})
@@ -817,8 +840,15 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams, corpus: CorpusIndex
 
         # Candidate pairs of rank numbers, as sorted codes (``minhash.pair_code``; ``reps``
         # increases, so positions in it map to ranks in order)
-        keys = (signatures.band_keys(params.minhash, band, doc[reps]) for band in range(params.minhash.all_bands))
-        a, b = minhash.pair_parts(minhash.pair_codes(keys, params.max_bucket_size, engine.map_tasks))
+        bands = range(params.minhash.all_bands)
+        if partitions is None:
+            a, b = minhash.pair_parts(minhash.pair_codes(
+                (signatures.band_keys(params.minhash, band, doc[reps]) for band in bands), params.max_bucket_size,
+                engine.map_tasks))
+        else:
+            a, b = minhash.pair_parts(minhash.pair_codes(
+                bands, params.max_bucket_size, engine.map_tasks, replace(partitions, rows=n_own),
+                doc[reps]))
         codes = minhash.pair_code(reps[a], reps[b])
         del a, b
         # a corpus article (rank < n_fixed) and the new distinct text of that key
@@ -830,7 +860,8 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams, corpus: CorpusIndex
         log(STAGE, f"{len(reps):,} distinct texts, {len(codes):,} candidate pairs from "
                    f"{params.minhash.bands} bands x {params.minhash.rows} rows"
                    + (f" ({crossing.height:,} with {n_fixed:,} articles of earlier drops)" if corpus is not None else "")
-                   + f"; bands grouped and pairs verified on the {engine.name} engine")
+                   + f"; bands grouped and pairs verified on the {engine.name} engine"
+                   + ("" if partitions is None else f" (band keys handed over in {partitions.folder})"))
         verified = verify_to_files(shingle_sets, details, codes, doc, params, Path(scratch.name) / "verified_pairs",
                                    engine)
         del codes, crossing

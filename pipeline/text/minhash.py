@@ -14,7 +14,9 @@ The pieces, in the order the dedup stage uses them:
   key (LSH), band by band, as sorted uint64 codes.
 * ``ShingleSets``: the shingle sets, written to a temporary file batch by batch, and the
   real overlap of given pairs (shared shingles, set sizes) read back from it a step of
-  pairs at a time. ``SignatureFile``: the signatures, likewise.
+  pairs at a time. ``SignatureFile``: the signatures, likewise. ``BandPartitions``: the
+  band keys as per-band partitions in a folder all of a cluster's workers reach, written
+  by the signing tasks and read by the bands' tasks (``pair_codes`` on a cluster).
 
 Memory: a batch holds its own shingles only; what stays for the whole corpus is an offset
 into the shingle-set file (8 bytes a document), one band's keys at a time (8 bytes a
@@ -35,6 +37,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from pipeline.plumbing.io import Location
 
 # Version of the shingle/signature scheme; an index built with another scheme is refused.
 SCHEME = "tabulated-words/poly-ngrams/affine-minhash+lead/v5"  # v4: names on "عبد" joined; v5: sets kept
@@ -350,10 +354,14 @@ def pair_parts(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (codes >> _SHIFT_32).astype(np.int64), (codes & _LOW_32).astype(np.int64)
 
 
-def pair_codes(keys_of_bands: Iterable[np.ndarray], max_bucket_size: int, map_tasks: MapTasks) -> np.ndarray:
+def pair_codes(keys_of_bands: Iterable[Any], max_bucket_size: int, map_tasks: MapTasks,
+               partitions: "BandPartitions | None" = None, docs: np.ndarray | None = None) -> np.ndarray:
     """Distinct pairs of documents that share a band key (LSH), as sorted uint64 codes
     (``pair_code`` of a < b, positions in the key arrays), given each band's keys of the
-    documents (``band_keys``), documents in rank order (the preferred kept article first).
+    documents (``band_keys``), documents in rank order (the preferred kept article first);
+    or, with ``partitions``, each band's number: its task reads the band's keys of the rows
+    ``docs`` (in rank order) from the partitions the signing tasks wrote (``BandPartitions``),
+    and no key passes through this process.
 
     A bucket of more than ``max_bucket_size`` documents pairs each member with the bucket's
     first member only, so a very common band (templated articles) stays linear, not
@@ -363,7 +371,8 @@ def pair_codes(keys_of_bands: Iterable[np.ndarray], max_bucket_size: int, map_ta
     many bands is held once (8 bytes: the pairs grow faster than the documents, and
     another copy of them while a band is merged in)."""
     found = np.zeros(0, dtype=np.uint64)
-    for codes in map_tasks(partial(bucket_pairs, max_bucket_size=max_bucket_size), None, keys_of_bands):
+    work = bucket_pairs if partitions is None else partitions.band_pairs
+    for codes in map_tasks(partial(work, max_bucket_size=max_bucket_size), docs, keys_of_bands):
         if not codes.flags.writeable:  # a Ray task's result, read from the object store without a copy
             codes = codes.copy()
         merged = np.concatenate([found, _distinct(codes)])
@@ -560,3 +569,42 @@ class SignatureFile:
             block = _read_ranges(self._file, np.array([first * self.width]), np.array([last * self.width]))
             keys[first:last] = band_keys(block.reshape(-1, self.width), params, band)
         return keys if docs is None else keys[docs]
+
+
+@dataclass(frozen=True)
+class BandPartitions:
+    """The LSH band keys of documents 0, 1, 2... as per-band partitions in ``folder`` (a path
+    every worker reads and writes, or a URL: ``io.Location``), datatrove's layout between its
+    signing and bucketing steps: the task that signs a batch writes each band's keys of its
+    documents (``add``: ``band=NNN/rows-FIRSTROW.u64``, raw uint64), and a band's task reads
+    that band's partitions itself (``band_pairs``). The keys go from the signing workers to
+    the grouping ones through storage; the driver only names the bands."""
+
+    folder: Path | Location
+    rows: int = 0  # documents signed (``signed``), known once every batch is
+
+    def add(self, first_row: int, signature: np.ndarray, params: MinHashParams) -> None:
+        """Writes the keys of every band of the documents ``first_row``, ``first_row + 1``... (their ``signature``)."""
+        for band in range(params.all_bands):
+            data = band_keys(signature, params, band).astype("<u8").tobytes()
+            path = self.folder / f"band={band:03d}" / f"rows-{first_row:012d}.u64"
+            if isinstance(path, Location):  # an object store: the key appears whole when the upload completes
+                with path.filesystem.open_output_stream(path.path) as stream:
+                    stream.write(data)
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
+
+    def keys(self, band: int, docs: np.ndarray) -> np.ndarray:
+        """The keys of band ``band`` of the documents ``docs``, read from its partitions."""
+        folder = self.folder / f"band={band:03d}"
+        parts = sorted(folder.iterdir()) if self.rows else []  # zero-padded first rows: in row order
+        keys = np.concatenate([np.frombuffer(part.read_bytes(), dtype="<u8") for part in parts] or
+                              [np.zeros(0, dtype=np.uint64)])
+        if len(keys) != self.rows:
+            raise ValueError(f"{folder} holds the keys of {len(keys):,} documents, not {self.rows:,}")
+        return keys.astype(np.uint64, copy=False)[docs]
+
+    def band_pairs(self, docs: np.ndarray, band: int, max_bucket_size: int) -> np.ndarray:
+        """``bucket_pairs`` of band ``band`` of the documents ``docs`` (in rank order), its keys read here."""
+        return bucket_pairs(None, self.keys(band, docs), max_bucket_size)
