@@ -592,20 +592,18 @@ def test_set_overlap_and_signatures_read_back_from_disk_are_exact(evaluation):
         stored.add(signature[first:first + 150])
     rows = rng.permutation(len(signature))[:120]
     assert np.array_equal(stored.read(rows), signature[rows])
-    assert np.array_equal(stored.band_keys(params, 41, rows, chunk=64), minhash.band_keys(signature, params, 41, rows))
 
 
 def test_band_partitions_the_signing_batches_write_give_the_pairs_of_the_signatures(evaluation, tmp_path):
-    """A cluster's path for the LSH bands (``minhash.BandPartitions``): each signed batch writes
+    """How the LSH bands get their keys (``minhash.BandPartitions``): each signed batch writes
     every band's keys to a partition of its own, a band's task reads them back (in a rank
     order of the articles) and pairs its buckets; the task is handed the band's number
-    only. The same candidate pairs as from the driver's signature file."""
+    only. The same candidate pairs as from the signatures in memory."""
     params = dataclasses.replace(dedup.DedupParams.from_params(PARAMS), batch_size=300)
     articles = evaluation.articles.lazy().select("id", "text")
-    signatures = minhash.SignatureFile(params.minhash.width)
     partitions = minhash.BandPartitions(tmp_path / "bands")
-    signed = dedup.signature_table(articles, params, "articles", signature_file=signatures,
-                                   band_partitions=partitions)
+    signed = dedup.signature_table(articles, params, "articles", band_partitions=partitions)
+    signature = signed["signature"].to_numpy()
     batches = -(-signed.height // params.batch_size)
     assert batches > 2 and sorted(path.name for path in (tmp_path / "bands").iterdir()) == [
         f"band={band:03d}" for band in range(params.minhash.all_bands)]
@@ -621,7 +619,7 @@ def test_band_partitions_the_signing_batches_write_give_the_pairs_of_the_signatu
     bands = range(params.minhash.all_bands)
     from_partitions = minhash.pair_codes(bands, params.max_bucket_size, map_tasks,
                                          dataclasses.replace(partitions, rows=signed.height), docs)
-    from_signatures = minhash.pair_codes((signatures.band_keys(params.minhash, band, docs) for band in bands),
+    from_signatures = minhash.pair_codes((minhash.band_keys(signature, params.minhash, band, docs) for band in bands),
                                          params.max_bucket_size, LocalEngine().map_tasks)
     assert handed == list(bands)
     assert len(from_signatures) > 100 and np.array_equal(from_partitions, from_signatures)

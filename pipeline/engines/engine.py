@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import tempfile
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Iterable, Iterator, Protocol
+from typing import Any, Callable, Iterable, Iterator, Protocol
 
 import polars as pl
 
-from pipeline.plumbing.io import Location
+from pipeline.plumbing.io import Location, storage_path
 from pipeline.plumbing.params import ParamsError
 
 ENGINES = ("local", "ray")
@@ -34,13 +37,6 @@ class Engine(Protocol):
         tasks are started, so a generator of large items is not held whole."""
         ...
 
-    def shared_folder(self, where: str) -> ContextManager[Path | Location | None]:
-        """A new folder for the files a stage's workers hand each other (dedup's LSH band
-        partitions), inside `where` (params.yaml ``engine.scratch``: a path every worker
-        reads and writes, or a URL; empty: the system's temporary folder), deleted on exit;
-        None when the workers are this process (the local engine: nothing to hand over)."""
-        ...
-
 
 def engine_name(params: dict[str, Any], choice: str | None = None) -> str:
     """The engine to run on: `choice` (``--engine``), else params.yaml ``engine.name``, else local."""
@@ -61,6 +57,25 @@ def engine_scratch(params: dict[str, Any]) -> str:
     if not isinstance(scratch, str):
         raise ParamsError(f"params.yaml 'engine.scratch' must be a path or URL, not {scratch!r}")
     return scratch
+
+
+@contextmanager
+def shared_folder(where: str) -> Iterator[Path | Location]:
+    """A new folder for the files a stage's tasks hand each other (dedup's LSH band
+    partitions), inside `where` (``engine_scratch``: a path every worker reads and writes,
+    or a URL; empty: the system's temporary folder, which is one machine's), deleted on exit."""
+    base = storage_path(where) if where else Path(tempfile.gettempdir())
+    if isinstance(base, Location):
+        folder = base / f"corpus-shared-{uuid.uuid4().hex}"
+        try:
+            yield folder
+        finally:
+            if folder.exists():  # (nothing is there when no task wrote)
+                folder.filesystem.delete_dir(folder.path)
+    else:
+        base.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="corpus-shared-", dir=base) as folder:
+            yield Path(folder).resolve()
 
 
 def open_engine(params: dict[str, Any], choice: str | None = None) -> Engine:

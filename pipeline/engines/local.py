@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-from typing import Any, Callable, ContextManager, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import polars as pl
 
@@ -23,6 +22,3 @@ class LocalEngine:
 
     def map_tasks(self, work: Callable[[Any, Any], Any], shared: Any, items: Iterable[Any]) -> Iterator[Any]:
         return (work(shared, item) for item in items)
-
-    def shared_folder(self, where: str) -> ContextManager[None]:
-        return nullcontext()

@@ -23,10 +23,6 @@ gets its own item, and at most two tasks a CPU wait or run at a time, so the dri
 items only as fast as the cluster takes them (Ray's pattern for limiting pending tasks).
 Paths in the items must be absolute, or URLs (``io.Location``: a worker resolves one with
 its own credentials).
-
-What workers hand each other (dedup's LSH band partitions, written by the signing tasks and
-read by the band tasks) goes to a ``shared_folder`` in params.yaml ``engine.scratch``: on one
-machine the temporary folder, on a cluster a folder every node mounts or a URL (``s3://``).
 """
 
 from __future__ import annotations
@@ -34,19 +30,13 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-import tempfile
-import uuid
 from collections import deque
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 import polars as pl
 import pyarrow as pa
 import ray
 import ray.data
-
-from pipeline.plumbing.io import Location, storage_path
 
 
 def connect() -> None:
@@ -121,18 +111,3 @@ class RayEngine:
             pending.append(_task.remote(work, shared_ref, item))
         while pending:
             yield ray.get(pending.popleft())
-
-    @contextmanager
-    def shared_folder(self, where: str) -> Iterator[Path | Location]:
-        base = storage_path(where) if where else Path(tempfile.gettempdir())
-        if isinstance(base, Location):
-            folder = base / f"corpus-shared-{uuid.uuid4().hex}"
-            try:
-                yield folder
-            finally:
-                if folder.exists():  # (nothing is there when no task wrote)
-                    folder.filesystem.delete_dir(folder.path)
-        else:
-            base.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(prefix="corpus-shared-", dir=base) as folder:
-                yield Path(folder).resolve()

@@ -30,15 +30,15 @@ fingerprint) holds, so a new drop signs only its articles and the output equals 
 scratch.
 
 Articles are read in batches of ``dedup.batch_size``: only one batch's shingles are ever
-in memory; their sets, signatures and figures go to temporary files, read back a band, a
-step of pairs or a batch at a time, and a drop's folder is written a batch at a time. What
-grows with a drop is its ids, key hashes and ranks (about 100 bytes an article) and its
-candidate pairs (8 bytes a pair); on disk, its folder's sets (about 3 KB an article of 400
-words).
+in memory; their sets, signatures, band keys and figures go to temporary files, read back
+a band, a step of pairs or a batch at a time, and a drop's folder is written a batch at a
+time. What grows with a drop is its ids, key hashes and ranks (about 100 bytes an article)
+and its candidate pairs (8 bytes a pair); on disk, its folder's sets (about 3 KB an article
+of 400 words).
 
 On an engine (``dedup.engine``, pipeline/engines/) the batches are signed, the LSH bands
-grouped (a task a band, of the drop and against the index; on a cluster the signing tasks
-hand a band's task its keys through storage, ``minhash.BandPartitions``) and the candidate pairs verified
+grouped (a task a band, of the drop and against the index; the signing tasks hand a band's
+task its keys through storage, ``minhash.BandPartitions``) and the candidate pairs verified
 (a task a step of pairs, with the shingle sets of its articles) on the workers; the
 decisions on the verified pairs and the clustering stay here. Same outputs, byte for byte.
 """
@@ -64,6 +64,7 @@ from pipeline.engines.engine import (
     engine_name,
     engine_scratch,
     open_engine,
+    shared_folder,
     with_engine,
 )
 from pipeline.plumbing.fingerprint import code_digest, digest, files_digest
@@ -155,7 +156,7 @@ class DedupParams:
     # what signs the batches, groups the LSH bands and verifies the candidate pairs
     # (pipeline/engines/; clustering stays here): outputs are the same
     engine: str = DEFAULT_ENGINE
-    scratch: str = ""  # where the engine's workers hand each other the LSH band partitions (``engine_scratch``)
+    scratch: str = ""  # where the signing tasks leave the LSH band partitions for the band tasks (``engine_scratch``)
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "DedupParams":
@@ -794,25 +795,25 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams, corpus: CorpusIndex
     engine = open_engine({}, params.engine)
     scratch = tempfile.TemporaryDirectory(prefix="dedup-verified-pairs-")
     signatures = minhash.SignatureFile(params.minhash.width)  # rows as in `signed`
-    # On a cluster the signing tasks write the LSH band keys to partitions the band tasks read
-    # (None: the local engine reads them from the signature file).
+    # The signing tasks write the LSH band keys to partitions the band tasks read (on a
+    # cluster, storage every worker reaches: ``engine.scratch``).
     with minhash.ShingleSets(None if store is None else store / SHINGLE_SETS_FILE) as shingle_sets, \
             minhash.ShingleSets(None if store is None else store / DETAIL_SETS_FILE) as details, \
-            engine.shared_folder(params.scratch) as shared:
-        partitions = None if shared is None else minhash.BandPartitions(shared)
+            shared_folder(params.scratch) as shared:
+        partitions = minhash.BandPartitions(shared)
         # The figures go to a file, read back for the pairs of a step (``other_figures``).
         with ParquetAppender(Path(scratch.name) / "figures.parquet", FIGURE_SCHEMA) as figure_rows:
             signed = signature_table(articles, params, "articles", shingle_sets, figure_rows, details, signatures,
                                      partitions)
             n_own = signed.height
+            partitions = replace(partitions, rows=n_own)
             # Fixed articles of the corpus: the candidates of the new distinct texts, and exact copies.
             cross = pl.DataFrame(schema={"id_a": pl.String, "key_hash": pl.String})
             if corpus is not None and signed.height:
                 distinct = signed.select("key_hash").with_row_index("row").unique("key_hash", keep="first",
                                                                                    maintain_order=True)
                 distinct_rows = distinct["row"].to_numpy()
-                near = corpus.candidates(lambda band: signatures.band_keys(params.minhash, band, distinct_rows), params,
-                                         engine.map_tasks)
+                near = corpus.candidates(lambda band: partitions.keys(band, distinct_rows), params, engine.map_tasks)
                 cross = pl.concat([
                     corpus.exact(distinct["key_hash"]),
                     near.select("id_a", key_hash=distinct["key_hash"].gather(near["b"])),
@@ -840,15 +841,8 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams, corpus: CorpusIndex
 
         # Candidate pairs of rank numbers, as sorted codes (``minhash.pair_code``; ``reps``
         # increases, so positions in it map to ranks in order)
-        bands = range(params.minhash.all_bands)
-        if partitions is None:
-            a, b = minhash.pair_parts(minhash.pair_codes(
-                (signatures.band_keys(params.minhash, band, doc[reps]) for band in bands), params.max_bucket_size,
-                engine.map_tasks))
-        else:
-            a, b = minhash.pair_parts(minhash.pair_codes(
-                bands, params.max_bucket_size, engine.map_tasks, replace(partitions, rows=n_own),
-                doc[reps]))
+        a, b = minhash.pair_parts(minhash.pair_codes(range(params.minhash.all_bands), params.max_bucket_size,
+                                                     engine.map_tasks, partitions, doc[reps]))
         codes = minhash.pair_code(reps[a], reps[b])
         del a, b
         # a corpus article (rank < n_fixed) and the new distinct text of that key
@@ -860,8 +854,7 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams, corpus: CorpusIndex
         log(STAGE, f"{len(reps):,} distinct texts, {len(codes):,} candidate pairs from "
                    f"{params.minhash.bands} bands x {params.minhash.rows} rows"
                    + (f" ({crossing.height:,} with {n_fixed:,} articles of earlier drops)" if corpus is not None else "")
-                   + f"; bands grouped and pairs verified on the {engine.name} engine"
-                   + ("" if partitions is None else f" (band keys handed over in {partitions.folder})"))
+                   + f"; bands grouped and pairs verified on the {engine.name} engine (band keys in {shared})")
         verified = verify_to_files(shingle_sets, details, codes, doc, params, Path(scratch.name) / "verified_pairs",
                                    engine)
         del codes, crossing

@@ -15,8 +15,8 @@ The pieces, in the order the dedup stage uses them:
 * ``ShingleSets``: the shingle sets, written to a temporary file batch by batch, and the
   real overlap of given pairs (shared shingles, set sizes) read back from it a step of
   pairs at a time. ``SignatureFile``: the signatures, likewise. ``BandPartitions``: the
-  band keys as per-band partitions in a folder all of a cluster's workers reach, written
-  by the signing tasks and read by the bands' tasks (``pair_codes`` on a cluster).
+  band keys as per-band partitions in a folder every worker reaches, written by the
+  signing tasks and read by the bands' tasks (``pair_codes``).
 
 Memory: a batch holds its own shingles only; what stays for the whole corpus is an offset
 into the shingle-set file (8 bytes a document), one band's keys at a time (8 bytes a
@@ -539,7 +539,7 @@ def _read_ranges(file: Any, begin: np.ndarray, end: np.ndarray) -> np.ndarray:
 class SignatureFile:
     """The signatures (``signatures``) of documents 0, 1, 2... in a temporary file, deleted
     with this object: what a drop would otherwise hold whole (``width * 4`` bytes a
-    document). Read back as the rows of given documents, or one band's keys at a time."""
+    document). Read back as the rows of given documents."""
 
     def __init__(self, width: int) -> None:
         self.width, self.rows = width, 0
@@ -559,16 +559,6 @@ class SignatureFile:
         values = _read_ranges(self._file, run_first * self.width, (run_last + 1) * self.width)
         rows[order] = values.reshape(-1, self.width)
         return rows
-
-    def band_keys(self, params: MinHashParams, band: int, docs: np.ndarray | None = None,
-                  chunk: int = 1 << 16) -> np.ndarray:
-        """``band_keys`` of the stored signatures (of ``docs``), read ``chunk`` documents at a time."""
-        keys = np.empty(self.rows, dtype=np.uint64)
-        for first in range(0, self.rows, chunk):
-            last = min(first + chunk, self.rows)
-            block = _read_ranges(self._file, np.array([first * self.width]), np.array([last * self.width]))
-            keys[first:last] = band_keys(block.reshape(-1, self.width), params, band)
-        return keys if docs is None else keys[docs]
 
 
 @dataclass(frozen=True)
@@ -598,12 +588,15 @@ class BandPartitions:
     def keys(self, band: int, docs: np.ndarray) -> np.ndarray:
         """The keys of band ``band`` of the documents ``docs``, read from its partitions."""
         folder = self.folder / f"band={band:03d}"
-        parts = sorted(folder.iterdir()) if self.rows else []  # zero-padded first rows: in row order
-        keys = np.concatenate([np.frombuffer(part.read_bytes(), dtype="<u8") for part in parts] or
-                              [np.zeros(0, dtype=np.uint64)])
-        if len(keys) != self.rows:
-            raise ValueError(f"{folder} holds the keys of {len(keys):,} documents, not {self.rows:,}")
-        return keys.astype(np.uint64, copy=False)[docs]
+        keys, filled = np.empty(self.rows, dtype=np.uint64), 0
+        for part in sorted(folder.iterdir()) if self.rows else []:  # zero-padded first rows: in row order
+            values = np.frombuffer(part.read_bytes(), dtype="<u8")
+            if filled + len(values) <= self.rows:
+                keys[filled:filled + len(values)] = values
+            filled += len(values)
+        if filled != self.rows:
+            raise ValueError(f"{folder} holds the keys of {filled:,} documents, not {self.rows:,}")
+        return keys[docs]
 
     def band_pairs(self, docs: np.ndarray, band: int, max_bucket_size: int) -> np.ndarray:
         """``bucket_pairs`` of band ``band`` of the documents ``docs`` (in rank order), its keys read here."""
