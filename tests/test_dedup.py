@@ -623,8 +623,8 @@ def test_band_partitions_the_signing_batches_write_give_the_pairs_of_the_signatu
                                          params.max_bucket_size, LocalEngine().map_tasks)
     assert handed == list(bands)
     assert len(from_signatures) > 100 and np.array_equal(from_partitions, from_signatures)
+    min((tmp_path / "bands" / "band=007").iterdir()).unlink()
     with pytest.raises(ValueError, match="holds the keys of"):  # a missing partition is an error, not fewer pairs
-        next(iter(sorted((tmp_path / "bands" / "band=007").iterdir()))).unlink()
         minhash.pair_codes(bands, params.max_bucket_size, map_tasks,
                            dataclasses.replace(partitions, rows=signed.height), docs)
 

@@ -171,7 +171,7 @@ def test_dedup_against_earlier_drops_on_a_ray_cluster_gives_the_local_outputs(tm
     params_file = tmp_path / "params.yaml"
     text = re.sub(r"\n  verify_batch_pairs: \d+ ", "\n  verify_batch_pairs: 200 ",
                   (REPO / "params.yaml").read_text(encoding="utf-8"), count=1)
-    text = text.replace('\n  scratch: "" ', f'\n  scratch: s3://{BUCKET}/scratch ', 1)
+    text = text.replace("\n  scratch: build/scratch ", f"\n  scratch: s3://{BUCKET}/scratch ", 1)
     params_file.write_text(re.sub(r"\n  batch_size: 10000 ", "\n  batch_size: 300 ", text, count=1),  # dedup's
                            encoding="utf-8")
     logs = {engine: run_corpus("--params", str(params_file), "dedup", "--input", str(clean), "--output",

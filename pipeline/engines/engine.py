@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import uuid
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Protocol
 
@@ -51,7 +51,7 @@ def engine_name(params: dict[str, Any], choice: str | None = None) -> str:
 
 
 def engine_scratch(params: dict[str, Any]) -> str:
-    """params.yaml ``engine.scratch``: where an engine's ``shared_folder`` goes ("": the system's temporary folder)."""
+    """params.yaml ``engine.scratch``: where ``shared_folder`` makes its folders ("": the system's temporary folder)."""
     engine_name(params)  # the section is a mapping
     scratch = params.get("engine", {}).get("scratch") or ""
     if not isinstance(scratch, str):
@@ -73,9 +73,13 @@ def shared_folder(where: str) -> Iterator[Path | Location]:
             if folder.exists():  # (nothing is there when no task wrote)
                 folder.filesystem.delete_dir(folder.path)
     else:
+        made = not base.exists()
         base.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="corpus-shared-", dir=base) as folder:
             yield Path(folder).resolve()
+        if made:  # leave no empty folder behind (one that another run still uses stays)
+            with suppress(OSError):
+                base.rmdir()
 
 
 def open_engine(params: dict[str, Any], choice: str | None = None) -> Engine:
