@@ -529,7 +529,10 @@ def pair_similarity(pairs: pl.DataFrame, texts: pl.LazyFrame, params: DedupParam
     ``corpus``, whose stored sets are read instead (``CorpusIndex.stored_sets``). The articles
     of the pairs are read once, in batches, into ``minhash.ShingleSets`` (a temporary file),
     so no shingle set is held in memory per pair. Returns id_a, id_b, similarity (Jaccard), containment,
-    figures_differ, names_differ, duplicate, in the order of ``pairs``."""
+    figures_differ, names_differ, duplicate, in the order of ``pairs``. As in ``deduplicate``,
+    figures are compared only for the pairs similar enough to be duplicates (``Overlap.similar``)
+    and names only for those of them whose figures agree: figures_differ is null for the
+    others, names_differ also where the figures differ (neither could change their decision)."""
     pairs = pairs.select("id_a", "id_b")
     if pairs.is_empty():
         return pairs.with_columns(similarity=pl.lit(None, dtype=pl.Float64), containment=pl.lit(None, dtype=pl.Float64),
@@ -565,12 +568,17 @@ def pair_similarity(pairs: pl.DataFrame, texts: pl.LazyFrame, params: DedupParam
         )
         a, b = docs["a"].to_numpy(), docs["b"].to_numpy()
         overlap = verify(shingle_sets, a, b, params, details)
-        other_names = names_differ(details, a, b, params)
-    differ = figures_differ(pl.concat(figure_parts), a, b, params)
+        similar = overlap.similar(params)
+        differ = np.zeros(len(a), dtype=bool)
+        differ[similar] = figures_differ(pl.concat(figure_parts), a[similar], b[similar], params)
+        check = similar & ~differ
+        other_names = np.zeros(len(a), dtype=bool)
+        other_names[check] = names_differ(details, a[check], b[check], params)
     return pairs.with_columns(
         similarity=pl.Series(overlap.jaccard, dtype=pl.Float64), containment=pl.Series(overlap.containment, dtype=pl.Float64),
-        figures_differ=pl.Series(differ), names_differ=pl.Series(other_names),
-        duplicate=pl.Series(overlap.similar(params) & ~differ & ~other_names),
+        figures_differ=pl.Series(differ).set(pl.Series(~similar), None),
+        names_differ=pl.Series(other_names).set(pl.Series(~check), None),
+        duplicate=pl.Series(check & ~other_names),
     )
 
 
