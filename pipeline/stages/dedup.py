@@ -541,8 +541,9 @@ def pair_similarity(pairs: pl.DataFrame, texts: pl.LazyFrame | None, params: Ded
     ``texts`` (id, text; ids unique) must hold both sides, but for the articles of
     ``corpus``, whose stored sets are read instead (``CorpusIndex.stored_sets``), and those
     of ``signed``, whose sets are there (they are added to it; ``texts`` None when those two
-    hold every article of the pairs). The other articles of the pairs are read once, in batches, into ``minhash.ShingleSets`` (a temporary file),
-    so no shingle set is held in memory per pair. Returns id_a, id_b, similarity (Jaccard), containment,
+    hold every article of the pairs). The other articles of the pairs are read once, in
+    batches, into ``minhash.ShingleSets`` (a temporary file), so no shingle set is held in
+    memory per pair. Returns id_a, id_b, similarity (Jaccard), containment,
     figures_differ, names_differ, duplicate, in the order of ``pairs``. As in ``deduplicate``,
     figures are compared only for the pairs similar enough to be duplicates (``Overlap.similar``)
     and names only for those of them whose figures agree: figures_differ is null for the
