@@ -142,9 +142,9 @@ def test_no_two_kept_articles_are_duplicates(stage_run):
 def test_pair_similarity_checks_figures_and_names_of_similar_pairs_only(stage_run, evaluation):
     """pair_similarity compares figures and names only where they can decide (as the stage
     does): on the evaluation's pairs the stage listed for review, the near duplicates it
-    removed, and pairs of articles far apart, shuffled together, each pair's columns are those it gets among
-    similar pairs only; the reasons and removals of the stage hold; a dissimilar pair's
-    checks are null and decide nothing."""
+    removed, and pairs of articles far apart, shuffled together, each pair's columns are
+    those it gets among similar pairs only; the reasons and removals of the stage hold; a
+    dissimilar pair's checks are null and decide nothing."""
     out = stage_run / "out"
     params = dedup.DedupParams.from_params(PARAMS)
     review = pl.read_parquet(out / "review.parquet")
@@ -180,6 +180,7 @@ def test_pair_similarity_checks_figures_and_names_of_similar_pairs_only(stage_ru
     doc = dissimilar.join(articles.select(id_a="id", a="doc"), on="id_a").join(articles.select(id_b="id", b="doc"), on="id_b")
     assert dedup.figures_differ(dedup.figure_table(articles["figures"]), doc["a"].to_numpy(), doc["b"].to_numpy(),
                                 params).any()
+
 
 def test_rerun_gives_byte_identical_outputs(stage_run, evaluation, tmp_path):
     run_corpus("--params", str(REPO / "params.yaml"), "dedup", "--input", str(stage_run / "articles.parquet"),

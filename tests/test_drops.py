@@ -131,7 +131,6 @@ def test_drop_order_grows_by_one_line_item():
         with_list_item("split:\n  drop_order:\n    - seed\n", "split", "drop_order", "new")
 
 
-
 def test_params_are_read_as_pyyaml_reads_them():
     """load_params and with_list_item parse with libyaml (about 10x less CPU): the same
     values as pyyaml's own parser, on the project's params.yaml and on items plain YAML
@@ -141,6 +140,7 @@ def test_params_are_read_as_pyyaml_reads_them():
     for item in ("2026-11-23", "1.0", "yes", "null", "0x1F", "1_000", "seed"):
         grown = with_list_item(text, "split", "drop_order", item)
         assert yaml.load(grown, Loader=yaml.SafeLoader)["split"]["drop_order"][-1] == item
+
 
 def test_failed_add_drop_leaves_the_repo_unchanged(project, monkeypatch, capsys, tmp_path):
     monkeypatch.chdir(project)
