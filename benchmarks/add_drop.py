@@ -29,6 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.dedup_drop import revision_code  # noqa: E402
 from benchmarks.incremental import measured  # noqa: E402
 from pipeline.plumbing.params import load_params, path_of  # noqa: E402
 
@@ -97,12 +98,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     folder = work / "project"
     scratch_project(args.project.resolve(), folder)
-    baseline_code = args.baseline_code or work / "baseline-code"
-    if args.baseline_code is None:
-        shutil.rmtree(baseline_code, ignore_errors=True)
-        baseline_code.mkdir()
-        archive = subprocess.run(["git", "-C", str(REPO), "archive", args.baseline], check=True, capture_output=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(baseline_code)], input=archive, check=True)
+    baseline_code = args.baseline_code or revision_code(args.baseline, work / "baseline-code")
     codes = {"this": REPO, "baseline": baseline_code}
     command = [str(Path(sys.executable).parent / "corpus"), "--params", "params.yaml", "add-drop",
                str(args.drop.resolve()), "--name", args.name]
