@@ -51,6 +51,15 @@ matches.write_parquet(sys.argv[4])
 """
 
 
+def revision_code(revision: str, folder: Path) -> Path:
+    """`folder`, emptied, with the files of this repository's git `revision`."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", revision], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder
+
+
 def decisions(folder: Path, drop: str) -> dict[str, bytes]:
     """The decision outputs of the last drop and of the corpus (not the index: see INDEX_FILES)."""
     files = {}
@@ -91,12 +100,7 @@ def main() -> None:
     for drop in earlier:
         partition(before, drop).symlink_to(partition(args.clean.resolve(), drop), target_is_directory=True)
 
-    baseline_code = args.baseline_code or work / "baseline-code"
-    if args.baseline_code is None:
-        shutil.rmtree(baseline_code, ignore_errors=True)
-        baseline_code.mkdir()
-        archive = subprocess.run(["git", "-C", str(REPO), "archive", args.baseline], check=True, capture_output=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(baseline_code)], input=archive, check=True)
+    baseline_code = args.baseline_code or revision_code(args.baseline, work / "baseline-code")
     codes = {"this": REPO, "baseline": baseline_code}
     corpus = [str(Path(sys.executable).parent / "corpus"), "--params", str(params_file), "dedup"]
 

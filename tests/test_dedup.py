@@ -139,6 +139,49 @@ def test_no_two_kept_articles_are_duplicates(stage_run):
     assert kept_pairs.height > 0 and (again["similarity"] < threshold).all()
 
 
+def test_pair_similarity_checks_figures_and_names_of_similar_pairs_only(stage_run, evaluation):
+    """pair_similarity compares figures and names only where they can decide (as the stage
+    does): on the evaluation's pairs the stage listed for review, the near duplicates it
+    removed, and pairs of articles far apart, shuffled together, each pair's columns are
+    those it gets among similar pairs only; the reasons and removals of the stage hold; a
+    dissimilar pair's checks are null and decide nothing."""
+    out = stage_run / "out"
+    params = dedup.DedupParams.from_params(PARAMS)
+    review = pl.read_parquet(out / "review.parquet")
+    reviewed = review.select("id_a", "id_b", "reason")
+    removed = pl.read_parquet(out / "duplicates.parquet").filter(
+        (pl.col("kind") == "near") & (pl.col("similarity") >= params.threshold))
+    near = removed.select(id_a="duplicate_of", id_b="id", reason=pl.lit("removed"))
+    ids = evaluation.articles["id"].sort()
+    apart = pl.DataFrame({"id_a": ids.head(200), "id_b": ids.tail(200).reverse()}).with_columns(reason=pl.lit("apart"))
+    pairs = pl.concat([reviewed, near, apart]).sample(fraction=1.0, shuffle=True, seed=5)
+    texts = evaluation.articles.select("id", "text").lazy()
+    found = dedup.pair_similarity(pairs, texts, params).with_columns(reason=pairs["reason"])
+    assert found.select("id_a", "id_b").equals(pairs.select("id_a", "id_b"))
+    by_reason = {reason: rows for (reason,), rows in found.group_by("reason")}
+    assert by_reason.keys() == {*dedup.REVIEW_REASONS, "removed", "apart"}
+    other_figures = by_reason["figures_differ"]
+    assert other_figures["figures_differ"].all() and other_figures["names_differ"].is_null().all()
+    other_names = by_reason["names_differ"]
+    assert (~other_names["figures_differ"]).all() and other_names["names_differ"].all()
+    duplicates = by_reason["removed"]
+    assert duplicates["duplicate"].all() and not duplicates["figures_differ"].any() and not duplicates["names_differ"].any()
+    dissimilar = found.filter(pl.col("figures_differ").is_null())
+    assert dissimilar.height >= 150 and not dissimilar["duplicate"].any()
+    assert (dissimilar["similarity"] < params.threshold).all() and dissimilar["names_differ"].is_null().all()
+    # every decision is the checks' where they ran: a pair is a duplicate iff both ran and found nothing
+    assert found["duplicate"].equals((~found["figures_differ"] & ~found["names_differ"]).fill_null(False), check_names=False)
+    # the checks of the similar pairs do not depend on the dissimilar pairs beside them
+    similar = found.filter(pl.col("figures_differ").is_not_null())
+    alone = dedup.pair_similarity(similar.select("id_a", "id_b"), texts, params)
+    assert alone.equals(similar.drop("reason"))
+    # some dissimilar pairs do state other figures: compared, they would say so (and decide nothing)
+    articles = evaluation.articles.select("id", figures=dedup.figure_snippets(pl.col("text"))).with_row_index("doc")
+    doc = dissimilar.join(articles.select(id_a="id", a="doc"), on="id_a").join(articles.select(id_b="id", b="doc"), on="id_b")
+    assert dedup.figures_differ(dedup.figure_table(articles["figures"]), doc["a"].to_numpy(), doc["b"].to_numpy(),
+                                params).any()
+
+
 def test_rerun_gives_byte_identical_outputs(stage_run, evaluation, tmp_path):
     run_corpus("--params", str(REPO / "params.yaml"), "dedup", "--input", str(stage_run / "articles.parquet"),
                "--output", str(tmp_path / "out"), "--metrics", str(tmp_path / "dedup.json"))

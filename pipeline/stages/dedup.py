@@ -48,6 +48,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -539,42 +540,64 @@ def verify_to_files(shingle_sets: minhash.ShingleSets, details: minhash.ShingleS
     return pl.scan_parquet(files) if files else pl.LazyFrame(schema=VERIFIED_SCHEMA)
 
 
-def pair_similarity(pairs: pl.DataFrame, texts: pl.LazyFrame, params: DedupParams,
-                    corpus: CorpusIndex | None = None) -> pl.DataFrame:
+@dataclass
+class SignedSets:
+    """What verifying pairs reads of articles signed already (``signature_table`` with
+    ``shingle_sets``, ``figures`` and ``details``): their sets, numbered 0, 1, ... in the
+    order of ``ids``, and their figure tables (docs numbered alike)."""
+
+    ids: pl.Series
+    shingle_sets: minhash.ShingleSets
+    details: minhash.ShingleSets
+    figures: list[pl.DataFrame]
+
+
+def pair_similarity(pairs: pl.DataFrame, texts: pl.LazyFrame | None, params: DedupParams,
+                    corpus: CorpusIndex | None = None, signed: SignedSets | None = None) -> pl.DataFrame:
     """Real similarity of the shingle sets of each pair (columns id_a, id_b), and whether
     the pair is a duplicate by the stage's rule (Jaccard or containment, figures and names agreeing).
 
     ``texts`` (id, text; ids unique) must hold both sides, but for the articles of
-    ``corpus``, whose stored sets are read instead (``CorpusIndex.stored_sets``). The articles
-    of the pairs are read once, in batches, into ``minhash.ShingleSets`` (a temporary file),
-    so no shingle set is held in memory per pair. Returns id_a, id_b, similarity (Jaccard), containment,
-    figures_differ, names_differ, duplicate, in the order of ``pairs``."""
+    ``corpus``, whose stored sets are read instead (``CorpusIndex.stored_sets``), and those
+    of ``signed``, whose sets are there (they are added to it; ``texts`` None when those two
+    hold every article of the pairs). The other articles of the pairs are read once, in
+    batches, into ``minhash.ShingleSets`` (a temporary file), so no shingle set is held in
+    memory per pair. Returns id_a, id_b, similarity (Jaccard), containment,
+    figures_differ, names_differ, duplicate, in the order of ``pairs``. As in ``deduplicate``,
+    figures are compared only for the pairs similar enough to be duplicates (``Overlap.similar``)
+    and names only for those of them whose figures agree: figures_differ is null for the
+    others, names_differ also where the figures differ (neither could change their decision)."""
     pairs = pairs.select("id_a", "id_b")
     if pairs.is_empty():
         return pairs.with_columns(similarity=pl.lit(None, dtype=pl.Float64), containment=pl.lit(None, dtype=pl.Float64),
                                   figures_differ=pl.lit(None, dtype=pl.Boolean), names_differ=pl.lit(None, dtype=pl.Boolean),
                                   duplicate=pl.lit(None, dtype=pl.Boolean))
     wanted = pl.concat([pairs["id_a"], pairs["id_b"]]).unique()
-    numbered: list[pl.Series] = []
-    figure_parts: list[pl.DataFrame] = []
-    total = texts.select(pl.len()).collect().item()
-    progress = Progress(STAGE, "articles read to verify pairs", total=total)
-    with minhash.ShingleSets() as shingle_sets, minhash.ShingleSets() as details:
-        for batch in batches(texts.select("id", "text"), params.batch_size):
-            batch = with_match_words(batch.lazy().filter(pl.col("id").is_in(wanted.implode())))
-            batch = batch.with_columns(figures=figure_snippets(pl.col("text"))).collect(engine="streaming")
-            shingles = minhash.shingle_hashes(batch["words"], params.minhash.ngram)
-            shingle_sets.add(shingles)
-            details.add_sets(minhash.detail_sets(shingles, params.minhash.lead_shingles))
-            figure_parts.append(figure_table(batch["figures"], first_doc=progress.count))
-            numbered.append(batch["id"])
-            progress.advance(batch.height)
-        progress.done(f"{pairs.height:,} pairs")
+    with ExitStack() as opened:
+        if signed is None:
+            signed = SignedSets(pl.Series([], dtype=pl.String), opened.enter_context(minhash.ShingleSets()),
+                                opened.enter_context(minhash.ShingleSets()), [])
+        shingle_sets, details, figure_parts = signed.shingle_sets, signed.details, signed.figures
+        numbered = [signed.ids]
+        unread = wanted.filter(~wanted.is_in(signed.ids.implode()))
+        if texts is not None and unread.len():
+            total = texts.select(pl.len()).collect().item()
+            progress = Progress(STAGE, "articles read to verify pairs", total=total)
+            for batch in batches(texts.select("id", "text"), params.batch_size):
+                batch = with_match_words(batch.lazy().filter(pl.col("id").is_in(unread.implode())))
+                batch = batch.with_columns(figures=figure_snippets(pl.col("text"))).collect(engine="streaming")
+                shingles = minhash.shingle_hashes(batch["words"], params.minhash.ngram)
+                shingle_sets.add(shingles)
+                details.add_sets(minhash.detail_sets(shingles, params.minhash.lead_shingles))
+                figure_parts.append(figure_table(batch["figures"], first_doc=signed.ids.len() + progress.count))
+                numbered.append(batch["id"])
+                progress.advance(batch.height)
+            progress.done(f"{pairs.height:,} pairs")
         if corpus is not None:
-            read = pl.concat(numbered) if numbered else pl.Series([], dtype=pl.String)
+            read = pl.concat(numbered)
             numbered.append(corpus.stored_sets(wanted.filter(~wanted.is_in(read.implode())), shingle_sets, details,
                                                figure_parts, read.len(), params.batch_size)["id"])
-        number = pl.DataFrame({"id": pl.concat(numbered) if numbered else pl.Series([], dtype=pl.String)})
+        number = pl.DataFrame({"id": pl.concat(numbered)})
         number = number.with_row_index("doc")
         missing = wanted.filter(~wanted.is_in(number["id"].implode()))
         if missing.len():
@@ -584,12 +607,17 @@ def pair_similarity(pairs: pl.DataFrame, texts: pl.LazyFrame, params: DedupParam
         )
         a, b = docs["a"].to_numpy(), docs["b"].to_numpy()
         overlap = verify(shingle_sets, a, b, params, details)
-        other_names = names_differ(details, a, b, params)
-    differ = figures_differ(pl.concat(figure_parts), a, b, params)
+        similar = overlap.similar(params)
+        differ = np.zeros(len(a), dtype=bool)
+        differ[similar] = figures_differ(pl.concat(figure_parts), a[similar], b[similar], params)
+        check = similar & ~differ
+        other_names = np.zeros(len(a), dtype=bool)
+        other_names[check] = names_differ(details, a[check], b[check], params)
     return pairs.with_columns(
         similarity=pl.Series(overlap.jaccard, dtype=pl.Float64), containment=pl.Series(overlap.containment, dtype=pl.Float64),
-        figures_differ=pl.Series(differ), names_differ=pl.Series(other_names),
-        duplicate=pl.Series(overlap.similar(params) & ~differ & ~other_names),
+        figures_differ=pl.Series(differ).set(pl.Series(~similar), None),
+        names_differ=pl.Series(other_names).set(pl.Series(~check), None),
+        duplicate=pl.Series(check & ~other_names),
     )
 
 
@@ -1082,22 +1110,29 @@ def match_against_index(articles: pl.LazyFrame, index_dir: Path, params: dict[st
         )
     articles_dir = (index_dir / meta["articles"]).resolve()
     corpus = CorpusIndex(tuple(partition(articles_dir, drop) for drop in meta["drops"]))
-    new = signature_table(articles, dedup, "new articles")
-    if new.is_empty() or not corpus.folders:
+    if not corpus.folders:
         return pl.DataFrame(schema=MATCH_SCHEMA)
+    # The new articles' sets and figures are kept as they are signed: verifying their
+    # candidate pairs does not read and shingle their texts again.
+    with minhash.ShingleSets() as shingle_sets, minhash.ShingleSets() as details:
+        figures: list[pl.DataFrame] = []
+        new = signature_table(articles, dedup, "new articles", shingle_sets, figures, details)
+        if new.is_empty():
+            return pl.DataFrame(schema=MATCH_SCHEMA)
 
-    exact = new.join(corpus.exact(new["key_hash"]).rename({"id_a": "duplicate_of"}), on="key_hash").select(
-        "id", "duplicate_of", similarity=pl.lit(1.0), kind=pl.lit("exact")
-    )
-    rest = new.filter(~pl.col("id").is_in(exact["id"].implode()))
-    # New articles are verified under a prefixed id: a drop may reuse an id of the corpus.
-    signature = rest["signature"].to_numpy()
-    found = corpus.candidates(lambda band: minhash.band_keys(signature, dedup.minhash, band), dedup,
-                              open_engine({}, dedup.engine).map_tasks)
-    candidates = found.select("id_a", id_b=NEW_PREFIX + rest["id"].gather(found["b"]))
-    texts = articles.select(id=NEW_PREFIX + pl.col("id"), text="text")
+        exact = new.join(corpus.exact(new["key_hash"]).rename({"id_a": "duplicate_of"}), on="key_hash").select(
+            "id", "duplicate_of", similarity=pl.lit(1.0), kind=pl.lit("exact")
+        )
+        rest = new.filter(~pl.col("id").is_in(exact["id"].implode()))
+        # New articles are verified under a prefixed id: a drop may reuse an id of the corpus.
+        signature = rest["signature"].to_numpy()
+        found = corpus.candidates(lambda band: minhash.band_keys(signature, dedup.minhash, band), dedup,
+                                  open_engine({}, dedup.engine).map_tasks)
+        candidates = found.select("id_a", id_b=NEW_PREFIX + rest["id"].gather(found["b"]))
+        signed = SignedSets(NEW_PREFIX + new["id"], shingle_sets, details, figures)
+        checked = pair_similarity(candidates, None, dedup, corpus, signed)
     near = (
-        pair_similarity(candidates, texts, dedup, corpus)
+        checked
         .filter("duplicate")
         .sort(["id_b", "similarity", "id_a"], descending=[False, True, False])
         .unique("id_b", keep="first", maintain_order=True)
