@@ -23,8 +23,8 @@ row suites on each drop's kept articles (``paths.dedup/drop=NAME/``), keeping, b
 their results, the compact columns (id, text hash, length) of the table suite
 (``paths.validate/rows/drop=NAME/``, reused while the drop's fingerprint holds, so an
 unchanged drop is not validated again), with the boilerplate rules the drop was cleaned
-with (``paths.repeated_lines/drop=NAME/boilerplate.json``); then the drops' row checks added up and the table
-suite once on their compact columns. Memory holds a batch of rows
+with (``paths.repeated_lines/drop=NAME/boilerplate.json``); then the drops' row checks
+added up and the table suite once on their compact columns. Memory holds a batch of rows
 (``validate.batch_rows``) and the compact columns. ``corpus validate --drop NAME`` checks
 one drop's rows alone; ``corpus validate`` validates one table whole.
 
@@ -670,7 +670,8 @@ def run_corpus(
         if repeated_dir is not None:
             params = {**params, "boilerplate": learnt_rules(repeated_dir, drop)}
         rules = json.dumps(section(params, "boilerplate"), sort_keys=True)
-        suites[rules] = suites.get(rules) or suites_fingerprint(params, gx_dir)
+        if rules not in suites:
+            suites[rules] = suites_fingerprint(params, gx_dir)
         articles, rows = partition(input_dir, drop) / "articles.parquet", partition(rows_dir, drop)
         done = rows / FINGERPRINT_FILE
         if done.exists() and read_json(done)["fingerprint"] == rows_fingerprint(articles, suites[rules]):
@@ -718,7 +719,8 @@ def _main(paths: StagePaths, params: dict[str, Any], args) -> int:
             for drop in args.drops
         ]
     elif args.corpus:
-        reports = [run_corpus(paths.input, paths.output, paths.metrics, params, gx_dir, path_of(params, "repeated_lines"))]
+        repeated_dir = path_of(params, "repeated_lines")
+        reports = [run_corpus(paths.input, paths.output, paths.metrics, params, gx_dir, repeated_dir)]
     else:
         reports = [run(paths.input, paths.output, paths.metrics, params, gx_dir)]
     return 0 if all(report.success for report in reports) else 1
