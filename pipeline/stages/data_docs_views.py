@@ -17,7 +17,9 @@ from __future__ import annotations
 from great_expectations.render.view import DefaultJinjaIndexPageView, DefaultJinjaPageView
 from jinja2 import FileSystemBytecodeCache
 
-TEMPLATE_CACHE = FileSystemBytecodeCache()
+# Its own file names in the folder: compiled code depends on the environment's settings too
+# (autoescape, extensions), which every GX view shares but another Jinja user may not.
+TEMPLATE_CACHE = FileSystemBytecodeCache(pattern="__gx_data_docs_%s.cache")
 
 
 class _CompiledOnce:
