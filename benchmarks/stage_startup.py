@@ -57,38 +57,62 @@ def commands(drop: str) -> list[list[str]]:
             ["corpus", "validate", "--corpus"], ["corpus", "plots"]]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(description: str, workdir: str) -> argparse.ArgumentParser:
+    """The options of a script that runs commands side by side on a built project."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--project", type=Path, required=True, help="a project `dvc repro` built")
     parser.add_argument("--drop", required=True, help="the drop whose rows `corpus validate --drop` checks")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/stage-startup"))
-    args = parser.parse_args()
+    parser.add_argument("--workdir", type=Path, default=Path(workdir))
+    return parser
+
+
+def prepared(args: argparse.Namespace) -> Path:
+    """The scratch project of `args.project` under `args.workdir` (``scratch_project``), with
+    this venv's commands first on PATH."""
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    print(f"{args.project}: load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
+    return scratch_project(args.project.resolve(), args.workdir.resolve())
+
+
+def side_by_side(project: Path, commands: list[list[str]], variants: dict[str, tuple[list[str], dict[str, str]]],
+                 rounds: int, warm_up: bool = False) -> None:
+    """Each command run alternately in `project` as each of two `variants` (a variant: the
+    arguments added to the command and the environment it runs with), `rounds` times, after
+    one unmeasured run of each if `warm_up`; prints the medians of wall and CPU s, the second
+    variant's CPU over the first's, and the sums."""
+    first, second = variants
+    print(f"{'command':<34}{first + ': wall s':>16}{'CPU s':>8}{second + ': wall s':>14}{'CPU s':>8}"
+          f"{f'{second}/{first} CPU':>18}")
+    totals = {variant: 0.0 for variant in variants}
+    for command in commands:
+        runs: dict[str, list[dict[str, float]]] = {variant: [] for variant in variants}
+        for round_ in range(rounds + warm_up):
+            for variant, (arguments, env) in variants.items():
+                run = measured([*command, *arguments], project, code=REPO, env=env)
+                if round_ >= warm_up:
+                    runs[variant].append(run)
+        median = {variant: {key: statistics.median(run[key] for run in runs[variant]) for key in ("wall", "cpu")}
+                  for variant in variants}
+        for variant in variants:
+            totals[variant] += median[variant]["cpu"]
+        print(f"{' '.join(command)[:33]:<34}{median[first]['wall']:>16.1f}{median[first]['cpu']:>8.1f}"
+              f"{median[second]['wall']:>14.1f}{median[second]['cpu']:>8.1f}"
+              f"{median[second]['cpu'] / median[first]['cpu']:>18.3f}", flush=True)
+    print(f"{'all':<34}{'':>16}{totals[first]:>8.1f}{'':>14}{totals[second]:>8.1f}"
+          f"{totals[second] / totals[first]:>18.3f}")
+
+
+def main() -> None:
+    args = arguments(__doc__, "/tmp/stage-startup").parse_args()
+    project = prepared(args)
     work = args.workdir.resolve()
-    project = scratch_project(args.project.resolve(), work)
     no_bytecode = work / "no-bytecode"  # stays empty: nothing is written with PYTHONDONTWRITEBYTECODE
     no_bytecode.mkdir(exist_ok=True)
     modes = {"without": {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": str(no_bytecode)},
              "with": {"PYTHONDONTWRITEBYTECODE": "1"}}
     os.environ.pop("PYTHONPYCACHEPREFIX", None)
-    print(f"{args.project}: load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
-    print(f"{'command':<34}{'without: wall s':>16}{'CPU s':>8}{'with: wall s':>14}{'CPU s':>8}{'with/without CPU':>18}")
-    totals = {mode: 0.0 for mode in modes}
-    for command in commands(args.drop):
-        runs: dict[str, list[dict[str, float]]] = {mode: [] for mode in modes}
-        for _ in range(args.rounds):
-            for mode, env in modes.items():
-                runs[mode].append(measured(command, project, code=REPO, env=env))
-        median = {mode: {key: statistics.median(run[key] for run in runs[mode]) for key in ("wall", "cpu")}
-                  for mode in modes}
-        for mode in modes:
-            totals[mode] += median[mode]["cpu"]
-        print(f"{' '.join(command):<34}{median['without']['wall']:>16.1f}{median['without']['cpu']:>8.1f}"
-              f"{median['with']['wall']:>14.1f}{median['with']['cpu']:>8.1f}"
-              f"{median['with']['cpu'] / median['without']['cpu']:>18.3f}", flush=True)
-    print(f"{'all':<34}{'':>16}{totals['without']:>8.1f}{'':>14}{totals['with']:>8.1f}"
-          f"{totals['with'] / totals['without']:>18.3f}")
+    side_by_side(project, commands(args.drop), {mode: ([], env) for mode, env in modes.items()}, args.rounds)
     print(f"load average now {os.getloadavg()[0]:.1f}")
     shutil.rmtree(work)
 

@@ -210,3 +210,33 @@ def test_a_drop_is_cleaned_with_the_rules_its_repeated_lines_were_learnt_with(re
     learnt = read_json(root / "build" / "repeated_lines" / "drop=seed" / clean.BOILERPLATE_FILE)
     assert learnt == section(load_params(params), "boilerplate")
     assert list(learnt["line_rules"]) == list(section(PARAMS, "boilerplate")["line_rules"])  # their order matters
+
+
+def test_validate_checks_each_drop_with_the_rules_it_was_cleaned_with(reproduced_seed, tmp_path):
+    """validate's dvc.lock entry lists no boilerplate params: it checks a drop's rows for
+    residual boilerplate with the rules repeated_lines learnt with (boilerplate.json, the
+    rules clean applied), and a change of them reaches it through that folder."""
+    root = built_copy(reproduced_seed, tmp_path / "project")
+    stage = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]["validate"]
+    assert "${paths.repeated_lines}" in stage["deps"]
+    assert not [name for name in stage["params"] if name.split(".")[0] == "boilerplate"]
+    # A short line of a kept article made a curated boilerplate line: in the params only,
+    # the kept articles still pass (they were cleaned with the rules before it) ...
+    kept = scan_table(root / "build" / "dedup" / "drop=seed" / "articles.parquet").collect()
+    line = next(line for text in kept["text"] for line in text.split("\n") if 3 <= len(line.split()) <= 8)
+    params = root / "params.yaml"
+    values = yaml.safe_load(params.read_text(encoding="utf-8"))
+    values["boilerplate"]["lines"].append(line)
+    params.write_text(yaml.safe_dump(values, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    assert "validate" not in run_command("dvc", "status", "validate", cwd=root)
+    checks = root / "build" / "validate" / "rows" / "drop=seed" / "results.json"
+    checked = checks.stat().st_mtime_ns
+    assert run_corpus("validate", "--corpus", cwd=root).returncode == 0
+    assert checks.stat().st_mtime_ns == checked  # the drop's rows' fingerprint holds
+    # ... once repeated_lines has learnt with them, the drop is checked again and fails there.
+    run_command("dvc", "repro", "--single-item", "repeated_lines", cwd=root)
+    assert "validate" in run_command("dvc", "status", "validate", cwd=root)
+    failed = run_corpus("validate", "--corpus", cwd=root, check=False)
+    assert failed.returncode == 1 and checks.stat().st_mtime_ns > checked
+    failing = [check["name"] for check in read_json(checks)["checks"] if not check["success"]]
+    assert failing and all("boilerplate" in name for name in failing), failing

@@ -6,6 +6,7 @@ import copy
 import datetime as dt
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -265,3 +266,25 @@ def test_gx_loads_what_it_imports_for_unused_expectations_only_on_use(corpus, tm
     outcome = json.loads(result.stdout.splitlines()[-1])
     assert outcome["passed"] and outcome["loaded"] == []
     assert outcome["entropy"] == pytest.approx(0.5108, abs=1e-3) and outcome["chart"] == "Chart"
+
+
+def test_data_docs_templates_are_compiled_once_not_per_page(corpus, tmp_path):
+    """GX's project builds its Data Docs with views (pipeline/stages/data_docs_views.py) that
+    keep GX's compiled Jinja templates in Jinja's bytecode cache: a first process compiles
+    them into it, the next loads them from it and compiles none (no cache file rewritten),
+    and the pages are still built."""
+    code = ("import sys\nimport polars as pl\nfrom pathlib import Path\n"
+            "from pipeline.plumbing.params import load_params\nfrom pipeline.stages import validate\n"
+            "validate.run_row_suite(pl.scan_parquet(sys.argv[2]).head(50), validate.CORPUS,"
+            " load_params(Path('params.yaml')), Path('gx'), Path(sys.argv[1]))\n")
+    environment = {**os.environ, "TMPDIR": str(tmp_path)}  # Jinja's cache folder is in the temp directory
+
+    def build(out: str) -> dict[str, int]:
+        subprocess.run([sys.executable, "-c", code, str(tmp_path / out), str(corpus)], cwd=REPO, env=environment,
+                       capture_output=True, text=True, check=True)
+        assert "article_rows" in (tmp_path / out / "data_docs" / "index.html").read_text(encoding="utf-8")
+        return {path.name: path.stat().st_mtime_ns for path in tmp_path.glob("_jinja2-cache-*/*.cache")}
+
+    compiled = build("first")
+    assert len(compiled) >= 5  # the page, index and section templates GX renders with
+    assert build("second") == compiled

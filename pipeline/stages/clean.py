@@ -592,6 +592,13 @@ REPEATED_LINES_FILE = "repeated_lines.parquet"
 BOILERPLATE_FILE = "boilerplate.json"
 
 
+def learnt_rules(repeated_dir: Path, drop: str) -> dict[str, Any]:
+    """The ``boilerplate`` params a drop's repeated lines were learnt with (``corpus
+    repeated-lines`` writes them beside the table): what `clean --drop` applies and
+    `validate --corpus` checks the drop's rows against, so neither stage lists the rules."""
+    return read_json(partition(repeated_dir, drop) / BOILERPLATE_FILE)
+
+
 def _count_lines_main(args) -> int:
     params = load_params(args.params)
     rules = BoilerplateRules.from_params(section(params, "boilerplate"))
@@ -632,7 +639,7 @@ def _main(paths: StagePaths, params: dict[str, Any], args) -> int:
         # The rules the drop's repeated lines were learnt with: clean@<drop> depends on them
         # through that folder, so its dvc.lock entry need not list the rules (a drop's entries
         # are rewritten with the lock after every stage `dvc repro` runs).
-        rules = read_json(partition(repeated_dir, drop) / BOILERPLATE_FILE)
+        rules = learnt_rules(repeated_dir, drop)
         run(partition(paths.input, drop), partition(paths.output, drop), None, {**params, "boilerplate": rules},
             repeated)
     return 0

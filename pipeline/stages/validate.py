@@ -22,8 +22,9 @@ extra column computed with the shared functions before the frame goes to GX.
 row suites on each drop's kept articles (``paths.dedup/drop=NAME/``), keeping, besides
 their results, the compact columns (id, text hash, length) of the table suite
 (``paths.validate/rows/drop=NAME/``, reused while the drop's fingerprint holds, so an
-unchanged drop is not validated again); then the drops' row checks added up and the table
-suite once on their compact columns. Memory holds a batch of rows
+unchanged drop is not validated again), with the boilerplate rules the drop was cleaned
+with (``paths.repeated_lines/drop=NAME/boilerplate.json``); then the drops' row checks
+added up and the table suite once on their compact columns. Memory holds a batch of rows
 (``validate.batch_rows``) and the compact columns. ``corpus validate --drop NAME`` checks
 one drop's rows alone; ``corpus validate`` validates one table whole.
 
@@ -76,7 +77,7 @@ from pipeline.plumbing.progress import Progress, log
 from pipeline.plumbing.schema import ARTICLE_SCHEMA, CLUSTERED_ARTICLE_SCHEMA
 from pipeline.plumbing.stage_command import StagePaths, add_stage_command
 from pipeline.stages import data_docs
-from pipeline.stages.clean import BoilerplateRules
+from pipeline.stages.clean import BoilerplateRules, learnt_rules
 from pipeline.text import arabic_text
 
 STAGE = "validate"
@@ -651,26 +652,36 @@ def run_drop(
 
 
 def run_corpus(
-    input_dir: Path, output_dir: Path, metrics_path: Path | None, params: dict[str, Any], gx_dir: Path
+    input_dir: Path, output_dir: Path, metrics_path: Path | None, params: dict[str, Any], gx_dir: Path,
+    repeated_dir: Path | None = None,
 ) -> ValidationReport:
     """The corpus's validation, a drop at a time: each drop's row checks (``run_drop``) on
     its kept articles (``input_dir/drop=<name>/``), reused while the drop's fingerprint holds
     (``rows_fingerprint``: a new drop is the only one checked), then their sum and the
     table suite (ids unique, texts distinct, mean length) on their compact columns. One
-    process, so GX is set up once however many drops are checked."""
+    process, so GX is set up once however many drops are checked. `repeated_dir`: clean's
+    repeated lines (``paths.repeated_lines``), whose ``boilerplate`` rules each drop is
+    checked with (``clean.learnt_rules``: the rules it was cleaned with); without it, the
+    rules of `params`."""
     output_dir.mkdir(parents=True, exist_ok=True)
     rows_dir, drops, checked = output_dir / ROWS_DIR, partition_drops(input_dir, drop_order(params)), []
-    suites = suites_fingerprint(params, gx_dir)
+    suites: dict[str, str] = {}  # suites_fingerprint by the rules' JSON: drops share their rules
     for drop in drops:
+        if repeated_dir is not None:
+            params = {**params, "boilerplate": learnt_rules(repeated_dir, drop)}
+        rules = json.dumps(section(params, "boilerplate"), sort_keys=True)
+        if rules not in suites:
+            suites[rules] = suites_fingerprint(params, gx_dir)
         articles, rows = partition(input_dir, drop) / "articles.parquet", partition(rows_dir, drop)
         done = rows / FINGERPRINT_FILE
-        if done.exists() and read_json(done)["fingerprint"] == rows_fingerprint(articles, suites):
+        if done.exists() and read_json(done)["fingerprint"] == rows_fingerprint(articles, suites[rules]):
             log(STAGE, f"drop {drop}: unchanged since its rows were checked, their results are reused")
         else:
-            run_drop(articles, rows, partition(output_dir, drop), params, gx_dir, suites)
+            run_drop(articles, rows, partition(output_dir, drop), params, gx_dir, suites[rules])
         checked.append((report_from_json(read_json(rows / RESULTS_FILE)), scan_table(rows / TABLE_COLUMNS_FILE).collect()))
     keep_only(rows_dir, [partition(rows_dir, drop) for drop in drops])  # drops no longer in the corpus go
     log(STAGE, f"the corpus: {len(checked)} drop(s) of checked rows, and the table suite (Great Expectations)")
+    # (the last drop's rules: the table suite reads none of them, its report lists them)
     return _write_outcome(run_table_suite(checked, CORPUS, params, gx_dir, output_dir), output_dir, metrics_path)
 
 
@@ -708,7 +719,8 @@ def _main(paths: StagePaths, params: dict[str, Any], args) -> int:
             for drop in args.drops
         ]
     elif args.corpus:
-        reports = [run_corpus(paths.input, paths.output, paths.metrics, params, gx_dir)]
+        repeated_dir = path_of(params, "repeated_lines")
+        reports = [run_corpus(paths.input, paths.output, paths.metrics, params, gx_dir, repeated_dir)]
     else:
         reports = [run(paths.input, paths.output, paths.metrics, params, gx_dir)]
     return 0 if all(report.success for report in reports) else 1
