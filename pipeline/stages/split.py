@@ -653,14 +653,17 @@ def join_partitions(
     the new distinct held-out n-grams and the new ones among them found in train.
     """
     # Only the earlier n-grams the drop has count: the earlier tables are read once and cut
-    # down to them (a hash table of the drop's n-grams, probed by the earlier ones), so what
-    # follows works at the drop's size, not the corpus's (and reads nothing twice).
-    new = new.collect().lazy()
-    ngrams = new.select("ngram").unique()
+    # down to them (a hash set of the drop's n-grams, probed by the earlier ones), so what
+    # follows works at the drop's size, not the corpus's (and reads nothing twice). A filter
+    # the scan applies, not a semi-join: the other columns are decoded for the rows it keeps
+    # alone (a fifth less CPU for a 1 % drop at 300k articles, and less memory).
+    new = new.collect()
+    ngrams = new["ngram"].unique().implode()
     owned_before, held_before = (frame.lazy() for frame in pl.collect_all([
-        owned_before.select("ngram", "owner").join(ngrams, on="ngram", how="semi"),
-        held_before.select("ngram", "key", "split").join(ngrams, on="ngram", how="semi"),
+        owned_before.select("ngram", "owner").filter(pl.col("ngram").is_in(ngrams)),
+        held_before.select("ngram", "key", "split").filter(pl.col("ngram").is_in(ngrams)),
     ], engine="streaming"))
+    new = new.lazy()
     owned = (
         new.filter(pl.col("split") == "train")
         .group_by("partition", "ngram")
@@ -727,7 +730,7 @@ def sum_shared(frames: list[pl.DataFrame]) -> pl.DataFrame:
 
 # A run of partitions joined at once holds at most memory_ngrams / RUN_SHARE of the drop's
 # n-grams: the join holds them, the earlier layers' rows with the same n-grams (in a corpus of
-# reprints, a held-out n-gram of a drop met 4.7M earlier rows at 300k articles) and the
+# reprints, the n-grams of a 3k-article drop met 4.7M earlier held-out rows at 300k articles) and the
 # joins' results. A full run's partitions stay one a run (1.5M n-grams each at 300k
 # articles, 5M at 1M), a 1 % drop's are one run (300k articles) or a few (1M).
 RUN_SHARE = 4
