@@ -574,7 +574,8 @@ def batch_bounds(n_words: pl.Series, words_per_batch: int) -> list[tuple[int, in
     return bounds
 
 
-def write_ngram_partitions(texts: pl.LazyFrame, rules: ContaminationRules, work_dir: Path, engine: Engine) -> dict[int, int]:
+def write_ngram_partitions(texts: pl.LazyFrame, rules: ContaminationRules, work_dir: Path,
+                           engine: Engine) -> dict[int, int]:
     """Hash every article's n-grams and write them partitioned by hash (``ngram`` modulo
     ``partitions``), and each article's count of distinct n-grams (``counts/``); returns the
     (key, ngram) pairs written to each partition.
