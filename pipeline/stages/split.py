@@ -659,7 +659,7 @@ def join_partitions(
     # the scan applies, not a semi-join: the other columns are decoded for the rows it keeps
     # alone (a fifth less CPU for a 1 % drop at 300k articles, and less memory).
     new = new.collect()
-    ngrams = new["ngram"].unique().implode()
+    ngrams = new["ngram"].implode()
     owned_before, held_before = (frame.lazy() for frame in pl.collect_all([
         owned_before.select("ngram", "owner").filter(pl.col("ngram").is_in(ngrams)),
         held_before.select("ngram", "key", "split").filter(pl.col("ngram").is_in(ngrams)),
@@ -731,10 +731,11 @@ def sum_shared(frames: list[pl.DataFrame]) -> pl.DataFrame:
 
 # A run of partitions joined at once holds at most memory_ngrams / RUN_SHARE of the drop's
 # n-grams: the join holds them, the earlier layers' rows with the same n-grams (in a corpus of
-# reprints, the n-grams of a 3k-article drop met 4.7M earlier held-out rows at 300k articles) and the
-# joins' results. A full run's partitions stay one a run (1.5M n-grams each at 300k
-# articles, 5M at 1M), a 1 % drop's are one run (300k articles) or a few (1M).
-RUN_SHARE = 4
+# reprints, the n-grams of a 3k-article drop met 4.7M earlier held-out rows at 300k articles)
+# and the joins' results. A full run's partitions stay one a run (0.5M n-grams each at 100k
+# articles, 5M at 1M), a 1 % drop's are a few runs; the runs of a drop read the earlier
+# layers once in all, as each reads the row groups of its partitions alone.
+RUN_SHARE = 16
 
 
 def build_layer(drop: DropArticles, earlier: list[Path], rules: ContaminationRules, layer: Path, fingerprint: str,
