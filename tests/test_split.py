@@ -603,6 +603,33 @@ def test_the_index_grows_drop_by_drop_as_if_built_from_nothing(sample_texts: lis
     assert step and "b" not in set(scratch.report["id"])
 
 
+def test_partition_ranges_join_consecutive_partitions_up_to_the_limit() -> None:
+    assert split.partition_ranges({0: 3, 1: 4, 2: 9, 5: 1, 6: 2}, 8) == [(0, 1), (2, 2), (5, 6)]
+    assert split.partition_ranges({0: 3, 1: 4}, 0) == [(0, 0), (1, 1)]
+    assert split.partition_ranges({}, 8) == []
+
+
+def test_a_layer_is_the_same_joined_a_partition_or_all_partitions_at_a_time(sample_texts: list[str],
+                                                                              tmp_path: Path) -> None:
+    """A drop's hash partitions joined with the earlier layers' in one run (a small drop) or
+    one partition a run (a large one): the same index and report, byte for byte."""
+    texts = sample_texts
+    drops = {"1": [("a", "train", texts[0]), ("b", "test", texts[1] + " " + texts[5]), ("c", "validation", texts[2])],
+             "2": [("d", "train", texts[1] + " " + texts[4]), ("e", "test", texts[0] + " " + texts[2]),
+                   ("f", "validation", texts[5]), ("g", "train", texts[3])]}
+    found = write_drops(tmp_path / "input", drops)
+    built = {}
+    for memory_ngrams in (1, 10**9):  # every partition a run of its own; all partitions in one run
+        rules = split.ContaminationRules(CONTAMINATION.ngram, 0.5, 0.01, memory_ngrams, 7)
+        index = tmp_path / f"index-{memory_ngrams}"
+        result = split.contamination(split.update_index(found, rules, index), rules)
+        built[memory_ngrams] = (index_files(index), result.report, result.metrics)
+    (files, report, metrics), (files_at_once, report_at_once, metrics_at_once) = built.values()
+    assert files == files_at_once
+    assert report.equals(report_at_once) and metrics == metrics_at_once
+    assert report.height and metrics["test"]["distinct_ngrams_in_train"]  # the drops share n-grams
+
+
 # ---------------------------------------------------------------------------- the stage
 
 
