@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -520,6 +521,12 @@ def test_a_new_drop_writes_its_shards_only_and_the_build_equals_one_from_scratch
 
     incremental = build(second, folder)
     assert folder_files(folder) == folder_files(build(second, tmp_path / "scratch").folder)
+    # each shard's hash is taken as it is written and kept with it: what release.json lists
+    state = json.loads((folder / publish.STATE_FILE).read_text(encoding="utf-8"))
+    hashed = {shard["path"]: shard["sha256"] for drop_split in state.values() for shard in drop_split["shards"]}
+    assert hashed and hashed == {path: hashlib.sha256((folder / path).read_bytes()).hexdigest() for path in hashed}
+    listed = json.loads((folder / RELEASE_PATH).read_text(encoding="utf-8"))["files"]
+    assert {path: listed[path]["sha256"] for path in hashed} == hashed
     after = shard_stats(folder)
     assert {name: after[name] for name in kept} == kept  # not rewritten
     assert {shard.path for shard in incremental.shards} - {f"data/{name}" for name in kept} == {

@@ -156,6 +156,7 @@ class Shard:
     rows: int
     arrow_bytes: int  # in-memory size, the Hub's num_bytes
     file_bytes: int
+    sha256: str  # of the file, hashed once as it is written (Croissant and release.json list it)
 
 
 @dataclass
@@ -303,8 +304,8 @@ def write_shard(shared: tuple[Path | Location, Settings], task: tuple[DropRows, 
             shard.append(part)
             records.append(manifests.manifest_rows(part, drop.split))
             arrow_bytes.add(part)
-    return (Shard(path, drop.split, drop.drop, size, arrow_bytes.total(), (folder / path).stat().st_size),
-            pl.concat(records))
+    return (Shard(path, drop.split, drop.drop, size, arrow_bytes.total(), (folder / path).stat().st_size,
+                  _sha256(folder / path)), pl.concat(records))
 
 
 class ArrowBytes:
@@ -388,7 +389,7 @@ def write_croissant(build: Build, folder: Path, released: date | None = None, ba
         repo_id=settings.repo_id, version=str(settings.version), license_id=settings.card["license"],
         keywords=list(settings.card["tags"]), language=list(settings.card["language"]),
         fields=published_fields(),
-        shards=[{"path": s.path, "split": s.split, "sha256": _sha256(build.folder / s.path), "bytes": s.file_bytes}
+        shards=[{"path": s.path, "split": s.split, "sha256": s.sha256, "bytes": s.file_bytes}
                 for s in build.shards],
         cite_as="\n\n".join([citation(settings, released), *dict.fromkeys(sources)]),
         creators=list(settings.card["authors"]), contact=contact(settings),
@@ -476,20 +477,30 @@ def build(split_dir: Path, stage_dirs: dict[str, Path], validation_results: Path
 def release_record(build: Build, changelog: list[dict[str, Any]] | None) -> dict[str, Any]:
     """manifest/release.json: the version, its files (with hashes) and, once compared
     with the Hub, the changelog of every release up to this one (newest first)."""
-    files = sorted([*(s.path for s in build.shards), MANIFEST_PATH, CROISSANT_PATH, VALIDATION_PATH])
+    # A shard's hash is the one taken as it was written (kept with it while it is reused):
+    # hashing every shard again would cost each build a read of the whole release.
+    files = {s.path: {"sha256": s.sha256, "bytes": s.file_bytes} for s in build.shards} | {
+        path: {"sha256": _sha256(build.folder / path), "bytes": (build.folder / path).stat().st_size}
+        for path in (MANIFEST_PATH, CROISSANT_PATH, VALIDATION_PATH)}
     record: dict[str, Any] = {
         "version": str(build.settings.version),
         "repo_id": build.settings.repo_id,
         "splits": build.split_sizes,
         "articles": sum(build.split_sizes.values()),
-        "files": {path: {"sha256": _sha256(build.folder / path), "bytes": (build.folder / path).stat().st_size} for path in files},
+        "files": dict(sorted(files.items())),
     }
     if changelog is not None:
         record["changelog"] = changelog
     return record
 
 
-def _sha256(path: Path) -> str:
+def _sha256(path: Path | Location) -> str:
+    if isinstance(path, Location):  # a shard written at a URL, read back a MiB at a time
+        digest = hashlib.sha256()
+        with path.filesystem.open_input_stream(path.path) as stream:
+            while chunk := stream.read(1 << 20):
+                digest.update(chunk)
+        return digest.hexdigest()
     with path.open("rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
