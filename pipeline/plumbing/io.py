@@ -176,9 +176,22 @@ class Location:
             raise ValueError(f"Location.rglob takes '*' only, not {pattern!r}")
         return iter(self._listed(recursive=True))
 
+    def open(self, mode: str = "rb") -> Any:
+        """A binary stream of the object: read ("rb"), or written ("wb"; on an object store the
+        object appears whole when the stream is closed)."""
+        if mode == "rb":
+            return self.filesystem.open_input_stream(self.path)
+        if mode == "wb":
+            return self.filesystem.open_output_stream(self.path)
+        raise ValueError(f"Location.open takes 'rb' or 'wb', not {mode!r}")
+
     def read_bytes(self) -> bytes:
-        with self.filesystem.open_input_stream(self.path) as stream:
+        with self.open("rb") as stream:
             return stream.readall()
+
+    def write_bytes(self, data: bytes) -> None:
+        with self.open("wb") as stream:
+            stream.write(data)
 
     def read_text(self, encoding: str = "utf-8") -> str:
         return self.read_bytes().decode(encoding)

@@ -495,12 +495,6 @@ def release_record(build: Build, changelog: list[dict[str, Any]] | None) -> dict
 
 
 def _sha256(path: Path | Location) -> str:
-    if isinstance(path, Location):  # a shard written at a URL, read back a MiB at a time
-        digest = hashlib.sha256()
-        with path.filesystem.open_input_stream(path.path) as stream:
-            while chunk := stream.read(1 << 20):
-                digest.update(chunk)
-        return digest.hexdigest()
     with path.open("rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 

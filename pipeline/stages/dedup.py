@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -367,6 +367,21 @@ def figures_differ(figures: pl.DataFrame, a: np.ndarray, b: np.ndarray, params: 
     return differ
 
 
+def facts_differ(similar: np.ndarray, other_figures: Callable[[np.ndarray], np.ndarray],
+                 other_names: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Whether pairs state other figures, and whether they are one formula about other
+    names, checked where it can decide: figures for the pairs similar enough to be
+    duplicates (``similar``), names for those of them whose figures agree.
+    ``other_figures(pairs)`` and ``other_names(pairs)`` check the pairs a mask picks
+    (``figures_differ``, ``names_differ``); False where not checked."""
+    figures = np.zeros(len(similar), dtype=bool)
+    figures[similar] = other_figures(similar)
+    agree = similar & ~figures
+    names = np.zeros(len(similar), dtype=bool)
+    names[agree] = other_names(agree)
+    return figures, names
+
+
 def names_differ(details: minhash.ShingleSets, a: np.ndarray, b: np.ndarray, params: DedupParams) -> np.ndarray:
     """Whether documents ``a[i]`` and ``b[i]`` (of ``details``, ``minhash.detail_sets``) are
     one formula about other names: each has at least ``names_min`` words it repeats that
@@ -608,11 +623,10 @@ def pair_similarity(pairs: pl.DataFrame, texts: pl.LazyFrame | None, params: Ded
         a, b = docs["a"].to_numpy(), docs["b"].to_numpy()
         overlap = verify(shingle_sets, a, b, params, details)
         similar = overlap.similar(params)
-        differ = np.zeros(len(a), dtype=bool)
-        differ[similar] = figures_differ(pl.concat(figure_parts), a[similar], b[similar], params)
+        figures = pl.concat(figure_parts)
+        differ, other_names = facts_differ(similar, lambda pick: figures_differ(figures, a[pick], b[pick], params),
+                                           lambda pick: names_differ(details, a[pick], b[pick], params))
         check = similar & ~differ
-        other_names = np.zeros(len(a), dtype=bool)
-        other_names[check] = names_differ(details, a[check], b[check], params)
     return pairs.with_columns(
         similarity=pl.Series(overlap.jaccard, dtype=pl.Float64), containment=pl.Series(overlap.containment, dtype=pl.Float64),
         figures_differ=pl.Series(differ).set(pl.Series(~similar), None),
@@ -903,11 +917,9 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams, corpus: CorpusIndex
                     figures.filter(pl.col("doc").is_in(docs.implode())).collect(), step_x, step_y, params)
             return found
 
-        differ, other_names = np.zeros(len(a), dtype=bool), np.zeros(len(a), dtype=bool)
-        differ[similar] = other_figures(a[similar], b[similar])
-        check = similar & ~differ
-        other_names[check] = names_differ(details, doc[a[check]], doc[b[check]], params)
-        is_edge = check & ~other_names
+        differ, other_names = facts_differ(similar, lambda pick: other_figures(a[pick], b[pick]),
+                                           lambda pick: names_differ(details, doc[a[pick]], doc[b[pick]], params))
+        is_edge = similar & ~differ & ~other_names
 
         def agree(x: np.ndarray, y: np.ndarray) -> np.ndarray:
             """Neither other figures nor other names."""

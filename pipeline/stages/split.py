@@ -534,6 +534,11 @@ class NgramBatch:
     counts: pl.DataFrame  # key, ngrams: an article's distinct n-grams
 
 
+def hash_partition(partitions: int) -> pl.Expr:
+    """The hash partition of each n-gram (column ``ngram``), of ``partitions``."""
+    return (pl.col("ngram") % partitions).cast(pl.UInt32)
+
+
 def ngram_batch(texts: pl.LazyFrame, rows: tuple[int, int], rules: ContaminationRules) -> NgramBatch:
     """The n-grams of rows [offset, offset + length) of ``texts`` (key, text), by hash
     partition: a task of ``write_ngram_partitions`` (on an engine's worker, which reads its
@@ -546,7 +551,7 @@ def ngram_batch(texts: pl.LazyFrame, rows: tuple[int, int], rules: Contamination
     # Chained: the batch's n-grams are not held beside their packed pairs.
     parts = article_ngrams(texts.slice(offset, length).collect(), rules.ngram).select(
         pair=pl.col("key").cast(pl.UInt128) * 2**64 + pl.col("ngram").cast(pl.UInt128),
-        partition=(pl.col("ngram") % rules.partitions).cast(pl.UInt32),
+        partition=hash_partition(rules.partitions),
     ).partition_by("partition", as_dict=True, include_key=False)
     parts = {
         bucket: part.select(pl.col("pair").unique()).select(
@@ -726,7 +731,7 @@ def by_partition(ngrams: pl.DataFrame, partitions: int) -> list[pl.DataFrame]:
     """Rows of n-grams of a run of hash partitions, with their partition, a frame a partition
     in partition order (the layer's order; the rows keep theirs within it). The joins go by
     n-gram alone (grouping and sorting by partition too, a full run took 1.1-1.2x the CPU)."""
-    tagged = ngrams.with_columns(partition=(pl.col("ngram") % partitions).cast(pl.UInt32))
+    tagged = ngrams.with_columns(partition=hash_partition(partitions))
     return [part for _, part in sorted(tagged.partition_by("partition", as_dict=True, maintain_order=True).items())]
 
 

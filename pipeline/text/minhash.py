@@ -578,12 +578,8 @@ class BandPartitions:
         for band in range(params.all_bands):
             data = band_keys(signature, params, band).astype("<u8").tobytes()
             path = self.folder / f"band={band:03d}" / f"rows-{first_row:012d}.u64"
-            if isinstance(path, Location):  # an object store: the key appears whole when the upload completes
-                with path.filesystem.open_output_stream(path.path) as stream:
-                    stream.write(data)
-            else:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(data)
+            path.parent.mkdir(parents=True, exist_ok=True)  # (an object store's folders are its keys' prefixes)
+            path.write_bytes(data)
 
     def keys(self, band: int, docs: np.ndarray) -> np.ndarray:
         """The keys of band ``band`` of the documents ``docs``, read from its partitions."""
