@@ -307,6 +307,23 @@ def test_an_unknown_engine_is_refused(engine):
         engine_name({"engine": engine})
 
 
+@pytest.mark.parametrize("scratch", ["nosuch://bucket/scratch", "/proc/no/such/folder"])
+def test_a_scratch_place_the_tasks_cannot_use_is_one_line_and_an_exit_code(reproduced_seed, tmp_path, scratch):
+    """params.yaml ``engine.scratch`` (where dedup's signing tasks leave the band keys) at a URL
+    of an unknown scheme, or a folder that cannot be made: dedup says so in one line naming
+    the setting, before any task runs, and exits 2 (no traceback)."""
+    params = (reproduced_seed / "params.yaml").read_text(encoding="utf-8")
+    assert "\n  scratch: build/scratch " in params
+    (tmp_path / "params.yaml").write_text(params.replace("\n  scratch: build/scratch ", f"\n  scratch: {scratch} ", 1),
+                                          encoding="utf-8")
+    result = run_corpus("dedup", "--input", str(reproduced_seed / "build" / "clean"), "--output", "dedup",
+                        "--metrics", "dedup.json", cwd=tmp_path, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        f"corpus: error: params.yaml 'engine.scratch' ({scratch}) cannot hold the tasks' files: ")
+    assert not (tmp_path / "dedup.json").exists()
+
+
 def test_the_cluster_configs_are_valid_and_share_the_project_path():
     """deploy/: the `ray up` config passes Ray's own cluster schema (with Ray's defaults
     filled in, as `ray up` does), and the KubeRay job mounts its ReadWriteMany claim at the

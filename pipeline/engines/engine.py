@@ -65,6 +65,14 @@ def shared_folder(where: str) -> Iterator[Path | Location]:
     partitions), inside `where` (``engine_scratch``: a path every worker reads and writes,
     or a URL; empty: the system's temporary folder, which is one machine's), deleted on exit."""
     base = storage_path(where) if where else Path(tempfile.gettempdir())
+    made = isinstance(base, Path) and not base.exists()
+    try:  # a folder that cannot be made, a URL of an unknown scheme: said before any task runs
+        if isinstance(base, Path):
+            base.mkdir(parents=True, exist_ok=True)
+        else:
+            base.exists()  # resolves its file system
+    except (OSError, ValueError) as error:
+        raise ParamsError(f"params.yaml 'engine.scratch' ({where}) cannot hold the tasks' files: {error}") from None
     if isinstance(base, Location):
         folder = base / f"corpus-shared-{uuid.uuid4().hex}"
         try:
@@ -73,8 +81,6 @@ def shared_folder(where: str) -> Iterator[Path | Location]:
             if folder.exists():  # (nothing is there when no task wrote)
                 folder.filesystem.delete_dir(folder.path)
     else:
-        made = not base.exists()
-        base.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="corpus-shared-", dir=base) as folder:
             yield Path(folder).resolve()
         if made:  # leave no empty folder behind (one that another run still uses stays)
