@@ -11,6 +11,7 @@ import yaml
 from conftest import REPO, built_copy, run_command
 from pipeline_runs import check_headline_funnel
 
+from pipeline.plumbing.fingerprint import NOT_SHAPING_OUTPUTS, code_sources
 from pipeline.plumbing.io import partition_report
 from pipeline.release.card_figures import REPORTING_STAGES
 
@@ -52,12 +53,6 @@ def test_dvc_metrics_show_is_one_short_funnel_table(reproduced: Path):
     assert len(table) == 7 and max(len(line) for line in table) < 200
 
 
-# Modules every stage runs through but that do not shape its outputs (params are declared
-# by section, separately; locks only keeps two publishes apart; commands holds the help texts;
-# the engines run a stage's batches, with outputs the same on each: tests/test_engines.py).
-_PLUMBING = {"pipeline/plumbing/params.py", "pipeline/plumbing/progress.py", "pipeline/plumbing/stage_command.py",
-             "pipeline/plumbing/locks.py", "pipeline/commands.py", "pipeline/engines/engine.py",
-             "pipeline/engines/local.py", "pipeline/engines/ray.py"}
 # Stages named otherwise than the module whose command they run.
 _STAGE_MODULES = {"line_counts": "stages/clean", "repeated_lines": "stages/clean", "publish": "release/publish"}
 
@@ -93,5 +88,18 @@ def test_every_stage_depends_on_the_code_it_runs():
         spec = spec.get("do", spec)  # a foreach stage: its per-drop definition
         declared = {str(dep) for dep in spec["deps"] if str(dep).startswith("pipeline/")}
         entry = f"pipeline/{_STAGE_MODULES.get(stage, f'stages/{stage}')}.py"
-        missing = _pipeline_imports(entry, set()) - _PLUMBING - declared
+        missing = _pipeline_imports(entry, set()) - NOT_SHAPING_OUTPUTS - declared
         assert not missing, f"dvc.yaml stage {stage} imports {sorted(missing)} but does not list them in deps"
+
+
+@pytest.mark.parametrize("stage, module", [("dedup", "pipeline.stages.dedup"), ("validate", "pipeline.stages.validate"),
+                                           ("split", "pipeline.stages.split"), ("publish", "pipeline.release.publish")])
+def test_a_stage_fingerprint_hashes_the_code_dvc_sees(stage, module):
+    """The stages that keep state by fingerprint hash their code (``code_digest``) and write
+    the fingerprint into their outputs: it must cover only code dvc.yaml lists for the stage,
+    or a change DVC does not see (say, to an engine) would change outputs it keeps as up to
+    date, and a fresh clone's `dvc repro` would not reproduce the committed dvc.lock."""
+    declared = {str(dep) for dep in yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"][stage]["deps"]}
+    hashed = set(code_sources(module))
+    assert hashed and not hashed & NOT_SHAPING_OUTPUTS
+    assert hashed <= declared, sorted(hashed - declared)

@@ -19,6 +19,16 @@ import xxhash
 
 _CHUNK = 1 << 20
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding pipeline/
+# Modules every stage runs through but that do not shape its outputs (params are declared
+# by section, separately; locks only keeps two publishes apart; commands holds the help
+# texts; the engines run a stage's batches, with outputs the same on each:
+# tests/test_engines.py). dvc.yaml does not list them as a stage's code, so a fingerprint
+# must not hash them either: a change to them would change outputs DVC sees as up to date.
+NOT_SHAPING_OUTPUTS = frozenset({
+    "pipeline/plumbing/params.py", "pipeline/plumbing/progress.py", "pipeline/plumbing/stage_command.py",
+    "pipeline/plumbing/locks.py", "pipeline/commands.py", "pipeline/engines/engine.py",
+    "pipeline/engines/local.py", "pipeline/engines/ray.py",
+})
 
 
 def digest(*parts: str) -> str:
@@ -46,12 +56,18 @@ def files_digest(path: str | Path) -> str:
     return hasher.hexdigest()
 
 
+def code_sources(module: str) -> list[str]:
+    """The source files (``pipeline/...py``) of `module` and of every pipeline module it
+    imports, transitively, but ``NOT_SHAPING_OUTPUTS``: what a stage's decisions depend on
+    (as dvc.yaml's code deps of the stage)."""
+    imported = _pipeline_sources(Path(importlib.util.find_spec(module).origin).resolve(), set())
+    return sorted({source.relative_to(_PACKAGE_ROOT).as_posix() for source in imported} - NOT_SHAPING_OUTPUTS)
+
+
 def code_digest(module: str) -> str:
-    """Hash of the source of `module` and of every pipeline module it imports, transitively:
-    what a stage's decisions depend on (as dvc.yaml's code deps of the stage)."""
-    sources = sorted(_pipeline_sources(Path(importlib.util.find_spec(module).origin).resolve(), set()))
-    return digest(*(part for source in sources
-                    for part in (source.relative_to(_PACKAGE_ROOT).as_posix(), source.read_text(encoding="utf-8"))))
+    """Hash of the ``code_sources`` of `module` (their names and text)."""
+    return digest(*(part for source in code_sources(module)
+                    for part in (source, (_PACKAGE_ROOT / source).read_text(encoding="utf-8"))))
 
 
 def _pipeline_sources(source: Path, seen: set[Path]) -> set[Path]:
