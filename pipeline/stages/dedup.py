@@ -596,7 +596,7 @@ class SignedArticles:
         in their order (the others filtered out), from what was signed: a document's
         signature, sets and figures do not depend on the others."""
         ids = articles.select("id").collect()["id"]
-        rows = self.table.select(pl.arg_where(pl.col("id").is_in(ids.implode()))).to_series().to_numpy().astype(np.int64)
+        rows = np.flatnonzero(self.table["id"].is_in(ids.implode()).to_numpy())
         if not self.table["id"].gather(rows).equals(ids):
             raise ValueError(f"{what}: not the signed articles, or not in their order")
         signature = self.table["signature"].to_numpy()[rows]
