@@ -15,12 +15,19 @@ Printed: wall time, CPU time (user + sys) and peak RSS of each run's process tre
 included), the ratios this / baseline, and whether both codes left the same bytes: the drop's
 report (results.json: every check, the articles already in the corpus, the repeats within the
 drop), its ``.dvc`` file, params.yaml and data/raw/.gitignore.
+
+``--dvc-add`` measures add-drop's ``dvc add`` of the drop alone, in the same scratch project,
+``--rounds`` times alternating: ``python -m dvc add`` as a process of its own (what the child
+add-drop starts costs), and, in a process that has imported what add-drop has when it installs
+a drop, the CPU the step adds there run as that child (``drops._dvc``) or in process through
+DVC's ``Repo.add``; and whether all left the same ``.dvc`` file, ``.gitignore`` and DVC cache.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -34,6 +41,26 @@ from benchmarks.incremental import measured  # noqa: E402
 from pipeline.plumbing.params import load_params, path_of  # noqa: E402
 
 COPIED = ("params.yaml", "dvc.yaml", "dvc.lock", ".gitignore", ".dvcignore")
+# `dvc add PATH` inside a process that has imported what add-drop has when it installs a drop:
+# prints the CPU (user + sys, its children's included) the step adds there.
+DVC_ADD = """
+import json, resource, sys
+import great_expectations  # noqa: F401
+from pipeline import drops
+
+def cpu():
+    return sum(getattr(resource.getrusage(who), field) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+               for field in ("ru_utime", "ru_stime"))
+
+started = cpu()
+if sys.argv[1] == "child":
+    assert drops._dvc("add", sys.argv[2]).returncode == 0
+else:
+    from dvc.repo import Repo
+    with Repo(".") as repo:
+        repo.add(sys.argv[2])
+print(json.dumps({"cpu": cpu() - started}))
+"""
 
 
 def scratch_project(project: Path, folder: Path) -> None:
@@ -84,6 +111,38 @@ def left(folder: Path, name: str) -> dict[str, bytes]:
     return {str(path): (folder / path).read_bytes() for path in files}
 
 
+def dvc_add_costs(folder: Path, drop: Path, name: str, rounds: int) -> None:
+    """``--dvc-add``: the ``dvc add`` step alone, three ways (see the module's doc)."""
+    raw = path_of(load_params(folder / "params.yaml"), "raw")
+    target = str(raw / name)
+    environment = {**os.environ, "PYTHONPATH": str(REPO)}
+    ways = {
+        "own process: python -m dvc add": None,
+        "in add-drop's process: the child (drops._dvc)": "child",
+        "in add-drop's process: Repo.add": "in-process",
+    }
+    cpu: dict[str, list[float]] = {way: [] for way in ways}
+    left_behind = []
+    for _ in range(rounds):
+        for way, how in ways.items():
+            reset(folder, name)
+            shutil.copytree(drop, folder / target)
+            if how is None:
+                cpu[way].append(measured([sys.executable, "-m", "dvc", "add", "-q", target], folder, REPO)["cpu"])
+            else:
+                done = subprocess.run([sys.executable, "-c", DVC_ADD, how, target], cwd=folder, env=environment,
+                                      capture_output=True, text=True, check=True)
+                cpu[way].append(json.loads(done.stdout.strip().splitlines()[-1])["cpu"])
+            cache = sorted(p.relative_to(folder).as_posix() for p in (folder / ".dvc" / "cache").rglob("*") if p.is_file())
+            left_behind.append((*((folder / raw / f).read_bytes() for f in (f"{name}.dvc", ".gitignore")), cache))
+    reset(folder, name)
+    print(f"\n`dvc add` of {drop} as {target} in a scratch copy of the project, {rounds} rounds alternating")
+    print(f"{'way':<48} {'CPU s (each round)':<28} {'mean':>6}")
+    for way, runs in cpu.items():
+        print(f"{way:<48} {' '.join(f'{run:.2f}' for run in runs):<28} {sum(runs) / len(runs):>6.2f}")
+    print(f"same .dvc file, .gitignore and DVC cache every time: {all(x == left_behind[0] for x in left_behind)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--project", type=Path, required=True, help="a project after `dvc repro` (only read)")
@@ -93,11 +152,15 @@ def main() -> None:
     parser.add_argument("--baseline", default="main", help="git revision to compare with")
     parser.add_argument("--baseline-code", type=Path, help="a folder with the code to compare with (instead of --baseline)")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--dvc-add", action="store_true", help="measure add-drop's `dvc add` step alone, three ways")
     args = parser.parse_args()
     work = args.workdir.resolve()
     work.mkdir(parents=True, exist_ok=True)
     folder = work / "project"
     scratch_project(args.project.resolve(), folder)
+    if args.dvc_add:
+        dvc_add_costs(folder, args.drop.resolve(), args.name, args.rounds)
+        return
     baseline_code = args.baseline_code or revision_code(args.baseline, work / "baseline-code")
     codes = {"this": REPO, "baseline": baseline_code}
     command = [str(Path(sys.executable).parent / "corpus"), "--params", "params.yaml", "add-drop",

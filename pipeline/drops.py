@@ -158,23 +158,27 @@ def validate_drop(
     cleaned = clean.run(ingest_dir, clean_dir, None, params)
     articles = scan_table(clean_dir / "articles.parquet")
     validation = validate.run_suites(articles, validate.DROP, params, gx_dir, output_dir, stage=STAGE)
-    matches = dedup.match_against_index(articles, index_dir, params) if index_dir.is_dir() else None
+    with dedup.SignedArticles.of(articles, dedup.DedupParams.from_params(params)) as signed:  # once for both
+        matches = dedup.match_against_index(articles, index_dir, params, signed) if index_dir.is_dir() else None
+        repeats = drop_duplicates(articles, matches, params, signed)
     report = DropReport(
         drop_dir.name, (source or drop_dir).resolve(), output_dir, ingested.report, cleaned, validation,
-        matches, drop_duplicates(articles, matches, params), index_dir,
+        matches, repeats, index_dir,
     )
     write_json(output_dir / validate.RESULTS_FILE, report.to_json())
     return report
 
 
-def drop_duplicates(articles: pl.LazyFrame, corpus_matches: pl.DataFrame | None, params: dict[str, Any]) -> pl.DataFrame:
+def drop_duplicates(articles: pl.LazyFrame, corpus_matches: pl.DataFrame | None, params: dict[str, Any],
+                    signed: dedup.SignedArticles | None = None) -> pl.DataFrame:
     """Articles the corpus does not have that repeat another article of the drop, by the
-    dedup stage's own rule: the rest of the drop is what it adds to the corpus."""
+    dedup stage's own rule: the rest of the drop is what it adds to the corpus. With
+    ``signed`` (the drop's articles signed already), they are not signed again."""
     if corpus_matches is not None:
         articles = articles.filter(~pl.col("id").is_in(corpus_matches["id"].implode()))
     if articles.select(pl.len()).collect().item() == 0:
         return pl.DataFrame(schema=dedup.MATCH_SCHEMA)
-    assignment = dedup.deduplicate(articles, dedup.DedupParams.from_params(params)).assignment
+    assignment = dedup.deduplicate(articles, dedup.DedupParams.from_params(params), presigned=signed).assignment
     return assignment.filter(pl.col("kind").is_not_null()).select(dedup.MATCH_SCHEMA.names()).sort("id")
 
 

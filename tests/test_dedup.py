@@ -18,6 +18,7 @@ from pipeline_runs import folder_files
 
 from benchmarks import dedup_eval
 from benchmarks.shared_corpus import SAUDI_SAMPLE
+from pipeline import drops
 from pipeline.engines.local import LocalEngine
 from pipeline.plumbing.io import lazy_frames, partition, read_json, scan_partitions, write_table
 from pipeline.plumbing.params import load_params
@@ -741,3 +742,40 @@ def test_a_drop_added_is_deduplicated_alone_and_equals_a_run_from_scratch(evalua
     fingerprints = {drop: read_json(partition(grown, drop) / "report.json")["fingerprint"] for drop in kept["drop"].unique()}
     scratch = {drop: read_json(partition(tmp_path / "scratch", drop) / "report.json")["fingerprint"] for drop in fingerprints}
     assert all(fingerprints[drop] != scratch[drop] for drop in fingerprints)
+
+
+def test_add_drop_signs_the_drop_once_and_decides_as_when_signing_twice(evaluation, tmp_path, monkeypatch):
+    """add-drop's two questions about a drop, what the corpus has already
+    (``match_against_index``) and what repeats within the rest of the drop
+    (``drops.drop_duplicates``: ``deduplicate``), read one signing of its articles
+    (``SignedArticles``): the same matches, repeats, clusters and review as signing it for
+    each, on a drop of the evaluation's templated reports and reprints of the corpus's articles."""
+    params = {**PARAMS, "split": {**PARAMS["split"], "drop_order": ["seed", "sample"]}}
+    clean_dir = tmp_path / "clean"
+    for drop in ("seed", "sample"):
+        write_table(evaluation.articles.filter(pl.col("drop") == drop), partition(clean_dir, drop) / dedup.KEPT_FILE)
+    dedup.run(clean_dir, tmp_path / "out", None, params)
+    index = tmp_path / "out" / dedup.INDEX_DIR
+    sample = evaluation.articles.filter(pl.col("drop") == "sample")
+    new = pl.concat([evaluation.articles.filter(pl.col("drop") == "templated"), sample.gather_every(4)])
+    new = new.with_columns(id="new-" + pl.col("id")).sample(fraction=1.0, shuffle=True, seed=3).lazy()
+
+    signing, signed_articles = dedup.signature_table, []
+    monkeypatch.setattr(dedup, "signature_table", lambda articles, *args, **kwargs: signed_articles.append(
+        articles.select(pl.len()).collect().item()) or signing(articles, *args, **kwargs))
+    with dedup.SignedArticles.of(new, dedup.DedupParams.from_params(params)) as signed:
+        matches = dedup.match_against_index(new, index, params, signed)
+        repeats = drops.drop_duplicates(new, matches, params, signed)
+        rest = new.filter(~pl.col("id").is_in(matches["id"].implode()))
+        once = dedup.deduplicate(rest, dedup.DedupParams.from_params(params), presigned=signed)
+        with pytest.raises(ValueError, match="not in their order"):
+            dedup.deduplicate(rest.reverse(), dedup.DedupParams.from_params(params), presigned=signed)
+    monkeypatch.undo()
+    assert signed_articles == [new.select(pl.len()).collect().item()]
+
+    assert matches.equals(dedup.match_against_index(new, index, params)) and matches.height >= 50
+    assert repeats.equals(drops.drop_duplicates(new, matches, params))
+    assert set(repeats["kind"]) == {"exact", "near"} and not repeats["id"].is_in(matches["id"].implode()).any()
+    twice = dedup.deduplicate(rest, dedup.DedupParams.from_params(params))
+    assert once.assignment.equals(twice.assignment) and once.review.equals(twice.review)
+    assert once.pair_ids().equals(twice.pair_ids()) and once.review["reason"].n_unique() >= 3

@@ -48,7 +48,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -567,6 +567,52 @@ class SignedSets:
     figures: list[pl.DataFrame]
 
 
+@dataclass
+class SignedArticles:
+    """A table of articles signed once (``signature_table`` with their sets, details and
+    figures): add-drop compares a drop with the corpus (``match_against_index``) and then
+    deduplicates what the corpus lacks within the drop (``deduplicate``'s ``presigned``)
+    without signing its articles again. Made by ``of``; sets added after the articles'
+    (``pair_similarity`` adds the corpus's) are not theirs."""
+
+    table: pl.DataFrame  # id, key_hash, signature: ``signature_table``, in input order
+    shingle_sets: minhash.ShingleSets
+    details: minhash.ShingleSets
+    figures: list[pl.DataFrame]  # ``figure_table``s, docs numbered as the table's rows
+
+    @classmethod
+    @contextmanager
+    def of(cls, articles: pl.LazyFrame, params: DedupParams) -> Iterator["SignedArticles"]:
+        with minhash.ShingleSets() as shingle_sets, minhash.ShingleSets() as details:
+            figures: list[pl.DataFrame] = []
+            table = signature_table(articles, params, "new articles", shingle_sets, figures, details)
+            yield cls(table, shingle_sets, details, figures)
+
+    def signature_table(self, articles: pl.LazyFrame, params: DedupParams, what: str,
+                        shingle_sets: minhash.ShingleSets, figures: list[pl.DataFrame] | ParquetAppender,
+                        details: minhash.ShingleSets, signature_file: minhash.SignatureFile,
+                        band_partitions: minhash.BandPartitions) -> pl.DataFrame:
+        """What ``signature_table`` gives and adds for ``articles``, some of the signed ones
+        in their order (the others filtered out), from what was signed: a document's
+        signature, sets and figures do not depend on the others."""
+        ids = articles.select("id").collect()["id"]
+        rows = np.flatnonzero(self.table["id"].is_in(ids.implode()).to_numpy())
+        if not self.table["id"].gather(rows).equals(ids):
+            raise ValueError(f"{what}: not the signed articles, or not in their order")
+        signature = self.table["signature"].to_numpy()[rows]
+        signature_file.add(signature)
+        band_partitions.add(0, signature, params.minhash)
+        shingle_sets.add_sets(self.shingle_sets.subset(rows))
+        details.add_sets(self.details.subset((3 * rows[:, None] + np.arange(3)).ravel()))  # ``minhash.detail_sets``
+        renumbered = pl.DataFrame({"doc": rows, "new_doc": np.arange(len(rows))},
+                                  schema={"doc": pl.UInt32, "new_doc": pl.UInt32})
+        signed_figures = pl.concat(self.figures) if self.figures else pl.DataFrame(schema=FIGURE_SCHEMA)
+        figures.append(signed_figures.join(renumbered, on="doc", maintain_order="left").select(
+            doc="new_doc", context="context", value="value"))
+        log(STAGE, f"{what}: {len(rows):,} signed already")
+        return self.table[rows].select("id", "key_hash")
+
+
 def pair_similarity(pairs: pl.DataFrame, texts: pl.LazyFrame | None, params: DedupParams,
                     corpus: CorpusIndex | None = None, signed: SignedSets | None = None) -> pl.DataFrame:
     """Real similarity of the shingle sets of each pair (columns id_a, id_b), and whether
@@ -816,7 +862,7 @@ REVIEW_REASONS = ("figures_differ", "names_differ", "left_by_clustering", "conta
 
 
 def deduplicate(articles: pl.LazyFrame, params: DedupParams, corpus: CorpusIndex | None = None,
-                store: Path | None = None) -> DedupResult:
+                store: Path | None = None, presigned: SignedArticles | None = None) -> DedupResult:
     """The dedup decision for a table of articles (ARTICLE_SCHEMA), as a function of its rows,
     and with ``corpus``, of the kept articles of earlier drops (``CorpusIndex``).
 
@@ -826,7 +872,8 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams, corpus: CorpusIndex
     corpus articles that are candidates of a new one (or its exact copy) are read back: their
     stored sets, not their texts (``CorpusIndex.stored_sets``). With ``store`` (a drop's
     folder), the sets and figures of every input article are kept there (SETS_FILE ...), for
-    the drops after it; the index's ``row`` points into them.
+    the drops after it; the index's ``row`` points into them. With ``presigned`` (articles
+    signed already, ``articles`` some of them), they are not signed again.
 
     What is held for the whole input: ids and key hashes, the rank of each article, the
     candidate pairs (8 bytes each) and the assignment; shingles live one batch at a time,
@@ -845,8 +892,8 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams, corpus: CorpusIndex
         partitions = minhash.BandPartitions(shared)
         # The figures go to a file, read back for the pairs of a step (``other_figures``).
         with ParquetAppender(Path(scratch.name) / "figures.parquet", FIGURE_SCHEMA) as figure_rows:
-            signed = signature_table(articles, params, "articles", shingle_sets, figure_rows, details, signatures,
-                                     partitions)
+            sign = signature_table if presigned is None else presigned.signature_table
+            signed = sign(articles, params, "articles", shingle_sets, figure_rows, details, signatures, partitions)
             n_own = signed.height
             partitions = replace(partitions, rows=n_own)
             # Fixed articles of the corpus: the candidates of the new distinct texts, and exact copies.
@@ -1103,14 +1150,16 @@ class CorpusIndex:
             "id": pl.String, "key_hash": pl.String, "n_chars": pl.Int64, "published_date": pl.Date})
 
 
-def match_against_index(articles: pl.LazyFrame, index_dir: Path, params: dict[str, Any]) -> pl.DataFrame:
+def match_against_index(articles: pl.LazyFrame, index_dir: Path, params: dict[str, Any],
+                        signed: SignedArticles | None = None) -> pl.DataFrame:
     """Which of `articles` are already in the corpus indexed at `index_dir`.
 
     One row per input article that is an exact or near duplicate of a kept corpus article
     (by the stage's rule: Jaccard or containment, figures agreeing): id, duplicate_of (the
     corpus article), similarity (Jaccard, 1.0 for exact), kind. The
-    corpus is not recomputed: only the new articles are signed, candidates come from the
-    stored band keys (``CorpusIndex``), and only candidate corpus articles are read back.
+    corpus is not recomputed: only the new articles are signed (or ``signed`` holds them:
+    ``SignedArticles`` of `articles`), candidates come from the stored band keys
+    (``CorpusIndex``), and only candidate corpus articles are read back.
     """
     dedup = DedupParams.from_params(params)
     index_dir = Path(index_dir)
@@ -1126,9 +1175,10 @@ def match_against_index(articles: pl.LazyFrame, index_dir: Path, params: dict[st
         return pl.DataFrame(schema=MATCH_SCHEMA)
     # The new articles' sets and figures are kept as they are signed: verifying their
     # candidate pairs does not read and shingle their texts again.
-    with minhash.ShingleSets() as shingle_sets, minhash.ShingleSets() as details:
-        figures: list[pl.DataFrame] = []
-        new = signature_table(articles, dedup, "new articles", shingle_sets, figures, details)
+    with ExitStack() as opened:
+        if signed is None:
+            signed = opened.enter_context(SignedArticles.of(articles, dedup))
+        new = signed.table
         if new.is_empty():
             return pl.DataFrame(schema=MATCH_SCHEMA)
 
@@ -1141,8 +1191,9 @@ def match_against_index(articles: pl.LazyFrame, index_dir: Path, params: dict[st
         found = corpus.candidates(lambda band: minhash.band_keys(signature, dedup.minhash, band), dedup,
                                   open_engine({}, dedup.engine).map_tasks)
         candidates = found.select("id_a", id_b=NEW_PREFIX + rest["id"].gather(found["b"]))
-        signed = SignedSets(NEW_PREFIX + new["id"], shingle_sets, details, figures)
-        checked = pair_similarity(candidates, None, dedup, corpus, signed)
+        checked = pair_similarity(candidates, None, dedup, corpus,
+                                  SignedSets(NEW_PREFIX + new["id"], signed.shingle_sets, signed.details,
+                                             list(signed.figures)))
     near = (
         checked
         .filter("duplicate")
