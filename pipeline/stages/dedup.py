@@ -39,8 +39,10 @@ of 400 words).
 On an engine (``dedup.engine``, pipeline/engines/) the batches are signed, the LSH bands
 grouped (a task a band, of the drop and against the index; the signing tasks hand a band's
 task its keys through storage, ``minhash.BandPartitions``) and the candidate pairs verified
-(a task a step of pairs, with the shingle sets of its articles) on the workers; the
-decisions on the verified pairs and the clustering stay here. Same outputs, byte for byte.
+(a task a step of pairs) on the workers; the decisions on the verified pairs and the
+clustering stay here. On a cluster the signing tasks also write their sets and signatures
+to storage (``minhash.SetParts``), which this process copies into its files and the
+verifying tasks read: no set or signature is sent to or from it. Same outputs, byte for byte.
 """
 
 from __future__ import annotations

@@ -16,7 +16,9 @@ The pieces, in the order the dedup stage uses them:
   real overlap of given pairs (shared shingles, set sizes) read back from it a step of
   pairs at a time. ``SignatureFile``: the signatures, likewise. ``BandPartitions``: the
   band keys as per-band partitions in a folder every worker reaches, written by the
-  signing tasks and read by the bands' tasks (``pair_codes``).
+  signing tasks and read by the bands' tasks (``pair_codes``). ``SetParts``: the sets and
+  signatures as a part a signed batch in such a folder, written by the signing tasks,
+  copied into the driver's files and read by the tasks verifying pairs.
 
 Memory: a batch holds its own shingles only; what stays for the whole corpus is an offset
 into the shingle-set file (8 bytes a document), one band's keys at a time (8 bytes a
