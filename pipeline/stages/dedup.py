@@ -880,7 +880,7 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams, corpus: CorpusIndex
             if parts is not None:  # a part a signed batch (``io.batches``' slices)
                 parts = replace(parts, rows=tuple(range(0, max(n_own, 1), params.batch_size)))
                 log(STAGE, f"the signing tasks wrote the sets and signatures of {n_own:,} articles to {shared} "
-                           f"({len(parts.rows)} parts); none was sent to this process")
+                           f"({len(parts.rows)} parts); no set or signature was sent to this process")
             # Fixed articles of the corpus: the candidates of the new distinct texts, and exact copies.
             cross = pl.DataFrame(schema={"id_a": pl.String, "key_hash": pl.String})
             if corpus is not None and signed.height:

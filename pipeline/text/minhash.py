@@ -674,7 +674,8 @@ class SetParts:
         ``shingles`` and ``signature``); returns the size of each shingle set and of each of
         their ``detail_sets`` (``lead``: ``lead_shingles``), uint32."""
         sets, details = shingle_sets(shingles), detail_sets(shingles, lead)
-        for kind, values in ((self.SHINGLE_SETS, sets[0]), (self.DETAIL_SETS, details[0]), (self.SIGNATURES, signature)):
+        for kind, values in ((self.SHINGLE_SETS, sets[0]), (self.DETAIL_SETS, details[0]),
+                             (self.SIGNATURES, signature)):
             path = self.path(kind, first_row)
             path.parent.mkdir(parents=True, exist_ok=True)  # (an object store's folders are its keys' prefixes)
             path.write_bytes(np.ascontiguousarray(values, dtype=np.uint32).tobytes())
@@ -695,7 +696,8 @@ class SetParts:
                         files[part] = (filesystem or pafs.LocalFileSystem()).open_input_file(str(path))
                     data = files[part].read_at(4 * (stop - lo), 4 * (lo - int(starts[part])))
                     if len(data) != 4 * (stop - lo):
-                        raise ValueError(f"{self.path(kind, self.rows[part])} ends before value {stop - int(starts[part]):,}")
+                        raise ValueError(f"{self.path(kind, self.rows[part])} ends before value "
+                                         f"{stop - int(starts[part]):,}")
                     values[at:at + stop - lo] = np.frombuffer(data, dtype=np.uint32)
                     at += stop - lo
                 lo, part = stop, part + 1
