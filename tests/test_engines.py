@@ -8,13 +8,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import pickle
 import re
 import shutil
 import subprocess
 import sys
 import zipfile
+from contextlib import ExitStack
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 import yaml
@@ -137,6 +140,7 @@ def test_dvc_repro_on_a_ray_cluster_gives_the_local_outputs(tmp_path, ray_cluste
     assert "Running stage 'clean@snn'" in repro.stdout
     assert "files read on the ray engine" in repro.stderr
     assert "bands grouped and pairs verified on the ray engine" in repro.stderr
+    assert "no set or signature was sent to this process" in repro.stderr  # the signing tasks wrote them
     assert (root / "dvc.lock").read_text() == lock
     assert output_files(root).keys() == outputs.keys()
     different = [name for name, data in output_files(root).items() if data != outputs[name]]
@@ -162,7 +166,9 @@ def test_dedup_against_earlier_drops_on_a_ray_cluster_gives_the_local_outputs(tm
     pairs on the two nodes' workers give the local engine's files, byte for byte. The
     signing tasks hand the band tasks their keys through partitions in `engine.scratch`
     (here at s3://: a band task that found fewer keys than articles would fail), deleted
-    after each drop."""
+    after each drop, and the verifying tasks their sets (``minhash.SetParts``, with the
+    earlier drops' articles' sets as one more part: a task that read other sets would give
+    other pairs)."""
     params = load_params(REPO / "params.yaml")
     evaluation = dedup_eval.build_sample_evaluation(tmp_path / "evaluation", params)
     clean = tmp_path / "clean"
@@ -182,6 +188,10 @@ def test_dedup_against_earlier_drops_on_a_ray_cluster_gives_the_local_outputs(tm
     assert drops >= 3 and logs["ray"].count("bands grouped and pairs verified on the ray engine") == drops
     for engine in ("local", "ray"):
         assert logs[engine].count(f"(band keys in s3://{BUCKET}/scratch/corpus-shared-") == drops
+    # the signing tasks wrote the sets and signatures at s3://, the verifying tasks read them there
+    assert logs["ray"].count("the signing tasks wrote the sets and signatures of ") == drops
+    assert logs["ray"].count(f"to s3://{BUCKET}/scratch/corpus-shared-") == drops
+    assert "no set or signature was sent" not in logs["local"]
     assert not s3_server.files(f"s3://{BUCKET}/scratch")
     assert folder_files(tmp_path / "ray") == folder_files(tmp_path / "local")
     report = json.loads((tmp_path / "local" / "report.json").read_text())
@@ -344,3 +354,63 @@ def test_the_cluster_configs_are_valid_and_share_the_project_path():
         mounts = {mount["mountPath"]: volumes[mount["name"]] for mount in pod["containers"][0]["volumeMounts"]}
         assert mounts == {project: claim["metadata"]["name"]}
     assert f"COPY . {project}" in (REPO / "deploy" / "Dockerfile").read_text(encoding="utf-8")
+
+
+def test_the_signing_tasks_write_the_sets_the_driver_copies_and_the_verifying_tasks_read(tmp_path):
+    """How a cluster's dedup moves the sets (``minhash.SetParts``), here on the local engine:
+    the task that signs a batch writes its shingle sets, detail sets and signatures to
+    parts and returns their sizes only (its pickled result, what Ray sends the driver, a
+    small share of one with the sets); the driver's files copied from the parts hold the
+    bytes of the sets it computes itself on the local engine; a verifying task, given only
+    where its documents' sets are, reads them from the parts and finds the overlaps of
+    the candidate pairs verified in place. A part that is gone is an error."""
+    from pipeline.engines.local import LocalEngine
+    from pipeline.stages import dedup
+    from pipeline.text import minhash
+
+    params = dataclasses.replace(dedup.DedupParams.from_params(load_params(REPO / "params.yaml")), batch_size=300,
+                                 verify_batch_pairs=150)
+    articles = dedup_eval.build_sample_evaluation(tmp_path / "evaluation", load_params(REPO / "params.yaml")).articles
+    parts = minhash.SetParts(tmp_path / "parts")
+    signed, sets, details, signatures = {}, {}, {}, {}
+    with ExitStack() as files:
+        for way, set_parts in (("in memory", None), ("parts", parts)):
+            sets[way] = files.enter_context(minhash.ShingleSets(tmp_path / f"{way}.sets"))
+            details[way] = files.enter_context(minhash.ShingleSets(tmp_path / f"{way}.details"))
+            signatures[way] = minhash.SignatureFile(params.minhash.width)
+            figures: list[pl.DataFrame] = []
+            signed[way] = dedup.signature_table(articles.lazy().select("id", "text"), params, "articles", sets[way],
+                                                figures, details[way], signatures[way], set_parts=set_parts)
+            signed[way] = (signed[way], pl.concat(figures))
+        n = signed["parts"][0].height
+        parts = dataclasses.replace(parts, rows=tuple(range(0, n, params.batch_size)))
+        assert len(parts.rows) > 2
+        assert all(mine.equals(theirs) for mine, theirs in zip(signed["parts"], signed["in memory"]))
+        for kind in (parts.SHINGLE_SETS, parts.DETAIL_SETS, parts.SIGNATURES):
+            assert sorted(path.name for path in (tmp_path / "parts" / kind).iterdir()) == [
+                f"rows-{row:012d}.u32" for row in parts.rows]
+        assert np.array_equal(sets["parts"].keep(n), sets["in memory"].keep(n))  # (written out: the sizes)
+        assert np.array_equal(details["parts"].keep(3 * n), details["in memory"].keep(3 * n))
+        assert (tmp_path / "parts.sets").read_bytes() == (tmp_path / "in memory.sets").read_bytes()
+        assert (tmp_path / "parts.details").read_bytes() == (tmp_path / "in memory.details").read_bytes()
+        signature = signatures["parts"].read(np.arange(n))
+        assert np.array_equal(signature, signatures["in memory"].read(np.arange(n)))
+
+        batch = dedup.with_match_words(articles.lazy().select("id", "text")).with_columns(
+            figures=dedup.figure_snippets(pl.col("text"))).head(params.batch_size).collect()
+        sent = {way: len(pickle.dumps(dedup.sign_batch(batch, 0, params, True, True, set_parts=set_parts)))
+                for way, set_parts in (("in memory", None), ("parts", minhash.SetParts(tmp_path / "one")))}
+        assert sent["parts"] < 0.1 * sent["in memory"]
+
+        pairs = minhash.candidate_pairs(signature, params.minhash, params.max_bucket_size, LocalEngine().map_tasks)
+        a, b = pairs["a"].to_numpy(), pairs["b"].to_numpy()
+        verified = {way: list(dedup.verify_on_engine(LocalEngine(), sets[way], details[way], a, b, params, way_parts))
+                    for way, way_parts in (("in memory", None), ("parts", parts))}
+        assert len(verified["parts"]) > 3 and len(a) == sum(len(o.jaccard) for _, o in verified["parts"])
+        for (step, mine), (their_step, theirs) in zip(verified["parts"], verified["in memory"], strict=True):
+            assert step == their_step and dataclasses.asdict(mine).keys() == dataclasses.asdict(theirs).keys()
+            assert all(np.array_equal(getattr(mine, name), getattr(theirs, name)) for name in dataclasses.asdict(mine))
+        assert any(overlap.lead.any() for _, overlap in verified["parts"])  # the detail sets were read too
+        parts.path(parts.SHINGLE_SETS, parts.rows[1]).unlink()
+        with pytest.raises(FileNotFoundError):
+            list(dedup.verify_on_engine(LocalEngine(), sets["parts"], details["parts"], a, b, params, parts))

@@ -39,8 +39,10 @@ of 400 words).
 On an engine (``dedup.engine``, pipeline/engines/) the batches are signed, the LSH bands
 grouped (a task a band, of the drop and against the index; the signing tasks hand a band's
 task its keys through storage, ``minhash.BandPartitions``) and the candidate pairs verified
-(a task a step of pairs, with the shingle sets of its articles) on the workers; the
-decisions on the verified pairs and the clustering stay here. Same outputs, byte for byte.
+(a task a step of pairs) on the workers; the decisions on the verified pairs and the
+clustering stay here. On a cluster the signing tasks also write their sets and signatures
+to storage (``minhash.SetParts``), which this process copies into its files and the
+verifying tasks read: no set or signature is sent to or from it. Same outputs, byte for byte.
 """
 
 from __future__ import annotations
@@ -218,7 +220,8 @@ def signature_table(articles: pl.LazyFrame, params: DedupParams, what: str,
                     figures: list[pl.DataFrame] | ParquetAppender | None = None,
                     details: minhash.ShingleSets | None = None,
                     signature_file: minhash.SignatureFile | None = None,
-                    band_partitions: minhash.BandPartitions | None = None) -> pl.DataFrame:
+                    band_partitions: minhash.BandPartitions | None = None,
+                    set_parts: minhash.SetParts | None = None) -> pl.DataFrame:
     """id, key_hash, signature (Array[UInt32, permutations]) of every article, in input order.
 
     Articles are read ``batch_size`` at a time; the signatures fill one preallocated array
@@ -227,7 +230,10 @@ def signature_table(articles: pl.LazyFrame, params: DedupParams, what: str,
     are added to it, for verifying candidate pairs without reading the texts again (and
     their ``minhash.detail_sets`` to ``details``); with ``figures``, each batch's
     ``figure_table`` is appended to it (docs numbered in input order); with ``band_partitions``,
-    the task that signs a batch writes its LSH band keys there."""
+    the task that signs a batch writes its LSH band keys there. With ``set_parts`` (a
+    cluster's engine; ``shingle_sets``, ``details`` and ``signature_file`` given) that task
+    also writes its sets and signatures there and returns their sizes only: this process
+    copies the parts' bytes into its files, and no set or signature is sent to it."""
     n = articles.select(pl.len()).collect().item()
     signature = np.empty((0 if signature_file is not None else n, params.minhash.width), dtype=np.uint32)
     ids: list[pl.Series] = []
@@ -235,15 +241,19 @@ def signature_table(articles: pl.LazyFrame, params: DedupParams, what: str,
     progress = Progress(STAGE, f"{what} signed", total=n)
     columns = ["id", "key", "words"] + (["figures"] if figures is not None else [])
     signed = with_match_words(articles.select("id", "text")).with_columns(figures=figure_snippets(pl.col("text")))
-    signer = partial(_signer, params, shingle_sets is not None, figures is not None, band_partitions)
+    signer = partial(_signer, params, shingle_sets is not None, figures is not None, band_partitions, set_parts)
     for part in open_engine({}, params.engine).map_batches(signed.select(columns), signer, params.batch_size):
-        if signature_file is not None:
+        if set_parts is not None:  # the task wrote them (``minhash.SetParts``)
+            shingle_sets.add_part(set_parts.path(set_parts.SHINGLE_SETS, progress.count), part.set_sizes[0])
+            details.add_part(set_parts.path(set_parts.DETAIL_SETS, progress.count), part.set_sizes[1])
+            signature_file.add_part(set_parts.path(set_parts.SIGNATURES, progress.count), part.ids.len())
+        elif signature_file is not None:
             signature_file.add(part.signatures)
         else:
             signature[progress.count:progress.count + part.ids.len()] = part.signatures
-        if shingle_sets is not None:
+        if shingle_sets is not None and set_parts is None:
             shingle_sets.add(part.shingles)
-        if details is not None:
+        if details is not None and set_parts is None:
             details.add_sets(minhash.detail_sets(part.shingles, params.minhash.lead_shingles))
         if figures is not None:
             figures.append(part.figures)
@@ -266,29 +276,33 @@ class SignedBatch:
 
     ids: pl.Series
     key_hashes: pl.Series
-    signatures: np.ndarray
-    shingles: minhash.Shingles | None  # when their sets are kept
+    signatures: np.ndarray | None  # None: written to ``minhash.SetParts``
+    shingles: minhash.Shingles | None  # when their sets are kept (and not written to ``minhash.SetParts``)
     figures: pl.DataFrame | None  # ``figure_table``, docs numbered from the batch's first row
+    set_sizes: tuple[np.ndarray, np.ndarray] | None = None  # of the sets written to ``minhash.SetParts``
 
 
 def sign_batch(batch: pl.DataFrame, first_row: int, params: DedupParams, keep_shingles: bool,
-               with_figures: bool, band_partitions: minhash.BandPartitions | None = None) -> SignedBatch:
+               with_figures: bool, band_partitions: minhash.BandPartitions | None = None,
+               set_parts: minhash.SetParts | None = None) -> SignedBatch:
     shingles = minhash.shingle_hashes(batch["words"], params.minhash.ngram)
     signature = minhash.signatures(shingles, params.minhash)
     if band_partitions is not None:
         band_partitions.add(first_row, signature, params.minhash)
+    set_sizes = None if set_parts is None else set_parts.add(first_row, shingles, signature,
+                                                             params.minhash.lead_shingles)
     return SignedBatch(
-        batch["id"], key_hashes(batch["key"]), signature,
-        shingles if keep_shingles else None,
-        figure_table(batch["figures"], first_doc=first_row) if with_figures else None,
+        batch["id"], key_hashes(batch["key"]), signature if set_parts is None else None,
+        shingles if keep_shingles and set_parts is None else None,
+        figure_table(batch["figures"], first_doc=first_row) if with_figures else None, set_sizes,
     )
 
 
 def _signer(params: DedupParams, keep_shingles: bool, with_figures: bool,
-            band_partitions: minhash.BandPartitions | None):
+            band_partitions: minhash.BandPartitions | None, set_parts: minhash.SetParts | None):
     """``sign_batch`` as an engine worker's per-batch function."""
     return partial(sign_batch, params=params, keep_shingles=keep_shingles, with_figures=with_figures,
-                   band_partitions=band_partitions)
+                   band_partitions=band_partitions, set_parts=set_parts)
 
 
 # ------------------------------------------------------------------ figures
@@ -501,43 +515,53 @@ def verify(shingle_sets: minhash.ShingleSets, a: np.ndarray, b: np.ndarray, para
 
 
 def verify_on_engine(engine: Engine, shingle_sets: minhash.ShingleSets, details: minhash.ShingleSets,
-                     a: np.ndarray, b: np.ndarray, params: DedupParams) -> Iterator[tuple[slice, Overlap]]:
+                     a: np.ndarray, b: np.ndarray, params: DedupParams,
+                     parts: minhash.SetParts | None = None) -> Iterator[tuple[slice, Overlap]]:
     """``verify_steps`` with each step a task of `engine`: the task gets the step's pairs and
-    the sets of their documents (``ShingleSets.subset``) and runs ``verify`` on them. The
-    local engine verifies in place instead (no copy of the sets)."""
-    if engine.name == "local":
+    where the sets of their documents are in ``parts`` (the sets of ``shingle_sets`` and
+    ``details`` as the signing tasks wrote them, ``minhash.SetParts``), reads them there and
+    runs ``verify`` on them: no set passes through this process. Without ``parts`` (the
+    local engine) the steps are verified in place (no copy of the sets)."""
+    if parts is None:
         yield from verify_steps(shingle_sets, details, a, b, params)
         return
     step_starts = range(0, len(a), params.verify_batch_pairs)
+    rows = np.array(parts.rows, dtype=np.int64)
+    starts = (parts, shingle_sets.ranges(rows)[0], details.ranges(3 * rows)[0])
 
     def tasks() -> Iterator[tuple]:
         for first in step_starts:
             x, y = a[first:first + params.verify_batch_pairs], b[first:first + params.verify_batch_pairs]
             docs = np.unique(np.concatenate([x, y]))
             detail_docs = (3 * docs[:, None] + np.arange(3)).ravel()  # ``minhash.detail_sets``: three a document
-            yield (shingle_sets.subset(docs), details.subset(detail_docs), np.searchsorted(docs, x),
+            yield (shingle_sets.ranges(docs), details.ranges(detail_docs), np.searchsorted(docs, x),
                    np.searchsorted(docs, y))
 
     progress = Progress(STAGE, f"pairs verified on {engine.name}", total=len(a))
-    for first, overlap in zip(step_starts, engine.map_tasks(partial(_verify_task, params=params), None, tasks())):
+    for first, overlap in zip(step_starts, engine.map_tasks(partial(_verify_task, params=params), starts, tasks())):
         yield slice(first, first + params.verify_batch_pairs), overlap
         progress.advance(len(overlap.jaccard))
     progress.done()
 
 
-def _verify_task(_: None, task: tuple, params: DedupParams) -> Overlap:
-    """``verify_on_engine``'s task: ``verify`` over the sets it was sent."""
-    sets, detail_sets, a, b = task
+def _verify_task(starts: tuple, task: tuple, params: DedupParams) -> Overlap:
+    """``verify_on_engine``'s task: ``verify`` over the sets it reads from the parts (``starts``:
+    the parts and where each begins among the shingle sets and among the detail sets)."""
+    parts, shingle_starts, detail_starts = starts
+    (begin, end), (detail_begin, detail_end), a, b = task
     with minhash.ShingleSets() as shingle_sets, minhash.ShingleSets() as details:
-        shingle_sets.add_sets(sets)
-        details.add_sets(detail_sets)
+        shingle_sets.add_sets((parts.read(parts.SHINGLE_SETS, shingle_starts, begin, end), end - begin))
+        details.add_sets((parts.read(parts.DETAIL_SETS, detail_starts, detail_begin, detail_end),
+                          detail_end - detail_begin))
         return verify(shingle_sets, a, b, params, details)
 
 
 def verify_to_files(shingle_sets: minhash.ShingleSets, details: minhash.ShingleSets, codes: np.ndarray,
-                    doc: np.ndarray, params: DedupParams, folder: Path, engine: Engine) -> pl.LazyFrame:
+                    doc: np.ndarray, params: DedupParams, folder: Path, engine: Engine,
+                    parts: minhash.SetParts | None = None) -> pl.LazyFrame:
     """Verifies candidate pairs of rank numbers a < b (``codes``: ``minhash.pair_code``;
-    ``doc``: their rows in ``shingle_sets``) step by step on `engine` (``verify_on_engine``),
+    ``doc``: their rows in ``shingle_sets``) step by step on `engine` (``verify_on_engine``,
+    its tasks reading the sets from ``parts`` when given),
     each step written to a Parquet file in ``folder`` (VERIFIED_SCHEMA): the candidate pairs
     grow faster than the corpus (about N^1.8), so only their codes are held (8 bytes a pair),
     unpacked a million or so at a time, and their verified list is read back lazily."""
@@ -546,7 +570,7 @@ def verify_to_files(shingle_sets: minhash.ShingleSets, details: minhash.ShingleS
     chunk = params.verify_batch_pairs * max(1, VERIFY_CHUNK_PAIRS // params.verify_batch_pairs)
     for first in range(0, len(codes), chunk):
         a, b = minhash.pair_parts(codes[first:first + chunk])
-        for step, overlap in verify_on_engine(engine, shingle_sets, details, doc[a], doc[b], params):
+        for step, overlap in verify_on_engine(engine, shingle_sets, details, doc[a], doc[b], params, parts):
             files.append(folder / f"{len(files):08d}.parquet")
             pl.DataFrame({
                 "a": a[step], "b": b[step], "similarity": overlap.jaccard, "containment": overlap.containment,
@@ -890,12 +914,28 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams, corpus: CorpusIndex
             minhash.ShingleSets(None if store is None else store / DETAIL_SETS_FILE) as details, \
             shared_folder(params.scratch) as shared:
         partitions = minhash.BandPartitions(shared)
+        # On a cluster the signing tasks write the sets and signatures there too, and the
+        # verifying tasks read them there (the local engine's tasks run in this process:
+        # they hand them over in memory).
+        parts = None if engine.name == "local" else minhash.SetParts(shared)
         # The figures go to a file, read back for the pairs of a step (``other_figures``).
         with ParquetAppender(Path(scratch.name) / "figures.parquet", FIGURE_SCHEMA) as figure_rows:
-            sign = signature_table if presigned is None else presigned.signature_table
-            signed = sign(articles, params, "articles", shingle_sets, figure_rows, details, signatures, partitions)
+            if presigned is None:
+                signed = signature_table(articles, params, "articles", shingle_sets, figure_rows, details, signatures,
+                                         partitions, parts)
+            else:
+                signed = presigned.signature_table(articles, params, "articles", shingle_sets, figure_rows, details,
+                                                   signatures, partitions)
             n_own = signed.height
             partitions = replace(partitions, rows=n_own)
+            if parts is not None and presigned is not None:  # signed in this process: one part of them
+                shingle_sets.write_from(0, parts.path(parts.SHINGLE_SETS, 0))
+                details.write_from(0, parts.path(parts.DETAIL_SETS, 0))
+                parts = replace(parts, rows=(0,))
+            elif parts is not None:  # a part a signed batch (``io.batches``' slices)
+                parts = replace(parts, rows=tuple(range(0, max(n_own, 1), params.batch_size)))
+                log(STAGE, f"the signing tasks wrote the sets and signatures of {n_own:,} articles to {shared} "
+                           f"({len(parts.rows)} parts); no set or signature was sent to this process")
             # Fixed articles of the corpus: the candidates of the new distinct texts, and exact copies.
             cross = pl.DataFrame(schema={"id_a": pl.String, "key_hash": pl.String})
             if corpus is not None and signed.height:
@@ -912,6 +952,10 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams, corpus: CorpusIndex
                 fixed = corpus.stored_sets(cross["id_a"].unique(), shingle_sets, details, figure_rows, n_own,
                                            params.batch_size)
                 n_fixed = fixed.height
+                if parts is not None and n_fixed:  # their sets as one more part, for the verifying tasks
+                    shingle_sets.write_from(n_own, parts.path(parts.SHINGLE_SETS, n_own))
+                    details.write_from(3 * n_own, parts.path(parts.DETAIL_SETS, n_own))
+                    parts = replace(parts, rows=(*parts.rows, n_own))
                 signed = pl.concat([signed, fixed.select("id", "key_hash")])
                 ranked = pl.concat([rank_order(fixed.lazy()).select("id").collect(), ranked])
         figures = scan_table(Path(scratch.name) / "figures.parquet")
@@ -945,7 +989,7 @@ def deduplicate(articles: pl.LazyFrame, params: DedupParams, corpus: CorpusIndex
                    + (f" ({crossing.height:,} with {n_fixed:,} articles of earlier drops)" if corpus is not None else "")
                    + f"; bands grouped and pairs verified on the {engine.name} engine (band keys in {shared})")
         verified = verify_to_files(shingle_sets, details, codes, doc, params, Path(scratch.name) / "verified_pairs",
-                                   engine)
+                                   engine, parts)
         del codes, crossing
         # Only pairs that may be duplicates or listed for review are read back.
         relevant = verified.filter(

@@ -16,7 +16,9 @@ The pieces, in the order the dedup stage uses them:
   real overlap of given pairs (shared shingles, set sizes) read back from it a step of
   pairs at a time. ``SignatureFile``: the signatures, likewise. ``BandPartitions``: the
   band keys as per-band partitions in a folder every worker reaches, written by the
-  signing tasks and read by the bands' tasks (``pair_codes``).
+  signing tasks and read by the bands' tasks (``pair_codes``). ``SetParts``: the sets and
+  signatures as a part a signed batch in such a folder, written by the signing tasks,
+  copied into the driver's files and read by the tasks verifying pairs.
 
 Memory: a batch holds its own shingles only; what stays for the whole corpus is an offset
 into the shingle-set file (8 bytes a document), one band's keys at a time (8 bytes a
@@ -26,6 +28,7 @@ document) and the candidate pairs (8 bytes a pair).
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -37,8 +40,9 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.fs as pafs
 
-from pipeline.plumbing.io import Location
+from pipeline.plumbing.io import Location, arrow_file
 
 # Version of the shingle/signature scheme; an index built with another scheme is refused.
 SCHEME = "tabulated-words/poly-ngrams/affine-minhash+lead/v5"  # v4: names on "عبد" joined; v5: sets kept
@@ -48,6 +52,7 @@ _BYTE_SEED = np.uint64(0x2545F4914F6CDD1D)  # any odd constant: (position 0, byt
 _LOW_32 = np.uint64(0xFFFFFFFF)
 _MIX_1, _MIX_2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 SIGNATURE_BLOCK_SHINGLES = 1 << 18  # ``signatures``: 2 MiB of hashes and as much permuted, per thread
+COPY_BYTES = 1 << 22  # what a copy of a file of sets or signatures holds at a time
 
 
 @dataclass(frozen=True)
@@ -414,6 +419,20 @@ def bucket_pairs(_: None, keys: np.ndarray, max_bucket_size: int) -> np.ndarray:
 MapTasks = Callable[[Callable[[Any, Any], Any], Any, Iterable[Any]], Iterable[Any]]
 
 
+def shingle_sets(shingles: Shingles) -> tuple[np.ndarray, np.ndarray]:
+    """The shingle sets of a batch of documents as ``ShingleSets.add_sets`` takes them: each
+    document's distinct fingerprints (the top 32 bits of its shingle hashes), sorted, uint32;
+    the size of each set."""
+    n = len(shingles.offsets) - 1
+    doc = np.repeat(np.arange(n, dtype=np.uint64), shingles.counts)
+    keys = (doc << _SHIFT_32) | (shingles.hashes >> _SHIFT_32)
+    _sort_by_document(keys)
+    distinct = np.ones(len(keys), dtype=bool)
+    np.not_equal(keys[1:], keys[:-1], out=distinct[1:])
+    keys = keys[distinct]  # (np.unique would hash first: 5x slower here)
+    return (keys & _LOW_32).astype(np.uint32), np.bincount((keys >> _SHIFT_32).astype(np.int64), minlength=n)
+
+
 class ShingleSets:
     """The shingle sets of documents 0, 1, 2... in a temporary file, for the real overlap
     of pairs (``overlap``).
@@ -454,23 +473,36 @@ class ShingleSets:
 
     def add(self, shingles: Shingles) -> None:
         """Appends the sets of a batch of documents (numbered on from those already added)."""
-        n = len(shingles.offsets) - 1
-        doc = np.repeat(np.arange(n, dtype=np.uint64), shingles.counts)
-        keys = (doc << _SHIFT_32) | (shingles.hashes >> _SHIFT_32)
-        _sort_by_document(keys)
-        distinct = np.ones(len(keys), dtype=bool)
-        np.not_equal(keys[1:], keys[:-1], out=distinct[1:])
-        keys = keys[distinct]  # (np.unique would hash first: 5x slower here)
-        self._file.write((keys & _LOW_32).astype(np.uint32).tobytes())
-        sizes = np.bincount((keys >> _SHIFT_32).astype(np.int64), minlength=n)
-        self._ends.append(self._ends[-1][-1] + np.cumsum(sizes))
+        self.add_sets(shingle_sets(shingles))
 
     def add_sets(self, sets: tuple[np.ndarray, np.ndarray]) -> None:
         """Appends sets given as (fingerprints, uint32, each set sorted and distinct; the size
-        of each set), as ``detail_sets`` makes them."""
+        of each set), as ``shingle_sets`` and ``detail_sets`` make them."""
         values, sizes = sets
         self._file.write(values.tobytes())
-        self._ends.append(self._ends[-1][-1] + np.cumsum(sizes))
+        self._ends.append(self._ends[-1][-1] + np.cumsum(sizes, dtype=np.int64))
+
+    def add_part(self, part: Path | Location, sizes: np.ndarray) -> None:
+        """Appends the sets a signing task wrote to the file ``part`` (``SetParts``), given the
+        size of each: a copy of the file's bytes, a few MB at a time."""
+        copied = _append_file(self._file, part)
+        if copied != 4 * int(sizes.sum()):
+            raise ValueError(f"{part} holds {copied // 4:,} fingerprints, not {int(sizes.sum()):,}")
+        self._ends.append(self._ends[-1][-1] + np.cumsum(sizes, dtype=np.int64))
+
+    def write_from(self, first_set: int, part: Path | Location) -> None:
+        """Writes the sets from the ``first_set``-th on to the file ``part`` (a copy of bytes,
+        a few MB at a time), in the layout ``add_part`` and ``SetParts.read`` read."""
+        offsets = self._offsets()
+        begin, end = int(offsets[first_set]) * 4, int(offsets[-1]) * 4
+        with part.open("wb") as out:
+            for at in range(begin, end, COPY_BYTES):
+                out.write(os.pread(self._file.fileno(), min(COPY_BYTES, end - at), at))
+
+    def ranges(self, docs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Where the sets of ``docs`` begin and end, in fingerprints from the first set's start."""
+        offsets = self._offsets()
+        return offsets[docs], offsets[np.asarray(docs) + 1]
 
     def overlap(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(shared, size of a, size of b): the fingerprints the sets of documents ``a[i]``
@@ -524,6 +556,15 @@ def _runs(docs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return docs[np.concatenate([[0], breaks])], docs[np.concatenate([breaks - 1, [len(docs) - 1]])]
 
 
+def _append_file(target: Any, source: Path | Location) -> int:
+    """Appends the bytes of the file ``source`` (a path or a URL) to the open file ``target``,
+    a few MB at a time; returns how many."""
+    before = target.tell()
+    with source.open("rb") as stream:
+        shutil.copyfileobj(stream, target, COPY_BYTES)
+    return target.tell() - before
+
+
 def _read_ranges(file: Any, begin: np.ndarray, end: np.ndarray) -> np.ndarray:
     """The uint32 values ``begin[i]:end[i]`` of ``file``, concatenated."""
     values = np.empty(int((end - begin).sum()), dtype=np.uint32)
@@ -550,6 +591,15 @@ class SignatureFile:
         self._file.write(np.ascontiguousarray(signature, dtype=np.uint32).tobytes())
         self._file.flush()
         self.rows += len(signature)
+
+    def add_part(self, part: Path | Location, rows: int) -> None:
+        """Appends the signatures of ``rows`` documents a signing task wrote to the file ``part``
+        (``SetParts``): a copy of its bytes."""
+        copied = _append_file(self._file, part)
+        self._file.flush()
+        if copied != 4 * rows * self.width:
+            raise ValueError(f"{part} holds {copied // (4 * self.width):,} signatures, not {rows:,}")
+        self.rows += rows
 
     def read(self, docs: np.ndarray) -> np.ndarray:
         """The signatures of ``docs`` (distinct, any order), shape (len(docs), width)."""
@@ -597,3 +647,60 @@ class BandPartitions:
     def band_pairs(self, docs: np.ndarray, band: int, max_bucket_size: int) -> np.ndarray:
         """``bucket_pairs`` of band ``band`` of the documents ``docs`` (in rank order), its keys read here."""
         return bucket_pairs(None, self.keys(band, docs), max_bucket_size)
+
+
+@dataclass(frozen=True)
+class SetParts:
+    """The shingle sets (``shingle_sets``), ``detail_sets`` and signatures of documents 0, 1,
+    2... as a part a signed batch in ``folder`` (a path every worker reads and writes, or a
+    URL: ``io.Location``), datatrove's model: workers write, later workers read storage, the
+    driver holds only small things. The task that signs a batch writes its parts (``add``:
+    ``KIND/rows-FIRSTROW.u32``, raw uint32, the layout of ``ShingleSets`` and
+    ``SignatureFile``) and returns the sizes of its sets only; the driver appends the parts'
+    bytes to its own files (``ShingleSets.add_part``, ``SignatureFile.add_part``), and a task
+    verifying pairs reads the sets of its documents from the parts itself (``read``)."""
+
+    folder: Path | Location
+    rows: tuple[int, ...] = ()  # the first document of each part, in order (known once every batch is signed)
+
+    SHINGLE_SETS, DETAIL_SETS, SIGNATURES = "shingle_sets", "detail_sets", "signatures"
+
+    def path(self, kind: str, first_row: int) -> Path | Location:
+        return self.folder / kind / f"rows-{first_row:012d}.u32"
+
+    def add(self, first_row: int, shingles: Shingles, signature: np.ndarray,
+            lead: int) -> tuple[np.ndarray, np.ndarray]:
+        """Writes the parts of the documents ``first_row``, ``first_row + 1``... (their
+        ``shingles`` and ``signature``); returns the size of each shingle set and of each of
+        their ``detail_sets`` (``lead``: ``lead_shingles``), uint32."""
+        sets, details = shingle_sets(shingles), detail_sets(shingles, lead)
+        for kind, values in ((self.SHINGLE_SETS, sets[0]), (self.DETAIL_SETS, details[0]),
+                             (self.SIGNATURES, signature)):
+            path = self.path(kind, first_row)
+            path.parent.mkdir(parents=True, exist_ok=True)  # (an object store's folders are its keys' prefixes)
+            path.write_bytes(np.ascontiguousarray(values, dtype=np.uint32).tobytes())
+        return sets[1].astype(np.uint32), details[1].astype(np.uint32)
+
+    def read(self, kind: str, starts: np.ndarray, begin: np.ndarray, end: np.ndarray) -> np.ndarray:
+        """The values ``begin[i]:end[i]`` of the parts of ``kind`` read as one file, concatenated
+        (``starts``: where each part of ``rows`` begins in that file, ``ShingleSets.ranges``):
+        one read of a part per run of values, a range running on into the next part read on there."""
+        values, at, files = np.empty(int((end - begin).sum()), dtype=np.uint32), 0, {}
+        parts = np.searchsorted(starts, begin, side="right") - 1
+        for part, lo, hi in zip(parts.tolist(), begin.tolist(), end.tolist()):
+            while lo < hi:
+                stop = min(hi, int(starts[part + 1])) if part + 1 < len(starts) else hi
+                if stop > lo:
+                    if part not in files:
+                        path, filesystem = arrow_file(self.path(kind, self.rows[part]))
+                        files[part] = (filesystem or pafs.LocalFileSystem()).open_input_file(str(path))
+                    data = files[part].read_at(4 * (stop - lo), 4 * (lo - int(starts[part])))
+                    if len(data) != 4 * (stop - lo):
+                        raise ValueError(f"{self.path(kind, self.rows[part])} ends before value "
+                                         f"{stop - int(starts[part]):,}")
+                    values[at:at + stop - lo] = np.frombuffer(data, dtype=np.uint32)
+                    at += stop - lo
+                lo, part = stop, part + 1
+        for file in files.values():
+            file.close()
+        return values
