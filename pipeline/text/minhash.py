@@ -495,6 +495,7 @@ class ShingleSets:
         a few MB at a time), in the layout ``add_part`` and ``SetParts.read`` read."""
         offsets = self._offsets()
         begin, end = int(offsets[first_set]) * 4, int(offsets[-1]) * 4
+        part.parent.mkdir(parents=True, exist_ok=True)  # (the first part of its kind, when no task wrote one)
         with part.open("wb") as out:
             for at in range(begin, end, COPY_BYTES):
                 out.write(os.pread(self._file.fileno(), min(COPY_BYTES, end - at), at))
