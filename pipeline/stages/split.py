@@ -74,7 +74,7 @@ import polars as pl
 
 from pipeline.engines.engine import Engine, add_engine_option, open_engine, with_engine
 from pipeline.engines.local import LocalEngine
-from pipeline.plumbing.fingerprint import code_digest, digest, files_digest
+from pipeline.plumbing.fingerprint import DigestMemo, code_digest, digest, files_digest
 from pipeline.plumbing.io import (
     PARQUET_OPTIONS,
     REPORT_FILE,
@@ -1099,9 +1099,9 @@ def run(
     keep_only(output_dir, folders)
     assignment_params = {key: value for key, value in split_params.items() if key not in ("drop_order", "contamination")}
     fingerprint = digest(json.dumps(assignment_params, sort_keys=True, default=str), code_digest(__name__))
-    cutoffs, figures, indexed = Cutoffs.from_rules(rules), [], []
+    cutoffs, figures, indexed, memo = Cutoffs.from_rules(rules), [], [], DigestMemo.beside(output_dir)
     for position, (drop, folder) in enumerate(zip(drops, folders)):
-        fingerprint = digest(fingerprint, drop.name, *(files_digest(path) for path in drop.files))
+        fingerprint = digest(fingerprint, drop.name, *(files_digest(path, memo) for path in drop.files))
         if (found := _finished(folder, fingerprint)) is not None:
             log(STAGE, f"drop {drop.name}: unchanged since the last run, its folder is reused")
         else:
