@@ -202,11 +202,11 @@ class DropRows:
         return f"{self.split}/{self.drop}"
 
 
-def shard_shaping(settings: Settings) -> str:
+def shard_shaping(settings: Settings, memo: DigestMemo | None = None) -> str:
     """Hash of what shapes a shard's bytes besides its rows: the shard params, this module's
     code (and that of what it imports) and the Arrow and Polars versions that write them."""
     shape = json.dumps({"shard_rows": settings.shard_rows, "row_group_rows": settings.row_group_rows})
-    return digest(shape, code_digest(__name__), pa.__version__, pl.__version__)
+    return digest(shape, code_digest(__name__, memo), pa.__version__, pl.__version__)
 
 
 def split_drops(split_dir: Path, split: str, shaping: str, memo: DigestMemo | None = None) -> list[DropRows]:
@@ -239,11 +239,11 @@ def write_shards(split_dir: Path, folder: Path, settings: Settings,
     writes it a row group at a time, so a task's memory holds ``READ_ROWS`` articles and a
     row group whatever ``shard_rows`` is; its manifest rows come back to this process,
     which writes each drop's (``manifest_part``)."""
-    shaping = shard_shaping(settings)
+    memo = DigestMemo.beside(folder)
+    shaping = shard_shaping(settings, memo)
     previous = read_json(folder / STATE_FILE) if (folder / STATE_FILE).is_file() else {}
     built: dict[str, dict[str, Any]] = {}  # (split/drop) -> its fingerprint, shards and manifest, as STATE_FILE keeps them
     to_write: list[DropRows] = []
-    memo = DigestMemo.beside(folder)
     for split in SPLITS:
         for drop in split_drops(split_dir, split, shaping, memo):
             kept = previous.get(drop.key, {})

@@ -1297,8 +1297,8 @@ def run(input_path: Path, output_dir: Path, metrics_path: Path | None, params: d
     # Only the drops' folders are kept (a drop no longer listed goes, as later ones were
     # built without it); the corpus-wide files are written again below.
     keep_only(output_dir, folders.values())
-    fingerprint = digest(json.dumps(section(params, STAGE), sort_keys=True), code_digest(__name__))
     memo, reports = DigestMemo.beside(output_dir), {}
+    fingerprint = digest(json.dumps(section(params, STAGE), sort_keys=True), code_digest(__name__, memo))
     for position, drop in enumerate(drops):
         folder = folders[drop.name]
         fingerprint = digest(fingerprint, drop.name, files_digest(drop.source, memo))

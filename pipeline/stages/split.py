@@ -1101,8 +1101,9 @@ def run(
     # assigned without it); the corpus-wide files are written again below.
     keep_only(output_dir, folders)
     assignment_params = {key: value for key, value in split_params.items() if key not in ("drop_order", "contamination")}
-    fingerprint = digest(json.dumps(assignment_params, sort_keys=True, default=str), code_digest(__name__))
-    cutoffs, figures, indexed, memo = Cutoffs.from_rules(rules), [], [], DigestMemo.beside(output_dir)
+    memo = DigestMemo.beside(output_dir)
+    fingerprint = digest(json.dumps(assignment_params, sort_keys=True, default=str), code_digest(__name__, memo))
+    cutoffs, figures, indexed = Cutoffs.from_rules(rules), [], []
     for position, (drop, folder) in enumerate(zip(drops, folders)):
         fingerprint = digest(fingerprint, drop.name, *(files_digest(path, memo) for path in drop.files))
         if (found := _finished(folder, fingerprint)) is not None:

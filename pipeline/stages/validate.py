@@ -621,12 +621,12 @@ FINGERPRINT_FILE = "fingerprint.json"
 ROW_PARAMS = ("quality", "boilerplate", "validate")  # the params sections the row suite reads
 
 
-def suites_fingerprint(params: dict[str, Any], gx_dir: Path) -> str:
+def suites_fingerprint(params: dict[str, Any], gx_dir: Path, memo: DigestMemo | None = None) -> str:
     """What every drop's row checks depend on but its articles: the params they read as
     configured (``max: today`` stays so, as DVC tracks it), the code, the GX project and its
     suites (great_expectations.yml keeps them in ../expectations)."""
     configured = json.dumps({name: section(params, name) for name in ROW_PARAMS}, sort_keys=True, default=str)
-    return digest(configured, code_digest(__name__), files_digest(gx_dir), files_digest(gx_dir.parent / "expectations"))
+    return digest(configured, code_digest(__name__, memo), files_digest(gx_dir), files_digest(gx_dir.parent / "expectations"))
 
 
 def rows_fingerprint(articles: Path, suites: str, memo: DigestMemo | None = None) -> str:
@@ -672,7 +672,7 @@ def run_corpus(
             params = {**params, "boilerplate": learnt_rules(repeated_dir, drop)}
         rules = json.dumps(section(params, "boilerplate"), sort_keys=True)
         if rules not in suites:
-            suites[rules] = suites_fingerprint(params, gx_dir)
+            suites[rules] = suites_fingerprint(params, gx_dir, memo)
         articles, rows = partition(input_dir, drop) / "articles.parquet", partition(rows_dir, drop)
         done = rows / FINGERPRINT_FILE
         if done.exists() and read_json(done)["fingerprint"] == rows_fingerprint(articles, suites[rules], memo):
