@@ -1,8 +1,8 @@
 """What a new drop costs, command by command, this checkout's code beside another's: two copies
 of one built project (each runs the code in its own ``pipeline/``), each given the same drops
-with ``corpus add-drop`` and ``dvc repro``, the other copy's turn after each drop; or (``--unchanged``) the stages whose fingerprints
-hash every drop's tables run again with nothing to recompute, what each pays a run whatever
-the drop.
+with ``corpus add-drop`` and ``dvc repro``, the other copy's turn after each drop; or
+(``--unchanged``) the stages whose fingerprints hash every drop's tables run again with
+nothing to recompute, what each pays a run whatever the drop.
 
     # two copies of a project after a full run (e.g. benchmarks/incremental.py's project-whole),
     # the baseline's code in one, this checkout's pipeline/ (and dvc.yaml, params.yaml) in the
@@ -50,7 +50,8 @@ def timed(command: list[str], project: Path, env: dict[str, str]) -> tuple[float
     result = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode:
-        sys.exit(f"{' '.join(command)} in {project} exited {result.returncode}:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+        sys.exit(f"{' '.join(command)} in {project} exited {result.returncode}:\n"
+                 f"{result.stdout[-3000:]}{result.stderr[-3000:]}")
     return after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, time.monotonic() - start
 
 
@@ -60,7 +61,8 @@ def add_drop(project: Path, drop: Path, wrapper_dir: Path) -> dict[str, float]:
     times.write_text("")
     env = os.environ | {"PYTHONPATH": str(project), "DVC_NO_ANALYTICS": "1", "DROP_STAGES_TIMES": str(times),
                         "PATH": f"{wrapper_dir}{os.pathsep}{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}
-    figures = {"add-drop": timed([str(VENV_BIN / "corpus"), "add-drop", str(drop), "--name", drop.name], project, env)[0]}
+    adding = [str(VENV_BIN / "corpus"), "add-drop", str(drop), "--name", drop.name]
+    figures = {"add-drop": timed(adding, project, env)[0]}
     times.write_text("")
     figures["dvc repro"] = timed([str(VENV_BIN / "dvc"), "repro"], project, env)[0]
     for line in times.read_text().splitlines():
@@ -80,7 +82,8 @@ def unchanged(projects: dict[str, Path], rounds: int) -> None:
             for side, project in projects.items():
                 env = os.environ | {"PYTHONPATH": str(project.resolve()), "DVC_NO_ANALYTICS": "1"}
                 cpu[side][" ".join(command)] += timed([str(VENV_BIN / "corpus"), *command], project, env)[0]
-    print(f"\nCPU s a run, nothing to recompute (mean of {rounds})\n{'command':<22}{'baseline':>10}{'ours':>10}{'ours/base':>11}")
+    print(f"\nCPU s a run, nothing to recompute (mean of {rounds})\n"
+          f"{'command':<22}{'baseline':>10}{'ours':>10}{'ours/base':>11}")
     for name in cpu["baseline"]:
         base, ours = cpu["baseline"][name] / rounds, cpu["ours"][name] / rounds
         print(f"{name:<22}{base:>10.2f}{ours:>10.2f}{ours / base:>11.3f}")

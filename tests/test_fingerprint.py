@@ -49,7 +49,8 @@ def test_a_digest_is_read_once_while_the_file_is_unchanged_and_never_after_its_b
     edited = files[3]
     status, data = edited.stat(), bytearray(edited.read_bytes())
     middle = len(data) // 2
-    data[middle : middle + 2] = bytes(reversed(data[middle : middle + 2])) if data[middle] != data[middle + 1] else b"ab"
+    pair = data[middle : middle + 2]
+    data[middle : middle + 2] = bytes(reversed(pair)) if pair[0] != pair[1] else b"ab"
     with edited.open("r+b") as stream:
         stream.write(data)
     os.utime(edited, ns=(status.st_atime_ns, status.st_mtime_ns))

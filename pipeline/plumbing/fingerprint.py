@@ -9,8 +9,8 @@ the same states, and any change upstream makes the stage recompute. Names in a
 fingerprint are relative, never absolute paths, so it does not depend on the checkout.
 
 Hashing the inputs' bytes on every run would cost each stage a read of every drop's tables,
-the same unchanged files by three stages a run: a ``DigestMemo`` keeps each file's digest
-by its identity, as DVC's state database does, so an unchanged file costs a ``stat``.
+unchanged but for the new drop's: a ``DigestMemo`` keeps each file's digest by its identity,
+as DVC's state database does, so an unchanged file costs a ``stat``.
 """
 
 from __future__ import annotations

@@ -626,7 +626,8 @@ def suites_fingerprint(params: dict[str, Any], gx_dir: Path, memo: DigestMemo | 
     configured (``max: today`` stays so, as DVC tracks it), the code, the GX project and its
     suites (great_expectations.yml keeps them in ../expectations)."""
     configured = json.dumps({name: section(params, name) for name in ROW_PARAMS}, sort_keys=True, default=str)
-    return digest(configured, code_digest(__name__, memo), files_digest(gx_dir), files_digest(gx_dir.parent / "expectations"))
+    return digest(configured, code_digest(__name__, memo), files_digest(gx_dir),
+                  files_digest(gx_dir.parent / "expectations"))
 
 
 def rows_fingerprint(articles: Path, suites: str, memo: DigestMemo | None = None) -> str:
