@@ -43,6 +43,8 @@ def test_a_digest_is_read_once_while_the_file_is_unchanged_and_never_after_its_b
     for unusable in ("{not json", '["a list"]', '{"a path alone": [1, 2, 3, 4, 5, "digest"], "x y": 3}'):
         (tmp_path / "other.json").write_text(unusable)
         assert files_digest(folder, DigestMemo(tmp_path / "other.json")) == plain  # read again, not an error
+    (tmp_path / "a file").write_text("")
+    assert files_digest(folder, DigestMemo(tmp_path / "a file" / "memo.json")) == plain  # a memo it cannot write
 
     # Other bytes of the same size, written in place, the modification time set back: only
     # the change time (set by any write, never by os.utime) tells the file changed.

@@ -19,12 +19,13 @@ import ast
 import importlib.util
 import json
 import time
+from contextlib import suppress
 from pathlib import Path
 from typing import Any, Callable
 
 import xxhash
 
-from pipeline.plumbing.io import write_text
+from pipeline.plumbing.io import WriteFailed, write_text
 
 _CHUNK = 1 << 20
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding pipeline/
@@ -121,11 +122,12 @@ class DigestMemo:
 
     def save(self) -> None:
         """Writes the memo whole when digests were added (a reader sees the old memo or the
-        new), without the files gone."""
+        new), without the files gone; where it cannot be written, the next run reads again."""
         if self.added:
             self.entries = {key: entry for key, entry in self.entries.items() if Path(key.split(" ", 1)[1]).exists()}
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            write_text(self.path, json.dumps(self.entries, sort_keys=True))
+            with suppress(OSError, WriteFailed):
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                write_text(self.path, json.dumps(self.entries, sort_keys=True))
             self.added = False
 
 
