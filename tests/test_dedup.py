@@ -6,7 +6,9 @@ from __future__ import annotations
 import dataclasses
 import gc
 import json
+import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -698,6 +700,45 @@ def test_verified_pairs_are_kept_on_disk_and_read_back_lazily(evaluation):
     del stepped
     gc.collect()
     assert not path.exists()
+
+
+def test_a_drop_rewritten_with_its_size_and_mtime_is_deduplicated_again(evaluation, tmp_path):
+    """The drops' clean tables are hashed once while unchanged (``fingerprint.DigestMemo``,
+    ``build/file_digests.json`` beside the output): a table rewritten in place with other
+    bytes of the same size, its modification time set back, is not taken for unchanged. The
+    drop is deduplicated again, and the output is that of a run from scratch."""
+    params = {**PARAMS, "split": {**PARAMS["split"], "drop_order": ["seed", "sample", "templated"]}}
+    clean_dir, output = tmp_path / "clean", tmp_path / "build" / "dedup"
+    for (drop,), articles in evaluation.articles.group_by("drop"):
+        write_table(articles, partition(clean_dir, drop) / dedup.KEPT_FILE)
+    table = partition(clean_dir, "sample") / dedup.KEPT_FILE
+    sample = pl.read_parquet(table)
+    # another title of the same length in bytes, in a table of the same size
+    for row in range(sample.height):
+        title = sample["title"][row]
+        if title and len(set(title)) > 1:
+            swapped = title[1] + title[0] + title[2:]
+            write_table(sample.with_columns(title=pl.when(pl.int_range(pl.len()) == row).then(pl.lit(swapped))
+                                            .otherwise("title")), tmp_path / "edited.parquet")
+            if swapped != title and (tmp_path / "edited.parquet").stat().st_size == table.stat().st_size:
+                break
+    else:
+        pytest.fail("no same-size edit of a title found")
+    time.sleep(dedup.DigestMemo.SETTLED_NS / 1e9 + 0.1)  # the tables' digests are kept once settled
+    dedup.run(clean_dir, output, None, params)
+    memo = json.loads((tmp_path / "build" / dedup.DigestMemo.FILE).read_text())
+    assert any(key.endswith(str(table)) for key in memo)
+    status = table.stat()
+    with table.open("r+b") as stream:
+        stream.write((tmp_path / "edited.parquet").read_bytes())
+    os.utime(table, ns=(status.st_atime_ns, status.st_mtime_ns))
+    assert (table.stat().st_size, table.stat().st_mtime_ns, table.stat().st_ino) == (
+        status.st_size, status.st_mtime_ns, status.st_ino)
+    dedup.run(clean_dir, output, None, params)
+    assert swapped in pl.read_parquet(partition(output, "sample") / dedup.KEPT_FILE)["title"].to_list() + \
+        pl.read_parquet(partition(output, "sample") / dedup.DUPLICATES_FILE)["title"].to_list()
+    dedup.run(clean_dir, tmp_path / "scratch", None, params)
+    assert folder_files(output) == folder_files(tmp_path / "scratch")
 
 
 def test_a_drop_added_is_deduplicated_alone_and_equals_a_run_from_scratch(evaluation, tmp_path, monkeypatch):

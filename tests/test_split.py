@@ -14,6 +14,7 @@ from datetime import date, timedelta
 from itertools import combinations
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 from conftest import REPO, SAUDI_SAMPLE, SAUDI_ZIPS, run_corpus
@@ -278,6 +279,39 @@ def test_review_pairs_join_clusters_into_one_group() -> None:
                                                                       .replace("(", " ").replace(")", " ").split())
         outcomes.add(split_of["c1"] == split_of["c2"])
     assert outcomes == {True, False}
+
+
+def test_components_are_those_a_graph_search_finds() -> None:
+    """``smallest_in_component`` (how review pairs join clusters) on chains, stars, a long
+    path through the nodes in random order and random graphs: each node's label is the
+    smallest node a breadth-first search from it reaches."""
+    rng = random.Random(7)
+    path = list(range(400))
+    rng.shuffle(path)
+    graphs = [
+        (5, [(0, 1), (3, 4)]),
+        (6, [(5, 4), (4, 3), (3, 2), (2, 1), (1, 0)]),  # a chain towards the smallest node
+        (7, [(0, 6), (6, 1), (1, 5), (5, 2), (2, 4), (4, 3)]),  # a zigzag
+        (9, [(8, k) for k in range(8)]),  # a star around the largest node
+        (400, list(zip(path, path[1:]))),
+        *((n, [(rng.randrange(n), rng.randrange(n)) for _ in range(rng.randrange(1, 2 * n))])
+          for n in (10, 50, 300, 2000)),
+    ]
+    for nodes, edges in graphs:
+        neighbours = defaultdict(set)
+        for a, b in edges:
+            neighbours[a].add(b)
+            neighbours[b].add(a)
+        expected = []
+        for start in range(nodes):
+            seen, todo = {start}, [start]
+            while todo:
+                for other in neighbours[todo.pop()] - seen:
+                    seen.add(other)
+                    todo.append(other)
+            expected.append(min(seen))
+        a, b = (np.array(ends, dtype=np.int64) for ends in zip(*edges))
+        assert split.smallest_in_component(nodes, a, b).tolist() == expected, nodes
 
 
 @pytest.mark.parametrize(

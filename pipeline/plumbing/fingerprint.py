@@ -7,15 +7,25 @@ the input's bytes, the fingerprint of the state it was built on). Like datatrove
 completion markers, but keyed on content, not on a file's presence: a fresh clone reuses
 the same states, and any change upstream makes the stage recompute. Names in a
 fingerprint are relative, never absolute paths, so it does not depend on the checkout.
+
+Hashing the inputs' bytes on every run would cost each stage a read of every drop's tables,
+unchanged but for the new drop's: a ``DigestMemo`` keeps each file's digest by its identity,
+as DVC's state database does, so an unchanged file costs a ``stat``.
 """
 
 from __future__ import annotations
 
 import ast
 import importlib.util
+import json
+import time
+from contextlib import suppress
 from pathlib import Path
+from typing import Any, Callable
 
 import xxhash
+
+from pipeline.plumbing.io import WriteFailed, write_text
 
 _CHUNK = 1 << 20
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding pipeline/
@@ -41,43 +51,117 @@ def digest(*parts: str) -> str:
     return hasher.hexdigest()
 
 
-def files_digest(path: str | Path) -> str:
-    """Hash of a file's bytes, or of a folder's files (names relative to it, and bytes)."""
+def files_digest(path: str | Path, memo: DigestMemo | None = None) -> str:
+    """Hash of a file's bytes, or of a folder's files (names relative to it, and bytes);
+    each file's bytes hashed once while it is unchanged, with a `memo`."""
     path = Path(path)
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     hasher = xxhash.xxh3_128()
     for file in files:
         name = file.relative_to(path).as_posix() if path.is_dir() else ""
         hasher.update(len(name).to_bytes(8, "little") + name.encode("utf-8"))
-        hasher.update(file.stat().st_size.to_bytes(8, "little"))
-        with file.open("rb") as stream:
-            while chunk := stream.read(_CHUNK):
-                hasher.update(chunk)
+        hasher.update(bytes.fromhex(memo.of(file, file_digest) if memo else file_digest(file)))
+    if memo:
+        memo.save()
     return hasher.hexdigest()
 
 
-def code_sources(module: str) -> list[str]:
+def file_digest(file: Path) -> str:
+    """xxh3-128 (hex) of a file's bytes."""
+    hasher = xxhash.xxh3_128()
+    with file.open("rb") as stream:
+        while chunk := stream.read(_CHUNK):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+class DigestMemo:
+    """What was read from files (their digests, the modules a source imports) kept by each
+    file's identity (device, inode, size, modification and change times in ns) in a JSON
+    file of absolute paths outside any DVC output, such as ``build/file_digests.json``
+    (``beside``): a stage's own cache, which may be lost or shared between stages (an entry
+    is used only while the file's identity is the one it was read with; a lost one costs a
+    read).
+
+    Sound where a file's bytes change: a write sets the change time (ctime), which no call
+    can set back (os.utime sets the others), and a file replaced is another inode. A digest
+    is kept only for a file last changed ``SETTLED_NS`` before it was read: a file system's
+    clock is coarse (a tick, a second on some), and a file rewritten within the tick it was
+    read in could keep its times."""
+
+    FILE = "file_digests.json"
+    SETTLED_NS = 2_000_000_000
+
+    def __init__(self, memo: Path) -> None:
+        self.path, self.added = memo, False
+        try:
+            entries = json.loads(memo.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            entries = {}
+        # (entries of another form, as an unreadable memo, are left out: read again)
+        self.entries: dict[str, list] = {
+            key: entry for key, entry in (entries.items() if isinstance(entries, dict) else ())
+            if " " in key and isinstance(entry, list) and len(entry) == 6}
+
+    @classmethod
+    def beside(cls, output: Path) -> DigestMemo:
+        """The memo next to a stage's output folder (the folder holding the stages' outputs)."""
+        return cls(Path(output).absolute().parent / cls.FILE)
+
+    def of(self, file: Path, read: Callable[[Path], Any]) -> Any:
+        """``read(file)`` (a JSON value), from the memo while the file is unchanged."""
+        key, status = f"{read.__name__} {file.absolute()}", file.stat()
+        identity = [status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns]
+        if (entry := self.entries.get(key)) is not None and entry[:-1] == identity:
+            return entry[-1]
+        reading = time.time_ns()
+        found = read(file)
+        if max(status.st_mtime_ns, status.st_ctime_ns) < reading - self.SETTLED_NS:
+            self.entries[key], self.added = [*identity, found], True
+        return found
+
+    def save(self) -> None:
+        """Writes the memo whole when digests were added (a reader sees the old memo or the
+        new), without the files gone; where it cannot be written, the next run reads again."""
+        if self.added:
+            self.entries = {key: entry for key, entry in self.entries.items() if Path(key.split(" ", 1)[1]).exists()}
+            with suppress(OSError, WriteFailed):
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                write_text(self.path, json.dumps(self.entries, sort_keys=True))
+            self.added = False
+
+
+def code_sources(module: str, memo: DigestMemo | None = None) -> list[str]:
     """The source files (``pipeline/...py``) of `module` and of every pipeline module it
     imports, transitively, but ``NOT_SHAPING_OUTPUTS``: what a stage's decisions depend on
-    (as dvc.yaml's code deps of the stage)."""
-    imported = _pipeline_sources(Path(importlib.util.find_spec(module).origin).resolve(), set())
+    (as dvc.yaml's code deps of the stage). Each source parsed once while unchanged, with a
+    `memo`."""
+    imported = _pipeline_sources(Path(importlib.util.find_spec(module).origin).resolve(), set(), memo)
+    if memo:
+        memo.save()
     return sorted({source.relative_to(_PACKAGE_ROOT).as_posix() for source in imported} - NOT_SHAPING_OUTPUTS)
 
 
-def code_digest(module: str) -> str:
+def code_digest(module: str, memo: DigestMemo | None = None) -> str:
     """Hash of the ``code_sources`` of `module` (their names and text)."""
-    return digest(*(part for source in code_sources(module)
+    return digest(*(part for source in code_sources(module, memo)
                     for part in (source, (_PACKAGE_ROOT / source).read_text(encoding="utf-8"))))
 
 
-def _pipeline_sources(source: Path, seen: set[Path]) -> set[Path]:
+def _pipeline_sources(source: Path, seen: set[Path], memo: DigestMemo | None) -> set[Path]:
     if source not in seen:
         seen.add(source)
-        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pipeline"):
-                for name in [f"{node.module}.{alias.name}" for alias in node.names] + [node.module]:
-                    candidate = _PACKAGE_ROOT.joinpath(*name.split(".")).with_suffix(".py")
-                    if candidate.is_file():
-                        _pipeline_sources(candidate, seen)
+        for imported in memo.of(source, imported_modules) if memo else imported_modules(source):
+            if (candidate := Path(imported)).is_file():
+                _pipeline_sources(candidate, seen, memo)
     return seen
+
+
+def imported_modules(source: Path) -> list[str]:
+    """The files a source file's imports of the pipeline (at any depth of its code) may be:
+    ``pipeline/a/b.py`` and ``pipeline/a.py`` for ``from pipeline.a import b``."""
+    return [str(_PACKAGE_ROOT.joinpath(*name.split(".")).with_suffix(".py"))
+            for node in ast.walk(ast.parse(source.read_text(encoding="utf-8")))
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pipeline")
+            for name in [f"{node.module}.{alias.name}" for alias in node.names] + [node.module]]
 

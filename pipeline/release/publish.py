@@ -53,7 +53,7 @@ import pyarrow as pa
 
 from pipeline.commands import add_parser
 from pipeline.engines.engine import DEFAULT_ENGINE, add_engine_option, engine_name, open_engine
-from pipeline.plumbing.fingerprint import code_digest, digest, files_digest
+from pipeline.plumbing.fingerprint import DigestMemo, code_digest, digest, files_digest
 from pipeline.plumbing.io import (
     PARQUET_OPTIONS,
     Location,
@@ -202,20 +202,21 @@ class DropRows:
         return f"{self.split}/{self.drop}"
 
 
-def shard_shaping(settings: Settings) -> str:
+def shard_shaping(settings: Settings, memo: DigestMemo | None = None) -> str:
     """Hash of what shapes a shard's bytes besides its rows: the shard params, this module's
     code (and that of what it imports) and the Arrow and Polars versions that write them."""
     shape = json.dumps({"shard_rows": settings.shard_rows, "row_group_rows": settings.row_group_rows})
-    return digest(shape, code_digest(__name__), pa.__version__, pl.__version__)
+    return digest(shape, code_digest(__name__, memo), pa.__version__, pl.__version__)
 
 
-def split_drops(split_dir: Path, split: str, shaping: str) -> list[DropRows]:
+def split_drops(split_dir: Path, split: str, shaping: str, memo: DigestMemo | None = None) -> list[DropRows]:
     """The drops that have articles in a split, in drop order: the one place the build
-    opens the split tables. A drop's fingerprint hashes its table's bytes (read, not decoded)."""
+    opens the split tables. A drop's fingerprint hashes its table's bytes (read, not decoded;
+    once while the table is unchanged, with a `memo`)."""
     found = []
     for drop, path in drop_table_files(split_dir, split):
         if rows := table_rows(path):
-            found.append(DropRows(split, drop, path, rows, digest(shaping, split, drop, files_digest(path))))
+            found.append(DropRows(split, drop, path, rows, digest(shaping, split, drop, files_digest(path, memo))))
     return found
 
 
@@ -238,12 +239,13 @@ def write_shards(split_dir: Path, folder: Path, settings: Settings,
     writes it a row group at a time, so a task's memory holds ``READ_ROWS`` articles and a
     row group whatever ``shard_rows`` is; its manifest rows come back to this process,
     which writes each drop's (``manifest_part``)."""
-    shaping = shard_shaping(settings)
+    memo = DigestMemo.beside(folder)
+    shaping = shard_shaping(settings, memo)
     previous = read_json(folder / STATE_FILE) if (folder / STATE_FILE).is_file() else {}
     built: dict[str, dict[str, Any]] = {}  # (split/drop) -> its fingerprint, shards and manifest, as STATE_FILE keeps them
     to_write: list[DropRows] = []
     for split in SPLITS:
-        for drop in split_drops(split_dir, split, shaping):
+        for drop in split_drops(split_dir, split, shaping, memo):
             kept = previous.get(drop.key, {})
             if kept.get("fingerprint") == drop.fingerprint and (folder / kept["manifest"]).is_file() and all(
                     (folder / shard["path"]).is_file() and (folder / shard["path"]).stat().st_size == shard["file_bytes"]

@@ -70,7 +70,7 @@ from pipeline.engines.engine import (
     shared_folder,
     with_engine,
 )
-from pipeline.plumbing.fingerprint import code_digest, digest, files_digest
+from pipeline.plumbing.fingerprint import DigestMemo, code_digest, digest, files_digest
 from pipeline.plumbing.io import (
     REPORT_FILE,
     ParquetAppender,
@@ -1392,11 +1392,11 @@ def run(input_path: Path, output_dir: Path, metrics_path: Path | None, params: d
     # Only the drops' folders are kept (a drop no longer listed goes, as later ones were
     # built without it); the corpus-wide files are written again below.
     keep_only(output_dir, folders.values())
-    fingerprint = digest(json.dumps(section(params, STAGE), sort_keys=True), code_digest(__name__))
-    reports: dict[str, dict[str, Any]] = {}
+    memo, reports = DigestMemo.beside(output_dir), {}
+    fingerprint = digest(json.dumps(section(params, STAGE), sort_keys=True), code_digest(__name__, memo))
     for position, drop in enumerate(drops):
         folder = folders[drop.name]
-        fingerprint = digest(fingerprint, drop.name, files_digest(drop.source))
+        fingerprint = digest(fingerprint, drop.name, files_digest(drop.source, memo))
         if (report := _finished(folder, fingerprint)) is not None:
             log(STAGE, f"drop {drop.name}: unchanged since the last run, its folder is reused")
         else:

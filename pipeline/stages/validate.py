@@ -59,7 +59,7 @@ from typing import Any, Callable, Iterator
 import polars as pl
 
 from pipeline.engines.engine import add_engine_option, open_engine, with_engine
-from pipeline.plumbing.fingerprint import code_digest, digest, files_digest
+from pipeline.plumbing.fingerprint import DigestMemo, code_digest, digest, files_digest
 from pipeline.plumbing.io import (
     keep_only,
     partition,
@@ -621,18 +621,19 @@ FINGERPRINT_FILE = "fingerprint.json"
 ROW_PARAMS = ("quality", "boilerplate", "validate")  # the params sections the row suite reads
 
 
-def suites_fingerprint(params: dict[str, Any], gx_dir: Path) -> str:
+def suites_fingerprint(params: dict[str, Any], gx_dir: Path, memo: DigestMemo | None = None) -> str:
     """What every drop's row checks depend on but its articles: the params they read as
     configured (``max: today`` stays so, as DVC tracks it), the code, the GX project and its
     suites (great_expectations.yml keeps them in ../expectations)."""
     configured = json.dumps({name: section(params, name) for name in ROW_PARAMS}, sort_keys=True, default=str)
-    return digest(configured, code_digest(__name__), files_digest(gx_dir), files_digest(gx_dir.parent / "expectations"))
+    return digest(configured, code_digest(__name__, memo), files_digest(gx_dir),
+                  files_digest(gx_dir.parent / "expectations"))
 
 
-def rows_fingerprint(articles: Path, suites: str) -> str:
+def rows_fingerprint(articles: Path, suites: str, memo: DigestMemo | None = None) -> str:
     """A drop's row checks hold while this does: `suites` (``suites_fingerprint``) and the
-    drop's kept articles."""
-    return digest(suites, files_digest(articles))
+    drop's kept articles (hashed once while unchanged, with a `memo`)."""
+    return digest(suites, files_digest(articles, memo))
 
 
 def run_drop(
@@ -666,15 +667,16 @@ def run_corpus(
     output_dir.mkdir(parents=True, exist_ok=True)
     rows_dir, drops, checked = output_dir / ROWS_DIR, partition_drops(input_dir, drop_order(params)), []
     suites: dict[str, str] = {}  # suites_fingerprint by the rules' JSON: drops share their rules
+    memo = DigestMemo.beside(output_dir)
     for drop in drops:
         if repeated_dir is not None:
             params = {**params, "boilerplate": learnt_rules(repeated_dir, drop)}
         rules = json.dumps(section(params, "boilerplate"), sort_keys=True)
         if rules not in suites:
-            suites[rules] = suites_fingerprint(params, gx_dir)
+            suites[rules] = suites_fingerprint(params, gx_dir, memo)
         articles, rows = partition(input_dir, drop) / "articles.parquet", partition(rows_dir, drop)
         done = rows / FINGERPRINT_FILE
-        if done.exists() and read_json(done)["fingerprint"] == rows_fingerprint(articles, suites[rules]):
+        if done.exists() and read_json(done)["fingerprint"] == rows_fingerprint(articles, suites[rules], memo):
             log(STAGE, f"drop {drop}: unchanged since its rows were checked, their results are reused")
         else:
             run_drop(articles, rows, partition(output_dir, drop), params, gx_dir, suites[rules])

@@ -1,0 +1,93 @@
+"""Fingerprints of the stages' inputs: a file's digest read once while it is unchanged, and
+never reused once its bytes change."""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import time
+from pathlib import Path
+
+from conftest import REPO, SAUDI_SAMPLE
+
+from pipeline.plumbing import fingerprint
+from pipeline.plumbing.fingerprint import DigestMemo, files_digest
+
+
+def test_a_digest_is_read_once_while_the_file_is_unchanged_and_never_after_its_bytes_change(tmp_path, monkeypatch):
+    folder = tmp_path / "drop"
+    shutil.copytree(SAUDI_SAMPLE, folder)
+    files = sorted(path for path in folder.rglob("*") if path.is_file())
+    assert len(files) > 10
+    read = []
+    reading = fingerprint.file_digest
+
+    @functools.wraps(reading)
+    def file_digest(file: Path) -> str:
+        read.append(file)
+        return reading(file)
+
+    monkeypatch.setattr(fingerprint, "file_digest", file_digest)
+    memo_file = tmp_path / "build" / DigestMemo.FILE
+    assert DigestMemo.beside(tmp_path / "build" / "dedup").path == memo_file
+
+    plain = files_digest(folder)
+    assert files_digest(folder, DigestMemo(memo_file)) == plain
+    assert not memo_file.exists()  # the files were just written: their digests are not kept yet
+    time.sleep(DigestMemo.SETTLED_NS / 1e9 + 0.1)
+    read.clear()
+    assert files_digest(folder, DigestMemo(memo_file)) == plain and len(read) == len(files)
+    read.clear()
+    assert files_digest(folder, DigestMemo(memo_file)) == plain and read == []  # a stat a file, no read
+    for unusable in ("{not json", '["a list"]', '{"a path alone": [1, 2, 3, 4, 5, "digest"], "x y": 3}'):
+        (tmp_path / "other.json").write_text(unusable)
+        assert files_digest(folder, DigestMemo(tmp_path / "other.json")) == plain  # read again, not an error
+    (tmp_path / "a file").write_text("")
+    assert files_digest(folder, DigestMemo(tmp_path / "a file" / "memo.json")) == plain  # a memo it cannot write
+
+    # Other bytes of the same size, written in place, the modification time set back: only
+    # the change time (set by any write, never by os.utime) tells the file changed.
+    edited = files[3]
+    status, data = edited.stat(), bytearray(edited.read_bytes())
+    middle = len(data) // 2
+    pair = data[middle : middle + 2]
+    data[middle : middle + 2] = bytes(reversed(pair)) if pair[0] != pair[1] else b"ab"
+    with edited.open("r+b") as stream:
+        stream.write(data)
+    os.utime(edited, ns=(status.st_atime_ns, status.st_mtime_ns))
+    assert (edited.stat().st_ino, edited.stat().st_size, edited.stat().st_mtime_ns) == (
+        status.st_ino, status.st_size, status.st_mtime_ns)
+    read.clear()
+    changed = files_digest(folder, DigestMemo(memo_file))
+    assert changed != plain and changed == files_digest(folder) and read[0] == edited
+
+    # A file replaced by another (another inode) and a file renamed are read again too.
+    os.replace(files[5], files[4])
+    read.clear()
+    replaced = files_digest(folder, DigestMemo(memo_file))
+    assert read == [edited, files[4]]  # and the file edited above, as it changed just now
+    assert replaced == files_digest(folder) != changed
+
+
+def test_a_stage_code_is_parsed_once_while_its_sources_are_unchanged(tmp_path, monkeypatch):
+    parsed = []
+    parsing = fingerprint.imported_modules
+
+    @functools.wraps(parsing)
+    def imported_modules(source: Path) -> list[str]:
+        parsed.append(source)
+        return parsing(source)
+
+    monkeypatch.setattr(fingerprint, "imported_modules", imported_modules)
+    memo_file = tmp_path / DigestMemo.FILE
+    # (a source changed just now, as in a fresh checkout, is kept only once settled)
+    newest = max(path.stat().st_ctime_ns for path in (REPO / "pipeline").rglob("*.py"))
+    time.sleep(max(0, newest + DigestMemo.SETTLED_NS - time.time_ns()) / 1e9)
+    plain = fingerprint.code_digest("pipeline.stages.split")
+    sources = len(parsed)
+    assert sources > 4 and fingerprint.code_digest("pipeline.stages.split", DigestMemo(memo_file)) == plain
+    parsed.clear()
+    assert fingerprint.code_digest("pipeline.stages.split", DigestMemo(memo_file)) == plain and parsed == []
+    assert fingerprint.code_sources("pipeline.stages.split", DigestMemo(memo_file)) == fingerprint.code_sources(
+        "pipeline.stages.split")
