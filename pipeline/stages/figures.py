@@ -91,15 +91,12 @@ def lengths_by_split(splits: dict[str, pl.LazyFrame], column: str, edges: tuple[
 # ---------------------------------------------------------------------------- stage
 
 
-def write_totals(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def write_totals(params: dict[str, Any]) -> None:
     """The headline figures of each stage written drop by drop, its drops' reports summed,
     into ``<paths.metrics>/<stage>.json``."""
-    metrics = path_of(params, "metrics")
-    figures = {}
     for stage in PARTITIONED_STAGES:
-        figures[stage.STAGE] = headline_figures(partition_report(path_of(params, stage.STAGE)), stage.HEADLINE)
-        write_json(metrics / f"{stage.STAGE}.json", figures[stage.STAGE])
-    return figures
+        figures = headline_figures(partition_report(path_of(params, stage.STAGE)), stage.HEADLINE)
+        write_json(path_of(params, "metrics") / f"{stage.STAGE}.json", figures)
 
 
 def write_plot_tables(stage_dirs: dict[str, Path], output_dir: Path, drops: tuple[str, ...] = ()) -> None:
