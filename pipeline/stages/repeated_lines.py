@@ -49,11 +49,17 @@ FINGERPRINT_FILE = "fingerprint.json"
 COUNTING_RULES = ("line_start_markers", "line_end_markers", "repeated_lines")
 
 
-def counts_fingerprint(articles: Path, boilerplate: dict[str, Any]) -> str:
-    """A drop's line counts hold while this does: the rules counting reads, the code, the
-    drop's ingested articles."""
+def counting_fingerprint(boilerplate: dict[str, Any]) -> str:
+    """What every drop's line counts depend on but its articles: the rules counting reads,
+    the code."""
     rules = json.dumps({name: boilerplate[name] for name in COUNTING_RULES}, sort_keys=True)
-    return digest(rules, code_digest(__name__), files_digest(articles))
+    return digest(rules, code_digest(__name__))
+
+
+def counts_fingerprint(articles: Path, counting: str) -> str:
+    """A drop's line counts hold while this does: `counting` (``counting_fingerprint``) and
+    the drop's ingested articles."""
+    return digest(counting, files_digest(articles))
 
 
 def count_lines(articles: Path, output_dir: Path, params: dict[str, Any], fingerprint: str) -> None:
@@ -71,10 +77,10 @@ def run(ingested: Path, counted: Path, output_dir: Path, params: dict[str, Any])
     """Every drop of `ingested` (in ``split.drop_order``) counted into `counted`, a drop
     whose counts' fingerprint holds reused, then each drop's repeated lines into `output_dir`."""
     boilerplate = section(params, "boilerplate")
-    drops = partition_drops(ingested, drop_order(params))
+    drops, counting = partition_drops(ingested, drop_order(params)), counting_fingerprint(boilerplate)
     for drop in drops:
         articles, counts_dir = partition(ingested, drop) / "articles", partition(counted, drop)
-        fingerprint = counts_fingerprint(articles, boilerplate)
+        fingerprint = counts_fingerprint(articles, counting)
         done = counts_dir / FINGERPRINT_FILE
         if done.exists() and read_json(done)["fingerprint"] == fingerprint:
             log(STAGE, f"drop {drop}: unchanged since its lines were counted, the counts are reused")
