@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.incremental import measured  # noqa: E402
 
-# Read by the commands: linked. Written by them: copied (validate's rows) or made afresh.
+# Read by the commands: linked. Written by them: copied (repeated-lines' counts, validate's rows) or made afresh.
 LINKED = ("ingest", "clean", "dedup", "split")
 COPIED = ("line_counts", "validate/rows")
 
