@@ -33,9 +33,9 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.incremental import measured  # noqa: E402
 
-# Read by the commands: linked. Written by them: copied (validate's rows) or made afresh.
-LINKED = ("ingest", "clean", "line_counts", "dedup", "split")
-COPIED = ("validate/rows",)
+# Read by the commands: linked. Written by them: copied (repeated-lines' counts, validate's rows) or made afresh.
+LINKED = ("ingest", "clean", "dedup", "split")
+COPIED = ("line_counts", "validate/rows")
 
 
 def scratch_project(built: Path, work: Path) -> Path:
@@ -53,8 +53,8 @@ def scratch_project(built: Path, work: Path) -> Path:
 
 
 def commands(drop: str) -> list[list[str]]:
-    return [["corpus", "repeated-lines"], ["corpus", "totals"], ["corpus", "validate", "--drop", drop],
-            ["corpus", "validate", "--corpus"], ["corpus", "plots"]]
+    return [["corpus", "repeated-lines"], ["corpus", "figures"], ["corpus", "validate", "--drop", drop],
+            ["corpus", "validate", "--corpus"]]
 
 
 def arguments(description: str, workdir: str) -> argparse.ArgumentParser:

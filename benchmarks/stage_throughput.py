@@ -1,7 +1,9 @@
 """The per-drop stages' throughput, this checkout beside another revision, on one drop:
-``corpus ingest``, ``corpus line-counts``, ``corpus clean`` and ``corpus validate --drop``
-(what `dvc repro` runs a drop at a time), and ``corpus split`` (every drop, its
-contamination index built from nothing), each code's command after the other's, in rounds.
+``corpus ingest``, ``corpus clean`` and ``corpus validate --drop`` (what `dvc repro` runs a
+drop at a time), ``corpus repeated-lines`` (every drop's lines counted from nothing; a
+baseline before it counted them, 2026-12-01, had ``corpus line-counts --drop`` for that: leave
+the stage out) and ``corpus split`` (every drop, its contamination index built from nothing),
+each code's command after the other's, in rounds.
 
     # a project to run them in: benchmarks/incremental.py's generated corpus, built once
     .venv/bin/python benchmarks/incremental.py --articles 30000 --workdir /tmp/throughput-bench --full-only
@@ -38,15 +40,15 @@ from benchmarks.incremental import baseline_checkout, measured  # noqa: E402
 # Stage -> (command after `corpus`, the params paths it writes).
 STAGES = {
     "ingest": (["ingest", "--drop", "{drop}"], ["ingest"]),
-    "line_counts": (["line-counts", "--drop", "{drop}"], ["line_counts"]),
+    "repeated_lines": (["repeated-lines"], ["line_counts", "repeated_lines"]),
     "clean": (["clean", "--drop", "{drop}"], ["clean"]),
     "validate_rows": (["validate", "--drop", "{drop}"], ["validate"]),
     "split": (["split"], ["split", "split_index"]),
 }
 # Outputs compared byte for byte (relative to the run's folder): GX's result store and Data
 # Docs (validate/drop=<name>/) are stamped with the run's time.
-COMPARED = {"ingest": ["ingest"], "line_counts": ["line_counts"], "clean": ["clean"], "validate_rows": ["validate/rows"],
-            "split": ["split", "split_index"]}
+COMPARED = {"ingest": ["ingest"], "repeated_lines": ["repeated_lines"], "clean": ["clean"],
+            "validate_rows": ["validate/rows"], "split": ["split", "split_index"]}
 
 
 def run_params(project: Path, out: Path, stages: list[str]) -> Path:

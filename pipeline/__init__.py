@@ -8,7 +8,7 @@ Layout, in the order of the data flow; a part imports only from the parts listed
 * ``text/``       Arabic text tools: normalisation and match keys, MinHash, language identification
 * ``engines/``    what runs a stage's per-batch work: ``local`` (this process, the default) or ``ray``
                   (Ray Data on a cluster); the same batches and outputs on both
-* ``stages/``     one module per stage, ingest to split and plots: pure functions over Polars frames
+* ``stages/``     one module per stage, ingest to split and figures: pure functions over Polars frames
                   plus a thin command that reads params and writes outputs
 * ``release/``    the release: manifests and versions, card, Croissant, the Hub client, ``corpus publish``
 * ``drops.py``    the drop tools (``validate-drop``, ``add-drop``), built on the stages

@@ -15,7 +15,7 @@ from pipeline_runs import GX_DIR, folder_files, output_files
 
 from pipeline.plumbing.io import partition, read_json, scan_partitions, scan_table, sum_reports, write_table
 from pipeline.plumbing.params import load_params, section, with_list_item
-from pipeline.stages import clean, dedup, ingest, validate
+from pipeline.stages import clean, dedup, ingest, repeated_lines, validate
 
 PARAMS = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
 
@@ -81,10 +81,12 @@ def grown(reproduced_seed, tmp_path_factory) -> tuple[Path, str, dict[str, dict[
 
 def test_a_new_drop_runs_only_its_own_per_drop_stages(grown):
     root, output, kept_before = grown
-    for stage in ("ingest", "line_counts", "clean"):
-        assert f"Running stage '{stage}@snn-b'" in output
+    # A process each: the drop's ingest and clean, then one of each corpus-level stage.
+    ran = [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")]
+    assert sorted(ran) == sorted(["ingest@snn-b", "repeated_lines", "clean@snn-b", "dedup", "validate", "split",
+                                  "publish", "figures"])
     for drop in ("seed", "snn-a"):
-        for stage in ("ingest", "line_counts", "clean"):
+        for stage in ("ingest", "clean"):
             assert f"Stage '{stage}@{drop}' didn't change, skipping" in output
         # Dedup reuses the earlier drops' folders (issue 10 item 2): their kept articles,
         # duplicates, index and report do not change, so they are not validated again.
@@ -94,6 +96,11 @@ def test_a_new_drop_runs_only_its_own_per_drop_stages(grown):
     assert [drop for drop in ("seed", "snn-a", "snn-b") if partition(rows, drop).stat().st_mtime_ns
             > (root / "build" / "ingest" / "drop=snn-b" / "report.json").stat().st_mtime_ns] == ["snn-b"]
     assert sorted(path.name for path in rows.iterdir()) == ["drop=seed", "drop=snn-a", "drop=snn-b"]
+    # and repeated_lines counts the new drop's lines alone (its earlier counts' fingerprints hold)
+    counts = root / "build" / "line_counts"
+    assert [drop for drop in ("seed", "snn-a", "snn-b")
+            if (partition(counts, drop) / repeated_lines.LINE_COUNTS_FILE).stat().st_mtime_ns
+            > (root / "build" / "ingest" / "drop=snn-b" / "report.json").stat().st_mtime_ns] == ["snn-b"]
     for drop in ("seed", "snn-a", "snn-b"):
         assert (root / "build" / "clean" / f"drop={drop}" / "articles.parquet").is_file()
     assert "Data and pipelines are up to date." in run_command("dvc", "status", cwd=root)
@@ -174,25 +181,29 @@ def _changed(value):
     return value + 1 if isinstance(value, int) else value
 
 
-def test_line_counts_read_only_the_boilerplate_rules_its_stage_lists(reproduced_seed, tmp_path):
-    """dvc.yaml's line_counts@<drop> lists a few boilerplate params (its dvc.lock entries stay
-    short): every other rule changed, a drop's line counts are the same bytes."""
+def test_line_counts_are_reused_while_the_rules_counting_reads_hold(reproduced_seed, tmp_path):
+    """repeated_lines keeps each drop's line counts and counts a drop again only when its
+    fingerprint changes: every boilerplate rule but those counting reads changed, the
+    counts are reused (and are the same bytes as counted afresh); a rule it reads changed,
+    the drop is counted again, to other counts."""
     root = built_copy(reproduced_seed, tmp_path / "project")
-    stage = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]["line_counts"]["do"]
-    listed = {key.removeprefix("boilerplate.") for key in stage["params"] if key.startswith("boilerplate.")}
     params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
-    assert listed and "boilerplate" not in stage["params"] and listed < set(params["boilerplate"])
-    params["boilerplate"] = {key: value if key in listed else _changed(value)
+    read = set(repeated_lines.COUNTING_RULES)
+    assert read < set(params["boilerplate"])
+    params["boilerplate"] = {key: value if key in read else _changed(value)
                              for key, value in params["boilerplate"].items()}
     (root / "other.yaml").write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
-    counts = root / "build" / "line_counts" / "drop=seed" / clean.LINE_COUNTS_FILE
-    before = counts.read_bytes()
-    run_corpus("--params", "other.yaml", "line-counts", "--drop", "seed", cwd=root)
+    counts = root / "build" / "line_counts" / "drop=seed" / repeated_lines.LINE_COUNTS_FILE
+    before, counted = counts.read_bytes(), counts.stat().st_mtime_ns
+    run_corpus("--params", "other.yaml", "repeated-lines", cwd=root)
+    assert counts.stat().st_mtime_ns == counted
+    shutil.rmtree(root / "build" / "line_counts")  # counted afresh with the other rules: the same bytes
+    run_corpus("--params", "other.yaml", "repeated-lines", cwd=root)
     assert counts.read_bytes() == before
-    # and a listed one changes them
+    # and a rule counting reads changes them
     params["boilerplate"]["repeated_lines"]["max_chars"] = 5
     (root / "other.yaml").write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
-    run_corpus("--params", "other.yaml", "line-counts", "--drop", "seed", cwd=root)
+    run_corpus("--params", "other.yaml", "repeated-lines", cwd=root)
     assert counts.read_bytes() != before
 
 

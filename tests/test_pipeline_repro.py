@@ -54,7 +54,7 @@ def test_dvc_metrics_show_is_one_short_funnel_table(reproduced: Path):
 
 
 # Stages named otherwise than the module whose command they run.
-_STAGE_MODULES = {"line_counts": "stages/clean", "repeated_lines": "stages/clean", "publish": "release/publish"}
+_STAGE_MODULES = {"publish": "release/publish"}
 
 
 def _pipeline_imports(path: str, seen: set[str]) -> set[str]:
@@ -92,7 +92,8 @@ def test_every_stage_depends_on_the_code_it_runs():
         assert not missing, f"dvc.yaml stage {stage} imports {sorted(missing)} but does not list them in deps"
 
 
-@pytest.mark.parametrize("stage, module", [("dedup", "pipeline.stages.dedup"), ("validate", "pipeline.stages.validate"),
+@pytest.mark.parametrize("stage, module", [("repeated_lines", "pipeline.stages.repeated_lines"),
+                                           ("dedup", "pipeline.stages.dedup"), ("validate", "pipeline.stages.validate"),
                                            ("split", "pipeline.stages.split"), ("publish", "pipeline.release.publish")])
 def test_a_stage_fingerprint_hashes_the_code_dvc_sees(stage, module):
     """The stages that keep state by fingerprint hash their code (``code_digest``) and write

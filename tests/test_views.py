@@ -25,7 +25,7 @@ from conftest import REPO, SAUDI_SAMPLE, copy_project, run_command
 from pipeline_runs import run_pipeline
 
 from pipeline.plumbing.params import load_params
-from pipeline.stages import plots
+from pipeline.stages import figures
 
 CHROMIUM = Path("/usr/bin/chromium")
 NODE_MODULES = REPO / "web_assets" / "node_modules"
@@ -72,7 +72,8 @@ def built(tmp_path_factory) -> Path:
     run_pipeline(root / "data" / "raw", root / "build", params)
     for table in (root / "build" / "metrics").glob("*.csv"):  # split writes them beside its metrics
         shutil.copy(table, root / "metrics" / table.name)
-    plots.run({stage: root / "build" / stage for stage in ("ingest", "clean", "dedup", "split")}, root / "build" / "plots")
+    figures.write_plot_tables({stage: root / "build" / stage for stage in ("ingest", "clean", "dedup", "split")},
+                              root / "build" / "plots")
     return root
 
 

@@ -1,1 +1,1 @@
-"""The stages, in the order data flows through them: ingest, clean, dedup, validate, split; and plots."""
+"""The stages, in the order data flows through them: ingest, clean, dedup, validate, split; and figures."""

@@ -805,7 +805,7 @@ def _main(paths: StagePaths, params: dict[str, Any], args) -> int:
     if not args.drops:
         run(paths.input, paths.output, paths.metrics, section(params, "ingest"), engine=engine)
         return 0
-    # Drop by drop, each with its report.json; `corpus totals` sums them into the metrics.
+    # Drop by drop, each with its report.json; `corpus figures` sums them into the metrics.
     for drop in args.drops:
         run(paths.input, partition(paths.output, drop), None, section(params, "ingest"), [drop], engine)
     return 0

@@ -1,7 +1,12 @@
-"""Plot data: the small CSVs behind the curator's plots of `dvc plots show`.
+"""Figures of a run: the headline metrics of the stages that run drop by drop, and the
+small CSVs behind the curator's plots of `dvc plots show`.
 
-Derived from what the stages already wrote (their report.json and the tables), so no
-stage changes its outputs for a chart. Written to ``paths.plots``:
+Ingest and clean write one report a drop (``<output>/drop=<name>/report.json``); their sum
+(io.partition_report, which the dataset card reads too) goes to
+``<paths.metrics>/<stage>.json``, so `dvc metrics show` keeps one row a stage.
+
+The plot tables are derived from what the stages already wrote (their report.json and the
+tables), so no stage changes its outputs for a chart. Written to ``paths.plots``:
 
 * ``quarantine_by_stage.csv``: per reason, articles taken out at ingest, at clean,
   removed as duplicates by dedup, and set aside by split (one column a stage).
@@ -18,14 +23,24 @@ from typing import Any
 
 import polars as pl
 
-from pipeline.plumbing.io import REPORT_FILE, partition_report, read_json, scan_partitions, write_text
-from pipeline.plumbing.params import drop_order, path_of
+from pipeline.commands import add_parser
+from pipeline.plumbing.io import (
+    REPORT_FILE,
+    headline_figures,
+    partition_report,
+    read_json,
+    scan_partitions,
+    write_json,
+    write_text,
+)
+from pipeline.plumbing.params import drop_order, load_params, path_of
 from pipeline.plumbing.progress import log
 from pipeline.plumbing.schema import SPLITS
-from pipeline.plumbing.stage_command import StagePaths, add_stage_command
+from pipeline.stages import clean, ingest
 from pipeline.stages.split import split_table
 
-STAGE = "plots"
+STAGE = "figures"
+PARTITIONED_STAGES = (ingest, clean)
 # Left bin edges; each length scale roughly doubles (articles span 80 to 100,000 characters).
 CHAR_BINS = (0, 250, 500, 1000, 2000, 4000, 8000, 16000)
 WORD_BINS = (0, 50, 100, 200, 400, 800, 1600, 3200)
@@ -76,7 +91,15 @@ def lengths_by_split(splits: dict[str, pl.LazyFrame], column: str, edges: tuple[
 # ---------------------------------------------------------------------------- stage
 
 
-def run(stage_dirs: dict[str, Path], output_dir: Path, drops: tuple[str, ...] = ()) -> None:
+def write_totals(params: dict[str, Any]) -> None:
+    """The headline figures of each stage written drop by drop, its drops' reports summed,
+    into ``<paths.metrics>/<stage>.json``."""
+    for stage in PARTITIONED_STAGES:
+        figures = headline_figures(partition_report(path_of(params, stage.STAGE)), stage.HEADLINE)
+        write_json(path_of(params, "metrics") / f"{stage.STAGE}.json", figures)
+
+
+def write_plot_tables(stage_dirs: dict[str, Path], output_dir: Path, drops: tuple[str, ...] = ()) -> None:
     """Write the plot CSVs from the outputs of the stages in `stage_dirs` (name -> folder),
     the stages written drop by drop read in the order of `drops`."""
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -104,11 +127,15 @@ def run(stage_dirs: dict[str, Path], output_dir: Path, drops: tuple[str, ...] = 
 
 
 def add_command(commands) -> None:
-    add_stage_command(commands, STAGE, input_from=("split",),
-                      input_help="split output folder (other stages: <paths.STAGE>)", main=_main)
+    parser = add_parser(commands, STAGE)
+    parser.add_argument("--output", type=Path, help="folder of the plot tables (default: <paths.plots>); the "
+                        "metrics go to <paths.metrics>/{ingest,clean}.json")
+    parser.set_defaults(handler=_main)
 
 
-def _main(paths: StagePaths, params: dict[str, Any], args) -> int:
-    stage_dirs = {name: path_of(params, name) for name in ("ingest", "clean", "dedup")} | {"split": paths.input}
-    run(stage_dirs, paths.output, tuple(drop_order(params)))
+def _main(args) -> int:
+    params = load_params(args.params)
+    write_totals(params)
+    stage_dirs = {name: path_of(params, name) for name in ("ingest", "clean", "dedup", "split")}
+    write_plot_tables(stage_dirs, args.output or path_of(params, "plots"), tuple(drop_order(params)))
     return 0
