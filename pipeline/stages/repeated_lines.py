@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.commands import add_parser
-from pipeline.plumbing.fingerprint import code_digest, digest, files_digest
+from pipeline.plumbing.fingerprint import DigestMemo, code_digest, digest, files_digest
 from pipeline.plumbing.io import (
     keep_only,
     partition,
@@ -49,17 +49,17 @@ FINGERPRINT_FILE = "fingerprint.json"
 COUNTING_RULES = ("line_start_markers", "line_end_markers", "repeated_lines")
 
 
-def counting_fingerprint(boilerplate: dict[str, Any]) -> str:
+def counting_fingerprint(boilerplate: dict[str, Any], memo: DigestMemo | None = None) -> str:
     """What every drop's line counts depend on but its articles: the rules counting reads,
     the code."""
     rules = json.dumps({name: boilerplate[name] for name in COUNTING_RULES}, sort_keys=True)
-    return digest(rules, code_digest(__name__))
+    return digest(rules, code_digest(__name__, memo))
 
 
-def counts_fingerprint(articles: Path, counting: str) -> str:
+def counts_fingerprint(articles: Path, counting: str, memo: DigestMemo | None = None) -> str:
     """A drop's line counts hold while this does: `counting` (``counting_fingerprint``) and
-    the drop's ingested articles."""
-    return digest(counting, files_digest(articles))
+    the drop's ingested articles (each file read once while unchanged, with a `memo`)."""
+    return digest(counting, files_digest(articles, memo))
 
 
 def count_lines(articles: Path, output_dir: Path, params: dict[str, Any], fingerprint: str) -> None:
@@ -76,11 +76,11 @@ def count_lines(articles: Path, output_dir: Path, params: dict[str, Any], finger
 def run(ingested: Path, counted: Path, output_dir: Path, params: dict[str, Any]) -> None:
     """Every drop of `ingested` (in ``split.drop_order``) counted into `counted`, a drop
     whose counts' fingerprint holds reused, then each drop's repeated lines into `output_dir`."""
-    boilerplate = section(params, "boilerplate")
-    drops, counting = partition_drops(ingested, drop_order(params)), counting_fingerprint(boilerplate)
+    boilerplate, memo = section(params, "boilerplate"), DigestMemo.beside(counted)
+    drops, counting = partition_drops(ingested, drop_order(params)), counting_fingerprint(boilerplate, memo)
     for drop in drops:
         articles, counts_dir = partition(ingested, drop) / "articles", partition(counted, drop)
-        fingerprint = counts_fingerprint(articles, counting)
+        fingerprint = counts_fingerprint(articles, counting, memo)
         done = counts_dir / FINGERPRINT_FILE
         if done.exists() and read_json(done)["fingerprint"] == fingerprint:
             log(STAGE, f"drop {drop}: unchanged since its lines were counted, the counts are reused")
