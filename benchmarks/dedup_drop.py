@@ -60,10 +60,16 @@ def revision_code(revision: str, folder: Path) -> Path:
     return folder
 
 
+# What older code also wrote at the top of its output: every drop's duplicates and review
+# pairs again, in one table each (the drops' tables, compared in their folders).
+CORPUS_COPIES = (dedup.DUPLICATES_FILE, dedup.REVIEW_FILE)
+
+
 def decisions(folder: Path, drop: str) -> dict[str, bytes]:
     """The decision outputs of the last drop and of the corpus (not the index: see INDEX_FILES)."""
     files = {}
-    for path in sorted(p for p in [*partition(folder, drop).iterdir(), *folder.iterdir()] if p.is_file()):
+    corpus_files = [path for path in folder.iterdir() if path.name not in CORPUS_COPIES]
+    for path in sorted(p for p in [*partition(folder, drop).iterdir(), *corpus_files] if p.is_file()):
         if path.name in dedup.INDEX_FILES:
             continue
         data = path.read_bytes()

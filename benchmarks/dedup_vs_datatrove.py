@@ -43,6 +43,7 @@ from benchmarks import dedup_eval  # noqa: E402
 from benchmarks.shared_corpus import SAUDI_ZIPS  # noqa: E402
 from pipeline.plumbing.io import write_table  # noqa: E402
 from pipeline.plumbing.params import load_params  # noqa: E402
+from pipeline.stages import dedup  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -230,8 +231,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{label:<62} did not finish in {args.timeout:.0f} s", flush=True)
             continue
         seconds, cpu, peak = measured
-        if (out / "duplicates.parquet").exists():  # our stage's output
-            removed = pl.read_parquet(out / "duplicates.parquet").select("id", "duplicate_of")
+        if (out / "report.json").exists():  # our stage's output
+            removed = dedup.scan_corpus(out, dedup.DUPLICATES_FILE).select("id", "duplicate_of").collect()
             decisions = pl.DataFrame({"id": evaluation.articles["id"]}).join(removed, on="id", how="left")
         else:
             decisions = decisions_from_csv(out / "decisions.csv", evaluation.articles["id"])

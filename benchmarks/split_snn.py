@@ -119,7 +119,7 @@ def moved(before: dict[str, str], after: dict[str, str]) -> int:
 
 
 def crossing_review_pairs(dedup_dir: Path, split_of: dict[str, str]) -> tuple[int, int]:
-    review = pl.read_parquet(dedup_dir / "review.parquet").filter(~pl.col("same_cluster"))
+    review = dedup.scan_corpus(dedup_dir, dedup.REVIEW_FILE).collect().filter(~pl.col("same_cluster"))
     pairs = [(a, b) for a, b in zip(review["id_a"], review["id_b"]) if a in split_of and b in split_of]
     return sum(split_of[a] != split_of[b] for a, b in pairs), len(pairs)
 

@@ -94,7 +94,7 @@ def test_five_seeds_survive_as_five_articles(evaluation):
 def test_kept_plus_duplicates_is_the_input(stage_run, evaluation):
     out = stage_run / "out"
     kept = scan_partitions(out, (), "articles.parquet").collect()
-    dups = pl.read_parquet(out / "duplicates.parquet")
+    dups = dedup.scan_corpus(out, dedup.DUPLICATES_FILE).collect()
     assert kept.height + dups.height == evaluation.articles.height
     assert sorted(kept["id"].to_list() + dups["id"].to_list()) == sorted(evaluation.articles["id"])
     # contract: schemas, pointers to kept articles, kinds and similarities
@@ -120,11 +120,31 @@ def test_kept_plus_duplicates_is_the_input(stage_run, evaluation):
     assert headline == {"input": report["input"], "articles": kept.height, "duplicates": dups.height}
 
 
+def test_the_drops_tables_are_the_only_copy_and_the_readme_line_reads_them_as_one(stage_run):
+    """The duplicates and review pairs are each drop's tables, with no corpus-wide copy
+    written again after every drop (issue 10); the README's one line reads every drop's
+    table as one, and its counts are the report's, drop by drop."""
+    out = stage_run / "out"
+    assert sorted(path.name for path in out.iterdir()) == [
+        "drop=sample", "drop=seed", "drop=templated", dedup.INDEX_DIR, "plots", "report.json"]
+    report = read_json(out / "report.json")
+    readme = (REPO / "README.md").read_text()
+    assert f'pl.read_parquet("build/dedup/drop=*/{dedup.DUPLICATES_FILE}", hive_partitioning=True)' in readme
+    for table, count in ((dedup.DUPLICATES_FILE, "duplicates"), (dedup.REVIEW_FILE, "review_pairs")):
+        rows = pl.read_parquet(f"{out}/drop=*/{table}", hive_partitioning=True)
+        assert rows.height == report[count] > 0
+        by_drop = dict(rows.group_by("drop").len().iter_rows())
+        assert by_drop == {drop: n for drop in report["drops"]
+                           if (n := read_json(partition(out, drop) / "report.json")[count])}
+        in_order = dedup.scan_corpus(out, table).collect()  # the same rows (and columns, the hive `drop` aside)
+        assert rows.select(in_order.columns).sort(in_order.columns).equals(in_order.sort(in_order.columns))
+
+
 def test_no_two_kept_articles_are_duplicates(stage_run):
     """Every review pair carries its reason, and the kept set holds no pair at or above the
     threshold among the verified candidates but pairs whose figures or names differ."""
     out = stage_run / "out"
-    review = pl.read_parquet(out / "review.parquet")
+    review = dedup.scan_corpus(out, dedup.REVIEW_FILE).collect()
     kept = set(scan_partitions(out, (), "articles.parquet").collect()["id"])
     threshold, review_min = PARAMS["dedup"]["threshold"], PARAMS["dedup"]["review_min"]
     assert review.columns == list(dedup.REVIEW_SCHEMA.names())
@@ -150,9 +170,9 @@ def test_pair_similarity_checks_figures_and_names_of_similar_pairs_only(stage_ru
     dissimilar pair's checks are null and decide nothing."""
     out = stage_run / "out"
     params = dedup.DedupParams.from_params(PARAMS)
-    review = pl.read_parquet(out / "review.parquet")
+    review = dedup.scan_corpus(out, dedup.REVIEW_FILE).collect()
     reviewed = review.select("id_a", "id_b", "reason")
-    removed = pl.read_parquet(out / "duplicates.parquet").filter(
+    removed = dedup.scan_corpus(out, dedup.DUPLICATES_FILE).collect().filter(
         (pl.col("kind") == "near") & (pl.col("similarity") >= params.threshold))
     near = removed.select(id_a="duplicate_of", id_b="id", reason=pl.lit("removed"))
     ids = evaluation.articles["id"].sort()
@@ -770,12 +790,12 @@ def test_a_drop_added_is_deduplicated_alone_and_equals_a_run_from_scratch(evalua
 
     # a later drop's article duplicating an earlier drop's kept article is removed for it,
     # and pairs across drops are listed for review
-    duplicates = pl.read_parquet(grown / dedup.DUPLICATES_FILE)
+    duplicates = dedup.scan_corpus(grown, dedup.DUPLICATES_FILE).collect()
     kept = scan_partitions(grown, params["split"]["drop_order"], dedup.KEPT_FILE).collect()
     drop_of = dict(zip(kept["id"], kept["drop"]))
     across = duplicates.filter(pl.col("duplicate_of").replace_strict(drop_of, default=None) != pl.col("drop"))
     assert across.height > 0 and set(across["drop"]) <= {"sample", "templated"}
-    review = pl.read_parquet(grown / dedup.REVIEW_FILE)
+    review = dedup.scan_corpus(grown, dedup.REVIEW_FILE).collect()
     assert review.filter(pl.col("id_a").replace_strict(drop_of, default="") != pl.col("id_b").replace_strict(drop_of, default="")).height > 0
 
     changed = dedup_eval.with_dedup_params(params, review_min=0.35)

@@ -38,7 +38,7 @@ from pipeline.plumbing.params import ParamsError, load_params, section
 from pipeline.plumbing.schema import SPLITS
 from pipeline.release import publish
 from pipeline.stages import ingest
-from pipeline.stages.dedup import DUPLICATES_FILE, KEPT_FILE
+from pipeline.stages.dedup import DUPLICATES_FILE, KEPT_FILE, scan_corpus
 
 OBJECT_STORE_BYTES = 100 * 2**20  # per node; the test's batches are a few MB
 
@@ -199,7 +199,7 @@ def test_dedup_against_earlier_drops_on_a_ray_cluster_gives_the_local_outputs(tm
     assert report["candidate_pairs"] > 5 * 200
     # later drops lost articles to earlier drops' kept ones: their candidates came from the index
     kept = scan_partitions(tmp_path / "local", sorted(report["drops"]), KEPT_FILE).select("id", "drop").collect()
-    removed = pl.read_parquet(tmp_path / "local" / DUPLICATES_FILE).join(
+    removed = scan_corpus(tmp_path / "local", DUPLICATES_FILE).collect().join(
         kept.rename({"id": "duplicate_of", "drop": "kept_drop"}), on="duplicate_of")
     assert removed.filter((pl.col("drop") != pl.col("kept_drop")) & (pl.col("kind") == "near")).height
 

@@ -40,8 +40,8 @@ from pipeline.plumbing.schema import (
 )
 from pipeline.release import card, card_figures, publish
 from pipeline.release.versions import MANIFEST_PATH, RELEASE_PATH
+from pipeline.stages import dedup, validate
 from pipeline.stages import split as split_stage
-from pipeline.stages import validate
 
 TEMPLATE = REPO / "dataset_card.md"
 REPO_ID = "tests/arabic-news"
@@ -270,7 +270,7 @@ def test_card_accounts_for_every_input(built, generations):
     inputs = run_reports(run)["ingest"]["inputs"]
     assert inputs == len(list(SAUDI_SAMPLE.glob("*.json")))  # one article a file
     published = sum(t.height for t in split_tables(run).values())
-    duplicates = pl.read_parquet(run / "dedup" / "duplicates.parquet").height
+    duplicates = dedup.scan_corpus(run / "dedup", dedup.DUPLICATES_FILE).select(pl.len()).collect().item()
     quarantine = pl.concat([pl.read_parquet(run / "clean" / "quarantine.parquet").select("stage", "reason"),  # ingest's and clean's
                             split_stage.split_table(run / "split", "quarantine").select("stage", "reason").collect()])
     assert duplicates and quarantine.height and inputs == published + duplicates + quarantine.height
@@ -295,7 +295,7 @@ def test_card_cleaning_figures_are_the_clean_stage_outputs(built, generations):
 
 def test_card_dedup_figures_are_the_dedup_stage_outputs(built, generations):
     run, body = generations["first"], prose((built.folder / "README.md").read_text())
-    duplicates = pl.read_parquet(run / "dedup" / "duplicates.parquet")
+    duplicates = dedup.scan_corpus(run / "dedup", dedup.DUPLICATES_FILE).collect()
     exact, near = (duplicates.filter(pl.col("kind") == kind) for kind in ("exact", "near"))
     assert exact.height and near.height
     assert (f"Removed: {duplicates.height:,} articles, {exact.height:,} exact copies and {near.height:,} near duplicates "
@@ -304,7 +304,7 @@ def test_card_dedup_figures_are_the_dedup_stage_outputs(built, generations):
     histogram = ", ".join(f"{size + 1}: {clusters:,}" for size, clusters in sizes.iter_rows())
     clusters = duplicates["duplicate_of"].n_unique()
     assert f"{clusters:,} published articles had duplicates removed; clusters (published article + its duplicates) of {histogram}." in body
-    review = pl.read_parquet(run / "dedup" / "review.parquet").height
+    review = dedup.scan_corpus(run / "dedup", dedup.REVIEW_FILE).select(pl.len()).collect().item()
     assert f"{review:,} pairs listed for review" in body
 
 

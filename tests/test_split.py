@@ -191,7 +191,7 @@ def versions(tmp_path_factory) -> dict[str, Path]:
     v1 = build_version(raw_v1, root / "v1")
     articles_v1 = pl.read_parquet(v1 / "clean" / "articles.parquet")
     kept_ids = set(scan_partitions(v1 / "dedup", (), "articles.parquet").collect()["id"])
-    removed_ids = set(pl.read_parquet(v1 / "dedup" / "duplicates.parquet")["id"])
+    removed_ids = set(dedup.scan_corpus(v1 / "dedup", dedup.DUPLICATES_FILE).collect()["id"])
     assert len(removed_ids) >= 20, "the sample has real reprint clusters"
 
     raw_v2 = root / "raw-v2"
@@ -445,7 +445,7 @@ def test_no_near_duplicate_pair_crosses_splits(versions: dict[str, Path]) -> Non
     assert sum(cluster_of[a] != cluster_of[b] for a, b in duplicates) >= 12  # the generated triples at least
     assert [(a, b) for a, b in duplicates if split_of_article[a] != split_of_article[b]] == []
 
-    review = pl.read_parquet(versions["v2"] / "dedup" / "review.parquet")
+    review = dedup.scan_corpus(versions["v2"] / "dedup", dedup.REVIEW_FILE).collect()
     listed = {tuple(sorted(pair)) for pair in zip(review["id_a"], review["id_b"])}
     band = [pair for pair, value in pairs.items() if value < THRESHOLD and set(pair) <= published and pair in listed]
     assert len(band) >= 10  # edited reprints dedup keeps both sides of
@@ -469,7 +469,7 @@ def test_adding_a_drop_moves_no_existing_article(versions: dict[str, Path]) -> N
     # Dedup goes drop by drop (issue 10 item 2): no v1 article loses its place, the new
     # drop's longer reprints are removed as duplicates of the v1 articles and take their split.
     assert set(kept_v1["id"]) <= set(kept_v2["id"])
-    reprints = pl.read_parquet(versions["v2"] / "dedup" / "duplicates.parquet").filter(
+    reprints = dedup.scan_corpus(versions["v2"] / "dedup", dedup.DUPLICATES_FILE).collect().filter(
         (pl.col("drop") == "b-2016") & pl.col("duplicate_of").is_in(kept_v1["id"].implode()))
     assert reprints.filter(pl.col("source_file").str.starts_with("longer")).height >= 20
     for new_id, old_id in zip(reprints["id"], reprints["duplicate_of"]):

@@ -100,8 +100,8 @@ STAGE = "dedup"
 HEADLINE = {"input": "input", "articles": "kept", "duplicates": "duplicates"}
 # Each drop's folder, <output>/drop=<name>/, holds what dedup decided for its articles:
 KEPT_FILE = "articles.parquet"  # the kept articles
-DUPLICATES_FILE = "duplicates.parquet"  # the removed ones (also all drops' in one table in <output>/)
-REVIEW_FILE = "review.parquet"  # pairs with one of its articles to review (also all drops' in <output>/)
+DUPLICATES_FILE = "duplicates.parquet"  # the removed ones
+REVIEW_FILE = "review.parquet"  # pairs with one of its articles to review
 INDEX_FILE = "index.parquet"  # the band keys of its kept articles (index_table), for later drops
 # What verifying a pair with one of its articles takes (``deduplicate``'s ``store``), for later drops:
 SETS_FILE = "sets.parquet"  # the size of each stored set of each article, in input order (SET_COLUMNS)
@@ -1369,6 +1369,12 @@ def deduplicate_drop(drop: DropInput, corpus: CorpusIndex | None, folder: Path, 
     return report
 
 
+def scan_corpus(output_dir: Path, table: str) -> pl.LazyFrame:
+    """``table`` (KEPT_FILE, DUPLICATES_FILE, REVIEW_FILE...) of every drop of a dedup output
+    folder as one table, in the drop order of its run (INDEX_META's ``drops``)."""
+    return scan_partitions(output_dir, read_json(Path(output_dir) / INDEX_DIR / INDEX_META)["drops"], table)
+
+
 def _finished(folder: Path, fingerprint: str) -> dict[str, Any] | None:
     """The report of a drop's folder when its fingerprint is ``fingerprint`` and its tables are there."""
     tables = all((folder / table).is_file() for table in (KEPT_FILE, DUPLICATES_FILE, REVIEW_FILE, *INDEX_FILES))
@@ -1390,7 +1396,8 @@ def run(input_path: Path, output_dir: Path, metrics_path: Path | None, params: d
         raise ValueError(f"dedup: no articles in {input_path}")
     folders = {drop.name: partition(output_dir, drop.name) for drop in drops}
     # Only the drops' folders are kept (a drop no longer listed goes, as later ones were
-    # built without it); the corpus-wide files are written again below.
+    # built without it, and so do the corpus-wide tables of older runs); the index's meta,
+    # plots and report are written again below.
     keep_only(output_dir, folders.values())
     memo, reports = DigestMemo.beside(output_dir), {}
     fingerprint = digest(json.dumps(section(params, STAGE), sort_keys=True), code_digest(__name__, memo))
@@ -1404,15 +1411,14 @@ def run(input_path: Path, output_dir: Path, metrics_path: Path | None, params: d
             report = deduplicate_drop(drop, corpus, folder, dedup, fingerprint)
         reports[drop.name] = {key: value for key, value in report.items() if key != FINGERPRINT}
 
-    # The corpus: every drop's duplicates and review pairs in one table each, the index's
-    # meta, the plots and the report.
-    for table in (DUPLICATES_FILE, REVIEW_FILE):
-        write_table(pl.concat([scan_table(folder / table) for folder in folders.values()]), output_dir / table)
+    # The corpus: the index's meta, the plots and the report. Its duplicates and review
+    # pairs are the drops' tables read as one (``scan_corpus``), not written again: a copy
+    # would be a new file, and a new object in the DVC cache, after every drop.
     write_json(reset_dir(output_dir / INDEX_DIR) / INDEX_META, {
         "minhash": dedup.minhash.as_dict(), "articles": "..", "drops": list(folders),
         "n_articles": sum(report["kept"] for report in reports.values()),
     })
-    sizes = duplicate_cluster_sizes(scan_table(output_dir / DUPLICATES_FILE).select("cluster_id"))
+    sizes = duplicate_cluster_sizes(scan_corpus(output_dir, DUPLICATES_FILE).select("cluster_id"))
     plots = output_dir / "plots"
     plots.mkdir(exist_ok=True)
     counts = [sum(bins) for bins in zip(*(report["candidate_similarity"] for report in reports.values()))]
@@ -1422,8 +1428,8 @@ def run(input_path: Path, output_dir: Path, metrics_path: Path | None, params: d
 
     report = dedup_report(reports, sizes, dedup)
     n_in = report["input"]
-    n_kept = scan_partitions(output_dir, list(folders), KEPT_FILE).select(pl.len()).collect().item()
-    n_dup = scan_table(output_dir / DUPLICATES_FILE).select(pl.len()).collect().item()
+    n_kept, n_dup = (scan_corpus(output_dir, table).select(pl.len()).collect().item()
+                     for table in (KEPT_FILE, DUPLICATES_FILE))
     if n_kept + n_dup != n_in:
         raise RuntimeError(f"dedup lost articles: {n_in} in, {n_kept} kept + {n_dup} duplicates")
     log(STAGE, f"{n_in:,} in -> {n_kept:,} kept, {n_dup:,} duplicates {report['duplicates_by_kind']}, "
