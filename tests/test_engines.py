@@ -304,6 +304,24 @@ def test_reading_and_writing_at_s3_urls_on_a_ray_cluster_gives_the_local_files(t
         ray.shutdown()
 
 
+def test_add_drops_presigned_articles_verified_on_a_ray_cluster_give_the_local_decisions(tmp_path, ray_cluster):
+    """add-drop deduplicates what the corpus lacks of a drop with the articles it signed
+    already (``dedup.SignedArticles``). On a cluster their sets reach the verifying tasks as
+    one part this process writes, no signing task having written one (its folder did not
+    exist: FileNotFoundError before the fix): the local engine's assignment, review and pairs."""
+    from pipeline.stages import dedup
+
+    params = load_params(REPO / "params.yaml")
+    articles = dedup_eval.build_sample_evaluation(tmp_path / "evaluation", params).articles.lazy()
+    local = dataclasses.replace(dedup.DedupParams.from_params(params), batch_size=300, verify_batch_pairs=150,
+                                scratch=str(tmp_path / "scratch"))
+    with dedup.SignedArticles.of(articles, local) as signed:
+        on_ray = dedup.deduplicate(articles, dataclasses.replace(local, engine="ray"), presigned=signed)
+    plain = dedup.deduplicate(articles, local)
+    assert on_ray.assignment.equals(plain.assignment) and on_ray.review.equals(plain.review)
+    assert on_ray.pair_ids().equals(plain.pair_ids()) and plain.assignment["kind"].is_not_null().sum() > 100
+
+
 def test_the_default_engine_does_not_import_ray():
     code = (
         "import sys; from pipeline import cli; from pipeline.stages import ingest, clean, validate, dedup; "
