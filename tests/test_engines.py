@@ -315,8 +315,13 @@ def test_add_drops_presigned_articles_verified_on_a_ray_cluster_give_the_local_d
     articles = dedup_eval.build_sample_evaluation(tmp_path / "evaluation", params).articles.lazy()
     local = dataclasses.replace(dedup.DedupParams.from_params(params), batch_size=300, verify_batch_pairs=150,
                                 scratch=str(tmp_path / "scratch"))
-    with dedup.SignedArticles.of(articles, local) as signed:
-        on_ray = dedup.deduplicate(articles, dataclasses.replace(local, engine="ray"), presigned=signed)
+    try:
+        with dedup.SignedArticles.of(articles, local) as signed:
+            on_ray = dedup.deduplicate(articles, dataclasses.replace(local, engine="ray"), presigned=signed)
+    finally:  # this process leaves the cluster (else it exits with it when the fixture stops it)
+        import ray
+
+        ray.shutdown()
     plain = dedup.deduplicate(articles, local)
     assert on_ray.assignment.equals(plain.assignment) and on_ray.review.equals(plain.review)
     assert on_ray.pair_ids().equals(plain.pair_ids()) and plain.assignment["kind"].is_not_null().sum() > 100
