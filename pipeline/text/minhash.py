@@ -567,6 +567,13 @@ def _append_file(target: Any, source: Path | Location) -> int:
     return target.tell() - before
 
 
+def _write_part(path: Path | Location, data: bytes) -> None:
+    """Writes a part a task hands on (``BandPartitions``, ``SetParts``), its folder made first
+    (on an object store folders are only its keys' prefixes: nothing is made)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
 def _read_ranges(file: Any, begin: np.ndarray, end: np.ndarray) -> np.ndarray:
     """The uint32 values ``begin[i]:end[i]`` of ``file``, concatenated."""
     values = np.empty(int((end - begin).sum()), dtype=np.uint32)
@@ -628,10 +635,8 @@ class BandPartitions:
     def add(self, first_row: int, signature: np.ndarray, params: MinHashParams) -> None:
         """Writes the keys of every band of the documents ``first_row``, ``first_row + 1``... (their ``signature``)."""
         for band in range(params.all_bands):
-            data = band_keys(signature, params, band).astype("<u8").tobytes()
-            path = self.folder / f"band={band:03d}" / f"rows-{first_row:012d}.u64"
-            path.parent.mkdir(parents=True, exist_ok=True)  # (an object store's folders are its keys' prefixes)
-            path.write_bytes(data)
+            _write_part(self.folder / f"band={band:03d}" / f"rows-{first_row:012d}.u64",
+                        band_keys(signature, params, band).astype("<u8").tobytes())
 
     def keys(self, band: int, docs: np.ndarray) -> np.ndarray:
         """The keys of band ``band`` of the documents ``docs``, read from its partitions."""
@@ -678,9 +683,7 @@ class SetParts:
         sets, details = shingle_sets(shingles), detail_sets(shingles, lead)
         for kind, values in ((self.SHINGLE_SETS, sets[0]), (self.DETAIL_SETS, details[0]),
                              (self.SIGNATURES, signature)):
-            path = self.path(kind, first_row)
-            path.parent.mkdir(parents=True, exist_ok=True)  # (an object store's folders are its keys' prefixes)
-            path.write_bytes(np.ascontiguousarray(values, dtype=np.uint32).tobytes())
+            _write_part(self.path(kind, first_row), np.ascontiguousarray(values, dtype=np.uint32).tobytes())
         return sets[1].astype(np.uint32), details[1].astype(np.uint32)
 
     def read(self, kind: str, starts: np.ndarray, begin: np.ndarray, end: np.ndarray) -> np.ndarray:
