@@ -251,3 +251,38 @@ def test_validate_checks_each_drop_with_the_rules_it_was_cleaned_with(reproduced
     assert failed.returncode == 1 and checks.stat().st_mtime_ns > checked
     failing = [check["name"] for check in read_json(checks)["checks"] if not check["success"]]
     assert failing and all("boilerplate" in name for name in failing), failing
+
+
+def _project_files(root: Path) -> dict[str, bytes]:
+    """What the stages write in a project: build/ and metrics/ (path: bytes)."""
+    return {f"{folder}/{name}": data for folder in ("build", "metrics")
+            for name, data in folder_files(root / folder).items()}
+
+
+@pytest.mark.parametrize("command, ingest_folder, made_by", [
+    (["repeated-lines"], False, "corpus ingest --drop ghost"),
+    (["repeated-lines"], True, "corpus ingest --drop ghost"),  # a folder without its articles
+    (["clean", "--drop", "ghost"], False, "corpus ingest --drop ghost"),
+    (["dedup"], False, "corpus clean --drop ghost"),
+    (["validate", "--corpus"], False, "corpus dedup"),
+    (["split"], False, "corpus dedup"),
+    (["figures"], False, "corpus ingest --drop ghost"),
+], ids=["repeated-lines", "repeated-lines-empty-folder", "clean", "dedup", "validate", "split", "figures"])
+def test_a_listed_drop_not_built_stops_a_command_with_one_line(reproduced_seed, tmp_path, command, ingest_folder,
+                                                               made_by):
+    """A drop of split.drop_order that was never ingested (`ghost`) was left out silently: the
+    command succeeded on the other drops (repeated-lines, dedup, validate, split, figures)
+    or left an empty folder (clean). Now it stops before writing anything, with one line
+    naming the drop and what to run, and exit code 2."""
+    root = built_copy(reproduced_seed, tmp_path / "project")
+    params = root / "params.yaml"
+    params.write_text(with_list_item(params.read_text(encoding="utf-8"), "split", "drop_order", "ghost"),
+                      encoding="utf-8")
+    if ingest_folder:
+        partition(root / "build" / "ingest", "ghost").mkdir()
+    before = _project_files(root)
+    result = run_corpus(*command, cwd=root, check=False)
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "drop ghost" in result.stderr and f"`{made_by}`" in result.stderr and "`dvc repro`" in result.stderr
+    assert _project_files(root) == before

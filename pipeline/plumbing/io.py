@@ -534,6 +534,19 @@ def partition_drops(base: str | Path, drop_order: Iterable[str]) -> list[str]:
     return listed + sorted(found - set(listed))
 
 
+def require_partitions(base: str | Path, drops: Iterable[str], table: str, made_by: str) -> None:
+    """Every one of `drops` has `table` (a file or folder name) in its partition under `base`,
+    or a ValueError naming the first that has not and what to run: `made_by`, the command
+    that writes it (``{drop}`` standing for the drop's name). A command reading the drops
+    of ``split.drop_order`` checks first, so a drop not built that far stops it before it
+    writes anything, rather than being left out of its output unnoticed."""
+    for drop in drops:
+        needed = partition(base, drop) / table
+        if not needed.exists():
+            raise ValueError(f"drop {drop} is not built up to here: {needed} does not exist; "
+                             f"run `{made_by.format(drop=drop)}` first (or `dvc repro`)")
+
+
 def scan_partitions(base: str | Path, drop_order: Iterable[str], table: str) -> pl.LazyFrame:
     """`table` (a file or folder name) of every drop partition under `base`, in drop order;
     `base` itself, or its `table`, when `base` is not partitioned (a stage run on one table)."""

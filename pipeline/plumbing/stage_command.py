@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pipeline.commands import add_parser
-from pipeline.plumbing.params import load_params, path_of
+from pipeline.plumbing.io import require_partitions
+from pipeline.plumbing.params import drop_order, load_params, path_of
 
 
 @dataclass(frozen=True)
@@ -52,3 +53,12 @@ def add_stage_command(
 
     parser.set_defaults(handler=handler)
     return parser
+
+
+def require_listed_drops(paths: StagePaths, params: dict[str, Any], args: argparse.Namespace, table: str,
+                         made_by: str) -> None:
+    """On the project's input folder (no --input), every drop of ``split.drop_order`` must
+    have `table` (io.require_partitions; `made_by` builds it); a folder given with --input
+    is read as it is, its drops in that order."""
+    if args.input is None:
+        require_partitions(paths.input, drop_order(params), table, made_by)

@@ -50,6 +50,7 @@ from pipeline.plumbing.io import (
     batches,
     partition,
     read_json,
+    require_partitions,
     scan_table,
     scratch_folder,
     write_scratch,
@@ -606,6 +607,9 @@ def _main(paths: StagePaths, params: dict[str, Any], args) -> int:
         run(paths.input, paths.output, paths.metrics, params)
         return 0
     repeated_dir = path_of(params, "repeated_lines")
+    require_partitions(paths.input, args.drops, "articles", "corpus ingest --drop {drop}")
+    for table in (REPEATED_LINES_FILE, BOILERPLATE_FILE):
+        require_partitions(repeated_dir, args.drops, table, "corpus repeated-lines")
     for drop in args.drops:
         repeated = scan_table(partition(repeated_dir, drop) / REPEATED_LINES_FILE).collect()
         # The rules the drop's repeated lines were learnt with: clean@<drop> depends on them

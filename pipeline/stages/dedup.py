@@ -92,7 +92,7 @@ from pipeline.plumbing.io import (
 from pipeline.plumbing.params import drop_order, section
 from pipeline.plumbing.progress import Progress, log
 from pipeline.plumbing.schema import CLUSTERED_ARTICLE_SCHEMA, DUPLICATE_COLUMNS, conform
-from pipeline.plumbing.stage_command import StagePaths, add_stage_command
+from pipeline.plumbing.stage_command import StagePaths, add_stage_command, require_listed_drops
 from pipeline.text import arabic_text, minhash
 
 STAGE = "dedup"
@@ -1447,5 +1447,6 @@ def add_command(commands) -> None:
 
 
 def _main(paths: StagePaths, params: dict[str, Any], args) -> int:
+    require_listed_drops(paths, params, args, KEPT_FILE, "corpus clean --drop {drop}")
     run(paths.input, paths.output, paths.metrics, with_engine(params, args.engine))
     return 0

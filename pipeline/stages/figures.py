@@ -29,6 +29,7 @@ from pipeline.plumbing.io import (
     headline_figures,
     partition_report,
     read_json,
+    require_partitions,
     scan_partitions,
     write_json,
     write_text,
@@ -37,13 +38,21 @@ from pipeline.plumbing.params import drop_order, load_params, path_of
 from pipeline.plumbing.progress import log
 from pipeline.plumbing.schema import SPLITS
 from pipeline.stages import clean, ingest
-from pipeline.stages.split import split_table
+from pipeline.stages.split import DROP_FILE, split_table
 
 STAGE = "figures"
 PARTITIONED_STAGES = (ingest, clean)
 # Left bin edges; each length scale roughly doubles (articles span 80 to 100,000 characters).
 CHAR_BINS = (0, 250, 500, 1000, 2000, 4000, 8000, 16000)
 WORD_BINS = (0, 50, 100, 200, 400, 800, 1600, 3200)
+# The stages read, each with the file it writes last in a drop's folder (there when the drop
+# is built that far) and the command that writes it.
+DROP_BUILT = {
+    "ingest": (REPORT_FILE, "corpus ingest --drop {drop}"),
+    "clean": (REPORT_FILE, "corpus clean --drop {drop}"),
+    "dedup": (REPORT_FILE, "corpus dedup"),
+    "split": (DROP_FILE, "corpus split"),
+}
 
 
 def quarantine_by_stage(ingest: dict[str, Any], clean: dict[str, Any], dedup: dict[str, Any],
@@ -135,7 +144,9 @@ def add_command(commands) -> None:
 
 def _main(args) -> int:
     params = load_params(args.params)
+    stage_dirs = {name: path_of(params, name) for name in DROP_BUILT}
+    for name, (table, made_by) in DROP_BUILT.items():
+        require_partitions(stage_dirs[name], drop_order(params), table, made_by)
     write_totals(params)
-    stage_dirs = {name: path_of(params, name) for name in ("ingest", "clean", "dedup", "split")}
     write_plot_tables(stage_dirs, args.output or path_of(params, "plots"), tuple(drop_order(params)))
     return 0

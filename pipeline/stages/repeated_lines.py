@@ -23,6 +23,7 @@ from pipeline.plumbing.io import (
     partition,
     partition_drops,
     read_json,
+    require_partitions,
     reset_dir,
     scan_table,
     scratch_folder,
@@ -76,6 +77,7 @@ def count_lines(articles: Path, output_dir: Path, params: dict[str, Any], finger
 def run(ingested: Path, counted: Path, output_dir: Path, params: dict[str, Any]) -> None:
     """Every drop of `ingested` (in ``split.drop_order``) counted into `counted`, a drop
     whose counts' fingerprint holds reused, then each drop's repeated lines into `output_dir`."""
+    require_partitions(ingested, drop_order(params), "articles", "corpus ingest --drop {drop}")
     boilerplate, memo = section(params, "boilerplate"), DigestMemo.beside(counted)
     drops, counting = partition_drops(ingested, drop_order(params)), counting_fingerprint(boilerplate, memo)
     for drop in drops:

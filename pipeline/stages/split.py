@@ -97,7 +97,7 @@ from pipeline.plumbing.io import (
 from pipeline.plumbing.params import ParamsError, drop_order, path_of, section
 from pipeline.plumbing.progress import Progress, log
 from pipeline.plumbing.schema import CLUSTER_ID, CLUSTERED_ARTICLE_SCHEMA, QUARANTINE_SCHEMA, SPLITS, conform
-from pipeline.plumbing.stage_command import StagePaths, add_stage_command
+from pipeline.plumbing.stage_command import StagePaths, add_stage_command, require_listed_drops
 from pipeline.text import arabic_text
 
 STAGE = "split"
@@ -1179,6 +1179,7 @@ def add_command(commands) -> None:
 
 
 def _main(paths: StagePaths, params: dict[str, Any], args) -> int:
+    require_listed_drops(paths, params, args, "articles.parquet", "corpus dedup")
     index = args.index or (None if args.output else path_of(params, "split_index"))
     run(paths.input, paths.output, paths.metrics, with_engine(params, args.engine), index)
     return 0

@@ -75,7 +75,7 @@ from pipeline.plumbing.io import (
 from pipeline.plumbing.params import drop_order, path_of, section
 from pipeline.plumbing.progress import Progress, log
 from pipeline.plumbing.schema import ARTICLE_SCHEMA, CLUSTERED_ARTICLE_SCHEMA
-from pipeline.plumbing.stage_command import StagePaths, add_stage_command
+from pipeline.plumbing.stage_command import StagePaths, add_stage_command, require_listed_drops
 from pipeline.stages import data_docs
 from pipeline.stages.clean import BoilerplateRules, learnt_rules
 from pipeline.text import arabic_text
@@ -722,6 +722,7 @@ def _main(paths: StagePaths, params: dict[str, Any], args) -> int:
         ]
     elif args.corpus:
         repeated_dir = path_of(params, "repeated_lines")
+        require_listed_drops(paths, params, args, "articles.parquet", "corpus dedup")
         reports = [run_corpus(paths.input, paths.output, paths.metrics, params, gx_dir, repeated_dir)]
     else:
         reports = [run(paths.input, paths.output, paths.metrics, params, gx_dir)]
