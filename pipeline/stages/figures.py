@@ -100,20 +100,27 @@ def lengths_by_split(splits: dict[str, pl.LazyFrame], column: str, edges: tuple[
 # ---------------------------------------------------------------------------- stage
 
 
-def write_totals(params: dict[str, Any]) -> None:
-    """The headline figures of each stage written drop by drop, its drops' reports summed,
-    into ``<paths.metrics>/<stage>.json``."""
+def stage_reports(stage_dirs: dict[str, Path]) -> dict[str, dict[str, Any]]:
+    """The reports of the stages in `stage_dirs` (name -> folder): those written drop by drop
+    (ingest, clean) their drops' reports summed, dedup's and split's as they are."""
+    reports = {stage.STAGE: partition_report(stage_dirs[stage.STAGE]) for stage in PARTITIONED_STAGES}
+    return reports | {name: read_json(stage_dirs[name] / REPORT_FILE) for name in ("dedup", "split")}
+
+
+def write_totals(reports: dict[str, dict[str, Any]], metrics_dir: Path) -> None:
+    """The headline figures of each stage written drop by drop, from its summed report
+    (``stage_reports``), into ``<metrics_dir>/<stage>.json``."""
     for stage in PARTITIONED_STAGES:
-        figures = headline_figures(partition_report(path_of(params, stage.STAGE)), stage.HEADLINE)
-        write_json(path_of(params, "metrics") / f"{stage.STAGE}.json", figures)
+        write_json(metrics_dir / f"{stage.STAGE}.json", headline_figures(reports[stage.STAGE], stage.HEADLINE))
 
 
-def write_plot_tables(stage_dirs: dict[str, Path], output_dir: Path, drops: tuple[str, ...] = ()) -> None:
+def write_plot_tables(stage_dirs: dict[str, Path], output_dir: Path, drops: tuple[str, ...] = (),
+                      reports: dict[str, dict[str, Any]] | None = None) -> None:
     """Write the plot CSVs from the outputs of the stages in `stage_dirs` (name -> folder),
-    the stages written drop by drop read in the order of `drops`."""
+    the stages written drop by drop read in the order of `drops`; `reports`: their
+    ``stage_reports`` when already read (the figures command reads them once for both)."""
     output_dir.mkdir(parents=True, exist_ok=True)
-    reports = {name: partition_report(stage_dirs[name]) for name in ("ingest", "clean")}
-    reports |= {name: read_json(stage_dirs[name] / REPORT_FILE) for name in ("dedup", "split")}
+    reports = reports or stage_reports(stage_dirs)
     splits = {name: split_table(stage_dirs["split"], name) for name in SPLITS}
     ingested = scan_partitions(stage_dirs["ingest"], drops, "articles")
     quarantined = scan_partitions(stage_dirs["ingest"], drops, "quarantine.parquet")
@@ -147,6 +154,7 @@ def _main(args) -> int:
     stage_dirs = {name: path_of(params, name) for name in DROP_BUILT}
     for name, (table, made_by) in DROP_BUILT.items():
         require_partitions(stage_dirs[name], drop_order(params), table, made_by)
-    write_totals(params)
-    write_plot_tables(stage_dirs, args.output or path_of(params, "plots"), tuple(drop_order(params)))
+    reports = stage_reports(stage_dirs)
+    write_totals(reports, path_of(params, "metrics"))
+    write_plot_tables(stage_dirs, args.output or path_of(params, "plots"), tuple(drop_order(params)), reports)
     return 0
