@@ -8,11 +8,21 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 from conftest import REPO, SAUDI_SAMPLE
 
 from pipeline.plumbing import fingerprint
 from pipeline.plumbing.fingerprint import DigestMemo, files_digest
+
+
+def with_memo(fingerprint_of: Callable[[Any, DigestMemo], str], target: Any, memo_file: Path) -> str:
+    """``fingerprint_of(target, memo)`` with the memo at `memo_file`, saved after it (as a
+    stage saves its memo, after its last fingerprint)."""
+    memo = DigestMemo(memo_file)
+    taken = fingerprint_of(target, memo)
+    memo.save()
+    return taken
 
 
 def test_a_digest_is_read_once_while_the_file_is_unchanged_and_never_after_its_bytes_change(tmp_path, monkeypatch):
@@ -33,18 +43,18 @@ def test_a_digest_is_read_once_while_the_file_is_unchanged_and_never_after_its_b
     assert DigestMemo.beside(tmp_path / "build" / "dedup").path == memo_file
 
     plain = files_digest(folder)
-    assert files_digest(folder, DigestMemo(memo_file)) == plain
+    assert with_memo(files_digest, folder, memo_file) == plain
     assert not memo_file.exists()  # the files were just written: their digests are not kept yet
     time.sleep(DigestMemo.SETTLED_NS / 1e9 + 0.1)
     read.clear()
-    assert files_digest(folder, DigestMemo(memo_file)) == plain and len(read) == len(files)
+    assert with_memo(files_digest, folder, memo_file) == plain and len(read) == len(files)
     read.clear()
-    assert files_digest(folder, DigestMemo(memo_file)) == plain and read == []  # a stat a file, no read
+    assert with_memo(files_digest, folder, memo_file) == plain and read == []  # a stat a file, no read
     for unusable in ("{not json", '["a list"]', '{"a path alone": [1, 2, 3, 4, 5, "digest"], "x y": 3}'):
         (tmp_path / "other.json").write_text(unusable)
-        assert files_digest(folder, DigestMemo(tmp_path / "other.json")) == plain  # read again, not an error
+        assert with_memo(files_digest, folder, tmp_path / "other.json") == plain  # read again, not an error
     (tmp_path / "a file").write_text("")
-    assert files_digest(folder, DigestMemo(tmp_path / "a file" / "memo.json")) == plain  # a memo it cannot write
+    assert with_memo(files_digest, folder, tmp_path / "a file" / "memo.json") == plain  # a memo it cannot write
 
     # Other bytes of the same size, written in place, the modification time set back: only
     # the change time (set by any write, never by os.utime) tells the file changed.
@@ -59,13 +69,13 @@ def test_a_digest_is_read_once_while_the_file_is_unchanged_and_never_after_its_b
     assert (edited.stat().st_ino, edited.stat().st_size, edited.stat().st_mtime_ns) == (
         status.st_ino, status.st_size, status.st_mtime_ns)
     read.clear()
-    changed = files_digest(folder, DigestMemo(memo_file))
+    changed = with_memo(files_digest, folder, memo_file)
     assert changed != plain and changed == files_digest(folder) and read[0] == edited
 
     # A file replaced by another (another inode) and a file renamed are read again too.
     os.replace(files[5], files[4])
     read.clear()
-    replaced = files_digest(folder, DigestMemo(memo_file))
+    replaced = with_memo(files_digest, folder, memo_file)
     assert read == [edited, files[4]]  # and the file edited above, as it changed just now
     assert replaced == files_digest(folder) != changed
 
@@ -86,8 +96,8 @@ def test_a_stage_code_is_parsed_once_while_its_sources_are_unchanged(tmp_path, m
     time.sleep(max(0, newest + DigestMemo.SETTLED_NS - time.time_ns()) / 1e9)
     plain = fingerprint.code_digest("pipeline.stages.split")
     sources = len(parsed)
-    assert sources > 4 and fingerprint.code_digest("pipeline.stages.split", DigestMemo(memo_file)) == plain
+    assert sources > 4 and with_memo(fingerprint.code_digest, "pipeline.stages.split", memo_file) == plain
     parsed.clear()
-    assert fingerprint.code_digest("pipeline.stages.split", DigestMemo(memo_file)) == plain and parsed == []
+    assert with_memo(fingerprint.code_digest, "pipeline.stages.split", memo_file) == plain and parsed == []
     assert fingerprint.code_sources("pipeline.stages.split", DigestMemo(memo_file)) == fingerprint.code_sources(
         "pipeline.stages.split")

@@ -10,7 +10,8 @@ fingerprint are relative, never absolute paths, so it does not depend on the che
 
 Hashing the inputs' bytes on every run would cost each stage a read of every drop's tables,
 unchanged but for the new drop's: a ``DigestMemo`` keeps each file's digest by its identity,
-as DVC's state database does, so an unchanged file costs a ``stat``.
+as DVC's state database does, so an unchanged file costs a ``stat``. A stage saves its memo
+once, after its last fingerprint (``DigestMemo.save``), not after each file or drop.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def digest(*parts: str) -> str:
 
 def files_digest(path: str | Path, memo: DigestMemo | None = None) -> str:
     """Hash of a file's bytes, or of a folder's files (names relative to it, and bytes);
-    each file's bytes hashed once while it is unchanged, with a `memo`."""
+    each file's bytes hashed once while it is unchanged, with a `memo` (which the caller saves)."""
     path = Path(path)
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     hasher = xxhash.xxh3_128()
@@ -61,8 +62,6 @@ def files_digest(path: str | Path, memo: DigestMemo | None = None) -> str:
         name = file.relative_to(path).as_posix() if path.is_dir() else ""
         hasher.update(len(name).to_bytes(8, "little") + name.encode("utf-8"))
         hasher.update(bytes.fromhex(memo.of(file, file_digest) if memo else file_digest(file)))
-    if memo:
-        memo.save()
     return hasher.hexdigest()
 
 
@@ -122,7 +121,10 @@ class DigestMemo:
 
     def save(self) -> None:
         """Writes the memo whole when digests were added (a reader sees the old memo or the
-        new), without the files gone; where it cannot be written, the next run reads again."""
+        new: a crash before or while saving leaves the old), without the files gone; where it
+        cannot be written, the next run reads again. A stage calls it once, after its last
+        fingerprint: the memo is rewritten whole, so once per file or drop would cost a
+        rewrite each."""
         if self.added:
             self.entries = {key: entry for key, entry in self.entries.items() if Path(key.split(" ", 1)[1]).exists()}
             with suppress(OSError, WriteFailed):
@@ -135,10 +137,8 @@ def code_sources(module: str, memo: DigestMemo | None = None) -> list[str]:
     """The source files (``pipeline/...py``) of `module` and of every pipeline module it
     imports, transitively, but ``NOT_SHAPING_OUTPUTS``: what a stage's decisions depend on
     (as dvc.yaml's code deps of the stage). Each source parsed once while unchanged, with a
-    `memo`."""
+    `memo` (which the caller saves)."""
     imported = _pipeline_sources(Path(importlib.util.find_spec(module).origin).resolve(), set(), memo)
-    if memo:
-        memo.save()
     return sorted({source.relative_to(_PACKAGE_ROOT).as_posix() for source in imported} - NOT_SHAPING_OUTPUTS)
 
 

@@ -255,6 +255,7 @@ def write_shards(split_dir: Path, folder: Path, settings: Settings,
                 built[drop.key] = {"fingerprint": drop.fingerprint, "shards": [],
                                    "manifest": manifest_part(drop.split, drop.drop)}
                 to_write.append(drop)
+    memo.save()  # once, after the last fingerprint
     reused = len(built) - len(to_write)
     # Until they are written, the state must not vouch for the shards about to be replaced.
     write_json(folder / STATE_FILE, {key: state for key, state in built.items() if state["shards"]})

@@ -1410,6 +1410,7 @@ def run(input_path: Path, output_dir: Path, metrics_path: Path | None, params: d
             corpus = CorpusIndex(tuple(folders[d.name] for d in drops[:position])) if position else None
             report = deduplicate_drop(drop, corpus, folder, dedup, fingerprint)
         reports[drop.name] = {key: value for key, value in report.items() if key != FINGERPRINT}
+    memo.save()  # once, after the last fingerprint
 
     # The corpus: the index's meta, the plots and the report. Its duplicates and review
     # pairs are the drops' tables read as one (``scan_corpus``), not written again: a copy

@@ -88,6 +88,7 @@ def run(ingested: Path, counted: Path, output_dir: Path, params: dict[str, Any])
             log(STAGE, f"drop {drop}: unchanged since its lines were counted, the counts are reused")
         else:
             count_lines(articles, counts_dir, params, fingerprint)
+    memo.save()  # once, after the last fingerprint
     keep_only(counted, [partition(counted, drop) for drop in drops])  # drops no longer in the corpus go
     reset_dir(output_dir)
     counts = ((drop, scan_table(partition(counted, drop) / LINE_COUNTS_FILE)) for drop in drops)

@@ -1114,6 +1114,7 @@ def run(
         figures.append(found)
         split_of = scan_table(folder / ASSIGNMENTS).filter("kept").select("id", "split")
         indexed.append(DropArticles(drop.name, drop.articles, drop.rank, split_of, fingerprint))
+    memo.save()  # once, after the last fingerprint
 
     names = [drop.name for drop in drops]
     splits = {name: _drop_tables(output_dir, names, name) for name in SPLITS}

@@ -681,6 +681,7 @@ def run_corpus(
         else:
             run_drop(articles, rows, partition(output_dir, drop), params, gx_dir, suites[rules])
         checked.append((report_from_json(read_json(rows / RESULTS_FILE)), scan_table(rows / TABLE_COLUMNS_FILE).collect()))
+    memo.save()  # once, after the last fingerprint
     keep_only(rows_dir, [partition(rows_dir, drop) for drop in drops])  # drops no longer in the corpus go
     log(STAGE, f"the corpus: {len(checked)} drop(s) of checked rows, and the table suite (Great Expectations)")
     # (the last drop's rules: the table suite reads none of them, its report lists them)
