@@ -265,13 +265,15 @@ def _project_files(root: Path) -> dict[str, bytes]:
     (["clean", "--drop", "ghost"], False, "corpus ingest --drop ghost"),
     (["dedup"], False, "corpus clean --drop ghost"),
     (["validate", "--corpus"], False, "corpus dedup"),
+    (["validate"], False, "corpus dedup"),  # the dedup folder as one table
     (["split"], False, "corpus dedup"),
     (["figures"], False, "corpus ingest --drop ghost"),
-], ids=["repeated-lines", "repeated-lines-empty-folder", "clean", "dedup", "validate", "split", "figures"])
+], ids=["repeated-lines", "repeated-lines-empty-folder", "clean", "dedup", "validate", "validate-table", "split",
+                                   "figures"])
 def test_a_listed_drop_not_built_stops_a_command_with_one_line(reproduced_seed, tmp_path, command, ingest_folder,
                                                                made_by):
     """A drop of split.drop_order that was never ingested (`ghost`) was left out silently: the
-    command succeeded on the other drops (repeated-lines, dedup, validate, split, figures)
+    command succeeded on the other drops (repeated-lines, dedup, validate --corpus, split, figures)
     or left an empty folder (clean). Now it stops before writing anything, with one line
     naming the drop and what to run, and exit code 2."""
     root = built_copy(reproduced_seed, tmp_path / "project")

@@ -715,6 +715,8 @@ def add_command(commands) -> None:
 def _main(paths: StagePaths, params: dict[str, Any], args) -> int:
     gx_dir = args.gx or path_of(params, "gx")
     params = with_engine(params, args.engine)
+    if not args.drops:  # the corpus (a drop at a time, or as one table): every drop listed
+        require_listed_drops(paths, params, args, "articles.parquet", "corpus dedup")
     if args.drops:
         reports = [
             run_drop(partition(paths.input, drop) / "articles.parquet", partition(paths.output / ROWS_DIR, drop),
@@ -723,7 +725,6 @@ def _main(paths: StagePaths, params: dict[str, Any], args) -> int:
         ]
     elif args.corpus:
         repeated_dir = path_of(params, "repeated_lines")
-        require_listed_drops(paths, params, args, "articles.parquet", "corpus dedup")
         reports = [run_corpus(paths.input, paths.output, paths.metrics, params, gx_dir, repeated_dir)]
     else:
         reports = [run(paths.input, paths.output, paths.metrics, params, gx_dir)]
