@@ -738,6 +738,7 @@ def test_set_parts_reads_close_ranges_at_once_and_gives_each_ranges_values(tmp_p
     for lo, hi in zip(begin, end):
         covered[lo:hi] = True
     assert np.array_equal(values, np.concatenate(alone)) and counts.bytes == 4 * covered.sum()
+    assert np.array_equal(parts.read(parts.DETAIL_SETS, starts, begin, end), values)  # (a path's own gap)
     parts.path(parts.DETAIL_SETS, 200).unlink()
     with pytest.raises(FileNotFoundError):
         read(parts, begin, end)

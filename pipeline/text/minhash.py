@@ -53,8 +53,11 @@ _LOW_32 = np.uint64(0xFFFFFFFF)
 _MIX_1, _MIX_2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 SIGNATURE_BLOCK_SHINGLES = 1 << 18  # ``signatures``: 2 MiB of hashes and as much permuted, per thread
 COPY_BYTES = 1 << 22  # what a copy of a file of sets or signatures holds at a time
-READ_GAP_BYTES = 1 << 20  # ``SetParts.read``: ranges this close are read at once (see benchmarks/set_parts_reads.py)
-READ_BLOCK_BYTES = 1 << 23  # ... in blocks of at most this (what a verifying task holds besides its sets)
+# ``SetParts.read``: ranges this close are read at once, in blocks of at most READ_BLOCK_BYTES
+# (what a verifying task holds besides its sets); benchmarks/set_parts_reads.py measured them
+READ_GAP_BYTES = 1 << 20  # at a URL: a read is a request (tens of ms), a MiB beyond it costs less
+PATH_READ_GAP_BYTES = 1 << 16  # on a path: a read is a system call, bytes read for nothing cost more
+READ_BLOCK_BYTES = 1 << 23
 
 
 @dataclass(frozen=True)
@@ -689,13 +692,16 @@ class SetParts:
         return sets[1].astype(np.uint32), details[1].astype(np.uint32)
 
     def read(self, kind: str, starts: np.ndarray, begin: np.ndarray, end: np.ndarray,
-             gap_bytes: int = READ_GAP_BYTES, block_bytes: int = READ_BLOCK_BYTES) -> np.ndarray:
+             gap_bytes: int | None = None, block_bytes: int = READ_BLOCK_BYTES) -> np.ndarray:
         """The values ``begin[i]:end[i]`` of the parts of ``kind`` read as one file, concatenated
         (``starts``: where each part of ``rows`` begins in that file, ``ShingleSets.ranges``).
         A step's sets lie scattered over the parts, and on an object store every read is a
-        request: ranges at most ``gap_bytes`` apart are read as one block of at most
-        ``block_bytes`` (``coalesced``) and sliced out of it, a block running on into the next
-        part read on there; a task holds one block at a time."""
+        request: ranges at most ``gap_bytes`` apart (READ_GAP_BYTES at a URL, else
+        PATH_READ_GAP_BYTES) are read as one block of at most ``block_bytes`` (``coalesced``)
+        and sliced out of it, a block running on into the next part read on there; a task
+        holds one block at a time."""
+        if gap_bytes is None:
+            gap_bytes = READ_GAP_BYTES if isinstance(self.folder, Location) else PATH_READ_GAP_BYTES
         at = np.zeros(len(begin) + 1, dtype=np.int64)  # where each range goes in the values
         np.cumsum(end - begin, out=at[1:])
         values, files = np.empty(int(at[-1]), dtype=np.uint32), {}
