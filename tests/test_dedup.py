@@ -19,6 +19,7 @@ from conftest import REPO, run_corpus
 from pipeline_runs import folder_files
 
 from benchmarks import dedup_eval
+from benchmarks.set_parts_reads import CountedReads, counted
 from benchmarks.shared_corpus import SAUDI_SAMPLE
 from pipeline import drops
 from pipeline.engines.local import LocalEngine
@@ -693,6 +694,54 @@ def test_band_partitions_the_signing_batches_write_give_the_pairs_of_the_signatu
     with pytest.raises(ValueError, match="holds the keys of"):  # a missing partition is an error, not fewer pairs
         minhash.pair_codes(bands, params.max_bucket_size, map_tasks,
                            dataclasses.replace(partitions, rows=signed.height), docs)
+
+
+def test_set_parts_reads_close_ranges_at_once_and_gives_each_ranges_values(tmp_path):
+    """``SetParts.read`` (a verifying task's reads on a cluster): the ranges of a part that lie
+    close together are read with one ``read_at`` (counted by wrapping the files pyarrow opens)
+    and sliced; a range running on into the next part is read there too. The values are
+    those of each range read alone, for empty ranges, ranges ending a part or the last part,
+    one across two parts; no more than ``block_bytes`` is read at once, and with no gap
+    allowed nothing but the ranges is read. A part that is gone is an error."""
+    params = dedup.DedupParams.from_params(PARAMS).minhash
+    texts = [json.loads(path.read_text())["content"] for path in sorted(SAUDI_SAMPLE.glob("*.json"))]
+    words = dedup.with_match_words(pl.LazyFrame({"id": [str(i) for i in range(len(texts))], "text": texts}))
+    words = words.collect()["words"]
+    parts, sizes = minhash.SetParts(tmp_path / "parts", rows=(0, 200, 400)), []
+    for first in parts.rows:  # real sets, a part a batch of 200 articles, as the signing tasks write them
+        shingles = minhash.shingle_hashes(words[first:first + 200], params.ngram)
+        sizes.append(parts.add(first, shingles, minhash.signatures(shingles, params), params.lead_shingles)[1])
+    offsets = np.concatenate([[0], np.cumsum(np.concatenate(sizes), dtype=np.int64)])  # of the detail sets
+    starts = offsets[3 * np.array(parts.rows)]
+    whole = np.concatenate([np.fromfile(parts.path(parts.DETAIL_SETS, row), dtype=np.uint32) for row in parts.rows])
+    empty = np.flatnonzero(np.concatenate(sizes) == 0)  # (the repeated words of an article that repeats none)
+    docs = np.unique([3, 4, 9, 57, 120, 199, 201, 250, 398, 430, len(texts) - 1, *(empty[[0, -1]] // 3)])
+    sets = (3 * docs[:, None] + np.arange(3)).ravel()
+    begin = np.append(offsets[sets], [offsets[3 * 190], offsets[-1]])  # and across parts 0 and 1; empty, at the end
+    end = np.append(offsets[sets + 1], [offsets[3 * 210], offsets[-1]])
+    assert len(whole) == offsets[-1] and (begin == end).sum() >= 3
+
+    def read(parts: minhash.SetParts, begin: np.ndarray, end: np.ndarray, **limits) -> tuple[np.ndarray, CountedReads]:
+        location, counts = counted(parts.folder)
+        return dataclasses.replace(parts, folder=location).read(parts.DETAIL_SETS, starts, begin, end, **limits), counts
+
+    alone = [read(parts, begin[i:i + 1], end[i:i + 1])[0] for i in range(len(begin))]
+    assert all(np.array_equal(values, whole[lo:hi]) for values, lo, hi in zip(alone, begin, end))
+    values, counts = read(parts, begin, end)
+    assert np.array_equal(values, np.concatenate(alone))
+    assert counts.reads == 3  # a read a part: each is smaller than the gap allowed
+    values, counts = read(parts, begin, end, block_bytes=16 << 10)
+    assert np.array_equal(values, np.concatenate(alone)) and 3 < counts.reads < len(docs)
+    assert counts.largest <= 16 << 10
+    values, counts = read(parts, begin, end, gap_bytes=0)
+    covered = np.zeros(len(whole), dtype=bool)
+    for lo, hi in zip(begin, end):
+        covered[lo:hi] = True
+    assert np.array_equal(values, np.concatenate(alone)) and counts.bytes == 4 * covered.sum()
+    assert np.array_equal(parts.read(parts.DETAIL_SETS, starts, begin, end), values)  # (a path's own gap)
+    parts.path(parts.DETAIL_SETS, 200).unlink()
+    with pytest.raises(FileNotFoundError):
+        read(parts, begin, end)
 
 
 def test_a_table_written_a_frame_at_a_time_has_the_bytes_of_the_whole(evaluation, tmp_path):

@@ -528,20 +528,25 @@ def verify_on_engine(engine: Engine, shingle_sets: minhash.ShingleSets, details:
     step_starts = range(0, len(a), params.verify_batch_pairs)
     rows = np.array(parts.rows, dtype=np.int64)
     starts = (parts, shingle_sets.ranges(rows)[0], details.ranges(3 * rows)[0])
-
-    def tasks() -> Iterator[tuple]:
-        for first in step_starts:
-            x, y = a[first:first + params.verify_batch_pairs], b[first:first + params.verify_batch_pairs]
-            docs = np.unique(np.concatenate([x, y]))
-            detail_docs = (3 * docs[:, None] + np.arange(3)).ravel()  # ``minhash.detail_sets``: three a document
-            yield (shingle_sets.ranges(docs), details.ranges(detail_docs), np.searchsorted(docs, x),
-                   np.searchsorted(docs, y))
-
+    tasks = verify_task_items(shingle_sets, details, a, b, params)
     progress = Progress(STAGE, f"pairs verified on {engine.name}", total=len(a))
-    for first, overlap in zip(step_starts, engine.map_tasks(partial(_verify_task, params=params), starts, tasks())):
+    for first, overlap in zip(step_starts, engine.map_tasks(partial(_verify_task, params=params), starts, tasks)):
         yield slice(first, first + params.verify_batch_pairs), overlap
         progress.advance(len(overlap.jaccard))
     progress.done()
+
+
+def verify_task_items(shingle_sets: minhash.ShingleSets, details: minhash.ShingleSets, a: np.ndarray, b: np.ndarray,
+                      params: DedupParams) -> Iterator[tuple]:
+    """``verify_on_engine``'s task items, a step of ``verify_batch_pairs`` pairs each: where the
+    sets of the step's documents lie (``ShingleSets.ranges`` of ``shingle_sets`` and of
+    ``details``) and its pairs numbered among those documents."""
+    for first in range(0, len(a), params.verify_batch_pairs):
+        x, y = a[first:first + params.verify_batch_pairs], b[first:first + params.verify_batch_pairs]
+        docs = np.unique(np.concatenate([x, y]))
+        detail_docs = (3 * docs[:, None] + np.arange(3)).ravel()  # ``minhash.detail_sets``: three a document
+        yield (shingle_sets.ranges(docs), details.ranges(detail_docs), np.searchsorted(docs, x),
+               np.searchsorted(docs, y))
 
 
 def _verify_task(starts: tuple, task: tuple, params: DedupParams) -> Overlap:

@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import polars as pl
@@ -53,6 +53,11 @@ _LOW_32 = np.uint64(0xFFFFFFFF)
 _MIX_1, _MIX_2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 SIGNATURE_BLOCK_SHINGLES = 1 << 18  # ``signatures``: 2 MiB of hashes and as much permuted, per thread
 COPY_BYTES = 1 << 22  # what a copy of a file of sets or signatures holds at a time
+# ``SetParts.read``: ranges this close are read at once, in blocks of at most READ_BLOCK_BYTES
+# (what a verifying task holds besides its sets); benchmarks/set_parts_reads.py measured them
+READ_GAP_BYTES = 1 << 20  # at a URL: a read is a request (tens of ms), a MiB beyond it costs less
+PATH_READ_GAP_BYTES = 1 << 16  # on a path: a read is a system call, bytes read for nothing cost more
+READ_BLOCK_BYTES = 1 << 23
 
 
 @dataclass(frozen=True)
@@ -686,26 +691,64 @@ class SetParts:
             _write_part(self.path(kind, first_row), np.ascontiguousarray(values, dtype=np.uint32).tobytes())
         return sets[1].astype(np.uint32), details[1].astype(np.uint32)
 
-    def read(self, kind: str, starts: np.ndarray, begin: np.ndarray, end: np.ndarray) -> np.ndarray:
+    def read(self, kind: str, starts: np.ndarray, begin: np.ndarray, end: np.ndarray,
+             gap_bytes: int | None = None, block_bytes: int = READ_BLOCK_BYTES) -> np.ndarray:
         """The values ``begin[i]:end[i]`` of the parts of ``kind`` read as one file, concatenated
-        (``starts``: where each part of ``rows`` begins in that file, ``ShingleSets.ranges``):
-        one read of a part per run of values, a range running on into the next part read on there."""
-        values, at, files = np.empty(int((end - begin).sum()), dtype=np.uint32), 0, {}
-        parts = np.searchsorted(starts, begin, side="right") - 1
-        for part, lo, hi in zip(parts.tolist(), begin.tolist(), end.tolist()):
-            while lo < hi:
-                stop = min(hi, int(starts[part + 1])) if part + 1 < len(starts) else hi
-                if stop > lo:
-                    if part not in files:
-                        path, filesystem = arrow_file(self.path(kind, self.rows[part]))
-                        files[part] = (filesystem or pafs.LocalFileSystem()).open_input_file(str(path))
-                    data = files[part].read_at(4 * (stop - lo), 4 * (lo - int(starts[part])))
-                    if len(data) != 4 * (stop - lo):
-                        raise ValueError(f"{self.path(kind, self.rows[part])} ends before value "
-                                         f"{stop - int(starts[part]):,}")
-                    values[at:at + stop - lo] = np.frombuffer(data, dtype=np.uint32)
-                    at += stop - lo
-                lo, part = stop, part + 1
-        for file in files.values():
-            file.close()
+        (``starts``: where each part of ``rows`` begins in that file, ``ShingleSets.ranges``).
+        A step's sets lie scattered over the parts, and on an object store every read is a
+        request: ranges at most ``gap_bytes`` apart (READ_GAP_BYTES at a URL, else
+        PATH_READ_GAP_BYTES) are read as one block of at most ``block_bytes`` (``coalesced``)
+        and sliced out of it, a block running on into the next part read on there; a task
+        holds one block at a time."""
+        if gap_bytes is None:
+            gap_bytes = READ_GAP_BYTES if isinstance(self.folder, Location) else PATH_READ_GAP_BYTES
+        at = np.zeros(len(begin) + 1, dtype=np.int64)  # where each range goes in the values
+        np.cumsum(end - begin, out=at[1:])
+        values, files = np.empty(int(at[-1]), dtype=np.uint32), {}
+        at, lows, highs = at.tolist(), begin.tolist(), end.tolist()
+        try:
+            for block_begin, block_end, ranges in coalesced(begin, end, gap_bytes // 4, block_bytes // 4):
+                block = self._read_block(kind, starts, block_begin, block_end, files)
+                for i in ranges:
+                    values[at[i]:at[i + 1]] = block[lows[i] - block_begin:highs[i] - block_begin]
+        finally:
+            for file in files.values():
+                file.close()
         return values
+
+    def _read_block(self, kind: str, starts: np.ndarray, begin: int, end: int, files: dict[int, Any]) -> np.ndarray:
+        """The values ``begin:end`` of the parts of ``kind`` as one file: a read of each part
+        they lie in (``files``: the parts opened so far, by number)."""
+        pieces = []
+        first, last = (np.searchsorted(starts, [begin, end - 1], side="right") - 1).tolist()
+        for part in range(first, last + 1):
+            lo, hi = max(begin, int(starts[part])), (min(end, int(starts[part + 1])) if part < last else end)
+            if hi > lo:
+                if part not in files:
+                    path, filesystem = arrow_file(self.path(kind, self.rows[part]))
+                    files[part] = (filesystem or pafs.LocalFileSystem()).open_input_file(str(path))
+                data = files[part].read_at(4 * (hi - lo), 4 * (lo - int(starts[part])))
+                if len(data) != 4 * (hi - lo):
+                    raise ValueError(f"{self.path(kind, self.rows[part])} ends before value {hi - int(starts[part]):,}")
+                pieces.append(np.frombuffer(data, dtype=np.uint32))
+        return pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+
+
+def coalesced(begin: np.ndarray, end: np.ndarray, gap: int, most: int) -> Iterator[tuple[int, int, list[int]]]:
+    """The blocks that cover the non-empty ranges ``begin[i]:end[i]``, as (begin, end, the
+    ranges ``i`` inside): ranges taken by where they begin, each joining the block before
+    when it begins at most ``gap`` after that block's end and the block stays within
+    ``most`` (a longer range is a block of its own)."""
+    ranges = np.flatnonzero(end > begin)
+    ranges = ranges[np.argsort(begin[ranges], kind="stable")]
+    block: list[int] = []
+    for i, lo, hi in zip(ranges.tolist(), begin[ranges].tolist(), end[ranges].tolist()):
+        if block and lo - block_end <= gap and max(hi, block_end) - block_begin <= most:
+            block.append(i)
+            block_end = max(hi, block_end)
+        else:
+            if block:
+                yield block_begin, block_end, block
+            block, block_begin, block_end = [i], lo, hi
+    if block:
+        yield block_begin, block_end, block
