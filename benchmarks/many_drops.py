@@ -8,13 +8,13 @@ every stage's deps and params, rewriting dvc.lock after each stage it runs) besi
 One project copy (incremental.py's `project_copy`: this checkout's code, first on
 PYTHONPATH) holds the seed drop and K small drops of real SaudiNewsNet articles (the zips
 of the shared corpus, shuffled with --seed, each drop other articles; the first drop is
-named `base`), put in data/raw and split.drop_order directly (`corpus add-drop` of each
-would take minutes a drop). At each K, in one run on the same project:
+named `base`), put in data/raw and split.drop_order directly (`corpus add-drop` costs
+12-14 CPU s a drop: 20 minutes for 100). At each K, in one run on the same project:
   1. `dvc repro` builds the drops added since the last K (secondary: its wall and CPU);
   2. `corpus add-drop` of one more drop, then `dvc repro`, timed (CPU = user + sys of the
      process tree). DVC's own CPU is that repro's minus the `corpus` commands it ran, each
      timed by drop_stages.py's wrapper first on PATH (the wrapper's Python start, about
-     0.03 CPU s a command, counts as DVC's: constant in K). Also the stages run and the
+     0.07 CPU s a command, counts as DVC's: constant in K). Also the stages run and the
      lines of dvc.lock before and after;
   3. a no-op `dvc repro` and a `dvc status` (what users run often).
 The measured drop counts among the K of the next size. Drops already in the project are
@@ -216,7 +216,9 @@ def sizes(text: str) -> list[int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    summary = "\n\n".join(__doc__.split("\n\n")[:2]) + "\n\n(more: the module's docstring)"
+    parser = argparse.ArgumentParser(description=summary,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=sizes, default=[5, 20, 50, 100], help="drop counts K, e.g. 5,20,50,100")
     parser.add_argument("--articles-per-drop", type=int, default=40, help="articles in each small drop (default 40)")
     parser.add_argument("--seed", type=int, default=1, help="of the articles' shuffle")
