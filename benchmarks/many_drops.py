@@ -187,8 +187,8 @@ def profile(project: Path, drop: Path, env: dict[str, str], out: Path, top: int 
     if not py_spy:
         raise SystemExit("--profile: py-spy is not on PATH")
     add_drop(project, drop, env)
-    measured([py_spy, "record", "-r", "200", "--gil", "-f", "raw", "-o", str(out), "--", str(VENV_BIN / "dvc"), "repro"],
-             project, env=env)
+    sampling = ["record", "-r", "200", "--gil", "-f", "raw", "-o", str(out)]
+    measured([py_spy, *sampling, "--", str(VENV_BIN / "dvc"), "repro"], project, env=env)
     inclusive, on_top, total = Counter(), Counter(), 0
     for line in out.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
