@@ -59,8 +59,7 @@ def main() -> None:
 
     params = dedup.DedupParams.from_params(load_params(args.params))
     articles = scan_table(args.input).select("id", "text")
-    batch = dedup.with_match_words(articles.head(params.batch_size)).with_columns(
-        figures=dedup.figure_snippets(pl.col("text"))).select("id", "key", "words", "figures").collect()
+    batch = dedup.signing_input(articles.head(params.batch_size)).collect()
     started = time.process_time()
     signed = dedup.sign_batch(batch, 0, params, keep_shingles=True, with_figures=True)
     n = batch.height

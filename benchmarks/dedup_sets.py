@@ -58,8 +58,7 @@ def main() -> None:
     args = parser.parse_args()
 
     params = dedup.DedupParams.from_params(load_params(args.params))
-    articles = dedup.with_match_words(scan_table(args.input).select("id", "text")).with_columns(
-        figures=dedup.figure_snippets(pl.col("text"))).select("id", "key", "words", "figures")
+    articles = dedup.signing_input(scan_table(args.input))
     batches = [articles.slice(first, params.batch_size).collect()
                for first in range(0, args.batches * params.batch_size, params.batch_size)]
     n = sum(batch.height for batch in batches)

@@ -423,8 +423,7 @@ def test_the_signing_tasks_write_the_sets_the_driver_copies_and_the_verifying_ta
         signature = signatures["parts"].read(np.arange(n))
         assert np.array_equal(signature, signatures["in memory"].read(np.arange(n)))
 
-        batch = dedup.with_match_words(articles.lazy().select("id", "text")).with_columns(
-            figures=dedup.figure_snippets(pl.col("text"))).head(params.batch_size).collect()
+        batch = dedup.signing_input(articles.lazy()).head(params.batch_size).collect()
         sent = {way: len(pickle.dumps(dedup.sign_batch(batch, 0, params, True, True, set_parts=set_parts)))
                 for way, set_parts in (("in memory", None), ("parts", minhash.SetParts(tmp_path / "one")))}
         assert sent["parts"] < 0.1 * sent["in memory"]

@@ -206,6 +206,14 @@ def with_match_words(articles: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
+def signing_input(articles: pl.LazyFrame, with_figures: bool = True) -> pl.LazyFrame:
+    """id, key, words (``with_match_words``) and, ``with_figures``, the figure snippets of
+    each article (columns id, text): what ``sign_batch`` takes."""
+    signed = with_match_words(articles.select("id", "text"))
+    return (signed.with_columns(figures=figure_snippets(pl.col("text"))) if with_figures else signed).select(
+        "id", "key", "words", *(["figures"] if with_figures else []))
+
+
 def key_hashes(keys: pl.Series) -> pl.Series:
     """xxh3-128 (hex) of each match key: equal keys <=> exact duplicates. The keys' bytes
     are hashed where Arrow holds them (no Python string a key: a third of the CPU)."""
@@ -239,10 +247,9 @@ def signature_table(articles: pl.LazyFrame, params: DedupParams, what: str,
     ids: list[pl.Series] = []
     hashes: list[pl.Series] = []
     progress = Progress(STAGE, f"{what} signed", total=n)
-    columns = ["id", "key", "words"] + (["figures"] if figures is not None else [])
-    signed = with_match_words(articles.select("id", "text")).with_columns(figures=figure_snippets(pl.col("text")))
     signer = partial(_signer, params, shingle_sets is not None, figures is not None, band_partitions, set_parts)
-    for part in open_engine({}, params.engine).map_batches(signed.select(columns), signer, params.batch_size):
+    for part in open_engine({}, params.engine).map_batches(signing_input(articles, figures is not None), signer,
+                                                           params.batch_size):
         if set_parts is not None:  # the task wrote them (``minhash.SetParts``)
             shingle_sets.add_part(set_parts.path(set_parts.SHINGLE_SETS, progress.count), part.set_sizes[0])
             details.add_part(set_parts.path(set_parts.DETAIL_SETS, progress.count), part.set_sizes[1])
@@ -674,8 +681,8 @@ def pair_similarity(pairs: pl.DataFrame, texts: pl.LazyFrame | None, params: Ded
             total = texts.select(pl.len()).collect().item()
             progress = Progress(STAGE, "articles read to verify pairs", total=total)
             for batch in batches(texts.select("id", "text"), params.batch_size):
-                batch = with_match_words(batch.lazy().filter(pl.col("id").is_in(unread.implode())))
-                batch = batch.with_columns(figures=figure_snippets(pl.col("text"))).collect(engine="streaming")
+                batch = signing_input(batch.lazy().filter(pl.col("id").is_in(unread.implode()))).collect(
+                    engine="streaming")
                 shingles = minhash.shingle_hashes(batch["words"], params.minhash.ngram)
                 shingle_sets.add(shingles)
                 details.add_sets(minhash.detail_sets(shingles, params.minhash.lead_shingles))
