@@ -29,6 +29,7 @@ from pathlib import Path, PurePosixPath
 from types import SimpleNamespace
 from typing import Any, Callable, Iterable, Iterator
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -404,6 +405,93 @@ class ParquetAppender:
             self._writer.close()
         if self._temporary != self._path:
             os.replace(self._temporary, self._path)
+
+
+
+class NpyTableAppender:
+    """A table in groups (e.g. hash partitions, in ascending order), written a DataFrame of
+    one group at a time as uncompressed arrays to be read in place (`NpyTable`): one .npy
+    file a column, ``<folder>/<name>.<column>.npy`` (an Enum column as its codes), and
+    ``<name>.starts.npy``, the row where each of the ``groups`` groups starts (and the
+    total). The bytes depend on the rows alone: a column's header, which numpy pads to the
+    same length for any row count, is written again with the count when the table is
+    closed. Written to temporary names, renamed into place when complete."""
+
+    def __init__(self, folder: Path, name: str, schema: pl.Schema, groups: int) -> None:
+        self._schema = schema
+        self._paths = [folder / f"{name}.{column}.npy" for column in schema] + [folder / f"{name}.starts.npy"]
+        self._temporaries = [_temporary_name(path) for path in self._paths]
+        self._dtypes = [pl.Series(dtype=dtype).to_physical().to_numpy().dtype for dtype in schema.values()]
+        self._rows_by_group = np.zeros(groups, np.uint64)
+        self._last_group = 0
+        folder.mkdir(parents=True, exist_ok=True)
+        with _failure_named(self._paths, self._temporaries):
+            self._files = [temporary.open("wb") for temporary in self._temporaries[:-1]]
+            for file, dtype in zip(self._files, self._dtypes):
+                _write_npy_header(file, dtype, 0)
+
+    def append(self, frame: pl.DataFrame, group: int) -> None:
+        if group < self._last_group:
+            raise ValueError(f"group {group} appended after group {self._last_group}: groups go in ascending order")
+        self._last_group = group
+        self._rows_by_group[group] += frame.height
+        with _failure_named(self._paths, self._temporaries):
+            for file, column, dtype in zip(self._files, self._schema, self._dtypes):
+                file.write(frame[column].to_physical().to_numpy().astype(dtype, copy=False).tobytes())
+
+    def __enter__(self) -> "NpyTableAppender":
+        return self
+
+    def __exit__(self, exc_type, error, traceback) -> None:
+        if error is not None:  # the files stay unfinished: removed, not renamed into place
+            for file in self._files:
+                with suppress(OSError):
+                    file.close()
+            for temporary in self._temporaries:
+                _remove(temporary)
+            return
+        with _failure_named(self._paths, self._temporaries):
+            rows = int(self._rows_by_group.sum())
+            for file, dtype in zip(self._files, self._dtypes):
+                file.seek(0)
+                _write_npy_header(file, dtype, rows)
+                file.close()
+            with self._temporaries[-1].open("wb") as file:  # (given a name, np.save adds ".npy" to it)
+                np.save(file, np.concatenate([[0], np.cumsum(self._rows_by_group)]).astype(np.uint64))
+        for temporary, path in zip(self._temporaries, self._paths):
+            os.replace(temporary, path)
+
+
+def _write_npy_header(file, dtype: np.dtype, rows: int) -> None:
+    np.lib.format.write_array_header_1_0(file, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+                                                "shape": (rows,)})
+
+
+class NpyTable:
+    """A table written by `NpyTableAppender`, its columns memory-mapped: a search or a gather
+    reads the pages it touches, not the table. ``ValueError`` names a file that is missing
+    or not such a column."""
+
+    def __init__(self, folder: Path, name: str, schema: pl.Schema) -> None:
+        self._schema = schema
+        try:
+            self.starts = np.load(folder / f"{name}.starts.npy")
+            self.columns = {column: np.load(folder / f"{name}.{column}.npy", mmap_mode="r") for column in schema}
+        except (OSError, ValueError) as error:
+            raise ValueError(f"{folder / name}: unreadable ({error})") from None
+        if any(array.ndim != 1 or len(array) != self.starts[-1] for array in self.columns.values()):
+            raise ValueError(f"{folder / name}: its columns do not hold the {self.starts[-1]:,} rows its starts say")
+
+    def group(self, group: int) -> slice:
+        return slice(int(self.starts[group]), int(self.starts[group + 1]))
+
+    def frame(self, rows: np.ndarray) -> pl.DataFrame:
+        """The rows at positions ``rows``, as a frame of the table's schema."""
+        return pl.DataFrame({
+            column: (pl.Series(dtype.categories, dtype=dtype).gather(self.columns[column][rows])
+                     if isinstance(dtype, pl.Enum) else pl.Series(self.columns[column][rows], dtype=dtype))
+            for column, dtype in self._schema.items()
+        })
 
 
 @contextmanager

@@ -78,7 +78,8 @@ from pipeline.plumbing.fingerprint import DigestMemo, code_digest, digest, files
 from pipeline.plumbing.io import (
     PARQUET_OPTIONS,
     REPORT_FILE,
-    ParquetAppender,
+    NpyTable,
+    NpyTableAppender,
     batches,
     keep_only,
     lazy_frames,
@@ -630,25 +631,73 @@ def partition_ranges(pairs: dict[int, int], limit: int) -> list[tuple[int, int]]
 LAYER_FILE = "layer.json"
 KEY_BITS = 32
 LAYER_ARTICLES = pl.Schema({"key": pl.UInt64(), "id": pl.String(), "split": SPLIT_TYPE, "ngrams": pl.Int64()})
-OWNED_NGRAMS = pl.Schema({"partition": pl.UInt32(), "ngram": pl.UInt64(), "owner": pl.UInt64()})
-HELD_OUT_NGRAMS = pl.Schema({"partition": pl.UInt32(), "ngram": pl.UInt64(), "key": pl.UInt64(), "split": SPLIT_TYPE})
+# A layer's n-grams, ``owned`` (ngram -> owner) and ``held_out`` (ngram, key, split), are
+# arrays searched in place (``NpyTable``: a .npy file a column, rows by hash partition then
+# n-gram, and where each partition starts): a new drop's n-grams are looked up by binary
+# search in the memory-mapped n-gram column, and the other columns read at the rows found.
+# So the lookup reads the pages the drop's n-grams touch, and decodes nothing: as Parquet,
+# every earlier row was decoded and probed (48.5M rows for a 1 % drop at 300k articles).
+OWNED_NGRAMS = pl.Schema({"ngram": pl.UInt64(), "owner": pl.UInt64()})
+HELD_OUT_NGRAMS = pl.Schema({"ngram": pl.UInt64(), "key": pl.UInt64(), "split": SPLIT_TYPE})
+NGRAM_TABLES = {"owned": OWNED_NGRAMS, "held_out": HELD_OUT_NGRAMS}
 SHARED_NGRAMS = pl.Schema({"key": pl.UInt64(), "owner": pl.UInt64(), "shared": pl.Int64()})
-# Bumped when what a layer holds changes: every layer is then rebuilt.
-INDEX_FORMAT = 4  # 4: n-grams hashed by a polynomial of the word hashes
+# Bumped when what a layer holds changes: every layer is then rebuilt (``update_index`` says so).
+INDEX_FORMAT = 5  # 4: n-grams hashed by a polynomial of the word hashes; 5: n-gram tables as arrays
 
 
-def _layer_tables(layers: list[Path], name: str, schema: pl.Schema,
-                  partitions: tuple[int, int] | None = None) -> pl.LazyFrame:
-    """One table of the given layers (``partitions``: those of this (first, last) range alone;
-    row groups of other hash partitions are skipped)."""
+def _layer_tables(layers: list[Path], name: str, schema: pl.Schema) -> pl.LazyFrame:
+    """One Parquet table of the given layers."""
     if not layers:
         return pl.LazyFrame(schema=schema)
-    table = pl.scan_parquet([layer / name for layer in layers])
-    return table if partitions is None else table.filter(pl.col("partition").is_between(*partitions))
+    return pl.scan_parquet([layer / name for layer in layers])
+
+
+def wanted_ngrams(ngrams: pl.Series, partitions: int) -> dict[int, np.ndarray]:
+    """The distinct n-grams, sorted, by hash partition (ascending)."""
+    distinct = np.unique(ngrams.to_numpy())
+    bucket = distinct % partitions
+    order = np.argsort(bucket, kind="stable")  # by partition, then n-gram
+    distinct, bucket = distinct[order], bucket[order]
+    found = np.flatnonzero(np.diff(bucket, prepend=-1))  # where each partition's n-grams start
+    return {int(bucket[start]): part for start, part in zip(found, np.split(distinct, found[1:]))}
+
+
+def rows_with_ngrams(layers: list[Path], name: str, wanted: dict[int, np.ndarray]) -> pl.DataFrame:
+    """The rows of table ``name`` (of NGRAM_TABLES) of the layers whose n-gram is one of
+    ``wanted`` (``wanted_ngrams``), in the layers' order (layer, partition, row).
+
+    Each partition of each layer is a sorted n-gram column: the wanted n-grams are found by
+    binary search, then the rows of each n-gram found (one owner; or one per held-out article
+    that has it) are read. A layer's columns are mapped while it is searched alone."""
+    schema = NGRAM_TABLES[name]
+    frames = []
+    for layer in layers:
+        try:
+            table = NpyTable(layer, name, schema)
+        except ValueError as error:
+            raise ValueError(f"the contamination index is damaged: {error}; delete {layer} (or the index) "
+                             "and run again to build it") from None
+        rows = []
+        for bucket, ngrams in wanted.items():
+            span = table.group(bucket)
+            column = table.columns["ngram"][span]
+            start = np.searchsorted(column, ngrams)
+            hit = start < len(column)
+            hit[hit] = column[start[hit]] == ngrams[hit]
+            end = np.searchsorted(column, ngrams[hit], side="right")
+            rows.append(span.start + consecutive(start[hit], end))
+        frames.append(table.frame(np.concatenate(rows) if rows else np.zeros(0, np.int64)))
+    return pl.concat(frames) if frames else pl.DataFrame(schema=schema)
+
+
+def consecutive(start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """The positions of the ranges [start[i], end[i]), one after the other."""
+    lengths = end - start
+    return np.arange(int(lengths.sum())) + np.repeat(start - (np.cumsum(lengths) - lengths), lengths)
 
 
 def join_partitions(
-    new: pl.LazyFrame, owned_before: pl.LazyFrame, held_before: pl.LazyFrame
+    new: pl.DataFrame, owned_before: pl.DataFrame, held_before: pl.DataFrame
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Hash partitions of a new layer, given the n-grams of the layers before it in them.
 
@@ -659,19 +708,11 @@ def join_partitions(
     article newly shares with each owner (key, owner, shared): the drop's held-out articles
     against every owner, and earlier held-out articles against the new owners; and per split
     the new distinct held-out n-grams and the new ones among them found in train.
+
+    The earlier rows given are those of the drop's n-grams alone (``rows_with_ngrams``), so
+    this works at the drop's size, not the corpus's.
     """
-    # Only the earlier n-grams the drop has count: the earlier tables are read once and cut
-    # down to them (a hash set of the drop's n-grams, probed by the earlier ones), so what
-    # follows works at the drop's size, not the corpus's (and reads nothing twice). A filter
-    # the scan applies, not a semi-join: the other columns are decoded for the rows it keeps
-    # alone (for a 1 % drop at 300k articles, a fifth less CPU reading them, and less memory).
-    new = new.collect()
-    ngrams = new["ngram"].implode()
-    owned_before, held_before = (frame.lazy() for frame in pl.collect_all([
-        owned_before.select("ngram", "owner").filter(pl.col("ngram").is_in(ngrams)),
-        held_before.select("ngram", "key", "split").filter(pl.col("ngram").is_in(ngrams)),
-    ], engine="streaming"))
-    new = new.lazy()
+    new, owned_before, held_before = new.lazy(), owned_before.lazy(), held_before.lazy()
     owned = (
         new.filter(pl.col("split") == "train")
         .group_by("ngram")
@@ -730,12 +771,13 @@ def drop_rows(drop: DropArticles) -> pl.LazyFrame:
     )
 
 
-def by_partition(ngrams: pl.DataFrame, partitions: int) -> list[pl.DataFrame]:
-    """Rows of n-grams of a run of hash partitions, with their partition, a frame a partition
-    in partition order (the layer's order; the rows keep theirs within it). The joins go by
-    n-gram alone (grouping and sorting by partition too, a full run took 1.1-1.2x the CPU)."""
+def by_partition(ngrams: pl.DataFrame, partitions: int) -> list[tuple[int, pl.DataFrame]]:
+    """Rows of n-grams of a run of hash partitions, (partition, its rows) in partition order
+    (the layer's order; the rows keep theirs within it). The joins go by n-gram alone
+    (grouping and sorting by partition too, a full run took 1.1-1.2x the CPU)."""
     tagged = ngrams.with_columns(partition=hash_partition(partitions))
-    return [part for _, part in sorted(tagged.partition_by("partition", as_dict=True, maintain_order=True).items())]
+    parts = tagged.partition_by("partition", as_dict=True, maintain_order=True, include_key=False)
+    return [(bucket, part) for (bucket,), part in sorted(parts.items())]
 
 
 def sum_shared(frames: list[pl.DataFrame]) -> pl.DataFrame:
@@ -778,21 +820,20 @@ def build_layer(drop: DropArticles, earlier: list[Path], rules: ContaminationRul
         ngrams_dir = work_dir / "ngrams"
         pairs = write_ngram_partitions(rows, rules, ngrams_dir, engine)
         with (
-            ParquetAppender(layer / "owned.parquet", OWNED_NGRAMS) as owned_out,
-            ParquetAppender(layer / "held_out.parquet", HELD_OUT_NGRAMS) as held_out,
+            NpyTableAppender(layer, "owned", OWNED_NGRAMS, rules.partitions) as owned_out,
+            NpyTableAppender(layer, "held_out", HELD_OUT_NGRAMS, rules.partitions) as held_out,
         ):
             for partitions in partition_ranges(pairs, rules.memory_ngrams // RUN_SHARE):
                 new = pl.concat([scan_table(ngrams_dir / f"ngrams-{bucket:05d}")
-                                 for bucket in range(partitions[0], partitions[1] + 1) if bucket in pairs])
+                                 for bucket in range(partitions[0], partitions[1] + 1) if bucket in pairs]
+                                ).join(split_by_key, on="key").collect()
+                wanted = wanted_ngrams(new["ngram"], rules.partitions)
                 owned, held, shared, new_distinct = join_partitions(
-                    new.join(split_by_key, on="key"),
-                    _layer_tables(earlier, "owned.parquet", OWNED_NGRAMS, partitions),
-                    _layer_tables(earlier, "held_out.parquet", HELD_OUT_NGRAMS, partitions),
-                )
-                for part in by_partition(owned, rules.partitions):
-                    owned_out.append(part.select(OWNED_NGRAMS.names()))
-                for part in by_partition(held, rules.partitions):
-                    held_out.append(part.select(HELD_OUT_NGRAMS.names()))
+                    new, rows_with_ngrams(earlier, "owned", wanted), rows_with_ngrams(earlier, "held_out", wanted))
+                for bucket, part in by_partition(owned, rules.partitions):
+                    owned_out.append(part.select(OWNED_NGRAMS.names()), bucket)
+                for bucket, part in by_partition(held, rules.partitions):
+                    held_out.append(part.select(HELD_OUT_NGRAMS.names()), bucket)
                 pending.append(shared)
                 if sum(frame.height for frame in pending) >= shared_sums.height:
                     shared_sums, pending = sum_shared([shared_sums, *pending]), []
@@ -809,7 +850,7 @@ def build_layer(drop: DropArticles, earlier: list[Path], rules: ContaminationRul
         for name, ngrams, in_train in pl.concat(distinct).group_by("split").agg(pl.col("ngrams", "in_train").sum()).iter_rows():
             found[name] = {"ngrams": ngrams, "in_train": in_train}
     # Written last: a layer interrupted before it has no fingerprint, so it is built again.
-    write_json(layer / LAYER_FILE, {"fingerprint": fingerprint, "distinct_ngrams": found})
+    write_json(layer / LAYER_FILE, {"format": INDEX_FORMAT, "fingerprint": fingerprint, "distinct_ngrams": found})
 
 
 def index_fingerprint(rules: ContaminationRules) -> str:
@@ -835,10 +876,14 @@ def update_index(drops: list[DropArticles], rules: ContaminationRules, index_dir
     for drop in drops:
         fingerprint = digest(fingerprint, drop.name, drop.fingerprint)
         layer = partition(index_dir, drop.name)
-        if not rebuilding and (layer / LAYER_FILE).exists() and read_json(layer / LAYER_FILE)["fingerprint"] == fingerprint:
+        saved = read_json(layer / LAYER_FILE) if (layer / LAYER_FILE).exists() else {}
+        if not rebuilding and saved.get("fingerprint") == fingerprint:
             layers.append(layer)
             reused.append(drop.name)
             continue
+        if not rebuilding and saved and saved.get("format") != INDEX_FORMAT:
+            log(STAGE, f"contamination index: {index_dir} was built by an older version (format "
+                       f"{saved.get('format', '4 or before')}, now {INDEX_FORMAT}): building it again from scratch, once")
         rebuilding = True
         build_layer(drop, layers, rules, layer, fingerprint, engine)
         layers.append(layer)
