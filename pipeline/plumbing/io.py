@@ -19,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import json
+import mmap
 import os
 import re
 import shutil
@@ -469,18 +470,39 @@ def _write_npy_header(file, dtype: np.dtype, rows: int) -> None:
 
 class NpyTable:
     """A table written by `NpyTableAppender`, its columns memory-mapped: a search or a gather
-    reads the pages it touches, not the table. ``ValueError`` names a file that is missing
-    or not such a column."""
+    reads the pages it touches, not the table, and `release` drops them from the process's
+    memory (they stay in the page cache). ``ValueError`` names a file that is missing or not
+    such a column."""
 
     def __init__(self, folder: Path, name: str, schema: pl.Schema) -> None:
         self._schema = schema
+        self._maps: list[mmap.mmap] = []
         try:
             self.starts = np.load(folder / f"{name}.starts.npy")
-            self.columns = {column: np.load(folder / f"{name}.{column}.npy", mmap_mode="r") for column in schema}
+            self.columns = {column: self._mapped(folder / f"{name}.{column}.npy") for column in schema}
         except (OSError, ValueError) as error:
             raise ValueError(f"{folder / name}: unreadable ({error})") from None
-        if any(array.ndim != 1 or len(array) != self.starts[-1] for array in self.columns.values()):
-            raise ValueError(f"{folder / name}: its columns do not hold the {self.starts[-1]:,} rows its starts say")
+        if self.starts.ndim != 1 or any(len(array) != self.starts[-1] for array in self.columns.values()):
+            raise ValueError(f"{folder / name}: its columns do not hold the rows its starts say")
+
+    def _mapped(self, path: Path) -> np.ndarray:
+        with path.open("rb") as file:
+            if np.lib.format.read_magic(file) != (1, 0):
+                raise ValueError(f"{path.name} is not a column written by NpyTableAppender")
+            shape, _, dtype = np.lib.format.read_array_header_1_0(file)
+            offset = file.tell()
+            if len(shape) != 1 or offset + shape[0] * dtype.itemsize != os.fstat(file.fileno()).st_size:
+                raise ValueError(f"{path.name}: its size is not that of its {shape} rows")
+            if not shape[0]:
+                return np.zeros(0, dtype)
+            self._maps.append(mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ))
+        # A plain array over the map (a numpy memmap's slicing costs more than searching a small partition).
+        return np.frombuffer(self._maps[-1], dtype, count=shape[0], offset=offset)
+
+    def release(self) -> None:
+        """Drop the pages read so far from the process's resident memory."""
+        for mapped in self._maps:
+            mapped.madvise(mmap.MADV_DONTNEED)
 
     def group(self, group: int) -> slice:
         return slice(int(self.starts[group]), int(self.starts[group + 1]))

@@ -654,40 +654,46 @@ def _layer_tables(layers: list[Path], name: str, schema: pl.Schema) -> pl.LazyFr
 
 def wanted_ngrams(ngrams: pl.Series, partitions: int) -> dict[int, np.ndarray]:
     """The distinct n-grams, sorted, by hash partition (ascending)."""
-    distinct = np.unique(ngrams.to_numpy())
-    bucket = distinct % partitions
-    order = np.argsort(bucket, kind="stable")  # by partition, then n-gram
-    distinct, bucket = distinct[order], bucket[order]
-    found = np.flatnonzero(np.diff(bucket, prepend=-1))  # where each partition's n-grams start
-    return {int(bucket[start]): part for start, part in zip(found, np.split(distinct, found[1:]))}
+    distinct = ngrams.unique().to_frame("ngram").with_columns(partition=hash_partition(partitions))
+    parts = distinct.sort("partition", "ngram").partition_by("partition", as_dict=True, maintain_order=True)
+    return {bucket: part["ngram"].to_numpy() for (bucket,), part in parts.items()}
 
 
-def rows_with_ngrams(layers: list[Path], name: str, wanted: dict[int, np.ndarray]) -> pl.DataFrame:
-    """The rows of table ``name`` (of NGRAM_TABLES) of the layers whose n-gram is one of
-    ``wanted`` (``wanted_ngrams``), in the layers' order (layer, partition, row).
-
-    Each partition of each layer is a sorted n-gram column: the wanted n-grams are found by
-    binary search, then the rows of each n-gram found (one owner; or one per held-out article
-    that has it) are read. A layer's columns are mapped while it is searched alone."""
-    schema = NGRAM_TABLES[name]
-    frames = []
+def ngram_tables(layers: list[Path], name: str) -> list[NpyTable]:
+    """Table ``name`` (of NGRAM_TABLES) of each layer, mapped."""
+    tables = []
     for layer in layers:
         try:
-            table = NpyTable(layer, name, schema)
+            tables.append(NpyTable(layer, name, NGRAM_TABLES[name]))
         except ValueError as error:
             raise ValueError(f"the contamination index is damaged: {error}; delete {layer} (or the index) "
                              "and run again to build it") from None
-        rows = []
+    return tables
+
+
+def rows_with_ngrams(tables: list[NpyTable], name: str, wanted: dict[int, np.ndarray]) -> pl.DataFrame:
+    """The rows of the layers' tables ``name`` (``ngram_tables``) whose n-gram is one of
+    ``wanted`` (``wanted_ngrams``), in the layers' order (layer, partition, row).
+
+    Each partition of each layer is a sorted n-gram column: the wanted n-grams are found by
+    binary search, then the rows of each n-gram found (an owned n-gram has one; a held-out
+    one, one per article that has it) are read; the pages read are then released."""
+    frames = []
+    for table in tables:
+        starts, ends = [], []
         for bucket, ngrams in wanted.items():
             span = table.group(bucket)
             column = table.columns["ngram"][span]
             start = np.searchsorted(column, ngrams)
             hit = start < len(column)
             hit[hit] = column[start[hit]] == ngrams[hit]
-            end = np.searchsorted(column, ngrams[hit], side="right")
-            rows.append(span.start + consecutive(start[hit], end))
-        frames.append(table.frame(np.concatenate(rows) if rows else np.zeros(0, np.int64)))
-    return pl.concat(frames) if frames else pl.DataFrame(schema=schema)
+            starts.append(span.start + start[hit])
+            ends.append(span.start + (start[hit] + 1 if name == "owned" else
+                                      np.searchsorted(column, ngrams[hit], side="right")))
+        rows = consecutive(np.concatenate(starts), np.concatenate(ends)) if starts else np.zeros(0, np.int64)
+        frames.append(table.frame(rows))
+        table.release()
+    return pl.concat(frames) if frames else pl.DataFrame(schema=NGRAM_TABLES[name])
 
 
 def consecutive(start: np.ndarray, end: np.ndarray) -> np.ndarray:
@@ -819,6 +825,7 @@ def build_layer(drop: DropArticles, earlier: list[Path], rules: ContaminationRul
     with scratch_folder(layer.parent) as work_dir:
         ngrams_dir = work_dir / "ngrams"
         pairs = write_ngram_partitions(rows, rules, ngrams_dir, engine)
+        earlier_tables = {name: ngram_tables(earlier, name) for name in NGRAM_TABLES}
         with (
             NpyTableAppender(layer, "owned", OWNED_NGRAMS, rules.partitions) as owned_out,
             NpyTableAppender(layer, "held_out", HELD_OUT_NGRAMS, rules.partitions) as held_out,
@@ -829,7 +836,7 @@ def build_layer(drop: DropArticles, earlier: list[Path], rules: ContaminationRul
                                 ).join(split_by_key, on="key").collect()
                 wanted = wanted_ngrams(new["ngram"], rules.partitions)
                 owned, held, shared, new_distinct = join_partitions(
-                    new, rows_with_ngrams(earlier, "owned", wanted), rows_with_ngrams(earlier, "held_out", wanted))
+                    new, *(rows_with_ngrams(earlier_tables[name], name, wanted) for name in NGRAM_TABLES))
                 for bucket, part in by_partition(owned, rules.partitions):
                     owned_out.append(part.select(OWNED_NGRAMS.names()), bucket)
                 for bucket, part in by_partition(held, rules.partitions):
