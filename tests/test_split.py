@@ -19,7 +19,7 @@ import polars as pl
 import pytest
 from conftest import REPO, SAUDI_SAMPLE, SAUDI_ZIPS, run_corpus
 
-from pipeline.plumbing.io import partition, scan_partitions, write_table
+from pipeline.plumbing.io import NpyTableAppender, partition, scan_partitions, write_table
 from pipeline.plumbing.params import ParamsError, load_params, section
 from pipeline.plumbing.schema import CLUSTER_ID, CLUSTERED_ARTICLE_SCHEMA, QUARANTINE_SCHEMA, SPLITS, conform
 from pipeline.stages import clean, dedup, ingest, split
@@ -662,6 +662,79 @@ def test_a_layer_is_the_same_joined_a_partition_or_all_partitions_at_a_time(samp
     assert files == files_at_once
     assert report.equals(report_at_once) and metrics == metrics_at_once
     assert report.height and metrics["test"]["distinct_ngrams_in_train"]  # the drops share n-grams
+
+
+def test_rows_with_ngrams_are_the_rows_a_filter_keeps(tmp_path: Path) -> None:
+    """The earlier layers' rows of a drop's n-grams, found by binary search in the layers'
+    arrays, are the rows a filter of the same tables keeps, in the same order: n-grams held
+    by several articles, n-grams of no layer, partitions and layers without rows."""
+    rng = np.random.default_rng(7)
+    partitions, layers = 5, []
+    for number, rows in enumerate((400, 0, 250)):
+        ngrams = rng.integers(0, 2**64, rows, dtype=np.uint64)
+        ngrams = ngrams[ngrams % partitions != 3]  # a partition with no rows
+        held_ngrams = np.concatenate([ngrams, ngrams[:40]])  # 40 n-grams of two articles
+        held = pl.DataFrame({"ngram": held_ngrams, "key": np.arange(len(held_ngrams), dtype=np.uint64),
+                             "split": pl.Series(rng.choice(["validation", "test"], len(held_ngrams)),
+                                                dtype=split.SPLIT_TYPE)})
+        owned = pl.DataFrame({"ngram": ngrams, "owner": rng.integers(0, 2**40, len(ngrams), dtype=np.uint64)})
+        layer = tmp_path / f"drop={number}"
+        for name, frame in (("owned", owned), ("held_out", held)):
+            in_order = frame.with_columns(partition=split.hash_partition(partitions)).sort("partition", "ngram", "key"
+                                                                                            if name == "held_out" else "owner")
+            with NpyTableAppender(layer, name, split.NGRAM_TABLES[name], partitions) as out:
+                for bucket, part in split.by_partition(in_order.drop("partition"), partitions):
+                    out.append(part, bucket)
+            write_table(in_order, tmp_path / "expected" / f"{number}-{name}.parquet")
+        layers.append(layer)
+        if rows:
+            wanted = pl.Series(np.concatenate([ngrams[::3], ngrams[::3], rng.integers(0, 2**64, 50, dtype=np.uint64)]))
+    for name in split.NGRAM_TABLES:
+        found = split.rows_with_ngrams(split.ngram_tables(layers, name), name, split.wanted_ngrams(wanted, partitions))
+        expected = (pl.scan_parquet(sorted((tmp_path / "expected").glob(f"*-{name}.parquet")))
+                    .filter(pl.col("ngram").is_in(wanted.implode())).drop("partition").collect())
+        assert found.height > 60 and found.equals(expected), name
+    assert split.rows_with_ngrams([], "owned", split.wanted_ngrams(wanted, partitions)).schema == split.OWNED_NGRAMS
+
+
+def two_layer_index(sample_texts: list[str], tmp_path: Path) -> tuple[list[split.DropArticles], split.ContaminationRules]:
+    texts = sample_texts
+    drops = {"1": [("a", "train", texts[0]), ("b", "test", texts[1]), ("c", "validation", texts[2])],
+             "2": [("d", "train", texts[1] + " " + texts[4]), ("e", "test", texts[0] + " " + texts[2])]}
+    return write_drops(tmp_path / "input", drops), split.ContaminationRules(CONTAMINATION.ngram, 0.5, 0.01, 200, 7)
+
+
+def test_a_damaged_earlier_layer_is_named_in_one_line(sample_texts: list[str], tmp_path: Path) -> None:
+    found, rules = two_layer_index(sample_texts, tmp_path)
+    split.update_index(found[:1], rules, tmp_path / "index")
+    column = tmp_path / "index" / "drop=1" / "held_out.ngram.npy"
+    for damage in (lambda: column.write_bytes(column.read_bytes()[:-8]), column.unlink):
+        damage()
+        with pytest.raises(ValueError, match=r"contamination index is damaged: .*drop=1.*delete") as raised:
+            split.update_index(found, rules, tmp_path / "index")
+        assert "\n" not in str(raised.value)
+
+
+def test_an_index_of_an_older_format_is_built_again_once(sample_texts: list[str], tmp_path: Path, capsys) -> None:
+    """Layers written by the code before INDEX_FORMAT 5 (Parquet n-gram tables, another
+    fingerprint, no format in layer.json) are built again, said once; the index is then the
+    one built from nothing."""
+    found, rules = two_layer_index(sample_texts, tmp_path)
+    index = tmp_path / "index"
+    split.update_index(found, rules, index)
+    for layer in index.iterdir():
+        saved = json.loads((layer / split.LAYER_FILE).read_text())
+        (layer / split.LAYER_FILE).write_text(json.dumps({"fingerprint": "of format 4",
+                                                          "distinct_ngrams": saved["distinct_ngrams"]}))
+        (layer / "owned.parquet").write_bytes(b"PAR1")
+    capsys.readouterr()
+    split.update_index(found, rules, index)
+    said = [line for line in capsys.readouterr().err.splitlines() if "older version" in line]
+    assert len(said) == 1 and "format 4 or before, now 5" in said[0] and "from scratch" in said[0]
+    split.update_index(found, rules, tmp_path / "scratch")
+    assert index_files(index) == index_files(tmp_path / "scratch")
+    split.update_index(found, rules, index)
+    assert "older version" not in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------- the stage
