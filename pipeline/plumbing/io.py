@@ -470,13 +470,13 @@ def _write_npy_header(file, dtype: np.dtype, rows: int) -> None:
 
 class NpyTable:
     """A table written by `NpyTableAppender`, its columns memory-mapped: a search or a gather
-    reads the pages it touches, not the table, and `release` drops them from the process's
-    memory (they stay in the page cache). ``ValueError`` names a file that is missing or not
-    such a column."""
+    reads the pages it touches, not the table, and `release` drops a range of rows' pages
+    from the process's memory (they stay in the page cache). ``ValueError`` names a file
+    that is missing or not such a column."""
 
     def __init__(self, folder: Path, name: str, schema: pl.Schema) -> None:
         self._schema = schema
-        self._maps: list[mmap.mmap] = []
+        self._maps: list[tuple[mmap.mmap, int, int]] = []  # a column's map, where its rows start, a row's bytes
         try:
             self.starts = np.load(folder / f"{name}.starts.npy")
             self.columns = {column: self._mapped(folder / f"{name}.{column}.npy") for column in schema}
@@ -495,23 +495,28 @@ class NpyTable:
                 raise ValueError(f"{path.name}: its size is not that of its {shape} rows")
             if not shape[0]:
                 return np.zeros(0, dtype)
-            self._maps.append(mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ))
+            mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+        self._maps.append((mapped, offset, dtype.itemsize))
         # A plain array over the map (a numpy memmap's slicing costs more than searching a small partition).
-        return np.frombuffer(self._maps[-1], dtype, count=shape[0], offset=offset)
+        return np.frombuffer(mapped, dtype, count=shape[0], offset=offset)
 
-    def release(self) -> None:
-        """Drop the pages read so far from the process's resident memory."""
-        for mapped in self._maps:
-            mapped.madvise(mmap.MADV_DONTNEED)
+    def release(self, rows: slice | None = None) -> None:
+        """Drop the pages of these rows (default: all) from the process's resident memory."""
+        rows = rows or slice(0, int(self.starts[-1]))
+        for mapped, offset, itemsize in self._maps:
+            first = (offset + rows.start * itemsize) // mmap.PAGESIZE * mmap.PAGESIZE
+            end = min(offset + rows.stop * itemsize, len(mapped))
+            if end > first:
+                mapped.madvise(mmap.MADV_DONTNEED, first, end - first)
 
     def group(self, group: int) -> slice:
         return slice(int(self.starts[group]), int(self.starts[group + 1]))
 
-    def frame(self, rows: np.ndarray) -> pl.DataFrame:
-        """The rows at positions ``rows``, as a frame of the table's schema."""
+    def frame(self, columns: dict[str, np.ndarray]) -> pl.DataFrame:
+        """Values of the table's columns (e.g. gathered from ``columns``), as a frame of its schema."""
         return pl.DataFrame({
-            column: (pl.Series(dtype.categories, dtype=dtype).gather(self.columns[column][rows])
-                     if isinstance(dtype, pl.Enum) else pl.Series(self.columns[column][rows], dtype=dtype))
+            column: (pl.Series(dtype.categories, dtype=dtype).gather(columns[column])
+                     if isinstance(dtype, pl.Enum) else pl.Series(columns[column], dtype=dtype))
             for column, dtype in self._schema.items()
         })
 

@@ -677,22 +677,23 @@ def rows_with_ngrams(tables: list[NpyTable], name: str, wanted: dict[int, np.nda
 
     Each partition of each layer is a sorted n-gram column: the wanted n-grams are found by
     binary search, then the rows of each n-gram found (an owned n-gram has one; a held-out
-    one, one per article that has it) are read; the pages read are then released."""
+    one, one per article that has it) are read; then the partition's pages are released."""
     frames = []
     for table in tables:
-        starts, ends = [], []
+        found = {column: [values[:0]] for column, values in table.columns.items()}
         for bucket, ngrams in wanted.items():
             span = table.group(bucket)
             column = table.columns["ngram"][span]
             start = np.searchsorted(column, ngrams)
             hit = start < len(column)
             hit[hit] = column[start[hit]] == ngrams[hit]
-            starts.append(span.start + start[hit])
-            ends.append(span.start + (start[hit] + 1 if name == "owned" else
-                                      np.searchsorted(column, ngrams[hit], side="right")))
-        rows = consecutive(np.concatenate(starts), np.concatenate(ends)) if starts else np.zeros(0, np.int64)
-        frames.append(table.frame(rows))
-        table.release()
+            end = start[hit] + 1 if name == "owned" else np.searchsorted(column, ngrams[hit], side="right")
+            rows = span.start + consecutive(start[hit], end)
+            for column_name, values in table.columns.items():
+                found[column_name].append(values[rows])
+            table.release(span)  # memory: a partition's pages at a time
+        table.release()  # and those the kernel mapped around them (a fault maps its neighbours too)
+        frames.append(table.frame({column: np.concatenate(values) for column, values in found.items()}))
     return pl.concat(frames) if frames else pl.DataFrame(schema=NGRAM_TABLES[name])
 
 
