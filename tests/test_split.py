@@ -697,6 +697,16 @@ def test_rows_with_ngrams_are_the_rows_a_filter_keeps(tmp_path: Path) -> None:
     assert split.rows_with_ngrams([], "owned", split.wanted_ngrams(wanted, partitions)).schema == split.OWNED_NGRAMS
 
 
+def test_rows_at_most_are_those_a_binary_search_finds() -> None:
+    """Both ways: a merge (a column not much longer than the n-grams) and binary searches."""
+    rng = np.random.default_rng(3)
+    for rows, wanted in ((0, 5), (50, 40), (60, 1), (1000, 10)):
+        column = np.sort(rng.integers(0, 1000, rows, dtype=np.uint64))  # repeats, and n-grams equal to values
+        ngrams = np.unique(np.concatenate([rng.choice(column, min(rows, wanted // 2)) if rows else [],
+                                           rng.integers(0, 1100, wanted)]).astype(np.uint64))
+        assert np.array_equal(split.rows_at_most(column, ngrams), np.searchsorted(column, ngrams, side="right"))
+
+
 def two_layer_index(sample_texts: list[str], tmp_path: Path) -> tuple[list[split.DropArticles], split.ContaminationRules]:
     texts = sample_texts
     drops = {"1": [("a", "train", texts[0]), ("b", "test", texts[1]), ("c", "validation", texts[2])],
