@@ -633,8 +633,8 @@ KEY_BITS = 32
 LAYER_ARTICLES = pl.Schema({"key": pl.UInt64(), "id": pl.String(), "split": SPLIT_TYPE, "ngrams": pl.Int64()})
 # A layer's n-grams, ``owned`` (ngram -> owner) and ``held_out`` (ngram, key, split), are
 # arrays searched in place (``NpyTable``: a .npy file a column, rows by hash partition then
-# n-gram, and where each partition starts): a new drop's n-grams are looked up by binary
-# search in the memory-mapped n-gram column, and the other columns read at the rows found.
+# n-gram, and where each partition starts): a new drop's n-grams are looked up in the
+# memory-mapped n-gram column (``rows_with_ngrams``), the other columns read at the rows found.
 # So the lookup reads the pages the drop's n-grams touch, and decodes nothing: as Parquet,
 # every earlier row was decoded and probed (48.5M rows for a 1 % drop at 300k articles).
 OWNED_NGRAMS = pl.Schema({"ngram": pl.UInt64(), "owner": pl.UInt64()})
@@ -675,9 +675,10 @@ def rows_with_ngrams(tables: list[NpyTable], name: str, wanted: dict[int, np.nda
     """The rows of the layers' tables ``name`` (``ngram_tables``) whose n-gram is one of
     ``wanted`` (``wanted_ngrams``), in the layers' order (layer, partition, row).
 
-    Each partition of each layer is a sorted n-gram column: the wanted n-grams are found by
-    binary search, then the rows of each n-gram found (an owned n-gram has one; a held-out
-    one, one per article that has it) are read; then the partition's pages are released."""
+    Each partition of each layer is a sorted n-gram column: the wanted n-grams are found in
+    it (``rows_at_most``), then the rows of each n-gram found (an owned n-gram has one; a
+    held-out one, one per article that has it) are read; then the partition's pages are
+    released."""
     frames = []
     for table in tables:
         found = {column: [values[:0]] for column, values in table.columns.items()}
