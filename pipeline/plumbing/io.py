@@ -542,17 +542,19 @@ def partition_drops(base: str | Path, drop_order: Iterable[str], listed_only: bo
     return listed + sorted(found - set(listed))
 
 
-def keep_listed_drops(stage: str, directory: str | Path, drops: Iterable[str], also: Iterable[Path] = ()) -> Path:
-    """``keep_only`` the partitions of `drops` (and the entries `also`) in `directory`, a
-    stage's output kept between runs: a drop taken out of ``split.drop_order`` leaves the
-    corpus, and one line says so."""
-    directory = Path(directory)
-    kept = [partition(directory, drop) for drop in drops]
-    gone = sorted(p.name.removeprefix(PARTITION_PREFIX) for p in directory.glob(f"{PARTITION_PREFIX}*")
-                  if p not in set(kept))
+def keep_listed_drops(stage: str, directories: str | Path | Iterable[Path], drops: Iterable[str]) -> None:
+    """``keep_only`` the partitions of `drops` in each of `directories`, a stage's outputs kept
+    between runs: a drop taken out of ``split.drop_order`` leaves the corpus, and one line
+    says so."""
+    directories = [Path(directories)] if isinstance(directories, (str, Path)) else [Path(d) for d in directories]
+    drops, gone = list(drops), set()
+    for directory in directories:
+        kept = {partition(directory, drop) for drop in drops}
+        gone |= {p.name.removeprefix(PARTITION_PREFIX) for p in directory.glob(f"{PARTITION_PREFIX}*") if p not in kept}
+        keep_only(directory, kept)
     if gone:
-        log(stage, f"drop(s) no longer in split.drop_order, removed from {directory}: {', '.join(gone)}")
-    return keep_only(directory, [*kept, *also])
+        log(stage, f"drop(s) no longer in split.drop_order, removed from {', '.join(map(str, directories))}: "
+                   f"{', '.join(sorted(gone))}")
 
 
 def require_partitions(base: str | Path, drops: Iterable[str], table: str, made_by: str) -> None:

@@ -176,8 +176,7 @@ def run(folders: Folders, params: dict[str, Any]) -> None:
     `folders`; the folders of drops no longer listed removed."""
     drops = drop_order(params)
     require_raw_drops(folders.raw, drops)
-    for output in folders.outputs():
-        keep_listed_drops(STAGE, output, drops)
+    keep_listed_drops(STAGE, folders.outputs(), drops)
     memo = DigestMemo.beside(folders.clean)
     ingest_and_count(folders, drops, params, open_engine(params), memo)
     chain_and_clean(folders, drops, params, memo)
