@@ -15,8 +15,10 @@ local engine as far as the chosen stages need (`dvc repro dedup`, or `clean` whe
 ingest and clean are measured), then each stage command runs on each engine, one after the
 other:
 
-* ingest: ``corpus ingest --drop base --engine local|ray`` (the drop's files read in tasks);
-* clean: ``corpus clean --drop base --engine local|ray``;
+* ingest: ``corpus ingest --input data/raw --output build/engines-ingest --engine local|ray``
+  (every drop into one table, the files read in tasks);
+* clean: ``corpus clean --engine local|ray`` from empty output folders: every drop ingested
+  and cleaned, as `dvc repro` runs it;
 * dedup: ``corpus dedup --engine local|ray`` from an empty output folder: both drops,
   base alone then new against base's index;
 * dedup new drop: the same with base's folder kept, so only the new drop is deduplicated,
@@ -63,15 +65,21 @@ from benchmarks.ray_cluster import LocalRayCluster  # noqa: E402
 from pipeline.plumbing.params import with_list_item  # noqa: E402
 
 BIN = Path(sys.executable).parent
-STAGES = {"ingest": ["ingest", "--drop", "base"], "clean": ["clean", "--drop", "base"], "dedup": ["dedup"],
+STAGES = {"ingest": ["ingest", "--input", "data/raw", "--output", "build/engines-ingest"], "clean": ["clean"],
+          "dedup": ["dedup"],
           "dedup new drop": ["dedup"],
           "validate rows": ["validate", "--drop", "base"], "publish": ["publish", "--build-only"]}
 
 
 def clear_outputs(stage: str, project: Path) -> None:
     """Dedup reuses a drop's folder whose inputs did not change (the engine is not one of
-    them): take out what the measured command is to compute."""
-    if stage == "dedup":
+    them), and so does clean: take out what the measured command is to compute."""
+    if stage == "ingest":
+        shutil.rmtree(project / "build" / "engines-ingest", ignore_errors=True)
+    elif stage == "clean":
+        for output in ("ingest", "line_counts", "repeated_lines", "clean"):
+            shutil.rmtree(project / "build" / output, ignore_errors=True)
+    elif stage == "dedup":
         shutil.rmtree(project / "build" / "dedup", ignore_errors=True)
     elif stage == "dedup new drop":
         shutil.rmtree(project / "build" / "dedup" / "drop=new", ignore_errors=True)

@@ -22,6 +22,9 @@ kept, and the figures of each size (WORKDIR/.../results.json): a run with the sa
 goes on with larger sizes and prints every size's row. `--profile FILE`: after the last size,
 one more drop and its `dvc repro` under `py-spy record -r 200 -f raw` (DVC's process, not
 its subprocesses; --gil: Python running), and the functions with the most samples.
+`--baseline CHECKOUT`: a second project copy with that checkout's code (a `git worktree` of
+main, say), measured at each K right after this checkout's on the same drops, and the two
+side by side: DVC's own CPU a drop and the dvc.lock lines a drop adds, as ratios.
 """
 
 from __future__ import annotations
@@ -178,6 +181,22 @@ def report(rows: list[dict[str, float]], per_drop: int) -> None:
         print(f"{label:<14}{a:>8.2f}{b:>9.4f}{a + 200 * b:>9.1f}{a + 1000 * b:>10.1f}")
 
 
+def compare(rows: dict[str, list[dict[str, float]]]) -> None:
+    """This checkout's figures over the baseline's at each K measured on both."""
+    baseline = {row["K"]: row for row in rows["baseline"]}
+    print("\nThis checkout against the baseline, one new drop at K drops (CPU s; lock lines the drop adds)")
+    print(f"{'K':>5}{'DVC own base':>14}{'ours':>8}{'ratio':>7}{'repro CPU base':>16}{'ours':>8}{'ratio':>7}"
+          f"{'stages base':>13}{'ours':>6}{'lock +lines base':>18}{'ours':>6}{'lock lines base':>17}{'ours':>8}")
+    for ours in rows["ours"]:
+        if (base := baseline.get(ours["K"])) is None:
+            continue
+        added = {side: row["lock after"] - row["lock before"] for side, row in (("base", base), ("ours", ours))}
+        print(f"{ours['K']:>5}{base['dvc cpu']:>14.1f}{ours['dvc cpu']:>8.1f}{ours['dvc cpu'] / base['dvc cpu']:>7.2f}"
+              f"{base['repro cpu']:>16.1f}{ours['repro cpu']:>8.1f}{ours['repro cpu'] / base['repro cpu']:>7.2f}"
+              f"{base['stages']:>13}{ours['stages']:>6}{added['base']:>18,}{added['ours']:>6,}"
+              f"{base['lock after']:>17,}{ours['lock after']:>8,}")
+
+
 def profile(project: Path, drop: Path, env: dict[str, str], out: Path, top: int = 25) -> None:
     """The new drop's `dvc repro` under py-spy (DVC's process only; `--gil`: the samples of
     a thread running Python, not DVC waiting for a command or tqdm's idle monitor); the
@@ -224,15 +243,19 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1, help="of the articles' shuffle")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/many-drops"))
     parser.add_argument("--profile", type=Path, metavar="FILE", help="py-spy raw output of a last drop's `dvc repro`")
+    parser.add_argument("--baseline", type=Path, metavar="CHECKOUT", help="also measure the code of this checkout")
     args = parser.parse_args()
     if args.articles_per_drop < 1:
         parser.error("--articles-per-drop must be at least 1")
     work = args.workdir.resolve() / f"{args.articles_per_drop}-seed{args.seed}"
     drops = Drops(work / "drops", args.articles_per_drop, args.seed)
-    project = project_copy(REPO, work / "project", drops[1])
-    print(f"project {project}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
-    saved = work / "results.json"  # the project's rows, so that a run going on prints the earlier sizes too
-    rows = json.loads(saved.read_text()) if saved.exists() else []
+    projects = {"ours": project_copy(REPO, work / "project", drops[1])}
+    if args.baseline:
+        projects["baseline"] = project_copy(args.baseline.resolve(), work / "baseline-project", drops[1])
+    print(f"projects {projects}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
+    # Each project's rows, so that a run going on prints the earlier sizes too.
+    saved = {side: work / ("results.json" if side == "ours" else f"results-{side}.json") for side in projects}
+    rows = {side: json.loads(path.read_text()) if path.exists() else [] for side, path in saved.items()}
     with tempfile.TemporaryDirectory() as wrapper_dir:
         wrapper, times = Path(wrapper_dir) / "corpus", Path(wrapper_dir) / "times.tsv"
         wrapper.write_text(WRAPPER)
@@ -241,18 +264,24 @@ def main() -> None:
         env = {"DVC_NO_ANALYTICS": "1", "DROP_STAGES_TIMES": str(times),
                "PATH": f"{wrapper_dir}{os.pathsep}{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}
         for k in args.sizes:
-            if (have := drop_count(project)) > k:
-                print(f"K={k}: the project has {have} drops already, skipped")
-                continue
-            for number in range(have + 1, k + 1):
-                add_directly(project, drops[number])
-            rows.append(at_size(project, k, drops, env, times))
-            saved.write_text(json.dumps(rows, indent=1))
-            print("  " + ", ".join(f"{key} {value:.2f}" if isinstance(value, float) else f"{key} {value}"
-                                   for key, value in rows[-1].items()), flush=True)
-        if rows:
-            report(rows, args.articles_per_drop)
+            for side, project in projects.items():
+                if (have := drop_count(project)) > k:
+                    print(f"K={k}: the {side} project has {have} drops already, skipped")
+                    continue
+                for number in range(have + 1, k + 1):
+                    add_directly(project, drops[number])
+                rows[side].append(at_size(project, k, drops, env, times))
+                saved[side].write_text(json.dumps(rows[side], indent=1))
+                print(f"  {side}: " + ", ".join(f"{key} {value:.2f}" if isinstance(value, float) else f"{key} {value}"
+                                                for key, value in rows[side][-1].items()), flush=True)
+        for side, side_rows in rows.items():
+            if side_rows:
+                print(f"\n{side} ({projects[side]})")
+                report(side_rows, args.articles_per_drop)
+        if args.baseline:
+            compare(rows)
         if args.profile:
+            project = projects["ours"]
             profile(project, drops[drop_count(project) + 1], env, args.profile.resolve())
 
 

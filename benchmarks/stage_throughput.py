@@ -1,9 +1,9 @@
 """The per-drop stages' throughput, this checkout beside another revision, on one drop:
-``corpus ingest``, ``corpus clean`` and ``corpus validate --drop`` (what `dvc repro` runs a
-drop at a time), ``corpus repeated-lines`` (every drop's lines counted from nothing; a
-baseline before it counted them, 2026-12-01, had ``corpus line-counts --drop`` for that: leave
-the stage out) and ``corpus split`` (every drop, its contamination index built from nothing),
-each code's command after the other's, in rounds.
+``corpus clean`` (every drop ingested, its lines counted, its repeated lines, cleaned, from
+nothing; a baseline before 2026-12-01's one clean stage ran ``corpus ingest --drop``,
+``corpus repeated-lines`` and ``corpus clean --drop`` for that: leave the stage out),
+``corpus validate --drop`` and ``corpus split`` (every drop, its contamination index built
+from nothing), each code's command after the other's, in rounds.
 
     # a project to run them in: benchmarks/incremental.py's generated corpus, built once
     .venv/bin/python benchmarks/incremental.py --articles 30000 --workdir /tmp/throughput-bench --full-only
@@ -39,15 +39,13 @@ from benchmarks.incremental import baseline_checkout, measured  # noqa: E402
 
 # Stage -> (command after `corpus`, the params paths it writes).
 STAGES = {
-    "ingest": (["ingest", "--drop", "{drop}"], ["ingest"]),
-    "repeated_lines": (["repeated-lines"], ["line_counts", "repeated_lines"]),
-    "clean": (["clean", "--drop", "{drop}"], ["clean"]),
+    "clean": (["clean"], ["ingest", "line_counts", "repeated_lines", "clean"]),
     "validate_rows": (["validate", "--drop", "{drop}"], ["validate"]),
     "split": (["split"], ["split", "split_index"]),
 }
 # Outputs compared byte for byte (relative to the run's folder): GX's result store and Data
 # Docs (validate/drop=<name>/) are stamped with the run's time.
-COMPARED = {"ingest": ["ingest"], "repeated_lines": ["repeated_lines"], "clean": ["clean"],
+COMPARED = {"clean": ["ingest", "line_counts", "repeated_lines", "clean"],
             "validate_rows": ["validate/rows"], "split": ["split", "split_index"]}
 
 

@@ -36,7 +36,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="corpus", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    # (the metavar's width also sets the column of the commands' summaries: room for `repeated-lines`)
+    # (the metavar's width also sets the column of the commands' summaries: room for `validate-drop`)
     parser.add_argument("--params", default="params.yaml", metavar="PARAMS_FILE", help="params file (default: %(default)s)")
     parser.add_argument("--debug", action="store_true", help="print the traceback of an unexpected error")
     commands = parser.add_subparsers(title="commands", metavar="<command>", required=True)

@@ -20,13 +20,12 @@ class Command:
 
 # Order is the order of the data flow, then the release and drop tools; `corpus --help` lists them so.
 COMMANDS = (
-    Command("ingest", "stages.ingest:add_command", "read the raw drops into one table of articles",
-            ("corpus ingest --drop seed", "corpus ingest --input /tmp/raw --output /tmp/ingest")),
-    Command("repeated-lines", "stages.repeated_lines:add_command",
-            "repeated lines of each drop, learnt from earlier drops",
-            ("corpus repeated-lines", "corpus repeated-lines --params params.yaml")),
-    Command("clean", "stages.clean:add_command", "normalise text, remove boilerplate, filter by quality",
-            ("corpus clean --drop seed", "corpus clean --input /tmp/ingest --output /tmp/clean")),
+    Command("ingest", "stages.ingest:add_command", "read raw drops into one table of articles",
+            ("corpus ingest --input /tmp/raw --output /tmp/ingest", "corpus ingest --input /tmp/raw --output /tmp/ingest --engine ray")),
+    Command("clean", "stages.clean_drops:add_command",
+            "ingest each drop, remove boilerplate, filter by quality",
+            ("corpus clean   # every drop of split.drop_order, as `dvc repro` runs it",
+             "corpus clean --input /tmp/ingest --output /tmp/clean")),
     Command("dedup", "stages.dedup:add_command", "remove exact and near-duplicate articles",
             ("corpus dedup", "corpus dedup --input /tmp/clean/articles.parquet --output /tmp/dedup")),
     Command("validate", "stages.validate:add_command", "check articles with the Great Expectations suites",

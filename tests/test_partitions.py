@@ -1,6 +1,7 @@
 """Ingest, clean and the row checks of validate drop by drop (build/<stage>/drop=<name>/),
 with clean's repeated lines learnt per outlet across drops in drop order; `dvc repro` after
-a new drop runs its per-drop stages only, and equals a run from scratch byte for byte."""
+a new drop ingests and cleans it alone, and equals a run from scratch byte for byte; a drop
+taken out of split.drop_order leaves every output."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pipeline_runs import GX_DIR, folder_files, output_files
 
 from pipeline.plumbing.io import partition, read_json, scan_partitions, scan_table, sum_reports, write_table
 from pipeline.plumbing.params import load_params, section, with_list_item
-from pipeline.stages import clean, dedup, ingest, repeated_lines, validate
+from pipeline.stages import clean, clean_drops, dedup, ingest, validate
 
 PARAMS = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
 
@@ -74,33 +75,47 @@ def grown(reproduced_seed, tmp_path_factory) -> tuple[Path, str, dict[str, dict[
     params.write_text(with_list_item(params.read_text(encoding="utf-8"), "split", "drop_order", "snn-a"),
                       encoding="utf-8")
     run_command("dvc", "repro", "split", cwd=root)  # the per-drop stages of both drops and the split (not publish)
-    kept_before = {drop: folder_files(partition(root / "build" / "dedup", drop)) for drop in ("seed", "snn-a")}
+    before = {"dedup": {drop: folder_files(partition(root / "build" / "dedup", drop)) for drop in ("seed", "snn-a")},
+              "clean": {drop: _file_identities(root, drop) for drop in ("seed", "snn-a")},
+              "dvc.lock": (root / "dvc.lock").read_text(encoding="utf-8")}
     run_corpus("add-drop", str(_drop_of(files[40:60], work / "snn-b")), "--name", "snn-b", cwd=root)
-    return root, run_command("dvc", "repro", cwd=root), kept_before
+    return root, run_command("dvc", "repro", cwd=root), before
 
 
-def test_a_new_drop_runs_only_its_own_per_drop_stages(grown):
-    root, output, kept_before = grown
-    # A process each: the drop's ingest and clean, then one of each corpus-level stage.
+def _file_identities(root: Path, drop: str) -> dict[str, tuple[int, int]]:
+    """(inode, modification time) of each file of the drop's folders of the clean stage but
+    its repeated lines (chained again on every run, the same bytes while they hold)."""
+    return {str(path.relative_to(root)): (path.stat().st_ino, path.stat().st_mtime_ns)
+            for folder in ("ingest", "line_counts", "clean")
+            for path in sorted(partition(root / "build" / folder, drop).rglob("*")) if path.is_file()}
+
+
+def test_a_new_drop_is_the_only_one_ingested_and_cleaned_and_grows_dvc_lock_by_its_name(grown):
+    root, output, before = grown
+    # One process a stage: the clean stage (every drop), then one of each corpus-level stage.
     ran = [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")]
-    assert sorted(ran) == sorted(["ingest@snn-b", "repeated_lines", "clean@snn-b", "dedup", "validate", "split",
-                                  "publish", "figures"])
+    assert sorted(ran) == sorted(["clean", "dedup", "validate", "split", "publish", "figures"])
     for drop in ("seed", "snn-a"):
-        for stage in ("ingest", "clean"):
-            assert f"Stage '{stage}@{drop}' didn't change, skipping" in output
-        # Dedup reuses the earlier drops' folders (issue 10 item 2): their kept articles,
-        # duplicates, index and report do not change, so they are not validated again.
-        assert folder_files(partition(root / "build" / "dedup", drop)) == kept_before[drop]
+        # The earlier drops' ingested articles, line counts and cleaned articles are left as
+        # they were (the same files, not rewritten) ...
+        assert _file_identities(root, drop) == before["clean"][drop]
+        # ... and so are dedup's folders (issue 10 item 2): their kept articles, duplicates,
+        # index and report do not change, so they are not validated again.
+        assert folder_files(partition(root / "build" / "dedup", drop)) == before["dedup"][drop]
+    assert {path.name for path in (root / "build" / "ingest" / "drop=snn-b").iterdir()} >= {"articles", "report.json"}
+    # dvc.lock grows by the drop's name in the drop_order of the stages that list it, no more
+    # (figures and publish had not run with snn-a yet: `dvc repro split` above).
+    def other_lines(lock: str) -> list[str]:
+        return [line for line in lock.splitlines() if line.strip() not in ("- seed", "- snn-a", "- snn-b")]
+
+    lock = (root / "dvc.lock").read_text(encoding="utf-8")
+    assert len([line for line in lock.splitlines() if line.strip() == "- snn-b"]) >= 4
+    assert len(other_lines(lock)) == len(other_lines(before["dvc.lock"]))
     # The validate stage checks the new drop's rows alone (one process, GX set up once).
     rows = root / "build" / "validate" / "rows"
     assert [drop for drop in ("seed", "snn-a", "snn-b") if partition(rows, drop).stat().st_mtime_ns
             > (root / "build" / "ingest" / "drop=snn-b" / "report.json").stat().st_mtime_ns] == ["snn-b"]
     assert sorted(path.name for path in rows.iterdir()) == ["drop=seed", "drop=snn-a", "drop=snn-b"]
-    # and repeated_lines counts the new drop's lines alone (its earlier counts' fingerprints hold)
-    counts = root / "build" / "line_counts"
-    assert [drop for drop in ("seed", "snn-a", "snn-b")
-            if (partition(counts, drop) / repeated_lines.LINE_COUNTS_FILE).stat().st_mtime_ns
-            > (root / "build" / "ingest" / "drop=snn-b" / "report.json").stat().st_mtime_ns] == ["snn-b"]
     for drop in ("seed", "snn-a", "snn-b"):
         assert (root / "build" / "clean" / f"drop={drop}" / "articles.parquet").is_file()
     assert "Data and pipelines are up to date." in run_command("dvc", "status", cwd=root)
@@ -182,42 +197,45 @@ def _changed(value):
 
 
 def test_line_counts_are_reused_while_the_rules_counting_reads_hold(reproduced_seed, tmp_path):
-    """repeated_lines keeps each drop's line counts and counts a drop again only when its
+    """The clean stage keeps each drop's line counts and counts a drop again only when its
     fingerprint changes: every boilerplate rule but those counting reads changed, the
     counts are reused (and are the same bytes as counted afresh); a rule it reads changed,
     the drop is counted again, to other counts."""
     root = built_copy(reproduced_seed, tmp_path / "project")
     params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
-    read = set(repeated_lines.COUNTING_RULES)
+    read = set(clean_drops.COUNTING_RULES)
     assert read < set(params["boilerplate"])
     params["boilerplate"] = {key: value if key in read else _changed(value)
                              for key, value in params["boilerplate"].items()}
     (root / "other.yaml").write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
-    counts = root / "build" / "line_counts" / "drop=seed" / repeated_lines.LINE_COUNTS_FILE
+    counts = root / "build" / "line_counts" / "drop=seed" / clean_drops.LINE_COUNTS_FILE
     before, counted = counts.read_bytes(), counts.stat().st_mtime_ns
-    run_corpus("--params", "other.yaml", "repeated-lines", cwd=root)
+    run_corpus("--params", "other.yaml", "clean", cwd=root)
     assert counts.stat().st_mtime_ns == counted
     shutil.rmtree(root / "build" / "line_counts")  # counted afresh with the other rules: the same bytes
-    run_corpus("--params", "other.yaml", "repeated-lines", cwd=root)
+    run_corpus("--params", "other.yaml", "clean", cwd=root)
     assert counts.read_bytes() == before
     # and a rule counting reads changes them
     params["boilerplate"]["repeated_lines"]["max_chars"] = 5
     (root / "other.yaml").write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
-    run_corpus("--params", "other.yaml", "repeated-lines", cwd=root)
+    run_corpus("--params", "other.yaml", "clean", cwd=root)
     assert counts.read_bytes() != before
 
 
-def test_a_drop_is_cleaned_with_the_rules_its_repeated_lines_were_learnt_with(reproduced_seed, tmp_path):
-    """clean@<drop>'s dvc.lock entry lists no boilerplate params: a change of the rules
-    reaches it through repeated_lines' folder (boilerplate.json), which clean applies."""
+def test_a_boilerplate_change_cleans_the_drops_again_without_ingesting_them(reproduced_seed, tmp_path):
+    """The clean stage lists the boilerplate params: a change re-runs it, and each drop is
+    cleaned again with them (written beside its repeated lines, for validate), its ingested
+    articles reused (their fingerprint holds)."""
     root = built_copy(reproduced_seed, tmp_path / "project")
     params = root / "params.yaml"
     values = yaml.safe_load(params.read_text(encoding="utf-8"))
     values["boilerplate"]["paragraph_min_words"] += 1
     params.write_text(yaml.safe_dump(values, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    assert "clean@seed" not in run_command("dvc", "status", "clean@seed", cwd=root)
-    run_command("dvc", "repro", "--single-item", "repeated_lines", cwd=root)
-    assert "clean@seed" in run_command("dvc", "status", "clean@seed", cwd=root)
+    assert "clean" in run_command("dvc", "status", "clean", cwd=root)
+    done = {stage: root / "build" / stage / "drop=seed" / clean_drops.FINGERPRINT_FILE for stage in ("ingest", "clean")}
+    finished = {stage: path.stat().st_mtime_ns for stage, path in done.items()}
+    run_command("dvc", "repro", "--single-item", "clean", cwd=root)
+    assert done["ingest"].stat().st_mtime_ns == finished["ingest"] < done["clean"].stat().st_mtime_ns
     learnt = read_json(root / "build" / "repeated_lines" / "drop=seed" / clean.BOILERPLATE_FILE)
     assert learnt == section(load_params(params), "boilerplate")
     assert list(learnt["line_rules"]) == list(section(PARAMS, "boilerplate")["line_rules"])  # their order matters
@@ -225,7 +243,7 @@ def test_a_drop_is_cleaned_with_the_rules_its_repeated_lines_were_learnt_with(re
 
 def test_validate_checks_each_drop_with_the_rules_it_was_cleaned_with(reproduced_seed, tmp_path):
     """validate's dvc.lock entry lists no boilerplate params: it checks a drop's rows for
-    residual boilerplate with the rules repeated_lines learnt with (boilerplate.json, the
+    residual boilerplate with the rules its repeated lines were learnt with (boilerplate.json, the
     rules clean applied), and a change of them reaches it through that folder."""
     root = built_copy(reproduced_seed, tmp_path / "project")
     stage = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]["validate"]
@@ -244,8 +262,8 @@ def test_validate_checks_each_drop_with_the_rules_it_was_cleaned_with(reproduced
     checked = checks.stat().st_mtime_ns
     assert run_corpus("validate", "--corpus", cwd=root).returncode == 0
     assert checks.stat().st_mtime_ns == checked  # the drop's rows' fingerprint holds
-    # ... once repeated_lines has learnt with them, the drop is checked again and fails there.
-    run_command("dvc", "repro", "--single-item", "repeated_lines", cwd=root)
+    # ... once the clean stage has learnt with them, the drop is checked again and fails there.
+    run_command("dvc", "repro", "--single-item", "clean", cwd=root)
     assert "validate" in run_command("dvc", "status", "validate", cwd=root)
     failed = run_corpus("validate", "--corpus", cwd=root, check=False)
     assert failed.returncode == 1 and checks.stat().st_mtime_ns > checked
@@ -259,32 +277,53 @@ def _project_files(root: Path) -> dict[str, bytes]:
             for name, data in folder_files(root / folder).items()}
 
 
-@pytest.mark.parametrize("command, ingest_folder, made_by", [
-    (["repeated-lines"], False, "corpus ingest --drop ghost"),
-    (["repeated-lines"], True, "corpus ingest --drop ghost"),  # a folder without its articles
-    (["clean", "--drop", "ghost"], False, "corpus ingest --drop ghost"),
-    (["dedup"], False, "corpus clean --drop ghost"),
-    (["validate", "--corpus"], False, "corpus dedup"),
-    (["validate"], False, "corpus dedup"),  # the dedup folder as one table
-    (["split"], False, "corpus dedup"),
-    (["figures"], False, "corpus ingest --drop ghost"),
-], ids=["repeated-lines", "repeated-lines-empty-folder", "clean", "dedup", "validate", "validate-table", "split",
-                                   "figures"])
-def test_a_listed_drop_not_built_stops_a_command_with_one_line(reproduced_seed, tmp_path, command, ingest_folder,
-                                                               made_by):
-    """A drop of split.drop_order that was never ingested (`ghost`) was left out silently: the
-    command succeeded on the other drops (repeated-lines, dedup, validate --corpus, split, figures)
-    or left an empty folder (clean). Now it stops before writing anything, with one line
-    naming the drop and what to run, and exit code 2."""
+@pytest.mark.parametrize("command, says", [
+    (["clean"], ("data/raw/ghost", "`corpus add-drop`")),
+    (["dedup"], ("`corpus clean`", "`dvc repro`")),
+    (["validate", "--corpus"], ("`corpus dedup`", "`dvc repro`")),
+    (["validate"], ("`corpus dedup`", "`dvc repro`")),  # the dedup folder as one table
+    (["split"], ("`corpus dedup`", "`dvc repro`")),
+    (["figures"], ("`corpus clean`", "`dvc repro`")),
+], ids=["clean", "dedup", "validate", "validate-table", "split", "figures"])
+def test_a_listed_drop_not_built_stops_a_command_with_one_line(reproduced_seed, tmp_path, command, says):
+    """A drop of split.drop_order that was never added or built (`ghost`) was left out
+    silently: the command succeeded on the other drops (dedup, validate --corpus, split,
+    figures). Now it stops before writing anything, with one line naming the drop and what
+    to run, and exit code 2."""
     root = built_copy(reproduced_seed, tmp_path / "project")
     params = root / "params.yaml"
     params.write_text(with_list_item(params.read_text(encoding="utf-8"), "split", "drop_order", "ghost"),
                       encoding="utf-8")
-    if ingest_folder:
-        partition(root / "build" / "ingest", "ghost").mkdir()
     before = _project_files(root)
     result = run_corpus(*command, cwd=root, check=False)
     assert result.returncode == 2, result.stderr
     assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr, result.stderr
-    assert "drop ghost" in result.stderr and f"`{made_by}`" in result.stderr and "`dvc repro`" in result.stderr
+    assert "drop ghost" in result.stderr and all(part in result.stderr for part in says), result.stderr
     assert _project_files(root) == before
+
+
+def test_a_drop_taken_out_of_drop_order_leaves_every_output(reproduced_seed, tmp_path):
+    """A drop added, built, then taken out of split.drop_order and data/raw: after `dvc
+    repro` none of its articles is anywhere in build/ (DVC leaves `persist` outputs in place,
+    and each stage reads exactly the listed drops and removes the others' folders), and
+    the outputs are those of the seed alone again, figures and all."""
+    root = built_copy(reproduced_seed, tmp_path / "project")
+    seed_alone = output_files(root), folder_files(root / "metrics")
+    params = root / "params.yaml"
+    listed = params.read_text(encoding="utf-8")
+    _drop_of(sorted(SAUDI_SAMPLE.glob("*.json"))[:40], root / "data" / "raw" / "snn-a")
+    params.write_text(with_list_item(listed, "split", "drop_order", "snn-a"), encoding="utf-8")
+    run_command("dvc", "repro", cwd=root)
+    ids = set(scan_table(root / "build" / "ingest" / "drop=snn-a" / "articles").collect()["id"])
+    assert ids and set(scan_partitions(root / "build" / "split", (), "assignments.parquet").collect()["id"]) & ids
+
+    params.write_text(listed, encoding="utf-8")
+    shutil.rmtree(root / "data" / "raw" / "snn-a")
+    run_command("dvc", "repro", cwd=root)
+    assert not [path for path in (root / "build").rglob("drop=snn-a")]
+    tables = [path for path in (root / "build").rglob("*.parquet") if "validate-drop" not in path.parts]
+    for path in tables:
+        frame = pl.read_parquet(path)
+        for column in {"id", "id_a", "id_b", "anchor_id"} & set(frame.columns):
+            assert not set(frame[column].cast(pl.String)) & ids, (path, column)
+    assert (output_files(root), folder_files(root / "metrics")) == seed_alone

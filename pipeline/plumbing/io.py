@@ -37,6 +37,8 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from polars.io.plugins import register_io_source
 
+from pipeline.plumbing.progress import log
+
 PARQUET_OPTIONS: dict[str, Any] = {
     "compression": "zstd",
     "compression_level": 3,
@@ -629,9 +631,11 @@ def table_rows(path: str | Path) -> int:
 
 
 # ---------------------------------------------------------------------------- partitions
-# The stages before dedup work drop by drop: each writes one folder a drop,
-# ``<stage output>/drop=<name>/``, so a new drop is processed alone and DVC (a `foreach`
-# stage over ``split.drop_order``) reuses the other drops' folders as they are.
+# The stages write one folder a drop, ``<stage output>/drop=<name>/``, so a new drop is
+# processed alone and every other drop's folder is reused while its fingerprint holds.
+# A project run (no --input) reads exactly the drops of ``split.drop_order``, in its order,
+# and removes the folders of drops no longer listed from its outputs (``keep_listed_drops``);
+# a run on a folder given with --input reads the drops it finds there.
 PARTITION_PREFIX = "drop="
 
 
@@ -640,13 +644,32 @@ def partition(base: str | Path, drop: str) -> Path:
     return Path(base) / f"{PARTITION_PREFIX}{drop}"
 
 
-def partition_drops(base: str | Path, drop_order: Iterable[str]) -> list[str]:
-    """The drops that have a partition under `base`: those listed in `drop_order` in its
-    order, then any others by name (as the split stage orders drops)."""
+def partition_drops(base: str | Path, drop_order: Iterable[str], listed_only: bool = False) -> list[str]:
+    """The drops of a run over `base`: with `listed_only` (a project run) exactly those of
+    `drop_order` (``require_partitions`` checks they are built); otherwise (a folder given
+    with --input) those with a partition under `base`, those of `drop_order` in its order,
+    then the others by name."""
+    if listed_only:
+        return list(dict.fromkeys(drop_order))
     base = Path(base)
     found = {p.name.removeprefix(PARTITION_PREFIX) for p in base.glob(f"{PARTITION_PREFIX}*") if p.is_dir()}
     listed = [drop for drop in dict.fromkeys(drop_order) if drop in found]
     return listed + sorted(found - set(listed))
+
+
+def keep_listed_drops(stage: str, directories: str | Path | Iterable[Path], drops: Iterable[str]) -> None:
+    """``keep_only`` the partitions of `drops` in each of `directories`, a stage's outputs kept
+    between runs: a drop taken out of ``split.drop_order`` leaves the corpus, and one line
+    says so."""
+    directories = [Path(directories)] if isinstance(directories, (str, Path)) else [Path(d) for d in directories]
+    drops, gone = list(drops), set()
+    for directory in directories:
+        kept = {partition(directory, drop) for drop in drops}
+        gone |= {p.name.removeprefix(PARTITION_PREFIX) for p in directory.glob(f"{PARTITION_PREFIX}*") if p not in kept}
+        keep_only(directory, kept)
+    if gone:
+        log(stage, f"drop(s) no longer in split.drop_order, removed from {', '.join(map(str, directories))}: "
+                   f"{', '.join(sorted(gone))}")
 
 
 def require_partitions(base: str | Path, drops: Iterable[str], table: str, made_by: str) -> None:
@@ -662,21 +685,23 @@ def require_partitions(base: str | Path, drops: Iterable[str], table: str, made_
                              f"run `{made_by.format(drop=drop)}` first (or `dvc repro`)")
 
 
-def scan_partitions(base: str | Path, drop_order: Iterable[str], table: str) -> pl.LazyFrame:
-    """`table` (a file or folder name) of every drop partition under `base`, in drop order;
-    `base` itself, or its `table`, when `base` is not partitioned (a stage run on one table)."""
+def scan_partitions(base: str | Path, drop_order: Iterable[str], table: str, listed_only: bool = False) -> pl.LazyFrame:
+    """`table` (a file or folder name) of the drops of a run over `base` (``partition_drops``),
+    in drop order; `base` itself, or its `table`, when `base` is not partitioned (a stage run
+    on one table)."""
     base = Path(base)
-    drops = partition_drops(base, drop_order) if base.is_dir() else []
+    drops = partition_drops(base, drop_order, listed_only) if base.is_dir() else []
     if not drops:
         return scan_table(base / table if (base / table).exists() else base)
     return pl.concat([scan_table(partition(base, drop) / table) for drop in drops], how="vertical")
 
 
-def partition_report(stage_dir: str | Path) -> dict[str, Any]:
+def partition_report(stage_dir: str | Path, drops: Iterable[str] | None = None) -> dict[str, Any]:
     """A stage's report.json, or for a stage written drop by drop the sum of its drops'
-    reports (counts add up; nested counts add up key by key)."""
+    reports (counts add up; nested counts add up key by key): those of `drops` (a project's
+    ``split.drop_order``), or of every partition found."""
     stage_dir = Path(stage_dir)
-    drops = partition_drops(stage_dir, ())
+    drops = partition_drops(stage_dir, drops or (), listed_only=drops is not None)
     if (stage_dir / REPORT_FILE).exists() or not drops:
         return read_json(stage_dir / REPORT_FILE)
     return sum_reports(read_json(partition(stage_dir, drop) / REPORT_FILE) for drop in drops)

@@ -30,14 +30,17 @@ StageMain = Callable[[StagePaths, dict[str, Any], argparse.Namespace], int]
 
 
 def add_stage_command(
-    commands, name: str, *, input_from: tuple[str, ...], input_help: str, main: StageMain
+    commands, name: str, *, input_from: tuple[str, ...], input_help: str, main: StageMain,
+    without_input: str | None = None,
 ) -> argparse.ArgumentParser:
     """Register ``corpus <name>`` (summary and examples: commands.COMMANDS); `input_from` is a
-    ``paths`` key and optional parts below it, e.g. ``("clean", "articles.parquet")``.
+    ``paths`` key and optional parts below it, e.g. ``("clean", "articles.parquet")``, the
+    default input unless `without_input` says what the command reads without --input.
     Returns the parser for stage-specific options."""
     parser = add_parser(commands, name)
     key, *below = input_from
-    parser.add_argument("--input", type=Path, help=f"{input_help} (default: {'/'.join([f'<paths.{key}>', *below])})")
+    default = without_input or f"default: {'/'.join([f'<paths.{key}>', *below])}"
+    parser.add_argument("--input", type=Path, help=f"{input_help} ({default})")
     parser.add_argument("--output", type=Path, help=f"output folder (default: <paths.{name}>)")
     parser.add_argument("--metrics", type=Path, help=f"headline metrics JSON (default: <paths.metrics>/{name}.json); "
                         "the full report is <output>/report.json")
@@ -56,9 +59,11 @@ def add_stage_command(
 
 
 def require_listed_drops(paths: StagePaths, params: dict[str, Any], args: argparse.Namespace, table: str,
-                         made_by: str) -> None:
-    """On the project's input folder (no --input), every drop of ``split.drop_order`` must
-    have `table` (io.require_partitions; `made_by` builds it); a folder given with --input
-    is read as it is, its drops in that order."""
+                         made_by: str) -> bool:
+    """Whether this is a project run (no --input), which reads exactly the drops of
+    ``split.drop_order`` (io.partition_drops' `listed_only`): then every one must have `table`
+    (io.require_partitions; `made_by` builds it). A folder given with --input is read as it
+    is, the drops found there."""
     if args.input is None:
         require_partitions(paths.input, drop_order(params), table, made_by)
+    return args.input is None

@@ -29,9 +29,9 @@ normalises them (to scratch) and counts their short lines, the second cleans eac
 against the repeated lines and appends it to the outputs. Memory follows the batch, not
 the corpus.
 
-`dvc repro` runs it drop by drop: ``corpus repeated-lines`` (stages/repeated_lines.py)
-counts each new drop's short lines and chains the counts in drop order into each drop's
-table of repeated lines, ``corpus clean --drop NAME`` cleans the drop with its table.
+`dvc repro` runs it drop by drop (``corpus clean``, stages/clean_drops.py): each drop is
+ingested, its short lines counted, the counts chained in drop order into each drop's
+table of repeated lines, and the drop cleaned with its table.
 """
 
 from __future__ import annotations
@@ -44,23 +44,21 @@ from typing import Any, Callable, Iterable, Iterator
 
 import polars as pl
 
-from pipeline.engines.engine import Engine, add_engine_option, open_engine, with_engine
+from pipeline.engines.engine import Engine, open_engine
 from pipeline.plumbing.io import (
     ParquetAppender,
     batches,
     partition,
     read_json,
-    require_partitions,
     scan_table,
     scratch_folder,
     write_scratch,
     write_stage_report,
     write_table,
 )
-from pipeline.plumbing.params import path_of, section
+from pipeline.plumbing.params import section
 from pipeline.plumbing.progress import Progress, log
 from pipeline.plumbing.schema import ARTICLE_SCHEMA, QUARANTINE_SCHEMA, conform
-from pipeline.plumbing.stage_command import StagePaths, add_stage_command
 from pipeline.text import arabic_text
 from pipeline.text.language import LanguageIdentifier
 
@@ -576,46 +574,14 @@ def run(
     return report
 
 
-def add_command(commands) -> None:
-    parser = add_stage_command(
-        commands, STAGE, input_from=("ingest",), input_help="ingest output folder", main=_main,
-    )
-    parser.add_argument("--drop", action="append", dest="drops",
-                        help="clean this drop's partition, <input>/drop=<name>/, into <output>/drop=<name>/ with its "
-                        "repeated lines (repeatable; what `dvc repro` runs); without it, <input> is one table")
-    add_engine_option(parser)
-
-
-# Per-drop files of the repeated-lines command (stages/repeated_lines.py): the table and the
-# boilerplate rules it was learnt with, which clean --drop applies.
+# A drop's files of repeated lines (stages/clean_drops.py): the table and the boilerplate
+# rules it was learnt with, which validate checks the drop's rows against.
 REPEATED_LINES_FILE = "repeated_lines.parquet"
 BOILERPLATE_FILE = "boilerplate.json"
 
 
 def learnt_rules(repeated_dir: Path, drop: str) -> dict[str, Any]:
-    """The ``boilerplate`` params a drop's repeated lines were learnt with (``corpus
-    repeated-lines`` writes them beside the table): what `clean --drop` applies and
-    `validate --corpus` checks the drop's rows against, so neither stage lists the rules."""
+    """The ``boilerplate`` params a drop's repeated lines were learnt with (``corpus clean``
+    writes them beside the table, and cleans the drop with them): what `validate --corpus`
+    checks the drop's rows against, so its stage does not list the rules."""
     return read_json(partition(repeated_dir, drop) / BOILERPLATE_FILE)
-
-
-def _main(paths: StagePaths, params: dict[str, Any], args) -> int:
-    """With --drop: each drop's ingest partition into its clean partition, with the drop's
-    repeated lines (`corpus repeated-lines`). Without: one table, its own repeated lines."""
-    params = with_engine(params, args.engine)
-    if not args.drops:
-        run(paths.input, paths.output, paths.metrics, params)
-        return 0
-    repeated_dir = path_of(params, "repeated_lines")
-    require_partitions(paths.input, args.drops, "articles", "corpus ingest --drop {drop}")
-    for table in (REPEATED_LINES_FILE, BOILERPLATE_FILE):
-        require_partitions(repeated_dir, args.drops, table, "corpus repeated-lines")
-    for drop in args.drops:
-        repeated = scan_table(partition(repeated_dir, drop) / REPEATED_LINES_FILE).collect()
-        # The rules the drop's repeated lines were learnt with: clean@<drop> depends on them
-        # through that folder, so its dvc.lock entry need not list the rules (a drop's entries
-        # are rewritten with the lock after every stage `dvc repro` runs).
-        rules = learnt_rules(repeated_dir, drop)
-        run(partition(paths.input, drop), partition(paths.output, drop), None, {**params, "boilerplate": rules},
-            repeated)
-    return 0

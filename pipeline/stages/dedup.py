@@ -75,7 +75,7 @@ from pipeline.plumbing.io import (
     REPORT_FILE,
     ParquetAppender,
     batches,
-    keep_only,
+    keep_listed_drops,
     lazy_frames,
     partition,
     partition_drops,
@@ -1331,10 +1331,11 @@ class DropInput:
     source: Path  # the file(s) the articles are read from (a table: all drops'), which its fingerprint hashes
 
 
-def drop_inputs(input_path: Path, params: dict[str, Any]) -> list[DropInput]:
-    """The drops to deduplicate, in order (``split.drop_order``, then others by name): clean's
-    drop folders, or the drops of one table (its ``drop`` column)."""
-    if input_path.is_dir() and (drops := partition_drops(input_path, drop_order(params))):
+def drop_inputs(input_path: Path, params: dict[str, Any], listed_only: bool = False) -> list[DropInput]:
+    """The drops to deduplicate, in order (``split.drop_order``; but in a project run,
+    `listed_only`, then others by name): clean's drop folders, or the drops of one table
+    (its ``drop`` column)."""
+    if input_path.is_dir() and (drops := partition_drops(input_path, drop_order(params), listed_only)):
         return [DropInput(drop, scan_table(partition(input_path, drop) / KEPT_FILE), partition(input_path, drop) / KEPT_FILE)
                 for drop in drops]
     articles = scan_table(input_path)
@@ -1394,8 +1395,10 @@ def _finished(folder: Path, fingerprint: str) -> dict[str, Any] | None:
     return report if report.get(FINGERPRINT) == fingerprint else None
 
 
-def run(input_path: Path, output_dir: Path, metrics_path: Path | None, params: dict[str, Any]) -> dict[str, Any]:
-    """Deduplicates the drops in order, each against the kept articles of those before it.
+def run(input_path: Path, output_dir: Path, metrics_path: Path | None, params: dict[str, Any],
+        listed_only: bool = False) -> dict[str, Any]:
+    """Deduplicates the drops in order, each against the kept articles of those before it
+    (`listed_only`: a project run, exactly the drops of ``split.drop_order``).
 
     A drop's folder from an earlier run is reused when its fingerprint holds: the dedup
     params, the stage's code, the drop's input bytes and the fingerprint of the drop before
@@ -1403,14 +1406,14 @@ def run(input_path: Path, output_dir: Path, metrics_path: Path | None, params: d
     drop after it, and a changed param or code file recomputes all: the result is the
     same, byte for byte, as a run from an empty output folder."""
     dedup = DedupParams.from_params(params)
-    drops = drop_inputs(input_path, params)
+    drops = drop_inputs(input_path, params, listed_only)
     if not drops:
         raise ValueError(f"dedup: no articles in {input_path}")
     folders = {drop.name: partition(output_dir, drop.name) for drop in drops}
     # Only the drops' folders are kept (a drop no longer listed goes, as later ones were
     # built without it, and so do the corpus-wide tables of older runs); the index's meta,
     # plots and report are written again below.
-    keep_only(output_dir, folders.values())
+    keep_listed_drops(STAGE, output_dir, folders)
     memo, reports = DigestMemo.beside(output_dir), {}
     fingerprint = digest(json.dumps(section(params, STAGE), sort_keys=True), code_digest(__name__, memo))
     for position, drop in enumerate(drops):
@@ -1460,6 +1463,6 @@ def add_command(commands) -> None:
 
 
 def _main(paths: StagePaths, params: dict[str, Any], args) -> int:
-    require_listed_drops(paths, params, args, KEPT_FILE, "corpus clean --drop {drop}")
-    run(paths.input, paths.output, paths.metrics, with_engine(params, args.engine))
+    listed_only = require_listed_drops(paths, params, args, KEPT_FILE, "corpus clean")
+    run(paths.input, paths.output, paths.metrics, with_engine(params, args.engine), listed_only)
     return 0

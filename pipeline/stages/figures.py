@@ -48,8 +48,8 @@ WORD_BINS = (0, 50, 100, 200, 400, 800, 1600, 3200)
 # The stages read, each with the file it writes last in a drop's folder (there when the drop
 # is built that far) and the command that writes it.
 DROP_BUILT = {
-    "ingest": (REPORT_FILE, "corpus ingest --drop {drop}"),
-    "clean": (REPORT_FILE, "corpus clean --drop {drop}"),
+    "ingest": (REPORT_FILE, "corpus clean"),
+    "clean": (REPORT_FILE, "corpus clean"),
     "dedup": (REPORT_FILE, "corpus dedup"),
     "split": (DROP_FILE, "corpus split"),
 }
@@ -100,10 +100,11 @@ def lengths_by_split(splits: dict[str, pl.LazyFrame], column: str, edges: tuple[
 # ---------------------------------------------------------------------------- stage
 
 
-def stage_reports(stage_dirs: dict[str, Path]) -> dict[str, dict[str, Any]]:
+def stage_reports(stage_dirs: dict[str, Path], drops: tuple[str, ...] | None = None) -> dict[str, dict[str, Any]]:
     """The reports of the stages in `stage_dirs` (name -> folder): those written drop by drop
-    (ingest, clean) their drops' reports summed, dedup's and split's as they are."""
-    reports = {stage.STAGE: partition_report(stage_dirs[stage.STAGE]) for stage in PARTITIONED_STAGES}
+    (ingest, clean) their drops' reports summed (those of `drops`, or every one found),
+    dedup's and split's as they are."""
+    reports = {stage.STAGE: partition_report(stage_dirs[stage.STAGE], drops) for stage in PARTITIONED_STAGES}
     return reports | {name: read_json(stage_dirs[name] / REPORT_FILE) for name in ("dedup", "split")}
 
 
@@ -117,18 +118,20 @@ def write_totals(reports: dict[str, dict[str, Any]], metrics_dir: Path) -> None:
 def write_plot_tables(stage_dirs: dict[str, Path], output_dir: Path, drops: tuple[str, ...] = (),
                       reports: dict[str, dict[str, Any]] | None = None) -> None:
     """Write the plot CSVs from the outputs of the stages in `stage_dirs` (name -> folder),
-    the stages written drop by drop read in the order of `drops`; `reports`: their
-    ``stage_reports`` when already read (the figures command reads them once for both)."""
+    the stages written drop by drop read in the order of `drops` (those alone, a project's
+    ``split.drop_order``; without them, every drop found); `reports`: their ``stage_reports``
+    when already read (the figures command reads them once for both)."""
     output_dir.mkdir(parents=True, exist_ok=True)
-    reports = reports or stage_reports(stage_dirs)
+    listed_only = bool(drops)
+    reports = reports or stage_reports(stage_dirs, drops if listed_only else None)
     splits = {name: split_table(stage_dirs["split"], name) for name in SPLITS}
-    ingested = scan_partitions(stage_dirs["ingest"], drops, "articles")
-    quarantined = scan_partitions(stage_dirs["ingest"], drops, "quarantine.parquet")
+    ingested = scan_partitions(stage_dirs["ingest"], drops, "articles", listed_only)
+    quarantined = scan_partitions(stage_dirs["ingest"], drops, "quarantine.parquet", listed_only)
     steps = {
         "inputs": pl.concat([ingested.select("drop"), quarantined.select("drop")]),
         "ingested": ingested,
-        "cleaned": scan_partitions(stage_dirs["clean"], drops, "articles.parquet"),
-        "deduplicated": scan_partitions(stage_dirs["dedup"], drops, "articles.parquet"),
+        "cleaned": scan_partitions(stage_dirs["clean"], drops, "articles.parquet", listed_only),
+        "deduplicated": scan_partitions(stage_dirs["dedup"], drops, "articles.parquet", listed_only),
         "published": pl.concat(list(splits.values())),
     }
     tables = {
@@ -154,7 +157,8 @@ def _main(args) -> int:
     stage_dirs = {name: path_of(params, name) for name in DROP_BUILT}
     for name, (table, made_by) in DROP_BUILT.items():
         require_partitions(stage_dirs[name], drop_order(params), table, made_by)
-    reports = stage_reports(stage_dirs)
+    drops = tuple(drop_order(params))
+    reports = stage_reports(stage_dirs, drops)
     write_totals(reports, path_of(params, "metrics"))
-    write_plot_tables(stage_dirs, args.output or path_of(params, "plots"), tuple(drop_order(params)), reports)
+    write_plot_tables(stage_dirs, args.output or path_of(params, "plots"), drops, reports)
     return 0

@@ -43,7 +43,7 @@ import yaml
 
 from pipeline.engines.engine import Engine, add_engine_option, open_engine, with_engine
 from pipeline.engines.local import LocalEngine
-from pipeline.plumbing.io import Location, arrow_file, partition, write_parts, write_stage_report, write_table
+from pipeline.plumbing.io import Location, arrow_file, write_parts, write_stage_report, write_table
 from pipeline.plumbing.params import section
 from pipeline.plumbing.progress import Progress, log
 from pipeline.plumbing.schema import ARTICLE_SCHEMA, QUARANTINE_SCHEMA
@@ -794,18 +794,10 @@ def add_command(commands) -> None:
     parser = add_stage_command(
         commands, STAGE, input_from=("raw",), input_help="folder of drops", main=_main,
     )
-    parser.add_argument("--drop", action="append", dest="drops",
-                        help="ingest this drop into its own folder, <output>/drop=<name>/ (repeatable; what "
-                        "`dvc repro` runs); without it, every drop goes into one table at <output>")
     add_engine_option(parser)
 
 
 def _main(paths: StagePaths, params: dict[str, Any], args) -> int:
-    engine = open_engine(with_engine(params, args.engine))
-    if not args.drops:
-        run(paths.input, paths.output, paths.metrics, section(params, "ingest"), engine=engine)
-        return 0
-    # Drop by drop, each with its report.json; `corpus figures` sums them into the metrics.
-    for drop in args.drops:
-        run(paths.input, partition(paths.output, drop), None, section(params, "ingest"), [drop], engine)
+    run(paths.input, paths.output, paths.metrics, section(params, "ingest"),
+        engine=open_engine(with_engine(params, args.engine)))
     return 0

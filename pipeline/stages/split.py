@@ -9,7 +9,8 @@ clustering left in two clusters. All kept members of a group land in one split, 
 pair the dedup stage found similar crosses splits.
 
 Groups form drop by drop (``split.drop_order`` lists drops in the order they arrived,
-appended by ``corpus add-drop``; drops not listed come after them, by name), each drop
+appended by ``corpus add-drop``; a folder given with --input may hold drops not listed,
+which come after them, by name), each drop
 after the ones before it, whose assignments never change (``assign_drop``): a new group
 is placed by its **anchor** (its earliest published member, then the smallest id); a group
 linked to earlier groups of one split joins that split; a group linked to earlier groups
@@ -81,7 +82,7 @@ from pipeline.plumbing.io import (
     NpyTable,
     NpyTableAppender,
     batches,
-    keep_only,
+    keep_listed_drops,
     lazy_frames,
     partition,
     partition_drops,
@@ -909,7 +910,7 @@ def update_index(drops: list[DropArticles], rules: ContaminationRules, index_dir
         rebuilding = True
         build_layer(drop, layers, rules, layer, fingerprint, engine)
         layers.append(layer)
-    keep_only(index_dir, layers)  # drops no longer in the corpus go
+    keep_listed_drops(STAGE, index_dir, [drop.name for drop in drops])  # drops no longer in the corpus go
     log(STAGE, f"contamination index: {len(reused)} drop(s) reused, {len(layers) - len(reused)} built "
                f"(n-grams hashed on the {engine.name} engine)")
     return layers
@@ -1030,11 +1031,12 @@ class DedupDrop:
         return [path for path in (self.articles, self.duplicates, self.review) if path is not None]
 
 
-def dedup_output(input_dir: Path, drops_in_order: list[str]) -> list[DedupDrop]:
-    """The drops of the dedup output, in drop order: drop=<name>/{articles,duplicates,review}.parquet,
-    or one drop ``corpus`` when the input is not laid out by drop (a folder with these
-    tables, or an articles table)."""
-    names = partition_drops(input_dir, drops_in_order) if input_dir.is_dir() else []
+def dedup_output(input_dir: Path, drops_in_order: list[str], listed_only: bool = False) -> list[DedupDrop]:
+    """The drops of the dedup output, in drop order (exactly `drops_in_order` in a project
+    run, `listed_only`): drop=<name>/{articles,duplicates,review}.parquet, or one drop
+    ``corpus`` when the input is not laid out by drop (a folder with these tables, or an
+    articles table)."""
+    names = partition_drops(input_dir, drops_in_order, listed_only) if input_dir.is_dir() else []
     folders = [partition(input_dir, name) for name in names]
     if not names:
         names, folders = ["corpus"], [input_dir if input_dir.is_dir() else None]
@@ -1149,10 +1151,12 @@ def _drop_tables(split_dir: Path, drops: list[str], table: str) -> pl.LazyFrame:
 
 
 def run(
-    input_dir: Path, output_dir: Path, metrics_path: Path | None, params: dict[str, Any], index_dir: Path | None = None
+    input_dir: Path, output_dir: Path, metrics_path: Path | None, params: dict[str, Any], index_dir: Path | None = None,
+    listed_only: bool = False,
 ) -> dict[str, Any]:
     """The split stage. ``index_dir``: the contamination index to bring up to date (None: one
-    built from nothing in a scratch folder).
+    built from nothing in a scratch folder). `listed_only`: a project run, exactly the drops
+    of ``split.drop_order``.
 
     Drops go in drop order, each assigned after the ones before it (``assign_drop``). A
     drop's folder is reused while its fingerprint holds: the split params (but the drop
@@ -1162,11 +1166,11 @@ def run(
     split_params = section(params, STAGE)
     rules = SplitRules.from_params(split_params)
     contamination_rules = ContaminationRules.from_params(split_params)
-    drops = dedup_output(input_dir, drop_order(params))
+    drops = dedup_output(input_dir, drop_order(params), listed_only)
     folders = [partition(output_dir, drop.name) for drop in drops]
     # Only the drops' folders are kept (a drop no longer listed goes, as later ones are
     # assigned without it); the corpus-wide files are written again below.
-    keep_only(output_dir, folders)
+    keep_listed_drops(STAGE, output_dir, [drop.name for drop in drops])
     assignment_params = {key: value for key, value in split_params.items() if key not in ("drop_order", "contamination")}
     memo = DigestMemo.beside(output_dir)
     fingerprint = digest(json.dumps(assignment_params, sort_keys=True, default=str), code_digest(__name__, memo))
@@ -1247,7 +1251,7 @@ def add_command(commands) -> None:
 
 
 def _main(paths: StagePaths, params: dict[str, Any], args) -> int:
-    require_listed_drops(paths, params, args, "articles.parquet", "corpus dedup")
+    listed_only = require_listed_drops(paths, params, args, "articles.parquet", "corpus dedup")
     index = args.index or (None if args.output else path_of(params, "split_index"))
-    run(paths.input, paths.output, paths.metrics, with_engine(params, args.engine), index)
+    run(paths.input, paths.output, paths.metrics, with_engine(params, args.engine), index, listed_only)
     return 0

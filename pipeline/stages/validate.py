@@ -47,6 +47,7 @@ import json
 import math
 import os
 import re
+import shutil
 import sys
 import types
 import warnings
@@ -61,7 +62,8 @@ import polars as pl
 from pipeline.engines.engine import add_engine_option, open_engine, with_engine
 from pipeline.plumbing.fingerprint import DigestMemo, code_digest, digest, files_digest
 from pipeline.plumbing.io import (
-    keep_only,
+    PARTITION_PREFIX,
+    keep_listed_drops,
     partition,
     partition_drops,
     read_json,
@@ -602,11 +604,13 @@ def _jsonable(value: Any) -> Any:
 # ---------------------------------------------------------------------------- stage
 
 
-def run(input_path: Path, output_dir: Path, metrics_path: Path | None, params: dict[str, Any], gx_dir: Path) -> ValidationReport:
-    """Every suite on one table (the dedup output folder, or any article table)."""
+def run(input_path: Path, output_dir: Path, metrics_path: Path | None, params: dict[str, Any], gx_dir: Path,
+        listed_only: bool = False) -> ValidationReport:
+    """Every suite on one table (the dedup output folder, exactly the drops of
+    ``split.drop_order`` in a project run, `listed_only`; or any article table)."""
     output_dir.mkdir(parents=True, exist_ok=True)
     log(STAGE, f"validating {input_path} with the suites in {gx_dir} (Great Expectations)")
-    articles = scan_partitions(input_path, drop_order(params), "articles.parquet")
+    articles = scan_partitions(input_path, drop_order(params), "articles.parquet", listed_only)
     return _write_outcome(run_suites(articles, CORPUS, params, gx_dir, output_dir), output_dir, metrics_path)
 
 
@@ -654,7 +658,7 @@ def run_drop(
 
 def run_corpus(
     input_dir: Path, output_dir: Path, metrics_path: Path | None, params: dict[str, Any], gx_dir: Path,
-    repeated_dir: Path | None = None,
+    repeated_dir: Path | None = None, listed_only: bool = False,
 ) -> ValidationReport:
     """The corpus's validation, a drop at a time: each drop's row checks (``run_drop``) on
     its kept articles (``input_dir/drop=<name>/``), reused while the drop's fingerprint holds
@@ -663,9 +667,10 @@ def run_corpus(
     process, so GX is set up once however many drops are checked. `repeated_dir`: clean's
     repeated lines (``paths.repeated_lines``), whose ``boilerplate`` rules each drop is
     checked with (``clean.learnt_rules``: the rules it was cleaned with); without it, the
-    rules of `params`."""
+    rules of `params`. `listed_only`: a project run, exactly the drops of ``split.drop_order``."""
     output_dir.mkdir(parents=True, exist_ok=True)
-    rows_dir, drops, checked = output_dir / ROWS_DIR, partition_drops(input_dir, drop_order(params)), []
+    drops = partition_drops(input_dir, drop_order(params), listed_only)
+    rows_dir, checked = output_dir / ROWS_DIR, []
     suites: dict[str, str] = {}  # suites_fingerprint by the rules' JSON: drops share their rules
     memo = DigestMemo.beside(output_dir)
     for drop in drops:
@@ -682,7 +687,10 @@ def run_corpus(
             run_drop(articles, rows, partition(output_dir, drop), params, gx_dir, suites[rules])
         checked.append((report_from_json(read_json(rows / RESULTS_FILE)), scan_table(rows / TABLE_COLUMNS_FILE).collect()))
     memo.save()  # once, after the last fingerprint
-    keep_only(rows_dir, [partition(rows_dir, drop) for drop in drops])  # drops no longer in the corpus go
+    keep_listed_drops(STAGE, rows_dir, drops)  # drops no longer in the corpus go
+    # and GX's files of their rows, beside the outputs
+    for gone in set(output_dir.glob(f"{PARTITION_PREFIX}*")) - {partition(output_dir, drop) for drop in drops}:
+        shutil.rmtree(gone)
     log(STAGE, f"the corpus: {len(checked)} drop(s) of checked rows, and the table suite (Great Expectations)")
     # (the last drop's rules: the table suite reads none of them, its report lists them)
     return _write_outcome(run_table_suite(checked, CORPUS, params, gx_dir, output_dir), output_dir, metrics_path)
@@ -715,8 +723,8 @@ def add_command(commands) -> None:
 def _main(paths: StagePaths, params: dict[str, Any], args) -> int:
     gx_dir = args.gx or path_of(params, "gx")
     params = with_engine(params, args.engine)
-    if not args.drops:  # the corpus (a drop at a time, or as one table): every drop listed
-        require_listed_drops(paths, params, args, "articles.parquet", "corpus dedup")
+    # the corpus (a drop at a time, or as one table): every drop listed
+    listed_only = not args.drops and require_listed_drops(paths, params, args, "articles.parquet", "corpus dedup")
     if args.drops:
         reports = [
             run_drop(partition(paths.input, drop) / "articles.parquet", partition(paths.output / ROWS_DIR, drop),
@@ -725,7 +733,7 @@ def _main(paths: StagePaths, params: dict[str, Any], args) -> int:
         ]
     elif args.corpus:
         repeated_dir = path_of(params, "repeated_lines")
-        reports = [run_corpus(paths.input, paths.output, paths.metrics, params, gx_dir, repeated_dir)]
+        reports = [run_corpus(paths.input, paths.output, paths.metrics, params, gx_dir, repeated_dir, listed_only)]
     else:
-        reports = [run(paths.input, paths.output, paths.metrics, params, gx_dir)]
+        reports = [run(paths.input, paths.output, paths.metrics, params, gx_dir, listed_only)]
     return 0 if all(report.success for report in reports) else 1
