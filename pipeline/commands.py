@@ -21,9 +21,10 @@ class Command:
 # Order is the order of the data flow, then the release and drop tools; `corpus --help` lists them so.
 COMMANDS = (
     Command("ingest", "stages.ingest:add_command", "read raw drops into one table of articles",
-            ("corpus ingest --input /tmp/raw --output /tmp/ingest", "corpus ingest --input /tmp/raw --output /tmp/ingest --engine ray")),
+            ("corpus ingest --input ~/incoming --output /tmp/ingest   # every drop folder in ~/incoming",
+             "corpus ingest --input ~/incoming --output /tmp/ingest --engine ray")),
     Command("clean", "stages.clean_drops:add_command",
-            "ingest each drop, remove boilerplate, filter by quality",
+            "ingest drops, remove boilerplate, filter by quality",
             ("corpus clean   # every drop of split.drop_order, as `dvc repro` runs it",
              "corpus clean --input /tmp/ingest --output /tmp/clean")),
     Command("dedup", "stages.dedup:add_command", "remove exact and near-duplicate articles",
