@@ -12,8 +12,8 @@ first sentence) and a date; one in 20 is a reprint of an earlier article under a
 outlet with a sentence dropped (a near duplicate for dedup). The corpus is written as JSONL
 drops: ``base`` (99 % of the articles) and ``new`` (1 %); its mean length is printed.
 
-Each stage group of dvc.yaml (``ingest`` = every ``ingest@<drop>``...) runs as
-``dvc repro --single-item <group>``, in dvc.yaml's order, in a fresh copy of the project
+Each stage of dvc.yaml (a stage group: a `foreach` stage's every item, for the older
+revisions that had them) runs as ``dvc repro --single-item <group>``, in dvc.yaml's order, in a fresh copy of the project
 (its own code: the copy is first on PYTHONPATH); for each the script prints wall time, CPU
 time (user + sys of DVC and everything it ran) and peak RSS of the whole process tree
 (the sum over its processes, sampled every 0.1 s), for the full run
