@@ -509,7 +509,7 @@ def merge_row_reports(reports: list[ValidationReport], examples: int) -> Validat
 def _gx_runner(params: dict[str, Any], target: Target, gx_dir: Path, output_dir: Path, stage: str) -> GxRunner:
     # GX's results and Data Docs are kept from run to run: the Data Docs index lists every run.
     parameters = suite_parameters(params, target)
-    log(stage, "setting up Great Expectations (about 10 s)")
+    log(stage, "setting up Great Expectations (a few seconds: its import)")
     runner = GxRunner(open_gx_project(gx_dir, output_dir), parameters, int(section(params, "validate")["examples"]))
     runner.recipe = (params, target, gx_dir, output_dir, stage)
     return runner
