@@ -1332,9 +1332,9 @@ class DropInput:
 
 
 def drop_inputs(input_path: Path, params: dict[str, Any], listed_only: bool = False) -> list[DropInput]:
-    """The drops to deduplicate, in order (``split.drop_order``; but in a project run,
-    `listed_only`, then others by name): clean's drop folders, or the drops of one table
-    (its ``drop`` column)."""
+    """The drops to deduplicate, in order: clean's drop folders (those of ``split.drop_order``
+    in its order, then, but in a project run, `listed_only`, the others by name), or the
+    drops of one table (its ``drop`` column)."""
     if input_path.is_dir() and (drops := partition_drops(input_path, drop_order(params), listed_only)):
         return [DropInput(drop, scan_table(partition(input_path, drop) / KEPT_FILE), partition(input_path, drop) / KEPT_FILE)
                 for drop in drops]
