@@ -14,6 +14,7 @@ import yaml
 from conftest import SAUDI_SAMPLE, built_copy, run_command, run_corpus
 from pipeline_runs import GX_DIR, folder_files, output_files
 
+from pipeline.plumbing.fingerprint import FINGERPRINT_FILE
 from pipeline.plumbing.io import partition, read_json, scan_partitions, scan_table, sum_reports, write_table
 from pipeline.plumbing.params import load_params, section, with_list_item
 from pipeline.stages import clean, clean_drops, dedup, ingest, validate
@@ -232,7 +233,7 @@ def test_a_boilerplate_change_cleans_the_drops_again_without_ingesting_them(repr
     values["boilerplate"]["paragraph_min_words"] += 1
     params.write_text(yaml.safe_dump(values, allow_unicode=True, sort_keys=False), encoding="utf-8")
     assert "clean" in run_command("dvc", "status", "clean", cwd=root)
-    done = {stage: root / "build" / stage / "drop=seed" / clean_drops.FINGERPRINT_FILE for stage in ("ingest", "clean")}
+    done = {stage: root / "build" / stage / "drop=seed" / FINGERPRINT_FILE for stage in ("ingest", "clean")}
     finished = {stage: path.stat().st_mtime_ns for stage, path in done.items()}
     run_command("dvc", "repro", "--single-item", "clean", cwd=root)
     assert done["ingest"].stat().st_mtime_ns == finished["ingest"] < done["clean"].stat().st_mtime_ns

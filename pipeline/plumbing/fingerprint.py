@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 import xxhash
 
-from pipeline.plumbing.io import WriteFailed, write_text
+from pipeline.plumbing.io import WriteFailed, read_json, write_json, write_text
 
 _CHUNK = 1 << 20
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding pipeline/
@@ -40,6 +40,22 @@ NOT_SHAPING_OUTPUTS = frozenset({
     "pipeline/plumbing/locks.py", "pipeline/commands.py", "pipeline/engines/engine.py",
     "pipeline/engines/local.py", "pipeline/engines/ray.py",
 })
+
+
+# A folder a stage keeps between runs holds the fingerprint of what it was made from in this
+# file, written last: a folder interrupted before it is made again.
+FINGERPRINT_FILE = "fingerprint.json"
+
+
+def fingerprint_holds(folder: Path, fingerprint: str) -> bool:
+    """Whether `folder` was finished (``write_fingerprint``) with this `fingerprint`."""
+    done = folder / FINGERPRINT_FILE
+    return done.exists() and read_json(done)["fingerprint"] == fingerprint
+
+
+def write_fingerprint(folder: Path, fingerprint: str) -> None:
+    """Mark `folder` finished, made from what `fingerprint` hashes: the last file written in it."""
+    write_json(folder / FINGERPRINT_FILE, {"fingerprint": fingerprint})
 
 
 def digest(*parts: str) -> str:

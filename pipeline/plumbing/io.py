@@ -410,7 +410,6 @@ class ParquetAppender:
             os.replace(self._temporary, self._path)
 
 
-
 class NpyTableAppender:
     """A table in groups (e.g. hash partitions, in ascending order), written a DataFrame of
     one group at a time as uncompressed arrays to be read in place (`NpyTable`): one .npy
@@ -657,6 +656,12 @@ def partition_drops(base: str | Path, drop_order: Iterable[str], listed_only: bo
     return listed + sorted(found - set(listed))
 
 
+def unlisted_partitions(directory: str | Path, drops: Iterable[str]) -> list[Path]:
+    """The partition folders under `directory` of drops not among `drops`."""
+    kept = {f"{PARTITION_PREFIX}{drop}" for drop in drops}
+    return sorted(p for p in Path(directory).glob(f"{PARTITION_PREFIX}*") if p.name not in kept)
+
+
 def keep_listed_drops(stage: str, directories: str | Path | Iterable[Path], drops: Iterable[str]) -> None:
     """``keep_only`` the partitions of `drops` in each of `directories`, a stage's outputs kept
     between runs: a drop taken out of ``split.drop_order`` leaves the corpus, and one line
@@ -664,9 +669,8 @@ def keep_listed_drops(stage: str, directories: str | Path | Iterable[Path], drop
     directories = [Path(directories)] if isinstance(directories, (str, Path)) else [Path(d) for d in directories]
     drops, gone = list(drops), set()
     for directory in directories:
-        kept = {partition(directory, drop) for drop in drops}
-        gone |= {p.name.removeprefix(PARTITION_PREFIX) for p in directory.glob(f"{PARTITION_PREFIX}*") if p not in kept}
-        keep_only(directory, kept)
+        gone |= {p.name.removeprefix(PARTITION_PREFIX) for p in unlisted_partitions(directory, drops)}
+        keep_only(directory, [partition(directory, drop) for drop in drops])
     if gone:
         log(stage, f"drop(s) no longer in split.drop_order, removed from {', '.join(map(str, directories))}: "
                    f"{', '.join(sorted(gone))}")

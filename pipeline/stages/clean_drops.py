@@ -7,7 +7,7 @@ One DVC stage for every drop and step, not a `foreach` stage a drop and step: DV
 work for a new drop grows with the drops already there (it rewrites dvc.lock, ~120 lines a
 drop of those stages' entries, after every stage it runs; benchmarks/README.md "Many
 drops"). The per-drop state is this stage's own instead: a step writes a drop's folder with
-the fingerprint of what shaped it (``FINGERPRINT_FILE``, written last, so a folder
+the fingerprint of what shaped it (``fingerprint.write_fingerprint``, written last, so a folder
 interrupted before it is made again) and reuses the folder while the fingerprint holds:
 
 * ``<paths.ingest>/drop=<name>/``: the ingest params, the code, the raw drop's files;
@@ -30,15 +30,20 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.engines.engine import Engine, add_engine_option, open_engine, with_engine
-from pipeline.plumbing.fingerprint import DigestMemo, code_digest, digest, files_digest
+from pipeline.plumbing.fingerprint import (
+    DigestMemo,
+    code_digest,
+    digest,
+    files_digest,
+    fingerprint_holds,
+    write_fingerprint,
+)
 from pipeline.plumbing.io import (
     keep_listed_drops,
     partition,
-    read_json,
     reset_dir,
     scan_table,
     scratch_folder,
-    write_json,
     write_table,
     write_text,
 )
@@ -56,7 +61,6 @@ from pipeline.stages.clean import (
 
 STAGE = clean.STAGE
 LINE_COUNTS_FILE = "short_lines.parquet"
-FINGERPRINT_FILE = "fingerprint.json"
 # The ``boilerplate`` params counting reads (the others leave the counts as they are: tested).
 COUNTING_RULES = ("line_start_markers", "line_end_markers", "repeated_lines")
 # The params sections cleaning a drop reads.
@@ -95,16 +99,6 @@ def counting_fingerprint(boilerplate: dict[str, Any], memo: DigestMemo | None = 
     return digest(rules, step_code(clean.__name__, memo))
 
 
-def holds(folder: Path, fingerprint: str) -> bool:
-    """Whether `folder` was finished with this `fingerprint` (its fingerprint file, written last)."""
-    done = folder / FINGERPRINT_FILE
-    return done.exists() and read_json(done)["fingerprint"] == fingerprint
-
-
-def finish(folder: Path, fingerprint: str) -> None:
-    write_json(folder / FINGERPRINT_FILE, {"fingerprint": fingerprint})
-
-
 def count_lines(articles: Path, output_dir: Path, params: dict[str, Any], fingerprint: str) -> None:
     """A drop's short lines (ingested `articles`) normalised and counted once an article per
     outlet (``clean.normalise_in_batches``), into `output_dir`."""
@@ -113,7 +107,7 @@ def count_lines(articles: Path, output_dir: Path, params: dict[str, Any], finger
         _, counts = normalise_in_batches(scan_table(articles), rules, int(section(params, "clean")["batch_size"]),
                                          scratch, keep_normalised=False)
     write_table(counts, reset_dir(output_dir) / LINE_COUNTS_FILE)
-    finish(output_dir, fingerprint)
+    write_fingerprint(output_dir, fingerprint)
 
 
 def require_raw_drops(raw_dir: Path, drops: list[str]) -> None:
@@ -134,13 +128,13 @@ def ingest_and_count(folders: Folders, drops: list[str], params: dict[str, Any],
     for drop in drops:
         ingested, counted = partition(folders.ingest, drop), partition(folders.line_counts, drop)
         fingerprint = digest(ingesting, drop, files_digest(folders.raw / drop, memo))
-        if holds(ingested, fingerprint):
+        if fingerprint_holds(ingested, fingerprint):
             log(STAGE, f"drop {drop}: its raw files unchanged since it was ingested, its articles are reused")
         else:
             ingest.run(folders.raw, reset_dir(ingested), None, ingest_params, [drop], engine)
-            finish(ingested, fingerprint)
+            write_fingerprint(ingested, fingerprint)
         fingerprint = digest(counting, files_digest(ingested / "articles", memo))
-        if holds(counted, fingerprint):
+        if fingerprint_holds(counted, fingerprint):
             log(STAGE, f"drop {drop}: unchanged since its lines were counted, the counts are reused")
         else:
             count_lines(ingested / "articles", counted, params, fingerprint)
@@ -164,11 +158,11 @@ def chain_and_clean(folders: Folders, drops: list[str], params: dict[str, Any], 
         ingested, cleaned = partition(folders.ingest, drop), partition(folders.clean, drop)
         fingerprint = digest(cleaning, drop, *(files_digest(path, memo) for path in (
             ingested / "articles", ingested / "quarantine.parquet", learnt / REPEATED_LINES_FILE)))
-        if holds(cleaned, fingerprint):
+        if fingerprint_holds(cleaned, fingerprint):
             log(STAGE, f"drop {drop}: unchanged since it was cleaned, its folder is reused")
         else:
             clean.run(ingested, reset_dir(cleaned), None, params, repeated)
-            finish(cleaned, fingerprint)
+            write_fingerprint(cleaned, fingerprint)
 
 
 def run(folders: Folders, params: dict[str, Any]) -> None:

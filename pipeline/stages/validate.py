@@ -60,9 +60,15 @@ from typing import Any, Callable, Iterator
 import polars as pl
 
 from pipeline.engines.engine import add_engine_option, open_engine, with_engine
-from pipeline.plumbing.fingerprint import DigestMemo, code_digest, digest, files_digest
+from pipeline.plumbing.fingerprint import (
+    DigestMemo,
+    code_digest,
+    digest,
+    files_digest,
+    fingerprint_holds,
+    write_fingerprint,
+)
 from pipeline.plumbing.io import (
-    PARTITION_PREFIX,
     keep_listed_drops,
     partition,
     partition_drops,
@@ -70,6 +76,7 @@ from pipeline.plumbing.io import (
     reset_dir,
     scan_partitions,
     scan_table,
+    unlisted_partitions,
     write_json,
     write_stage_report,
     write_table,
@@ -619,9 +626,6 @@ def run(input_path: Path, output_dir: Path, metrics_path: Path | None, params: d
 # <paths.validate>/drop=<name>/, outside it, as GX stamps them with the run time.
 ROWS_DIR = "rows"
 TABLE_COLUMNS_FILE = "table_columns.parquet"
-# What a drop's row checks were computed from (``rows_fingerprint``); written last, so a
-# drop interrupted before it is checked again.
-FINGERPRINT_FILE = "fingerprint.json"
 ROW_PARAMS = ("quality", "boilerplate", "validate")  # the params sections the row suite reads
 
 
@@ -652,7 +656,7 @@ def run_drop(
     report, table = run_row_suite(scan_table(input_path), CORPUS, params, gx_dir, gx_output_dir)
     write_table(table, reset_dir(rows_dir) / TABLE_COLUMNS_FILE)
     report = _write_outcome(report, rows_dir, None)
-    write_json(rows_dir / FINGERPRINT_FILE, {"fingerprint": fingerprint})
+    write_fingerprint(rows_dir, fingerprint)  # (``rows_fingerprint``) last: a drop interrupted is checked again
     return report
 
 
@@ -680,16 +684,14 @@ def run_corpus(
         if rules not in suites:
             suites[rules] = suites_fingerprint(params, gx_dir, memo)
         articles, rows = partition(input_dir, drop) / "articles.parquet", partition(rows_dir, drop)
-        done = rows / FINGERPRINT_FILE
-        if done.exists() and read_json(done)["fingerprint"] == rows_fingerprint(articles, suites[rules], memo):
+        if fingerprint_holds(rows, rows_fingerprint(articles, suites[rules], memo)):
             log(STAGE, f"drop {drop}: unchanged since its rows were checked, their results are reused")
         else:
             run_drop(articles, rows, partition(output_dir, drop), params, gx_dir, suites[rules])
         checked.append((report_from_json(read_json(rows / RESULTS_FILE)), scan_table(rows / TABLE_COLUMNS_FILE).collect()))
     memo.save()  # once, after the last fingerprint
     keep_listed_drops(STAGE, rows_dir, drops)  # drops no longer in the corpus go
-    # and GX's files of their rows, beside the outputs
-    for gone in set(output_dir.glob(f"{PARTITION_PREFIX}*")) - {partition(output_dir, drop) for drop in drops}:
+    for gone in unlisted_partitions(output_dir, drops):  # and GX's files of their rows, beside the outputs
         shutil.rmtree(gone)
     log(STAGE, f"the corpus: {len(checked)} drop(s) of checked rows, and the table suite (Great Expectations)")
     # (the last drop's rules: the table suite reads none of them, its report lists them)
