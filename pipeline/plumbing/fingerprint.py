@@ -92,17 +92,21 @@ def file_digest(file: Path) -> str:
 
 class DigestMemo:
     """What was read from files (their digests, the modules a source imports) kept by each
-    file's identity (device, inode, size, modification and change times in ns) in a JSON
-    file of absolute paths outside any DVC output, such as ``build/file_digests.json``
+    file's identity (device, inode, size, modification time in ns) in a JSON file of
+    absolute paths outside any DVC output, such as ``build/file_digests.json``
     (``beside``): a stage's own cache, which may be lost or shared between stages (an entry
     is used only while the file's identity is the one it was read with; a lost one costs a
     read).
 
-    Sound where a file's bytes change: a write sets the change time (ctime), which no call
-    can set back (os.utime sets the others), and a file replaced is another inode. A digest
-    is kept only for a file last changed ``SETTLED_NS`` before it was read: a file system's
-    clock is coarse (a tick, a second on some), and a file rewritten within the tick it was
-    read in could keep its times."""
+    The identity is DVC's own (its state database keys a file's hash by inode, mtime and
+    size): a write sets the modification time and a file replaced is another inode. Not the
+    change time: DVC chmods every file of a ``persist`` output before each run of its stage
+    (dvc_data's ``unprotect``), which sets it, and every stage would read every drop's files
+    again on every run. Like DVC, a file rewritten in place with the same size and its
+    modification time set back (``os.utime``) passes for unchanged. A digest is kept only
+    for a file last modified ``SETTLED_NS`` before it was read: a file system's clock is
+    coarse (a tick, a second on some), and a file rewritten within the tick it was read in
+    could keep its time."""
 
     FILE = "file_digests.json"
     SETTLED_NS = 2_000_000_000
@@ -116,7 +120,7 @@ class DigestMemo:
         # (entries of another form, as an unreadable memo, are left out: read again)
         self.entries: dict[str, list] = {
             key: entry for key, entry in (entries.items() if isinstance(entries, dict) else ())
-            if " " in key and isinstance(entry, list) and len(entry) == 6}
+            if " " in key and isinstance(entry, list) and len(entry) == 5}
 
     @classmethod
     def beside(cls, output: Path) -> DigestMemo:
@@ -126,12 +130,12 @@ class DigestMemo:
     def of(self, file: Path, read: Callable[[Path], Any]) -> Any:
         """``read(file)`` (a JSON value), from the memo while the file is unchanged."""
         key, status = f"{read.__name__} {file.absolute()}", file.stat()
-        identity = [status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns]
+        identity = [status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns]
         if (entry := self.entries.get(key)) is not None and entry[:-1] == identity:
             return entry[-1]
         reading = time.time_ns()
         found = read(file)
-        if max(status.st_mtime_ns, status.st_ctime_ns) < reading - self.SETTLED_NS:
+        if status.st_mtime_ns < reading - self.SETTLED_NS:
             self.entries[key], self.added = [*identity, found], True
         return found
 
