@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import polars as pl
@@ -65,18 +66,30 @@ def test_an_outlets_repeated_lines_carry_over_to_its_next_drop(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def grown(reproduced_seed, tmp_path_factory) -> tuple[Path, str, dict[str, dict[str, bytes]]]:
-    """The project with the seed and a small SaudiNewsNet drop built up to validation, then
-    a third drop added with `corpus add-drop` and `dvc repro` run: its output, and dedup's
-    folder of each earlier drop before it (file name: bytes)."""
-    work = tmp_path_factory.mktemp("grown")
-    root = built_copy(reproduced_seed, work / "project")  # the seed's stages already run
-    files = sorted(SAUDI_SAMPLE.glob("*.json"))
-    _drop_of(files[:40], root / "data" / "raw" / "snn-a")
+def two_drops(reproduced_seed, tmp_path_factory) -> Path:
+    """The project with the seed and a small SaudiNewsNet drop (40 sample articles, `snn-a`,
+    listed in split.drop_order) built by `dvc repro`: the set-up of the tests that grow the
+    corpus or take a drop out, which work on their own `built_copy`."""
+    root = built_copy(reproduced_seed, tmp_path_factory.mktemp("two-drops") / "project")  # the seed's stages already run
+    _drop_of(sorted(SAUDI_SAMPLE.glob("*.json"))[:40], root / "data" / "raw" / "snn-a")
     params = root / "params.yaml"
     params.write_text(with_list_item(params.read_text(encoding="utf-8"), "split", "drop_order", "snn-a"),
                       encoding="utf-8")
-    run_command("dvc", "repro", "split", cwd=root)  # the per-drop stages of both drops and the split (not publish)
+    run_command("dvc", "repro", cwd=root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def grown(two_drops, tmp_path_factory) -> tuple[Path, str, dict[str, dict[str, bytes]]]:
+    """The project of `two_drops`, then a third drop added with `corpus add-drop` and `dvc
+    repro` run: its output, and dedup's folder of each earlier drop before it (file name: bytes)."""
+    work = tmp_path_factory.mktemp("grown")
+    root = built_copy(two_drops, work / "project")
+    files = sorted(SAUDI_SAMPLE.glob("*.json"))
+    # The digest memo is keyed by absolute path: dedup fingerprints the copy's clean tables
+    # once they are settled, as the last run in a checkout would have.
+    time.sleep(DigestMemo.SETTLED_NS / 1e9)
+    run_corpus("dedup", cwd=root)
     before = {"dedup": {drop: folder_files(partition(root / "build" / "dedup", drop)) for drop in ("seed", "snn-a")},
               "clean": {drop: _file_identities(root, drop) for drop in ("seed", "snn-a")},
               "dvc.lock": (root / "dvc.lock").read_text(encoding="utf-8"),
@@ -107,8 +120,7 @@ def test_a_new_drop_is_the_only_one_ingested_and_cleaned_and_grows_dvc_lock_by_i
         # index and report do not change, so they are not validated again.
         assert folder_files(partition(root / "build" / "dedup", drop)) == before["dedup"][drop]
     assert {path.name for path in (root / "build" / "ingest" / "drop=snn-b").iterdir()} >= {"articles", "report.json"}
-    # dvc.lock grows by the drop's name in the drop_order of the stages that list it, no more
-    # (figures and publish had not run with snn-a yet: `dvc repro split` above).
+    # dvc.lock grows by the drop's name in the drop_order of the stages that list it, no more.
     def other_lines(lock: str) -> list[str]:
         return [line for line in lock.splitlines() if line.strip() not in ("- seed", "- snn-a", "- snn-b")]
 
@@ -126,7 +138,9 @@ def test_a_new_drop_is_the_only_one_ingested_and_cleaned_and_grows_dvc_lock_by_i
     # The stages read no earlier file again to fingerprint it, though DVC chmods every file
     # of their persist outputs before running them: the digests kept stay as they were.
     digests = json.loads((root / "build" / DigestMemo.FILE).read_text(encoding="utf-8"))
-    assert len(before["digests"]) > 20 and {key: digests.get(key) for key in before["digests"]} == before["digests"]
+    assert {f"file_digest {root / 'build' / 'clean' / f'drop={drop}' / 'articles.parquet'}"
+            for drop in ("seed", "snn-a")} <= before["digests"].keys()
+    assert {key: digests.get(key) for key in before["digests"]} == before["digests"]
 
 
 def test_the_split_assigns_and_hashes_only_the_new_drop(grown):
@@ -310,18 +324,16 @@ def test_a_listed_drop_not_built_stops_a_command_with_one_line(reproduced_seed, 
     assert _project_files(root) == before
 
 
-def test_a_drop_taken_out_of_drop_order_leaves_every_output(reproduced_seed, tmp_path):
-    """A drop added, built, then taken out of split.drop_order and data/raw: after `dvc
-    repro` none of its articles is anywhere in build/ (DVC leaves `persist` outputs in place,
-    and each stage reads exactly the listed drops and removes the others' folders), and
-    the outputs are those of the seed alone again, figures and all."""
-    root = built_copy(reproduced_seed, tmp_path / "project")
-    seed_alone = output_files(root), folder_files(root / "metrics")
+def test_a_drop_taken_out_of_drop_order_leaves_every_output(reproduced_seed, two_drops, tmp_path):
+    """A drop added, built (`two_drops`), then taken out of split.drop_order and data/raw:
+    after `dvc repro` none of its articles is anywhere in build/ (DVC leaves `persist`
+    outputs in place, and each stage reads exactly the listed drops and removes the others'
+    folders), and the outputs are those of the seed alone again, figures and all."""
+    seed_alone = output_files(reproduced_seed), folder_files(reproduced_seed / "metrics")
+    root = built_copy(two_drops, tmp_path / "project")
     params = root / "params.yaml"
-    listed = params.read_text(encoding="utf-8")
-    _drop_of(sorted(SAUDI_SAMPLE.glob("*.json"))[:40], root / "data" / "raw" / "snn-a")
-    params.write_text(with_list_item(listed, "split", "drop_order", "snn-a"), encoding="utf-8")
-    run_command("dvc", "repro", cwd=root)
+    listed = (reproduced_seed / "params.yaml").read_text(encoding="utf-8")
+    assert params.read_text(encoding="utf-8") == with_list_item(listed, "split", "drop_order", "snn-a")
     ids = set(scan_table(root / "build" / "ingest" / "drop=snn-a" / "articles").collect()["id"])
     assert ids and set(scan_partitions(root / "build" / "split", (), "assignments.parquet").collect()["id"]) & ids
 
