@@ -773,8 +773,8 @@ def test_verified_pairs_are_kept_on_disk_and_read_back_lazily(evaluation):
 def test_a_drop_rewritten_in_place_with_its_size_is_deduplicated_again(evaluation, tmp_path):
     """The drops' clean tables are hashed once while unchanged (``fingerprint.DigestMemo``,
     ``build/file_digests.json`` beside the output): a table rewritten in place with other
-    bytes of the same size is not taken for unchanged. The
-    drop is deduplicated again, and the output is that of a run from scratch."""
+    bytes of the same size is not taken for unchanged. The drop is deduplicated again, and
+    the output is that of a run from scratch."""
     params = {**PARAMS, "split": {**PARAMS["split"], "drop_order": ["seed", "sample", "templated"]}}
     clean_dir, output = tmp_path / "clean", tmp_path / "build" / "dedup"
     for (drop,), articles in evaluation.articles.group_by("drop"):
