@@ -12,9 +12,13 @@ batches a report states, are the same on both engines (``read_parquet`` would cu
 at row groups and Ray's block sizes instead). Polars reads ``s3://``, ``gs://`` and
 ``az://`` URIs as well as local paths; the files must be where every node can read them
 (a relative path is read from the driver's working directory, mounted at the same place).
-Workers are actors (``ActorPoolStrategy``), one a CPU of the cluster, each building the
-stage's per-batch function once. Results come back in the order of the batches
-(``preserve_order``); the stage writes them on the driver with its own writers.
+The slices run as Ray Data tasks (``TaskPoolStrategy``, at most one a CPU of the cluster) in
+Ray's pooled worker processes, which live as long as the driver: a stage that maps drop
+after drop imports its modules once a worker, not once a drop as actors of an
+``ActorPoolStrategy`` did (a new pool a map: 10-14 s a drop on this 2-core machine). A
+worker builds the stage's per-batch function once a map and keeps it for that map's
+next slices. Results come back in the order of the batches (``preserve_order``); the stage
+writes them on the driver with its own writers.
 
 Work that is not a slice of a table (ingest's runs of files, dedup's LSH bands and its
 steps of candidate pairs, split's batches of n-grams, publish's shards) runs as Ray tasks (``map_tasks``): the data all tasks read is
@@ -30,6 +34,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import uuid
 from collections import deque
 from typing import Any, Callable, Iterable, Iterator
 
@@ -53,26 +58,30 @@ def connect() -> None:
     logging.getLogger("ray.data").setLevel(logging.WARNING)
 
 
-class _BatchWorker:
-    """A Ray Data actor: builds the stage's per-batch function once, then runs it on the
-    batches whose first rows it is given; a result goes back pickled, one row a batch."""
+# In a worker process: the per-batch function of the map it last ran a slice of, by the
+# map's id. It is replaced by the next map's, so a worker holds one stage's function at most.
+_built: tuple[str, Callable[[pl.DataFrame, int], Any]] | None = None
 
-    def __init__(
-        self, table: pl.LazyFrame, make_worker: Callable[[], Callable[[pl.DataFrame, int], Any]], batch_size: int,
-        driver_cwd: str,
-    ) -> None:
+
+def _run_slices(
+    first_rows: pa.Table, table: pl.LazyFrame, make_worker: Callable[[], Callable[[pl.DataFrame, int], Any]],
+    batch_size: int, driver_cwd: str, map_id: str,
+) -> pa.Table:
+    """A Ray Data task: the stage's per-batch function on the slices whose first rows it is
+    given; a result goes back pickled, one row a batch."""
+    global _built
+    if _built is None or _built[0] != map_id:
+        _built = None  # the last map's function goes before this one's is built
         # Relative paths (params.yaml's) mean the same files as on the driver where its
         # folder is mounted at the same place (one machine, a shared file system).
         if os.path.isdir(driver_cwd):
             os.chdir(driver_cwd)
-        self.table, self.batch_size, self.work = table, batch_size, make_worker()
-
-    def __call__(self, first_rows: pa.Table) -> pa.Table:
-        results = []
-        for first_row in first_rows.column("first_row").to_pylist():
-            batch = self.table.slice(first_row, self.batch_size).collect(engine="streaming")
-            results.append(pickle.dumps(self.work(batch, first_row), protocol=pickle.HIGHEST_PROTOCOL))
-        return pa.table({"result": pa.array(results, pa.large_binary())})
+        _built = (map_id, make_worker())
+    work, results = _built[1], []
+    for first_row in first_rows.column("first_row").to_pylist():
+        batch = table.slice(first_row, batch_size).collect(engine="streaming")
+        results.append(pickle.dumps(work(batch, first_row), protocol=pickle.HIGHEST_PROTOCOL))
+    return pa.table({"result": pa.array(results, pa.large_binary())})
 
 
 @ray.remote
@@ -94,8 +103,8 @@ class RayEngine:
         workers = max(1, min(len(first_rows), int(ray.cluster_resources().get("CPU", 1))))
         results = ray.data.from_items([{"first_row": row} for row in first_rows], override_num_blocks=len(first_rows))
         results = results.map_batches(
-            _BatchWorker, fn_constructor_args=(table, make_worker, batch_size, os.getcwd()), batch_size=1,
-            batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=workers),
+            _run_slices, fn_args=(table, make_worker, batch_size, os.getcwd(), uuid.uuid4().hex), batch_size=1,
+            batch_format="pyarrow", compute=ray.data.TaskPoolStrategy(size=workers),
         )
         for block in results.iter_batches(batch_size=None, batch_format="pyarrow"):
             for result in block.column("result").to_pylist():
