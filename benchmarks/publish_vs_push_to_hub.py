@@ -80,7 +80,7 @@ def release_versions(root: Path, params: dict) -> dict[str, str]:
         stage_dirs = {stage: run / stage for stage in card_figures.REPORTING_STAGES}
         built = publish.build(run / "split", stage_dirs, run / "validate" / "results.json", root / "bench-build" / name,
                               settings, REPO / "dataset_card.md")
-        built_manifests[name] = built.manifest
+        built_manifests[name] = built.manifest()
     diff = manifests.diff_manifests(built_manifests["release-1"], built_manifests["release-2"])
     first = Version(1, 0, 0)
     print(f"release 2 after release 1: {diff.summary()}; needs a {diff.required_bump} release")

@@ -38,8 +38,8 @@ from pipeline.plumbing.schema import (
     SPLITS,
     conform,
 )
-from pipeline.release import card, card_figures, publish
-from pipeline.release.versions import MANIFEST_PATH, RELEASE_PATH
+from pipeline.release import card, card_figures, manifests, publish
+from pipeline.release.versions import MANIFEST_DIR, RELEASE_PATH, SINGLE_FILE_MANIFEST_PATH, is_manifest_file
 from pipeline.stages import dedup, validate
 from pipeline.stages import split as split_stage
 
@@ -203,8 +203,18 @@ def test_shards_are_built_a_row_group_at_a_time_whatever_their_size(tmp_path):
 
 
 def test_manifest_and_validation_results_ship_with_the_release(built, generations):
-    manifest = pl.read_parquet(built.folder / MANIFEST_PATH)
-    expected = pl.concat([t.select("id", split=pl.lit(s)) for s, t in split_tables(generations["first"]).items()])
+    tables = split_tables(generations["first"])
+    # A part a split and drop, holding that drop's articles in that split.
+    parts = {path.relative_to(built.folder).as_posix(): pl.read_parquet(path)
+             for path in (built.folder / MANIFEST_DIR).iterdir()}
+    assert set(parts) == {f"{MANIFEST_DIR}/{split}-{drop}.parquet"
+                          for split, table in tables.items() for drop in table["drop"].unique()}
+    for path, rows in parts.items():
+        split, drop = path.removeprefix(f"{MANIFEST_DIR}/").removesuffix(".parquet").split("-", 1)
+        assert rows["id"].to_list() == tables[split].filter(pl.col("drop") == drop)["id"].to_list(), path
+        assert rows["split"].unique().to_list() == [split] and rows["drop"].unique().to_list() == [drop]
+    manifest = manifests.read_manifest(built.folder)
+    expected = pl.concat([t.select("id", split=pl.lit(s)) for s, t in tables.items()])
     assert manifest.select("id", "split").sort("id").equals(expected.sort("id"))
     assert manifest["content_sha256"].str.len_chars().unique().to_list() == [64]
     results = generations["first"] / "validate" / "results.json"
@@ -634,6 +644,7 @@ class Session:
     commits: dict[str, int] = field(default_factory=dict)  # commit count after each run
     tags: dict[str, dict[str, str]] = field(default_factory=dict)  # tags after each run
     heads: dict[str, str] = field(default_factory=dict)  # main's commit after each run
+    downloads: dict[str, list[str]] = field(default_factory=dict)  # files each run downloaded (LocalHub.downloads)
 
 
 def hub_env(hub: LocalHub, home: Path, token: str | None) -> dict[str, str]:
@@ -645,6 +656,22 @@ def hub_env(hub: LocalHub, home: Path, token: str | None) -> dict[str, str]:
     return env
 
 
+def params_for_hub(shard_rows: int) -> dict:
+    """params.yaml with the test Hub's repo and `shard_rows`."""
+    params = load_params(REPO / "params.yaml")
+    params["publish"] |= {"repo_id": REPO_ID, "shard_rows": shard_rows}
+    return params
+
+
+def publish_command(root: Path, run: Path, params_file: str, *args: str) -> list[str]:
+    """`corpus publish` of a pipeline run's outputs, its folders and params file in `root`."""
+    return [str(VENV_BIN / "corpus"), "--params", str(root / params_file), "publish",
+            "--input", str(run / "split"), "--stage-outputs", str(run),
+            "--validation", str(run / "validate" / "results.json"),
+            "--output", str(root / "hub"), "--release-dir", str(root / "release"),
+            "--metrics", str(root / "metrics" / "publish.json"), "--card-template", str(TEMPLATE), *args]
+
+
 @pytest.fixture(scope="module")
 def session(generations, gate_failures, built_seed, tmp_path_factory) -> Session:
     """Release the corpus as a maintainer would: two runs whose gates failed (refused), a
@@ -652,28 +679,21 @@ def session(generations, gate_failures, built_seed, tmp_path_factory) -> Session
     released as v1.0.1 (refused) and then as v1.1.0 through three interrupted attempts, an
     attempt to rewrite v1.1.0, and a repackaged v1.1.1 with smaller shards."""
     root = tmp_path_factory.mktemp("releases")
-    params = load_params(REPO / "params.yaml")
-    params["publish"] |= {"repo_id": REPO_ID, "shard_rows": SHARD_ROWS}
-    (root / "params.yaml").write_text(yaml.safe_dump(params))
-    params["publish"]["shard_rows"] = SHARD_ROWS // 2
-    (root / "params-small-shards.yaml").write_text(yaml.safe_dump(params))
     runs = generations | gate_failures
+    (root / "params.yaml").write_text(yaml.safe_dump(params_for_hub(SHARD_ROWS)))
+    (root / "params-small-shards.yaml").write_text(yaml.safe_dump(params_for_hub(SHARD_ROWS // 2)))
 
     with LocalHub(TOKEN) as hub:
         result = Session(hub, root / "hf-home")
 
         def corpus(name: str, run_name: str, *args: str, token: str | None = TOKEN, params_file: str = "params.yaml"):
-            run = runs[run_name]
-            command = [str(VENV_BIN / "corpus"), "--params", str(root / params_file), "publish",
-                       "--input", str(run / "split"), "--stage-outputs", str(run),
-                       "--validation", str(run / "validate" / "results.json"),
-                       "--output", str(root / "hub"), "--release-dir", str(root / "release"),
-                       "--metrics", str(root / "metrics" / "publish.json"), "--card-template", str(TEMPLATE), *args]
-            result.runs[name] = subprocess.run(command, cwd=root, capture_output=True, text=True,
-                                               env=hub_env(hub, result.home, token))
+            downloaded_before = len(hub.downloads)
+            result.runs[name] = subprocess.run(publish_command(root, runs[run_name], params_file, *args), cwd=root,
+                                               capture_output=True, text=True, env=hub_env(hub, result.home, token))
             result.commits[name] = hub.commit_count(REPO_ID)
             result.tags[name] = dict(hub.repos[REPO_ID].tags) if REPO_ID in hub.repos else {}
             result.heads[name] = hub.repos[REPO_ID].branches["main"] if REPO_ID in hub.repos else ""
+            result.downloads[name] = hub.downloads[downloaded_before:]
 
         corpus("validation failed", "validation failed")
         corpus("contaminated", "contaminated")
@@ -681,7 +701,7 @@ def session(generations, gate_failures, built_seed, tmp_path_factory) -> Session
         corpus("v1.0.0", "first")
         corpus("v1.0.0 again", "first")
         readme = hub.files(REPO_ID)["README.md"].decode()
-        license_line = f"license: {params['publish']['card']['license']}"
+        license_line = f"license: {params_for_hub(SHARD_ROWS)['publish']['card']['license']}"
         edited = readme.replace(license_line, f"{license_line}\nannotations_creators:\n- no-annotation", 1)
         edited = edited.replace("## Licensing", "## Acknowledgements\n\nWritten on the Hub by a maintainer.\n\n## Licensing", 1)
         hub.put_files(REPO_ID, {"README.md": edited.encode()})
@@ -697,7 +717,9 @@ def session(generations, gate_failures, built_seed, tmp_path_factory) -> Session
         corpus("v1.1.0 rewritten", "first", "--version", "1.1.0")
         corpus("v1.1.1", "second", "--version", "1.1.1", params_file="params-small-shards.yaml")
         diff = [str(VENV_BIN / "corpus"), "--params", str(root / "params.yaml"), "diff", "v1.0.0", "v1.1.0", "--limit", "0"]
+        downloaded_before = len(hub.downloads)
         result.runs["diff"] = subprocess.run(diff, cwd=root, capture_output=True, text=True, env=hub_env(hub, result.home, None))
+        result.downloads["diff"] = hub.downloads[downloaded_before:]
         result.runs["load"] = subprocess.run(
             [sys.executable, "-c", LOAD_SCRIPT, REPO_ID, "v1.0.0", "v1.1.0", "v1.1.1", str(root / "hub"), str(built_seed.folder)],
             cwd=root, capture_output=True, text=True, env=hub_env(hub, root / "hf-home-reader", None),
@@ -812,8 +834,9 @@ def test_an_interrupted_release_leaves_no_tag_and_the_next_run_completes_it(sess
 
 def test_a_release_after_a_new_drop_sends_its_shards_and_the_changed_files_only(session, generations):
     """v1.1.0 adds the seed drop to v1.0.0's SaudiNewsNet sample: its commit adds the seed's
-    shards and changes the card, manifest and the like; no shard of the earlier drop is
-    sent (the commit's operations, as the Hub received them) and nothing is deleted."""
+    shards and manifest parts and changes the card and the like; no shard or manifest part
+    of the earlier drop is sent (the commit's operations, as the Hub received them) and
+    nothing is deleted."""
     repo = session.hub.repos[REPO_ID]
     commit = repo.commits[session.heads["v1.1.0"]]
     before = repo.commits[commit.parent].files
@@ -824,11 +847,13 @@ def test_a_release_after_a_new_drop_sends_its_shards_and_the_changed_files_only(
     seed_shards = {path for split in SPLITS for path in shard_names(split_tables(generations["second"])[split].filter(
         pl.col("drop") == "seed"), split)}
     assert shards == seed_shards and len(seed_shards) == 2  # train and validation
-    assert changed - shards <= {"README.md", MANIFEST_PATH, RELEASE_PATH, "croissant.json", "validation/results.json"}
+    parts = {path for path in changed if path.startswith(f"{MANIFEST_DIR}/")}
+    assert parts == {f"{MANIFEST_DIR}/{split}-seed.parquet" for split in ("train", "validation")}
+    assert changed - shards - parts <= {"README.md", RELEASE_PATH, "croissant.json", "validation/results.json"}
     assert set(before) <= set(commit.files)  # nothing deleted
     assert not [path for path in commit.files if path.startswith(f"{publish.STATE_DIR}/")]  # the build's state stays home
-    first_shards = {path for path in before if path.startswith("data/")}
-    assert first_shards and all(commit.files[path].oid == before[path].oid for path in first_shards)
+    first_files = {path for path in before if path.startswith(("data/", f"{MANIFEST_DIR}/"))}
+    assert first_files and all(commit.files[path].oid == before[path].oid for path in first_files)
 
 
 def test_an_existing_tag_is_never_rewritten(session):
@@ -872,6 +897,40 @@ def test_diff_lists_the_articles_added_by_the_new_drop(session, generations):
     assert run.stdout.startswith("v1.0.0 -> v1.1.0: 5 added, 0 removed, 0 changed, 0 moved; needs a minor release")
     listed = {line.split()[0] for line in run.stdout.splitlines() if line.startswith("  ")}
     assert listed == seed_ids
+
+
+def test_what_changed_since_the_last_release_is_read_from_the_manifest_parts_that_differ(session):
+    """v1.0.1 and v1.1.0 add the seed drop: its manifest parts are new and the earlier drop's
+    are the files v1.0.0 has, so finding the 5 added articles downloads no manifest file;
+    nor does the repackaged v1.1.1 (same rows). `corpus diff` of two tags reads both whole."""
+    understated = session.runs["v1.0.1 understated"]
+    assert "(5 added, 0 removed, 0 changed, 0 moved)" in understated.stderr, outcome(session, "v1.0.1 understated")
+    for name in ("v1.0.1 understated", "v1.1.0", "v1.1.1"):
+        assert not [file for file in session.downloads[name] if is_manifest_file(file.split("@")[0])], name
+    manifest_files = {tag: {path for path in session.hub.files(REPO_ID, tag) if is_manifest_file(path)}
+                      for tag in ("v1.0.0", "v1.1.0")}
+    assert manifest_files["v1.0.0"] < manifest_files["v1.1.0"]
+    # (a file of the same content in both tags is downloaded once, then read from the cache)
+    assert {file.split("@")[0] for file in session.downloads["diff"]} >= manifest_files["v1.1.0"]
+
+
+def test_a_release_whose_manifest_is_one_file_is_still_compared_and_its_file_deleted(generations, built, tmp_path):
+    """Releases built before the manifest parts carry manifest/records.parquet: the next
+    release diffs against it and deletes it."""
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params_for_hub(SHARD_ROWS)))
+    whole = tmp_path / "records.parquet"
+    manifests.read_manifest(built.folder).write_parquet(whole)
+    record = {"version": "1.0.0", "files": {SINGLE_FILE_MANIFEST_PATH: {"sha256": "", "bytes": whole.stat().st_size}}}
+    with LocalHub(TOKEN) as hub:
+        owner, name = REPO_ID.split("/")
+        hub.create_repo({"name": name, "organization": owner, "type": "dataset"})
+        hub.put_files(REPO_ID, {SINGLE_FILE_MANIFEST_PATH: whole.read_bytes(), RELEASE_PATH: json.dumps(record).encode()})
+        hub.repos[REPO_ID].tags["v1.0.0"] = hub.repos[REPO_ID].branches["main"]
+        run = subprocess.run(publish_command(tmp_path, generations["second"], "params.yaml", "--dry-run", "--version", "1.1.0"),
+                             cwd=tmp_path, capture_output=True, text=True, env=hub_env(hub, tmp_path / "hf-home", TOKEN))
+    assert run.returncode == 0, run.stderr
+    assert "minor after v1.0.0: 5 added, 0 removed, 0 changed, 0 moved" in run.stdout
+    assert f"delete  {SINGLE_FILE_MANIFEST_PATH}" in run.stdout
 
 
 def test_datasets_loads_each_release_as_the_pipeline_wrote_it(session, generations):

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-import polars as pl
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, constants, get_token, hf_hub_download
 from huggingface_hub.errors import (
     EntryNotFoundError,
@@ -25,7 +24,7 @@ from huggingface_hub.errors import (
 from huggingface_hub.hf_api import RepoFile
 from huggingface_hub.utils import sha
 
-from pipeline.release.versions import CARD_PATH, MANIFEST_PATH, RELEASE_PATH, Version
+from pipeline.release.versions import CARD_PATH, MANIFEST_DIR, RELEASE_PATH, Version, is_manifest_file
 
 REPO_TYPE = "dataset"
 MAIN = "main"
@@ -109,18 +108,21 @@ class HubRepo:
         except EntryNotFoundError:
             return None
 
-    def manifest(self, version: Version) -> pl.DataFrame:
-        try:
-            path = self.download(MANIFEST_PATH, version.tag)
-        except RevisionNotFoundError:
-            releases = ", ".join(v.tag for v in sorted(self.state().releases)) or "none yet"
-            raise HubUnusable(f"{self.repo_id} has no release {version.tag}; its releases: {releases}") from None
-        if path is None:
-            raise FileNotFoundError(
-                f"release {version.tag} of {self.repo_id} has no {MANIFEST_PATH}: it was not made by "
-                "`corpus publish`, so what changed since cannot be computed"
-            )
-        return pl.read_parquet(path)
+    def manifest_files(self, version: Version, files: list[str] | None = None) -> list[Path]:
+        """The files of a release's record manifest (``is_manifest_file``), all of them or
+        those given, downloaded (from the local cache when fetched already)."""
+        if files is None:
+            try:
+                files = sorted(path for path in self.files(version.tag) if is_manifest_file(path))
+            except RevisionNotFoundError:
+                releases = ", ".join(v.tag for v in sorted(self.state().releases)) or "none yet"
+                raise HubUnusable(f"{self.repo_id} has no release {version.tag}; its releases: {releases}") from None
+            if not files:
+                raise FileNotFoundError(
+                    f"release {version.tag} of {self.repo_id} has no {MANIFEST_DIR}/: it was not made by "
+                    "`corpus publish`, so what changed since cannot be computed"
+                )
+        return [self.download(path, version.tag) for path in files]
 
     def release_record(self, version: Version) -> dict[str, Any]:
         path = self.download(RELEASE_PATH, version.tag)

@@ -1,8 +1,9 @@
 """Releases of the dataset: semantic versions for data, record manifests and their diffs.
 
 Every release ships a manifest, one row per article: its ``id``, its ``split`` and a
-SHA-256 of its published content. Two manifests are enough to tell what changed between
-two releases, and so which version number the newer one needs:
+SHA-256 of its published content, in a Parquet part a split and drop (``MANIFEST_DIR``).
+Two manifests are enough to tell what changed between two releases, and so which version
+number the newer one needs:
 
 * **patch**: the same records, repackaged (card, shard size, file layout);
 * **minor**: records only added;
@@ -17,14 +18,14 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import polars as pl
 
 from pipeline.commands import add_parser
 from pipeline.plumbing.io import scan_table
 from pipeline.plumbing.params import load_params, section
-from pipeline.release.versions import MANIFEST_PATH, Version, VersionError
+from pipeline.release.versions import MANIFEST_DIR, SINGLE_FILE_MANIFEST_PATH, Version, VersionError
 
 MANIFEST_SCHEMA = pl.Schema({
     "id": pl.String(),
@@ -72,11 +73,20 @@ def manifest_rows(articles: pl.DataFrame | pl.LazyFrame, split: str) -> pl.DataF
     )
 
 
+def read_parts(paths: Iterable[Path]) -> pl.DataFrame:
+    """The manifest rows of these files (parts of one manifest), in their order."""
+    return pl.concat([pl.DataFrame(schema=MANIFEST_SCHEMA), *(scan_table(path).collect() for path in paths)])
+
+
 def read_manifest(release_dir: str | Path) -> pl.DataFrame:
-    path = Path(release_dir) / MANIFEST_PATH
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: {release_dir} is not a release built by `corpus publish`")
-    return scan_table(path).collect()
+    """The whole manifest of a release folder."""
+    parts = sorted((Path(release_dir) / MANIFEST_DIR).glob("*.parquet"))
+    if not parts and (Path(release_dir) / SINGLE_FILE_MANIFEST_PATH).is_file():
+        parts = [Path(release_dir) / SINGLE_FILE_MANIFEST_PATH]
+    if not parts:
+        raise FileNotFoundError(f"{Path(release_dir) / MANIFEST_DIR} not found: {release_dir} is not a release built "
+                                "by `corpus publish`")
+    return read_parts(parts)
 
 
 # ------------------------------------------------------------------------- diffs
@@ -181,7 +191,7 @@ def load_release_manifest(ref: str, repo_id: str | None) -> tuple[str, pl.DataFr
         raise ValueError(f"'{ref}' is not a folder; to read the release from the Hub set publish.repo_id or --repo-id")
     from pipeline.release.hub import HubRepo  # huggingface_hub only when the Hub is needed
 
-    return version.tag, HubRepo(repo_id).manifest(version)
+    return version.tag, read_parts(HubRepo(repo_id).manifest_files(version))
 
 
 def add_command(commands) -> None:

@@ -5,7 +5,8 @@ Two steps, so that ``dvc repro`` stays offline and free of side effects:
 1. **Build** (the DVC stage, ``corpus publish --build-only``): ``paths.hub`` becomes a
    Hub-ready folder: Parquet shards ``data/{split}-{drop}-NNNNN-of-NNNNN.parquet``
    (``publish.shard_rows`` articles each, a drop's own), the record manifest
-   ``manifest/records.parquet`` (id, split and content hash of every article),
+   ``manifest/records/{split}-{drop}.parquet`` (id, split and content hash of every
+   article, a part a drop's shards),
    ``manifest/release.json``, ``croissant.json``, ``validation/results.json`` (every
    expectation the validate stage checked) and ``README.md``, the dataset card rendered
    from ``dataset_card.md`` with this run's figures (every stage's ``report.json``, checked
@@ -14,7 +15,7 @@ Two steps, so that ``dvc repro`` stays offline and free of side effects:
    ``datasets.load_dataset("build/hub")`` loads it. The folder is kept between runs (a
    ``persist`` DVC output): a drop's shards in a split are written again only when their
    rows, the shard params or the code changed (``write_shards``), so a new drop's build
-   writes its own shards and the small files.
+   writes its own shards and manifest parts and the small files.
 
 2. **Release** (``corpus publish``, run by hand or CI after ``dvc repro``): refused,
    with nothing built or sent, unless the validation passed (the validate stage's report)
@@ -46,7 +47,7 @@ import sys
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import polars as pl
 import pyarrow as pa
@@ -64,7 +65,6 @@ from pipeline.plumbing.io import (
     scan_table,
     table_rows,
     write_json,
-    write_table,
     write_text,
 )
 from pipeline.plumbing.locks import checkout_lock
@@ -73,7 +73,7 @@ from pipeline.plumbing.progress import Progress, log
 from pipeline.plumbing.schema import CLUSTERED_ARTICLE_COLUMNS, CLUSTERED_ARTICLE_SCHEMA, SPLITS, conform
 from pipeline.release import card, card_figures, croissant, manifests
 from pipeline.release.manifests import RecordDiff
-from pipeline.release.versions import CARD_PATH, MANIFEST_PATH, RELEASE_PATH, Version, VersionError
+from pipeline.release.versions import CARD_PATH, MANIFEST_DIR, RELEASE_PATH, Version, VersionError, is_manifest_file
 from pipeline.stages.split import drop_table_files
 from pipeline.stages.validate import RESULTS_FILE
 
@@ -81,9 +81,9 @@ STAGE = "publish"
 CARD_TEMPLATE = Path("dataset_card.md")
 CROISSANT_PATH = "croissant.json"
 VALIDATION_PATH = f"validation/{RESULTS_FILE}"  # the validate stage's results, shipped with the release
-# What each drop's shards in each split were built from (fingerprints), their figures and
-# their articles' manifest rows: kept with them in the build folder (a persistent DVC
-# output), never released.
+# What each drop's shards and manifest part in each split were built from (fingerprints)
+# and their figures: kept with them in the build folder (a persistent DVC output), never
+# released.
 STATE_DIR = ".build"
 STATE_FILE = f"{STATE_DIR}/shards.json"
 # Articles read from a split table at a time: a row group of it, read once (memory holds
@@ -160,14 +160,28 @@ class Shard:
 
 
 @dataclass
+class ManifestPart:
+    """The manifest rows of a drop's articles in a split (``manifest_part``)."""
+
+    path: str  # relative to the release folder
+    file_bytes: int
+    sha256: str  # hashed once as it is written (release.json lists it)
+
+
+@dataclass
 class Build:
     """A release folder built from the split tables."""
 
     folder: Path
     settings: Settings
     shards: list[Shard]
-    manifest: pl.DataFrame
+    manifest_parts: list[ManifestPart]
     context: dict[str, Any]  # the run's figures, for the card
+
+    def manifest(self, parts: Iterable[str] | None = None) -> pl.DataFrame:
+        """The record manifest: the rows of every part, or of the parts given (their paths)."""
+        paths = [part.path for part in self.manifest_parts] if parts is None else sorted(parts)
+        return manifests.read_parts(self.folder / path for path in paths)
 
     @property
     def split_sizes(self) -> dict[str, int]:
@@ -221,18 +235,18 @@ def split_drops(split_dir: Path, split: str, shaping: str, memo: DigestMemo | No
 
 
 def manifest_part(split: str, drop: str) -> str:
-    """Where the build keeps the manifest rows of a drop's articles in a split."""
-    return f"{STATE_DIR}/manifest/{split}-{drop}.parquet"
+    """Where a release has the manifest rows of a drop's articles in a split."""
+    return f"{MANIFEST_DIR}/{split}-{drop}.parquet"
 
 
 def write_shards(split_dir: Path, folder: Path, settings: Settings,
-                 engine: str = DEFAULT_ENGINE) -> tuple[list[Shard], pl.DataFrame]:
+                 engine: str = DEFAULT_ENGINE) -> tuple[list[Shard], list[ManifestPart]]:
     """Each split's articles as Parquet shards of at most ``shard_rows`` rows, a drop at a
     time (``data/{split}-{drop}-NNNNN-of-NNNNN.parquet``, drops in the split table's
     order, articles in its order), so a new drop adds shards and leaves the other drops'
-    shards byte for byte as they were. Returns the shards and the record manifest.
+    shards byte for byte as they were. Returns the shards and the record manifest's parts.
 
-    The shards (and manifest rows) of a drop in a split that a previous build of `folder`
+    The shards (and manifest part) of a drop in a split that a previous build of `folder`
     made from the same fingerprint (``STATE_FILE``) are kept as they are: a new drop costs
     hashing the bytes of the split tables of each drop and writing its own shards. Each
     shard is a task of `engine` (``write_shard``: the same bytes on every engine), which
@@ -242,18 +256,17 @@ def write_shards(split_dir: Path, folder: Path, settings: Settings,
     memo = DigestMemo.beside(folder)
     shaping = shard_shaping(settings, memo)
     previous = read_json(folder / STATE_FILE) if (folder / STATE_FILE).is_file() else {}
-    built: dict[str, dict[str, Any]] = {}  # (split/drop) -> its fingerprint, shards and manifest, as STATE_FILE keeps them
+    built: dict[str, dict[str, Any]] = {}  # (split/drop) -> its fingerprint, shards and manifest part, as STATE_FILE keeps them
     to_write: list[DropRows] = []
     for split in SPLITS:
         for drop in split_drops(split_dir, split, shaping, memo):
             kept = previous.get(drop.key, {})
-            if kept.get("fingerprint") == drop.fingerprint and (folder / kept["manifest"]).is_file() and all(
-                    (folder / shard["path"]).is_file() and (folder / shard["path"]).stat().st_size == shard["file_bytes"]
-                    for shard in kept["shards"]):
+            if kept.get("fingerprint") == drop.fingerprint and all(
+                    (folder / file["path"]).is_file() and (folder / file["path"]).stat().st_size == file["file_bytes"]
+                    for file in [*kept["shards"], kept["manifest"]]):
                 built[drop.key] = kept
             else:
-                built[drop.key] = {"fingerprint": drop.fingerprint, "shards": [],
-                                   "manifest": manifest_part(drop.split, drop.drop)}
+                built[drop.key] = {"fingerprint": drop.fingerprint, "shards": [], "manifest": None}
                 to_write.append(drop)
     memo.save()  # once, after the last fingerprint
     reused = len(built) - len(to_write)
@@ -268,21 +281,21 @@ def write_shards(split_dir: Path, folder: Path, settings: Settings,
                  for drop, count in zip(to_write, counts) for index in range(count))
         written = open_engine({}, engine).map_tasks(write_shard, (folder.resolve(), settings), tasks)
         for drop, count in zip(to_write, counts):
-            state = built[drop.key]
-            with ParquetAppender(folder / state["manifest"], manifests.MANIFEST_SCHEMA) as records:
+            state, part = built[drop.key], manifest_part(drop.split, drop.drop)
+            with ParquetAppender(folder / part, manifests.MANIFEST_SCHEMA) as records:
                 for _ in range(count):
                     shard, manifest_rows = next(written)
                     records.append(manifest_rows)
                     state["shards"].append(dataclasses.asdict(shard))
+            state["manifest"] = dataclasses.asdict(
+                ManifestPart(part, (folder / part).stat().st_size, _sha256(folder / part)))
             progress.advance(drop.rows)
             log(STAGE, f"{drop.key}: {drop.rows:,} articles in {count} shard(s)")
     write_json(folder / STATE_FILE, built)
     shards = [Shard(**shard) for state in built.values() for shard in state["shards"]]
     progress.done(f"{len(shards)} shard(s): {reused} drop-split(s) kept as built before, {len(to_write)} written "
                   f"on the {engine} engine")
-    manifest = pl.concat([pl.DataFrame(schema=manifests.MANIFEST_SCHEMA),
-                          *(pl.read_parquet(folder / state["manifest"]) for state in built.values())])
-    return shards, manifest
+    return shards, [ManifestPart(**state["manifest"]) for state in built.values()]
 
 
 def shard_count(drop: DropRows, settings: Settings) -> int:
@@ -458,17 +471,16 @@ def build(split_dir: Path, stage_dirs: dict[str, Path], validation_results: Path
     nothing. `engine` writes the shards (the same bytes on every engine)."""
     context = card_context(split_dir, stage_dirs, validation_results, settings)
     (folder / "data").mkdir(parents=True, exist_ok=True)
-    shards, manifest = write_shards(split_dir, folder, settings, engine)
-    write_table(manifest, folder / MANIFEST_PATH)
+    shards, manifest_parts = write_shards(split_dir, folder, settings, engine)
     (folder / VALIDATION_PATH).parent.mkdir(exist_ok=True)
     shutil.copyfile(validation_results, folder / VALIDATION_PATH)
-    result = Build(folder, settings, shards, manifest, context)
+    result = Build(folder, settings, shards, manifest_parts, context)
     write_croissant(result, folder)
     write_json(folder / RELEASE_PATH, release_record(result, None))
     unreleased = manifests.changelog_entry(settings.version, None, None, None, result.split_sizes)
     write_text(folder / CARD_PATH, render_card(result, template, [unreleased]))
-    built = ({s.path for s in shards} | {manifest_part(s.split, s.drop) for s in shards}
-             | {MANIFEST_PATH, VALIDATION_PATH, CROISSANT_PATH, RELEASE_PATH, CARD_PATH, STATE_FILE})
+    built = ({s.path for s in shards} | {p.path for p in manifest_parts}
+             | {VALIDATION_PATH, CROISSANT_PATH, RELEASE_PATH, CARD_PATH, STATE_FILE})
     for path in sorted(folder.rglob("*"), reverse=True):  # a folder after what it holds
         if path.is_dir() and not any(path.iterdir()):
             path.rmdir()
@@ -480,11 +492,11 @@ def build(split_dir: Path, stage_dirs: dict[str, Path], validation_results: Path
 def release_record(build: Build, changelog: list[dict[str, Any]] | None) -> dict[str, Any]:
     """manifest/release.json: the version, its files (with hashes) and, once compared
     with the Hub, the changelog of every release up to this one (newest first)."""
-    # A shard's hash is the one taken as it was written (kept with it while it is reused):
-    # hashing every shard again would cost each build a read of the whole release.
-    files = {s.path: {"sha256": s.sha256, "bytes": s.file_bytes} for s in build.shards} | {
+    # A shard's or manifest part's hash is the one taken as it was written (kept with it while
+    # it is reused): hashing them again would cost each build a read of the whole release.
+    files = {f.path: {"sha256": f.sha256, "bytes": f.file_bytes} for f in [*build.shards, *build.manifest_parts]} | {
         path: {"sha256": _sha256(build.folder / path), "bytes": (build.folder / path).stat().st_size}
-        for path in (MANIFEST_PATH, CROISSANT_PATH, VALIDATION_PATH)}
+        for path in (CROISSANT_PATH, VALIDATION_PATH)}
     record: dict[str, Any] = {
         "version": str(build.settings.version),
         "repo_id": build.settings.repo_id,
@@ -572,8 +584,8 @@ def prepare_release(built: Build, release_dir: Path, template: Path, hub, offlin
 
     if version in state.releases:
         remote = hub.files(version.tag)
-        ours = [s.path for s in built.shards] + [MANIFEST_PATH]
-        theirs = [p for p in remote if p.startswith("data/")] + [p for p in remote if p == MANIFEST_PATH]
+        ours = [s.path for s in built.shards] + [p.path for p in built.manifest_parts]
+        theirs = [p for p in remote if p.startswith("data/") or is_manifest_file(p)]
         if sorted(ours) == sorted(theirs) and all(same_content(built.folder / p, remote[p]) for p in ours):
             return None
         raise VersionError(
@@ -583,7 +595,7 @@ def prepare_release(built: Build, release_dir: Path, template: Path, hub, offlin
     previous = state.latest
     if previous is not None and version < previous:
         raise VersionError(f"version {version} is lower than the latest release {previous.tag} on {settings.repo_id}")
-    diff = manifests.diff_manifests(hub.manifest(previous), built.manifest) if previous else None
+    diff = records_diff(hub, previous, built) if previous else None
     kind = manifests.check_version(version, previous, diff)
     previous_record = hub.release_record(previous) if previous else {}
     entry = manifests.changelog_entry(version, kind, previous, diff, built.split_sizes)
@@ -600,6 +612,22 @@ def prepare_release(built: Build, release_dir: Path, template: Path, hub, offlin
     deletions = sorted(p for p in remote if p not in local and (p.startswith("data/") or p in released_before))
     return Plan(version, kind, previous, diff, not state.exists, uploads, deletions,
                 len(local) - len(uploads), state.head)
+
+
+def records_diff(hub, previous: Version, built: Build) -> RecordDiff:
+    """What changed since the `previous` release, read from the manifest parts that differ
+    only: a part of the same content in both releases has the same rows, and an article is
+    in one part of a release, so no other part can hold a change. A release whose manifest
+    is one file is read whole."""
+    from pipeline.release.hub import same_content
+
+    theirs = {path: file for path, file in hub.files(previous.tag).items() if is_manifest_file(path)}
+    ours = {part.path for part in built.manifest_parts}
+    if not any(path.startswith(f"{MANIFEST_DIR}/") for path in theirs):
+        return manifests.diff_manifests(manifests.read_parts(hub.manifest_files(previous)), built.manifest())
+    changed = {path for path in ours if path not in theirs or not same_content(built.folder / path, theirs[path])}
+    before = manifests.read_parts(hub.manifest_files(previous, sorted((changed & theirs.keys()) | (theirs.keys() - ours))))
+    return manifests.diff_manifests(before, built.manifest(changed))
 
 
 def write_release_folder(built: Build, release_dir: Path, changelog: list[dict[str, Any]], existing_card: str | None,

@@ -9,9 +9,18 @@ import re
 from dataclasses import dataclass
 
 CARD_PATH = "README.md"  # the dataset card, where the Hub reads it
-MANIFEST_PATH = "manifest/records.parquet"
+# The record manifest: a Parquet part a split and drop, MANIFEST_DIR/{split}-{drop}.parquet,
+# so a release after a new drop sends the drop's parts, not the whole manifest again.
+MANIFEST_DIR = "manifest/records"
+# Releases built before the parts (2026-12-02) carry their manifest as this one file.
+SINGLE_FILE_MANIFEST_PATH = "manifest/records.parquet"
 RELEASE_PATH = "manifest/release.json"
 _SEMVER = re.compile(r"v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)")
+
+
+def is_manifest_file(path: str) -> bool:
+    """Whether a release's file holds rows of its record manifest (a part, or the one file)."""
+    return path.startswith(f"{MANIFEST_DIR}/") or path == SINGLE_FILE_MANIFEST_PATH
 
 
 class VersionError(ValueError):
