@@ -17,7 +17,7 @@ reproduce: install
 	dvc metrics show
 
 test: install chromium
-	pytest -q
+	pytest -q --durations=15  # the slowest tests listed: CI must stay under 15 minutes
 
 install: $(VENV)/.installed web_assets/node_modules/.installed
 
