@@ -165,7 +165,6 @@ class LocalHub:
         self.web_page = False
         self.requests: list[tuple[str, str]] = []  # (method, path) of every request
         self.bytes_received = 0  # request bodies: what clients uploaded
-        self.downloads: list[str] = []  # "<path>@<revision>" of every file a client downloaded (GET)
         self.lock = threading.RLock()
         self._counter = 0
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
@@ -543,7 +542,6 @@ def _handler_for(hub: LocalHub):
             self.send_header("Content-Length", str(len(content)))
             self.end_headers()
             if method == "GET":
-                hub.downloads.append(f"{path}@{revision}")
                 self.wfile.write(content)
 
         # -------------------------------------------------------------- helpers

@@ -644,7 +644,7 @@ class Session:
     commits: dict[str, int] = field(default_factory=dict)  # commit count after each run
     tags: dict[str, dict[str, str]] = field(default_factory=dict)  # tags after each run
     heads: dict[str, str] = field(default_factory=dict)  # main's commit after each run
-    downloads: dict[str, list[str]] = field(default_factory=dict)  # files each run downloaded (LocalHub.downloads)
+    downloads: dict[str, list[str]] = field(default_factory=dict)  # repo files each run downloaded (`downloaded`)
 
 
 def hub_env(hub: LocalHub, home: Path, token: str | None) -> dict[str, str]:
@@ -672,6 +672,12 @@ def publish_command(root: Path, run: Path, params_file: str, *args: str) -> list
             "--metrics", str(root / "metrics" / "publish.json"), "--card-template", str(TEMPLATE), *args]
 
 
+def downloaded(requests: list[tuple[str, str]]) -> list[str]:
+    """The repo files these requests to the local Hub downloaded (GET .../resolve/<revision>/<path>)."""
+    return [path.split("/resolve/", 1)[1].split("/", 1)[1] for method, path in requests
+            if method == "GET" and "/resolve/" in path]
+
+
 @pytest.fixture(scope="module")
 def session(generations, gate_failures, built_seed, tmp_path_factory) -> Session:
     """Release the corpus as a maintainer would: two runs whose gates failed (refused), a
@@ -687,13 +693,13 @@ def session(generations, gate_failures, built_seed, tmp_path_factory) -> Session
         result = Session(hub, root / "hf-home")
 
         def corpus(name: str, run_name: str, *args: str, token: str | None = TOKEN, params_file: str = "params.yaml"):
-            downloaded_before = len(hub.downloads)
+            requests_before = len(hub.requests)
             result.runs[name] = subprocess.run(publish_command(root, runs[run_name], params_file, *args), cwd=root,
                                                capture_output=True, text=True, env=hub_env(hub, result.home, token))
             result.commits[name] = hub.commit_count(REPO_ID)
             result.tags[name] = dict(hub.repos[REPO_ID].tags) if REPO_ID in hub.repos else {}
             result.heads[name] = hub.repos[REPO_ID].branches["main"] if REPO_ID in hub.repos else ""
-            result.downloads[name] = hub.downloads[downloaded_before:]
+            result.downloads[name] = downloaded(hub.requests[requests_before:])
 
         corpus("validation failed", "validation failed")
         corpus("contaminated", "contaminated")
@@ -717,9 +723,9 @@ def session(generations, gate_failures, built_seed, tmp_path_factory) -> Session
         corpus("v1.1.0 rewritten", "first", "--version", "1.1.0")
         corpus("v1.1.1", "second", "--version", "1.1.1", params_file="params-small-shards.yaml")
         diff = [str(VENV_BIN / "corpus"), "--params", str(root / "params.yaml"), "diff", "v1.0.0", "v1.1.0", "--limit", "0"]
-        downloaded_before = len(hub.downloads)
+        requests_before = len(hub.requests)
         result.runs["diff"] = subprocess.run(diff, cwd=root, capture_output=True, text=True, env=hub_env(hub, result.home, None))
-        result.downloads["diff"] = hub.downloads[downloaded_before:]
+        result.downloads["diff"] = downloaded(hub.requests[requests_before:])
         result.runs["load"] = subprocess.run(
             [sys.executable, "-c", LOAD_SCRIPT, REPO_ID, "v1.0.0", "v1.1.0", "v1.1.1", str(root / "hub"), str(built_seed.folder)],
             cwd=root, capture_output=True, text=True, env=hub_env(hub, root / "hf-home-reader", None),
@@ -906,12 +912,12 @@ def test_what_changed_since_the_last_release_is_read_from_the_manifest_parts_tha
     understated = session.runs["v1.0.1 understated"]
     assert "(5 added, 0 removed, 0 changed, 0 moved)" in understated.stderr, outcome(session, "v1.0.1 understated")
     for name in ("v1.0.1 understated", "v1.1.0", "v1.1.1"):
-        assert not [file for file in session.downloads[name] if is_manifest_file(file.split("@")[0])], name
+        assert not [path for path in session.downloads[name] if is_manifest_file(path)], name
     manifest_files = {tag: {path for path in session.hub.files(REPO_ID, tag) if is_manifest_file(path)}
                       for tag in ("v1.0.0", "v1.1.0")}
     assert manifest_files["v1.0.0"] < manifest_files["v1.1.0"]
     # (a file of the same content in both tags is downloaded once, then read from the cache)
-    assert {file.split("@")[0] for file in session.downloads["diff"]} >= manifest_files["v1.1.0"]
+    assert set(session.downloads["diff"]) >= manifest_files["v1.1.0"]
 
 
 def test_a_release_whose_manifest_is_one_file_is_still_compared_and_its_file_deleted(generations, built, tmp_path):
