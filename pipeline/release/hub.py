@@ -154,11 +154,15 @@ class HubRepo:
         self.api.create_tag(self.repo_id, tag=version.tag, revision=commit, tag_message=message, repo_type=REPO_TYPE)
 
 
-def same_content(local: Path, remote: RepoFile) -> bool:
-    """Whether a local file has the content of a file on the Hub (by hash, no download)."""
+def same_content(local: Path, remote: RepoFile, sha256: str | None = None) -> bool:
+    """Whether a local file has the content of a file on the Hub (by hash, no download).
+    `sha256`: the local file's, when it was hashed as it was written (then it is not read
+    again for an LFS file)."""
     if remote.size != local.stat().st_size:
         return False
     if remote.lfs is not None:
-        with local.open("rb") as handle:
-            return sha.sha_fileobj(handle).hex() == remote.lfs.sha256
+        if sha256 is None:
+            with local.open("rb") as handle:
+                sha256 = sha.sha_fileobj(handle).hex()
+        return sha256 == remote.lfs.sha256
     return sha.git_hash(local.read_bytes()) == remote.blob_id

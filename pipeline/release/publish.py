@@ -184,6 +184,13 @@ class Build:
         return manifests.read_parts(self.folder / path for path in paths)
 
     @property
+    def written_hashes(self) -> dict[str, str]:
+        """SHA-256 of the shards and manifest parts (paths relative to the folder), taken as
+        they were written and kept with them while they are reused: hashing them again
+        would cost a read of the whole release."""
+        return {file.path: file.sha256 for file in [*self.shards, *self.manifest_parts]}
+
+    @property
     def split_sizes(self) -> dict[str, int]:
         return {split: sum(s.rows for s in self.shards if s.split == split) for split in SPLITS}
 
@@ -492,8 +499,6 @@ def build(split_dir: Path, stage_dirs: dict[str, Path], validation_results: Path
 def release_record(build: Build, changelog: list[dict[str, Any]] | None) -> dict[str, Any]:
     """manifest/release.json: the version, its files (with hashes) and, once compared
     with the Hub, the changelog of every release up to this one (newest first)."""
-    # A shard's or manifest part's hash is the one taken as it was written (kept with it while
-    # it is reused): hashing them again would cost each build a read of the whole release.
     files = {f.path: {"sha256": f.sha256, "bytes": f.file_bytes} for f in [*build.shards, *build.manifest_parts]} | {
         path: {"sha256": _sha256(build.folder / path), "bytes": (build.folder / path).stat().st_size}
         for path in (CROISSANT_PATH, VALIDATION_PATH)}
@@ -586,7 +591,8 @@ def prepare_release(built: Build, release_dir: Path, template: Path, hub, offlin
         remote = hub.files(version.tag)
         ours = [s.path for s in built.shards] + [p.path for p in built.manifest_parts]
         theirs = [p for p in remote if p.startswith("data/") or is_manifest_file(p)]
-        if sorted(ours) == sorted(theirs) and all(same_content(built.folder / p, remote[p]) for p in ours):
+        hashes = built.written_hashes
+        if sorted(ours) == sorted(theirs) and all(same_content(built.folder / p, remote[p], hashes[p]) for p in ours):
             return None
         raise VersionError(
             f"{version.tag} already exists on {settings.repo_id} with different data; a release is never "
@@ -605,7 +611,8 @@ def prepare_release(built: Build, release_dir: Path, template: Path, hub, offlin
                          datetime.now(timezone.utc).date())
     remote = hub.files(MAIN) if state.exists else {}
     local = sorted(p.relative_to(release_dir).as_posix() for p in release_dir.rglob("*") if p.is_file())
-    uploads = [p for p in local if p not in remote or not same_content(release_dir / p, remote[p])]
+    hashes = built.written_hashes  # the release folder's shards and parts are the build's (hard links)
+    uploads = [p for p in local if p not in remote or not same_content(release_dir / p, remote[p], hashes.get(p))]
     # The previous release's files that this one no longer has, and any stale shard
     # (a shard left under data/ would be read by the configs' data/{split}-* globs).
     released_before = set(previous_record.get("files", {})) | {CARD_PATH}
@@ -622,10 +629,11 @@ def records_diff(hub, previous: Version, built: Build) -> RecordDiff:
     from pipeline.release.hub import same_content
 
     theirs = {path: file for path, file in hub.files(previous.tag).items() if is_manifest_file(path)}
-    ours = {part.path for part in built.manifest_parts}
+    ours = {part.path: part.sha256 for part in built.manifest_parts}
     if not any(path.startswith(f"{MANIFEST_DIR}/") for path in theirs):
         return manifests.diff_manifests(manifests.read_parts(hub.manifest_files(previous)), built.manifest())
-    changed = {path for path in ours if path not in theirs or not same_content(built.folder / path, theirs[path])}
+    changed = {path for path, sha256 in ours.items()
+               if path not in theirs or not same_content(built.folder / path, theirs[path], sha256)}
     before = manifests.read_parts(hub.manifest_files(previous, sorted((changed & theirs.keys()) | (theirs.keys() - ours))))
     return manifests.diff_manifests(before, built.manifest(changed))
 
